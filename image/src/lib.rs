@@ -1,0 +1,148 @@
+//! Builds SiON's disk image: compiles the kernel and the SiON processes for
+//! `x86_64-unknown-none`, packs the processes into a tar ramdisk, and writes a
+//! BIOS-bootable disk image with the `bootloader` crate.
+//!
+//! Two flavours share the kernel: the node image (`target/sion.img`) carries the
+//! node's processes; the test image (`target/sion-test.img`) adds the test
+//! processes (image names starting with `t-`) used by the integration tests.
+
+use anyhow::{Context, Result, bail, ensure};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Which disk image to build.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flavor {
+    /// `target/sion.img`: what a node runs.
+    Node,
+    /// `target/sion-test.img`: the node image plus the test processes.
+    Test,
+}
+
+impl Flavor {
+    fn file_name(self) -> &'static str {
+        match self {
+            Flavor::Node => "sion.img",
+            Flavor::Test => "sion-test.img",
+        }
+    }
+}
+
+/// A built disk image.
+#[derive(Clone, Debug)]
+pub struct Image {
+    /// Path of the BIOS disk image.
+    pub path: PathBuf,
+    /// Its size in bytes.
+    pub size: u64,
+    /// The process images in its ramdisk.
+    pub processes: Vec<String>,
+}
+
+/// The workspace root (the directory holding `Cargo.toml` and `target/`).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("image/ has a parent").to_path_buf()
+}
+
+/// The `target/` directory of the workspace.
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| workspace_root().join("target"), PathBuf::from)
+}
+
+/// Names of the SiON processes (the binaries of `kernel/procs`).
+fn process_names(flavor: Flavor) -> Result<Vec<String>> {
+    let dir = workspace_root().join("kernel/procs/src/bin");
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == "rs") {
+            let name = path.file_stem().unwrap().to_string_lossy().into_owned();
+            if flavor == Flavor::Test || !name.starts_with("t-") {
+                names.push(name);
+            }
+        }
+    }
+    names.sort();
+    Ok(names)
+}
+
+/// Builds the kernel and processes (release, `x86_64-unknown-none`) and the
+/// disk image of `flavor`. Cargo's progress goes to stderr. Errors: a failed
+/// compilation, a missing binary, an I/O error.
+pub fn build(flavor: Flavor) -> Result<Image> {
+    let root = workspace_root();
+    let build_dir = target_dir().join("sion-build");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = Command::new(cargo)
+        .current_dir(&root)
+        .args(["build", "--release", "--target", "x86_64-unknown-none"])
+        .args(["-p", "sion-kernel", "-p", "sion-procs", "--target-dir"])
+        .arg(&build_dir)
+        // The outer `cargo test`/`cargo run` may have set these for the host.
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .status()
+        .context("running cargo to build the kernel (is the Rust toolchain installed? run `rustup toolchain install` in the repository)")?;
+    ensure!(status.success(), "building the kernel and SiON processes failed (see the compiler output above)");
+
+    let bin_dir = build_dir.join("x86_64-unknown-none/release");
+    let kernel = bin_dir.join("sion-kernel");
+    ensure!(kernel.exists(), "kernel binary missing at {}", kernel.display());
+
+    let processes = process_names(flavor)?;
+    let ramdisk = build_dir.join(format!("ramdisk-{flavor:?}.tar").to_lowercase());
+    write_ramdisk(&ramdisk, &bin_dir, &processes)?;
+
+    let out = target_dir().join(flavor.file_name());
+    bootloader::DiskImageBuilder::new(kernel)
+        .set_ramdisk(ramdisk)
+        .create_bios_image(&out)
+        .with_context(|| format!("writing the disk image {}", out.display()))?;
+    let size = std::fs::metadata(&out)?.len();
+    Ok(Image { path: out, size, processes })
+}
+
+/// Writes the tar ramdisk: one regular file per process, named by process name.
+fn write_ramdisk(path: &Path, bin_dir: &Path, names: &[String]) -> Result<()> {
+    let file = std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+    let mut tar = tar::Builder::new(file);
+    for name in names {
+        let bin = bin_dir.join(name);
+        if !bin.exists() {
+            bail!("process binary {} was not built", bin.display());
+        }
+        let data = std::fs::read(&bin)?;
+        let mut header = tar::Header::new_ustar();
+        header.set_size(data.len() as u64);
+        header.set_mode(0o755);
+        header.set_cksum();
+        tar.append_data(&mut header, name, data.as_slice())?;
+    }
+    tar.finish()?;
+    Ok(())
+}
+
+/// The `qemu-system-x86_64` arguments that boot `image` as one node: serial on
+/// stdio unless redirected, no screen unless `display`, the exit device the
+/// tests use, and `cmdline` passed as SiON boot arguments.
+pub fn qemu_args(image: &Path, memory_mb: u32, cmdline: &str, display: bool) -> Vec<String> {
+    let mut args = vec![
+        "-drive".into(),
+        format!("format=raw,file={}", image.display()),
+        "-m".into(),
+        format!("{memory_mb}M"),
+        "-no-reboot".into(),
+        "-device".into(),
+        "isa-debug-exit,iobase=0xf4,iosize=0x04".into(),
+    ];
+    if !display {
+        args.extend(["-display".into(), "none".into()]);
+    }
+    if !cmdline.is_empty() {
+        args.extend(["-fw_cfg".into(), format!("name=opt/sion/cmdline,string={cmdline}")]);
+    }
+    if std::env::var("SION_QEMU_ACCEL").is_ok_and(|a| a == "kvm") {
+        args.extend(["-accel".into(), "kvm".into()]);
+    }
+    args
+}

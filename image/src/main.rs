@@ -1,0 +1,67 @@
+//! `sion-image`: builds `target/sion.img` (or the test image) and optionally
+//! boots it as one node in QEMU with its serial log on the terminal.
+
+use anyhow::{Context, Result, bail};
+use clap::Parser;
+use sion_image::{Flavor, build, qemu_args};
+use std::process::Command;
+
+/// Build SiON's bootable disk image; with `--boot`, run it as one node in QEMU.
+#[derive(Parser)]
+#[command(version)]
+struct Cli {
+    /// Build the test image (adds the test processes) instead of the node image.
+    #[arg(long)]
+    test: bool,
+    /// Boot the image in QEMU after building it and show the node's log.
+    #[arg(long)]
+    boot: bool,
+    /// With --boot: open a window showing the node's screen.
+    #[arg(long, requires = "boot")]
+    display: bool,
+    /// With --boot: stop the node after this many seconds (default: run until Ctrl-C).
+    #[arg(long, requires = "boot")]
+    seconds: Option<u64>,
+    /// With --boot: the node's memory in MiB.
+    #[arg(long, default_value_t = 256, requires = "boot")]
+    memory: u32,
+    /// With --boot: SiON boot arguments, e.g. "init=t-ipc".
+    #[arg(long, default_value = "", requires = "boot")]
+    cmdline: String,
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let flavor = if cli.test { Flavor::Test } else { Flavor::Node };
+    eprintln!("building the SiON kernel, processes and disk image (the first build takes a few minutes)…");
+    let image = build(flavor)?;
+    println!("{} ({} bytes; processes: {})", image.path.display(), image.size, image.processes.join(", "));
+    if !cli.boot {
+        return Ok(());
+    }
+    let mut args = qemu_args(&image.path, cli.memory, &cli.cmdline, cli.display);
+    args.extend(["-serial".into(), "stdio".into()]);
+    match cli.seconds {
+        Some(s) => eprintln!("booting one node in QEMU for {s} s; its serial log follows"),
+        None => eprintln!("booting one node in QEMU; its serial log follows (Ctrl-C to stop)"),
+    }
+    let mut child = Command::new("qemu-system-x86_64")
+        .args(&args)
+        .spawn()
+        .context("starting qemu-system-x86_64: install it with `apt-get install qemu-system-x86`")?;
+    if let Some(seconds) = cli.seconds {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
+        while std::time::Instant::now() < deadline {
+            if child.try_wait()?.is_some() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let _ = child.kill();
+    }
+    let status = child.wait()?;
+    if cli.seconds.is_none() && !status.success() && status.code().is_some() {
+        bail!("QEMU ended with {status}");
+    }
+    Ok(())
+}

@@ -1,0 +1,321 @@
+//! The SiON kernel/process ABI: what a SiON process and the kernel agree on.
+//!
+//! SiON's own system calls enter the kernel through `int 0x40` (SiON paper,
+//! §4.2.2: "SiON uses interrupt vector 0x40 for its own system calls; they
+//! support creating, ending and waiting for processes and sending and receiving
+//! messages"). The register convention follows the x86_64 Linux `syscall` ABI so
+//! that wrappers look familiar:
+//!
+//! | register | use |
+//! |---|---|
+//! | `rax` | system-call number ([`Syscall`]) in, result out |
+//! | `rdi`, `rsi`, `rdx`, `r10`, `r8`, `r9` | arguments 1–6 |
+//!
+//! Every other register is preserved. A result `>= 0` is success; a negative
+//! result is `-(Error as i64)` (see [`Error::from_result`]).
+#![no_std]
+
+/// Interrupt vector of SiON's own system calls (SiON paper §4.2.2).
+pub const SYSCALL_VECTOR: u8 = 0x40;
+
+/// Largest message the kernel copies in one IPC operation, in bytes (1 MiB).
+/// Issue 2 asks for at least 64 KiB; the bound keeps the time the kernel spends
+/// copying with interrupts off small.
+pub const MAX_MESSAGE: usize = 1 << 20;
+
+/// Largest argument blob passed to a new process by [`Syscall::Spawn`], in bytes.
+pub const MAX_SPAWN_ARG: usize = 4096;
+
+/// Longest process-image name accepted by [`Syscall::Spawn`], in bytes.
+pub const MAX_NAME: usize = 64;
+
+/// A process id. Ids start at 1 and are never reused while the node runs.
+pub type Pid = u64;
+
+/// [`Syscall::Receive`]'s `from` argument meaning "from any sender".
+pub const ANY_SENDER: Pid = 0;
+
+/// [`Syscall::Receive`]'s timeout meaning "wait for ever".
+pub const NO_TIMEOUT: u64 = u64::MAX;
+
+/// SiON system-call numbers (value of `rax` on `int 0x40`).
+#[repr(u64)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Syscall {
+    /// `exit(code: i32) -> !`: end the calling process with exit code `code & 0xff`.
+    Exit = 0,
+    /// `spawn(name: *const u8, name_len, arg: *const u8, arg_len) -> Pid`: start the
+    /// process image `name` from the node's disk image as a child of the caller.
+    /// The child's entry point gets `arg` (copied, at most [`MAX_SPAWN_ARG`] bytes)
+    /// as `(ptr, len)` in `rdi`, `rsi`. Errors: [`Error::NotFound`],
+    /// [`Error::BadImage`], [`Error::NoMemory`], [`Error::BadAddress`], [`Error::InvalidArgument`].
+    Spawn = 1,
+    /// `wait(pid) -> status`: block until child `pid` ends; returns its
+    /// [`WaitStatus`] word. Errors: [`Error::NotChild`].
+    Wait = 2,
+    /// `send(to: Pid, tag: u64, buf: *const u8, len) -> 0`: deliver a message and
+    /// return once the receiver has it (rendezvous). The kernel copies `buf` once,
+    /// straight into the receiver's buffer (SiON paper §4.2.3, Fig. 7).
+    /// Errors: [`Error::NoSuchProcess`], [`Error::PeerDied`], [`Error::BadAddress`],
+    /// [`Error::TooLarge`], [`Error::InvalidArgument`] (sending to oneself).
+    Send = 3,
+    /// `call(to, tag, buf, len, reply_buf: *mut u8, reply_cap) -> reply_len`: as
+    /// `send`, then block until the receiver answers with `reply`. A reply longer
+    /// than `reply_cap` is truncated; the full length is returned.
+    Call = 4,
+    /// `receive(buf: *mut u8, cap, from: Pid, timeout_ns, info: *mut MessageInfo) -> len`:
+    /// block until a message from `from` (or [`ANY_SENDER`]) arrives or
+    /// `timeout_ns` passes ([`NO_TIMEOUT`]: never; 0: poll). The message is
+    /// truncated to `cap` bytes; the returned length and `info.len` are the full
+    /// length. Errors: [`Error::TimedOut`], [`Error::BadAddress`].
+    Receive = 5,
+    /// `reply(to: Pid, buf: *const u8, len) -> 0`: answer a `call` from `to` that
+    /// this process has received. Errors: [`Error::NotWaiting`].
+    Reply = 6,
+    /// `yield() -> 0`: give up the rest of the time slice.
+    Yield = 7,
+    /// `clock() -> ns`: the node's monotonic clock in nanoseconds since boot.
+    Clock = 8,
+    /// `console_write(buf: *const u8, len) -> len`: write UTF-8 text to the node's
+    /// console (serial port and screen).
+    ConsoleWrite = 9,
+    /// `getpid() -> Pid`.
+    GetPid = 10,
+}
+
+impl Syscall {
+    /// Decodes a system-call number; `None` for numbers SiON does not define.
+    pub fn from_number(n: u64) -> Option<Self> {
+        use Syscall::*;
+        Some(match n {
+            0 => Exit,
+            1 => Spawn,
+            2 => Wait,
+            3 => Send,
+            4 => Call,
+            5 => Receive,
+            6 => Reply,
+            7 => Yield,
+            8 => Clock,
+            9 => ConsoleWrite,
+            10 => GetPid,
+            _ => return None,
+        })
+    }
+}
+
+/// Errors of SiON system calls, returned as `-(code)` in `rax`.
+#[repr(i64)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Error {
+    /// An argument is out of range (a length too large, sending to oneself).
+    InvalidArgument = 1,
+    /// A pointer and length do not lie in the caller's mapped user memory (or
+    /// the memory is read-only where the kernel must write).
+    BadAddress = 2,
+    /// No live process has that id.
+    NoSuchProcess = 3,
+    /// No process image of that name is in the disk image.
+    NotFound = 4,
+    /// The node is out of physical memory.
+    NoMemory = 5,
+    /// The timeout passed before a message arrived.
+    TimedOut = 6,
+    /// The peer ended before the message was delivered or answered.
+    PeerDied = 7,
+    /// `wait` on a process that is not a child of the caller.
+    NotChild = 8,
+    /// A message longer than [`MAX_MESSAGE`].
+    TooLarge = 9,
+    /// The system-call number is not defined.
+    UnknownSyscall = 10,
+    /// The process image is not a loadable ELF64 x86_64 executable.
+    BadImage = 11,
+    /// `reply` to a process that is not waiting for this process's answer.
+    NotWaiting = 12,
+}
+
+impl Error {
+    const ALL: [Error; 12] = [
+        Error::InvalidArgument,
+        Error::BadAddress,
+        Error::NoSuchProcess,
+        Error::NotFound,
+        Error::NoMemory,
+        Error::TimedOut,
+        Error::PeerDied,
+        Error::NotChild,
+        Error::TooLarge,
+        Error::UnknownSyscall,
+        Error::BadImage,
+        Error::NotWaiting,
+    ];
+
+    /// The value the kernel puts in `rax` for this error.
+    pub const fn to_result(self) -> i64 {
+        -(self as i64)
+    }
+
+    /// Splits a raw `rax` result into a value or an error. A negative value that
+    /// is no known code maps to [`Error::InvalidArgument`].
+    pub fn from_result(raw: i64) -> Result<u64, Error> {
+        if raw >= 0 {
+            return Ok(raw as u64);
+        }
+        let code = raw.unsigned_abs();
+        Err(Self::ALL
+            .into_iter()
+            .find(|e| *e as u64 == code)
+            .unwrap_or(Error::InvalidArgument))
+    }
+
+    /// A short human description.
+    pub const fn describe(self) -> &'static str {
+        match self {
+            Error::InvalidArgument => "invalid argument",
+            Error::BadAddress => "bad address",
+            Error::NoSuchProcess => "no such process",
+            Error::NotFound => "no such process image",
+            Error::NoMemory => "out of memory",
+            Error::TimedOut => "timed out",
+            Error::PeerDied => "peer died",
+            Error::NotChild => "not a child",
+            Error::TooLarge => "message too large",
+            Error::UnknownSyscall => "unknown system call",
+            Error::BadImage => "bad process image",
+            Error::NotWaiting => "not waiting for a reply",
+        }
+    }
+}
+
+impl core::fmt::Display for Error {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.describe())
+    }
+}
+
+/// What [`Syscall::Receive`] writes to its `info` argument.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MessageInfo {
+    /// The sender's process id.
+    pub sender: Pid,
+    /// The sender's tag (a message type chosen by the protocol in use).
+    pub tag: u64,
+    /// The full message length in bytes (may exceed the receive buffer).
+    pub len: u64,
+    /// Non-zero when the sender used `call` and waits for a `reply`.
+    pub wants_reply: u64,
+}
+
+const _: () = assert!(core::mem::size_of::<MessageInfo>() == 32);
+
+/// A Linux signal number, as the kernel reports a process killed by a fault.
+/// Numbers from `signal(7)` (x86).
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Signal {
+    /// Illegal instruction (`#UD`).
+    Ill = 4,
+    /// Breakpoint (`#BP`).
+    Trap = 5,
+    /// Bus error (alignment check, `#AC`).
+    Bus = 7,
+    /// Arithmetic error (`#DE`, x87/SIMD floating-point exceptions).
+    Fpe = 8,
+    /// Killed on request.
+    Kill = 9,
+    /// Invalid memory reference (`#PF`, `#GP`, privileged instructions).
+    Segv = 11,
+}
+
+impl Signal {
+    /// The conventional name, e.g. `SIGSEGV`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Signal::Ill => "SIGILL",
+            Signal::Trap => "SIGTRAP",
+            Signal::Bus => "SIGBUS",
+            Signal::Fpe => "SIGFPE",
+            Signal::Kill => "SIGKILL",
+            Signal::Segv => "SIGSEGV",
+        }
+    }
+}
+
+/// How a process ended, encoded as Linux's `wait(2)` status word: an exit code
+/// in bits 8–15 (`WEXITSTATUS`), or the number of the signal that killed it in
+/// bits 0–6 (`WTERMSIG`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WaitStatus {
+    /// The process called `exit(code)`.
+    Exited(u8),
+    /// The process was killed by a signal (a fault, or a kill).
+    Signaled(u8),
+}
+
+impl WaitStatus {
+    /// The status word as `wait(2)` encodes it.
+    pub const fn to_raw(self) -> u64 {
+        match self {
+            WaitStatus::Exited(code) => (code as u64) << 8,
+            WaitStatus::Signaled(sig) => (sig & 0x7f) as u64,
+        }
+    }
+
+    /// Decodes a status word.
+    pub const fn from_raw(raw: u64) -> Self {
+        if raw & 0x7f == 0 {
+            WaitStatus::Exited(((raw >> 8) & 0xff) as u8)
+        } else {
+            WaitStatus::Signaled((raw & 0x7f) as u8)
+        }
+    }
+
+    /// The status a POSIX shell reports (`$?`): the exit code, or 128 + signal.
+    pub const fn shell_status(self) -> u8 {
+        match self {
+            WaitStatus::Exited(code) => code,
+            WaitStatus::Signaled(sig) => 128u8.wrapping_add(sig),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn syscall_numbers_round_trip() {
+        for n in 0..=10 {
+            let s = Syscall::from_number(n).expect("defined");
+            assert_eq!(s as u64, n);
+        }
+        assert_eq!(Syscall::from_number(11), None);
+        assert_eq!(Syscall::from_number(u64::MAX), None);
+    }
+
+    #[test]
+    fn errors_round_trip_through_rax() {
+        for e in Error::ALL {
+            assert_eq!(Error::from_result(e.to_result()), Err(e));
+        }
+        assert_eq!(Error::from_result(0), Ok(0));
+        assert_eq!(Error::from_result(65536), Ok(65536));
+        assert_eq!(Error::from_result(-999), Err(Error::InvalidArgument));
+    }
+
+    #[test]
+    fn wait_status_matches_linux_encoding() {
+        // WEXITSTATUS(0x2a00) == 42; WTERMSIG(11) == SIGSEGV.
+        assert_eq!(WaitStatus::Exited(42).to_raw(), 0x2a00);
+        assert_eq!(WaitStatus::Signaled(11).to_raw(), 11);
+        assert_eq!(WaitStatus::from_raw(0x2a00), WaitStatus::Exited(42));
+        assert_eq!(WaitStatus::from_raw(11), WaitStatus::Signaled(11));
+        assert_eq!(WaitStatus::from_raw(0), WaitStatus::Exited(0));
+        assert_eq!(WaitStatus::Signaled(Signal::Segv as u8).shell_status(), 139);
+        assert_eq!(WaitStatus::Signaled(Signal::Ill as u8).shell_status(), 132);
+        assert_eq!(WaitStatus::Signaled(Signal::Fpe as u8).shell_status(), 136);
+        assert_eq!(WaitStatus::Exited(1).shell_status(), 1);
+    }
+}

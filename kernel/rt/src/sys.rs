@@ -1,0 +1,115 @@
+//! Wrappers for SiON's system calls on `int 0x40` (numbers and errors in
+//! [`sion_abi`]).
+
+use sion_abi::{Error, MessageInfo, NO_TIMEOUT, Pid, Syscall, WaitStatus};
+
+/// Raw system call with up to six arguments; returns `rax`.
+///
+/// # Safety
+/// Pointer arguments must follow the call's contract; the kernel checks them,
+/// but a valid pointer to the wrong memory can still be overwritten.
+#[inline(always)]
+pub unsafe fn syscall6(call: Syscall, a: [u64; 6]) -> i64 {
+    let ret: i64;
+    // SAFETY: `int 0x40` enters the kernel, which preserves every register
+    // except rax and touches only memory the arguments describe.
+    unsafe {
+        core::arch::asm!(
+            "int 0x40",
+            inlateout("rax") call as u64 => ret,
+            in("rdi") a[0], in("rsi") a[1], in("rdx") a[2],
+            in("r10") a[3], in("r8") a[4], in("r9") a[5],
+            options(nostack),
+        );
+    }
+    ret
+}
+
+fn call(c: Syscall, a: [u64; 6]) -> Result<u64, Error> {
+    // SAFETY: the wrappers below pass pointers derived from live Rust
+    // references with their true lengths.
+    Error::from_result(unsafe { syscall6(c, a) })
+}
+
+/// Ends the process with exit code `code` (low 8 bits).
+pub fn exit(code: i32) -> ! {
+    let _ = call(Syscall::Exit, [code as u64, 0, 0, 0, 0, 0]);
+    unreachable!("exit returned")
+}
+
+/// Starts the process image `name` as a child, passing it `arg`.
+pub fn spawn(name: &str, arg: &[u8]) -> Result<Pid, Error> {
+    call(
+        Syscall::Spawn,
+        [name.as_ptr() as u64, name.len() as u64, arg.as_ptr() as u64, arg.len() as u64, 0, 0],
+    )
+}
+
+/// Waits for child `pid` to end.
+pub fn wait(pid: Pid) -> Result<WaitStatus, Error> {
+    call(Syscall::Wait, [pid, 0, 0, 0, 0, 0]).map(WaitStatus::from_raw)
+}
+
+/// Sends `msg` with `tag` to `to`; returns once `to` has received it.
+pub fn send(to: Pid, tag: u64, msg: &[u8]) -> Result<(), Error> {
+    call(Syscall::Send, [to, tag, msg.as_ptr() as u64, msg.len() as u64, 0, 0]).map(|_| ())
+}
+
+/// Sends `msg` and waits for the reply, copied into `reply`; returns the
+/// reply's full length.
+pub fn call_reply(to: Pid, tag: u64, msg: &[u8], reply: &mut [u8]) -> Result<usize, Error> {
+    call(
+        Syscall::Call,
+        [to, tag, msg.as_ptr() as u64, msg.len() as u64, reply.as_mut_ptr() as u64, reply.len() as u64],
+    )
+    .map(|n| n as usize)
+}
+
+/// Waits up to `timeout_ns` ([`NO_TIMEOUT`]: for ever) for a message from
+/// `from` ([`sion_abi::ANY_SENDER`]: anyone) into `buf`.
+pub fn receive(buf: &mut [u8], from: Pid, timeout_ns: u64) -> Result<MessageInfo, Error> {
+    let mut info = MessageInfo::default();
+    call(
+        Syscall::Receive,
+        [
+            buf.as_mut_ptr() as u64,
+            buf.len() as u64,
+            from,
+            timeout_ns,
+            &raw mut info as u64,
+            0,
+        ],
+    )?;
+    Ok(info)
+}
+
+/// Answers a `call` from `to`.
+pub fn reply(to: Pid, msg: &[u8]) -> Result<(), Error> {
+    call(Syscall::Reply, [to, msg.as_ptr() as u64, msg.len() as u64, 0, 0, 0]).map(|_| ())
+}
+
+/// Gives up the rest of the time slice.
+pub fn yield_now() {
+    let _ = call(Syscall::Yield, [0; 6]);
+}
+
+/// Nanoseconds since the node booted.
+pub fn clock_ns() -> u64 {
+    call(Syscall::Clock, [0; 6]).unwrap_or(0)
+}
+
+/// Sleeps for `ns` nanoseconds (a receive from nobody with a timeout).
+pub fn sleep_ns(ns: u64) {
+    let own = getpid();
+    let _ = receive(&mut [], own, ns.min(NO_TIMEOUT - 1));
+}
+
+/// Writes text to the node's console; returns the bytes written.
+pub fn console_write(text: &[u8]) -> Result<usize, Error> {
+    call(Syscall::ConsoleWrite, [text.as_ptr() as u64, text.len() as u64, 0, 0, 0, 0]).map(|n| n as usize)
+}
+
+/// This process's id.
+pub fn getpid() -> Pid {
+    call(Syscall::GetPid, [0; 6]).unwrap_or(0)
+}

@@ -1,0 +1,48 @@
+//! The 8259 programmable interrupt controllers (remapped to vectors 32–47) and
+//! the 8253/8254 programmable interval timer, channel 0 at [`TIMER_HZ`].
+
+use spin::Mutex;
+use pic8259::ChainedPics;
+use x86_64::instructions::port::Port;
+
+/// Vector of the first PIC's IRQ 0.
+pub const PIC1_OFFSET: u8 = 32;
+/// Vector of the second PIC's IRQ 8.
+pub const PIC2_OFFSET: u8 = 40;
+/// Vector of the PIT's interrupt (IRQ 0).
+pub const TIMER_VECTOR: u8 = PIC1_OFFSET;
+/// Timer interrupts per second: one scheduler time slice is `1 / TIMER_HZ` s.
+pub const TIMER_HZ: u32 = 100;
+/// Input clock of the PIT in Hz.
+const PIT_INPUT_HZ: u32 = 1_193_182;
+
+// SAFETY (of the `new` call): the offsets put the PIC vectors right after the
+// CPU exceptions and overlap nothing else.
+static PICS: Mutex<ChainedPics> = Mutex::new(unsafe { ChainedPics::new(PIC1_OFFSET, PIC2_OFFSET) });
+
+/// Remaps the PICs, unmasks only the timer, and starts the PIT at [`TIMER_HZ`].
+pub fn init() {
+    let mut pics = PICS.lock();
+    // SAFETY: the PICs sit at their standard ports; interrupts are disabled, so
+    // no IRQ arrives half-way through the initialisation.
+    unsafe {
+        pics.initialize();
+        // IRQ 0 (timer) only; every other line masked.
+        pics.write_masks(0b1111_1110, 0b1111_1111);
+    }
+    let divisor = (PIT_INPUT_HZ / TIMER_HZ) as u16;
+    // SAFETY: 0x43 is the PIT's mode register and 0x40 channel 0's data port;
+    // mode 3 (square wave), low then high byte of the divisor.
+    unsafe {
+        Port::<u8>::new(0x43).write(0x36);
+        let mut ch0 = Port::<u8>::new(0x40);
+        ch0.write(divisor as u8);
+        ch0.write((divisor >> 8) as u8);
+    }
+}
+
+/// Signals the end of interrupt `vector` to the PIC(s).
+pub fn end_of_interrupt(vector: u8) {
+    // SAFETY: `vector` is the PIC interrupt being handled right now.
+    unsafe { PICS.lock().notify_end_of_interrupt(vector) };
+}

@@ -1,0 +1,201 @@
+//! Entry and exit of every interrupt, exception and system call.
+//!
+//! Each vector has a small stub that pushes a dummy error code (when the CPU
+//! pushes none) and its vector number, then jumps to [`trap_common`], which
+//! saves the general-purpose registers as a [`TrapFrame`] on the current kernel
+//! stack and calls [`trap_dispatch`]. The same frame, possibly changed, is
+//! restored by [`trap_return`] and `iretq`. A process's saved user state is
+//! therefore always the `TrapFrame` at the top of its kernel stack.
+
+use super::{gdt, pic};
+use core::arch::naked_asm;
+use sion_abi::Signal;
+
+/// The registers saved on entry to the kernel, lowest address first: the
+/// general-purpose registers pushed by [`trap_common`], the vector and error code
+/// pushed by the stub, and the frame the CPU pushes (Intel SDM Vol. 3A §6.14.2).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+#[allow(missing_docs)]
+pub struct TrapFrame {
+    pub r15: u64,
+    pub r14: u64,
+    pub r13: u64,
+    pub r12: u64,
+    pub r11: u64,
+    pub r10: u64,
+    pub r9: u64,
+    pub r8: u64,
+    pub rbp: u64,
+    pub rdi: u64,
+    pub rsi: u64,
+    pub rdx: u64,
+    pub rcx: u64,
+    pub rbx: u64,
+    pub rax: u64,
+    pub vector: u64,
+    pub error_code: u64,
+    pub rip: u64,
+    pub cs: u64,
+    pub rflags: u64,
+    pub rsp: u64,
+    pub ss: u64,
+}
+
+const _: () = assert!(core::mem::size_of::<TrapFrame>() == 22 * 8);
+
+impl TrapFrame {
+    /// True when the trap came from ring 3.
+    pub fn from_user(&self) -> bool {
+        self.cs & 3 == 3
+    }
+
+    /// A frame that enters ring 3 at `rip` with stack `rsp` and interrupts enabled.
+    pub fn new_user(rip: u64, rsp: u64) -> TrapFrame {
+        TrapFrame {
+            rip,
+            rsp,
+            cs: u64::from(gdt::USER_CODE64.0),
+            ss: u64::from(gdt::USER_DATA.0),
+            rflags: 0x202, // IF set, reserved bit 1 set.
+            ..TrapFrame::default()
+        }
+    }
+}
+
+impl core::fmt::Display for TrapFrame {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        writeln!(f, "rip={:#018x} cs={:#x} rflags={:#x} rsp={:#018x} ss={:#x}", self.rip, self.cs, self.rflags, self.rsp, self.ss)?;
+        writeln!(f, "rax={:#018x} rbx={:#018x} rcx={:#018x} rdx={:#018x}", self.rax, self.rbx, self.rcx, self.rdx)?;
+        writeln!(f, "rsi={:#018x} rdi={:#018x} rbp={:#018x} r8 ={:#018x}", self.rsi, self.rdi, self.rbp, self.r8)?;
+        writeln!(f, "r9 ={:#018x} r10={:#018x} r11={:#018x} r12={:#018x}", self.r9, self.r10, self.r11, self.r12)?;
+        write!(f, "r13={:#018x} r14={:#018x} r15={:#018x} error={:#x}", self.r13, self.r14, self.r15, self.error_code)
+    }
+}
+
+/// Saves the general-purpose registers, calls [`trap_dispatch`] with the frame,
+/// then falls into [`trap_return`].
+#[unsafe(naked)]
+unsafe extern "C" fn trap_common() {
+    naked_asm!(
+        "push rax", "push rbx", "push rcx", "push rdx", "push rsi", "push rdi", "push rbp",
+        "push r8", "push r9", "push r10", "push r11", "push r12", "push r13", "push r14", "push r15",
+        "mov rdi, rsp",
+        "cld",
+        "call {dispatch}",
+        "jmp {ret}",
+        dispatch = sym trap_dispatch,
+        ret = sym trap_return,
+    )
+}
+
+/// Restores the [`TrapFrame`] at `rsp` and returns from the interrupt. New
+/// processes start here, with their first frame prepared on their kernel stack.
+#[unsafe(naked)]
+pub unsafe extern "C" fn trap_return() {
+    naked_asm!(
+        "pop r15", "pop r14", "pop r13", "pop r12", "pop r11", "pop r10", "pop r9", "pop r8",
+        "pop rbp", "pop rdi", "pop rsi", "pop rdx", "pop rcx", "pop rbx", "pop rax",
+        "add rsp, 16",
+        "iretq",
+    )
+}
+
+macro_rules! stubs {
+    ($( $name:ident = $vector:literal $kind:ident ),* $(,)?) => {
+        $( stubs!(@one $name $vector $kind); )*
+        /// Every vector the IDT uses, with its entry stub.
+        pub static STUBS: &[(u8, unsafe extern "C" fn())] = &[ $( ($vector, $name) ),* ];
+    };
+    (@one $name:ident $vector:literal noerr) => {
+        #[unsafe(naked)]
+        unsafe extern "C" fn $name() {
+            naked_asm!("push 0", concat!("push ", $vector), "jmp {common}", common = sym trap_common)
+        }
+    };
+    (@one $name:ident $vector:literal err) => {
+        #[unsafe(naked)]
+        unsafe extern "C" fn $name() {
+            naked_asm!(concat!("push ", $vector), "jmp {common}", common = sym trap_common)
+        }
+    };
+}
+
+// Exceptions that push an error code: 8, 10–14, 17, 21, 29, 30 (SDM Vol. 3A Table 6-1).
+stubs! {
+    v0 = 0 noerr, v1 = 1 noerr, v2 = 2 noerr, v3 = 3 noerr, v4 = 4 noerr, v5 = 5 noerr,
+    v6 = 6 noerr, v7 = 7 noerr, v8 = 8 err, v9 = 9 noerr, v10 = 10 err, v11 = 11 err,
+    v12 = 12 err, v13 = 13 err, v14 = 14 err, v15 = 15 noerr, v16 = 16 noerr, v17 = 17 err,
+    v18 = 18 noerr, v19 = 19 noerr, v20 = 20 noerr, v21 = 21 err, v22 = 22 noerr,
+    v23 = 23 noerr, v24 = 24 noerr, v25 = 25 noerr, v26 = 26 noerr, v27 = 27 noerr,
+    v28 = 28 noerr, v29 = 29 err, v30 = 30 err, v31 = 31 noerr,
+    v32 = 32 noerr, v33 = 33 noerr, v34 = 34 noerr, v35 = 35 noerr, v36 = 36 noerr,
+    v37 = 37 noerr, v38 = 38 noerr, v39 = 39 noerr, v40 = 40 noerr, v41 = 41 noerr,
+    v42 = 42 noerr, v43 = 43 noerr, v44 = 44 noerr, v45 = 45 noerr, v46 = 46 noerr,
+    v47 = 47 noerr,
+    v64 = 64 noerr,
+}
+
+/// Name of a CPU exception and the signal Linux sends a process for it.
+fn exception_info(vector: u64) -> (&'static str, Signal) {
+    match vector {
+        0 => ("divide error", Signal::Fpe),
+        1 => ("debug", Signal::Trap),
+        3 => ("breakpoint", Signal::Trap),
+        4 => ("overflow", Signal::Segv),
+        5 => ("bound range exceeded", Signal::Segv),
+        6 => ("invalid opcode", Signal::Ill),
+        7 => ("device not available", Signal::Fpe),
+        8 => ("double fault", Signal::Segv),
+        10 => ("invalid TSS", Signal::Segv),
+        11 => ("segment not present", Signal::Bus),
+        12 => ("stack-segment fault", Signal::Bus),
+        13 => ("general protection fault", Signal::Segv),
+        14 => ("page fault", Signal::Segv),
+        16 => ("x87 floating-point exception", Signal::Fpe),
+        17 => ("alignment check", Signal::Bus),
+        18 => ("machine check", Signal::Bus),
+        19 => ("SIMD floating-point exception", Signal::Fpe),
+        _ => ("reserved exception", Signal::Segv),
+    }
+}
+
+/// Routes a trap: exceptions, the timer and other PIC interrupts, system calls.
+extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
+    match frame.vector {
+        0..=31 => exception(frame),
+        v if v == u64::from(pic::TIMER_VECTOR) => {
+            crate::time::tick();
+            pic::end_of_interrupt(pic::TIMER_VECTOR);
+            crate::proc::on_timer_tick();
+            if frame.from_user() {
+                crate::proc::scheduler::preempt();
+            }
+        }
+        v @ 33..=47 => pic::end_of_interrupt(v as u8),
+        v if v == u64::from(sion_abi::SYSCALL_VECTOR) => crate::syscall::dispatch(frame),
+        v => log::warn!("unexpected interrupt vector {v}"),
+    }
+}
+
+fn exception(frame: &mut TrapFrame) {
+    let (name, signal) = exception_info(frame.vector);
+    let cr2 = x86_64::registers::control::Cr2::read_raw();
+    if frame.from_user() {
+        let detail = if frame.vector == 14 {
+            alloc::format!(
+                "{name} at rip={:#x} accessing {cr2:#x} (error {:#x})",
+                frame.rip, frame.error_code
+            )
+        } else {
+            alloc::format!("{name} at rip={:#x} (error {:#x})", frame.rip, frame.error_code)
+        };
+        crate::proc::kill_current(signal, &detail);
+    }
+    crate::logger::force_unlock();
+    log::error!(
+        "KERNEL FAULT: {name} (vector {}) in kernel mode, cr2={cr2:#x}\n{frame}",
+        frame.vector
+    );
+    super::qemu::exit_failure();
+}

@@ -1,0 +1,87 @@
+//! The SiON kernel: boot, then run SiON processes under a round-robin scheduler.
+//!
+//! What lives here follows the SiON paper (§4.1, §4.2.3): a scheduler without
+//! priorities, process management, interrupts, a few devices (timer, serial,
+//! screen) and message-passing IPC. Everything else runs as processes loaded from
+//! the process images packed into the disk image's ramdisk.
+#![no_std]
+#![no_main]
+
+extern crate alloc;
+
+mod arch;
+mod bootargs;
+mod console;
+mod fbcon;
+mod ipc;
+mod logger;
+mod mem;
+mod proc;
+mod ramdisk;
+mod syscall;
+mod time;
+
+use bootloader_api::config::{BootloaderConfig, Mapping};
+use bootloader_api::{BootInfo, entry_point};
+
+/// Where the bootloader maps all of physical memory (the kernel's "map of all
+/// physical memory", SiON paper §4.2.3). Must match [`mem::PHYS_OFFSET`].
+const BOOTLOADER_CONFIG: BootloaderConfig = {
+    let mut config = BootloaderConfig::new_default();
+    config.kernel_stack_size = 256 * 1024;
+    config.mappings.physical_memory = Some(Mapping::FixedAddress(mem::PHYS_OFFSET));
+    config.mappings.kernel_base = Mapping::FixedAddress(0xFFFF_FFFF_8000_0000);
+    // Everything else the bootloader maps goes to the upper half too, so the lower
+    // half of every address space belongs to its process alone.
+    config.mappings.dynamic_range_start = Some(0xFFFF_9000_0000_0000);
+    config.mappings.dynamic_range_end = Some(0xFFFF_FFFF_7FFF_FFFF);
+    config
+};
+
+entry_point!(kernel_main, config = &BOOTLOADER_CONFIG);
+
+/// The kernel's version, as printed in the boot banner.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
+    logger::init();
+    if let Some(fb) = boot_info.framebuffer.as_mut() {
+        let info = fb.info();
+        fbcon::init(fb.buffer_mut(), info);
+    }
+    log::info!("SiON {VERSION} (Self Integrated Operating-system for Nodes) booting");
+
+    arch::init();
+    mem::init(&boot_info.memory_regions);
+    time::init();
+    let ramdisk = match boot_info.ramdisk_addr.into_option() {
+        // SAFETY: the bootloader loaded the ramdisk at this address with this
+        // length, mapped it, and nothing else uses that memory.
+        Some(addr) => unsafe {
+            core::slice::from_raw_parts(addr as *const u8, boot_info.ramdisk_len as usize)
+        },
+        None => &[],
+    };
+    ramdisk::init(ramdisk);
+    let args = bootargs::BootArgs::read();
+    let init = args.get("init").unwrap_or("init");
+    log::info!(
+        "memory: {} MiB free; clock: {} MHz TSC; ramdisk: {} process images",
+        mem::frame::free_bytes() / (1024 * 1024),
+        time::tsc_hz() / 1_000_000,
+        ramdisk::count(),
+    );
+    match proc::spawn_first(init) {
+        Ok(pid) => log::info!("started {init} as process {pid}"),
+        Err(e) => log::error!("cannot start {init}: {e}"),
+    }
+    proc::scheduler::run()
+}
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo) -> ! {
+    arch::interrupts_off();
+    logger::force_unlock();
+    log::error!("KERNEL PANIC: {info}");
+    arch::qemu::exit_failure()
+}

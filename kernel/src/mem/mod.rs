@@ -1,0 +1,31 @@
+//! Memory: physical frames, the kernel heap, and per-process address spaces.
+//!
+//! The bootloader maps all physical memory at [`PHYS_OFFSET`] in the upper half;
+//! the kernel reaches any frame through that map (SiON paper §4.2.3), which is
+//! how IPC copies straight from one process's memory into another's.
+
+pub mod frame;
+pub mod heap;
+pub mod space;
+
+use bootloader_api::info::MemoryRegions;
+use x86_64::{PhysAddr, VirtAddr};
+
+/// Virtual address of physical address 0 in every address space.
+pub const PHYS_OFFSET: u64 = 0xFFFF_8000_0000_0000;
+
+/// Size of a page and a frame in bytes.
+pub const PAGE_SIZE: u64 = 4096;
+
+/// Sets up the frame allocator and the kernel heap from the boot memory map.
+pub fn init(regions: &'static MemoryRegions) {
+    space::init();
+    let heap_start = frame::init(regions, heap::HEAP_SIZE);
+    heap::init(phys_to_virt(heap_start));
+    frame::enable_recycling();
+}
+
+/// The kernel's virtual address for physical address `addr`.
+pub fn phys_to_virt(addr: PhysAddr) -> VirtAddr {
+    VirtAddr::new(addr.as_u64() + PHYS_OFFSET)
+}

@@ -1,0 +1,293 @@
+//! Address spaces: one four-level page table per process. The upper half (PML4
+//! entries 256–511: the kernel, its heap and the physical-memory map) is shared by
+//! every address space; the lower half is the process's own user memory.
+//!
+//! Every access the kernel makes to user memory goes through [`AddressSpace`],
+//! which checks that each page is mapped, user-accessible and (for writes)
+//! writable, so a bad pointer from a process is an error, never a kernel fault.
+
+use super::{PAGE_SIZE, frame, phys_to_virt};
+use sion_abi::Error;
+use spin::Once;
+use x86_64::registers::control::{Cr3, Cr3Flags};
+use x86_64::registers::model_specific::{Efer, EferFlags};
+use x86_64::structures::paging::{
+    Mapper, OffsetPageTable, Page, PageTable, PageTableFlags as Flags, PhysFrame, Size4KiB,
+};
+use x86_64::{PhysAddr, VirtAddr};
+
+/// First address past the user half of an address space (the canonical hole
+/// starts here).
+pub const USER_END: u64 = 0x0000_8000_0000_0000;
+/// Lowest address a process may map (page 0 stays unmapped to catch null pointers).
+pub const USER_START: u64 = 0x1000;
+
+static KERNEL_PML4: Once<PhysFrame> = Once::new();
+
+/// Records the boot page table as the kernel's, whose upper half every address
+/// space shares, and enables no-execute pages.
+pub fn init() {
+    KERNEL_PML4.call_once(|| Cr3::read().0);
+    // SAFETY: setting EFER.NXE only makes the NO_EXECUTE page bit meaningful.
+    unsafe { Efer::update(|f| f.insert(EferFlags::NO_EXECUTE_ENABLE)) };
+}
+
+/// Switches to the kernel's own address space (used by the scheduler).
+pub fn activate_kernel() {
+    let pml4 = *KERNEL_PML4.get().expect("mem::space::init not called");
+    // SAFETY: the boot page table maps the kernel and stays valid for ever.
+    unsafe { Cr3::write(pml4, Cr3Flags::empty()) };
+}
+
+/// Permissions of a user mapping.
+#[derive(Clone, Copy, Debug)]
+pub struct Access {
+    /// Writable by the process.
+    pub write: bool,
+    /// Executable by the process.
+    pub execute: bool,
+}
+
+/// A process's address space: its PML4 frame and everything mapped below
+/// [`USER_END`]. Dropping it frees every user frame and page-table frame.
+pub struct AddressSpace {
+    pml4: PhysFrame,
+}
+
+fn table_at(frame: PhysAddr) -> *mut PageTable {
+    phys_to_virt(frame).as_mut_ptr()
+}
+
+impl AddressSpace {
+    /// A new address space with the kernel's upper half and an empty user half.
+    /// Errors: [`Error::NoMemory`].
+    pub fn new() -> Result<AddressSpace, Error> {
+        let pml4 = frame::allocate_zeroed().ok_or(Error::NoMemory)?;
+        let kernel = KERNEL_PML4.get().expect("mem::space::init not called");
+        // SAFETY: both frames hold page tables reached through the physical
+        // map; the new one is ours alone and the kernel's is only read.
+        unsafe {
+            let new = &mut *table_at(pml4.start_address());
+            let kernel = &*table_at(kernel.start_address());
+            for i in 256..512 {
+                new[i] = kernel[i].clone();
+            }
+        }
+        Ok(AddressSpace { pml4 })
+    }
+
+    /// Makes this the CPU's current address space.
+    pub fn activate(&self) {
+        // SAFETY: the upper half, where the kernel runs, is identical in every
+        // address space, so the kernel keeps running after the switch.
+        unsafe { Cr3::write(self.pml4, Cr3Flags::empty()) };
+    }
+
+    fn mapper(&mut self) -> OffsetPageTable<'_> {
+        // SAFETY: the PML4 frame is owned by `self` and all physical memory is
+        // mapped at PHYS_OFFSET; the borrow of `self` keeps the table alive.
+        unsafe { OffsetPageTable::new(&mut *table_at(self.pml4.start_address()), VirtAddr::new(super::PHYS_OFFSET)) }
+    }
+
+    /// Maps `[start, start + len)` (rounded out to pages) to fresh zeroed frames
+    /// with `access`. Pages already mapped are kept, with their permissions
+    /// widened. Errors: [`Error::BadAddress`] outside user space,
+    /// [`Error::NoMemory`].
+    pub fn map(&mut self, start: u64, len: u64, access: Access) -> Result<(), Error> {
+        let end = start.checked_add(len).ok_or(Error::BadAddress)?;
+        if start < USER_START || end > USER_END {
+            return Err(Error::BadAddress);
+        }
+        let mut flags = Flags::PRESENT | Flags::USER_ACCESSIBLE;
+        if access.write {
+            flags |= Flags::WRITABLE;
+        }
+        if !access.execute {
+            flags |= Flags::NO_EXECUTE;
+        }
+        let parent = Flags::PRESENT | Flags::WRITABLE | Flags::USER_ACCESSIBLE;
+        let first = Page::<Size4KiB>::containing_address(VirtAddr::new(start));
+        let last = Page::<Size4KiB>::containing_address(VirtAddr::new(end.max(start + 1) - 1));
+        let mut mapper = self.mapper();
+        for page in Page::range_inclusive(first, last) {
+            if mapper.translate_page(page).is_ok() {
+                // Already mapped (two segments sharing a page): widen permissions.
+                // SAFETY: only permission bits of our own user mapping change.
+                let old = unsafe { Self::leaf_flags(&mut mapper, page) };
+                let mut merged = old | (flags & Flags::WRITABLE);
+                if !flags.contains(Flags::NO_EXECUTE) {
+                    merged.remove(Flags::NO_EXECUTE);
+                }
+                // SAFETY: as above; the TLB entry is flushed by the caller's next CR3 load.
+                unsafe { mapper.update_flags(page, merged).map_err(|_| Error::BadAddress)?.ignore() };
+                continue;
+            }
+            let frame = frame::allocate_zeroed().ok_or(Error::NoMemory)?;
+            // SAFETY: the frame is fresh and zeroed, the page lies in user space
+            // and was unmapped, so no existing reference is affected.
+            let result = unsafe {
+                mapper.map_to_with_table_flags(page, frame, flags, parent, &mut frame::GlobalFrames)
+            };
+            match result {
+                Ok(flush) => flush.ignore(),
+                Err(_) => {
+                    frame::free(frame);
+                    return Err(Error::NoMemory);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// # Safety
+    /// `page` must be mapped with 4 KiB pages in `mapper`.
+    unsafe fn leaf_flags(mapper: &mut OffsetPageTable<'_>, page: Page<Size4KiB>) -> Flags {
+        use x86_64::structures::paging::mapper::{Translate, TranslateResult};
+        match mapper.translate(page.start_address()) {
+            TranslateResult::Mapped { flags, .. } => flags,
+            _ => Flags::empty(),
+        }
+    }
+
+    /// The physical address of user address `addr`, if the page is present and
+    /// user-accessible at every level (and writable, when `write`).
+    pub fn translate(&self, addr: u64, write: bool) -> Option<PhysAddr> {
+        if addr >= USER_END {
+            return None;
+        }
+        let addr = VirtAddr::new(addr);
+        let mut required = Flags::PRESENT | Flags::USER_ACCESSIBLE;
+        if write {
+            required |= Flags::WRITABLE;
+        }
+        let indices = [addr.p4_index(), addr.p3_index(), addr.p2_index(), addr.p1_index()];
+        let mut table = self.pml4.start_address();
+        for (level, index) in indices.into_iter().enumerate() {
+            // SAFETY: `table` is a page-table frame of this address space, reached
+            // through the physical map; we only read it.
+            let entry = unsafe { &(&*table_at(table))[index] };
+            let flags = entry.flags();
+            if !flags.contains(required) || flags.contains(Flags::HUGE_PAGE) {
+                return None;
+            }
+            if level == 3 {
+                return Some(entry.addr() + u64::from(addr.page_offset()));
+            }
+            table = entry.addr();
+        }
+        None
+    }
+
+    /// Checks that `[addr, addr + len)` is mapped user memory (writable when
+    /// `write`). A zero length is always valid. Errors: [`Error::BadAddress`].
+    pub fn check(&self, addr: u64, len: u64, write: bool) -> Result<(), Error> {
+        if len == 0 {
+            return Ok(());
+        }
+        let end = addr.checked_add(len).ok_or(Error::BadAddress)?;
+        if end > USER_END {
+            return Err(Error::BadAddress);
+        }
+        let mut page = addr & !(PAGE_SIZE - 1);
+        while page < end {
+            self.translate(page.max(addr), write).ok_or(Error::BadAddress)?;
+            page += PAGE_SIZE;
+        }
+        Ok(())
+    }
+
+    /// Copies user memory at `addr` into `buf`. Errors: [`Error::BadAddress`].
+    pub fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), Error> {
+        self.check(addr, buf.len() as u64, false)?;
+        let mut done = 0;
+        while done < buf.len() {
+            let at = addr + done as u64;
+            let n = chunk(at, buf.len() - done);
+            let phys = self.translate(at, false).ok_or(Error::BadAddress)?;
+            // SAFETY: `phys..phys+n` lies in one mapped user frame (checked
+            // above), reached through the physical map; `buf` is kernel memory.
+            unsafe { core::ptr::copy(phys_to_virt(phys).as_ptr::<u8>(), buf[done..].as_mut_ptr(), n) };
+            done += n;
+        }
+        Ok(())
+    }
+
+    /// Copies `data` into user memory at `addr`. Errors: [`Error::BadAddress`]
+    /// (also for read-only pages).
+    pub fn write(&self, addr: u64, data: &[u8]) -> Result<(), Error> {
+        self.store(addr, data, true)
+    }
+
+    /// Fills mapped user memory at `addr` with `data` even where the process may
+    /// not write (loading a read-only segment). Errors: [`Error::BadAddress`].
+    pub fn load(&self, addr: u64, data: &[u8]) -> Result<(), Error> {
+        self.store(addr, data, false)
+    }
+
+    fn store(&self, addr: u64, data: &[u8], require_write: bool) -> Result<(), Error> {
+        self.check(addr, data.len() as u64, require_write)?;
+        let mut done = 0;
+        while done < data.len() {
+            let at = addr + done as u64;
+            let n = chunk(at, data.len() - done);
+            let phys = self.translate(at, require_write).ok_or(Error::BadAddress)?;
+            // SAFETY: as in `read`; the frame belongs to this user address space.
+            unsafe { core::ptr::copy(data[done..].as_ptr(), phys_to_virt(phys).as_mut_ptr::<u8>(), n) };
+            done += n;
+        }
+        Ok(())
+    }
+
+    /// Copies `len` bytes from `src_addr` in `src` straight to `dst_addr` in
+    /// `dst`, frame to frame through the physical-memory map, with no buffer in
+    /// between: the single copy of SiON's IPC (paper §4.2.3, Fig. 7).
+    /// Errors: [`Error::BadAddress`].
+    pub fn copy(src: &AddressSpace, src_addr: u64, dst: &AddressSpace, dst_addr: u64, len: u64) -> Result<(), Error> {
+        src.check(src_addr, len, false)?;
+        dst.check(dst_addr, len, true)?;
+        let mut done = 0u64;
+        while done < len {
+            let (s, d) = (src_addr + done, dst_addr + done);
+            let n = chunk(s, (len - done) as usize).min(chunk(d, (len - done) as usize));
+            let sp = src.translate(s, false).ok_or(Error::BadAddress)?;
+            let dp = dst.translate(d, true).ok_or(Error::BadAddress)?;
+            // SAFETY: both ranges lie within single mapped user frames (checked
+            // above); `copy` tolerates overlap.
+            unsafe { core::ptr::copy(phys_to_virt(sp).as_ptr::<u8>(), phys_to_virt(dp).as_mut_ptr::<u8>(), n) };
+            done += n as u64;
+        }
+        Ok(())
+    }
+}
+
+/// Bytes from `addr` to the end of its page, at most `left`.
+fn chunk(addr: u64, left: usize) -> usize {
+    ((PAGE_SIZE - (addr & (PAGE_SIZE - 1))) as usize).min(left)
+}
+
+impl Drop for AddressSpace {
+    fn drop(&mut self) {
+        // Free the user half: leaf frames, then the page-table frames.
+        free_table(self.pml4.start_address(), 4, 0..256);
+        frame::free(self.pml4);
+    }
+}
+
+/// Frees every frame reachable from the page table at `table` (a level-`level`
+/// table), for the entries in `range`, but not the table itself.
+fn free_table(table: PhysAddr, level: u8, range: core::ops::Range<usize>) {
+    for i in range {
+        // SAFETY: `table` is a page-table frame of an address space being
+        // destroyed; no CPU uses it (the scheduler runs on the kernel's table).
+        let entry = unsafe { &mut (&mut *table_at(table))[i] };
+        if !entry.flags().contains(Flags::PRESENT) {
+            continue;
+        }
+        let child = entry.addr();
+        if level > 1 {
+            free_table(child, level - 1, 0..512);
+        }
+        frame::free(PhysFrame::containing_address(child));
+        entry.set_unused();
+    }
+}

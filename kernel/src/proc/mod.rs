@@ -1,0 +1,311 @@
+//! Processes: creation from the images in the ramdisk, the process table, exit,
+//! wait, and the blocking and waking that IPC and timeouts build on.
+//!
+//! Every process runs in ring 3 in its own [`AddressSpace`] with its own kernel
+//! stack; the kernel is not preemptible (interrupt gates keep interrupts off in
+//! ring 0), so the table is only ever touched by one path at a time.
+
+pub mod elf;
+pub mod scheduler;
+
+use crate::arch::fpu::FpuState;
+use crate::arch::trap::{TrapFrame, trap_return};
+use crate::mem::space::{Access, AddressSpace};
+use alloc::boxed::Box;
+use alloc::collections::{BTreeMap, VecDeque};
+use alloc::string::String;
+use alloc::vec::Vec;
+use sion_abi::{Error, MAX_SPAWN_ARG, Pid, Signal, WaitStatus};
+use spin::{Mutex, MutexGuard};
+
+/// Size of each process's kernel stack in bytes.
+const KERNEL_STACK_SIZE: usize = 32 * 1024;
+/// Top of every process's user stack (exclusive).
+pub const USER_STACK_TOP: u64 = 0x0000_7FFF_FFFF_0000;
+/// Size of every process's user stack in bytes.
+pub const USER_STACK_SIZE: u64 = 256 * 1024;
+
+/// Why a blocked process waits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Block {
+    /// In `receive`: for a message from `from` (or any) into `buf[..cap]`, with
+    /// the [`sion_abi::MessageInfo`] to be written at `info`.
+    Receive { buf: u64, cap: u64, from: Pid, info: u64 },
+    /// In `send`/`call`: until `to` receives `buf[..len]`. `reply` is the reply
+    /// buffer of a `call`.
+    Send { to: Pid, tag: u64, buf: u64, len: u64, reply: Option<(u64, u64)> },
+    /// In `call`, after delivery: until `server` replies into `buf[..cap]`.
+    AwaitReply { server: Pid, buf: u64, cap: u64 },
+    /// In `wait`: until child `child` ends.
+    Wait { child: Pid },
+}
+
+/// The scheduling state of a process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum State {
+    /// In the ready queue.
+    Ready,
+    /// On the CPU.
+    Running,
+    /// Not runnable until woken.
+    Blocked(Block),
+    /// Ended; its resources are freed once it is off the CPU.
+    Dead(WaitStatus),
+}
+
+/// A process's kernel stack: the [`TrapFrame`] of its user state sits at the top.
+struct KernelStack(Box<[u8]>);
+
+impl KernelStack {
+    fn new() -> KernelStack {
+        KernelStack(alloc::vec![0u8; KERNEL_STACK_SIZE].into_boxed_slice())
+    }
+
+    /// The 16-byte aligned top of the stack.
+    fn top(&self) -> u64 {
+        (self.0.as_ptr() as u64 + KERNEL_STACK_SIZE as u64) & !15
+    }
+}
+
+/// One process.
+pub struct Process {
+    /// Its id.
+    pub pid: Pid,
+    /// The process that spawned it, while that one lives.
+    pub parent: Option<Pid>,
+    /// The name of its image.
+    pub name: String,
+    /// Scheduling state.
+    pub state: State,
+    /// Its address space.
+    pub space: AddressSpace,
+    /// Processes blocked sending to this one, oldest first.
+    pub senders: VecDeque<Pid>,
+    /// The result a blocking system call returns once the process is woken.
+    pub wake_value: i64,
+    /// When a blocked `receive` times out (nanoseconds since boot).
+    pub deadline: Option<u64>,
+    kernel_stack: KernelStack,
+    saved_rsp: u64,
+    fpu: FpuState,
+}
+
+/// The process table and the ready queue.
+pub struct Table {
+    /// Live processes (boxed so their kernel stacks and FPU areas never move).
+    pub procs: BTreeMap<Pid, Box<Process>>,
+    /// Ended processes not yet waited for: pid → (parent, status).
+    zombies: BTreeMap<Pid, (Pid, WaitStatus)>,
+    /// Ready processes in round-robin order.
+    ready: VecDeque<Pid>,
+    /// The process on the CPU.
+    pub current: Option<Pid>,
+    next_pid: Pid,
+}
+
+static TABLE: Mutex<Table> = Mutex::new(Table {
+    procs: BTreeMap::new(),
+    zombies: BTreeMap::new(),
+    ready: VecDeque::new(),
+    current: None,
+    next_pid: 1,
+});
+
+/// Locks the process table. The kernel is not re-entrant, so the lock is never
+/// contended; finding it held is a kernel bug and panics rather than deadlocks.
+pub fn table() -> MutexGuard<'static, Table> {
+    TABLE.try_lock().expect("process table re-entered")
+}
+
+impl Table {
+    /// The process on the CPU.
+    pub fn current(&mut self) -> &mut Process {
+        let pid = self.current.expect("no current process");
+        self.procs.get_mut(&pid).expect("current process exists")
+    }
+
+    /// Makes a blocked process runnable; its blocking call returns `value`.
+    pub fn wake(&mut self, pid: Pid, value: i64) {
+        if let Some(p) = self.procs.get_mut(&pid) {
+            if matches!(p.state, State::Blocked(_)) {
+                p.state = State::Ready;
+                p.wake_value = value;
+                p.deadline = None;
+                self.ready.push_back(pid);
+            }
+        }
+    }
+}
+
+/// Creates a process from the image `name` with argument blob `arg`, as a child
+/// of `parent`. Errors: [`Error::NotFound`], [`Error::BadImage`],
+/// [`Error::NoMemory`], [`Error::InvalidArgument`] (argument too long).
+pub fn spawn(name: &str, arg: &[u8], parent: Option<Pid>) -> Result<Pid, Error> {
+    if arg.len() > MAX_SPAWN_ARG {
+        return Err(Error::InvalidArgument);
+    }
+    let image = crate::ramdisk::find(name).ok_or(Error::NotFound)?;
+    let mut space = AddressSpace::new()?;
+    let entry = elf::load(&mut space, image)?;
+    let stack_base = USER_STACK_TOP - USER_STACK_SIZE;
+    space.map(stack_base, USER_STACK_SIZE, Access { write: true, execute: false })?;
+    let arg_addr = (USER_STACK_TOP - arg.len() as u64) & !15;
+    space.write(arg_addr, arg)?;
+    // As if `_start(arg, len)` had been called: rsp + 8 is 16-byte aligned.
+    let mut frame = TrapFrame::new_user(entry, arg_addr - 8);
+    frame.rdi = arg_addr;
+    frame.rsi = arg.len() as u64;
+
+    let kernel_stack = KernelStack::new();
+    let saved_rsp = prepare_kernel_stack(&kernel_stack, frame);
+    let mut t = table();
+    let pid = t.next_pid;
+    t.next_pid += 1;
+    t.procs.insert(
+        pid,
+        Box::new(Process {
+            pid,
+            parent,
+            name: name.into(),
+            state: State::Ready,
+            space,
+            senders: VecDeque::new(),
+            wake_value: 0,
+            deadline: None,
+            kernel_stack,
+            saved_rsp,
+            fpu: FpuState::new(),
+        }),
+    );
+    t.ready.push_back(pid);
+    Ok(pid)
+}
+
+/// Spawns the first process, with no parent.
+pub fn spawn_first(name: &str) -> Result<Pid, Error> {
+    spawn(name, &[], None)
+}
+
+/// Lays out a new kernel stack so that switching to it "returns" into
+/// [`trap_return`], which enters ring 3 with `frame`. Returns the saved stack
+/// pointer for [`scheduler`]'s switch (six callee-saved registers, then the
+/// return address, then the frame).
+fn prepare_kernel_stack(stack: &KernelStack, frame: TrapFrame) -> u64 {
+    let top = stack.top();
+    let frame_at = top - core::mem::size_of::<TrapFrame>() as u64;
+    let return_at = frame_at - 8;
+    let saved_rsp = return_at - 6 * 8;
+    // SAFETY: all three writes land inside the freshly allocated stack, which
+    // nothing else references yet; addresses are 8-byte aligned.
+    unsafe {
+        (frame_at as *mut TrapFrame).write(frame);
+        (return_at as *mut u64).write(trap_return as *const () as u64);
+        core::ptr::write_bytes(saved_rsp as *mut u64, 0, 6);
+    }
+    saved_rsp
+}
+
+/// Ends the current process with `status`: wakes whoever waits on it, then
+/// leaves the CPU for good.
+pub fn exit_current(status: WaitStatus) -> ! {
+    {
+        let mut t = table();
+        let pid = t.current.expect("exit without a current process");
+        let parent = {
+            let p = t.current();
+            p.state = State::Dead(status);
+            p.parent
+        };
+        release_peers(&mut t, pid);
+        // Orphan the children; forget their unreaped statuses.
+        for p in t.procs.values_mut() {
+            if p.parent == Some(pid) {
+                p.parent = None;
+            }
+        }
+        t.zombies.retain(|_, (parent, _)| *parent != pid);
+        if let Some(parent) = parent {
+            let waiting = t
+                .procs
+                .get(&parent)
+                .is_some_and(|p| p.state == State::Blocked(Block::Wait { child: pid }));
+            if waiting {
+                t.wake(parent, status.to_raw() as i64);
+            } else {
+                t.zombies.insert(pid, (parent, status));
+            }
+        }
+    }
+    scheduler::switch_out();
+    unreachable!("a dead process was scheduled");
+}
+
+/// Wakes, with [`Error::PeerDied`], every process whose IPC waits on `pid`, and
+/// takes `pid` out of any sender queue it is in.
+fn release_peers(t: &mut Table, pid: Pid) {
+    let mut to_wake = Vec::new();
+    for p in t.procs.values_mut() {
+        match p.state {
+            State::Blocked(Block::Send { to, .. }) if to == pid => to_wake.push(p.pid),
+            State::Blocked(Block::AwaitReply { server, .. }) if server == pid => to_wake.push(p.pid),
+            _ => {}
+        }
+        p.senders.retain(|s| *s != pid);
+    }
+    for waiter in to_wake {
+        t.wake(waiter, Error::PeerDied.to_result());
+    }
+}
+
+/// Kills the current process for a fault: logs what happened and ends it with
+/// `signal`, as Linux would (SIGSEGV, SIGILL, SIGFPE, …). The node keeps running.
+pub fn kill_current(signal: Signal, detail: &str) -> ! {
+    {
+        let mut t = table();
+        let p = t.current();
+        log::warn!(
+            "process {} ({}) killed by {} (signal {}): {detail}",
+            p.pid,
+            p.name,
+            signal.name(),
+            signal as u8
+        );
+    }
+    exit_current(WaitStatus::Signaled(signal as u8))
+}
+
+/// `wait(child)`: the child's status word, blocking until it ends.
+/// Errors: [`Error::NotChild`].
+pub fn wait(child: Pid) -> Result<u64, Error> {
+    {
+        let mut t = table();
+        let me = t.current.expect("wait without a current process");
+        if let Some((parent, status)) = t.zombies.get(&child).copied() {
+            if parent == me {
+                t.zombies.remove(&child);
+                return Ok(status.to_raw());
+            }
+        }
+        let is_child = t.procs.get(&child).is_some_and(|c| c.parent == Some(me));
+        if !is_child {
+            return Err(Error::NotChild);
+        }
+        t.current().state = State::Blocked(Block::Wait { child });
+    }
+    Error::from_result(scheduler::block())
+}
+
+/// Called on every timer tick: wakes blocked receivers whose timeout passed.
+pub fn on_timer_tick() {
+    let now = crate::time::now_ns();
+    let Some(mut t) = TABLE.try_lock() else { return };
+    let expired: Vec<Pid> = t
+        .procs
+        .values()
+        .filter(|p| p.deadline.is_some_and(|d| d <= now))
+        .map(|p| p.pid)
+        .collect();
+    for pid in expired {
+        t.wake(pid, Error::TimedOut.to_result());
+    }
+}

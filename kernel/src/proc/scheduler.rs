@@ -1,0 +1,129 @@
+//! The round-robin scheduler without priorities (SiON paper §4.2.3): ready
+//! processes run in turn for one timer tick each; blocked processes are not run
+//! until woken; with nothing to run, the CPU halts until the next interrupt.
+//!
+//! The scheduler loop runs on the boot stack in the kernel's address space.
+//! A process leaves the CPU by switching its kernel stack back to the scheduler
+//! ([`switch_out`]); the scheduler resumes it by switching to that stack.
+
+use super::{State, table};
+use crate::arch::{self, gdt};
+use crate::mem::space;
+use core::arch::naked_asm;
+use core::ptr::addr_of_mut;
+use x86_64::VirtAddr;
+
+/// The scheduler's saved stack pointer while a process runs.
+static mut SCHEDULER_RSP: u64 = 0;
+
+/// Saves the callee-saved registers on the current stack, stores the stack
+/// pointer at `save`, switches to the stack `load` and restores its registers.
+///
+/// # Safety
+/// `load` must be a stack pointer saved by this function (or laid out like one
+/// by `prepare_kernel_stack`), and `save` must be valid for a write.
+#[unsafe(naked)]
+unsafe extern "C" fn switch_stacks(save: *mut u64, load: u64) {
+    naked_asm!(
+        "push rbp", "push rbx", "push r12", "push r13", "push r14", "push r15",
+        "mov [rdi], rsp",
+        "mov rsp, rsi",
+        "pop r15", "pop r14", "pop r13", "pop r12", "pop rbx", "pop rbp",
+        "ret",
+    )
+}
+
+/// Runs processes for ever.
+pub fn run() -> ! {
+    let mut idle_reported = false;
+    loop {
+        let next = {
+            let mut t = table();
+            let mut next = None;
+            while let Some(pid) = t.ready.pop_front() {
+                if let Some(p) = t.procs.get_mut(&pid) {
+                    if p.state == State::Ready {
+                        p.state = State::Running;
+                        p.space.activate();
+                        gdt::set_kernel_stack(VirtAddr::new(p.kernel_stack.top()));
+                        next = Some(p.saved_rsp);
+                        t.current = Some(pid);
+                        break;
+                    }
+                }
+            }
+            next
+        };
+        match next {
+            Some(rsp) => {
+                idle_reported = false;
+                // SAFETY: `rsp` was saved by `switch_stacks` or laid out by
+                // `prepare_kernel_stack`, and the process's stack lives until
+                // the process is reaped below, after it has left the CPU.
+                unsafe { switch_stacks(addr_of_mut!(SCHEDULER_RSP), rsp) };
+                space::activate_kernel();
+                reap_current();
+            }
+            None => {
+                if !idle_reported {
+                    log::info!("idle: no process ready, halting until the next interrupt");
+                    idle_reported = true;
+                }
+                arch::wait_for_interrupt();
+            }
+        }
+    }
+}
+
+/// After a process left the CPU: forget it as current, and free it if it ended.
+fn reap_current() {
+    let mut t = table();
+    let Some(pid) = t.current.take() else { return };
+    if let Some(p) = t.procs.get(&pid) {
+        if matches!(p.state, State::Dead(_)) {
+            // Dropping the process frees its address space and kernel stack.
+            t.procs.remove(&pid);
+        }
+    }
+}
+
+/// Leaves the CPU and returns to the scheduler; returns when the scheduler
+/// runs this process again. The caller has set the process's state. The
+/// FPU/SSE registers are saved here and restored on return.
+pub fn switch_out() {
+    let (save, fpu) = {
+        let mut t = table();
+        let p = t.current();
+        (&raw mut p.saved_rsp, &raw mut p.fpu)
+    };
+    // SAFETY: the process is boxed, so `save` and `fpu` stay valid while it
+    // exists, and it exists until it is reaped, after it has left the CPU for
+    // the last time. SCHEDULER_RSP was saved by the scheduler's switch.
+    unsafe {
+        (*fpu).save();
+        switch_stacks(save, SCHEDULER_RSP);
+        (*fpu).restore();
+    }
+}
+
+/// Blocks the current process (its state already says why) until it is woken;
+/// returns the value its waker gave.
+pub fn block() -> i64 {
+    switch_out();
+    table().current().wake_value
+}
+
+/// Puts the current process at the back of the ready queue and runs the next,
+/// if another is ready (timer preemption and `yield`).
+pub fn preempt() {
+    {
+        let mut t = table();
+        if t.ready.is_empty() {
+            return;
+        }
+        let pid = t.current.expect("preempt without a current process");
+        t.current().state = State::Ready;
+        t.ready.push_back(pid);
+    }
+    switch_out();
+}
