@@ -41,12 +41,16 @@ pub struct Image {
 
 /// The workspace root (the directory holding `Cargo.toml` and `target/`).
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("image/ has a parent").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("image/ has a parent")
+        .to_path_buf()
 }
 
 /// The `target/` directory of the workspace.
 pub fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| workspace_root().join("target"), PathBuf::from)
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| workspace_root().join("target"), PathBuf::from)
 }
 
 /// Names of the SiON processes (the binaries of `kernel/procs`).
@@ -83,11 +87,18 @@ pub fn build(flavor: Flavor) -> Result<Image> {
         .env_remove("CARGO_ENCODED_RUSTFLAGS")
         .status()
         .context("running cargo to build the kernel (is the Rust toolchain installed? run `rustup toolchain install` in the repository)")?;
-    ensure!(status.success(), "building the kernel and SiON processes failed (see the compiler output above)");
+    ensure!(
+        status.success(),
+        "building the kernel and SiON processes failed (see the compiler output above)"
+    );
 
     let bin_dir = build_dir.join("x86_64-unknown-none/release");
     let kernel = bin_dir.join("sion-kernel");
-    ensure!(kernel.exists(), "kernel binary missing at {}", kernel.display());
+    ensure!(
+        kernel.exists(),
+        "kernel binary missing at {}",
+        kernel.display()
+    );
 
     let processes = process_names(flavor)?;
     let ramdisk = build_dir.join(format!("ramdisk-{flavor:?}.tar").to_lowercase());
@@ -99,12 +110,17 @@ pub fn build(flavor: Flavor) -> Result<Image> {
         .create_bios_image(&out)
         .with_context(|| format!("writing the disk image {}", out.display()))?;
     let size = std::fs::metadata(&out)?.len();
-    Ok(Image { path: out, size, processes })
+    Ok(Image {
+        path: out,
+        size,
+        processes,
+    })
 }
 
 /// Writes the tar ramdisk: one regular file per process, named by process name.
 fn write_ramdisk(path: &Path, bin_dir: &Path, names: &[String]) -> Result<()> {
-    let file = std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+    let file =
+        std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
     let mut tar = tar::Builder::new(file);
     for name in names {
         let bin = bin_dir.join(name);
@@ -139,7 +155,10 @@ pub fn qemu_args(image: &Path, memory_mb: u32, cmdline: &str, display: bool) -> 
         args.extend(["-display".into(), "none".into()]);
     }
     if !cmdline.is_empty() {
-        args.extend(["-fw_cfg".into(), format!("name=opt/sion/cmdline,string={cmdline}")]);
+        args.extend([
+            "-fw_cfg".into(),
+            format!("name=opt/sion/cmdline,string={cmdline}"),
+        ]);
     }
     if std::env::var("SION_QEMU_ACCEL").is_ok_and(|a| a == "kvm") {
         args.extend(["-accel".into(), "kvm".into()]);

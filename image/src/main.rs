@@ -33,9 +33,16 @@ struct Cli {
 fn main() -> Result<()> {
     let cli = Cli::parse();
     let flavor = if cli.test { Flavor::Test } else { Flavor::Node };
-    eprintln!("building the SiON kernel, processes and disk image (the first build takes a few minutes)…");
+    eprintln!(
+        "building the SiON kernel, processes and disk image (the first build takes a few minutes)…"
+    );
     let image = build(flavor)?;
-    println!("{} ({} bytes; processes: {})", image.path.display(), image.size, image.processes.join(", "));
+    println!(
+        "{} ({} bytes; processes: {})",
+        image.path.display(),
+        image.size,
+        image.processes.join(", ")
+    );
     if !cli.boot {
         return Ok(());
     }
@@ -48,7 +55,9 @@ fn main() -> Result<()> {
     let mut child = Command::new("qemu-system-x86_64")
         .args(&args)
         .spawn()
-        .context("starting qemu-system-x86_64: install it with `apt-get install qemu-system-x86`")?;
+        .context(
+            "starting qemu-system-x86_64: install it with `apt-get install qemu-system-x86`",
+        )?;
     if let Some(seconds) = cli.seconds {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
         while std::time::Instant::now() < deadline {

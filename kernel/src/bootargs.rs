@@ -21,16 +21,23 @@ impl BootArgs {
     /// Reads the arguments from QEMU's fw_cfg device, if there is one.
     pub fn read() -> BootArgs {
         let text = FwCfg::probe().and_then(|mut fw| fw.read_file(CMDLINE_FILE));
-        let text = text.map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
+        let text = text
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default();
         if !text.is_empty() {
             log::info!("boot arguments: {text}");
         }
-        BootArgs { words: parse(&text) }
+        BootArgs {
+            words: parse(&text),
+        }
     }
 
     /// The value of `key`, if given.
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.words.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.words
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -57,7 +64,10 @@ impl FwCfg {
     fn probe() -> Option<FwCfg> {
         // fw_cfg's ports under QEMU; on other machines reads return junk and the
         // signature check fails. (`Port::new` is safe; each access below is not.)
-        let mut fw = FwCfg { selector: Port::new(0x510), data: Port::new(0x511) };
+        let mut fw = FwCfg {
+            selector: Port::new(0x510),
+            data: Port::new(0x511),
+        };
         fw.select(Self::SIGNATURE);
         let mut sig = [0u8; 4];
         fw.read(&mut sig);

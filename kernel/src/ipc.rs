@@ -16,7 +16,13 @@ use crate::proc::{Block, State, Table, scheduler, table};
 use sion_abi::{ANY_SENDER, Error, MAX_MESSAGE, MessageInfo, NO_TIMEOUT, Pid};
 
 /// `send` and `call`: see [`sion_abi::Syscall::Send`] and [`sion_abi::Syscall::Call`].
-pub fn send(to: Pid, tag: u64, buf: u64, len: u64, reply: Option<(u64, u64)>) -> Result<u64, Error> {
+pub fn send(
+    to: Pid,
+    tag: u64,
+    buf: u64,
+    len: u64,
+    reply: Option<(u64, u64)>,
+) -> Result<u64, Error> {
     {
         let mut t = table();
         let me = t.current.expect("a caller");
@@ -37,8 +43,19 @@ pub fn send(to: Pid, tag: u64, buf: u64, len: u64, reply: Option<(u64, u64)>) ->
         let target = t.procs.get(&to).ok_or(Error::NoSuchProcess)?;
         match target.state {
             State::Dead(_) => return Err(Error::NoSuchProcess),
-            State::Blocked(Block::Receive { buf: rbuf, cap, from, info }) if from == ANY_SENDER || from == me => {
-                let message = Pending { sender: me, tag, buf, len, wants_reply: reply.is_some() };
+            State::Blocked(Block::Receive {
+                buf: rbuf,
+                cap,
+                from,
+                info,
+            }) if from == ANY_SENDER || from == me => {
+                let message = Pending {
+                    sender: me,
+                    tag,
+                    buf,
+                    len,
+                    wants_reply: reply.is_some(),
+                };
                 let delivered = deliver(&t, &message, to, rbuf, cap, info);
                 t.wake(to, delivered);
                 if delivered < 0 {
@@ -47,13 +64,27 @@ pub fn send(to: Pid, tag: u64, buf: u64, len: u64, reply: Option<(u64, u64)>) ->
                 match reply {
                     None => return Ok(0),
                     Some((buf, cap)) => {
-                        t.current().state = State::Blocked(Block::AwaitReply { server: to, buf, cap })
+                        t.current().state = State::Blocked(Block::AwaitReply {
+                            server: to,
+                            buf,
+                            cap,
+                        })
                     }
                 }
             }
             _ => {
-                t.current().state = State::Blocked(Block::Send { to, tag, buf, len, reply });
-                t.procs.get_mut(&to).expect("checked above").senders.push_back(me);
+                t.current().state = State::Blocked(Block::Send {
+                    to,
+                    tag,
+                    buf,
+                    len,
+                    reply,
+                });
+                t.procs
+                    .get_mut(&to)
+                    .expect("checked above")
+                    .senders
+                    .push_back(me);
             }
         }
     }
@@ -66,21 +97,46 @@ pub fn receive(buf: u64, cap: u64, from: Pid, timeout_ns: u64, info: u64) -> Res
         let mut t = table();
         let me = t.current.expect("a caller");
         let receiver = t.current();
-        receiver.space.check(buf, cap.min(MAX_MESSAGE as u64), true)?;
-        receiver.space.check(info, core::mem::size_of::<MessageInfo>() as u64, true)?;
+        receiver
+            .space
+            .check(buf, cap.min(MAX_MESSAGE as u64), true)?;
+        receiver
+            .space
+            .check(info, core::mem::size_of::<MessageInfo>() as u64, true)?;
         let cap = cap.min(MAX_MESSAGE as u64);
-        let waiting = receiver.senders.iter().copied().find(|s| from == ANY_SENDER || *s == from);
+        let waiting = receiver
+            .senders
+            .iter()
+            .copied()
+            .find(|s| from == ANY_SENDER || *s == from);
         if let Some(sender) = waiting {
             t.current().senders.retain(|s| *s != sender);
-            let State::Blocked(Block::Send { tag, buf: sbuf, len, reply, .. }) = t.procs[&sender].state else {
+            let State::Blocked(Block::Send {
+                tag,
+                buf: sbuf,
+                len,
+                reply,
+                ..
+            }) = t.procs[&sender].state
+            else {
                 unreachable!("a queued sender is blocked in send")
             };
-            let message = Pending { sender, tag, buf: sbuf, len, wants_reply: reply.is_some() };
+            let message = Pending {
+                sender,
+                tag,
+                buf: sbuf,
+                len,
+                wants_reply: reply.is_some(),
+            };
             let delivered = deliver(&t, &message, me, buf, cap, info);
             match reply {
                 Some((rbuf, rcap)) if delivered >= 0 => {
                     let s = t.procs.get_mut(&sender).expect("queued sender exists");
-                    s.state = State::Blocked(Block::AwaitReply { server: me, buf: rbuf, cap: rcap });
+                    s.state = State::Blocked(Block::AwaitReply {
+                        server: me,
+                        buf: rbuf,
+                        cap: rcap,
+                    });
                 }
                 _ => t.wake(sender, if delivered >= 0 { 0 } else { delivered }),
             }
@@ -90,8 +146,14 @@ pub fn receive(buf: u64, cap: u64, from: Pid, timeout_ns: u64, info: u64) -> Res
             return Err(Error::TimedOut);
         }
         let p = t.current();
-        p.state = State::Blocked(Block::Receive { buf, cap, from, info });
-        p.deadline = (timeout_ns != NO_TIMEOUT).then(|| crate::time::now_ns().saturating_add(timeout_ns));
+        p.state = State::Blocked(Block::Receive {
+            buf,
+            cap,
+            from,
+            info,
+        });
+        p.deadline =
+            (timeout_ns != NO_TIMEOUT).then(|| crate::time::now_ns().saturating_add(timeout_ns));
     }
     Error::from_result(scheduler::block())
 }
@@ -105,7 +167,12 @@ pub fn reply(to: Pid, buf: u64, len: u64) -> Result<u64, Error> {
     }
     t.current().space.check(buf, len, false)?;
     let target = t.procs.get(&to).ok_or(Error::NotWaiting)?;
-    let State::Blocked(Block::AwaitReply { server, buf: rbuf, cap }) = target.state else {
+    let State::Blocked(Block::AwaitReply {
+        server,
+        buf: rbuf,
+        cap,
+    }) = target.state
+    else {
         return Err(Error::NotWaiting);
     };
     if server != me {
@@ -113,7 +180,10 @@ pub fn reply(to: Pid, buf: u64, len: u64) -> Result<u64, Error> {
     }
     let n = len.min(cap);
     let result = AddressSpace::copy(&t.procs[&me].space, buf, &t.procs[&to].space, rbuf, n);
-    t.wake(to, result.map(|_| len as i64).unwrap_or_else(|e| e.to_result()));
+    t.wake(
+        to,
+        result.map(|_| len as i64).unwrap_or_else(|e| e.to_result()),
+    );
     result.map(|_| 0)
 }
 
@@ -148,7 +218,10 @@ fn deliver(t: &Table, message: &Pending, receiver: Pid, buf: u64, cap: u64, info
 
 fn info_bytes(info: &MessageInfo) -> [u8; 32] {
     let mut out = [0u8; 32];
-    for (i, v) in [info.sender, info.tag, info.len, info.wants_reply].into_iter().enumerate() {
+    for (i, v) in [info.sender, info.tag, info.len, info.wants_reply]
+        .into_iter()
+        .enumerate()
+    {
         out[i * 8..i * 8 + 8].copy_from_slice(&v.to_le_bytes());
     }
     out

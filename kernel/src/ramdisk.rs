@@ -35,5 +35,8 @@ pub fn find(name: &str) -> Option<&'static [u8]> {
 
 /// How many process images the disk image carries.
 pub fn count() -> usize {
-    ARCHIVE.get().and_then(|a| a.as_ref()).map_or(0, |a| a.entries().count())
+    ARCHIVE
+        .get()
+        .and_then(|a| a.as_ref())
+        .map_or(0, |a| a.entries().count())
 }

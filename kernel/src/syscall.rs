@@ -18,7 +18,9 @@ const MAX_CONSOLE_WRITE: u64 = 16 * 1024;
 
 /// Handles the system call in `frame` and puts its result in `frame.rax`.
 pub fn dispatch(frame: &mut TrapFrame) {
-    let args = [frame.rdi, frame.rsi, frame.rdx, frame.r10, frame.r8, frame.r9];
+    let args = [
+        frame.rdi, frame.rsi, frame.rdx, frame.r10, frame.r8, frame.r9,
+    ];
     let result = match Syscall::from_number(frame.rax) {
         Some(call) => handle(call, args),
         None => Err(Error::UnknownSyscall),

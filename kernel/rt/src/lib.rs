@@ -42,9 +42,17 @@ unsafe extern "Rust" {
 pub unsafe extern "C" fn _start(arg: *const u8, len: usize) -> ! {
     // SAFETY: runs once before any allocation; the heap area is only used by
     // the allocator from now on.
-    unsafe { ALLOCATOR.lock().init(core::ptr::addr_of_mut!(HEAP_AREA).cast(), HEAP_SIZE) };
+    unsafe {
+        ALLOCATOR
+            .lock()
+            .init(core::ptr::addr_of_mut!(HEAP_AREA).cast(), HEAP_SIZE)
+    };
     // SAFETY: the kernel passes a valid argument blob (possibly empty).
-    let arg = if len == 0 { &[][..] } else { unsafe { core::slice::from_raw_parts(arg, len) } };
+    let arg = if len == 0 {
+        &[][..]
+    } else {
+        unsafe { core::slice::from_raw_parts(arg, len) }
+    };
     // SAFETY: `entry!` defines `__sion_main` with this signature.
     let code = unsafe { __sion_main(arg) };
     sys::exit(code)
@@ -73,7 +81,10 @@ pub struct LineWriter {
 impl LineWriter {
     /// An empty buffer.
     pub const fn new() -> Self {
-        LineWriter { buf: [0; 512], len: 0 }
+        LineWriter {
+            buf: [0; 512],
+            len: 0,
+        }
     }
 
     /// Writes out what is buffered.

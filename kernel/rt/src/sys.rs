@@ -41,7 +41,14 @@ pub fn exit(code: i32) -> ! {
 pub fn spawn(name: &str, arg: &[u8]) -> Result<Pid, Error> {
     call(
         Syscall::Spawn,
-        [name.as_ptr() as u64, name.len() as u64, arg.as_ptr() as u64, arg.len() as u64, 0, 0],
+        [
+            name.as_ptr() as u64,
+            name.len() as u64,
+            arg.as_ptr() as u64,
+            arg.len() as u64,
+            0,
+            0,
+        ],
     )
 }
 
@@ -52,7 +59,11 @@ pub fn wait(pid: Pid) -> Result<WaitStatus, Error> {
 
 /// Sends `msg` with `tag` to `to`; returns once `to` has received it.
 pub fn send(to: Pid, tag: u64, msg: &[u8]) -> Result<(), Error> {
-    call(Syscall::Send, [to, tag, msg.as_ptr() as u64, msg.len() as u64, 0, 0]).map(|_| ())
+    call(
+        Syscall::Send,
+        [to, tag, msg.as_ptr() as u64, msg.len() as u64, 0, 0],
+    )
+    .map(|_| ())
 }
 
 /// Sends `msg` and waits for the reply, copied into `reply`; returns the
@@ -60,7 +71,14 @@ pub fn send(to: Pid, tag: u64, msg: &[u8]) -> Result<(), Error> {
 pub fn call_reply(to: Pid, tag: u64, msg: &[u8], reply: &mut [u8]) -> Result<usize, Error> {
     call(
         Syscall::Call,
-        [to, tag, msg.as_ptr() as u64, msg.len() as u64, reply.as_mut_ptr() as u64, reply.len() as u64],
+        [
+            to,
+            tag,
+            msg.as_ptr() as u64,
+            msg.len() as u64,
+            reply.as_mut_ptr() as u64,
+            reply.len() as u64,
+        ],
     )
     .map(|n| n as usize)
 }
@@ -85,7 +103,11 @@ pub fn receive(buf: &mut [u8], from: Pid, timeout_ns: u64) -> Result<MessageInfo
 
 /// Answers a `call` from `to`.
 pub fn reply(to: Pid, msg: &[u8]) -> Result<(), Error> {
-    call(Syscall::Reply, [to, msg.as_ptr() as u64, msg.len() as u64, 0, 0, 0]).map(|_| ())
+    call(
+        Syscall::Reply,
+        [to, msg.as_ptr() as u64, msg.len() as u64, 0, 0, 0],
+    )
+    .map(|_| ())
 }
 
 /// Gives up the rest of the time slice.
@@ -106,7 +128,11 @@ pub fn sleep_ns(ns: u64) {
 
 /// Writes text to the node's console; returns the bytes written.
 pub fn console_write(text: &[u8]) -> Result<usize, Error> {
-    call(Syscall::ConsoleWrite, [text.as_ptr() as u64, text.len() as u64, 0, 0, 0, 0]).map(|n| n as usize)
+    call(
+        Syscall::ConsoleWrite,
+        [text.as_ptr() as u64, text.len() as u64, 0, 0, 0, 0],
+    )
+    .map(|n| n as usize)
 }
 
 /// This process's id.

@@ -5,12 +5,14 @@
 //! code64) is the one `SYSRET` requires, for the `syscall` entry of a later issue.
 
 use core::ptr::addr_of_mut;
+use x86_64::PrivilegeLevel;
 use x86_64::VirtAddr;
 use x86_64::instructions::segmentation::{CS, DS, ES, SS, Segment};
 use x86_64::instructions::tables::load_tss;
-use x86_64::structures::gdt::{Descriptor, DescriptorFlags, GlobalDescriptorTable, SegmentSelector};
+use x86_64::structures::gdt::{
+    Descriptor, DescriptorFlags, GlobalDescriptorTable, SegmentSelector,
+};
 use x86_64::structures::tss::TaskStateSegment;
-use x86_64::PrivilegeLevel;
 
 /// IST slot (1-based in the IDT, 0-based here) of the double-fault stack.
 pub const DOUBLE_FAULT_IST_INDEX: u16 = 0;
@@ -57,7 +59,14 @@ pub fn init() {
         ];
         assert_eq!(
             [sel[0], sel[1], sel[2], sel[3], sel[4], sel[5]],
-            [KERNEL_CODE, KERNEL_DATA, USER_CODE32, USER_DATA, USER_CODE64, TSS_SELECTOR]
+            [
+                KERNEL_CODE,
+                KERNEL_DATA,
+                USER_CODE32,
+                USER_DATA,
+                USER_CODE64,
+                TSS_SELECTOR
+            ]
         );
         gdt.load();
         CS::set_reg(KERNEL_CODE);

@@ -1,8 +1,8 @@
 //! The 8259 programmable interrupt controllers (remapped to vectors 32–47) and
 //! the 8253/8254 programmable interval timer, channel 0 at [`TIMER_HZ`].
 
-use spin::Mutex;
 use pic8259::ChainedPics;
+use spin::Mutex;
 use x86_64::instructions::port::Port;
 
 /// Vector of the first PIC's IRQ 0.

@@ -65,11 +65,31 @@ impl TrapFrame {
 
 impl core::fmt::Display for TrapFrame {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        writeln!(f, "rip={:#018x} cs={:#x} rflags={:#x} rsp={:#018x} ss={:#x}", self.rip, self.cs, self.rflags, self.rsp, self.ss)?;
-        writeln!(f, "rax={:#018x} rbx={:#018x} rcx={:#018x} rdx={:#018x}", self.rax, self.rbx, self.rcx, self.rdx)?;
-        writeln!(f, "rsi={:#018x} rdi={:#018x} rbp={:#018x} r8 ={:#018x}", self.rsi, self.rdi, self.rbp, self.r8)?;
-        writeln!(f, "r9 ={:#018x} r10={:#018x} r11={:#018x} r12={:#018x}", self.r9, self.r10, self.r11, self.r12)?;
-        write!(f, "r13={:#018x} r14={:#018x} r15={:#018x} error={:#x}", self.r13, self.r14, self.r15, self.error_code)
+        writeln!(
+            f,
+            "rip={:#018x} cs={:#x} rflags={:#x} rsp={:#018x} ss={:#x}",
+            self.rip, self.cs, self.rflags, self.rsp, self.ss
+        )?;
+        writeln!(
+            f,
+            "rax={:#018x} rbx={:#018x} rcx={:#018x} rdx={:#018x}",
+            self.rax, self.rbx, self.rcx, self.rdx
+        )?;
+        writeln!(
+            f,
+            "rsi={:#018x} rdi={:#018x} rbp={:#018x} r8 ={:#018x}",
+            self.rsi, self.rdi, self.rbp, self.r8
+        )?;
+        writeln!(
+            f,
+            "r9 ={:#018x} r10={:#018x} r11={:#018x} r12={:#018x}",
+            self.r9, self.r10, self.r11, self.r12
+        )?;
+        write!(
+            f,
+            "r13={:#018x} r14={:#018x} r15={:#018x} error={:#x}",
+            self.r13, self.r14, self.r15, self.error_code
+        )
     }
 }
 
@@ -94,8 +114,21 @@ unsafe extern "C" fn trap_common() {
 #[unsafe(naked)]
 pub unsafe extern "C" fn trap_return() {
     naked_asm!(
-        "pop r15", "pop r14", "pop r13", "pop r12", "pop r11", "pop r10", "pop r9", "pop r8",
-        "pop rbp", "pop rdi", "pop rsi", "pop rdx", "pop rcx", "pop rbx", "pop rax",
+        "pop r15",
+        "pop r14",
+        "pop r13",
+        "pop r12",
+        "pop r11",
+        "pop r10",
+        "pop r9",
+        "pop r8",
+        "pop rbp",
+        "pop rdi",
+        "pop rsi",
+        "pop rdx",
+        "pop rcx",
+        "pop rbx",
+        "pop rax",
         "add rsp, 16",
         "iretq",
     )
@@ -185,10 +218,15 @@ fn exception(frame: &mut TrapFrame) {
         let detail = if frame.vector == 14 {
             alloc::format!(
                 "{name} at rip={:#x} accessing {cr2:#x} (error {:#x})",
-                frame.rip, frame.error_code
+                frame.rip,
+                frame.error_code
             )
         } else {
-            alloc::format!("{name} at rip={:#x} (error {:#x})", frame.rip, frame.error_code)
+            alloc::format!(
+                "{name} at rip={:#x} (error {:#x})",
+                frame.rip,
+                frame.error_code
+            )
         };
         crate::proc::kill_current(signal, &detail);
     }

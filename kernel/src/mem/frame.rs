@@ -29,14 +29,26 @@ static FRAMES: Mutex<Option<Frames>> = Mutex::new(None);
 /// heap and returns their physical start. Panics when no usable region is large
 /// enough: the node cannot run without a heap.
 pub fn init(regions: &'static MemoryRegions, reserve: u64) -> PhysAddr {
-    let usable = || regions.iter().filter(|r| r.kind == MemoryRegionKind::Usable);
+    let usable = || {
+        regions
+            .iter()
+            .filter(|r| r.kind == MemoryRegionKind::Usable)
+    };
     let heap = usable()
-        .map(|r| (align_up(r.start.max(LOW_MEMORY_END)), r.end & !(PAGE_SIZE - 1)))
+        .map(|r| {
+            (
+                align_up(r.start.max(LOW_MEMORY_END)),
+                r.end & !(PAGE_SIZE - 1),
+            )
+        })
         .find(|(s, e)| e.saturating_sub(*s) >= reserve)
         .map(|(s, _)| s)
         .expect("no usable memory region large enough for the kernel heap");
     let total: u64 = usable()
-        .map(|r| ((r.end & !(PAGE_SIZE - 1)).saturating_sub(align_up(r.start.max(LOW_MEMORY_END)))) / PAGE_SIZE)
+        .map(|r| {
+            ((r.end & !(PAGE_SIZE - 1)).saturating_sub(align_up(r.start.max(LOW_MEMORY_END))))
+                / PAGE_SIZE
+        })
         .sum();
     *FRAMES.lock() = Some(Frames {
         regions,
@@ -110,7 +122,10 @@ pub fn free(frame: PhysFrame) {
 
 /// Bytes of physical memory not yet handed out.
 pub fn free_bytes() -> u64 {
-    FRAMES.lock().as_ref().map_or(0, |f| f.free_frames * PAGE_SIZE)
+    FRAMES
+        .lock()
+        .as_ref()
+        .map_or(0, |f| f.free_frames * PAGE_SIZE)
 }
 
 /// The allocator as the `x86_64` crate's page-table code wants it.

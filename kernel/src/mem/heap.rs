@@ -14,5 +14,9 @@ static ALLOCATOR: LockedHeap = LockedHeap::empty();
 pub fn init(start: VirtAddr) {
     // SAFETY: `start` maps HEAP_SIZE bytes of usable RAM that the frame allocator
     // has reserved for the heap and never hands out; this runs once.
-    unsafe { ALLOCATOR.lock().init(start.as_mut_ptr(), HEAP_SIZE as usize) };
+    unsafe {
+        ALLOCATOR
+            .lock()
+            .init(start.as_mut_ptr(), HEAP_SIZE as usize)
+    };
 }

@@ -86,7 +86,12 @@ impl AddressSpace {
     fn mapper(&mut self) -> OffsetPageTable<'_> {
         // SAFETY: the PML4 frame is owned by `self` and all physical memory is
         // mapped at PHYS_OFFSET; the borrow of `self` keeps the table alive.
-        unsafe { OffsetPageTable::new(&mut *table_at(self.pml4.start_address()), VirtAddr::new(super::PHYS_OFFSET)) }
+        unsafe {
+            OffsetPageTable::new(
+                &mut *table_at(self.pml4.start_address()),
+                VirtAddr::new(super::PHYS_OFFSET),
+            )
+        }
     }
 
     /// Maps `[start, start + len)` (rounded out to pages) to fresh zeroed frames
@@ -119,7 +124,12 @@ impl AddressSpace {
                     merged.remove(Flags::NO_EXECUTE);
                 }
                 // SAFETY: as above; the TLB entry is flushed by the caller's next CR3 load.
-                unsafe { mapper.update_flags(page, merged).map_err(|_| Error::BadAddress)?.ignore() };
+                unsafe {
+                    mapper
+                        .update_flags(page, merged)
+                        .map_err(|_| Error::BadAddress)?
+                        .ignore()
+                };
                 continue;
             }
             let frame = frame::allocate_zeroed().ok_or(Error::NoMemory)?;
@@ -160,7 +170,12 @@ impl AddressSpace {
         if write {
             required |= Flags::WRITABLE;
         }
-        let indices = [addr.p4_index(), addr.p3_index(), addr.p2_index(), addr.p1_index()];
+        let indices = [
+            addr.p4_index(),
+            addr.p3_index(),
+            addr.p2_index(),
+            addr.p1_index(),
+        ];
         let mut table = self.pml4.start_address();
         for (level, index) in indices.into_iter().enumerate() {
             // SAFETY: `table` is a page-table frame of this address space, reached
@@ -190,7 +205,8 @@ impl AddressSpace {
         }
         let mut page = addr & !(PAGE_SIZE - 1);
         while page < end {
-            self.translate(page.max(addr), write).ok_or(Error::BadAddress)?;
+            self.translate(page.max(addr), write)
+                .ok_or(Error::BadAddress)?;
             page += PAGE_SIZE;
         }
         Ok(())
@@ -206,7 +222,13 @@ impl AddressSpace {
             let phys = self.translate(at, false).ok_or(Error::BadAddress)?;
             // SAFETY: `phys..phys+n` lies in one mapped user frame (checked
             // above), reached through the physical map; `buf` is kernel memory.
-            unsafe { core::ptr::copy(phys_to_virt(phys).as_ptr::<u8>(), buf[done..].as_mut_ptr(), n) };
+            unsafe {
+                core::ptr::copy(
+                    phys_to_virt(phys).as_ptr::<u8>(),
+                    buf[done..].as_mut_ptr(),
+                    n,
+                )
+            };
             done += n;
         }
         Ok(())
@@ -232,7 +254,13 @@ impl AddressSpace {
             let n = chunk(at, data.len() - done);
             let phys = self.translate(at, require_write).ok_or(Error::BadAddress)?;
             // SAFETY: as in `read`; the frame belongs to this user address space.
-            unsafe { core::ptr::copy(data[done..].as_ptr(), phys_to_virt(phys).as_mut_ptr::<u8>(), n) };
+            unsafe {
+                core::ptr::copy(
+                    data[done..].as_ptr(),
+                    phys_to_virt(phys).as_mut_ptr::<u8>(),
+                    n,
+                )
+            };
             done += n;
         }
         Ok(())
@@ -242,7 +270,13 @@ impl AddressSpace {
     /// `dst`, frame to frame through the physical-memory map, with no buffer in
     /// between: the single copy of SiON's IPC (paper §4.2.3, Fig. 7).
     /// Errors: [`Error::BadAddress`].
-    pub fn copy(src: &AddressSpace, src_addr: u64, dst: &AddressSpace, dst_addr: u64, len: u64) -> Result<(), Error> {
+    pub fn copy(
+        src: &AddressSpace,
+        src_addr: u64,
+        dst: &AddressSpace,
+        dst_addr: u64,
+        len: u64,
+    ) -> Result<(), Error> {
         src.check(src_addr, len, false)?;
         dst.check(dst_addr, len, true)?;
         let mut done = 0u64;
@@ -253,7 +287,13 @@ impl AddressSpace {
             let dp = dst.translate(d, true).ok_or(Error::BadAddress)?;
             // SAFETY: both ranges lie within single mapped user frames (checked
             // above); `copy` tolerates overlap.
-            unsafe { core::ptr::copy(phys_to_virt(sp).as_ptr::<u8>(), phys_to_virt(dp).as_mut_ptr::<u8>(), n) };
+            unsafe {
+                core::ptr::copy(
+                    phys_to_virt(sp).as_ptr::<u8>(),
+                    phys_to_virt(dp).as_mut_ptr::<u8>(),
+                    n,
+                )
+            };
             done += n as u64;
         }
         Ok(())

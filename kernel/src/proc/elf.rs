@@ -26,7 +26,10 @@ pub fn load(space: &mut AddressSpace, image: &[u8]) -> Result<u64, Error> {
     let segments = file.segments().ok_or(Error::BadImage)?;
     let mut entry_ok = false;
     for ph in segments.iter().filter(|ph| ph.p_type == PT_LOAD) {
-        let file_end = ph.p_offset.checked_add(ph.p_filesz).ok_or(Error::BadImage)?;
+        let file_end = ph
+            .p_offset
+            .checked_add(ph.p_filesz)
+            .ok_or(Error::BadImage)?;
         let mem_end = ph.p_vaddr.checked_add(ph.p_memsz).ok_or(Error::BadImage)?;
         if ph.p_filesz > ph.p_memsz
             || file_end > image.len() as u64
@@ -36,7 +39,10 @@ pub fn load(space: &mut AddressSpace, image: &[u8]) -> Result<u64, Error> {
         {
             return Err(Error::BadImage);
         }
-        let access = Access { write: ph.p_flags & PF_W != 0, execute: ph.p_flags & PF_X != 0 };
+        let access = Access {
+            write: ph.p_flags & PF_W != 0,
+            execute: ph.p_flags & PF_X != 0,
+        };
         space.map(ph.p_vaddr, ph.p_memsz, access)?;
         space.load(ph.p_vaddr, &image[ph.p_offset as usize..file_end as usize])?;
         if access.execute && (ph.p_vaddr..mem_end).contains(&header.e_entry) {

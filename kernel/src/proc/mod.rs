@@ -30,10 +30,21 @@ pub const USER_STACK_SIZE: u64 = 256 * 1024;
 pub enum Block {
     /// In `receive`: for a message from `from` (or any) into `buf[..cap]`, with
     /// the [`sion_abi::MessageInfo`] to be written at `info`.
-    Receive { buf: u64, cap: u64, from: Pid, info: u64 },
+    Receive {
+        buf: u64,
+        cap: u64,
+        from: Pid,
+        info: u64,
+    },
     /// In `send`/`call`: until `to` receives `buf[..len]`. `reply` is the reply
     /// buffer of a `call`.
-    Send { to: Pid, tag: u64, buf: u64, len: u64, reply: Option<(u64, u64)> },
+    Send {
+        to: Pid,
+        tag: u64,
+        buf: u64,
+        len: u64,
+        reply: Option<(u64, u64)>,
+    },
     /// In `call`, after delivery: until `server` replies into `buf[..cap]`.
     AwaitReply { server: Pid, buf: u64, cap: u64 },
     /// In `wait`: until child `child` ends.
@@ -148,7 +159,14 @@ pub fn spawn(name: &str, arg: &[u8], parent: Option<Pid>) -> Result<Pid, Error> 
     let mut space = AddressSpace::new()?;
     let entry = elf::load(&mut space, image)?;
     let stack_base = USER_STACK_TOP - USER_STACK_SIZE;
-    space.map(stack_base, USER_STACK_SIZE, Access { write: true, execute: false })?;
+    space.map(
+        stack_base,
+        USER_STACK_SIZE,
+        Access {
+            write: true,
+            execute: false,
+        },
+    )?;
     let arg_addr = (USER_STACK_TOP - arg.len() as u64) & !15;
     space.write(arg_addr, arg)?;
     // As if `_start(arg, len)` had been called: rsp + 8 is 16-byte aligned.
@@ -247,7 +265,9 @@ fn release_peers(t: &mut Table, pid: Pid) {
     for p in t.procs.values_mut() {
         match p.state {
             State::Blocked(Block::Send { to, .. }) if to == pid => to_wake.push(p.pid),
-            State::Blocked(Block::AwaitReply { server, .. }) if server == pid => to_wake.push(p.pid),
+            State::Blocked(Block::AwaitReply { server, .. }) if server == pid => {
+                to_wake.push(p.pid)
+            }
             _ => {}
         }
         p.senders.retain(|s| *s != pid);
@@ -298,7 +318,9 @@ pub fn wait(child: Pid) -> Result<u64, Error> {
 /// Called on every timer tick: wakes blocked receivers whose timeout passed.
 pub fn on_timer_tick() {
     let now = crate::time::now_ns();
-    let Some(mut t) = TABLE.try_lock() else { return };
+    let Some(mut t) = TABLE.try_lock() else {
+        return;
+    };
     let expired: Vec<Pid> = t
         .procs
         .values()

@@ -25,17 +25,27 @@ static mut SCHEDULER_RSP: u64 = 0;
 #[unsafe(naked)]
 unsafe extern "C" fn switch_stacks(save: *mut u64, load: u64) {
     naked_asm!(
-        "push rbp", "push rbx", "push r12", "push r13", "push r14", "push r15",
+        "push rbp",
+        "push rbx",
+        "push r12",
+        "push r13",
+        "push r14",
+        "push r15",
         "mov [rdi], rsp",
         "mov rsp, rsi",
-        "pop r15", "pop r14", "pop r13", "pop r12", "pop rbx", "pop rbp",
+        "pop r15",
+        "pop r14",
+        "pop r13",
+        "pop r12",
+        "pop rbx",
+        "pop rbp",
         "ret",
     )
 }
 
 /// Runs processes for ever.
 pub fn run() -> ! {
-    let mut idle_reported = false;
+    let mut reached_idle = false;
     loop {
         let next = {
             let mut t = table();
@@ -56,7 +66,6 @@ pub fn run() -> ! {
         };
         match next {
             Some(rsp) => {
-                idle_reported = false;
                 // SAFETY: `rsp` was saved by `switch_stacks` or laid out by
                 // `prepare_kernel_stack`, and the process's stack lives until
                 // the process is reaped below, after it has left the CPU.
@@ -65,9 +74,9 @@ pub fn run() -> ! {
                 reap_current();
             }
             None => {
-                if !idle_reported {
+                if !reached_idle {
                     log::info!("idle: no process ready, halting until the next interrupt");
-                    idle_reported = true;
+                    reached_idle = true;
                 }
                 arch::wait_for_interrupt();
             }
