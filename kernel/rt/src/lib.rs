@@ -47,10 +47,10 @@ pub unsafe extern "C" fn _start(arg: *const u8, len: usize) -> ! {
             .lock()
             .init(core::ptr::addr_of_mut!(HEAP_AREA).cast(), HEAP_SIZE)
     };
-    // SAFETY: the kernel passes a valid argument blob (possibly empty).
     let arg = if len == 0 {
         &[][..]
     } else {
+        // SAFETY: the kernel passes the argument blob it copied onto our stack.
         unsafe { core::slice::from_raw_parts(arg, len) }
     };
     // SAFETY: `entry!` defines `__sion_main` with this signature.

@@ -16,7 +16,7 @@ pub const TIMER_HZ: u32 = 100;
 /// Input clock of the PIT in Hz.
 const PIT_INPUT_HZ: u32 = 1_193_182;
 
-// SAFETY (of the `new` call): the offsets put the PIC vectors right after the
+// SAFETY: the offsets put the PIC vectors right after the
 // CPU exceptions and overlap nothing else.
 static PICS: Mutex<ChainedPics> = Mutex::new(unsafe { ChainedPics::new(PIC1_OFFSET, PIC2_OFFSET) });
 

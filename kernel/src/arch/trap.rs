@@ -46,7 +46,7 @@ const _: () = assert!(core::mem::size_of::<TrapFrame>() == 22 * 8);
 
 impl TrapFrame {
     /// True when the trap came from ring 3.
-    pub fn from_user(&self) -> bool {
+    pub fn is_from_user(&self) -> bool {
         self.cs & 3 == 3
     }
 
@@ -201,7 +201,7 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
             crate::time::tick();
             pic::end_of_interrupt(pic::TIMER_VECTOR);
             crate::proc::on_timer_tick();
-            if frame.from_user() {
+            if frame.is_from_user() {
                 crate::proc::scheduler::preempt();
             }
         }
@@ -214,7 +214,7 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
 fn exception(frame: &mut TrapFrame) {
     let (name, signal) = exception_info(frame.vector);
     let cr2 = x86_64::registers::control::Cr2::read_raw();
-    if frame.from_user() {
+    if frame.is_from_user() {
         let detail = if frame.vector == 14 {
             alloc::format!(
                 "{name} at rip={:#x} accessing {cr2:#x} (error {:#x})",

@@ -112,11 +112,11 @@ pub fn allocate_zeroed() -> Option<PhysFrame> {
 
 /// Returns a frame obtained from [`allocate_zeroed`].
 pub fn free(frame: PhysFrame) {
-    if let Some(f) = FRAMES.lock().as_mut() {
-        if f.recycling {
-            f.freed.push(frame);
-            f.free_frames += 1;
-        }
+    if let Some(f) = FRAMES.lock().as_mut()
+        && f.recycling
+    {
+        f.freed.push(frame);
+        f.free_frames += 1;
     }
 }
 

@@ -137,13 +137,13 @@ impl Table {
 
     /// Makes a blocked process runnable; its blocking call returns `value`.
     pub fn wake(&mut self, pid: Pid, value: i64) {
-        if let Some(p) = self.procs.get_mut(&pid) {
-            if matches!(p.state, State::Blocked(_)) {
-                p.state = State::Ready;
-                p.wake_value = value;
-                p.deadline = None;
-                self.ready.push_back(pid);
-            }
+        if let Some(p) = self.procs.get_mut(&pid)
+            && matches!(p.state, State::Blocked(_))
+        {
+            p.state = State::Ready;
+            p.wake_value = value;
+            p.deadline = None;
+            self.ready.push_back(pid);
         }
     }
 }
@@ -300,11 +300,11 @@ pub fn wait(child: Pid) -> Result<u64, Error> {
     {
         let mut t = table();
         let me = t.current.expect("wait without a current process");
-        if let Some((parent, status)) = t.zombies.get(&child).copied() {
-            if parent == me {
-                t.zombies.remove(&child);
-                return Ok(status.to_raw());
-            }
+        if let Some((parent, status)) = t.zombies.get(&child).copied()
+            && parent == me
+        {
+            t.zombies.remove(&child);
+            return Ok(status.to_raw());
         }
         let is_child = t.procs.get(&child).is_some_and(|c| c.parent == Some(me));
         if !is_child {

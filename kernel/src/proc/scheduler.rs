@@ -51,15 +51,15 @@ pub fn run() -> ! {
             let mut t = table();
             let mut next = None;
             while let Some(pid) = t.ready.pop_front() {
-                if let Some(p) = t.procs.get_mut(&pid) {
-                    if p.state == State::Ready {
-                        p.state = State::Running;
-                        p.space.activate();
-                        gdt::set_kernel_stack(VirtAddr::new(p.kernel_stack.top()));
-                        next = Some(p.saved_rsp);
-                        t.current = Some(pid);
-                        break;
-                    }
+                if let Some(p) = t.procs.get_mut(&pid)
+                    && p.state == State::Ready
+                {
+                    p.state = State::Running;
+                    p.space.activate();
+                    gdt::set_kernel_stack(VirtAddr::new(p.kernel_stack.top()));
+                    next = Some(p.saved_rsp);
+                    t.current = Some(pid);
+                    break;
                 }
             }
             next
@@ -88,11 +88,11 @@ pub fn run() -> ! {
 fn reap_current() {
     let mut t = table();
     let Some(pid) = t.current.take() else { return };
-    if let Some(p) = t.procs.get(&pid) {
-        if matches!(p.state, State::Dead(_)) {
-            // Dropping the process frees its address space and kernel stack.
-            t.procs.remove(&pid);
-        }
+    if let Some(p) = t.procs.get(&pid)
+        && matches!(p.state, State::Dead(_))
+    {
+        // Dropping the process frees its address space and kernel stack.
+        t.procs.remove(&pid);
     }
 }
 

@@ -15,7 +15,7 @@ fn main(arg: &[u8]) -> i32 {
     let mut round = 0;
     loop {
         iterations = core::hint::black_box(iterations + 1);
-        if iterations % 1024 != 0 {
+        if !iterations.is_multiple_of(1024) {
             continue;
         }
         let elapsed = sys::clock_ns() - start;
