@@ -141,7 +141,7 @@ impl fmt::Display for ElfError {
                 write!(f, "dynamically linked: {why}; rebuild with -static")
             }
             ElfError::NoLoadSegments => f.write_str(
-                "no loadable segment (PT_LOAD): nothing to run; link the program as an executable",
+                "no loadable segment (PT_LOAD): nothing to run; rebuild it as a static executable (-static)",
             ),
             ElfError::Overlap { first, second } => write!(
                 f,
@@ -704,3 +704,6 @@ pub fn load_plan(file: &[u8], config: &LoadConfig) -> Result<LoadPlan, ElfError>
     }
     Ok(plan)
 }
+
+#[cfg(test)]
+mod tests;

@@ -35,6 +35,8 @@ pub mod fd;
 pub mod path;
 pub mod stack;
 pub mod syscall;
+#[cfg(test)]
+mod testelf;
 pub mod vm;
 
 pub use abi::Abi;

@@ -245,7 +245,7 @@ pub fn build(spec: &StackSpec<'_>) -> Result<InitialStack, Errno> {
     let abi = spec.abi;
     let w = abi.word_size() as u64;
     let top = spec.stack_top;
-    if top % PAGE_SIZE != 0 || top == 0 || top - 1 > abi.max_pointer() {
+    if !top.is_multiple_of(PAGE_SIZE) || top == 0 || top - 1 > abi.max_pointer() {
         return Err(Errno::EINVAL);
     }
     let strings = spec

@@ -797,13 +797,13 @@ impl AddressSpace {
         let floor = self.layout.min_addr;
         let mut hole_end = top;
         for r in self.regions.range(..top).rev().map(|(_, r)| r) {
-            if r.end < hole_end {
-                if let Some(start) = hole_end.checked_sub(len)
-                    && start >= r.end
-                    && start >= floor
-                {
-                    return Some(start);
-                }
+            // The hole between this region and the one above it.
+            if r.end < hole_end
+                && let Some(start) = hole_end.checked_sub(len)
+                && start >= r.end
+                && start >= floor
+            {
+                return Some(start);
             }
             hole_end = hole_end.min(r.start);
             if hole_end <= floor {
