@@ -662,10 +662,21 @@ pub fn load_plan(file: &[u8], config: &LoadConfig) -> Result<LoadPlan, ElfError>
         return Err(ElfError::BadEntry { entry });
     }
 
+    // AT_PHDR: PT_PHDR if it lies in a segment's file bytes (so the table is
+    // really there), else the PT_LOAD whose file bytes hold e_phoff (as Linux's
+    // load_elf_binary computes phdr_addr), else not loaded.
     let phdr_len = u64::from(ehdr.e_phentsize) * u64::from(ehdr.e_phnum);
+    let in_file_bytes = |vaddr: u64| {
+        loads.iter().any(|ph| {
+            ph.p_vaddr <= vaddr
+                && vaddr
+                    .checked_add(phdr_len)
+                    .is_some_and(|e| e <= ph.p_vaddr + ph.p_filesz)
+        })
+    };
     let phdr = match pt_phdr {
-        Some(ph) => PhdrLocation::Loaded(ph.p_vaddr.wrapping_add(bias) & abi.max_pointer()),
-        None => loads
+        Some(ph) if in_file_bytes(ph.p_vaddr) => PhdrLocation::Loaded(ph.p_vaddr + bias),
+        _ => loads
             .iter()
             .find(|ph| {
                 ph.p_offset <= ehdr.e_phoff && ehdr.e_phoff + phdr_len <= ph.p_offset + ph.p_filesz

@@ -618,3 +618,12 @@ fn rwx_prot_helpers() {
     assert_eq!(effective_align(16), PAGE_SIZE);
     assert_eq!(effective_align(0x20_0000), 0x20_0000);
 }
+
+#[test]
+fn bogus_pt_phdr_falls_back_to_e_phoff() {
+    let mut e = TestElf::pie64();
+    // PT_PHDR pointing into .bss, where no header bytes are loaded.
+    e.phdrs[0].p_vaddr = 0x3000;
+    let p = plan(&e).unwrap();
+    assert_eq!(p.phdr, PhdrLocation::Loaded(p.bias + 64));
+}
