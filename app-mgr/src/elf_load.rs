@@ -615,10 +615,12 @@ pub fn load_plan(file: &[u8], config: &LoadConfig) -> Result<LoadPlan, ElfError>
         }
     };
 
+    // One past the highest usable byte: below the stack reservation, the user
+    // top, and (i386) 4 GiB.
     let max = layout
         .stack_bottom()
         .min(layout.max_addr)
-        .min(abi.max_pointer());
+        .min(abi.max_pointer().saturating_add(1));
     let mut segments = Vec::with_capacity(loads.len());
     for ph in &loads {
         let vaddr = ph.p_vaddr.checked_add(bias);
