@@ -93,6 +93,26 @@ pub fn send(
 
 /// `receive`: see [`sion_abi::Syscall::Receive`].
 pub fn receive(buf: u64, cap: u64, from: Pid, timeout_ns: u64, info: u64) -> Result<u64, Error> {
+    let deadline =
+        (timeout_ns != NO_TIMEOUT).then(|| crate::time::now_ns().saturating_add(timeout_ns));
+    loop {
+        match receive_once(buf, cap, from, timeout_ns, info, deadline)? {
+            Some(len) => return Ok(len),
+            None => continue,
+        }
+    }
+}
+
+/// One attempt at `receive`: `Ok(None)` when woken to look again (a network
+/// message was queued).
+fn receive_once(
+    buf: u64,
+    cap: u64,
+    from: Pid,
+    timeout_ns: u64,
+    info: u64,
+    deadline: Option<u64>,
+) -> Result<Option<u64>, Error> {
     {
         let mut t = table();
         let me = t.current.expect("a caller");
@@ -140,9 +160,18 @@ pub fn receive(buf: u64, cap: u64, from: Pid, timeout_ns: u64, info: u64) -> Res
                 }
                 _ => t.wake(sender, if delivered >= 0 { 0 } else { delivered }),
             }
-            return Error::from_result(delivered);
+            return Error::from_result(delivered).map(Some);
         }
-        if timeout_ns == 0 {
+        if from == ANY_SENDER
+            && let Ok(Some(message)) = crate::net::with(|net| Ok(net.ipc.take(me)))
+        {
+            let space = &t.current().space;
+            let n = (message.payload.len() as u64).min(cap) as usize;
+            space.write(buf, &message.payload[..n])?;
+            space.write(info, &message.info.to_bytes())?;
+            return Ok(Some(message.info.len));
+        }
+        if timeout_ns == 0 || deadline.is_some_and(|d| d <= crate::time::now_ns()) {
             return Err(Error::TimedOut);
         }
         let p = t.current();
@@ -152,10 +181,12 @@ pub fn receive(buf: u64, cap: u64, from: Pid, timeout_ns: u64, info: u64) -> Res
             from,
             info,
         });
-        p.deadline =
-            (timeout_ns != NO_TIMEOUT).then(|| crate::time::now_ns().saturating_add(timeout_ns));
+        p.deadline = deadline;
     }
-    Error::from_result(scheduler::block())
+    match scheduler::block() {
+        crate::proc::WAKE_RETRY => Ok(None),
+        v => Error::from_result(v).map(Some),
+    }
 }
 
 /// `reply`: see [`sion_abi::Syscall::Reply`].
@@ -206,23 +237,13 @@ fn deliver(t: &Table, message: &Pending, receiver: Pid, buf: u64, cap: u64, info
         tag: message.tag,
         len: message.len,
         wants_reply: u64::from(message.wants_reply),
+        ..MessageInfo::default()
     };
-    let info_bytes = info_bytes(&info);
+    let info_bytes = info.to_bytes();
     let result = AddressSpace::copy(from, message.buf, to, buf, message.len.min(cap))
         .and_then(|()| to.write(info_at, &info_bytes));
     match result {
         Ok(()) => message.len as i64,
         Err(e) => e.to_result(),
     }
-}
-
-fn info_bytes(info: &MessageInfo) -> [u8; 32] {
-    let mut out = [0u8; 32];
-    for (i, v) in [info.sender, info.tag, info.len, info.wants_reply]
-        .into_iter()
-        .enumerate()
-    {
-        out[i * 8..i * 8 + 8].copy_from_slice(&v.to_le_bytes());
-    }
-    out
 }

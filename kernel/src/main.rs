@@ -12,10 +12,12 @@ extern crate alloc;
 mod arch;
 mod bootargs;
 mod console;
+mod drivers;
 mod fbcon;
 mod ipc;
 mod logger;
 mod mem;
+mod net;
 mod proc;
 mod ramdisk;
 mod syscall;
@@ -63,6 +65,7 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
         None => &[],
     };
     ramdisk::init(ramdisk);
+    net::init();
     let args = bootargs::BootArgs::read();
     let init = args.get("init").unwrap_or("init");
     log::info!(

@@ -8,9 +8,9 @@
 
 use crate::arch::trap::TrapFrame;
 use crate::proc::{self, scheduler, table};
-use crate::{console, ipc, time};
+use crate::{console, ipc, net, time};
 use alloc::vec;
-use sion_abi::{Error, MAX_NAME, MAX_SPAWN_ARG, Syscall, WaitStatus};
+use sion_abi::{Error, MAX_NAME, MAX_SPAWN_ARG, NO_TIMEOUT, NetInfo, Pid, Syscall, WaitStatus};
 
 /// Longest console write handled in one call, in bytes; longer writes are
 /// short writes, as with `write(2)`.
@@ -47,6 +47,31 @@ fn handle(call: Syscall, a: [u64; 6]) -> Result<u64, Error> {
         Syscall::Clock => Ok(time::now_ns()),
         Syscall::ConsoleWrite => console_write(a[0], a[1]),
         Syscall::GetPid => Ok(table().current.expect("a caller")),
+        Syscall::Register => {
+            let me = current_pid();
+            net::with(|n| n.ipc.register(a[0] as u32, me)).map(|()| 0)
+        }
+        Syscall::NetSend => net_send(a),
+        Syscall::NetInfo => net_info(a[0]),
+        Syscall::TcpListen => {
+            let me = current_pid();
+            net::with(|n| n.tcp.listen(&mut n.sockets, me, a[0] as u16))
+        }
+        Syscall::TcpAccept => {
+            let me = current_pid();
+            until_ready(None, || {
+                net::with(|n| n.tcp.try_accept(&mut n.sockets, me, a[0]))
+            })
+        }
+        Syscall::TcpConnect => tcp_connect(a[0] as u32, a[1] as u16, a[2]),
+        Syscall::TcpSend => tcp_send(a[0], a[1], a[2]),
+        Syscall::TcpRecv => tcp_recv(a[0], a[1], a[2]),
+        Syscall::TcpClose => {
+            let me = current_pid();
+            let result = net::with(|n| n.tcp.close(&mut n.sockets, me, a[0])).map(|()| 0);
+            net::poll();
+            result
+        }
     }
 }
 
@@ -73,4 +98,122 @@ fn console_write(ptr: u64, len: u64) -> Result<u64, Error> {
     table().current().space.read(ptr, &mut text)?;
     console::write_str(&alloc::string::String::from_utf8_lossy(&text));
     Ok(len)
+}
+
+/// Largest chunk one TCP send or receive call moves, in bytes.
+const MAX_TCP_CHUNK: u64 = 64 * 1024;
+
+fn current_pid() -> Pid {
+    table().current.expect("a caller")
+}
+
+/// Retries a non-blocking network operation, polling the stack and sleeping
+/// until the next network event in between, until it yields a value, fails,
+/// or `deadline_ns` passes ([`Error::TimedOut`]).
+fn until_ready<T>(
+    deadline_ns: Option<u64>,
+    mut attempt: impl FnMut() -> Result<Option<T>, Error>,
+) -> Result<T, Error> {
+    loop {
+        net::poll();
+        if let Some(value) = attempt()? {
+            net::poll();
+            return Ok(value);
+        }
+        if deadline_ns.is_some_and(|d| time::now_ns() >= d) {
+            return Err(Error::TimedOut);
+        }
+        net::wait_for_event(deadline_ns)?;
+    }
+}
+
+fn net_send(a: [u64; 6]) -> Result<u64, Error> {
+    let [ipv4, node, service, tag, buf, len] = a;
+    if len > sion_abi::net::MAX_PAYLOAD as u64 {
+        return Err(Error::TooLarge);
+    }
+    let mut payload = vec![0u8; len as usize];
+    let me = {
+        let mut t = table();
+        t.current().space.read(buf, &mut payload)?;
+        t.current.expect("a caller")
+    };
+    let ip = (ipv4 as u32).to_be_bytes();
+    let result = net::with(|n| {
+        let src = n.ipc.service_of(me);
+        net::ipc::send(n, ip, node, src, service as u32, tag, &payload)
+    });
+    net::poll();
+    result.map(|()| 0)
+}
+
+fn net_info(out: u64) -> Result<u64, Error> {
+    let info = net::with(|n| {
+        let (ipv4, prefix) = n.addr.address().map_or((0, 0), |(a, p)| {
+            (u64::from(u32::from_be_bytes(a)), u64::from(p))
+        });
+        let mac = n.mac.iter().fold(0u64, |m, &b| (m << 8) | u64::from(b));
+        Ok(NetInfo {
+            node: n.node_id,
+            mac,
+            ipv4,
+            prefix,
+        })
+    })
+    .unwrap_or_default();
+    table().current().space.write(out, &info.to_bytes())?;
+    Ok(0)
+}
+
+fn tcp_connect(ipv4: u32, port: u16, timeout_ns: u64) -> Result<u64, Error> {
+    let me = current_pid();
+    let deadline = (timeout_ns != NO_TIMEOUT).then(|| time::now_ns().saturating_add(timeout_ns));
+    let handle = net::with(|n| {
+        n.addr.address().ok_or(Error::NetworkDown)?;
+        n.tcp.connect(
+            n.iface.context(),
+            &mut n.sockets,
+            me,
+            ipv4.to_be_bytes(),
+            port,
+        )
+    })?;
+    let result = until_ready(deadline, || {
+        net::with(|n| n.tcp.connected(&n.sockets, me, handle))
+    });
+    match result {
+        Ok(true) => Ok(handle),
+        Ok(false) | Err(_) => {
+            let _ = net::with(|n| n.tcp.close(&mut n.sockets, me, handle));
+            Err(match result {
+                Err(e) => e,
+                _ => Error::ConnectionRefused,
+            })
+        }
+    }
+}
+
+fn tcp_send(handle: u64, buf: u64, len: u64) -> Result<u64, Error> {
+    let me = current_pid();
+    let mut data = vec![0u8; len.min(MAX_TCP_CHUNK) as usize];
+    table().current().space.read(buf, &mut data)?;
+    if data.is_empty() {
+        return Ok(0);
+    }
+    until_ready(None, || {
+        net::with(|n| n.tcp.try_send(&mut n.sockets, me, handle, &data))
+    })
+    .map(|n| n as u64)
+}
+
+fn tcp_recv(handle: u64, buf: u64, cap: u64) -> Result<u64, Error> {
+    let me = current_pid();
+    let cap = cap.min(MAX_TCP_CHUNK);
+    table().current().space.check(buf, cap, true)?;
+    let mut data = vec![0u8; cap as usize];
+    let n = until_ready(None, || {
+        net::with(|net| net.tcp.try_recv(&mut net.sockets, me, handle, &mut data))
+    })?;
+    table().current().space.write(buf, &data[..n])?;
+    Ok(n as u64)
 }

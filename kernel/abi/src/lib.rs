@@ -15,6 +15,8 @@
 //! result is `-(Error as i64)` (see [`Error::from_result`]).
 #![no_std]
 
+pub mod net;
+
 /// Interrupt vector of SiON's own system calls (SiON paper §4.2.2).
 pub const SYSCALL_VECTOR: u8 = 0x40;
 
@@ -81,6 +83,34 @@ pub enum Syscall {
     ConsoleWrite = 9,
     /// `getpid() -> Pid`.
     GetPid = 10,
+    /// `register(service: u32) -> 0`: claim a network IPC service number on this
+    /// node ([`net`]); messages from other nodes to it are queued for the caller
+    /// and arrive through `receive`. Errors: [`Error::InUse`].
+    Register = 11,
+    /// `net_send(ipv4: u32, node: u64, service: u32, tag, buf, len) -> 0`: send a
+    /// message as one UDP datagram to `service` on node `node` at `ipv4`
+    /// (`0xFFFF_FFFF` and [`net::ALL_NODES`]: broadcast to every node). At most
+    /// [`net::MAX_PAYLOAD`] bytes. Errors: [`Error::TooLarge`],
+    /// [`Error::NetworkDown`], [`Error::BadAddress`], [`Error::WouldBlock`] (queue full).
+    NetSend = 12,
+    /// `net_info(out: *mut NetInfo) -> 0`: this node's id, MAC and address.
+    NetInfo = 13,
+    /// `tcp_listen(port: u16) -> handle`: listen for TCP connections.
+    /// Errors: [`Error::InUse`], [`Error::NetworkDown`].
+    TcpListen = 14,
+    /// `tcp_accept(listener) -> handle`: block until a connection arrives.
+    TcpAccept = 15,
+    /// `tcp_connect(ipv4: u32, port: u16, timeout_ns) -> handle`: block until
+    /// connected. Errors: [`Error::ConnectionRefused`], [`Error::TimedOut`].
+    TcpConnect = 16,
+    /// `tcp_send(handle, buf, len) -> n`: block until at least one byte is
+    /// queued; returns how many. Errors: [`Error::ConnectionClosed`].
+    TcpSend = 17,
+    /// `tcp_recv(handle, buf, cap) -> n`: block until data arrives; 0 means the
+    /// peer closed its side.
+    TcpRecv = 18,
+    /// `tcp_close(handle) -> 0`: close (after sending what is queued) and free.
+    TcpClose = 19,
 }
 
 impl Syscall {
@@ -99,6 +129,15 @@ impl Syscall {
             8 => Clock,
             9 => ConsoleWrite,
             10 => GetPid,
+            11 => Register,
+            12 => NetSend,
+            13 => NetInfo,
+            14 => TcpListen,
+            15 => TcpAccept,
+            16 => TcpConnect,
+            17 => TcpSend,
+            18 => TcpRecv,
+            19 => TcpClose,
             _ => return None,
         })
     }
@@ -133,10 +172,22 @@ pub enum Error {
     BadImage = 11,
     /// `reply` to a process that is not waiting for this process's answer.
     NotWaiting = 12,
+    /// The service number or port is taken.
+    InUse = 13,
+    /// The node has no network (no NIC, or no address yet).
+    NetworkDown = 14,
+    /// A queue is full; try again later.
+    WouldBlock = 15,
+    /// The connection was refused or reset.
+    ConnectionRefused = 16,
+    /// The connection is closed.
+    ConnectionClosed = 17,
+    /// No socket with that handle belongs to the caller.
+    BadHandle = 18,
 }
 
 impl Error {
-    const ALL: [Error; 12] = [
+    const ALL: [Error; 18] = [
         Error::InvalidArgument,
         Error::BadAddress,
         Error::NoSuchProcess,
@@ -149,6 +200,12 @@ impl Error {
         Error::UnknownSyscall,
         Error::BadImage,
         Error::NotWaiting,
+        Error::InUse,
+        Error::NetworkDown,
+        Error::WouldBlock,
+        Error::ConnectionRefused,
+        Error::ConnectionClosed,
+        Error::BadHandle,
     ];
 
     /// The value the kernel puts in `rax` for this error.
@@ -184,6 +241,12 @@ impl Error {
             Error::UnknownSyscall => "unknown system call",
             Error::BadImage => "bad process image",
             Error::NotWaiting => "not waiting for a reply",
+            Error::InUse => "already in use",
+            Error::NetworkDown => "network down",
+            Error::WouldBlock => "queue full, try again",
+            Error::ConnectionRefused => "connection refused",
+            Error::ConnectionClosed => "connection closed",
+            Error::BadHandle => "bad socket handle",
         }
     }
 }
@@ -206,9 +269,64 @@ pub struct MessageInfo {
     pub len: u64,
     /// Non-zero when the sender used `call` and waits for a `reply`.
     pub wants_reply: u64,
+    /// The sender's node id for a message from the network; 0 for a local one.
+    pub node: u64,
+    /// The sender's IPv4 address (big-endian in the low 32 bits) for a message
+    /// from the network; 0 for a local one.
+    pub addr: u64,
+    /// The sender's service number for a message from the network.
+    pub service: u64,
 }
 
-const _: () = assert!(core::mem::size_of::<MessageInfo>() == 32);
+const _: () = assert!(core::mem::size_of::<MessageInfo>() == 56);
+
+impl MessageInfo {
+    /// The in-memory layout the kernel writes (little-endian `u64` fields).
+    pub fn to_bytes(&self) -> [u8; 56] {
+        let mut out = [0u8; 56];
+        let fields = [
+            self.sender,
+            self.tag,
+            self.len,
+            self.wants_reply,
+            self.node,
+            self.addr,
+            self.service,
+        ];
+        for (i, v) in fields.into_iter().enumerate() {
+            out[i * 8..i * 8 + 8].copy_from_slice(&v.to_le_bytes());
+        }
+        out
+    }
+}
+
+/// What [`Syscall::NetInfo`] writes.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NetInfo {
+    /// The node id ([`net::node_id_from_mac`]); 0 without a NIC.
+    pub node: u64,
+    /// The MAC address in the low 48 bits; 0 without a NIC.
+    pub mac: u64,
+    /// The IPv4 address (big-endian in the low 32 bits); 0 until configured.
+    pub ipv4: u64,
+    /// The prefix length of the address.
+    pub prefix: u64,
+}
+
+impl NetInfo {
+    /// The in-memory layout the kernel writes.
+    pub fn to_bytes(&self) -> [u8; 32] {
+        let mut out = [0u8; 32];
+        for (i, v) in [self.node, self.mac, self.ipv4, self.prefix]
+            .into_iter()
+            .enumerate()
+        {
+            out[i * 8..i * 8 + 8].copy_from_slice(&v.to_le_bytes());
+        }
+        out
+    }
+}
 
 /// A Linux signal number, as the kernel reports a process killed by a fault.
 /// Numbers from `signal(7)` (x86).
@@ -287,11 +405,11 @@ mod tests {
 
     #[test]
     fn syscall_numbers_round_trip() {
-        for n in 0..=10 {
+        for n in 0..=19 {
             let s = Syscall::from_number(n).expect("defined");
             assert_eq!(s as u64, n);
         }
-        assert_eq!(Syscall::from_number(11), None);
+        assert_eq!(Syscall::from_number(20), None);
         assert_eq!(Syscall::from_number(u64::MAX), None);
     }
 

@@ -139,3 +139,109 @@ pub fn console_write(text: &[u8]) -> Result<usize, Error> {
 pub fn getpid() -> Pid {
     call(Syscall::GetPid, [0; 6]).unwrap_or(0)
 }
+
+/// Claims network IPC service `service` on this node.
+pub fn register(service: u32) -> Result<(), Error> {
+    call(Syscall::Register, [u64::from(service), 0, 0, 0, 0, 0]).map(|_| ())
+}
+
+/// Sends `msg` as one datagram to `service` on node `node` at `ipv4`
+/// (`[255; 4]` with [`sion_abi::net::ALL_NODES`]: every node).
+pub fn net_send(ipv4: [u8; 4], node: u64, service: u32, tag: u64, msg: &[u8]) -> Result<(), Error> {
+    call(
+        Syscall::NetSend,
+        [
+            u64::from(u32::from_be_bytes(ipv4)),
+            node,
+            u64::from(service),
+            tag,
+            msg.as_ptr() as u64,
+            msg.len() as u64,
+        ],
+    )
+    .map(|_| ())
+}
+
+/// This node's id, MAC and address.
+pub fn net_info() -> Result<sion_abi::NetInfo, Error> {
+    let mut info = sion_abi::NetInfo::default();
+    call(Syscall::NetInfo, [&raw mut info as u64, 0, 0, 0, 0, 0])?;
+    Ok(info)
+}
+
+/// A TCP socket handle.
+#[derive(Debug)]
+pub struct TcpStream(u64);
+
+/// A listening TCP socket.
+#[derive(Debug)]
+pub struct TcpListener(u64);
+
+impl TcpListener {
+    /// Listens on `port`.
+    pub fn bind(port: u16) -> Result<TcpListener, Error> {
+        call(Syscall::TcpListen, [u64::from(port), 0, 0, 0, 0, 0]).map(TcpListener)
+    }
+
+    /// Waits for the next connection.
+    pub fn accept(&self) -> Result<TcpStream, Error> {
+        call(Syscall::TcpAccept, [self.0, 0, 0, 0, 0, 0]).map(TcpStream)
+    }
+}
+
+impl TcpStream {
+    /// Connects to `ipv4:port`, giving up after `timeout_ns`.
+    pub fn connect(ipv4: [u8; 4], port: u16, timeout_ns: u64) -> Result<TcpStream, Error> {
+        call(
+            Syscall::TcpConnect,
+            [
+                u64::from(u32::from_be_bytes(ipv4)),
+                u64::from(port),
+                timeout_ns,
+                0,
+                0,
+                0,
+            ],
+        )
+        .map(TcpStream)
+    }
+
+    /// Sends some of `data`; returns how much.
+    pub fn send(&self, data: &[u8]) -> Result<usize, Error> {
+        call(
+            Syscall::TcpSend,
+            [self.0, data.as_ptr() as u64, data.len() as u64, 0, 0, 0],
+        )
+        .map(|n| n as usize)
+    }
+
+    /// Sends all of `data`.
+    pub fn send_all(&self, mut data: &[u8]) -> Result<(), Error> {
+        while !data.is_empty() {
+            let n = self.send(data)?;
+            data = &data[n..];
+        }
+        Ok(())
+    }
+
+    /// Receives into `buf`; 0 at end of stream.
+    pub fn recv(&self, buf: &mut [u8]) -> Result<usize, Error> {
+        call(
+            Syscall::TcpRecv,
+            [self.0, buf.as_mut_ptr() as u64, buf.len() as u64, 0, 0, 0],
+        )
+        .map(|n| n as usize)
+    }
+}
+
+impl Drop for TcpStream {
+    fn drop(&mut self) {
+        let _ = call(Syscall::TcpClose, [self.0, 0, 0, 0, 0, 0]);
+    }
+}
+
+impl Drop for TcpListener {
+    fn drop(&mut self) {
+        let _ = call(Syscall::TcpClose, [self.0, 0, 0, 0, 0, 0]);
+    }
+}

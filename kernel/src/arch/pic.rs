@@ -41,6 +41,23 @@ pub fn init() {
     }
 }
 
+/// Unmasks PIC line `irq` (0–15), e.g. for the NIC.
+pub fn unmask(irq: u8) {
+    let mut pics = PICS.lock();
+    // SAFETY: reading and writing the PICs' mask registers only changes which
+    // lines may interrupt; every vector 32–47 has a handler.
+    unsafe {
+        let [mut m1, mut m2] = pics.read_masks();
+        if irq < 8 {
+            m1 &= !(1 << irq);
+        } else {
+            m2 &= !(1 << (irq - 8));
+            m1 &= !(1 << 2); // the cascade line
+        }
+        pics.write_masks(m1, m2);
+    }
+}
+
 /// Signals the end of interrupt `vector` to the PIC(s).
 pub fn end_of_interrupt(vector: u8) {
     // SAFETY: `vector` is the PIC interrupt being handled right now.

@@ -200,12 +200,19 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
         v if v == u64::from(pic::TIMER_VECTOR) => {
             crate::time::tick();
             pic::end_of_interrupt(pic::TIMER_VECTOR);
+            crate::net::poll();
             crate::proc::on_timer_tick();
             if frame.is_from_user() {
                 crate::proc::scheduler::preempt();
             }
         }
-        v @ 33..=47 => pic::end_of_interrupt(v as u8),
+        v @ 33..=47 => {
+            let nic = crate::net::irq().map(|irq| u64::from(irq + pic::PIC1_OFFSET));
+            if nic == Some(v) {
+                crate::net::on_interrupt();
+            }
+            pic::end_of_interrupt(v as u8);
+        }
         v if v == u64::from(sion_abi::SYSCALL_VECTOR) => crate::syscall::dispatch(frame),
         v => log::warn!("unexpected interrupt vector {v}"),
     }

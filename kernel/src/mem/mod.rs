@@ -29,3 +29,21 @@ pub fn init(regions: &'static MemoryRegions) {
 pub fn phys_to_virt(addr: PhysAddr) -> VirtAddr {
     VirtAddr::new(addr.as_u64() + PHYS_OFFSET)
 }
+
+/// The physical address behind kernel virtual address `virt` in the current
+/// address space. Panics if it is unmapped: only called for kernel memory.
+pub fn virt_to_phys(virt: u64) -> u64 {
+    use x86_64::structures::paging::mapper::Translate;
+    let table = space::current_table();
+    table
+        .translate_addr(VirtAddr::new(virt))
+        .unwrap_or_else(|| panic!("virt_to_phys: {virt:#x} is not mapped"))
+        .as_u64()
+}
+
+/// Makes sure device memory `[phys, phys + size)` is reachable through the
+/// physical-memory map (the bootloader maps RAM, not necessarily every device
+/// window), mapping missing pages uncached in the kernel's shared upper half.
+pub fn map_mmio(phys: u64, size: u64) {
+    space::map_kernel_mmio(phys, size);
+}

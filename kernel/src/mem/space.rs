@@ -331,3 +331,49 @@ fn free_table(table: PhysAddr, level: u8, range: core::ops::Range<usize>) {
         entry.set_unused();
     }
 }
+
+/// The current address space's page table, for translating kernel addresses.
+pub fn current_table() -> OffsetPageTable<'static> {
+    let (frame, _) = Cr3::read();
+    // SAFETY: CR3 holds a valid PML4 reached through the physical map; the
+    // caller only reads through it (translation), and the kernel half it
+    // translates never changes underneath.
+    unsafe {
+        OffsetPageTable::new(
+            &mut *table_at(frame.start_address()),
+            VirtAddr::new(super::PHYS_OFFSET),
+        )
+    }
+}
+
+/// Maps the physical pages of `[phys, phys + size)` at `PHYS_OFFSET + phys` in
+/// the kernel's table (uncached), where they are not mapped yet.
+pub fn map_kernel_mmio(phys: u64, size: u64) {
+    use x86_64::structures::paging::mapper::Translate;
+    let kernel = *KERNEL_PML4.get().expect("mem::space::init not called");
+    // SAFETY: the kernel's PML4 is reached through the physical map; interrupts
+    // are off, so nothing else edits it now.
+    let mut mapper = unsafe {
+        OffsetPageTable::new(
+            &mut *table_at(kernel.start_address()),
+            VirtAddr::new(super::PHYS_OFFSET),
+        )
+    };
+    let start = phys & !(PAGE_SIZE - 1);
+    let mut page_phys = start;
+    while page_phys < phys + size.max(1) {
+        let virt = VirtAddr::new(super::PHYS_OFFSET + page_phys);
+        if mapper.translate_addr(virt).is_none() {
+            let page = Page::<Size4KiB>::containing_address(virt);
+            let frame = PhysFrame::containing_address(PhysAddr::new(page_phys));
+            let flags = Flags::PRESENT | Flags::WRITABLE | Flags::NO_CACHE | Flags::NO_EXECUTE;
+            // SAFETY: the page is unmapped and refers to device memory, not to
+            // any RAM the kernel uses.
+            match unsafe { mapper.map_to(page, frame, flags, &mut frame::GlobalFrames) } {
+                Ok(flush) => flush.flush(),
+                Err(e) => log::error!("cannot map device memory at {page_phys:#x}: {e:?}"),
+            }
+        }
+        page_phys += PAGE_SIZE;
+    }
+}

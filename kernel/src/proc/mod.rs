@@ -49,7 +49,12 @@ pub enum Block {
     AwaitReply { server: Pid, buf: u64, cap: u64 },
     /// In `wait`: until child `child` ends.
     Wait { child: Pid },
+    /// In a network call: until the next network event.
+    Network,
 }
+
+/// The wake value telling a blocked call to check its condition again.
+pub const WAKE_RETRY: i64 = i64::MIN;
 
 /// The scheduling state of a process.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -126,6 +131,30 @@ static TABLE: Mutex<Table> = Mutex::new(Table {
 /// contended; finding it held is a kernel bug and panics rather than deadlocks.
 pub fn table() -> MutexGuard<'static, Table> {
     TABLE.try_lock().expect("process table re-entered")
+}
+
+/// Locks the process table unless it is held (for interrupt handlers).
+pub fn try_table() -> Option<MutexGuard<'static, Table>> {
+    TABLE.try_lock()
+}
+
+/// A network message for `pid` has been queued: wake it if it waits in
+/// `receive` for any sender.
+pub fn notify_message(pid: Pid) {
+    if let Some(mut t) = TABLE.try_lock() {
+        let receiving = t.procs.get(&pid).is_some_and(|p| {
+            matches!(
+                p.state,
+                State::Blocked(Block::Receive {
+                    from: sion_abi::ANY_SENDER,
+                    ..
+                })
+            )
+        });
+        if receiving {
+            t.wake(pid, WAKE_RETRY);
+        }
+    }
 }
 
 impl Table {
@@ -254,8 +283,13 @@ pub fn exit_current(status: WaitStatus) -> ! {
             }
         }
     }
+    crate::net::release(pid_of_current_dead());
     scheduler::switch_out();
     unreachable!("a dead process was scheduled");
+}
+
+fn pid_of_current_dead() -> Pid {
+    table().current.expect("a current process")
 }
 
 /// Wakes, with [`Error::PeerDied`], every process whose IPC waits on `pid`, and

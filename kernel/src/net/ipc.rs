@@ -1,0 +1,249 @@
+//! Network IPC: messages to and from processes on other nodes, one UDP
+//! datagram each, in the wire format of [`sion_abi::net`]. Malformed or
+//! foreign datagrams are dropped and counted, never trusted.
+//!
+//! Processes are reached by service number ([`sion_abi::Syscall::Register`]).
+//! Incoming messages wait in a bounded queue per service until the owner
+//! receives them; the kernel's own service 0 answers pings with its counters.
+
+use super::NetStack;
+use alloc::collections::{BTreeMap, VecDeque};
+use alloc::vec;
+use alloc::vec::Vec;
+use sion_abi::net::{self as wire, Header, Pong, WireError};
+use sion_abi::{Error, MessageInfo, Pid};
+use smoltcp::iface::{SocketHandle, SocketSet};
+use smoltcp::socket::udp;
+use smoltcp::wire::{IpAddress, IpEndpoint, Ipv4Address};
+
+/// Messages queued per service before new ones are dropped.
+const QUEUE_LIMIT: usize = 128;
+/// Datagrams buffered in the UDP socket each way.
+const SOCKET_PACKETS: usize = 128;
+/// Source service of a process that has not registered one.
+pub const NO_SERVICE: u32 = u32::MAX;
+
+/// A message from the network waiting for its receiver.
+pub struct Inbound {
+    /// What `receive` reports.
+    pub info: MessageInfo,
+    /// The payload.
+    pub payload: Vec<u8>,
+}
+
+struct Service {
+    owner: Pid,
+    queue: VecDeque<Inbound>,
+}
+
+/// Services, queues and counters.
+pub struct NetIpc {
+    socket: SocketHandle,
+    services: BTreeMap<u32, Service>,
+    /// Counters reported in pongs.
+    pub stats: Pong,
+    /// The cluster this node belongs to.
+    pub cluster: u32,
+}
+
+impl NetIpc {
+    /// Opens the IPC datagram socket on [`wire::IPC_PORT`].
+    pub fn new(sockets: &mut SocketSet<'static>) -> NetIpc {
+        let buffer = || {
+            udp::PacketBuffer::new(
+                vec![udp::PacketMetadata::EMPTY; SOCKET_PACKETS],
+                vec![0u8; SOCKET_PACKETS * 1536],
+            )
+        };
+        let mut socket = udp::Socket::new(buffer(), buffer());
+        socket
+            .bind(wire::IPC_PORT)
+            .expect("binding the IPC port of a fresh stack");
+        NetIpc {
+            socket: sockets.add(socket),
+            services: BTreeMap::new(),
+            stats: Pong::default(),
+            cluster: wire::DEFAULT_CLUSTER,
+        }
+    }
+
+    /// Gives service `service` to `pid`. Errors: [`Error::InUse`].
+    pub fn register(&mut self, service: u32, pid: Pid) -> Result<(), Error> {
+        if service == wire::KERNEL_SERVICE || service == NO_SERVICE {
+            return Err(Error::InvalidArgument);
+        }
+        match self.services.get(&service) {
+            Some(s) if s.owner != pid => Err(Error::InUse),
+            Some(_) => Ok(()),
+            None => {
+                self.services.insert(
+                    service,
+                    Service {
+                        owner: pid,
+                        queue: VecDeque::new(),
+                    },
+                );
+                Ok(())
+            }
+        }
+    }
+
+    /// The service `pid` registered (the first, if several).
+    pub fn service_of(&self, pid: Pid) -> u32 {
+        self.services
+            .iter()
+            .find(|(_, s)| s.owner == pid)
+            .map_or(NO_SERVICE, |(n, _)| *n)
+    }
+
+    /// The next queued message for `pid`.
+    pub fn take(&mut self, pid: Pid) -> Option<Inbound> {
+        self.services
+            .values_mut()
+            .filter(|s| s.owner == pid)
+            .find_map(|s| s.queue.pop_front())
+    }
+
+    /// Frees `pid`'s services (their queued messages are dropped).
+    pub fn release(&mut self, pid: Pid) {
+        self.services.retain(|_, s| s.owner != pid);
+    }
+
+    fn count(&mut self, e: WireError) {
+        match e {
+            WireError::Truncated => self.stats.dropped_truncated += 1,
+            WireError::BadMagic => self.stats.dropped_magic += 1,
+            WireError::BadVersion | WireError::BadLength => self.stats.dropped_version += 1,
+            WireError::ForeignCluster => self.stats.dropped_cluster += 1,
+        }
+    }
+}
+
+/// Sends `payload` from `src_service` to `dst_service` on `dst_node` at
+/// `ipv4` (all ones: broadcast). Errors: [`Error::TooLarge`],
+/// [`Error::NetworkDown`] (no address yet), [`Error::WouldBlock`].
+pub fn send(
+    net: &mut NetStack,
+    ipv4: [u8; 4],
+    dst_node: u64,
+    src_service: u32,
+    dst_service: u32,
+    tag: u64,
+    payload: &[u8],
+) -> Result<(), Error> {
+    if payload.len() > wire::MAX_PAYLOAD {
+        return Err(Error::TooLarge);
+    }
+    let (address, prefix) = net.addr.address().ok_or(Error::NetworkDown)?;
+    let broadcast = ipv4 == [255; 4];
+    // Link-local and most LANs: send broadcasts to the subnet broadcast address,
+    // which every host on the link accepts.
+    let dest = if broadcast {
+        subnet_broadcast(address, prefix)
+    } else {
+        ipv4
+    };
+    let header = Header {
+        cluster: net.ipc.cluster,
+        broadcast,
+        src_node: net.node_id,
+        dst_node: if broadcast { wire::ALL_NODES } else { dst_node },
+        src_service,
+        dst_service,
+        tag,
+    };
+    let mut datagram = vec![0u8; wire::HEADER_LEN + payload.len()];
+    header
+        .encode(payload, &mut datagram)
+        .map_err(|_| Error::TooLarge)?;
+    let socket = net.sockets.get_mut::<udp::Socket>(net.ipc.socket);
+    let endpoint = IpEndpoint::new(IpAddress::Ipv4(Ipv4Address::from(dest)), wire::IPC_PORT);
+    socket
+        .send_slice(&datagram, endpoint)
+        .map_err(|_| Error::WouldBlock)
+}
+
+fn subnet_broadcast(address: [u8; 4], prefix: u8) -> [u8; 4] {
+    let mask = if prefix == 0 {
+        0
+    } else {
+        u32::MAX << (32 - u32::from(prefix))
+    };
+    (u32::from_be_bytes(address) | !mask).to_be_bytes()
+}
+
+/// Handles every datagram waiting on the IPC socket; returns how many.
+pub fn process_incoming(net: &mut NetStack) -> usize {
+    let mut handled = 0;
+    let mut buf = [0u8; 1536];
+    loop {
+        let socket = net.sockets.get_mut::<udp::Socket>(net.ipc.socket);
+        let Ok((n, meta)) = socket.recv_slice(&mut buf) else {
+            break;
+        };
+        handled += 1;
+        let IpAddress::Ipv4(from_ip) = meta.endpoint.addr;
+        let (header, payload) = match Header::decode(&buf[..n], net.ipc.cluster) {
+            Ok(ok) => ok,
+            Err(e) => {
+                net.ipc.count(e);
+                continue;
+            }
+        };
+        if header.dst_node != net.node_id && header.dst_node != wire::ALL_NODES {
+            net.ipc.stats.dropped_undeliverable += 1;
+            continue;
+        }
+        net.ipc.stats.received += 1;
+        if header.dst_service == wire::KERNEL_SERVICE {
+            if header.tag == wire::TAG_PING {
+                answer_ping(net, &header, payload, meta.endpoint);
+            }
+            continue;
+        }
+        let info = MessageInfo {
+            sender: 0,
+            tag: header.tag,
+            len: payload.len() as u64,
+            wants_reply: 0,
+            node: header.src_node,
+            addr: u64::from(u32::from_be_bytes(from_ip.octets())),
+            service: u64::from(header.src_service),
+        };
+        match net.ipc.services.get_mut(&header.dst_service) {
+            Some(s) if s.queue.len() < QUEUE_LIMIT => {
+                s.queue.push_back(Inbound {
+                    info,
+                    payload: payload.to_vec(),
+                });
+                let owner = s.owner;
+                crate::proc::notify_message(owner);
+            }
+            _ => net.ipc.stats.dropped_undeliverable += 1,
+        }
+    }
+    handled
+}
+
+fn answer_ping(net: &mut NetStack, ping: &Header, payload: &[u8], endpoint: IpEndpoint) {
+    net.ipc.stats.node = net.node_id;
+    net.ipc.stats.uptime_ns = crate::time::now_ns();
+    let mut body = Vec::with_capacity(Pong::LEN + payload.len());
+    body.extend_from_slice(&net.ipc.stats.encode());
+    body.extend_from_slice(&payload[..payload.len().min(wire::MAX_PAYLOAD - Pong::LEN)]);
+    let header = Header {
+        cluster: net.ipc.cluster,
+        broadcast: false,
+        src_node: net.node_id,
+        dst_node: ping.src_node,
+        src_service: wire::KERNEL_SERVICE,
+        dst_service: ping.src_service,
+        tag: wire::TAG_PONG,
+    };
+    let mut datagram = vec![0u8; wire::HEADER_LEN + body.len()];
+    if header.encode(&body, &mut datagram).is_ok() {
+        let socket = net.sockets.get_mut::<udp::Socket>(net.ipc.socket);
+        // Answer to the port the ping came from, so host tools need not bind 7420.
+        let _ = socket.send_slice(&datagram, endpoint);
+    }
+}

@@ -1,0 +1,176 @@
+//! Networking: the NIC, smoltcp as the TCP/IP stack, address self-configuration,
+//! network IPC over UDP, and TCP streams for processes.
+//!
+//! The stack is polled from the NIC's interrupt, from every timer tick (so
+//! timers inside smoltcp and the address state machine advance even when the
+//! link is quiet), and after each network system call.
+
+pub mod addr;
+pub mod device;
+pub mod ipc;
+pub mod tcp;
+
+use crate::drivers::virtio;
+use crate::proc::{self, Block, State};
+use addr::AddrConfig;
+use alloc::boxed::Box;
+use alloc::vec;
+use device::NicDevice;
+use sion_abi::Error;
+use smoltcp::iface::{Config, Interface, SocketSet};
+use smoltcp::time::Instant;
+use smoltcp::wire::{EthernetAddress, HardwareAddress};
+use spin::Mutex;
+
+/// Everything the network needs, behind one lock.
+pub struct NetStack {
+    /// The NIC as a smoltcp device.
+    pub device: NicDevice,
+    /// The IP interface.
+    pub iface: Interface,
+    /// All sockets: DHCP, the IPC datagram socket, TCP.
+    pub sockets: SocketSet<'static>,
+    /// Address self-configuration.
+    pub addr: AddrConfig,
+    /// Network IPC state: services, queues, counters.
+    pub ipc: ipc::NetIpc,
+    /// TCP sockets of processes.
+    pub tcp: tcp::TcpTable,
+    /// This node's id (from its MAC).
+    pub node_id: u64,
+    /// The NIC's MAC address.
+    pub mac: [u8; 6],
+}
+
+static NET: Mutex<Option<NetStack>> = Mutex::new(None);
+/// The PIC line of the NIC's interrupt, once known.
+static NIC_IRQ: Mutex<Option<u8>> = Mutex::new(None);
+
+/// The smoltcp timestamp for now.
+fn now() -> Instant {
+    Instant::from_micros((crate::time::now_ns() / 1000) as i64)
+}
+
+/// Finds the NIC, brings up the stack and starts address configuration. A
+/// node without a NIC runs on without a network (logged).
+pub fn init() {
+    let Some((nic, irq)) = virtio::probe() else {
+        log::warn!("net: no virtio-net NIC found; this node runs without a network");
+        return;
+    };
+    let mac = device::Nic::mac(&nic);
+    let node_id = sion_abi::net::node_id_from_mac(mac);
+    let mut device = NicDevice::new(Box::new(nic));
+    let mut config = Config::new(HardwareAddress::Ethernet(EthernetAddress(mac)));
+    config.random_seed = node_id ^ crate::arch::rdtsc();
+    let iface = Interface::new(config, &mut device, now());
+    let mut sockets = SocketSet::new(vec![]);
+    let addr = AddrConfig::start(&mut sockets, mac, crate::time::now_ns());
+    let ipc = ipc::NetIpc::new(&mut sockets);
+    log::info!(
+        "net: NIC {} (node {node_id:012x}), IRQ {irq}; configuring an address",
+        EthernetAddress(mac)
+    );
+    *NET.lock() = Some(NetStack {
+        device,
+        iface,
+        sockets,
+        addr,
+        ipc,
+        tcp: tcp::TcpTable::default(),
+        node_id,
+        mac,
+    });
+    if irq < 16 {
+        *NIC_IRQ.lock() = Some(irq);
+        crate::arch::pic::unmask(irq);
+    }
+}
+
+/// The NIC's PIC line, if the NIC uses one.
+pub fn irq() -> Option<u8> {
+    *NIC_IRQ.lock()
+}
+
+/// Runs `f` on the stack; [`Error::NetworkDown`] without a NIC.
+pub fn with<R>(f: impl FnOnce(&mut NetStack) -> Result<R, Error>) -> Result<R, Error> {
+    let mut guard = NET.try_lock().ok_or(Error::WouldBlock)?;
+    let net = guard.as_mut().ok_or(Error::NetworkDown)?;
+    f(net)
+}
+
+/// Polls the stack: moves frames, advances address configuration, handles
+/// IPC datagrams, and wakes processes blocked on the network. Called from the
+/// NIC interrupt, the timer tick and network system calls.
+pub fn poll() {
+    // From an interrupt that arrived in the idle loop the lock is free; a
+    // network system call in progress polls by itself, so a busy lock is fine.
+    let Some(mut guard) = NET.try_lock() else {
+        return;
+    };
+    let Some(net) = guard.as_mut() else { return };
+    for _ in 0..8 {
+        let changed = net.iface.poll(now(), &mut net.device, &mut net.sockets);
+        let now_ns = crate::time::now_ns();
+        net.addr
+            .advance(&mut net.iface, &mut net.sockets, &mut net.device, now_ns);
+        let handled = ipc::process_incoming(net);
+        net.tcp.purge(&mut net.sockets);
+        if changed == smoltcp::iface::PollResult::None && handled == 0 {
+            break;
+        }
+    }
+    drop(guard);
+    wake_network_waiters();
+}
+
+/// The NIC's interrupt: acknowledge it and poll.
+pub fn on_interrupt() {
+    if let Some(mut guard) = NET.try_lock()
+        && let Some(net) = guard.as_mut()
+    {
+        net.device.nic.ack_interrupt();
+    }
+    poll();
+}
+
+/// Wakes every process blocked in a network call so it can check again.
+fn wake_network_waiters() {
+    let Some(mut t) = proc::try_table() else {
+        return;
+    };
+    let waiting: alloc::vec::Vec<_> = t
+        .procs
+        .values()
+        .filter(|p| p.state == State::Blocked(Block::Network))
+        .map(|p| p.pid)
+        .collect();
+    for pid in waiting {
+        t.wake(pid, proc::WAKE_RETRY);
+    }
+}
+
+/// Blocks the calling process until the next network event (or `deadline_ns`).
+/// Returns `Err(TimedOut)` if the deadline passed.
+pub fn wait_for_event(deadline_ns: Option<u64>) -> Result<(), Error> {
+    {
+        let mut t = proc::table();
+        let p = t.current();
+        p.state = State::Blocked(Block::Network);
+        p.deadline = deadline_ns;
+    }
+    match proc::scheduler::block() {
+        v if v == proc::WAKE_RETRY => Ok(()),
+        v => Error::from_result(v).map(|_| ()),
+    }
+}
+
+/// Frees everything a process held in the network: services and sockets.
+pub fn release(pid: sion_abi::Pid) {
+    if let Some(mut guard) = NET.try_lock()
+        && let Some(net) = guard.as_mut()
+    {
+        net.ipc.release(pid);
+        net.tcp.release(pid, &mut net.sockets);
+    }
+}

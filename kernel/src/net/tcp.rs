@@ -1,0 +1,261 @@
+//! TCP streams for processes: listen, accept, connect, send, receive and close
+//! on smoltcp TCP sockets, each identified by a handle owned by one process.
+//! The calls here never block; the system-call layer waits for network events
+//! between attempts.
+
+use alloc::collections::BTreeMap;
+use alloc::vec;
+use alloc::vec::Vec;
+use sion_abi::{Error, Pid};
+use smoltcp::iface::{Context, SocketHandle, SocketSet};
+use smoltcp::socket::tcp::{self, State};
+use smoltcp::wire::{IpAddress, IpEndpoint, Ipv4Address};
+
+/// Sockets kept listening per listener, so SYNs arriving while the owner is
+/// busy are not refused.
+const BACKLOG: usize = 4;
+/// Buffer size of each direction of a connection (bytes).
+const BUFFER: usize = 64 * 1024;
+/// First local port for outgoing connections (IANA dynamic range).
+const EPHEMERAL_FIRST: u16 = 49152;
+
+enum Kind {
+    Listener {
+        port: u16,
+        backlog: Vec<SocketHandle>,
+    },
+    Stream(SocketHandle),
+}
+
+struct Entry {
+    owner: Pid,
+    kind: Kind,
+}
+
+/// Every process socket, by handle.
+#[derive(Default)]
+pub struct TcpTable {
+    entries: BTreeMap<u64, Entry>,
+    closing: Vec<SocketHandle>,
+    next_handle: u64,
+    next_port: u16,
+}
+
+fn new_socket() -> tcp::Socket<'static> {
+    tcp::Socket::new(
+        tcp::SocketBuffer::new(vec![0; BUFFER]),
+        tcp::SocketBuffer::new(vec![0; BUFFER]),
+    )
+}
+
+impl TcpTable {
+    fn add(&mut self, owner: Pid, kind: Kind) -> u64 {
+        self.next_handle += 1;
+        self.entries.insert(self.next_handle, Entry { owner, kind });
+        self.next_handle
+    }
+
+    fn stream(&self, owner: Pid, handle: u64) -> Result<SocketHandle, Error> {
+        match self.entries.get(&handle) {
+            Some(Entry {
+                owner: o,
+                kind: Kind::Stream(s),
+            }) if *o == owner => Ok(*s),
+            _ => Err(Error::BadHandle),
+        }
+    }
+
+    /// Starts listening on `port`. Errors: [`Error::InUse`].
+    pub fn listen(
+        &mut self,
+        sockets: &mut SocketSet<'static>,
+        owner: Pid,
+        port: u16,
+    ) -> Result<u64, Error> {
+        let taken = self
+            .entries
+            .values()
+            .any(|e| matches!(e.kind, Kind::Listener { port: p, .. } if p == port));
+        if taken || port == 0 {
+            return Err(if port == 0 {
+                Error::InvalidArgument
+            } else {
+                Error::InUse
+            });
+        }
+        let mut backlog = Vec::new();
+        for _ in 0..BACKLOG {
+            let mut s = new_socket();
+            s.listen(port).map_err(|_| Error::InUse)?;
+            backlog.push(sockets.add(s));
+        }
+        Ok(self.add(owner, Kind::Listener { port, backlog }))
+    }
+
+    /// A connection that has arrived on `listener`, if any, as a new handle.
+    pub fn try_accept(
+        &mut self,
+        sockets: &mut SocketSet<'static>,
+        owner: Pid,
+        listener: u64,
+    ) -> Result<Option<u64>, Error> {
+        let Some(Entry {
+            owner: o,
+            kind: Kind::Listener { port, backlog },
+        }) = self.entries.get_mut(&listener)
+        else {
+            return Err(Error::BadHandle);
+        };
+        if *o != owner {
+            return Err(Error::BadHandle);
+        }
+        let port = *port;
+        let ready = backlog.iter().position(|h| {
+            let s = sockets.get::<tcp::Socket>(*h);
+            matches!(s.state(), State::Established | State::CloseWait)
+        });
+        let Some(i) = ready else { return Ok(None) };
+        let handle = backlog.remove(i);
+        let mut replacement = new_socket();
+        if replacement.listen(port).is_ok() {
+            backlog.push(sockets.add(replacement));
+        }
+        Ok(Some(self.add(owner, Kind::Stream(handle))))
+    }
+
+    /// Starts connecting to `ipv4:port`; returns the handle at once.
+    pub fn connect(
+        &mut self,
+        cx: &mut Context,
+        sockets: &mut SocketSet<'static>,
+        owner: Pid,
+        ipv4: [u8; 4],
+        port: u16,
+    ) -> Result<u64, Error> {
+        let mut s = new_socket();
+        self.next_port = if self.next_port < EPHEMERAL_FIRST {
+            EPHEMERAL_FIRST
+        } else {
+            self.next_port.wrapping_add(1).max(EPHEMERAL_FIRST)
+        };
+        let remote = IpEndpoint::new(IpAddress::Ipv4(Ipv4Address::from(ipv4)), port);
+        s.connect(cx, remote, self.next_port)
+            .map_err(|_| Error::InvalidArgument)?;
+        let handle = sockets.add(s);
+        Ok(self.add(owner, Kind::Stream(handle)))
+    }
+
+    /// Whether a connecting socket is up (`Some(true)`), failed (`Some(false)`)
+    /// or still trying (`None`).
+    pub fn connected(
+        &self,
+        sockets: &SocketSet<'static>,
+        owner: Pid,
+        handle: u64,
+    ) -> Result<Option<bool>, Error> {
+        let s = sockets.get::<tcp::Socket>(self.stream(owner, handle)?);
+        Ok(match s.state() {
+            State::Established | State::CloseWait => Some(true),
+            State::Closed | State::TimeWait | State::Closing | State::LastAck => Some(false),
+            _ => None,
+        })
+    }
+
+    /// Queues as much of `data` as fits; `None` when nothing fits yet.
+    /// Errors: [`Error::ConnectionClosed`].
+    pub fn try_send(
+        &self,
+        sockets: &mut SocketSet<'static>,
+        owner: Pid,
+        handle: u64,
+        data: &[u8],
+    ) -> Result<Option<usize>, Error> {
+        let s = sockets.get_mut::<tcp::Socket>(self.stream(owner, handle)?);
+        if !s.may_send() {
+            return Err(Error::ConnectionClosed);
+        }
+        if !s.can_send() {
+            return Ok(None);
+        }
+        s.send_slice(data)
+            .map(Some)
+            .map_err(|_| Error::ConnectionClosed)
+    }
+
+    /// Takes received bytes into `buf`; `Some(0)` at end of stream, `None`
+    /// when nothing has arrived yet.
+    pub fn try_recv(
+        &self,
+        sockets: &mut SocketSet<'static>,
+        owner: Pid,
+        handle: u64,
+        buf: &mut [u8],
+    ) -> Result<Option<usize>, Error> {
+        let s = sockets.get_mut::<tcp::Socket>(self.stream(owner, handle)?);
+        if s.can_recv() {
+            return s
+                .recv_slice(buf)
+                .map(Some)
+                .map_err(|_| Error::ConnectionClosed);
+        }
+        if !s.may_recv() {
+            return Ok(Some(0));
+        }
+        Ok(None)
+    }
+
+    /// Closes a handle: a stream finishes sending, then is freed; a listener
+    /// stops listening.
+    pub fn close(
+        &mut self,
+        sockets: &mut SocketSet<'static>,
+        owner: Pid,
+        handle: u64,
+    ) -> Result<(), Error> {
+        match self.entries.get(&handle) {
+            Some(e) if e.owner == owner => {}
+            _ => return Err(Error::BadHandle),
+        }
+        let entry = self.entries.remove(&handle).expect("checked above");
+        match entry.kind {
+            Kind::Stream(h) => {
+                sockets.get_mut::<tcp::Socket>(h).close();
+                self.closing.push(h);
+            }
+            Kind::Listener { backlog, .. } => {
+                for h in backlog {
+                    sockets.get_mut::<tcp::Socket>(h).abort();
+                    self.closing.push(h);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Frees sockets that have finished closing.
+    pub fn purge(&mut self, sockets: &mut SocketSet<'static>) {
+        self.closing.retain(|h| {
+            let done = matches!(
+                sockets.get::<tcp::Socket>(*h).state(),
+                State::Closed | State::TimeWait
+            );
+            if done {
+                sockets.remove(*h);
+            }
+            !done
+        });
+    }
+
+    /// Closes every socket `pid` owns (when it ends).
+    pub fn release(&mut self, pid: Pid, sockets: &mut SocketSet<'static>) {
+        let handles: Vec<u64> = self
+            .entries
+            .iter()
+            .filter(|(_, e)| e.owner == pid)
+            .map(|(h, _)| *h)
+            .collect();
+        for h in handles {
+            let _ = self.close(sockets, pid, h);
+        }
+    }
+}
