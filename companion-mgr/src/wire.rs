@@ -1,0 +1,296 @@
+//! The Companion Manager's messages and their byte encoding (SiON paper §4.2.1, Fig. 4 b–g).
+//!
+//! A datagram is `[version: u8] [body: postcard] [crc: u32 little-endian]`:
+//!
+//! - `version` is [`PROTOCOL_VERSION`]; any other value is rejected
+//!   ([`DecodeError::UnsupportedVersion`]) so that incompatible members ignore each other;
+//! - `body` is the [postcard](https://docs.rs/postcard/1) encoding of a [`Message`]
+//!   (varint integers, enum variants as varint indices, strings and vectors
+//!   length-prefixed);
+//! - `crc` is CRC-32/ISO-HDLC (the Ethernet/zlib CRC) of `version` and `body`. It
+//!   makes every single corrupted byte, and every burst up to 32 bits, an error
+//!   rather than a different valid message.
+//!
+//! The body is what SiON's network IPC envelope carries as its payload: node
+//! addressing and process ids belong to that envelope, not to this encoding.
+//! Every encoded message is at most [`MAX_MESSAGE_LEN`] bytes, which fits one
+//! Ethernet frame with room for the IPC envelope.
+
+use alloc::vec::Vec;
+use core::fmt;
+
+use crc::{CRC_32_ISO_HDLC, Crc};
+use serde::{Deserialize, Serialize};
+
+use crate::node::{Addr, Name, NodeId, NodeState, Role};
+use crate::placement::{JobSpec, PlacementId, Verdict};
+
+/// The protocol version this crate speaks: the first byte of every datagram.
+pub const PROTOCOL_VERSION: u8 = 1;
+
+/// Most member entries in one [`Message::JoinReply`]; a longer view is split over
+/// several replies.
+pub const MAX_VIEW_CHUNK: usize = 12;
+
+/// Upper bound on the length of any encoded message, in bytes.
+pub const MAX_MESSAGE_LEN: usize = 1200;
+
+/// Bytes around the body: the version byte and the CRC.
+const OVERHEAD: usize = 1 + 4;
+
+const CRC32: Crc<u32> = Crc::<u32>::new(&CRC_32_ISO_HDLC);
+
+/// CRC-32/ISO-HDLC of `bytes`: the frame check of this encoding (exposed so that tests
+/// and fuzzers can build well-framed bodies).
+pub fn crc32(bytes: &[u8]) -> u32 {
+    CRC32.checksum(bytes)
+}
+
+/// A member describing itself: sent in joins, join replies and heartbeats.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Announce {
+    /// Who.
+    pub id: NodeId,
+    /// Which run of that node: a fresh random value at every start, so that a restart
+    /// is told from a late message of the previous run.
+    pub incarnation: u64,
+    /// Heartbeat sequence number within the incarnation, increasing with every
+    /// heartbeat the member sends; a receiver ignores an announce that is not newer
+    /// than the last one it took.
+    pub seq: u64,
+    /// Node or host.
+    pub role: Role,
+    /// Human name.
+    pub name: Name,
+    /// Where the member receives datagrams (its own view of its address).
+    pub addr: Addr,
+    /// Its load at sending time.
+    pub state: NodeState,
+}
+
+/// One Companion Manager message (the SiON paper's Fig. 4 b–g protocol, as designed
+/// here; see the crate documentation for the flow).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Message {
+    /// Broadcast by a member when it starts: "I am here, who is there?" (Fig. 5 a).
+    Join(Announce),
+    /// Unicast answer to a [`Message::Join`]: the responder's own announce first, then
+    /// (in some replies) up to `MAX_VIEW_CHUNK - 1` other alive members.
+    JoinReply {
+        /// Responder first, then other members.
+        entries: Vec<Announce>,
+    },
+    /// Broadcast every heartbeat interval, and unicast in answer to a
+    /// [`Message::Probe`]: the sender's own state only (Fig. 5 b).
+    Heartbeat(Announce),
+    /// Unicast to a suspect member: "are you alive?"; answered with a unicast
+    /// [`Message::Heartbeat`].
+    Probe {
+        /// The prober.
+        from: NodeId,
+        /// The suspect; a member that is not `target` ignores the probe.
+        target: NodeId,
+    },
+    /// Broadcast by a member that shuts down.
+    Leave {
+        /// Who leaves.
+        id: NodeId,
+        /// Its incarnation (a leave of an older incarnation is ignored).
+        incarnation: u64,
+    },
+    /// Unicast from a requester to a candidate: "can you run this job?" (Fig. 5 c).
+    TaskRequest {
+        /// The requester.
+        requester: NodeId,
+        /// The requester's placement.
+        placement: PlacementId,
+        /// 0 for the first request, 1.. for retransmissions; echoed in the reply.
+        attempt: u8,
+        /// The job.
+        job: JobSpec,
+    },
+    /// Unicast answer to a [`Message::TaskRequest`]: permit or deny, with the
+    /// candidate's load.
+    TaskReply {
+        /// The candidate.
+        responder: NodeId,
+        /// Echo of the request's placement.
+        placement: PlacementId,
+        /// Echo of the request's attempt.
+        attempt: u8,
+        /// Permit or deny with the reason.
+        verdict: Verdict,
+        /// The candidate's load now.
+        state: NodeState,
+    },
+}
+
+/// Why a datagram was not accepted. Decoding never panics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DecodeError {
+    /// Shorter than the version byte and the CRC.
+    Truncated,
+    /// The first byte is not [`PROTOCOL_VERSION`].
+    UnsupportedVersion(u8),
+    /// The CRC does not match: corrupted or truncated.
+    Checksum,
+    /// The body is not a postcard-encoded [`Message`].
+    Malformed,
+    /// The body has bytes after the message.
+    TrailingBytes,
+    /// The message decoded but a field is out of range.
+    Invalid(InvalidField),
+}
+
+/// Which field of a decoded message was out of range.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InvalidField {
+    /// A [`NodeId`] above 48 bits.
+    NodeId,
+    /// A [`Name`] that is empty, too long or has control characters.
+    Name,
+    /// `cpu_load` above 1000.
+    CpuLoad,
+    /// A join reply with no entries or more than [`MAX_VIEW_CHUNK`].
+    ViewLength,
+}
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DecodeError::Truncated => f.write_str("datagram too short"),
+            DecodeError::UnsupportedVersion(v) => {
+                write!(f, "protocol version {v}, expected {PROTOCOL_VERSION}")
+            }
+            DecodeError::Checksum => f.write_str("checksum mismatch"),
+            DecodeError::Malformed => f.write_str("malformed message body"),
+            DecodeError::TrailingBytes => f.write_str("trailing bytes after message"),
+            DecodeError::Invalid(field) => write!(f, "invalid field: {field:?}"),
+        }
+    }
+}
+
+impl core::error::Error for DecodeError {}
+
+/// The message could not be encoded (only possible if a field is out of range, e.g. a
+/// join reply longer than [`MAX_VIEW_CHUNK`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EncodeError;
+
+impl fmt::Display for EncodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("message cannot be encoded")
+    }
+}
+
+impl core::error::Error for EncodeError {}
+
+impl Message {
+    /// Encodes the message as `[version][postcard body][crc32 LE]`.
+    ///
+    /// # Errors
+    /// [`EncodeError`] if the message would not decode: a field out of range (see
+    /// [`InvalidField`]) or longer than [`MAX_MESSAGE_LEN`].
+    pub fn encode(&self) -> Result<Vec<u8>, EncodeError> {
+        self.validate().map_err(|_| EncodeError)?;
+        let mut out = Vec::with_capacity(96);
+        out.push(PROTOCOL_VERSION);
+        let mut out = postcard::to_extend(self, out).map_err(|_| EncodeError)?;
+        let crc = crc32(&out);
+        out.extend_from_slice(&crc.to_le_bytes());
+        if out.len() > MAX_MESSAGE_LEN {
+            return Err(EncodeError);
+        }
+        Ok(out)
+    }
+
+    /// Decodes one datagram.
+    ///
+    /// # Errors
+    /// [`DecodeError`], checked in this order: length, version, CRC, body, trailing
+    /// bytes, field ranges.
+    pub fn decode(bytes: &[u8]) -> Result<Message, DecodeError> {
+        let Some((&version, _)) = bytes.split_first() else {
+            return Err(DecodeError::Truncated);
+        };
+        if version != PROTOCOL_VERSION {
+            return Err(DecodeError::UnsupportedVersion(version));
+        }
+        if bytes.len() < OVERHEAD {
+            return Err(DecodeError::Truncated);
+        }
+        let (framed, crc) = bytes.split_at(bytes.len() - 4);
+        let crc = u32::from_le_bytes([crc[0], crc[1], crc[2], crc[3]]);
+        if crc32(framed) != crc {
+            return Err(DecodeError::Checksum);
+        }
+        let (msg, rest) = postcard::take_from_bytes::<Message>(&framed[1..])
+            .map_err(|_| DecodeError::Malformed)?;
+        if !rest.is_empty() {
+            return Err(DecodeError::TrailingBytes);
+        }
+        msg.validate().map_err(DecodeError::Invalid)?;
+        Ok(msg)
+    }
+
+    /// Checks field ranges.
+    fn validate(&self) -> Result<(), InvalidField> {
+        match self {
+            Message::Join(a) | Message::Heartbeat(a) => a.validate(),
+            Message::JoinReply { entries } => {
+                if entries.is_empty() || entries.len() > MAX_VIEW_CHUNK {
+                    return Err(InvalidField::ViewLength);
+                }
+                entries.iter().try_for_each(Announce::validate)
+            }
+            Message::Probe { from, target } => check_ids(&[*from, *target]),
+            Message::Leave { id, .. } => check_ids(&[*id]),
+            Message::TaskRequest { requester, .. } => check_ids(&[*requester]),
+            Message::TaskReply {
+                responder, state, ..
+            } => {
+                check_ids(&[*responder])?;
+                check_state(state)
+            }
+        }
+    }
+
+    /// A short name of the message kind, for logs and statistics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Message::Join(_) => "join",
+            Message::JoinReply { .. } => "join-reply",
+            Message::Heartbeat(_) => "heartbeat",
+            Message::Probe { .. } => "probe",
+            Message::Leave { .. } => "leave",
+            Message::TaskRequest { .. } => "task-request",
+            Message::TaskReply { .. } => "task-reply",
+        }
+    }
+}
+
+impl Announce {
+    fn validate(&self) -> Result<(), InvalidField> {
+        check_ids(&[self.id])?;
+        if !self.name.is_valid() {
+            return Err(InvalidField::Name);
+        }
+        check_state(&self.state)
+    }
+}
+
+fn check_ids(ids: &[NodeId]) -> Result<(), InvalidField> {
+    if ids.iter().all(|id| id.is_valid()) {
+        Ok(())
+    } else {
+        Err(InvalidField::NodeId)
+    }
+}
+
+fn check_state(s: &NodeState) -> Result<(), InvalidField> {
+    if s.is_valid() {
+        Ok(())
+    } else {
+        Err(InvalidField::CpuLoad)
+    }
+}
