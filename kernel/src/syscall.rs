@@ -53,6 +53,7 @@ fn handle(call: Syscall, a: [u64; 6]) -> Result<u64, Error> {
         }
         Syscall::NetSend => net_send(a),
         Syscall::NetInfo => net_info(a[0]),
+        Syscall::SysInfo => sysinfo(a[0]),
         Syscall::TcpListen => {
             let me = current_pid();
             net::with(|n| n.tcp.listen(&mut n.sockets, me, a[0] as u16))
@@ -216,4 +217,18 @@ fn tcp_recv(handle: u64, buf: u64, cap: u64) -> Result<u64, Error> {
     })?;
     table().current().space.write(buf, &data[..n])?;
     Ok(n as u64)
+}
+
+fn sysinfo(out: u64) -> Result<u64, Error> {
+    let mut t = table();
+    let info = sion_abi::SysInfo {
+        free_bytes: crate::mem::frame::free_bytes(),
+        total_bytes: crate::mem::frame::total_bytes(),
+        uptime_ns: time::now_ns(),
+        idle_ns: proc::scheduler::idle_ns(),
+        processes: t.procs.len() as u64,
+        tsc_hz: time::tsc_hz(),
+    };
+    t.current().space.write(out, &info.to_bytes())?;
+    Ok(0)
 }

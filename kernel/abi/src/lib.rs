@@ -111,6 +111,8 @@ pub enum Syscall {
     TcpRecv = 18,
     /// `tcp_close(handle) -> 0`: close (after sending what is queued) and free.
     TcpClose = 19,
+    /// `sysinfo(out: *mut SysInfo) -> 0`: memory, uptime and idle time.
+    SysInfo = 20,
 }
 
 impl Syscall {
@@ -138,6 +140,7 @@ impl Syscall {
             17 => TcpSend,
             18 => TcpRecv,
             19 => TcpClose,
+            20 => SysInfo,
             _ => return None,
         })
     }
@@ -300,6 +303,37 @@ impl MessageInfo {
     }
 }
 
+/// What [`Syscall::SysInfo`] writes: the node's state, as the Companion
+/// Manager reports it to the group.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SysInfo {
+    /// Physical memory not in use, in bytes.
+    pub free_bytes: u64,
+    /// Usable physical memory, in bytes.
+    pub total_bytes: u64,
+    /// Nanoseconds since boot.
+    pub uptime_ns: u64,
+    /// Nanoseconds the CPU spent halted in the idle loop since boot.
+    pub idle_ns: u64,
+    /// Live processes.
+    pub processes: u64,
+    /// Time-stamp counter ticks per second.
+    pub tsc_hz: u64,
+}
+
+impl SysInfo {
+    /// The in-memory layout the kernel writes.
+    pub fn to_bytes(&self) -> [u8; 48] {
+        let mut out = [0u8; 48];
+        let fields = [self.free_bytes, self.total_bytes, self.uptime_ns, self.idle_ns, self.processes, self.tsc_hz];
+        for (i, v) in fields.into_iter().enumerate() {
+            out[i * 8..i * 8 + 8].copy_from_slice(&v.to_le_bytes());
+        }
+        out
+    }
+}
+
 /// What [`Syscall::NetInfo`] writes.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -405,11 +439,11 @@ mod tests {
 
     #[test]
     fn syscall_numbers_round_trip() {
-        for n in 0..=19 {
+        for n in 0..=20 {
             let s = Syscall::from_number(n).expect("defined");
             assert_eq!(s as u64, n);
         }
-        assert_eq!(Syscall::from_number(20), None);
+        assert_eq!(Syscall::from_number(21), None);
         assert_eq!(Syscall::from_number(u64::MAX), None);
     }
 

@@ -245,3 +245,10 @@ impl Drop for TcpListener {
         let _ = call(Syscall::TcpClose, [self.0, 0, 0, 0, 0, 0]);
     }
 }
+
+/// Memory, uptime and idle time of this node.
+pub fn sysinfo() -> Result<sion_abi::SysInfo, Error> {
+    let mut info = sion_abi::SysInfo::default();
+    call(Syscall::SysInfo, [&raw mut info as u64, 0, 0, 0, 0, 0])?;
+    Ok(info)
+}

@@ -50,6 +50,7 @@ pub fn init(regions: &'static MemoryRegions, reserve: u64) -> PhysAddr {
                 / PAGE_SIZE
         })
         .sum();
+    TOTAL_FRAMES.store(total - reserve / PAGE_SIZE, core::sync::atomic::Ordering::Relaxed);
     *FRAMES.lock() = Some(Frames {
         regions,
         region: 0,
@@ -119,6 +120,13 @@ pub fn free(frame: PhysFrame) {
         f.free_frames += 1;
     }
 }
+
+/// Usable physical memory in bytes (less the kernel heap).
+pub fn total_bytes() -> u64 {
+    TOTAL_FRAMES.load(core::sync::atomic::Ordering::Relaxed) * PAGE_SIZE
+}
+
+static TOTAL_FRAMES: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
 
 /// Bytes of physical memory not yet handed out.
 pub fn free_bytes() -> u64 {

@@ -13,6 +13,14 @@ use core::arch::naked_asm;
 use core::ptr::addr_of_mut;
 use x86_64::VirtAddr;
 
+/// Nanoseconds spent halted in the idle loop.
+static IDLE_NS: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// Nanoseconds the CPU has spent idle since boot.
+pub fn idle_ns() -> u64 {
+    IDLE_NS.load(core::sync::atomic::Ordering::Relaxed)
+}
+
 /// The scheduler's saved stack pointer while a process runs.
 static mut SCHEDULER_RSP: u64 = 0;
 
@@ -78,7 +86,10 @@ pub fn run() -> ! {
                     log::info!("idle: no process ready, halting until the next interrupt");
                     reached_idle = true;
                 }
+                let start = crate::time::now_ns();
                 arch::wait_for_interrupt();
+                let idle = crate::time::now_ns().saturating_sub(start);
+                IDLE_NS.fetch_add(idle, core::sync::atomic::Ordering::Relaxed);
             }
         }
     }
