@@ -9,6 +9,7 @@
 
 extern crate alloc;
 
+mod app;
 mod arch;
 mod bootargs;
 mod console;

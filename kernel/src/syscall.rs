@@ -8,7 +8,7 @@
 
 use crate::arch::trap::TrapFrame;
 use crate::proc::{self, scheduler, table};
-use crate::{console, ipc, net, time};
+use crate::{app, console, ipc, net, time};
 use alloc::vec;
 use sion_abi::{Error, MAX_NAME, MAX_SPAWN_ARG, NO_TIMEOUT, NetInfo, Pid, Syscall, WaitStatus};
 
@@ -18,6 +18,15 @@ const MAX_CONSOLE_WRITE: u64 = 16 * 1024;
 
 /// Handles the system call in `frame` and puts its result in `frame.rax`.
 pub fn dispatch(frame: &mut TrapFrame) {
+    let is_application = matches!(table().current().kind, proc::Kind::Application { .. });
+    if is_application {
+        // Linux programs have no business with SiON's own calls: as on Linux,
+        // `int 0x40` is a protection fault.
+        proc::kill_current(
+            sion_abi::Signal::Segv,
+            "used SiON's system-call vector 0x40",
+        );
+    }
     let args = [
         frame.rdi, frame.rsi, frame.rdx, frame.r10, frame.r8, frame.r9,
     ];
@@ -54,6 +63,14 @@ fn handle(call: Syscall, a: [u64; 6]) -> Result<u64, Error> {
         Syscall::NetSend => net_send(a),
         Syscall::NetInfo => net_info(a[0]),
         Syscall::SysInfo => sysinfo(a[0]),
+        Syscall::AppCreate => app::create(),
+        Syscall::AppMap => app::map(a[0], a[1], a[2], a[3]),
+        Syscall::AppUnmap => app::unmap(a[0], a[1], a[2]),
+        Syscall::AppWrite => app::write(a[0], a[1], a[2], a[3]),
+        Syscall::AppRead => app::read(a[0], a[1], a[2], a[3]),
+        Syscall::AppStart => app::start(a[0], a[1], a[2], a[3]),
+        Syscall::AppSetTls => app::set_tls(a[0], a[1], a[2]),
+        Syscall::AppKill => app::kill(a[0], a[1]),
         Syscall::TcpListen => {
             let me = current_pid();
             net::with(|n| n.tcp.listen(&mut n.sockets, me, a[0] as u16))

@@ -138,3 +138,28 @@ fn number_after(line: &str, prefix: &str) -> u64 {
         .parse()
         .expect("a number")
 }
+
+/// Linux applications: a manager process builds them, their `syscall` (64-bit)
+/// and `int 0x80` (i386, compatibility mode) calls arrive at the manager as
+/// messages and its replies resume them; a faulting application and one
+/// trying SiON's own `int 0x40` are killed, and the manager hears of every end.
+#[test]
+fn applications_trap_linux_system_calls_to_their_manager() {
+    let mut node = Node::boot("applications", "init=t-app");
+    node.wait_for("app: done", RUN);
+    let expected = [
+        "app x86_64: write(fd 1, \"hello\") via abi 64",
+        "app x86_64: ended Exited(42)",
+        "app i386: write(fd 1, \"i386\") via abi 32",
+        "app i386: ended Exited(4)",
+        "app ud2: ended Signaled(4)",
+        "app int40: ended Signaled(11)",
+    ];
+    for line in expected {
+        assert!(
+            !node.lines_with(line).is_empty(),
+            "missing {line:?} in\n{}",
+            node.log()
+        );
+    }
+}

@@ -15,6 +15,7 @@
 //! result is `-(Error as i64)` (see [`Error::from_result`]).
 #![no_std]
 
+pub mod app;
 pub mod net;
 
 /// Interrupt vector of SiON's own system calls (SiON paper §4.2.2).
@@ -113,6 +114,34 @@ pub enum Syscall {
     TcpClose = 19,
     /// `sysinfo(out: *mut SysInfo) -> 0`: memory, uptime and idle time.
     SysInfo = 20,
+    /// `app_create() -> Pid`: a new, empty application (a Linux program) managed
+    /// by the caller: not runnable until `app_start`. Its Linux system calls
+    /// arrive at the caller as messages tagged [`TAG_LINUX_SYSCALL`]; its end
+    /// as [`TAG_APP_EXITED`]. See [`app`].
+    AppCreate = 21,
+    /// `app_map(pid, addr, len, prot) -> 0`: map zeroed memory (or change the
+    /// protection of mapped pages) with [`app::PROT_READ`]`|`[`app::PROT_WRITE`]`|`[`app::PROT_EXEC`].
+    /// Errors: [`Error::BadAddress`], [`Error::NoMemory`], [`Error::NotChild`].
+    AppMap = 22,
+    /// `app_unmap(pid, addr, len) -> 0`: unmap and free pages.
+    AppUnmap = 23,
+    /// `app_write(pid, addr, buf, len) -> 0`: copy into the application's memory
+    /// (mapped pages only; protection is not checked, as for a loader).
+    AppWrite = 24,
+    /// `app_read(pid, addr, buf, len) -> 0`: copy out of the application's memory.
+    AppRead = 25,
+    /// `app_start(pid, entry, sp, abi) -> 0`: make it runnable at `entry` with
+    /// stack `sp`, as 64-bit code ([`app::ABI_X86_64`]) or i386 code in
+    /// compatibility mode ([`app::ABI_I386`]).
+    AppStart = 26,
+    /// `app_set_tls(pid, kind, base) -> n`: [`app::TLS_FS_BASE`] sets the FS base
+    /// (`arch_prctl(ARCH_SET_FS)`); [`app::TLS_I386_SEGMENT`] gives the i386
+    /// application a TLS segment at `base` and returns its GDT entry number
+    /// (`set_thread_area`).
+    AppSetTls = 27,
+    /// `app_kill(pid, status) -> 0`: end the application with wait status
+    /// `status` (its `exit_group`, or a kill).
+    AppKill = 28,
 }
 
 impl Syscall {
@@ -141,6 +170,14 @@ impl Syscall {
             18 => TcpRecv,
             19 => TcpClose,
             20 => SysInfo,
+            21 => AppCreate,
+            22 => AppMap,
+            23 => AppUnmap,
+            24 => AppWrite,
+            25 => AppRead,
+            26 => AppStart,
+            27 => AppSetTls,
+            28 => AppKill,
             _ => return None,
         })
     }
@@ -326,7 +363,14 @@ impl SysInfo {
     /// The in-memory layout the kernel writes.
     pub fn to_bytes(&self) -> [u8; 48] {
         let mut out = [0u8; 48];
-        let fields = [self.free_bytes, self.total_bytes, self.uptime_ns, self.idle_ns, self.processes, self.tsc_hz];
+        let fields = [
+            self.free_bytes,
+            self.total_bytes,
+            self.uptime_ns,
+            self.idle_ns,
+            self.processes,
+            self.tsc_hz,
+        ];
         for (i, v) in fields.into_iter().enumerate() {
             out[i * 8..i * 8 + 8].copy_from_slice(&v.to_le_bytes());
         }
@@ -439,11 +483,11 @@ mod tests {
 
     #[test]
     fn syscall_numbers_round_trip() {
-        for n in 0..=20 {
+        for n in 0..=28 {
             let s = Syscall::from_number(n).expect("defined");
             assert_eq!(s as u64, n);
         }
-        assert_eq!(Syscall::from_number(21), None);
+        assert_eq!(Syscall::from_number(29), None);
         assert_eq!(Syscall::from_number(u64::MAX), None);
     }
 

@@ -1,18 +1,17 @@
 //! The GDT and TSS: kernel and user segments, the ring-0 stack used on entry from
-//! ring 3 (`rsp0`, set per process), and an IST stack for double faults.
+//! ring 3 (`rsp0`, set per process), an IST stack for double faults, and one
+//! thread-local-storage segment for i386 applications (`set_thread_area`).
 //!
 //! The descriptor order (kernel code, kernel data, user code32, user data, user
-//! code64) is the one `SYSRET` requires, for the `syscall` entry of a later issue.
+//! code64) is the one `SYSCALL`/`SYSRET` require (Intel SDM Vol. 2B, SYSCALL).
 
 use core::ptr::addr_of_mut;
-use x86_64::PrivilegeLevel;
-use x86_64::VirtAddr;
 use x86_64::instructions::segmentation::{CS, DS, ES, SS, Segment};
-use x86_64::instructions::tables::load_tss;
-use x86_64::structures::gdt::{
-    Descriptor, DescriptorFlags, GlobalDescriptorTable, SegmentSelector,
-};
+use x86_64::instructions::tables::{lgdt, load_tss};
+use x86_64::structures::DescriptorTablePointer;
+use x86_64::structures::gdt::{Descriptor, DescriptorFlags, SegmentSelector};
 use x86_64::structures::tss::TaskStateSegment;
+use x86_64::{PrivilegeLevel, VirtAddr};
 
 /// IST slot (1-based in the IDT, 0-based here) of the double-fault stack.
 pub const DOUBLE_FAULT_IST_INDEX: u16 = 0;
@@ -24,7 +23,14 @@ struct Stack(#[allow(dead_code)] [u8; DOUBLE_FAULT_STACK_SIZE]);
 
 static mut DOUBLE_FAULT_STACK: Stack = Stack([0; DOUBLE_FAULT_STACK_SIZE]);
 static mut TSS: TaskStateSegment = TaskStateSegment::new();
-static mut GDT: GlobalDescriptorTable = GlobalDescriptorTable::new();
+
+/// Number of 8-byte GDT slots: null, 5 segments, the TSS (two slots), TLS.
+const GDT_SLOTS: usize = 9;
+
+#[repr(C, align(16))]
+struct Gdt([u64; GDT_SLOTS]);
+
+static mut GDT: Gdt = Gdt([0; GDT_SLOTS]);
 
 /// Selector of the kernel code segment (ring 0).
 pub const KERNEL_CODE: SegmentSelector = SegmentSelector::new(1, PrivilegeLevel::Ring0);
@@ -37,38 +43,41 @@ pub const USER_DATA: SegmentSelector = SegmentSelector::new(4, PrivilegeLevel::R
 /// Selector of the 64-bit user code segment (ring 3).
 pub const USER_CODE64: SegmentSelector = SegmentSelector::new(5, PrivilegeLevel::Ring3);
 const TSS_SELECTOR: SegmentSelector = SegmentSelector::new(6, PrivilegeLevel::Ring0);
+/// GDT index of the i386 TLS segment an application gets from `set_thread_area`.
+pub const TLS_INDEX: u16 = 8;
+
+fn user_segment(d: Descriptor) -> u64 {
+    match d {
+        Descriptor::UserSegment(bits) => bits,
+        Descriptor::SystemSegment(..) => unreachable!("a user segment"),
+    }
+}
 
 /// Builds and loads the GDT and TSS.
 pub fn init() {
     // SAFETY: runs once at boot on the only CPU before interrupts are enabled;
-    // nothing else references these statics yet.
+    // nothing else references these statics yet, and they live for ever.
     unsafe {
         let tss = &mut *addr_of_mut!(TSS);
         let stack_start = VirtAddr::from_ptr(addr_of_mut!(DOUBLE_FAULT_STACK));
         tss.interrupt_stack_table[DOUBLE_FAULT_IST_INDEX as usize] =
             stack_start + DOUBLE_FAULT_STACK_SIZE as u64;
-
-        let gdt = &mut *addr_of_mut!(GDT);
-        let sel = [
-            gdt.append(Descriptor::kernel_code_segment()),
-            gdt.append(Descriptor::kernel_data_segment()),
-            gdt.append(Descriptor::UserSegment(DescriptorFlags::USER_CODE32.bits())),
-            gdt.append(Descriptor::user_data_segment()),
-            gdt.append(Descriptor::user_code_segment()),
-            gdt.append(Descriptor::tss_segment(&*addr_of_mut!(TSS))),
-        ];
-        assert_eq!(
-            [sel[0], sel[1], sel[2], sel[3], sel[4], sel[5]],
-            [
-                KERNEL_CODE,
-                KERNEL_DATA,
-                USER_CODE32,
-                USER_DATA,
-                USER_CODE64,
-                TSS_SELECTOR
-            ]
-        );
-        gdt.load();
+        let gdt = &mut (*addr_of_mut!(GDT)).0;
+        gdt[1] = user_segment(Descriptor::kernel_code_segment());
+        gdt[2] = user_segment(Descriptor::kernel_data_segment());
+        gdt[3] = DescriptorFlags::USER_CODE32.bits();
+        gdt[4] = user_segment(Descriptor::user_data_segment());
+        gdt[5] = user_segment(Descriptor::user_code_segment());
+        let Descriptor::SystemSegment(low, high) = Descriptor::tss_segment(&*addr_of_mut!(TSS))
+        else {
+            unreachable!("a TSS is a system segment")
+        };
+        gdt[6] = low;
+        gdt[7] = high;
+        lgdt(&DescriptorTablePointer {
+            limit: (GDT_SLOTS * 8 - 1) as u16,
+            base: VirtAddr::from_ptr(addr_of_mut!(GDT)),
+        });
         CS::set_reg(KERNEL_CODE);
         SS::set_reg(KERNEL_DATA);
         DS::set_reg(KERNEL_DATA);
@@ -77,10 +86,40 @@ pub fn init() {
     }
 }
 
+/// The top of the current process's kernel stack, for the `syscall` entry
+/// (which, unlike an interrupt, does not switch stacks by itself).
+pub static mut KERNEL_STACK_TOP: u64 = 0;
+
 /// Sets the stack the CPU switches to when an interrupt or system call arrives
-/// from ring 3 (`TSS.rsp0`): the top of the current process's kernel stack.
+/// from ring 3 (`TSS.rsp0` and the `syscall` entry's copy): the top of the
+/// current process's kernel stack.
 pub fn set_kernel_stack(top: VirtAddr) {
     // SAFETY: single CPU, called with interrupts disabled; the CPU reads rsp0 only
     // on the next ring-3 → ring-0 transition.
-    unsafe { (*addr_of_mut!(TSS)).privilege_stack_table[0] = top };
+    unsafe {
+        (*addr_of_mut!(TSS)).privilege_stack_table[0] = top;
+        KERNEL_STACK_TOP = top.as_u64();
+    }
+}
+
+/// Points the i386 TLS segment at `base` (4 GiB limit, 32-bit, writable, DPL 3)
+/// and reloads `gs` with it, or clears it when `None`.
+pub fn set_tls(base: Option<u32>) {
+    let descriptor = base.map_or(0, |b| {
+        let b = u64::from(b);
+        // Limit 0xFFFFF in 4 KiB units, type 0x2 (data, writable), S, DPL 3, P,
+        // D/B (32-bit), G. Base split over bits 16–39 and 56–63.
+        0x00CF_F200_0000_FFFF | ((b & 0xFF_FFFF) << 16) | ((b >> 24) << 56)
+    });
+    // SAFETY: single CPU with interrupts off; slot TLS_INDEX is used only for
+    // this, and `gs` is reloaded below so no stale base stays cached.
+    unsafe {
+        (*addr_of_mut!(GDT)).0[TLS_INDEX as usize] = descriptor;
+        let selector: u16 = if base.is_some() {
+            (TLS_INDEX << 3) | 3
+        } else {
+            0
+        };
+        core::arch::asm!("mov gs, {0:x}", in(reg) selector, options(nostack, preserves_flags));
+    }
 }

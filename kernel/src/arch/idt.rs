@@ -72,6 +72,8 @@ pub fn init() {
                 // Breakpoint and the system-call vector may be raised from ring 3.
                 3 => (3, 0),
                 v if v == sion_abi::SYSCALL_VECTOR => (3, 0),
+                // i386 Linux system calls (`int 0x80`) from applications.
+                0x80 => (3, 0),
                 _ => (0, 0),
             };
             idt.0[*vector as usize] = Gate::interrupt(*stub as *const () as u64, dpl, ist);

@@ -15,6 +15,7 @@ pub fn init() {
     idt::init();
     pic::init();
     fpu::init();
+    trap::init_syscall_instruction();
 }
 
 /// Disables maskable interrupts.

@@ -167,6 +167,70 @@ stubs! {
     v42 = 42 noerr, v43 = 43 noerr, v44 = 44 noerr, v45 = 45 noerr, v46 = 46 noerr,
     v47 = 47 noerr,
     v64 = 64 noerr,
+    v128 = 128 noerr,
+}
+
+/// Vector number recorded in the [`TrapFrame`] of a `syscall` instruction.
+pub const SYSCALL_INSTRUCTION: u64 = 0x100;
+/// Vector of the i386 Linux system-call interrupt.
+pub const LINUX_INT80: u64 = 0x80;
+
+/// Scratch slot for the user stack pointer on `syscall` entry (single CPU,
+/// interrupts off from entry until it is pushed).
+static mut SYSCALL_USER_RSP: u64 = 0;
+
+/// Entry of the `syscall` instruction (LSTAR). The CPU left the user `rip` in
+/// `rcx` and `rflags` in `r11` and did not switch stacks; this builds the same
+/// [`TrapFrame`] an interrupt would (vector [`SYSCALL_INSTRUCTION`]) on the
+/// current process's kernel stack and joins [`trap_common`]. The return is by
+/// `iretq`, which restores every register.
+#[unsafe(naked)]
+pub unsafe extern "C" fn syscall_entry() {
+    naked_asm!(
+        "mov [rip + {scratch}], rsp",
+        "mov rsp, [rip + {top}]",
+        "push {ss}",
+        "push [rip + {scratch}]",
+        "push r11",
+        "push {cs}",
+        "push rcx",
+        "push 0",
+        "push {vector}",
+        "jmp {common}",
+        scratch = sym SYSCALL_USER_RSP,
+        top = sym super::gdt::KERNEL_STACK_TOP,
+        ss = const (4 << 3) | 3,
+        cs = const (5 << 3) | 3,
+        vector = const SYSCALL_INSTRUCTION,
+        common = sym trap_common,
+    )
+}
+
+/// Enables the `syscall` instruction: EFER.SCE, the segment bases in STAR, the
+/// entry point in LSTAR, and the flags cleared on entry in SFMASK (IF, TF, DF,
+/// AC), so the kernel runs with interrupts off as after an interrupt gate.
+pub fn init_syscall_instruction() {
+    use x86_64::registers::model_specific::{Efer, EferFlags, LStar, SFMask, Star};
+    use x86_64::registers::rflags::RFlags;
+    // SAFETY: the selectors match the GDT's order, and `syscall_entry` builds a
+    // correct frame on the current kernel stack before enabling anything.
+    unsafe {
+        Star::write(
+            super::gdt::USER_CODE64,
+            super::gdt::USER_DATA,
+            super::gdt::KERNEL_CODE,
+            super::gdt::KERNEL_DATA,
+        )
+        .expect("GDT order suits SYSCALL/SYSRET");
+        LStar::write(x86_64::VirtAddr::new(syscall_entry as *const () as u64));
+        SFMask::write(
+            RFlags::INTERRUPT_FLAG
+                | RFlags::TRAP_FLAG
+                | RFlags::DIRECTION_FLAG
+                | RFlags::ALIGNMENT_CHECK,
+        );
+        Efer::update(|f| f.insert(EferFlags::SYSTEM_CALL_EXTENSIONS));
+    }
 }
 
 /// Name of a CPU exception and the signal Linux sends a process for it.
@@ -214,6 +278,7 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
             pic::end_of_interrupt(v as u8);
         }
         v if v == u64::from(sion_abi::SYSCALL_VECTOR) => crate::syscall::dispatch(frame),
+        LINUX_INT80 | SYSCALL_INSTRUCTION => crate::app::linux_syscall(frame),
         v => log::warn!("unexpected interrupt vector {v}"),
     }
 }

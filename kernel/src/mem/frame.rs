@@ -50,7 +50,10 @@ pub fn init(regions: &'static MemoryRegions, reserve: u64) -> PhysAddr {
                 / PAGE_SIZE
         })
         .sum();
-    TOTAL_FRAMES.store(total - reserve / PAGE_SIZE, core::sync::atomic::Ordering::Relaxed);
+    TOTAL_FRAMES.store(
+        total - reserve / PAGE_SIZE,
+        core::sync::atomic::Ordering::Relaxed,
+    );
     *FRAMES.lock() = Some(Frames {
         regions,
         region: 0,

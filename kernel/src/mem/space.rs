@@ -149,6 +149,41 @@ impl AddressSpace {
         Ok(())
     }
 
+    /// Like [`AddressSpace::map`], but pages already mapped get exactly
+    /// `access` (an application's `mprotect` may also narrow permissions).
+    pub fn map_exact(&mut self, start: u64, len: u64, access: Access) -> Result<(), Error> {
+        self.map(start, len, access)?;
+        let (first, last) = page_range(start, len)?;
+        let flags = user_flags(access);
+        let mut mapper = self.mapper();
+        for page in Page::range_inclusive(first, last) {
+            // SAFETY: only permission bits of this process's own user mapping
+            // change; the flush makes the change visible if it is active.
+            if let Ok(flush) = unsafe { mapper.update_flags(page, flags) } {
+                flush.flush();
+            }
+        }
+        Ok(())
+    }
+
+    /// Unmaps `[start, start + len)` (rounded out to pages) and frees the
+    /// frames; unmapped pages in the range are skipped.
+    /// Errors: [`Error::BadAddress`] outside user space.
+    pub fn unmap(&mut self, start: u64, len: u64) -> Result<(), Error> {
+        if len == 0 {
+            return Ok(());
+        }
+        let (first, last) = page_range(start, len)?;
+        let mut mapper = self.mapper();
+        for page in Page::range_inclusive(first, last) {
+            if let Ok((frame, flush)) = mapper.unmap(page) {
+                flush.flush();
+                frame::free(frame);
+            }
+        }
+        Ok(())
+    }
+
     /// # Safety
     /// `page` must be mapped with 4 KiB pages in `mapper`.
     unsafe fn leaf_flags(mapper: &mut OffsetPageTable<'_>, page: Page<Size4KiB>) -> Flags {
@@ -298,6 +333,29 @@ impl AddressSpace {
         }
         Ok(())
     }
+}
+
+/// The first and last page of a user range. Errors: [`Error::BadAddress`].
+fn page_range(start: u64, len: u64) -> Result<(Page<Size4KiB>, Page<Size4KiB>), Error> {
+    let end = start.checked_add(len).ok_or(Error::BadAddress)?;
+    if start < USER_START || end > USER_END {
+        return Err(Error::BadAddress);
+    }
+    let first = Page::containing_address(VirtAddr::new(start));
+    let last = Page::containing_address(VirtAddr::new(end.max(start + 1) - 1));
+    Ok((first, last))
+}
+
+/// Page flags of a user mapping with `access`.
+fn user_flags(access: Access) -> Flags {
+    let mut flags = Flags::PRESENT | Flags::USER_ACCESSIBLE;
+    if access.write {
+        flags |= Flags::WRITABLE;
+    }
+    if !access.execute {
+        flags |= Flags::NO_EXECUTE;
+    }
+    flags
 }
 
 /// Bytes from `addr` to the end of its page, at most `left`.

@@ -51,6 +51,27 @@ pub enum Block {
     Wait { child: Pid },
     /// In a network call: until the next network event.
     Network,
+    /// An application in a Linux system call: until `manager` replies.
+    LinuxSyscall { manager: Pid },
+}
+
+/// What kind of program a process runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// A SiON process: uses SiON's system calls on `int 0x40`.
+    Sion,
+    /// A Linux application managed by `manager`: its Linux system calls become
+    /// messages to the manager; SiON's calls are refused.
+    Application { manager: Pid, abi64: bool },
+}
+
+/// A message the kernel itself queues for a process (an application's system
+/// call or its end), delivered by `receive` like any other.
+pub struct Notice {
+    /// What `receive` reports.
+    pub info: sion_abi::MessageInfo,
+    /// The payload.
+    pub payload: Vec<u8>,
 }
 
 /// The wake value telling a blocked call to check its condition again.
@@ -67,6 +88,8 @@ pub enum State {
     Blocked(Block),
     /// Ended; its resources are freed once it is off the CPU.
     Dead(WaitStatus),
+    /// An application being built by its manager; not runnable yet.
+    Embryo,
 }
 
 /// A process's kernel stack: the [`TrapFrame`] of its user state sits at the top.
@@ -101,6 +124,14 @@ pub struct Process {
     pub wake_value: i64,
     /// When a blocked `receive` times out (nanoseconds since boot).
     pub deadline: Option<u64>,
+    /// SiON process or Linux application.
+    pub kind: Kind,
+    /// Messages from the kernel waiting for `receive`.
+    pub notices: VecDeque<Notice>,
+    /// The FS base register (x86_64 TLS), restored when the process runs.
+    pub fs_base: u64,
+    /// The base of the i386 TLS segment, if the application set one.
+    pub tls_base: Option<u32>,
     kernel_stack: KernelStack,
     saved_rsp: u64,
     fpu: FpuState,
@@ -219,6 +250,10 @@ pub fn spawn(name: &str, arg: &[u8], parent: Option<Pid>) -> Result<Pid, Error> 
             senders: VecDeque::new(),
             wake_value: 0,
             deadline: None,
+            kind: Kind::Sion,
+            notices: VecDeque::new(),
+            fs_base: 0,
+            tls_base: None,
             kernel_stack,
             saved_rsp,
             fpu: FpuState::new(),
@@ -226,6 +261,67 @@ pub fn spawn(name: &str, arg: &[u8], parent: Option<Pid>) -> Result<Pid, Error> 
     );
     t.ready.push_back(pid);
     Ok(pid)
+}
+
+/// Creates an empty application managed by `manager` (state [`State::Embryo`]).
+/// Errors: [`Error::NoMemory`].
+pub fn create_application(manager: Pid, name: &str) -> Result<Pid, Error> {
+    let space = AddressSpace::new()?;
+    let kernel_stack = KernelStack::new();
+    let saved_rsp = prepare_kernel_stack(&kernel_stack, TrapFrame::new_user(0, 0));
+    let mut t = table();
+    let pid = t.next_pid;
+    t.next_pid += 1;
+    t.procs.insert(
+        pid,
+        Box::new(Process {
+            pid,
+            parent: Some(manager),
+            name: name.into(),
+            state: State::Embryo,
+            space,
+            senders: VecDeque::new(),
+            wake_value: 0,
+            deadline: None,
+            kind: Kind::Application {
+                manager,
+                abi64: true,
+            },
+            notices: VecDeque::new(),
+            fs_base: 0,
+            tls_base: None,
+            kernel_stack,
+            saved_rsp,
+            fpu: FpuState::new(),
+        }),
+    );
+    Ok(pid)
+}
+
+impl Process {
+    /// The user-state frame at the top of the kernel stack.
+    pub fn user_frame(&mut self) -> &mut TrapFrame {
+        let at = self.kernel_stack.top() - core::mem::size_of::<TrapFrame>() as u64;
+        // SAFETY: the top of every kernel stack holds the process's TrapFrame
+        // (laid out at creation, or pushed on entry from ring 3); `&mut self`
+        // makes this the only reference to it.
+        unsafe { &mut *(at as *mut TrapFrame) }
+    }
+}
+
+/// Queues a kernel message for `pid` and wakes it if it is waiting in
+/// `receive` for it. Returns false if `pid` does not exist.
+pub fn post_notice(t: &mut Table, pid: Pid, notice: Notice) -> bool {
+    let sender = notice.info.sender;
+    let Some(p) = t.procs.get_mut(&pid) else {
+        return false;
+    };
+    p.notices.push_back(notice);
+    let receiving = matches!(p.state, State::Blocked(Block::Receive { from, .. }) if from == sion_abi::ANY_SENDER || from == sender);
+    if receiving {
+        t.wake(pid, WAKE_RETRY);
+    }
+    true
 }
 
 /// Spawns the first process, with no parent.
@@ -255,41 +351,87 @@ fn prepare_kernel_stack(stack: &KernelStack, frame: TrapFrame) -> u64 {
 /// Ends the current process with `status`: wakes whoever waits on it, then
 /// leaves the CPU for good.
 pub fn exit_current(status: WaitStatus) -> ! {
-    {
+    let pid = {
         let mut t = table();
         let pid = t.current.expect("exit without a current process");
-        let parent = {
-            let p = t.current();
-            p.state = State::Dead(status);
-            p.parent
-        };
-        release_peers(&mut t, pid);
-        // Orphan the children; forget their unreaped statuses.
-        for p in t.procs.values_mut() {
-            if p.parent == Some(pid) {
-                p.parent = None;
-            }
-        }
-        t.zombies.retain(|_, (parent, _)| *parent != pid);
-        if let Some(parent) = parent {
-            let waiting = t
-                .procs
-                .get(&parent)
-                .is_some_and(|p| p.state == State::Blocked(Block::Wait { child: pid }));
-            if waiting {
-                t.wake(parent, status.to_raw() as i64);
-            } else {
-                t.zombies.insert(pid, (parent, status));
-            }
-        }
-    }
-    crate::net::release(pid_of_current_dead());
+        finish(&mut t, pid, status);
+        pid
+    };
+    crate::net::release(pid);
     scheduler::switch_out();
     unreachable!("a dead process was scheduled");
 }
 
-fn pid_of_current_dead() -> Pid {
-    table().current.expect("a current process")
+/// Ends process `pid`, which is not on the CPU (an application its manager
+/// kills), and frees it at once.
+pub fn end_other(pid: Pid, status: WaitStatus) {
+    {
+        let mut t = table();
+        if t.current == Some(pid) || !t.procs.contains_key(&pid) {
+            return;
+        }
+        finish(&mut t, pid, status);
+        t.procs.remove(&pid);
+    }
+    crate::net::release(pid);
+}
+
+/// The bookkeeping of a process's end: mark it dead, release its IPC peers,
+/// orphan its children, end the applications it managed, and tell whoever
+/// waits for it (its parent, or its manager).
+fn finish(t: &mut Table, pid: Pid, status: WaitStatus) {
+    let Some(p) = t.procs.get_mut(&pid) else {
+        return;
+    };
+    p.state = State::Dead(status);
+    let (parent, kind) = (p.parent, p.kind);
+    release_peers(t, pid);
+    // Orphan the children; forget their unreaped statuses.
+    for p in t.procs.values_mut() {
+        if p.parent == Some(pid) {
+            p.parent = None;
+        }
+    }
+    t.zombies.retain(|_, (parent, _)| *parent != pid);
+    // Applications cannot run without their manager.
+    let orphans: Vec<Pid> = t
+        .procs
+        .values()
+        .filter(|p| matches!(p.kind, Kind::Application { manager, .. } if manager == pid))
+        .map(|p| p.pid)
+        .collect();
+    for app in orphans {
+        release_peers(t, app);
+        t.procs.remove(&app);
+    }
+    if let Kind::Application { manager, .. } = kind {
+        let info = sion_abi::MessageInfo {
+            sender: pid,
+            tag: sion_abi::app::TAG_APP_EXITED,
+            len: 8,
+            ..Default::default()
+        };
+        post_notice(
+            t,
+            manager,
+            Notice {
+                info,
+                payload: status.to_raw().to_le_bytes().to_vec(),
+            },
+        );
+        return;
+    }
+    if let Some(parent) = parent {
+        let waiting = t
+            .procs
+            .get(&parent)
+            .is_some_and(|p| p.state == State::Blocked(Block::Wait { child: pid }));
+        if waiting {
+            t.wake(parent, status.to_raw() as i64);
+        } else {
+            t.zombies.insert(pid, (parent, status));
+        }
+    }
 }
 
 /// Wakes, with [`Error::PeerDied`], every process whose IPC waits on `pid`, and
@@ -300,6 +442,9 @@ fn release_peers(t: &mut Table, pid: Pid) {
         match p.state {
             State::Blocked(Block::Send { to, .. }) if to == pid => to_wake.push(p.pid),
             State::Blocked(Block::AwaitReply { server, .. }) if server == pid => {
+                to_wake.push(p.pid)
+            }
+            State::Blocked(Block::LinuxSyscall { manager }) if manager == pid => {
                 to_wake.push(p.pid)
             }
             _ => {}

@@ -64,6 +64,10 @@ pub fn run() -> ! {
                 {
                     p.state = State::Running;
                     p.space.activate();
+                    x86_64::registers::model_specific::FsBase::write(
+                        x86_64::VirtAddr::new_truncate(p.fs_base),
+                    );
+                    gdt::set_tls(p.tls_base);
                     gdt::set_kernel_stack(VirtAddr::new(p.kernel_stack.top()));
                     next = Some(p.saved_rsp);
                     t.current = Some(pid);
