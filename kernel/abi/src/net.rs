@@ -47,6 +47,14 @@ pub const TAG_PING: u64 = 1;
 /// Tag of the kernel's answer to a ping: a [`Pong`] followed by the ping's payload.
 pub const TAG_PONG: u64 = 2;
 
+/// Service number of the Companion Manager (group membership and placement)
+/// on every node and in `hostd`.
+pub const COMPANION_MANAGER_SERVICE: u32 = 1;
+/// Service number of the App-Program Manager on every node.
+pub const APP_MANAGER_SERVICE: u32 = 2;
+/// Tag of a Companion Manager message (payload: `sion_companion_mgr::Message`).
+pub const TAG_COMPANION: u64 = 0x434D; // "CM"
+
 /// Bit 0 of the flags byte.
 const FLAG_BROADCAST: u8 = 1;
 
