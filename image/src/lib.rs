@@ -53,15 +53,23 @@ pub fn target_dir() -> PathBuf {
         .map_or_else(|| workspace_root().join("target"), PathBuf::from)
 }
 
-/// Names of the SiON processes (the binaries of `kernel/procs`).
+/// The processes every node image carries, with the package that builds each.
+pub const NODE_PROCESSES: &[(&str, &str)] =
+    &[("init", "sion-procs"), ("companion-mgr", "sion-cm-node")];
+
+/// Packages built for the nodes (`x86_64-unknown-none`).
+const NODE_PACKAGES: &[&str] = &["sion-kernel", "sion-procs", "sion-cm-node"];
+
+/// Names of the processes in the image: the node processes, plus for the test
+/// image the test processes (`kernel/procs/src/bin/t-*.rs`).
 fn process_names(flavor: Flavor) -> Result<Vec<String>> {
     let dir = workspace_root().join("kernel/procs/src/bin");
-    let mut names = Vec::new();
+    let mut names: Vec<String> = NODE_PROCESSES.iter().map(|(n, _)| n.to_string()).collect();
     for entry in std::fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))? {
         let path = entry?.path();
         if path.extension().is_some_and(|e| e == "rs") {
             let name = path.file_stem().unwrap().to_string_lossy().into_owned();
-            if flavor == Flavor::Test || !name.starts_with("t-") {
+            if flavor == Flavor::Test && name.starts_with("t-") {
                 names.push(name);
             }
         }
@@ -80,7 +88,8 @@ pub fn build(flavor: Flavor) -> Result<Image> {
     let status = Command::new(cargo)
         .current_dir(&root)
         .args(["build", "--release", "--target", "x86_64-unknown-none"])
-        .args(["-p", "sion-kernel", "-p", "sion-procs", "--target-dir"])
+        .args(NODE_PACKAGES.iter().flat_map(|p| ["-p", p]))
+        .arg("--target-dir")
         .arg(&build_dir)
         // The outer `cargo test`/`cargo run` may have set these for the host.
         .env_remove("RUSTFLAGS")

@@ -1,0 +1,264 @@
+//! The Companion Manager process of a SiON node (SiON paper §3.2.2, §4.2.1):
+//! it drives the sans-IO [`sion_companion_mgr::Member`] with the node's clock
+//! and SiON network IPC (service [`COMPANION_MANAGER_SERVICE`]), measures the
+//! CPU speed once at boot, reports the node's load and free memory in its
+//! heartbeats, answers placement requests, and shows the group table on the
+//! node's console and screen whenever it changes.
+#![no_std]
+#![no_main]
+
+extern crate alloc;
+
+use alloc::string::String;
+use alloc::vec;
+use core::fmt::Write;
+use sion_abi::net::{ALL_NODES, COMPANION_MANAGER_SERVICE, IPC_PORT, TAG_COMPANION};
+use sion_abi::{ANY_SENDER, Error};
+use sion_companion_mgr::node::MAX_CPU_LOAD;
+use sion_companion_mgr::{
+    Addr, Config, Dest, Event, Instant, LocalNode, Member, NodeId, NodeState, Role, Status,
+};
+use sion_rt::{println, sys};
+
+sion_rt::entry!(main);
+
+/// How long to wait for the node's address before giving up (ns).
+const ADDRESS_WAIT_NS: u64 = 30_000_000_000;
+/// How long the CPU-speed benchmark runs (ns).
+const SPEED_BENCH_NS: u64 = 100_000_000;
+
+fn main(_arg: &[u8]) -> i32 {
+    if let Err(e) = sys::register(COMPANION_MANAGER_SERVICE) {
+        println!("cm: cannot register service {COMPANION_MANAGER_SERVICE}: {e}");
+        return 1;
+    }
+    let info = match wait_for_address() {
+        Ok(info) => info,
+        Err(NoAddress::NoNic) => {
+            println!("cm: this node has no network card; it works alone, outside any group");
+            return 0;
+        }
+        Err(NoAddress::Timeout) => {
+            println!(
+                "cm: no network address after {} s; retrying",
+                ADDRESS_WAIT_NS / 1_000_000_000
+            );
+            return 1;
+        }
+    };
+    let ip = (info.ipv4 as u32).to_be_bytes();
+    let mac = {
+        let b = info.mac.to_be_bytes();
+        [b[2], b[3], b[4], b[5], b[6], b[7]]
+    };
+    let speed = cpu_speed();
+    let mut load = LoadMeter::new();
+    let mut local = LocalNode::new(NodeId::from_mac(mac), Role::Node, Addr::new(ip, IPC_PORT));
+    local.state = NodeState {
+        cpu_load: 0,
+        free_mem: free_memory(),
+        cpu_speed: speed,
+        running_jobs: 0,
+    };
+    let now = Instant::from_nanos(sys::clock_ns());
+    let mut member = Member::new(Config::default(), local, now, sion_rt_seed());
+    let me = member.local().clone();
+    println!(
+        "cm: joining the group as {} ({}) at {}.{}.{}.{}; cpu speed {speed} Mops/s, free memory {} MiB",
+        me.name,
+        me.id,
+        ip[0],
+        ip[1],
+        ip[2],
+        ip[3],
+        me.state.free_mem >> 20
+    );
+    let mut buf = vec![0u8; 2048];
+    let mut next_state_update = 0;
+    loop {
+        flush(&mut member);
+        let mut changed = false;
+        while let Some(event) = member.poll_event() {
+            report(&event);
+            changed |= !matches!(event, Event::PlacementDone(_));
+        }
+        if changed {
+            show_table(&member);
+        }
+        let now_ns = sys::clock_ns();
+        let wake = member.poll_at().as_nanos();
+        let timeout = wake.saturating_sub(now_ns).max(1_000_000);
+        match sys::receive(&mut buf, ANY_SENDER, timeout) {
+            Ok(msg) if msg.node != 0 && msg.tag == TAG_COMPANION => {
+                let from = Addr::new((msg.addr as u32).to_be_bytes(), IPC_PORT);
+                let len = (msg.len as usize).min(buf.len());
+                let now = Instant::from_nanos(sys::clock_ns());
+                // A malformed message is counted by the library and dropped.
+                let _ = member.handle_datagram(now, from, &buf[..len]);
+            }
+            Ok(_) | Err(Error::TimedOut) => {}
+            Err(e) => println!("cm: receive failed: {e}"),
+        }
+        let now_ns = sys::clock_ns();
+        if now_ns >= next_state_update {
+            let state = NodeState {
+                cpu_load: load.sample(),
+                free_mem: free_memory(),
+                cpu_speed: speed,
+                running_jobs: 0,
+            };
+            member.set_local_state(state);
+            next_state_update = now_ns + 1_000_000_000;
+        }
+        let now = Instant::from_nanos(now_ns);
+        if now >= member.poll_at() {
+            member.poll(now);
+        }
+    }
+}
+
+/// Randomness for the library (its incarnation and heartbeat phase): the
+/// clock's low bits at start-up differ from boot to boot.
+fn sion_rt_seed() -> u64 {
+    let t = sys::clock_ns();
+    t ^ t.rotate_left(29) ^ (sys::getpid() << 48)
+}
+
+/// Why the node has no address to join with.
+enum NoAddress {
+    NoNic,
+    Timeout,
+}
+
+fn wait_for_address() -> Result<sion_abi::NetInfo, NoAddress> {
+    let start = sys::clock_ns();
+    loop {
+        match sys::net_info() {
+            Ok(info) if info.node == 0 => return Err(NoAddress::NoNic),
+            Ok(info) if info.ipv4 != 0 => return Ok(info),
+            _ => {}
+        }
+        if sys::clock_ns() - start > ADDRESS_WAIT_NS {
+            return Err(NoAddress::Timeout);
+        }
+        sys::sleep_ns(100_000_000);
+    }
+}
+
+/// Sends everything the library queued: broadcasts to every node, unicasts
+/// to one address, both as SiON network IPC to the Companion Manager service.
+fn flush(member: &mut Member) {
+    while let Some(t) = member.poll_transmit() {
+        let ip = match t.dest {
+            Dest::Broadcast => [255; 4],
+            Dest::Unicast(addr) => addr.ip,
+        };
+        if let Err(e) = sys::net_send(
+            ip,
+            ALL_NODES,
+            COMPANION_MANAGER_SERVICE,
+            TAG_COMPANION,
+            &t.bytes,
+        ) {
+            println!("cm: send to {ip:?} failed: {e}");
+        }
+    }
+}
+
+/// The node's CPU speed in millions of iterations per second of a fixed
+/// integer loop (a xorshift64 step and an add), measured for 100 ms at boot.
+/// Comparable between SiON nodes, not with other benchmarks.
+fn cpu_speed() -> u32 {
+    let start = sys::clock_ns();
+    let (mut x, mut sum, mut iterations) = (0x9E37_79B9_7F4A_7C15u64, 0u64, 0u64);
+    loop {
+        for _ in 0..10_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            sum = sum.wrapping_add(x);
+        }
+        iterations += 10_000;
+        let elapsed = sys::clock_ns() - start;
+        if elapsed >= SPEED_BENCH_NS {
+            core::hint::black_box(sum);
+            return (iterations * 1000 / elapsed.max(1)) as u32;
+        }
+    }
+}
+
+fn free_memory() -> u64 {
+    sys::sysinfo().map_or(0, |s| s.free_bytes)
+}
+
+/// CPU load in permille over the last interval: the share of time the CPU was
+/// not idle (from the kernel's idle counter).
+struct LoadMeter {
+    last_uptime: u64,
+    last_idle: u64,
+}
+
+impl LoadMeter {
+    fn new() -> LoadMeter {
+        let s = sys::sysinfo().unwrap_or_default();
+        LoadMeter {
+            last_uptime: s.uptime_ns,
+            last_idle: s.idle_ns,
+        }
+    }
+
+    fn sample(&mut self) -> u16 {
+        let s = sys::sysinfo().unwrap_or_default();
+        let total = s.uptime_ns.saturating_sub(self.last_uptime).max(1);
+        let idle = s.idle_ns.saturating_sub(self.last_idle).min(total);
+        self.last_uptime = s.uptime_ns;
+        self.last_idle = s.idle_ns;
+        ((total - idle) * u64::from(MAX_CPU_LOAD) / total) as u16
+    }
+}
+
+fn report(event: &Event) {
+    match event {
+        Event::Joined(id) => println!("cm: member {id} joined"),
+        Event::Restarted(id) => println!("cm: member {id} restarted"),
+        Event::Suspect(id) => println!("cm: member {id} is suspect"),
+        Event::Restored(id) => println!("cm: member {id} is alive again"),
+        Event::Dead(id) => println!("cm: member {id} is dead"),
+        Event::Left(id) => println!("cm: member {id} left"),
+        Event::PlacementDone(_) => {}
+    }
+}
+
+/// Prints the group table (the node's status screen).
+fn show_table(member: &Member) {
+    let now = Instant::from_nanos(sys::clock_ns());
+    let mut out = String::new();
+    let _ = writeln!(out, "cm: group of {} members", member.view_len());
+    let _ = writeln!(
+        out,
+        "  {:<17} {:<16} {:<5} {:<15} {:<7} {:>5} {:>8} {:>6} {:>6}",
+        "id", "name", "role", "address", "state", "load", "free MiB", "speed", "heard"
+    );
+    for m in member.view() {
+        let status = match m.status {
+            Status::Alive => "alive",
+            Status::Suspect => "suspect",
+        };
+        let [a, b, c, d] = m.addr.ip;
+        let heard = now.saturating_duration_since(m.last_heard).as_millis();
+        let _ = writeln!(
+            out,
+            "  {:<17} {:<16} {:<5} {:<15} {:<7} {:>4}% {:>8} {:>6} {:>5}s",
+            alloc::format!("{}", m.id),
+            m.name.as_str(),
+            alloc::format!("{}", m.role),
+            alloc::format!("{a}.{b}.{c}.{d}"),
+            status,
+            m.state.cpu_load / 10,
+            m.state.free_mem >> 20,
+            m.state.cpu_speed,
+            heard / 1000
+        );
+    }
+    let _ = sys::console_write(out.as_bytes());
+}
