@@ -83,7 +83,13 @@ fn handle(call: Syscall, a: [u64; 6]) -> Result<u64, Error> {
         }
         Syscall::TcpConnect => tcp_connect(a[0] as u32, a[1] as u16, a[2]),
         Syscall::TcpSend => tcp_send(a[0], a[1], a[2]),
-        Syscall::TcpRecv => tcp_recv(a[0], a[1], a[2]),
+        Syscall::TcpRecv => tcp_recv(a[0], a[1], a[2], a[3]),
+        Syscall::TcpNotify => {
+            let me = current_pid();
+            let result = net::with(|n| n.tcp.arm_notify(me, a[0])).map(|()| 0);
+            net::poll();
+            result
+        }
         Syscall::TcpClose => {
             let me = current_pid();
             let result = net::with(|n| n.tcp.close(&mut n.sockets, me, a[0])).map(|()| 0);
@@ -224,12 +230,13 @@ fn tcp_send(handle: u64, buf: u64, len: u64) -> Result<u64, Error> {
     .map(|n| n as u64)
 }
 
-fn tcp_recv(handle: u64, buf: u64, cap: u64) -> Result<u64, Error> {
+fn tcp_recv(handle: u64, buf: u64, cap: u64, timeout_ns: u64) -> Result<u64, Error> {
     let me = current_pid();
     let cap = cap.min(MAX_TCP_CHUNK);
     table().current().space.check(buf, cap, true)?;
     let mut data = vec![0u8; cap as usize];
-    let n = until_ready(None, || {
+    let deadline = (timeout_ns != NO_TIMEOUT).then(|| time::now_ns().saturating_add(timeout_ns));
+    let n = until_ready(deadline, || {
         net::with(|net| net.tcp.try_recv(&mut net.sockets, me, handle, &mut data))
     })?;
     table().current().space.write(buf, &data[..n])?;

@@ -107,8 +107,9 @@ pub enum Syscall {
     /// `tcp_send(handle, buf, len) -> n`: block until at least one byte is
     /// queued; returns how many. Errors: [`Error::ConnectionClosed`].
     TcpSend = 17,
-    /// `tcp_recv(handle, buf, cap) -> n`: block until data arrives; 0 means the
-    /// peer closed its side.
+    /// `tcp_recv(handle, buf, cap, timeout_ns) -> n`: wait up to `timeout_ns`
+    /// ([`NO_TIMEOUT`]: for ever; 0: do not wait) for data; 0 means the peer
+    /// closed its side. Errors: [`Error::TimedOut`].
     TcpRecv = 18,
     /// `tcp_close(handle) -> 0`: close (after sending what is queued) and free.
     TcpClose = 19,
@@ -142,7 +143,16 @@ pub enum Syscall {
     /// `app_kill(pid, status) -> 0`: end the application with wait status
     /// `status` (its `exit_group`, or a kill).
     AppKill = 28,
+    /// `tcp_notify(handle) -> 0`: once data or the end of the stream is ready to
+    /// read on `handle`, queue one message for the caller with tag
+    /// [`TAG_TCP_READABLE`] and the handle (`u64`, little-endian) as payload, so
+    /// a process can wait for sockets and messages in one `receive`. One-shot:
+    /// call again after reading.
+    TcpNotify = 29,
 }
+
+/// Tag of the kernel's message that a socket armed with `tcp_notify` is readable.
+pub const TAG_TCP_READABLE: u64 = 0x5443_5052; // "TCPR"
 
 impl Syscall {
     /// Decodes a system-call number; `None` for numbers SiON does not define.
@@ -178,6 +188,7 @@ impl Syscall {
             26 => AppStart,
             27 => AppSetTls,
             28 => AppKill,
+            29 => TcpNotify,
             _ => return None,
         })
     }
@@ -483,11 +494,11 @@ mod tests {
 
     #[test]
     fn syscall_numbers_round_trip() {
-        for n in 0..=28 {
+        for n in 0..=29 {
             let s = Syscall::from_number(n).expect("defined");
             assert_eq!(s as u64, n);
         }
-        assert_eq!(Syscall::from_number(29), None);
+        assert_eq!(Syscall::from_number(30), None);
         assert_eq!(Syscall::from_number(u64::MAX), None);
     }
 

@@ -224,13 +224,37 @@ impl TcpStream {
         Ok(())
     }
 
-    /// Receives into `buf`; 0 at end of stream.
+    /// Receives into `buf`, waiting as long as it takes; 0 at end of stream.
     pub fn recv(&self, buf: &mut [u8]) -> Result<usize, Error> {
+        self.recv_timeout(buf, NO_TIMEOUT)
+    }
+
+    /// Receives into `buf`, waiting at most `timeout_ns` (0: only what is
+    /// there); 0 at end of stream. Errors: [`Error::TimedOut`].
+    pub fn recv_timeout(&self, buf: &mut [u8], timeout_ns: u64) -> Result<usize, Error> {
         call(
             Syscall::TcpRecv,
-            [self.0, buf.as_mut_ptr() as u64, buf.len() as u64, 0, 0, 0],
+            [
+                self.0,
+                buf.as_mut_ptr() as u64,
+                buf.len() as u64,
+                timeout_ns,
+                0,
+                0,
+            ],
         )
         .map(|n| n as usize)
+    }
+
+    /// Asks for one [`sion_abi::TAG_TCP_READABLE`] message once data (or the
+    /// end of the stream) is ready.
+    pub fn notify_readable(&self) -> Result<(), Error> {
+        call(Syscall::TcpNotify, [self.0, 0, 0, 0, 0, 0]).map(|_| ())
+    }
+
+    /// The kernel's handle number (as carried by readable notices).
+    pub fn handle(&self) -> u64 {
+        self.0
     }
 }
 

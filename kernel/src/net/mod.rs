@@ -120,8 +120,10 @@ pub fn poll() {
             break;
         }
     }
+    let readable = net.tcp.take_readable(&net.sockets);
     drop(guard);
     wake_network_waiters();
+    notify_readable(readable);
 }
 
 /// The NIC's interrupt: acknowledge it and poll.
@@ -132,6 +134,32 @@ pub fn on_interrupt() {
         net.device.nic.ack_interrupt();
     }
     poll();
+}
+
+/// Posts the readable notices of sockets armed with `tcp_notify`.
+fn notify_readable(ready: alloc::vec::Vec<(sion_abi::Pid, u64)>) {
+    if ready.is_empty() {
+        return;
+    }
+    let Some(mut t) = proc::try_table() else {
+        return;
+    };
+    for (owner, handle) in ready {
+        let info = sion_abi::MessageInfo {
+            sender: 0,
+            tag: sion_abi::TAG_TCP_READABLE,
+            len: 8,
+            ..Default::default()
+        };
+        proc::post_notice(
+            &mut t,
+            owner,
+            proc::Notice {
+                info,
+                payload: handle.to_le_bytes().to_vec(),
+            },
+        );
+    }
 }
 
 /// Wakes every process blocked in a network call so it can check again.

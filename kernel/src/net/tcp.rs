@@ -30,6 +30,8 @@ enum Kind {
 struct Entry {
     owner: Pid,
     kind: Kind,
+    /// Post a readable notice to the owner (armed by `tcp_notify`).
+    notify: bool,
 }
 
 /// Every process socket, by handle.
@@ -51,7 +53,14 @@ fn new_socket() -> tcp::Socket<'static> {
 impl TcpTable {
     fn add(&mut self, owner: Pid, kind: Kind) -> u64 {
         self.next_handle += 1;
-        self.entries.insert(self.next_handle, Entry { owner, kind });
+        self.entries.insert(
+            self.next_handle,
+            Entry {
+                owner,
+                kind,
+                notify: false,
+            },
+        );
         self.next_handle
     }
 
@@ -60,6 +69,7 @@ impl TcpTable {
             Some(Entry {
                 owner: o,
                 kind: Kind::Stream(s),
+                ..
             }) if *o == owner => Ok(*s),
             _ => Err(Error::BadHandle),
         }
@@ -102,6 +112,7 @@ impl TcpTable {
         let Some(Entry {
             owner: o,
             kind: Kind::Listener { port, backlog },
+            ..
         }) = self.entries.get_mut(&listener)
         else {
             return Err(Error::BadHandle);
@@ -230,6 +241,29 @@ impl TcpTable {
             }
         }
         Ok(())
+    }
+
+    /// Arms the one-shot readable notice of a stream. Errors: [`Error::BadHandle`].
+    pub fn arm_notify(&mut self, owner: Pid, handle: u64) -> Result<(), Error> {
+        self.stream(owner, handle)?;
+        self.entries.get_mut(&handle).expect("checked above").notify = true;
+        Ok(())
+    }
+
+    /// Armed streams that are now readable (data or end of stream), disarmed:
+    /// (owner, handle) pairs to notify.
+    pub fn take_readable(&mut self, sockets: &SocketSet<'static>) -> Vec<(Pid, u64)> {
+        let mut ready = Vec::new();
+        for (handle, entry) in self.entries.iter_mut() {
+            if let (true, Kind::Stream(h)) = (entry.notify, &entry.kind) {
+                let s = sockets.get::<tcp::Socket>(*h);
+                if s.can_recv() || !s.may_recv() {
+                    entry.notify = false;
+                    ready.push((entry.owner, *handle));
+                }
+            }
+        }
+        ready
     }
 
     /// Frees sockets that have finished closing.
