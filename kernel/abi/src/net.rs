@@ -52,6 +52,12 @@ pub const TAG_PONG: u64 = 2;
 pub const COMPANION_MANAGER_SERVICE: u32 = 1;
 /// Service number of the App-Program Manager on every node.
 pub const APP_MANAGER_SERVICE: u32 = 2;
+/// TCP port where every node's App-Program Manager takes jobs from `hostd submit`.
+pub const JOB_PORT: u16 = 7421;
+/// Tag of the local message the App-Program Manager sends the Companion Manager
+/// when its number of running jobs changes (payload: `u16` little-endian).
+pub const TAG_JOB_STATE: u64 = 0x4A4F_4253; // "JOBS"
+
 /// Tag of a Companion Manager message (payload: `sion_companion_mgr::Message`).
 pub const TAG_COMPANION: u64 = 0x434D; // "CM"
 

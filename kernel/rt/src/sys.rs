@@ -276,3 +276,60 @@ pub fn sysinfo() -> Result<sion_abi::SysInfo, Error> {
     call(Syscall::SysInfo, [&raw mut info as u64, 0, 0, 0, 0, 0])?;
     Ok(info)
 }
+
+/// Application management (the App-Program Manager's kernel calls); see
+/// [`sion_abi::app`] and the `App*` calls of [`Syscall`].
+pub mod app {
+    use super::call;
+    use sion_abi::{Error, Pid, Syscall};
+
+    /// Creates an empty application managed by the caller.
+    pub fn create() -> Result<Pid, Error> {
+        call(Syscall::AppCreate, [0; 6])
+    }
+
+    /// Maps zeroed memory (or changes protection) at `[addr, addr + len)`;
+    /// `prot == 0` unmaps.
+    pub fn map(pid: Pid, addr: u64, len: u64, prot: u64) -> Result<(), Error> {
+        call(Syscall::AppMap, [pid, addr, len, prot, 0, 0]).map(|_| ())
+    }
+
+    /// Unmaps `[addr, addr + len)` and frees the pages.
+    pub fn unmap(pid: Pid, addr: u64, len: u64) -> Result<(), Error> {
+        call(Syscall::AppUnmap, [pid, addr, len, 0, 0, 0]).map(|_| ())
+    }
+
+    /// Copies `data` into the application at `addr` (mapped pages only).
+    pub fn write(pid: Pid, addr: u64, data: &[u8]) -> Result<(), Error> {
+        call(
+            Syscall::AppWrite,
+            [pid, addr, data.as_ptr() as u64, data.len() as u64, 0, 0],
+        )
+        .map(|_| ())
+    }
+
+    /// Copies the application's memory at `addr` into `buf`.
+    pub fn read(pid: Pid, addr: u64, buf: &mut [u8]) -> Result<(), Error> {
+        call(
+            Syscall::AppRead,
+            [pid, addr, buf.as_mut_ptr() as u64, buf.len() as u64, 0, 0],
+        )
+        .map(|_| ())
+    }
+
+    /// Starts it at `entry` with stack pointer `sp`, as [`sion_abi::app::ABI_X86_64`]
+    /// or [`sion_abi::app::ABI_I386`] code.
+    pub fn start(pid: Pid, entry: u64, sp: u64, abi: u64) -> Result<(), Error> {
+        call(Syscall::AppStart, [pid, entry, sp, abi, 0, 0]).map(|_| ())
+    }
+
+    /// Sets its TLS: the FS base, or an i386 TLS segment (returns the GDT entry number).
+    pub fn set_tls(pid: Pid, kind: u64, base: u64) -> Result<u64, Error> {
+        call(Syscall::AppSetTls, [pid, kind, base, 0, 0, 0])
+    }
+
+    /// Ends it with wait status `status`.
+    pub fn kill(pid: Pid, status: u64) -> Result<(), Error> {
+        call(Syscall::AppKill, [pid, status, 0, 0, 0, 0]).map(|_| ())
+    }
+}
