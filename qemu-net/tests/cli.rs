@@ -57,6 +57,7 @@ fn missing_qemu_names_the_package() {
     let out = qemu_net(&dir, "t", empty.to_str().unwrap(), &["up", "--nodes", "1"]);
     assert!(!out.status.success());
     assert!(stderr(&out).contains("apt-get install qemu-system-x86"));
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -78,6 +79,7 @@ fn missing_image_names_the_command_that_builds_it() {
         err.contains("/nonexistent/sion.img") && err.contains("cargo run -p sion-image"),
         "{err}"
     );
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -124,6 +126,7 @@ fn bad_arguments_are_explained() {
     assert!(stderr(&out).contains("is not up"));
     let out = qemu_net(&dir, "t", &path, &["down"]);
     assert!(out.status.success());
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -161,4 +164,5 @@ fn a_qemu_that_fails_at_start_is_reported_and_its_lan_removed() {
         "the namespace was removed again"
     );
     assert!(!dir.join("run/state.json").exists());
+    std::fs::remove_dir_all(&dir).unwrap();
 }

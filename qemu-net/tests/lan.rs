@@ -34,13 +34,21 @@ fn serial() -> MutexGuard<'static, ()> {
     LOCK.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// The node image, built once per test binary.
+/// The node image, built once per test binary and copied aside, so that a
+/// rebuild of `target/sion.img` while a test runs cannot change it under QEMU.
 fn image() -> &'static Path {
     static IMAGE: OnceLock<PathBuf> = OnceLock::new();
     IMAGE.get_or_init(|| {
-        sion_image::build(sion_image::Flavor::Node)
+        let built = sion_image::build(sion_image::Flavor::Node)
             .expect("building target/sion.img")
-            .path
+            .path;
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("qemu-net");
+        std::fs::create_dir_all(&dir).unwrap();
+        let tmp = dir.join(format!("sion-node.img.{}", std::process::id()));
+        std::fs::copy(&built, &tmp).unwrap();
+        let copy = dir.join("sion-node.img");
+        std::fs::rename(&tmp, &copy).unwrap();
+        copy
     })
 }
 
@@ -128,6 +136,10 @@ impl Drop for TestLan {
                 .args(["netns", "del", &self.netns()])
                 .status();
         }
+        // Keep the serial logs of a failed test; drop those of a passed one.
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.run_dir);
+        }
     }
 }
 
@@ -199,7 +211,14 @@ fn up_puts_nodes_on_taps_in_the_namespace_and_down_removes_everything() {
     let lan = TestLan::new("up");
     let netns = lan.netns();
 
-    let out = lan.up(&["--nodes", "2", "--memory", "128,160"]);
+    let out = lan.up(&[
+        "--nodes",
+        "2",
+        "--memory",
+        "128,160",
+        "--cmdline",
+        "qemu-net-test=1",
+    ]);
     assert!(out.status.success());
     let state = lan.state().expect("up writes the state file");
     assert_eq!(
@@ -227,6 +246,14 @@ fn up_puts_nodes_on_taps_in_the_namespace_and_down_removes_everything() {
             "{cmdline}"
         );
         assert!(cmdline.contains("-snapshot"), "{cmdline}");
+        assert!(
+            cmdline.contains("-fw_cfg name=opt/sion/cmdline,string=qemu-net-test=1"),
+            "{cmdline}"
+        );
+        assert!(
+            cmdline.contains(&format!("-m {}M", [128, 160][k])),
+            "{cmdline}"
+        );
         assert_eq!(net_ns_of(p.pid), Some(ns), "node {k} is in {netns}");
     }
 
