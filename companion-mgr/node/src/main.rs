@@ -12,7 +12,7 @@ extern crate alloc;
 use alloc::string::String;
 use alloc::vec;
 use core::fmt::Write;
-use sion_abi::net::{ALL_NODES, COMPANION_MANAGER_SERVICE, IPC_PORT, TAG_COMPANION};
+use sion_abi::net::{ALL_NODES, COMPANION_MANAGER_SERVICE, IPC_PORT, TAG_COMPANION, TAG_JOB_STATE};
 use sion_abi::{ANY_SENDER, Error};
 use sion_companion_mgr::node::MAX_CPU_LOAD;
 use sion_companion_mgr::{
@@ -75,6 +75,7 @@ fn main(_arg: &[u8]) -> i32 {
     );
     let mut buf = vec![0u8; 2048];
     let mut next_state_update = 0;
+    let mut running_jobs = 0u16;
     loop {
         flush(&mut member);
         let mut changed = false;
@@ -96,6 +97,11 @@ fn main(_arg: &[u8]) -> i32 {
                 // A malformed message is counted by the library and dropped.
                 let _ = member.handle_datagram(now, from, &buf[..len]);
             }
+            Ok(msg) if msg.node == 0 && msg.tag == TAG_JOB_STATE && msg.len >= 2 => {
+                // From the App-Program Manager on this node.
+                running_jobs = u16::from_le_bytes([buf[0], buf[1]]);
+                next_state_update = 0;
+            }
             Ok(_) | Err(Error::TimedOut) => {}
             Err(e) => println!("cm: receive failed: {e}"),
         }
@@ -105,7 +111,7 @@ fn main(_arg: &[u8]) -> i32 {
                 cpu_load: load.sample(),
                 free_mem: free_memory(),
                 cpu_speed: speed,
-                running_jobs: 0,
+                running_jobs,
             };
             member.set_local_state(state);
             next_state_update = now_ns + 1_000_000_000;
