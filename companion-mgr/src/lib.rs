@@ -44,30 +44,42 @@
 //!
 //! # Driver
 //!
+//! A driver owns the socket (UDP on the CM port, or SiON network IPC) and the clock:
+//!
 //! ```
 //! use sion_companion_mgr::{Addr, Config, Dest, Instant, LocalNode, Member, NodeId, Role};
 //!
-//! let me = LocalNode::new(NodeId::from_mac([2, 0, 0, 0, 0, 1]), Role::Node, Addr::new([10, 0, 0, 1], 7070));
-//! let mut member = Member::new(Config::default(), me, Instant::ZERO, 0x5eed);
-//! # let mut sent = 0;
-//! // The driver's loop, here run once by hand:
-//! let now = Instant::from_millis(5);
-//! # let received: Option<(Addr, Vec<u8>)> = None;
-//! if let Some((from, bytes)) = received {
-//!     let _ = member.handle_datagram(now, from, &bytes); // errors: count and drop
+//! /// What the driver's platform provides.
+//! trait Net {
+//!     /// Sends a datagram to `to`, or broadcasts it on the LAN when `to` is `None`.
+//!     fn send(&mut self, to: Option<Addr>, bytes: &[u8]);
+//!     /// Waits for a datagram until `deadline`: its source and payload.
+//!     fn recv_until(&mut self, deadline: Instant) -> Option<(Addr, Vec<u8>)>;
+//!     /// The monotonic clock.
+//!     fn now(&self) -> Instant;
 //! }
-//! if now >= member.poll_at() {
-//!     member.poll(now);
-//! }
-//! while let Some(t) = member.poll_transmit() {
-//!     match t.dest {
-//!         Dest::Broadcast => { /* send t.bytes to the broadcast address */ # sent += 1;
+//!
+//! fn run(net: &mut impl Net, mac: [u8; 6], addr: Addr, seed: u64) {
+//!     let me = LocalNode::new(NodeId::from_mac(mac), Role::Node, addr);
+//!     let mut member = Member::new(Config::default(), me, net.now(), seed);
+//!     loop {
+//!         while let Some(t) = member.poll_transmit() {
+//!             match t.dest {
+//!                 Dest::Broadcast => net.send(None, &t.bytes),
+//!                 Dest::Unicast(to) => net.send(Some(to), &t.bytes),
+//!             }
 //!         }
-//!         Dest::Unicast(addr) => { /* send t.bytes to addr */ }
+//!         while let Some(_event) = member.poll_event() { /* log, redraw the screen */ }
+//!         if let Some((from, bytes)) = net.recv_until(member.poll_at()) {
+//!             // A bad datagram changes nothing; count it and go on.
+//!             let _ = member.handle_datagram(net.now(), from, &bytes);
+//!         }
+//!         let now = net.now();
+//!         if now >= member.poll_at() {
+//!             member.poll(now);
+//!         }
 //!     }
 //! }
-//! // ...then wait for a datagram or until member.poll_at().
-//! # assert!(sent >= 1); // the join
 //! ```
 //!
 //! The `tests/` directory drives up to 1000 members through a simulated network with

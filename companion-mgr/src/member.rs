@@ -30,8 +30,9 @@ pub struct Config {
     /// How long a joining member waits for a join reply before broadcasting its join
     /// again. Default 1 s.
     pub join_retry: Duration,
-    /// How many joins a member broadcasts at most (it stops at the first reply; a
-    /// member alone on the LAN is found by others through its heartbeats). Default 3.
+    /// How many joins a member broadcasts at most: it stops as soon as it has a reply
+    /// or knows any other member (whoever joins later learns it from the join reply);
+    /// a member alone on the LAN is found by others through its heartbeats. Default 3.
     pub join_attempts: u8,
     /// Number of members that answer a join with their whole view (split in chunks of
     /// [`MAX_VIEW_CHUNK`]): the alive members whose ids follow the joiner's on the
@@ -159,7 +160,8 @@ pub struct Stats {
     pub sent_broadcast: u64,
     /// Unicast datagrams queued.
     pub sent_unicast: u64,
-    /// Datagrams given to [`Member::handle_datagram`].
+    /// Datagrams given to [`Member::handle_datagram`] (valid or not) plus messages
+    /// given to [`Member::handle_message`].
     pub received: u64,
     /// Datagrams rejected by the decoder.
     pub decode_errors: u64,
@@ -233,7 +235,8 @@ pub struct Member {
     next_heartbeat: Instant,
     join_left: u8,
     join_at: Instant,
-    join_answered: bool,
+    /// Set by the first join reply or the first other member learned: no more joins.
+    join_done: bool,
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
     pending: Vec<Pending>,
@@ -279,7 +282,7 @@ impl Member {
             next_heartbeat: now + Duration::from_nanos(phase),
             join_left: config.join_attempts,
             join_at: now,
-            join_answered: false,
+            join_done: false,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             pending: Vec::new(),
@@ -397,7 +400,7 @@ impl Member {
         if let Some(Reverse((at, _))) = self.timers.peek() {
             t = t.min(*at);
         }
-        if self.join_left > 0 && !self.join_answered {
+        if self.join_pending() {
             t = t.min(self.join_at);
         }
         t
@@ -411,7 +414,7 @@ impl Member {
         if self.leaving {
             return;
         }
-        if self.join_left > 0 && !self.join_answered && now >= self.join_at {
+        if self.join_pending() && now >= self.join_at {
             self.join_left -= 1;
             self.join_at = now + self.cfg.join_retry;
             let msg = Message::Join(self.announce());
@@ -446,10 +449,10 @@ impl Member {
         bytes: &[u8],
     ) -> Result<(), DecodeError> {
         self.touch(now);
-        self.stats.received += 1;
         let msg = match Message::decode(bytes) {
             Ok(m) => m,
             Err(e) => {
+                self.stats.received += 1;
                 self.stats.decode_errors += 1;
                 return Err(e);
             }
@@ -463,6 +466,7 @@ impl Member {
     /// decodes a broadcast once can hand the same message to many members.
     pub fn handle_message(&mut self, now: Instant, from: Addr, msg: &Message) {
         self.touch(now);
+        self.stats.received += 1;
         if self.leaving && !matches!(msg, Message::TaskRequest { .. } | Message::TaskReply { .. }) {
             self.stats.ignored += 1;
             return;
@@ -478,7 +482,7 @@ impl Member {
                 self.answer_join(now, from, id);
             }
             Message::JoinReply { ref entries } => {
-                self.join_answered = true;
+                self.join_done = true;
                 for (i, a) in entries.iter().enumerate() {
                     self.observe(now, a, from, i == 0);
                 }
@@ -612,6 +616,10 @@ impl Member {
     }
 
     // ----- internals -----
+
+    fn join_pending(&self) -> bool {
+        self.join_left > 0 && !self.join_done
+    }
 
     fn touch(&mut self, now: Instant) {
         self.local.last_heard = self.local.last_heard.max(now);
@@ -747,6 +755,7 @@ impl Member {
             },
         );
         self.schedule(id, check_at);
+        self.join_done = true;
         self.event(Event::Joined(id));
     }
 
@@ -1077,4 +1086,111 @@ impl Member {
 fn next_rand(state: &mut u64) -> u64 {
     *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
     splitmix64(*state)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn member(mac_last: u8, now: Instant) -> Member {
+        let id = NodeId::from_mac([2, 0, 0, 0, 0, mac_last]);
+        let local = LocalNode::new(id, Role::Node, Addr::new([10, 0, 0, mac_last], 7070));
+        Member::new(Config::default(), local, now, u64::from(mac_last))
+    }
+
+    fn drain(m: &mut Member) -> Vec<Transmit> {
+        core::iter::from_fn(|| m.poll_transmit()).collect()
+    }
+
+    #[test]
+    fn starts_with_a_join_and_heartbeats_every_interval() {
+        let mut m = member(1, Instant::ZERO);
+        let out = drain(&mut m);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].dest, Dest::Broadcast);
+        assert!(matches!(
+            Message::decode(&out[0].bytes),
+            Ok(Message::Join(_))
+        ));
+        let mut beats = 0;
+        let mut now = Instant::ZERO;
+        while now < Instant::from_secs(10) {
+            now = m.poll_at();
+            m.poll(now);
+            for t in drain(&mut m) {
+                match Message::decode(&t.bytes).unwrap() {
+                    Message::Heartbeat(a) => {
+                        beats += 1;
+                        assert_eq!(a.seq, m.seq);
+                    }
+                    Message::Join(_) => {} // alone: retried
+                    other => panic!("{other:?}"),
+                }
+            }
+            assert!(m.poll_at() > now);
+        }
+        assert!((9..=11).contains(&beats), "{beats}");
+        assert_eq!(m.stats().sent_broadcast, beats + 3);
+    }
+
+    #[test]
+    fn timers_are_never_left_due_after_poll() {
+        // Found by the `member` fuzz target: when the only other member died, a join
+        // retry was left due in the past.
+        let mut a = member(1, Instant::ZERO);
+        let b = member(2, Instant::ZERO);
+        drain(&mut a);
+        let hb = Message::Heartbeat(Announce {
+            id: b.id(),
+            incarnation: b.local().incarnation,
+            seq: 1,
+            role: Role::Node,
+            name: b.local().name.clone(),
+            addr: b.local().addr,
+            state: NodeState::default(),
+        });
+        a.handle_message(Instant::from_millis(1), b.local().addr, &hb);
+        assert_eq!(a.poll_event(), Some(Event::Joined(b.id())));
+        let mut now = Instant::from_millis(1);
+        while now < Instant::from_secs(8) {
+            now = a.poll_at();
+            a.poll(now);
+            drain(&mut a);
+            assert!(a.poll_at() > now);
+        }
+        assert_eq!(a.view_len(), 1);
+        let evs: Vec<Event> = core::iter::from_fn(|| a.poll_event()).collect();
+        assert_eq!(evs, [Event::Suspect(b.id()), Event::Dead(b.id())]);
+        // A late heartbeat of the dead incarnation does not revive it...
+        a.handle_message(now, b.local().addr, &hb);
+        assert_eq!(a.view_len(), 1);
+        // ...a newer one does.
+        if let Message::Heartbeat(mut ann) = hb {
+            ann.seq = 2;
+            a.handle_message(now, b.local().addr, &Message::Heartbeat(ann));
+        }
+        assert_eq!(a.view_len(), 2);
+    }
+
+    #[test]
+    fn view_includes_self_in_id_order() {
+        let mut m = member(5, Instant::ZERO);
+        for last in [9u8, 1, 7, 3] {
+            let o = member(last, Instant::ZERO);
+            let ann = Announce {
+                id: o.id(),
+                incarnation: 1,
+                seq: 1,
+                role: Role::Node,
+                name: o.local().name.clone(),
+                addr: o.local().addr,
+                state: NodeState::default(),
+            };
+            m.handle_message(Instant::ZERO, o.local().addr, &Message::Heartbeat(ann));
+        }
+        let order: Vec<u8> = m.view().map(|i| i.id.to_mac()[5]).collect();
+        assert_eq!(order, [1, 3, 5, 7, 9]);
+        assert_eq!(m.view_len(), 5);
+        assert!(m.member(m.id()).is_some());
+    }
 }

@@ -18,7 +18,11 @@ fn announce(i: u64, name: &str, big: bool) -> Announce {
         id: NodeId::from_u64(if big { u64::MAX } else { 0x0200_0000_0000 + i }),
         incarnation: max(u64::MAX),
         seq: max(u64::MAX),
-        role: if i % 2 == 0 { Role::Node } else { Role::Host },
+        role: if i.is_multiple_of(2) {
+            Role::Node
+        } else {
+            Role::Host
+        },
         name: Name::new(name).unwrap(),
         addr: Addr::new(
             [169, 254, (i >> 8) as u8, i as u8],

@@ -141,6 +141,8 @@ pub struct Node {
     pub isolated: bool,
     /// What it will start as.
     start: Option<(Config, LocalNode, u64)>,
+    /// When it starts (or started last).
+    pub start_at: Instant,
     /// The time of its pending wake-up event.
     wake: Instant,
     /// Events it reported, with their time (only if the sim records events).
@@ -229,6 +231,7 @@ impl Sim {
             extra_delay: Duration::ZERO,
             isolated: false,
             start: Some((cfg, local, seed)),
+            start_at: at,
             wake: Instant::MAX,
             events: Vec::new(),
         });
@@ -278,6 +281,7 @@ impl Sim {
         local.state = idle_state();
         let seed = self.rng.next_u64();
         self.nodes[i].start = Some((cfg, local, seed));
+        self.nodes[i].start_at = self.now;
         let now = self.now;
         self.push(now, i, Kind::Start);
     }
