@@ -449,11 +449,12 @@ impl Lan {
         Ok(RunState::load(&self.run_dir)?.map(|s| StatusReport::of(&s, &self.run_dir)))
     }
 
-    /// `qemu-net exec -- CMD…`: replaces this process with `CMD…` running inside
-    /// the LAN's namespace, so stdio, signals and the exit status pass through.
-    /// Returns only on failure. Errors: [`Error::NotUp`], [`Error::NeedRoot`],
-    /// the command not starting.
-    pub fn exec(&self, command: &[String]) -> Result<()> {
+    /// A [`Command`] that runs `command` (program and arguments) inside the
+    /// LAN's namespace, for Rust callers (tests, tools) to spawn as they like.
+    /// Errors: [`Error::NotUp`], [`Error::NeedRoot`] (a root-owned namespace
+    /// and a non-root caller).
+    pub fn command(&self, command: &[String]) -> Result<Command> {
+        anyhow::ensure!(!command.is_empty(), "no command given");
         let state =
             RunState::load(&self.run_dir)?.ok_or_else(|| Error::NotUp(self.name.clone()))?;
         if !state.isolation.exists() {
@@ -469,8 +470,17 @@ impl Lan {
             .into());
         }
         let argv = state.isolation.wrap(command);
-        let err = Command::new(&argv[0]).args(&argv[1..]).exec();
-        Err(err).with_context(|| format!("running {}", argv.join(" ")))
+        let mut cmd = Command::new(&argv[0]);
+        cmd.args(&argv[1..]);
+        Ok(cmd)
+    }
+
+    /// `qemu-net exec -- CMD…`: replaces this process with `CMD…` running inside
+    /// the LAN's namespace (see [`Lan::command`]), so stdio, signals and the
+    /// exit status pass through. Returns only on failure.
+    pub fn exec(&self, command: &[String]) -> Result<()> {
+        let err = self.command(command)?.exec();
+        Err(err).with_context(|| format!("running {}", command.join(" ")))
     }
 }
 

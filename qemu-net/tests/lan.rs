@@ -321,6 +321,14 @@ fn up_puts_nodes_on_taps_in_the_namespace_and_down_removes_everything() {
     // exec runs host commands on the LAN, passing output and exit status through.
     let seen = lan.run_ok(&["exec", "--", "ip", "-br", "addr", "show", "br0"]);
     assert!(seen.contains("169.254.0.1/16"), "{seen}");
+    // The same from Rust, for test programs.
+    let api = qemu_net::Lan::new(&lan.name, Some(lan.run_dir.clone())).unwrap();
+    let out = api
+        .command(&["ip".into(), "-br".into(), "link".into()])
+        .unwrap()
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("tap1"));
     let code = lan.run(&["exec", "--", "sh", "-c", "echo out; exit 7"]);
     assert_eq!(code.status.code(), Some(7));
     assert_eq!(String::from_utf8_lossy(&code.stdout), "out\n");
