@@ -17,8 +17,10 @@
 //!   one round trip. When the view fits one reply ([`wire::MAX_VIEW_CHUNK`] entries)
 //!   the reply carries the whole view; otherwise [`Config::join_view_responders`]
 //!   members (those whose ids follow the newcomer's on the ring of ids) send their
-//!   whole view in chunks, which covers replies lost on the way. A join without any
-//!   reply is repeated ([`Config::join_retry`], [`Config::join_attempts`]).
+//!   whole view in chunks, which covers replies lost on the way (members that joined
+//!   less than a heartbeat interval ago never do, so a mass boot of N members costs
+//!   O(N²) small replies, not O(N³) entries). A member that has heard from nobody
+//!   repeats its join ([`Config::join_retry`], [`Config::join_attempts`]).
 //! - **Liveness** (Fig. 5 b). Every member broadcasts a [`Message::Heartbeat`] every
 //!   [`Config::heartbeat_interval`] (1 s) carrying only its own entry: id, name, role,
 //!   address and [`NodeState`] (CPU load, free memory, CPU speed, running jobs). With

@@ -6,7 +6,7 @@ use core::cmp::Reverse;
 use core::ops::Bound;
 use core::time::Duration;
 
-use crate::node::{Addr, LocalNode, Name, NodeId, NodeState, Role, splitmix64};
+use crate::node::{Addr, LocalNode, MAX_CPU_LOAD, Name, NodeId, NodeState, Role, splitmix64};
 use crate::placement::{
     Answer, Denial, JobSpec, Mode, PlacementId, RTT_FLOOR, Ranking, Verdict, Weights, decide, rank,
 };
@@ -251,8 +251,16 @@ impl Member {
     ///
     /// `seed` is the caller's randomness (RDRAND, TSC jitter, `getrandom`); it picks
     /// this run's incarnation and the heartbeat phase, so it must differ between runs
-    /// of the same node.
-    pub fn new(config: Config, local: LocalNode, now: Instant, seed: u64) -> Member {
+    /// of the same node. `config` is used as given except that the heartbeat and probe
+    /// intervals are at least 1 ms and `dead_after` is at least `suspect_after`;
+    /// `local.state` is clamped as by [`set_local_state`](Member::set_local_state).
+    pub fn new(config: Config, mut local: LocalNode, now: Instant, seed: u64) -> Member {
+        let mut config = config;
+        let min = Duration::from_millis(1);
+        config.heartbeat_interval = config.heartbeat_interval.max(min);
+        config.probe_interval = config.probe_interval.max(min);
+        config.dead_after = config.dead_after.max(config.suspect_after);
+        local.state = clamp_state(local.state);
         let mut rng = splitmix64(seed ^ local.id.as_u64().rotate_left(23));
         let incarnation = next_rand(&mut rng);
         let phase = next_rand(&mut rng) % duration_nanos(config.heartbeat_interval).max(1);
@@ -346,9 +354,10 @@ impl Member {
         self.leaving
     }
 
-    /// Replaces the load reported in the next heartbeats and task replies.
+    /// Replaces the load reported in the next heartbeats and task replies;
+    /// `cpu_load` above [`MAX_CPU_LOAD`] is clamped to it.
     pub fn set_local_state(&mut self, state: NodeState) {
-        self.local.state = state;
+        self.local.state = clamp_state(state);
     }
 
     /// Switches job acceptance: when `false`, task requests are denied with
@@ -1083,6 +1092,11 @@ impl Member {
     }
 }
 
+fn clamp_state(mut s: NodeState) -> NodeState {
+    s.cpu_load = s.cpu_load.min(MAX_CPU_LOAD);
+    s
+}
+
 fn next_rand(state: &mut u64) -> u64 {
     *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
     splitmix64(*state)
@@ -1170,6 +1184,21 @@ mod tests {
             a.handle_message(now, b.local().addr, &Message::Heartbeat(ann));
         }
         assert_eq!(a.view_len(), 2);
+    }
+
+    #[test]
+    fn out_of_range_load_is_clamped_so_heartbeats_still_go_out() {
+        let mut m = member(1, Instant::ZERO);
+        drain(&mut m);
+        m.set_local_state(NodeState {
+            cpu_load: 1234,
+            ..NodeState::default()
+        });
+        assert_eq!(m.local().state.cpu_load, MAX_CPU_LOAD);
+        let now = m.poll_at();
+        m.poll(now);
+        assert!(!drain(&mut m).is_empty());
+        assert_eq!(m.stats().encode_errors, 0);
     }
 
     #[test]

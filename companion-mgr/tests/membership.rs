@@ -87,6 +87,8 @@ fn newcomer_learns_the_group_despite_loss() {
         },
         4,
     );
+    // This run goes through `handle_datagram` and the decoder for every delivery.
+    s.decode_each_delivery = true;
     s.add_nodes(40, Instant::ZERO, Duration::from_secs(1), Config::default());
     s.run_for(Duration::from_secs(5));
     assert!(s.converged());
