@@ -8,140 +8,16 @@
 //! directory, runs `qemu-net down` and kills any QEMU it recorded when it
 //! ends, and sends nothing outside the namespaces it creates.
 
-use qemu_net::process::{ProcId, net_ns_of};
-use qemu_net::state::{Isolation, RunState};
-use std::path::{Path, PathBuf};
+mod common;
+
+use common::{TestLan, eventually, image, serial, skip_reason};
+use qemu_net::process::net_ns_of;
+use qemu_net::state::Isolation;
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
-use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_qemu-net");
-
-/// Why these tests cannot run here, if they cannot.
-fn skip_reason() -> Option<&'static str> {
-    if !nix::unistd::geteuid().is_root() {
-        return Some("not running as root (network namespaces and taps need it)");
-    }
-    if qemu_net::isolation::find_in_path("qemu-system-x86_64").is_none() {
-        return Some("qemu-system-x86_64 is not installed (package qemu-system-x86)");
-    }
-    None
-}
-
-/// One test at a time: each boots QEMUs and the machine has 2 cores.
-fn serial() -> MutexGuard<'static, ()> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// The node image, built once per test binary and copied aside, so that a
-/// rebuild of `target/sion.img` while a test runs cannot change it under QEMU.
-fn image() -> &'static Path {
-    static IMAGE: OnceLock<PathBuf> = OnceLock::new();
-    IMAGE.get_or_init(|| {
-        let built = sion_image::build(sion_image::Flavor::Node)
-            .expect("building target/sion.img")
-            .path;
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("qemu-net");
-        std::fs::create_dir_all(&dir).unwrap();
-        let tmp = dir.join(format!("sion-node.img.{}", std::process::id()));
-        std::fs::copy(&built, &tmp).unwrap();
-        let copy = dir.join("sion-node.img");
-        std::fs::rename(&tmp, &copy).unwrap();
-        copy
-    })
-}
-
-/// A LAN under test: its name and run directory. Dropping it takes the LAN
-/// down and kills anything it recorded, even when the test failed.
-struct TestLan {
-    name: String,
-    run_dir: PathBuf,
-}
-
-impl TestLan {
-    fn new(tag: &str) -> TestLan {
-        let name = format!("qt-{tag}-{}", std::process::id());
-        let run_dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-            .join("qemu-net")
-            .join(&name);
-        let _ = std::fs::remove_dir_all(&run_dir);
-        std::fs::create_dir_all(&run_dir).unwrap();
-        TestLan { name, run_dir }
-    }
-
-    fn netns(&self) -> String {
-        format!("{}-qemu-net", self.name)
-    }
-
-    fn cmd(&self) -> Command {
-        let mut c = Command::new(BIN);
-        c.arg("--name")
-            .arg(&self.name)
-            .arg("--run-dir")
-            .arg(&self.run_dir);
-        c.stdin(Stdio::null());
-        c
-    }
-
-    /// Runs `qemu-net ARGS…` on this LAN to completion (each command bounds
-    /// its own waits).
-    fn run(&self, args: &[&str]) -> Output {
-        let out = self.cmd().args(args).output().unwrap();
-        eprintln!(
-            "$ qemu-net {}\n{}{}-> {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr),
-            out.status
-        );
-        out
-    }
-
-    fn run_ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(out.status.success(), "qemu-net {args:?} failed");
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn up(&self, args: &[&str]) -> Output {
-        let image = image().to_str().unwrap();
-        let mut all = vec!["up", "--image", image];
-        all.extend(args);
-        self.run(&all)
-    }
-
-    fn state(&self) -> Option<RunState> {
-        RunState::load(&self.run_dir).unwrap()
-    }
-
-    fn status_json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.run_ok(&["status", "--json"])).unwrap()
-    }
-}
-
-impl Drop for TestLan {
-    fn drop(&mut self) {
-        let recorded = self.state();
-        let _ = self.cmd().arg("down").output();
-        if let Some(state) = recorded {
-            let mut procs: Vec<ProcId> = state.nodes.iter().filter_map(|n| n.process).collect();
-            if let Isolation::Userns { holder } = state.isolation {
-                procs.push(holder);
-            }
-            qemu_net::process::stop(&procs, Duration::from_secs(1));
-        }
-        if Path::new("/run/netns").join(self.netns()).exists() {
-            let _ = Command::new("ip")
-                .args(["netns", "del", &self.netns()])
-                .status();
-        }
-        // Keep the serial logs of a failed test; drop those of a passed one.
-        if !std::thread::panicking() {
-            let _ = std::fs::remove_dir_all(&self.run_dir);
-        }
-    }
-}
 
 /// `ip -n NETNS -j ARGS…` parsed.
 fn ip_json(netns: &str, args: &[&str]) -> serde_json::Value {
@@ -185,20 +61,6 @@ fn ns_id(path: &Path) -> (u64, u64) {
     use std::os::unix::fs::MetadataExt;
     let m = std::fs::metadata(path).unwrap();
     (m.dev(), m.ino())
-}
-
-/// Polls `f` every 100 ms until it is true or `timeout` passes.
-fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if f() {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 #[test]

@@ -1,0 +1,38 @@
+//! Network benchmark (issue 3): from the host inside a qemu-net LAN, the UDP
+//! round-trip time to a node (median and p99 over 1000 pings of its kernel)
+//! and TCP throughput host→node and node→host for 1 MiB and 16 MiB (to the
+//! `t-netd` bulk service). Run with `cargo bench -p qemu-net --bench lan`
+//! (as root, with QEMU); it prints the figures and the commands behind them.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use common::{NETPROBE, TestLan, skip_reason, test_image};
+
+fn main() {
+    if let Some(why) = skip_reason() {
+        eprintln!("benchmark skipped: {why}");
+        return;
+    }
+    let lan = TestLan::new("bench");
+    let image = test_image().to_str().unwrap();
+    let out = lan.run(&[
+        "up",
+        "--image",
+        image,
+        "--nodes",
+        "1",
+        "--cmdline",
+        "init=t-netd",
+        "--wait",
+        "--wait-timeout",
+        "90",
+    ]);
+    assert!(out.status.success(), "qemu-net up failed");
+    let addr = lan.addresses().remove(0);
+    let figures = lan.probe(&["bench", "--to", &addr, "--probes", "1000"]);
+    println!("$ qemu-net up --image {image} --nodes 1 --cmdline init=t-netd --wait");
+    println!("$ qemu-net exec -- {NETPROBE} bench --to {addr} --probes 1000");
+    print!("{figures}");
+    println!("(QEMU TCG on this machine; SION_QEMU_ACCEL=kvm selects KVM)");
+}
