@@ -21,7 +21,7 @@ enum Command {
     /// Broadcast one ping to every node's kernel and list the pongs.
     Ping {
         /// How long to collect answers (ms).
-        #[arg(long, default_value_t = 1000)]
+        #[arg(long, default_value_t = 3000)]
         timeout_ms: u64,
         /// Fail unless at least this many nodes answer.
         #[arg(long, default_value_t = 1)]
