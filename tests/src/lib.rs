@@ -37,16 +37,25 @@ impl Node {
     /// Boots the test image with SiON boot arguments `cmdline` (for example
     /// `init=t-ipc`). `name` names the log file. Panics if QEMU cannot start.
     pub fn boot(name: &str, cmdline: &str) -> Node {
+        Node::boot_with_monitor(name, cmdline, None)
+    }
+
+    /// Like [`Node::boot`], with QEMU's monitor on the Unix socket `monitor`
+    /// (for [`Node::screendump`]).
+    pub fn boot_with_monitor(name: &str, cmdline: &str, monitor: Option<&std::path::Path>) -> Node {
         let image = test_image();
         let mut args = sion_image::qemu_args(&image, NODE_MEMORY_MB, cmdline, false);
         // A per-node copy-on-write overlay is not needed: the image is opened
         // read-only in snapshot mode, so parallel nodes can share it.
+        let monitor = monitor.map_or("none".to_string(), |p| {
+            format!("unix:{},server,nowait", p.display())
+        });
         args.extend([
             "-snapshot".into(),
             "-serial".into(),
             "stdio".into(),
             "-monitor".into(),
-            "none".into(),
+            monitor,
         ]);
         let mut child = Command::new("qemu-system-x86_64")
             .args(&args)
@@ -116,6 +125,44 @@ impl Node {
                 ));
             }
             std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The node's screen as (width, height, RGB bytes), taken with the QEMU
+    /// monitor's `screendump` through the socket given to
+    /// [`Node::boot_with_monitor`]. Panics after 10 s without a picture.
+    pub fn screendump(&self, monitor: &std::path::Path) -> (usize, usize, Vec<u8>) {
+        use std::io::Write;
+        use std::os::unix::net::UnixStream;
+        let out = self.log_path.with_extension("ppm");
+        let _ = std::fs::remove_file(&out);
+        let mut sock = UnixStream::connect(monitor).expect("connecting to the QEMU monitor");
+        sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        writeln!(sock, "screendump {}", out.display()).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(data) = std::fs::read(&out) {
+                // P6\n<w> <h>\n255\n<rgb…>
+                let mut fields = data.splitn(4, |&b| b == b'\n');
+                let (magic, size, _max, pixels) =
+                    (fields.next(), fields.next(), fields.next(), fields.next());
+                if let (Some(b"P6"), Some(size), Some(pixels)) = (magic, size, pixels) {
+                    let size = String::from_utf8_lossy(size);
+                    let mut dims = size
+                        .split_whitespace()
+                        .map(|v| v.parse::<usize>().unwrap_or(0));
+                    let (w, h) = (dims.next().unwrap_or(0), dims.next().unwrap_or(0));
+                    if w > 0 && pixels.len() == w * h * 3 {
+                        return (w, h, pixels.to_vec());
+                    }
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no screendump from node {}",
+                self.name
+            );
+            std::thread::sleep(Duration::from_millis(100));
         }
     }
 

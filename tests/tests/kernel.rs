@@ -163,3 +163,28 @@ fn applications_trap_linux_system_calls_to_their_manager() {
         );
     }
 }
+
+/// The node's screen (the bootloader's framebuffer) mirrors the console: the
+/// first text lines are drawn, the rest of the screen stays dark.
+#[test]
+fn screen_shows_the_console() {
+    let monitor = sion_image::target_dir().join("qemu-logs/screen.monitor");
+    let _ = std::fs::create_dir_all(monitor.parent().unwrap());
+    let _ = std::fs::remove_file(&monitor);
+    let mut node = Node::boot_with_monitor("screen", "", Some(&monitor));
+    node.wait_for("idle: no process ready", RUN);
+    let (w, h, rgb) = node.screendump(&monitor);
+    let lit_in_rows = |rows: std::ops::Range<usize>| -> usize {
+        rows.flat_map(|y| (0..w).map(move |x| (y * w + x) * 3))
+            .filter(|&i| rgb[i] > 100)
+            .count()
+    };
+    // 16-pixel glyphs on 18-pixel lines from a 4-pixel margin: line 1 is the banner.
+    let banner = lit_in_rows(4..22);
+    let bottom = lit_in_rows(h - 40..h);
+    assert!(
+        banner > 500,
+        "the banner line has only {banner} lit pixels ({w}x{h} screen)"
+    );
+    assert_eq!(bottom, 0, "the bottom of the screen should be empty");
+}
