@@ -396,7 +396,7 @@ impl Session {
                 this_host: m.id == me,
             })
             .collect();
-        rows.sort_by(|a, b| (a.role != "node").cmp(&(b.role != "node")));
+        rows.sort_by_key(|r| r.role != "node");
         rows
     }
 
