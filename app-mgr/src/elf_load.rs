@@ -342,6 +342,120 @@ impl LoadPlan {
     }
 }
 
+/// An executable file [`load_plan_from`] reads: its length and byte ranges.
+///
+/// Implemented by `[u8]` (the whole file in memory) and [`SparseFile`] (the
+/// parts of a file a loader has fetched, for a file too large to hold).
+pub trait ElfSource {
+    /// The file's length in bytes.
+    fn len(&self) -> u64;
+    /// Whether the file is empty.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// The `len` bytes at `offset`, or `None` if they run past the end of the
+    /// file (or, for a sparse source, are not at hand).
+    fn bytes(&self, offset: u64, len: u64) -> Option<&[u8]>;
+}
+
+impl ElfSource for [u8] {
+    fn len(&self) -> u64 {
+        <[u8]>::len(self) as u64
+    }
+    fn bytes(&self, offset: u64, len: u64) -> Option<&[u8]> {
+        let start = usize::try_from(offset).ok()?;
+        let end = start.checked_add(usize::try_from(len).ok()?)?;
+        self.get(start..end)
+    }
+}
+
+/// Some byte ranges of a file of known length: what a loader that cannot hold
+/// the whole executable (a node's App-Program Manager, which keeps it in the
+/// application's memory) has fetched. A read of a range it does not hold fails
+/// and is remembered ([`SparseFile::take_missing`]), so the loader can fetch it
+/// and try again; [`load_plan_sparse`] does that loop.
+#[derive(Clone, Debug, Default)]
+pub struct SparseFile {
+    len: u64,
+    pieces: Vec<(u64, Vec<u8>)>,
+    missing: core::cell::Cell<Option<(u64, u64)>>,
+}
+
+impl SparseFile {
+    /// A file of `len` bytes of which nothing is at hand yet.
+    pub fn new(len: u64) -> SparseFile {
+        SparseFile {
+            len,
+            pieces: Vec::new(),
+            missing: core::cell::Cell::new(None),
+        }
+    }
+
+    /// Adds the bytes found at `offset` (clipped to the file's length).
+    pub fn add(&mut self, offset: u64, mut bytes: Vec<u8>) {
+        let room = self.len.saturating_sub(offset);
+        bytes.truncate(usize::try_from(room).unwrap_or(usize::MAX));
+        self.pieces.push((offset, bytes));
+    }
+
+    /// The last range (offset, length) asked for that was inside the file but
+    /// not at hand, and forgets it.
+    pub fn take_missing(&self) -> Option<(u64, u64)> {
+        self.missing.take()
+    }
+}
+
+impl ElfSource for SparseFile {
+    fn len(&self) -> u64 {
+        self.len
+    }
+    fn bytes(&self, offset: u64, len: u64) -> Option<&[u8]> {
+        let end = offset.checked_add(len)?;
+        if end > self.len {
+            return None;
+        }
+        for (at, piece) in &self.pieces {
+            if *at <= offset && end <= at + piece.len() as u64 {
+                let s = (offset - at) as usize;
+                return Some(&piece[s..s + len as usize]);
+            }
+        }
+        self.missing.set(Some((offset, len)));
+        None
+    }
+}
+
+/// Largest single range [`load_plan_sparse`] fetches, in bytes.
+pub const MAX_SPARSE_FETCH: u64 = 64 * 1024;
+
+/// [`load_plan_from`] on a [`SparseFile`], fetching what it lacks: while the
+/// plan fails for want of a range inside the file (at most
+/// [`MAX_SPARSE_FETCH`] bytes, at most 8 times), `fetch(offset, len)` is asked
+/// for those bytes and the plan is tried again. `fetch` returning `None` ends
+/// the attempt with the original error.
+pub fn load_plan_sparse(
+    file: &mut SparseFile,
+    config: &LoadConfig,
+    mut fetch: impl FnMut(u64, u64) -> Option<Vec<u8>>,
+) -> Result<LoadPlan, ElfError> {
+    let mut tries = 0;
+    loop {
+        file.missing.set(None);
+        let result = load_plan_from(&*file, config);
+        let missing = file.take_missing();
+        match (result, missing) {
+            (Err(ElfError::Truncated { what }), Some((offset, len)))
+                if tries < 8 && len <= MAX_SPARSE_FETCH =>
+            {
+                tries += 1;
+                let bytes = fetch(offset, len).ok_or(ElfError::Truncated { what })?;
+                file.add(offset, bytes);
+            }
+            (result, _) => return result,
+        }
+    }
+}
+
 /// Limits and layouts used by [`load_plan`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LoadConfig {
@@ -383,13 +497,24 @@ struct Parsed<'a> {
 
 /// Reads the ELF identification and header, checks class, machine and type, and
 /// locates the program-header table.
-fn parse(file: &[u8]) -> Result<Parsed<'_>, ElfError> {
-    if file.len() < 4 || file[..4] != abi::ELFMAGIC {
+fn parse<S: ElfSource + ?Sized>(file: &S) -> Result<Parsed<'_>, ElfError> {
+    if file.len() < 4 {
         return Err(ElfError::NotElf);
     }
-    let ident_bytes = file.get(..abi::EI_NIDENT).ok_or(ElfError::Truncated {
-        what: "ELF identification",
-    })?;
+    match file.bytes(0, 4) {
+        Some(magic) if magic == abi::ELFMAGIC => {}
+        Some(_) => return Err(ElfError::NotElf),
+        None => {
+            return Err(ElfError::Truncated {
+                what: "ELF identification",
+            });
+        }
+    }
+    let ident_bytes = file
+        .bytes(0, abi::EI_NIDENT as u64)
+        .ok_or(ElfError::Truncated {
+            what: "ELF identification",
+        })?;
     let ident = elf::file::parse_ident::<AnyEndian>(ident_bytes).map_err(|e| match e {
         elf::ParseError::UnsupportedElfClass(_) => ElfError::Malformed {
             what: "unknown ELF class (EI_CLASS)",
@@ -409,7 +534,7 @@ fn parse(file: &[u8]) -> Result<Parsed<'_>, ElfError> {
         Class::ELF64 => elf::file::ELF64_EHDR_TAILSIZE,
     };
     let tail = file
-        .get(abi::EI_NIDENT..abi::EI_NIDENT + tail_len)
+        .bytes(abi::EI_NIDENT as u64, tail_len as u64)
         .ok_or(ElfError::Truncated { what: "ELF header" })?;
     let ehdr = FileHeader::parse_tail(ident, tail)
         .map_err(|_| ElfError::Truncated { what: "ELF header" })?;
@@ -449,10 +574,8 @@ fn parse(file: &[u8]) -> Result<Parsed<'_>, ElfError> {
             what: "too many program headers (e_phnum)",
         });
     }
-    let table = ehdr
-        .e_phoff
-        .checked_add(table_len)
-        .and_then(|end| file.get(usize::try_from(ehdr.e_phoff).ok()?..usize::try_from(end).ok()?))
+    let table = file
+        .bytes(ehdr.e_phoff, table_len)
         .ok_or(ElfError::Truncated {
             what: "program header table",
         })?;
@@ -467,15 +590,25 @@ pub fn identify(file: &[u8]) -> Result<Abi, ElfError> {
 }
 
 /// The file bytes of a segment, or `Truncated` if they run past the end.
-fn segment_bytes<'a>(
-    file: &'a [u8],
+fn segment_bytes<'a, S: ElfSource + ?Sized>(
+    file: &'a S,
     ph: &ProgramHeader,
     what: &'static str,
 ) -> Result<&'a [u8], ElfError> {
-    ph.p_offset
-        .checked_add(ph.p_filesz)
-        .and_then(|end| file.get(usize::try_from(ph.p_offset).ok()?..usize::try_from(end).ok()?))
+    file.bytes(ph.p_offset, ph.p_filesz)
         .ok_or(ElfError::Truncated { what })
+}
+
+/// Checks that a segment's file bytes lie inside the file (without reading them).
+fn segment_in_file<S: ElfSource + ?Sized>(
+    file: &S,
+    ph: &ProgramHeader,
+    what: &'static str,
+) -> Result<(), ElfError> {
+    match ph.p_offset.checked_add(ph.p_filesz) {
+        Some(end) if end <= file.len() && usize::try_from(end).is_ok() => Ok(()),
+        _ => Err(ElfError::Truncated { what }),
+    }
 }
 
 fn prot_of(flags: u32) -> Prot {
@@ -507,6 +640,17 @@ fn effective_align(align: u64) -> u64 {
 /// image size against `config.max_image_size`, and the entry inside a `PF_X`
 /// segment.
 pub fn load_plan(file: &[u8], config: &LoadConfig) -> Result<LoadPlan, ElfError> {
+    load_plan_from(file, config)
+}
+
+/// [`load_plan`] for a file that is not one contiguous slice in memory (see
+/// [`ElfSource`]); reads only the headers, the program-header table and the
+/// `PT_DYNAMIC` segment. A range the source cannot give is reported as
+/// [`ElfError::Truncated`].
+pub fn load_plan_from<S: ElfSource + ?Sized>(
+    file: &S,
+    config: &LoadConfig,
+) -> Result<LoadPlan, ElfError> {
     let Parsed { abi, ehdr, phdrs } = parse(file)?;
     let layout = config.layout(abi);
 
@@ -536,7 +680,7 @@ pub fn load_plan(file: &[u8], config: &LoadConfig) -> Result<LoadPlan, ElfError>
                         what: "a PT_LOAD segment's file size exceeds its memory size",
                     });
                 }
-                segment_bytes(file, &ph, "file bytes of a PT_LOAD segment")?;
+                segment_in_file(file, &ph, "file bytes of a PT_LOAD segment")?;
                 if ph.p_memsz > 0 {
                     loads.push(ph);
                 }

@@ -18,7 +18,11 @@
 //! - [`vm`]: the application's address-space allocator (brk, mmap, munmap,
 //!   mprotect, mremap, memory limit);
 //! - [`exit`]: exit statuses and the signal a fault ends with (shell `128 + n`);
-//! - [`path`]: lexical confinement of forwarded paths to the job directory.
+//! - [`path`]: lexical confinement of forwarded paths to the job directory;
+//! - [`job`]: the job protocol between `hostd submit` and the node (framed
+//!   postcard messages over one TCP connection);
+//! - [`stat`]: a host file's [`job::FileStat`] in the program's `struct stat`
+//!   or `struct statx` layout.
 //!
 //! Linux numbers come from `linux-raw-sys` (errno, auxv tags, flags) and from the
 //! `syscalls` crate (per-architecture system-call tables), never typed by hand.
@@ -32,8 +36,10 @@ pub mod elf_load;
 pub mod errno;
 pub mod exit;
 pub mod fd;
+pub mod job;
 pub mod path;
 pub mod stack;
+pub mod stat;
 pub mod syscall;
 #[cfg(test)]
 mod testelf;

@@ -627,3 +627,41 @@ fn bogus_pt_phdr_falls_back_to_e_phoff() {
     let p = plan(&e).unwrap();
     assert_eq!(p.phdr, PhdrLocation::Loaded(p.bias + 64));
 }
+
+#[test]
+fn sparse_file_fetches_what_it_lacks() {
+    let cfg = LoadConfig::default();
+    for e in [TestElf::exec64(), TestElf::exec32(), TestElf::pie64()] {
+        let bytes = e.bytes();
+        let want = load_plan(&bytes, &cfg);
+        // Nothing at hand: every range is fetched on demand.
+        let mut sparse = SparseFile::new(bytes.len() as u64);
+        let mut fetches = 0;
+        let got = load_plan_sparse(&mut sparse, &cfg, |off, len| {
+            fetches += 1;
+            Some(bytes[off as usize..(off + len) as usize].to_vec())
+        });
+        assert_eq!(got, want);
+        assert!(fetches >= 1);
+        // A fetch that fails gives the truncation error, never a panic.
+        let mut sparse = SparseFile::new(bytes.len() as u64);
+        assert!(matches!(
+            load_plan_sparse(&mut sparse, &cfg, |_, _| None),
+            Err(ElfError::Truncated { .. })
+        ));
+    }
+    // A prefix only: reads past the real end are still truncation.
+    let bytes = TestElf::exec64().bytes();
+    let mut sparse = SparseFile::new(bytes.len() as u64 + 10);
+    sparse.add(0, bytes.clone());
+    assert_eq!(
+        load_plan_sparse(&mut sparse, &cfg, |_, _| None),
+        load_plan(&bytes, &cfg)
+    );
+    let mut short = SparseFile::new(3);
+    short.add(0, b"\x7fEL".to_vec());
+    assert_eq!(
+        load_plan_sparse(&mut short, &cfg, |_, _| None),
+        Err(ElfError::NotElf)
+    );
+}
