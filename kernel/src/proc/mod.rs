@@ -19,7 +19,7 @@ use sion_abi::{Error, MAX_SPAWN_ARG, Pid, Signal, WaitStatus};
 use spin::{Mutex, MutexGuard};
 
 /// Size of each process's kernel stack in bytes.
-const KERNEL_STACK_SIZE: usize = 32 * 1024;
+const KERNEL_STACK_SIZE: usize = 64 * 1024;
 /// Top of every process's user stack (exclusive).
 pub const USER_STACK_TOP: u64 = 0x0000_7FFF_FFFF_0000;
 /// Size of every process's user stack in bytes.
