@@ -132,6 +132,8 @@ pub struct Start {
     pub uid: u32,
     /// Group id (see `uid`).
     pub gid: u32,
+    /// Who submitted the job, for the node's log (`user@host`).
+    pub from: String,
 }
 
 /// A message from `hostd` to the node.
@@ -545,6 +547,7 @@ mod tests {
                 realtime_ns: 1_700_000_000_000_000_000,
                 uid: 1000,
                 gid: 1000,
+                from: "user@pc".to_string(),
             }),
             HostMsg::Start(Start::default()),
             HostMsg::Program(vec![0x7f, b'E', b'L', b'F']),

@@ -1,0 +1,386 @@
+//! Taking a job: receiving `Start` and the program, checking the ELF file,
+//! building the application (segments, stack with argv/envp/auxv) and
+//! running it to its end.
+//!
+//! The program is not kept in this process's small heap: it is received
+//! straight into a staging area of the new application's own address space
+//! ([`STAGING`], above every address a program can use while it loads), the
+//! loader reads the headers it needs from there
+//! ([`sion_app_mgr::elf_load::load_plan_sparse`]), the segments are copied to
+//! their places, and the staging pages are unmapped before the program starts.
+
+use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::vec;
+use alloc::vec::Vec;
+
+use sion_abi::app as kapp;
+use sion_app_mgr::Abi;
+use sion_app_mgr::abi::page_up;
+use sion_app_mgr::elf_load::{self, LoadConfig, LoadPlan, PhdrLocation, SparseFile};
+use sion_app_mgr::fd::FdTable;
+use sion_app_mgr::job::{HostMsg, NodeMsg, PROTOCOL_VERSION, Start, shell_status};
+use sion_app_mgr::stack::{self, StackSpec};
+use sion_app_mgr::vm::AddressSpace;
+use sion_rt::sys::{self, TcpStream, app};
+
+use crate::Identity;
+use crate::conn::Conn;
+use crate::job::{E, Job, Stats};
+use crate::rng::Rng;
+
+/// Where the program file is staged in the application's address space while
+/// it loads (above the i386 range, below the x86_64 mmap area's usual
+/// addresses; a program whose segments would overlap it is refused).
+pub const STAGING: u64 = 0x6000_0000_0000;
+/// Bytes of the file's start kept in memory for the ELF checks.
+const PREFIX: usize = 16 * 1024;
+/// How long to wait for `Start` (ns).
+const START_TIMEOUT: u64 = 10_000_000_000;
+/// How long to wait for each program chunk (ns).
+const CHUNK_TIMEOUT: u64 = 30_000_000_000;
+/// Main stack size when the program does not ask (`PT_GNU_STACK` size): 8 MiB
+/// (Linux's default `RLIMIT_STACK`), or 1 MiB for jobs with less than 256 MiB.
+const STACK_SIZE: u64 = 8 << 20;
+
+/// Serves one connection: a job from start to end. `job_state(n)` tells the
+/// Companion Manager how many jobs run.
+pub fn run(number: u64, stream: TcpStream, me: &Identity, mut job_state: impl FnMut(u16)) {
+    let mut conn = Conn::new(stream);
+    let start = match conn.recv(START_TIMEOUT) {
+        Ok(HostMsg::Start(s)) => s,
+        Ok(_) => {
+            refuse(
+                &mut conn,
+                number,
+                "protocol error: the job did not begin with Start",
+            );
+            return;
+        }
+        Err(_) => return,
+    };
+    if start.version != PROTOCOL_VERSION {
+        let why = format!(
+            "job protocol version {} but this node speaks {PROTOCOL_VERSION}: use a hostd that matches the node image",
+            start.version
+        );
+        refuse(&mut conn, number, &why);
+        return;
+    }
+    let spare = spare_memory();
+    let limit = start.memory_limit.map_or(spare, |m| m.min(spare));
+    if start.program_len > limit {
+        let why = format!(
+            "the program ({} KiB) does not fit in the job's memory limit ({} KiB)",
+            start.program_len >> 10,
+            limit >> 10
+        );
+        refuse(&mut conn, number, &why);
+        return;
+    }
+    let pid = match app::create() {
+        Ok(p) => p,
+        Err(e) => {
+            refuse(
+                &mut conn,
+                number,
+                &format!("the node cannot create an application: {e}"),
+            );
+            return;
+        }
+    };
+    let received = receive_program(&mut conn, pid, start.program_len);
+    let (plan, config) = match received.and_then(|mut sparse| {
+        let config = LoadConfig {
+            max_image_size: limit.min(1 << 30),
+            ..LoadConfig::default()
+        };
+        elf_load::load_plan_sparse(&mut sparse, &config, |off, len| {
+            let mut v = vec![0u8; len as usize];
+            app::read(pid, STAGING + off, &mut v).ok()?;
+            Some(v)
+        })
+        .map(|p| (p, config))
+        .map_err(|e| Some(e.to_string()))
+    }) {
+        Ok(p) => p,
+        Err(why) => {
+            let _ = app::kill(pid, 9);
+            if let Some(why) = why {
+                refuse(&mut conn, number, &why);
+            }
+            return;
+        }
+    };
+    let staged = page_up(start.program_len).unwrap_or(0);
+    if plan
+        .segments
+        .iter()
+        .any(|s| s.start < STAGING + staged && STAGING < s.end)
+    {
+        let _ = app::kill(pid, 9);
+        refuse(
+            &mut conn,
+            number,
+            &format!(
+                "the program loads at {STAGING:#x}, where this node stages programs; relink it elsewhere"
+            ),
+        );
+        return;
+    }
+
+    let layout = *config.layout(plan.abi);
+    let mut job = Job {
+        number,
+        pid,
+        abi: plan.abi,
+        conn,
+        me,
+        vm: AddressSpace::new(layout, limit),
+        fds: FdTable::default(),
+        pipes: BTreeMap::new(),
+        next_pipe: 0,
+        stdin: VecDeque::new(),
+        stdin_eof: false,
+        host_files: BTreeMap::new(),
+        cwd: start.cwd.clone(),
+        argv0: start.argv.first().cloned().unwrap_or_default(),
+        tty: start.tty,
+        winsize: start.winsize,
+        uid: start.uid,
+        gid: start.gid,
+        realtime_ns: start.realtime_ns,
+        start_ns: sys::clock_ns(),
+        rng: Rng::new(number),
+        next_id: 1,
+        ending: None,
+        host_gone: false,
+        unknown: BTreeSet::new(),
+        sigactions: BTreeMap::new(),
+        sigmask: 0,
+        altstack: None,
+        fs_base: 0,
+        comm: [0; 16],
+        stack_len: 0,
+        stats: Stats::default(),
+    };
+    let built = build(&mut job, &plan, &start);
+    let _ = app::unmap(pid, STAGING, staged);
+    let (entry, sp) = match built {
+        Ok(v) => v,
+        Err(why) => {
+            let _ = app::kill(pid, 9);
+            refuse(&mut job.conn, number, &why);
+            return;
+        }
+    };
+    let accepted = NodeMsg::Accepted {
+        node: me.id.clone(),
+        name: me.name.clone(),
+        job: number,
+        memory_limit: limit,
+    };
+    if job.send(&accepted).is_err() {
+        let _ = app::kill(pid, 9);
+        return;
+    }
+    sion_rt::println!(
+        "apm: job {number} from {}: {} -> {}",
+        if start.from.is_empty() {
+            "?"
+        } else {
+            &start.from
+        },
+        command_line(&start.argv),
+        me.name
+    );
+    job_state(1);
+    let kabi = match plan.abi {
+        Abi::X86_64 => kapp::ABI_X86_64,
+        Abi::I386 => kapp::ABI_I386,
+    };
+    let t0 = sys::clock_ns();
+    let status = match app::start(pid, entry, sp, kabi) {
+        Ok(()) => job.run(),
+        Err(e) => {
+            sion_rt::println!("apm: job {number}: cannot start: {e}");
+            let _ = app::kill(pid, 9);
+            9
+        }
+    };
+    let ms = (sys::clock_ns() - t0) / 1_000_000;
+    let _ = job.send(&NodeMsg::Exited { status });
+    sion_rt::println!(
+        "apm: job {number} exited with status {} ({} ms, {} system calls, {} forwarded)",
+        shell_status(status),
+        ms,
+        job.stats.calls,
+        job.stats.forwarded
+    );
+    job_state(0);
+}
+
+/// Sends `Refused` and logs it.
+fn refuse(conn: &mut Conn, number: u64, why: &str) {
+    sion_rt::println!("apm: job {number} refused: {why}");
+    let _ = conn.send(&NodeMsg::Refused {
+        reason: why.to_string(),
+    });
+}
+
+/// Memory a job may use: free memory minus [`crate::RESERVED_MEMORY`].
+fn spare_memory() -> u64 {
+    sys::sysinfo()
+        .map(|i| i.free_bytes.saturating_sub(crate::RESERVED_MEMORY))
+        .unwrap_or(0)
+}
+
+/// Receives `len` program bytes into the staging area of `pid`. The error is
+/// `None` when the connection broke (nobody to tell), or a reason to refuse.
+fn receive_program(conn: &mut Conn, pid: u64, len: u64) -> Result<SparseFile, Option<String>> {
+    let mut sparse = SparseFile::new(len);
+    if len == 0 {
+        return Ok(sparse);
+    }
+    let staged = page_up(len).ok_or(Some(String::from("program too large")))?;
+    app::map(pid, STAGING, staged, kapp::PROT_READ | kapp::PROT_WRITE)
+        .map_err(|e| Some(format!("the node cannot hold the program: {e}")))?;
+    let mut prefix = Vec::new();
+    let mut got = 0u64;
+    while got < len {
+        match conn.recv(CHUNK_TIMEOUT) {
+            Ok(HostMsg::Program(bytes)) => {
+                if got + bytes.len() as u64 > len {
+                    return Err(Some(String::from(
+                        "protocol error: more program bytes than announced",
+                    )));
+                }
+                if prefix.len() < PREFIX {
+                    let n = (PREFIX - prefix.len()).min(bytes.len());
+                    prefix.extend_from_slice(&bytes[..n]);
+                }
+                app::write(pid, STAGING + got, &bytes)
+                    .map_err(|e| Some(format!("the node cannot hold the program: {e}")))?;
+                got += bytes.len() as u64;
+            }
+            Ok(HostMsg::Kill) | Err(_) => return Err(None),
+            Ok(_) => {}
+        }
+    }
+    sparse.add(0, prefix);
+    Ok(sparse)
+}
+
+/// Maps and fills the program's segments and stack; returns the entry point
+/// and initial stack pointer, or why the job cannot run.
+fn build(job: &mut Job<'_>, plan: &LoadPlan, start: &Start) -> Result<(u64, u64), String> {
+    let pid = job.pid;
+    let too_big =
+        |_| String::from("the program needs more memory than the job may use (memory limit)");
+    let effects = job.vm.map_image(plan).map_err(too_big)?;
+    job.apply(&effects)
+        .map_err(|_| String::from("the node ran out of memory loading the program"))?;
+    let mut buf = vec![0u8; 64 * 1024];
+    for seg in &plan.segments {
+        let mut done = 0u64;
+        while done < seg.file_len {
+            let n = (seg.file_len - done).min(buf.len() as u64) as usize;
+            app::read(pid, STAGING + seg.file_offset + done, &mut buf[..n])
+                .and_then(|()| app::write(pid, seg.vaddr + done, &buf[..n]))
+                .map_err(|e| format!("loading a segment failed: {e}"))?;
+            done += n as u64;
+        }
+    }
+    drop(buf);
+
+    let layout = *job.vm_layout();
+    let wanted = plan.gnu_stack.map_or(0, |g| g.size);
+    let default = if job.vm.limit() >= 256 << 20 {
+        STACK_SIZE
+    } else {
+        1 << 20
+    };
+    let stack_len = if wanted > 0 { wanted } else { default }.min(layout.stack_size);
+    let exec = plan.gnu_stack.is_some_and(|g| g.executable);
+    let (lo, hi) = job.vm.map_stack(stack_len, exec).map_err(too_big)?;
+    let prot = kapp::PROT_READ | kapp::PROT_WRITE | if exec { kapp::PROT_EXEC } else { 0 };
+    app::map(pid, lo, hi - lo, prot)
+        .map_err(|_| String::from("the node ran out of memory for the stack"))?;
+    job.stack_len = hi - lo;
+
+    let phdr_copy = match plan.phdr {
+        PhdrLocation::NotLoaded { offset, len } => {
+            let mut v = vec![0u8; len as usize];
+            app::read(pid, STAGING + offset, &mut v)
+                .map_err(|_| String::from("cannot read the program headers"))?;
+            Some(v)
+        }
+        PhdrLocation::Loaded(_) => None,
+    };
+    let argv: Vec<&[u8]> = start.argv.iter().map(|a| a.as_slice()).collect();
+    let envp: Vec<&[u8]> = start.envp.iter().map(|a| a.as_slice()).collect();
+    let mut random = [0u8; 16];
+    job.rng.fill(&mut random);
+    let execfn = argv.first().copied().unwrap_or(b"");
+    let mut spec = StackSpec::new(plan, layout.stack_top, &argv, &envp, execfn, random);
+    spec.aux.uid = start.uid;
+    spec.aux.euid = start.uid;
+    spec.aux.gid = start.gid;
+    spec.aux.egid = start.gid;
+    spec.phdr_copy = phdr_copy.as_deref();
+    spec.platform = Some(match plan.abi {
+        Abi::X86_64 => b"x86_64",
+        Abi::I386 => b"i686",
+    });
+    let st = stack::build(&spec).map_err(|e| {
+        format!(
+            "cannot build the initial stack ({}): arguments or environment too large or containing NUL bytes",
+            e.name().unwrap_or("error")
+        )
+    })?;
+    if st.sp < lo {
+        return Err(String::from(
+            "arguments and environment do not fit on the stack",
+        ));
+    }
+    job.load_mem(st.sp, &st.bytes)
+        .map_err(|_: E| String::from("cannot write the initial stack"))?;
+    Ok((plan.entry, st.sp))
+}
+
+impl Job<'_> {
+    /// The address layout of the job.
+    fn vm_layout(&self) -> &'static sion_app_mgr::abi::UserLayout {
+        match self.abi {
+            Abi::X86_64 => &X86_64_LAYOUT,
+            Abi::I386 => &I386_LAYOUT,
+        }
+    }
+}
+
+static X86_64_LAYOUT: sion_app_mgr::abi::UserLayout =
+    sion_app_mgr::abi::UserLayout::for_abi(Abi::X86_64);
+static I386_LAYOUT: sion_app_mgr::abi::UserLayout =
+    sion_app_mgr::abi::UserLayout::for_abi(Abi::I386);
+
+/// `argv` for the log, shortened to about 80 characters.
+fn command_line(argv: &[Vec<u8>]) -> String {
+    let mut s = String::new();
+    for a in argv {
+        if !s.is_empty() {
+            s.push(' ');
+        }
+        s.push_str(&String::from_utf8_lossy(a));
+        if s.len() > 80 {
+            let mut cut = 77;
+            while !s.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            s.truncate(cut);
+            s.push_str("...");
+            break;
+        }
+    }
+    s
+}
