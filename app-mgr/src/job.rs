@@ -134,6 +134,10 @@ pub struct Start {
     pub gid: u32,
     /// Who submitted the job, for the node's log (`user@host`).
     pub from: String,
+    /// The program's canonical absolute path on the submitting host: what
+    /// `readlink("/proc/self/exe")` answers (static glibc insists on an
+    /// absolute path). Empty: the node derives one from `cwd` and `argv[0]`.
+    pub exe: Vec<u8>,
 }
 
 /// A message from `hostd` to the node.
@@ -548,6 +552,7 @@ mod tests {
                 uid: 1000,
                 gid: 1000,
                 from: "user@pc".to_string(),
+                exe: b"/home/u/job/hello".to_vec(),
             }),
             HostMsg::Start(Start::default()),
             HostMsg::Program(vec![0x7f, b'E', b'L', b'F']),

@@ -1,4 +1,4 @@
-//! The `hostd` command line: `daemon`, `nodes` and `place`.
+//! The `hostd` command line: `daemon`, `nodes`, `place` and `submit`.
 //!
 //! `nodes` and `place` ask a running `hostd daemon` over its control socket;
 //! when none answers there (or it serves another network namespace or
@@ -85,6 +85,10 @@ pub enum Command {
         #[command(flatten)]
         find: FindArgs,
     },
+    /// Run a static Linux program on the best node (or `--node`) as if it ran
+    /// here: arguments, environment, stdio and file I/O in the job directory
+    /// pass through; the exit status is the job's.
+    Submit(Box<crate::submit::SubmitArgs>),
 }
 
 /// How `nodes` and `place` find the group without a daemon.
@@ -117,7 +121,8 @@ impl From<ModeArg> for Mode {
     }
 }
 
-fn parse_weights_arg(s: &str) -> Result<Weights, String> {
+/// `--weights` for clap.
+pub(crate) fn parse_weights_arg(s: &str) -> Result<Weights, String> {
     parse_weights(s).map_err(|e| e.to_string())
 }
 
@@ -156,6 +161,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Submit(args) => crate::submit::run(&socket, *args),
         Command::Place {
             weights,
             mode,

@@ -23,9 +23,11 @@ pub mod cli;
 pub mod control;
 pub mod daemon;
 pub mod envelope;
+pub mod fileserve;
 pub mod iface;
 pub mod report;
 pub mod session;
+pub mod submit;
 pub mod transport;
 pub mod weights;
 

@@ -90,8 +90,8 @@ pub struct Job<'a> {
     pub host_files: BTreeMap<u64, HostFile>,
     /// Current directory (absolute host path).
     pub cwd: Vec<u8>,
-    /// `argv[0]` (what `/proc/self/exe` reads as).
-    pub argv0: Vec<u8>,
+    /// The program's absolute path (what `/proc/self/exe` reads as).
+    pub exe: Vec<u8>,
     /// Whether stdin, stdout, stderr are terminals.
     pub tty: [bool; 3],
     /// The submitter's terminal size.

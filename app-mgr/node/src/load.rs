@@ -145,7 +145,7 @@ pub fn run(number: u64, stream: TcpStream, me: &Identity, mut job_state: impl Fn
         stdin_eof: false,
         host_files: BTreeMap::new(),
         cwd: start.cwd.clone(),
-        argv0: start.argv.first().cloned().unwrap_or_default(),
+        exe: exe_path(&start),
         tty: start.tty,
         winsize: start.winsize,
         uid: start.uid,
@@ -363,6 +363,28 @@ static X86_64_LAYOUT: sion_app_mgr::abi::UserLayout =
     sion_app_mgr::abi::UserLayout::for_abi(Abi::X86_64);
 static I386_LAYOUT: sion_app_mgr::abi::UserLayout =
     sion_app_mgr::abi::UserLayout::for_abi(Abi::I386);
+
+/// The program's absolute path: `Start::exe`, else `cwd/argv[0]` (without
+/// a leading `./`), else `argv[0]` if it is absolute.
+fn exe_path(start: &Start) -> Vec<u8> {
+    if !start.exe.is_empty() {
+        return start.exe.clone();
+    }
+    let argv0 = start.argv.first().map_or(&b""[..], |a| a.as_slice());
+    if argv0.first() == Some(&b'/') {
+        return argv0.to_vec();
+    }
+    let mut rel = argv0;
+    while let Some(r) = rel.strip_prefix(b"./") {
+        rel = r;
+    }
+    let mut p = start.cwd.clone();
+    if p.last() != Some(&b'/') {
+        p.push(b'/');
+    }
+    p.extend_from_slice(rel);
+    p
+}
 
 /// `argv` for the log, shortened to about 80 characters.
 fn command_line(argv: &[Vec<u8>]) -> String {

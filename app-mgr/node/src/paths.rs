@@ -246,7 +246,7 @@ impl Job<'_> {
         }
         let path = self.path(pathname)?;
         let target = if path == PROC_SELF_EXE {
-            self.argv0.clone()
+            self.exe.clone()
         } else {
             let dir = self.dir(dirfd, &path)?;
             let len = bufsiz.min(PATH_MAX as u64) as u32;

@@ -1,0 +1,504 @@
+//! The file system calls a job forwards to its `hostd submit` (DESIGN.md
+//! "App-Program Manager"; the remote-process paper's pseudo process),
+//! performed inside the job directory and nowhere else.
+//!
+//! Confinement is two-fold: every path is first resolved lexically by
+//! [`sion_app_mgr::path::Jail`] (`..` above the job directory and absolute
+//! paths outside it give `EACCES`), then opened on the real file system with
+//! `openat2(2)` and `RESOLVE_BENEATH` relative to a descriptor of the job
+//! directory, so a symbolic link that points outside (absolute, or `..`
+//! climbing out) is refused too (the kernel's `EXDEV` becomes `EACCES`).
+//! Calls on a name (`lstat`, `unlink`, `mkdir`, `rename`, `readlink`) open its
+//! parent directory that way and act on the last component with the `*at`
+//! call, which never follows it.
+//!
+//! Results follow Linux conventions (`>= 0` or `-errno`) with data inline,
+//! as [`sion_app_mgr::job::FileRequest`] documents.
+
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::fcntl::{AtFlags, OFlag, OpenHow, ResolveFlag, openat2};
+use nix::sys::stat::{FileStat as NixStat, Mode, fstat, fstatat, major, minor, mkdirat};
+use nix::unistd::{AccessFlags, UnlinkatFlags, Whence, faccessat, ftruncate, lseek, unlinkat};
+use sion_app_mgr::job::{Dir, FileReply, FileRequest, FileStat, encode_stat};
+use sion_app_mgr::path::{Jail, JailedPath};
+
+/// `AT_SYMLINK_NOFOLLOW`.
+const AT_SYMLINK_NOFOLLOW: i32 = 0x100;
+/// `AT_REMOVEDIR`.
+const AT_REMOVEDIR: i32 = 0x200;
+/// `AT_EMPTY_PATH`.
+const AT_EMPTY_PATH: i32 = 0x1000;
+
+/// Open flags passed on to the host (others are dropped: `openat2` refuses
+/// unknown bits).
+const PASSED_FLAGS: i32 = 0o3 // O_ACCMODE
+    | 0o100 // O_CREAT
+    | 0o200 // O_EXCL
+    | 0o1000 // O_TRUNC
+    | 0o2000 // O_APPEND
+    | 0o4000 // O_NONBLOCK
+    | 0o10000 // O_DSYNC
+    | 0o200000 // O_DIRECTORY
+    | 0o400000 // O_NOFOLLOW
+    | 0o1000000 // O_NOATIME
+    | 0o4010000 // O_SYNC
+    | 0o20200000; // O_TMPFILE
+
+/// A file the job has open.
+struct Handle {
+    file: File,
+    /// Where it is, for directory-relative requests.
+    path: JailedPath,
+    is_dir: bool,
+    /// Directory entries read so far (filled on the first `getdents64`) and
+    /// the position in them.
+    entries: Option<Vec<(u64, u8, Vec<u8>)>>,
+    cursor: usize,
+}
+
+/// The file side of a job: the job directory, the job's current directory in
+/// it, and the files it has open.
+pub struct FileServer {
+    jail: Jail,
+    root: OwnedFd,
+    cwd: JailedPath,
+    handles: HashMap<u64, Handle>,
+    next: u64,
+}
+
+/// A request's outcome: the result value and data.
+type Out = Result<(i64, Vec<u8>), Errno>;
+
+impl FileServer {
+    /// A server for job directory `dir` (made absolute and canonical).
+    ///
+    /// # Errors
+    /// `dir` cannot be opened as a directory.
+    pub fn new(dir: &Path) -> anyhow::Result<FileServer> {
+        let dir: PathBuf = std::fs::canonicalize(dir)
+            .map_err(|e| anyhow::anyhow!("job directory {}: {e}", dir.display()))?;
+        let jail = Jail::new(dir.as_os_str().as_bytes())
+            .map_err(|e| anyhow::anyhow!("job directory {}: {e:?}", dir.display()))?;
+        let root = nix::fcntl::open(
+            &dir,
+            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| anyhow::anyhow!("job directory {}: {e}", dir.display()))?;
+        Ok(FileServer {
+            jail,
+            root,
+            cwd: JailedPath::root(),
+            handles: HashMap::new(),
+            next: 3,
+        })
+    }
+
+    /// The job directory (absolute).
+    pub fn dir(&self) -> &[u8] {
+        self.jail.dir()
+    }
+
+    /// Number of files the job holds open.
+    pub fn open_files(&self) -> usize {
+        self.handles.len()
+    }
+
+    /// Performs `request` and gives the reply for `id`.
+    pub fn serve(&mut self, id: u64, request: FileRequest) -> FileReply {
+        let (result, data) = match self.dispatch(request) {
+            Ok(r) => r,
+            Err(e) => (-(e as i32 as i64), Vec::new()),
+        };
+        FileReply { id, result, data }
+    }
+
+    fn dispatch(&mut self, request: FileRequest) -> Out {
+        match request {
+            FileRequest::Open {
+                dir,
+                path,
+                flags,
+                mode,
+            } => self.open(dir, &path, flags, mode),
+            FileRequest::Close { handle } => {
+                self.handles.remove(&handle).ok_or(Errno::EBADF)?;
+                Ok((0, Vec::new()))
+            }
+            FileRequest::Read { handle, len } => {
+                let h = self.handle(handle)?;
+                if h.is_dir {
+                    return Err(Errno::EISDIR);
+                }
+                let mut buf = vec![0u8; len.min(sion_app_mgr::job::CHUNK as u32) as usize];
+                let n = h.file.read(&mut buf).map_err(io_errno)?;
+                buf.truncate(n);
+                Ok((n as i64, buf))
+            }
+            FileRequest::Write { handle, data } => {
+                let h = self.handle(handle)?;
+                let n = h.file.write(&data).map_err(io_errno)?;
+                Ok((n as i64, Vec::new()))
+            }
+            FileRequest::Pread {
+                handle,
+                len,
+                offset,
+            } => {
+                let h = self.handle(handle)?;
+                if h.is_dir {
+                    return Err(Errno::EISDIR);
+                }
+                let offset = u64::try_from(offset).map_err(|_| Errno::EINVAL)?;
+                let mut buf = vec![0u8; len.min(sion_app_mgr::job::CHUNK as u32) as usize];
+                let n = h.file.read_at(&mut buf, offset).map_err(io_errno)?;
+                buf.truncate(n);
+                Ok((n as i64, buf))
+            }
+            FileRequest::Pwrite {
+                handle,
+                data,
+                offset,
+            } => {
+                let h = self.handle(handle)?;
+                let offset = u64::try_from(offset).map_err(|_| Errno::EINVAL)?;
+                let n = h.file.write_at(&data, offset).map_err(io_errno)?;
+                Ok((n as i64, Vec::new()))
+            }
+            FileRequest::Lseek {
+                handle,
+                offset,
+                whence,
+            } => {
+                let h = self.handle(handle)?;
+                let whence = match whence {
+                    0 => Whence::SeekSet,
+                    1 => Whence::SeekCur,
+                    2 => Whence::SeekEnd,
+                    3 => Whence::SeekData,
+                    4 => Whence::SeekHole,
+                    _ => return Err(Errno::EINVAL),
+                };
+                if h.is_dir {
+                    // rewinddir/seekdir: positions are entry indexes.
+                    if !matches!(whence, Whence::SeekSet) || offset < 0 {
+                        return Err(Errno::EINVAL);
+                    }
+                    h.cursor = offset as usize;
+                    return Ok((offset, Vec::new()));
+                }
+                let at = lseek(h.file.as_fd(), offset, whence)?;
+                Ok((at, Vec::new()))
+            }
+            FileRequest::Stat { dir, path, flags } => {
+                let st = self.stat(dir, &path, flags)?;
+                Ok((0, encode_stat(&st)))
+            }
+            FileRequest::Fstat { handle } => {
+                let h = self.handle(handle)?;
+                Ok((0, encode_stat(&convert(&fstat(h.file.as_fd())?))))
+            }
+            FileRequest::Access {
+                dir,
+                path,
+                mode,
+                flags,
+            } => {
+                let mode = AccessFlags::from_bits_truncate(mode & 7);
+                if flags & AT_SYMLINK_NOFOLLOW != 0 {
+                    let (parent, name) = self.parent(dir, &path)?;
+                    faccessat(
+                        parent.as_fd(),
+                        name.as_os_str(),
+                        mode,
+                        AtFlags::AT_SYMLINK_NOFOLLOW,
+                    )?;
+                } else {
+                    let fd = self.open_beneath(dir, &path, OFlag::O_PATH, 0)?;
+                    faccessat(fd.as_fd(), "", mode, AtFlags::AT_EMPTY_PATH)?;
+                }
+                Ok((0, Vec::new()))
+            }
+            FileRequest::Readlink { dir, path, len } => {
+                let (parent, name) = self.parent(dir, &path)?;
+                let target = nix::fcntl::readlinkat(parent.as_fd(), name.as_os_str())?;
+                let mut bytes = target.as_bytes().to_vec();
+                bytes.truncate(len as usize);
+                Ok((bytes.len() as i64, bytes))
+            }
+            FileRequest::Getdents64 { handle, len } => self.getdents(handle, len),
+            FileRequest::Mkdir { dir, path, mode } => {
+                let (parent, name) = self.parent(dir, &path)?;
+                mkdirat(
+                    parent.as_fd(),
+                    name.as_os_str(),
+                    Mode::from_bits_truncate(mode & 0o7777),
+                )?;
+                Ok((0, Vec::new()))
+            }
+            FileRequest::Unlink { dir, path, flags } => {
+                let (parent, name) = self.parent(dir, &path)?;
+                let how = if flags & AT_REMOVEDIR != 0 {
+                    UnlinkatFlags::RemoveDir
+                } else {
+                    UnlinkatFlags::NoRemoveDir
+                };
+                unlinkat(parent.as_fd(), name.as_os_str(), how)?;
+                Ok((0, Vec::new()))
+            }
+            FileRequest::Rename {
+                from_dir,
+                from,
+                to_dir,
+                to,
+                flags,
+            } => {
+                let (p1, n1) = self.parent(from_dir, &from)?;
+                let (p2, n2) = self.parent(to_dir, &to)?;
+                nix::fcntl::renameat2(
+                    p1.as_fd(),
+                    n1.as_os_str(),
+                    p2.as_fd(),
+                    n2.as_os_str(),
+                    nix::fcntl::RenameFlags::from_bits(flags).ok_or(Errno::EINVAL)?,
+                )?;
+                Ok((0, Vec::new()))
+            }
+            FileRequest::Chdir { path } => {
+                let p = self.resolve(Dir::Cwd, &path)?;
+                let _dir = self.open_jailed(&p, OFlag::O_PATH | OFlag::O_DIRECTORY, 0)?;
+                self.cwd = p;
+                Ok((0, self.jail.host_path(&self.cwd)))
+            }
+            FileRequest::Ftruncate { handle, length } => {
+                let h = self.handle(handle)?;
+                ftruncate(h.file.as_fd(), length)?;
+                Ok((0, Vec::new()))
+            }
+        }
+    }
+
+    fn handle(&mut self, handle: u64) -> Result<&mut Handle, Errno> {
+        self.handles.get_mut(&handle).ok_or(Errno::EBADF)
+    }
+
+    /// Resolves `path` against `dir` inside the jail.
+    fn resolve(&self, dir: Dir, path: &[u8]) -> Result<JailedPath, Errno> {
+        let base = match dir {
+            Dir::Cwd => &self.cwd,
+            Dir::Handle(h) => {
+                let h = self.handles.get(&h).ok_or(Errno::EBADF)?;
+                if !h.is_dir {
+                    return Err(Errno::ENOTDIR);
+                }
+                &h.path
+            }
+        };
+        self.jail
+            .resolve(base, path)
+            .map_err(|e| Errno::from_raw(i32::from(e.raw())))
+    }
+
+    /// Opens a resolved path beneath the job directory (symbolic links may
+    /// not lead out: `EACCES`).
+    fn open_jailed(&self, p: &JailedPath, flags: OFlag, mode: u32) -> Result<OwnedFd, Errno> {
+        let rel = p.relative();
+        let how = OpenHow::new()
+            .flags(flags | OFlag::O_CLOEXEC)
+            .mode(Mode::from_bits_truncate(mode & 0o7777))
+            .resolve(ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+        openat2(self.root.as_fd(), OsStr::from_bytes(&rel), how)
+            .map_err(|e| if e == Errno::EXDEV { Errno::EACCES } else { e })
+    }
+
+    fn open_beneath(
+        &self,
+        dir: Dir,
+        path: &[u8],
+        flags: OFlag,
+        mode: u32,
+    ) -> Result<OwnedFd, Errno> {
+        let p = self.resolve(dir, path)?;
+        let flags = if p.must_be_directory() {
+            flags | OFlag::O_DIRECTORY
+        } else {
+            flags
+        };
+        self.open_jailed(&p, flags, mode)
+    }
+
+    /// The parent directory of `path` (opened beneath the job directory) and
+    /// the last component. The job directory itself has no parent in the
+    /// jail: `EACCES`.
+    fn parent(&self, dir: Dir, path: &[u8]) -> Result<(OwnedFd, std::ffi::OsString), Errno> {
+        let p = self.resolve(dir, path)?;
+        let comps: Vec<&[u8]> = p.components().collect();
+        let Some((last, up)) = comps.split_last() else {
+            return Err(Errno::EACCES);
+        };
+        let mut parent_path = Vec::new();
+        for c in up {
+            if !parent_path.is_empty() {
+                parent_path.push(b'/');
+            }
+            parent_path.extend_from_slice(c);
+        }
+        let parent_rel = if parent_path.is_empty() {
+            b".".to_vec()
+        } else {
+            parent_path
+        };
+        let parent = self
+            .jail
+            .resolve(&JailedPath::root(), &parent_rel)
+            .map_err(|e| Errno::from_raw(i32::from(e.raw())))?;
+        let fd = self.open_jailed(&parent, OFlag::O_PATH | OFlag::O_DIRECTORY, 0)?;
+        let mut name = last.to_vec();
+        if p.must_be_directory() {
+            name.push(b'/');
+        }
+        Ok((fd, OsStr::from_bytes(&name).to_os_string()))
+    }
+
+    fn open(&mut self, dir: Dir, path: &[u8], flags: i32, mode: u32) -> Out {
+        let creating = flags & 0o100 != 0 || flags & 0o20000000 != 0;
+        let flags = OFlag::from_bits_truncate(flags & PASSED_FLAGS);
+        let p = self.resolve(dir, path)?;
+        let flags = if p.must_be_directory() && !creating {
+            flags | OFlag::O_DIRECTORY
+        } else {
+            flags
+        };
+        let fd = self.open_jailed(&p, flags, if creating { mode } else { 0 })?;
+        let st = fstat(fd.as_fd())?;
+        let is_dir = st.st_mode & libc_s_ifmt() == 0o040000;
+        let handle = self.next;
+        self.next += 1;
+        self.handles.insert(
+            handle,
+            Handle {
+                file: File::from(fd),
+                path: p,
+                is_dir,
+                entries: None,
+                cursor: 0,
+            },
+        );
+        Ok((handle as i64, vec![u8::from(is_dir)]))
+    }
+
+    fn stat(&self, dir: Dir, path: &[u8], flags: i32) -> Result<FileStat, Errno> {
+        if path.is_empty() && flags & AT_EMPTY_PATH != 0 {
+            let fd = match dir {
+                Dir::Cwd => self.open_jailed(&self.cwd, OFlag::O_PATH, 0)?,
+                Dir::Handle(h) => {
+                    let h = self.handles.get(&h).ok_or(Errno::EBADF)?;
+                    return Ok(convert(&fstat(h.file.as_fd())?));
+                }
+            };
+            return Ok(convert(&fstat(fd.as_fd())?));
+        }
+        if flags & AT_SYMLINK_NOFOLLOW != 0 {
+            let (parent, name) = self.parent(dir, path)?;
+            let st = fstatat(
+                parent.as_fd(),
+                name.as_os_str(),
+                AtFlags::AT_SYMLINK_NOFOLLOW,
+            )?;
+            return Ok(convert(&st));
+        }
+        let fd = self.open_beneath(dir, path, OFlag::O_PATH, 0)?;
+        Ok(convert(&fstat(fd.as_fd())?))
+    }
+
+    fn getdents(&mut self, handle: u64, len: u32) -> Out {
+        let h = self.handles.get_mut(&handle).ok_or(Errno::EBADF)?;
+        if !h.is_dir {
+            return Err(Errno::ENOTDIR);
+        }
+        if h.entries.is_none() {
+            let dup = h.file.try_clone().map_err(io_errno)?;
+            let mut d = nix::dir::Dir::from_fd(OwnedFd::from(dup))?;
+            let mut v = Vec::new();
+            for e in d.iter() {
+                let e = e?;
+                use nix::dir::Type;
+                let t = match e.file_type() {
+                    Some(Type::Fifo) => 1,
+                    Some(Type::CharacterDevice) => 2,
+                    Some(Type::Directory) => 4,
+                    Some(Type::BlockDevice) => 6,
+                    Some(Type::File) => 8,
+                    Some(Type::Symlink) => 10,
+                    Some(Type::Socket) => 12,
+                    None => 0,
+                };
+                v.push((e.ino(), t, e.file_name().to_bytes().to_vec()));
+            }
+            v.sort_by(|a, b| a.2.cmp(&b.2));
+            h.entries = Some(v);
+        }
+        let entries = h.entries.as_ref().map_or(&[][..], |v| v.as_slice());
+        let mut out = Vec::new();
+        while let Some((ino, t, name)) = entries.get(h.cursor) {
+            let reclen = (19 + name.len() + 1).div_ceil(8) * 8;
+            if out.len() + reclen > len as usize {
+                if out.is_empty() {
+                    return Err(Errno::EINVAL);
+                }
+                break;
+            }
+            out.extend_from_slice(&ino.to_le_bytes());
+            out.extend_from_slice(&((h.cursor + 1) as i64).to_le_bytes());
+            out.extend_from_slice(&(reclen as u16).to_le_bytes());
+            out.push(*t);
+            out.extend_from_slice(name);
+            out.resize(out.len() + reclen - 19 - name.len(), 0);
+            h.cursor += 1;
+        }
+        Ok((out.len() as i64, out))
+    }
+}
+
+/// `S_IFMT`.
+const fn libc_s_ifmt() -> u32 {
+    0o170000
+}
+
+/// A host `struct stat` as the protocol's neutral [`FileStat`].
+fn convert(st: &NixStat) -> FileStat {
+    FileStat {
+        dev_major: major(st.st_dev) as u32,
+        dev_minor: minor(st.st_dev) as u32,
+        ino: st.st_ino,
+        mode: st.st_mode,
+        nlink: st.st_nlink,
+        uid: st.st_uid,
+        gid: st.st_gid,
+        rdev_major: major(st.st_rdev) as u32,
+        rdev_minor: minor(st.st_rdev) as u32,
+        size: st.st_size,
+        blksize: st.st_blksize,
+        blocks: st.st_blocks,
+        atime: (st.st_atime, st.st_atime_nsec as u32),
+        mtime: (st.st_mtime, st.st_mtime_nsec as u32),
+        ctime: (st.st_ctime, st.st_ctime_nsec as u32),
+        btime: None,
+    }
+}
+
+fn io_errno(e: std::io::Error) -> Errno {
+    e.raw_os_error().map_or(Errno::EIO, Errno::from_raw)
+}
+
+#[cfg(test)]
+mod tests;

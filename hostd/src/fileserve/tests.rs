@@ -1,0 +1,390 @@
+//! Tests of the job file server: real files in a temporary job directory,
+//! escapes by `..`, absolute paths and symbolic links refused with `EACCES`.
+
+use super::*;
+use std::os::unix::fs::symlink;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+const EACCES: i64 = -13;
+const ENOENT: i64 = -2;
+
+/// A fresh directory tree: `<tmp>/outside/secret` and `<tmp>/job/` (the job
+/// directory), removed on drop.
+struct Tree {
+    base: PathBuf,
+}
+
+impl Tree {
+    fn new() -> Tree {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let base = std::env::temp_dir().join(format!(
+            "sion-fileserve-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&base);
+        std::fs::create_dir_all(base.join("job/sub")).unwrap();
+        std::fs::create_dir_all(base.join("outside")).unwrap();
+        std::fs::write(base.join("outside/secret"), b"secret").unwrap();
+        std::fs::write(base.join("job/in.txt"), b"hello file\n").unwrap();
+        Tree { base }
+    }
+    fn job(&self) -> PathBuf {
+        self.base.join("job")
+    }
+}
+
+impl Drop for Tree {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.base);
+    }
+}
+
+fn open(fs: &mut FileServer, path: &[u8], flags: i32) -> FileReply {
+    fs.serve(
+        1,
+        FileRequest::Open {
+            dir: Dir::Cwd,
+            path: path.to_vec(),
+            flags,
+            mode: 0o644,
+        },
+    )
+}
+
+#[test]
+fn reads_and_writes_files_in_the_job_directory() {
+    let t = Tree::new();
+    let mut fs = FileServer::new(&t.job()).unwrap();
+    let r = open(&mut fs, b"in.txt", 0);
+    assert!(r.result >= 0, "{r:?}");
+    assert_eq!(r.data, vec![0]);
+    let h = r.result as u64;
+    let r = fs.serve(2, FileRequest::Read { handle: h, len: 5 });
+    assert_eq!((r.id, r.result, r.data.as_slice()), (2, 5, &b"hello"[..]));
+    let r = fs.serve(
+        3,
+        FileRequest::Pread {
+            handle: h,
+            len: 100,
+            offset: 6,
+        },
+    );
+    assert_eq!(r.data, b"file\n");
+    let r = fs.serve(4, FileRequest::Fstat { handle: h });
+    let st = sion_app_mgr::job::decode_stat(&r.data).unwrap();
+    assert_eq!(st.size, 11);
+    assert_eq!(st.mode & 0o170000, 0o100000);
+    assert_eq!(fs.serve(5, FileRequest::Close { handle: h }).result, 0);
+    assert_eq!(fs.serve(6, FileRequest::Close { handle: h }).result, -9);
+
+    // Create, write, seek, truncate.
+    let r = open(&mut fs, b"sub/out.txt", 0o1101); // O_WRONLY|O_CREAT|O_TRUNC
+    assert!(r.result >= 0, "{r:?}");
+    let h = r.result as u64;
+    let r = fs.serve(
+        7,
+        FileRequest::Write {
+            handle: h,
+            data: b"written".to_vec(),
+        },
+    );
+    assert_eq!(r.result, 7);
+    let r = fs.serve(
+        8,
+        FileRequest::Lseek {
+            handle: h,
+            offset: 0,
+            whence: 1,
+        },
+    );
+    assert_eq!(r.result, 7);
+    assert_eq!(
+        fs.serve(
+            9,
+            FileRequest::Ftruncate {
+                handle: h,
+                length: 4
+            }
+        )
+        .result,
+        0
+    );
+    fs.serve(10, FileRequest::Close { handle: h });
+    assert_eq!(std::fs::read(t.job().join("sub/out.txt")).unwrap(), b"writ");
+}
+
+#[test]
+fn escapes_are_refused_with_eacces() {
+    let t = Tree::new();
+    let mut fs = FileServer::new(&t.job()).unwrap();
+    let secret = t.base.join("outside/secret");
+    let abs = secret.as_os_str().as_bytes().to_vec();
+    assert_eq!(open(&mut fs, b"../outside/secret", 0).result, EACCES);
+    assert_eq!(open(&mut fs, b"sub/../../outside/secret", 0).result, EACCES);
+    assert_eq!(open(&mut fs, &abs, 0).result, EACCES);
+    assert_eq!(open(&mut fs, b"/etc/passwd", 0).result, EACCES);
+    // Creating outside is refused and nothing is created.
+    assert_eq!(open(&mut fs, b"../outside/new", 0o101).result, EACCES);
+    assert!(!t.base.join("outside/new").exists());
+    // Symbolic links out: absolute and relative.
+    symlink(&secret, t.job().join("abs-link")).unwrap();
+    symlink("../outside/secret", t.job().join("rel-link")).unwrap();
+    symlink("../outside", t.job().join("dir-link")).unwrap();
+    assert_eq!(open(&mut fs, b"abs-link", 0).result, EACCES);
+    assert_eq!(open(&mut fs, b"rel-link", 0).result, EACCES);
+    assert_eq!(open(&mut fs, b"dir-link/secret", 0).result, EACCES);
+    assert_eq!(open(&mut fs, b"dir-link/new", 0o101).result, EACCES);
+    assert!(!t.base.join("outside/new").exists());
+    let stat = |fs: &mut FileServer, p: &[u8], flags| {
+        fs.serve(
+            1,
+            FileRequest::Stat {
+                dir: Dir::Cwd,
+                path: p.to_vec(),
+                flags,
+            },
+        )
+    };
+    assert_eq!(stat(&mut fs, b"rel-link", 0).result, EACCES);
+    assert_eq!(stat(&mut fs, b"../outside", 0).result, EACCES);
+    // lstat of the link itself is fine (it is inside).
+    let r = stat(&mut fs, b"rel-link", AT_SYMLINK_NOFOLLOW);
+    assert_eq!(r.result, 0);
+    let st = sion_app_mgr::job::decode_stat(&r.data).unwrap();
+    assert_eq!(st.mode & 0o170000, 0o120000);
+    // Names through a link out are refused for unlink/mkdir/rename too.
+    let unlink = fs.serve(
+        1,
+        FileRequest::Unlink {
+            dir: Dir::Cwd,
+            path: b"dir-link/secret".to_vec(),
+            flags: 0,
+        },
+    );
+    assert_eq!(unlink.result, EACCES);
+    assert!(secret.exists());
+    let mkdir = fs.serve(
+        1,
+        FileRequest::Mkdir {
+            dir: Dir::Cwd,
+            path: b"../evil".to_vec(),
+            mode: 0o755,
+        },
+    );
+    assert_eq!(mkdir.result, EACCES);
+    let rename = fs.serve(
+        1,
+        FileRequest::Rename {
+            from_dir: Dir::Cwd,
+            from: b"in.txt".to_vec(),
+            to_dir: Dir::Cwd,
+            to: b"dir-link/stolen".to_vec(),
+            flags: 0,
+        },
+    );
+    assert_eq!(rename.result, EACCES);
+    assert!(t.job().join("in.txt").exists());
+    let access = fs.serve(
+        1,
+        FileRequest::Access {
+            dir: Dir::Cwd,
+            path: b"abs-link".to_vec(),
+            mode: 0,
+            flags: 0,
+        },
+    );
+    assert_eq!(access.result, EACCES);
+    // chdir cannot leave either.
+    let r = fs.serve(
+        1,
+        FileRequest::Chdir {
+            path: b"..".to_vec(),
+        },
+    );
+    assert_eq!(r.result, EACCES);
+    let r = fs.serve(
+        1,
+        FileRequest::Chdir {
+            path: b"dir-link".to_vec(),
+        },
+    );
+    assert_eq!(r.result, EACCES);
+}
+
+#[test]
+fn links_inside_and_directory_calls_work() {
+    let t = Tree::new();
+    let mut fs = FileServer::new(&t.job()).unwrap();
+    symlink("in.txt", t.job().join("good-link")).unwrap();
+    let r = open(&mut fs, b"good-link", 0);
+    assert!(r.result >= 0, "{r:?}");
+    let r = fs.serve(
+        1,
+        FileRequest::Readlink {
+            dir: Dir::Cwd,
+            path: b"good-link".to_vec(),
+            len: 100,
+        },
+    );
+    assert_eq!((r.result, r.data.as_slice()), (6, &b"in.txt"[..]));
+    // Absolute paths inside the job directory are fine.
+    let mut abs = t
+        .job()
+        .canonicalize()
+        .unwrap()
+        .as_os_str()
+        .as_bytes()
+        .to_vec();
+    abs.extend_from_slice(b"/in.txt");
+    assert!(open(&mut fs, &abs, 0).result >= 0);
+    // mkdir, chdir, relative open, getcwd data, rename, unlink, rmdir.
+    let ok = |r: FileReply| assert_eq!(r.result, 0, "{r:?}");
+    ok(fs.serve(
+        1,
+        FileRequest::Mkdir {
+            dir: Dir::Cwd,
+            path: b"d".to_vec(),
+            mode: 0o755,
+        },
+    ));
+    let r = fs.serve(
+        1,
+        FileRequest::Chdir {
+            path: b"d".to_vec(),
+        },
+    );
+    assert_eq!(r.result, 0);
+    assert!(
+        r.data.ends_with(b"/job/d"),
+        "{:?}",
+        String::from_utf8_lossy(&r.data)
+    );
+    assert!(open(&mut fs, b"../in.txt", 0).result >= 0);
+    assert_eq!(open(&mut fs, b"../../outside/secret", 0).result, EACCES);
+    let h = open(&mut fs, b"f", 0o101).result as u64;
+    fs.serve(1, FileRequest::Close { handle: h });
+    ok(fs.serve(
+        1,
+        FileRequest::Rename {
+            from_dir: Dir::Cwd,
+            from: b"f".to_vec(),
+            to_dir: Dir::Cwd,
+            to: b"g".to_vec(),
+            flags: 0,
+        },
+    ));
+    assert!(t.job().join("d/g").exists());
+    // getdents64 of the directory: ".", "..", "g".
+    let r = open(&mut fs, b".", 0o200000);
+    assert_eq!(r.data, vec![1], "{r:?}");
+    let dh = r.result as u64;
+    let r = fs.serve(
+        1,
+        FileRequest::Getdents64 {
+            handle: dh,
+            len: 4096,
+        },
+    );
+    assert!(r.result > 0);
+    let mut names = Vec::new();
+    let mut at = 0;
+    while at < r.data.len() {
+        let reclen = u16::from_le_bytes([r.data[at + 16], r.data[at + 17]]) as usize;
+        let name = &r.data[at + 19..at + reclen];
+        let end = name.iter().position(|&b| b == 0).unwrap();
+        names.push(String::from_utf8_lossy(&name[..end]).into_owned());
+        at += reclen;
+    }
+    names.sort();
+    assert_eq!(names, [".", "..", "g"]);
+    assert_eq!(
+        fs.serve(
+            1,
+            FileRequest::Getdents64 {
+                handle: dh,
+                len: 4096
+            }
+        )
+        .result,
+        0
+    );
+    // A buffer too small for one entry.
+    fs.serve(
+        1,
+        FileRequest::Lseek {
+            handle: dh,
+            offset: 0,
+            whence: 0,
+        },
+    );
+    assert_eq!(
+        fs.serve(1, FileRequest::Getdents64 { handle: dh, len: 8 })
+            .result,
+        -22
+    );
+    ok(fs.serve(
+        1,
+        FileRequest::Unlink {
+            dir: Dir::Cwd,
+            path: b"g".to_vec(),
+            flags: 0,
+        },
+    ));
+    ok(fs.serve(
+        1,
+        FileRequest::Chdir {
+            path: b"..".to_vec(),
+        },
+    ));
+    ok(fs.serve(
+        1,
+        FileRequest::Unlink {
+            dir: Dir::Cwd,
+            path: b"d".to_vec(),
+            flags: AT_REMOVEDIR,
+        },
+    ));
+    assert!(!t.job().join("d").exists());
+    // Missing files.
+    assert_eq!(open(&mut fs, b"nope", 0).result, ENOENT);
+    let r = fs.serve(
+        1,
+        FileRequest::Stat {
+            dir: Dir::Cwd,
+            path: b"nope".to_vec(),
+            flags: 0,
+        },
+    );
+    assert_eq!(r.result, ENOENT);
+    // stat of the job directory itself, and fstatat(AT_FDCWD, "", AT_EMPTY_PATH).
+    let r = fs.serve(
+        1,
+        FileRequest::Stat {
+            dir: Dir::Cwd,
+            path: b".".to_vec(),
+            flags: 0,
+        },
+    );
+    assert_eq!(r.result, 0);
+    let r = fs.serve(
+        1,
+        FileRequest::Stat {
+            dir: Dir::Cwd,
+            path: Vec::new(),
+            flags: AT_EMPTY_PATH,
+        },
+    );
+    assert_eq!(r.result, 0);
+    // access.
+    let r = fs.serve(
+        1,
+        FileRequest::Access {
+            dir: Dir::Cwd,
+            path: b"in.txt".to_vec(),
+            mode: 4,
+            flags: 0,
+        },
+    );
+    assert_eq!(r.result, 0);
+}

@@ -1,0 +1,506 @@
+//! `hostd submit ./prog args…`: run an unmodified static Linux program on
+//! the best SiON node as if it ran here (DESIGN.md "hostd"; the
+//! remote-process paper's pseudo process, McKernel's `mcexec`).
+//!
+//! It places the job (the path of `hostd place`, or `--node`), connects to
+//! the node's job port ([`sion_abi::net::JOB_PORT`]), sends the arguments,
+//! the environment (the caller's, like `srun`, unless `--env-clear`; plus
+//! `--env`) and the program, then serves the job until it ends: its stdout
+//! and stderr are written here, stdin is read only when the job asks, file
+//! system calls are performed inside the job directory
+//! ([`crate::fileserve`]), Ctrl-C kills the remote job. The exit status is
+//! the job's (128 + signal for a fault, 126 for a refused program, 124 after
+//! `--timeout`, 255 if the node vanished).
+
+use std::ffi::OsString;
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddrV4, TcpStream};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use nix::sys::socket::{setsockopt, sockopt};
+use sion_abi::net::JOB_PORT;
+use sion_app_mgr::job::{
+    self, CHUNK, Decoder, HostMsg, NodeMsg, PROTOCOL_VERSION, Start, Winsize, shell_status,
+};
+use sion_companion_mgr::{JobSpec, Weights};
+
+use crate::cli::{FindArgs, ModeArg, nodes, place_command};
+use crate::fileserve::FileServer;
+use crate::report;
+
+/// Exit status for a program the node refused (as a shell's "cannot
+/// execute").
+pub const EXIT_REFUSED: u8 = 126;
+/// Exit status after `--timeout` killed the job (as `timeout(1)`).
+pub const EXIT_TIMEOUT: u8 = 124;
+/// Exit status when the node vanished mid-job.
+pub const EXIT_LOST: u8 = 255;
+
+/// How long to wait for the TCP connection to the node.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the node may take to accept or refuse after the upload.
+const ACCEPT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// `hostd submit`'s arguments.
+#[derive(Clone, Debug, Args)]
+pub struct SubmitArgs {
+    /// Score weights, e.g. `cpu=4,mem=2,speed=3,net=1` (as `hostd place`).
+    #[arg(long, value_name = "cpu=W,mem=W,speed=W,net=W", value_parser = crate::cli::parse_weights_arg)]
+    pub weights: Option<Weights>,
+    /// `exclusive`: one job per node; `balance`: busy nodes may take it.
+    #[arg(long, value_enum, default_value_t = ModeArg::Exclusive)]
+    pub mode: ModeArg,
+    /// Memory the job needs besides its program, in MiB; also its memory
+    /// limit on the node (0: what the node can spare).
+    #[arg(long, value_name = "MB", default_value_t = 0)]
+    pub memory: u64,
+    /// Where to look for nodes.
+    #[command(flatten)]
+    pub find: FindArgs,
+    /// Run on this node (id `52:54:00:…`, name, or IPv4 address) without
+    /// placement.
+    #[arg(long, value_name = "ID")]
+    pub node: Option<String>,
+    /// The job directory: the program's working directory and the only
+    /// place its file calls may touch [default: the current directory].
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// Kill the job after this many seconds (exit status 124).
+    #[arg(long, value_name = "S")]
+    pub timeout: Option<f64>,
+    /// Add or override an environment variable (repeatable).
+    #[arg(long, value_name = "K=V")]
+    pub env: Vec<String>,
+    /// Start from an empty environment instead of this one.
+    #[arg(long)]
+    pub env_clear: bool,
+    /// Print the chosen node, the ranked scores and the timings to stderr.
+    #[arg(long)]
+    pub verbose: bool,
+    /// The program (a static x86_64 or i386 Linux executable).
+    pub program: PathBuf,
+    /// Its arguments.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub args: Vec<OsString>,
+}
+
+/// Where the job goes.
+struct Target {
+    ip: Ipv4Addr,
+    label: String,
+}
+
+/// Runs `hostd submit`.
+///
+/// # Errors
+/// A program that cannot be read, no node found, the node unreachable (exit
+/// status 1 through the caller); the job's own outcome is the `Ok` status.
+pub fn run(socket: &Path, a: SubmitArgs) -> Result<ExitCode> {
+    let program = std::fs::read(&a.program)
+        .with_context(|| format!("cannot read the program {}", a.program.display()))?;
+    let dir = match &a.dir {
+        Some(d) => d.clone(),
+        None => std::env::current_dir().context("the current directory")?,
+    };
+    let mut files = FileServer::new(&dir)?;
+    let t0 = Instant::now();
+    let target = choose_node(socket, &a, program.len() as u64)?;
+    let placement = t0.elapsed();
+    if a.verbose {
+        eprintln!(
+            "hostd: node {} chosen in {:.1} ms",
+            target.label,
+            ms(placement)
+        );
+    }
+
+    let t1 = Instant::now();
+    let addr = SocketAddrV4::new(target.ip, JOB_PORT);
+    let stream = TcpStream::connect_timeout(&addr.into(), CONNECT_TIMEOUT)
+        .with_context(|| format!("cannot reach node {} at {addr}", target.label))?;
+    let _ = stream.set_nodelay(true);
+    // Notice a vanished node within seconds even when the job is silent.
+    let _ = setsockopt(&stream, sockopt::KeepAlive, &true);
+    let _ = setsockopt(&stream, sockopt::TcpKeepIdle, &2);
+    let _ = setsockopt(&stream, sockopt::TcpKeepInterval, &1);
+    let _ = setsockopt(&stream, sockopt::TcpKeepCount, &4);
+    let writer = Arc::new(Mutex::new(stream.try_clone()?));
+    let start = start_message(&a, &program, files.dir())?;
+    send(&writer, &HostMsg::Start(start))?;
+    for chunk in program.chunks(CHUNK) {
+        send(&writer, &HostMsg::Program(chunk.to_vec()))?;
+    }
+    drop(program);
+
+    // Ctrl-C: the first kills the remote job, the second gives up waiting.
+    let _ = ctrlc::set_handler(|| {
+        INTERRUPT_COUNT.fetch_add(1, Ordering::SeqCst);
+    });
+    let (stdin_tx, stdin_rx) = mpsc::channel::<u32>();
+    {
+        let writer = writer.clone();
+        std::thread::spawn(move || stdin_pump(stdin_rx, writer));
+    }
+
+    let mut session = Session {
+        stream,
+        writer,
+        decoder: Decoder::new(),
+        accepted_at: None,
+        upload_started: t1,
+        killed: false,
+        timed_out: false,
+        interrupts_seen: 0,
+        timeout: a.timeout.map(Duration::from_secs_f64),
+        label: target.label.clone(),
+        verbose: a.verbose,
+    };
+    let code = session.serve(&mut files, &stdin_tx)?;
+    if a.verbose {
+        let run = session.accepted_at.map(|t| t.elapsed());
+        let upload = session
+            .accepted_at
+            .map(|t| t.duration_since(t1))
+            .unwrap_or_default();
+        eprintln!(
+            "hostd: timings: placement {:.1} ms, upload {:.1} ms, run {:.1} ms; exit status {code}",
+            ms(placement),
+            ms(upload),
+            run.map_or(0.0, ms)
+        );
+    }
+    Ok(ExitCode::from(code))
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// Places the job (or looks up `--node`).
+fn choose_node(socket: &Path, a: &SubmitArgs, program_size: u64) -> Result<Target> {
+    if let Some(node) = &a.node {
+        let text = node.split(':').next().unwrap_or(node);
+        if node.matches(':').count() <= 1
+            && let Ok(ip) = text.parse::<Ipv4Addr>()
+        {
+            return Ok(Target {
+                ip,
+                label: ip.to_string(),
+            });
+        }
+        let report = nodes(socket, &a.find)?;
+        let row = report
+            .nodes
+            .iter()
+            .filter(|r| r.role == "node")
+            .find(|r| r.id.eq_ignore_ascii_case(node) || r.name.eq_ignore_ascii_case(node))
+            .with_context(|| {
+                format!(
+                    "no node {node} in the group (known: {})",
+                    report
+                        .nodes
+                        .iter()
+                        .filter(|r| r.role == "node")
+                        .map(|r| format!("{} {}", r.id, r.name))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            })?;
+        return Ok(Target {
+            ip: row.address.parse().context("the node's address")?,
+            label: format!("{} ({}, {})", row.name, row.id, row.address),
+        });
+    }
+    let job = JobSpec {
+        program_size,
+        memory: a
+            .memory
+            .checked_mul(1 << 20)
+            .context("--memory is too large")?,
+        mode: a.mode.into(),
+    };
+    let report = place_command(socket, &a.find, job, a.weights.unwrap_or_default())?;
+    if a.verbose {
+        eprint!("{}", report::format_placement(&report));
+    }
+    let Some(best) = report.ranked.first() else {
+        bail!(
+            "no node can take this job now ({} asked, {} denied, {} silent)",
+            report.asked(),
+            report.denied.len(),
+            report.unanswered.len()
+        );
+    };
+    Ok(Target {
+        ip: best.address.parse().context("the chosen node's address")?,
+        label: format!("{} ({}, {})", best.name, best.id, best.address),
+    })
+}
+
+/// The `Start` message for this job.
+fn start_message(a: &SubmitArgs, program: &[u8], dir: &[u8]) -> Result<Start> {
+    let mut argv = vec![a.program.as_os_str().as_bytes().to_vec()];
+    argv.extend(a.args.iter().map(|s| s.as_bytes().to_vec()));
+    let mut envp: Vec<Vec<u8>> = if a.env_clear {
+        Vec::new()
+    } else {
+        std::env::vars_os()
+            .map(|(k, v)| {
+                let mut e = k.into_vec();
+                e.push(b'=');
+                e.extend(v.into_vec());
+                e
+            })
+            .collect()
+    };
+    for kv in &a.env {
+        let Some((k, _)) = kv.split_once('=') else {
+            bail!("--env {kv}: expected NAME=value");
+        };
+        let prefix = format!("{k}=");
+        envp.retain(|e| !e.starts_with(prefix.as_bytes()));
+        envp.push(kv.as_bytes().to_vec());
+    }
+    let tty = [
+        nix::unistd::isatty(std::io::stdin()).unwrap_or(false),
+        nix::unistd::isatty(std::io::stdout()).unwrap_or(false),
+        nix::unistd::isatty(std::io::stderr()).unwrap_or(false),
+    ];
+    let winsize = if tty[1] || tty[0] {
+        terminal_size()
+    } else {
+        None
+    };
+    let user = std::env::var("USER").unwrap_or_else(|_| "user".into());
+    let host = nix::unistd::gethostname()
+        .map(|h| h.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let start = Start {
+        version: PROTOCOL_VERSION,
+        argv,
+        envp,
+        program_len: program.len() as u64,
+        cwd: dir.to_vec(),
+        tty,
+        winsize,
+        memory_limit: (a.memory > 0).then_some(a.memory << 20),
+        realtime_ns: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64),
+        uid: nix::unistd::getuid().as_raw(),
+        gid: nix::unistd::getgid().as_raw(),
+        from: format!("{user}@{host}"),
+        exe: std::fs::canonicalize(&a.program)
+            .map(|p| p.into_os_string().into_vec())
+            .unwrap_or_default(),
+    };
+    let encoded = job::encode(&HostMsg::Start(start.clone()));
+    if let Err(e) = encoded {
+        bail!("the arguments and environment are too large to send ({e}); try --env-clear");
+    }
+    Ok(start)
+}
+
+/// The terminal's size from `stty size` (rows, columns).
+fn terminal_size() -> Option<Winsize> {
+    let out = std::process::Command::new("stty")
+        .arg("size")
+        .stdin(std::process::Stdio::inherit())
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut it = text.split_whitespace().map(|s| s.parse::<u16>());
+    let (Some(Ok(rows)), Some(Ok(cols))) = (it.next(), it.next()) else {
+        return None;
+    };
+    Some(Winsize {
+        rows,
+        cols,
+        xpixel: 0,
+        ypixel: 0,
+    })
+}
+
+/// Sends one message (whole frame under the lock).
+fn send(writer: &Mutex<TcpStream>, msg: &HostMsg) -> Result<()> {
+    let frame = job::encode(msg)?;
+    let mut w = writer
+        .lock()
+        .map_err(|_| anyhow::anyhow!("writer poisoned"))?;
+    w.write_all(&frame).context("sending to the node")?;
+    Ok(())
+}
+
+/// Reads stdin when the job asks for it.
+fn stdin_pump(asks: mpsc::Receiver<u32>, writer: Arc<Mutex<TcpStream>>) {
+    let mut stdin = std::io::stdin().lock();
+    let mut buf = vec![0u8; CHUNK];
+    while let Ok(max) = asks.recv() {
+        let n = (max as usize).clamp(1, CHUNK);
+        let msg = loop {
+            match stdin.read(&mut buf[..n]) {
+                Ok(0) => break HostMsg::StdinEof,
+                Ok(k) => break HostMsg::Stdin(buf[..k].to_vec()),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(_) => break HostMsg::StdinEof,
+            }
+        };
+        let eof = msg == HostMsg::StdinEof;
+        if send(&writer, &msg).is_err() || eof {
+            return;
+        }
+    }
+}
+
+/// A running job's connection.
+struct Session {
+    stream: TcpStream,
+    writer: Arc<Mutex<TcpStream>>,
+    decoder: Decoder,
+    accepted_at: Option<Instant>,
+    upload_started: Instant,
+    killed: bool,
+    timed_out: bool,
+    interrupts_seen: usize,
+    timeout: Option<Duration>,
+    label: String,
+    verbose: bool,
+}
+
+impl Session {
+    /// Serves the job to its end; the exit status.
+    fn serve(&mut self, files: &mut FileServer, stdin: &mpsc::Sender<u32>) -> Result<u8> {
+        self.stream
+            .set_read_timeout(Some(Duration::from_millis(100)))?;
+        let mut buf = vec![0u8; 128 * 1024];
+        let mut stdout = std::io::stdout();
+        let mut stderr = std::io::stderr();
+        loop {
+            while let Some(msg) = self
+                .decoder
+                .next_msg::<NodeMsg>()
+                .map_err(|e| anyhow::anyhow!("node {} sent a bad frame: {e}", self.label))?
+            {
+                match msg {
+                    NodeMsg::Accepted {
+                        node,
+                        name,
+                        job,
+                        memory_limit,
+                    } => {
+                        self.accepted_at = Some(Instant::now());
+                        if self.verbose {
+                            eprintln!(
+                                "hostd: job {job} accepted by {name} ({node}), memory limit {} MiB, upload {:.1} ms",
+                                memory_limit >> 20,
+                                ms(self.upload_started.elapsed())
+                            );
+                        }
+                    }
+                    NodeMsg::Refused { reason } => {
+                        let _ = stdout.flush();
+                        eprintln!("hostd: node {} refused the program: {reason}", self.label);
+                        return Ok(EXIT_REFUSED);
+                    }
+                    NodeMsg::Stdout(b) => {
+                        let _ = stdout.write_all(&b);
+                        let _ = stdout.flush();
+                    }
+                    NodeMsg::Stderr(b) => {
+                        let _ = stderr.write_all(&b);
+                        let _ = stderr.flush();
+                    }
+                    NodeMsg::StdinWanted { max } => {
+                        let _ = stdin.send(max);
+                    }
+                    NodeMsg::File { id, request } => {
+                        let reply = files.serve(id, request);
+                        send(&self.writer, &HostMsg::FileReply(reply))?;
+                    }
+                    NodeMsg::Exited { status } => {
+                        let _ = stdout.flush();
+                        if self.verbose && status & 0x7f != 0 {
+                            eprintln!(
+                                "hostd: the job ended by signal {} (status {})",
+                                status & 0x7f,
+                                shell_status(status)
+                            );
+                        }
+                        if self.timed_out {
+                            return Ok(EXIT_TIMEOUT);
+                        }
+                        return Ok(shell_status(status) as u8);
+                    }
+                }
+            }
+            self.check_interrupts()?;
+            if self.accepted_at.is_none() && self.upload_started.elapsed() > ACCEPT_TIMEOUT {
+                bail!("node {} did not accept the job in time", self.label);
+            }
+            match self.stream.read(&mut buf) {
+                Ok(0) => return Ok(self.lost("it closed the connection")),
+                Ok(n) => self.decoder.push(&buf[..n]),
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock
+                            | std::io::ErrorKind::TimedOut
+                            | std::io::ErrorKind::Interrupted
+                    ) && e.raw_os_error() != Some(nix::libc::ETIMEDOUT) => {}
+                Err(e) => return Ok(self.lost(&e.to_string())),
+            }
+        }
+    }
+
+    /// Ctrl-C and `--timeout`.
+    fn check_interrupts(&mut self) -> Result<()> {
+        let n = INTERRUPT_COUNT.load(Ordering::SeqCst);
+        if n > self.interrupts_seen {
+            self.interrupts_seen = n;
+            if self.killed {
+                eprintln!("hostd: interrupted again; not waiting for the node");
+                std::process::exit(130);
+            }
+            eprintln!("hostd: interrupt: killing the job on {}", self.label);
+            self.kill()?;
+        }
+        if let (Some(limit), Some(at)) = (self.timeout, self.accepted_at)
+            && !self.killed
+            && at.elapsed() > limit
+        {
+            eprintln!(
+                "hostd: the job ran longer than {:.1} s: killing it",
+                limit.as_secs_f64()
+            );
+            self.timed_out = true;
+            self.kill()?;
+        }
+        Ok(())
+    }
+
+    fn kill(&mut self) -> Result<()> {
+        self.killed = true;
+        send(&self.writer, &HostMsg::Kill)
+    }
+
+    fn lost(&self, why: &str) -> u8 {
+        let _ = std::io::stdout().flush();
+        eprintln!(
+            "hostd: lost node {} mid-job ({why}); the job's outcome is unknown",
+            self.label
+        );
+        EXIT_LOST
+    }
+}
+
+/// Ctrl-C presses seen by the handler.
+static INTERRUPT_COUNT: AtomicUsize = AtomicUsize::new(0);
