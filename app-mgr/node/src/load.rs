@@ -210,6 +210,9 @@ pub fn run(number: u64, stream: TcpStream, me: &Identity, mut job_state: impl Fn
         }
     };
     let ms = (sys::clock_ns() - t0) / 1_000_000;
+    // The node is free again before hostd hears of the end, so a placement
+    // that follows at once is not denied as busy.
+    job_state(0);
     let _ = job.send(&NodeMsg::Exited { status });
     sion_rt::println!(
         "apm: job {number} exited with status {} ({} ms, {} system calls, {} forwarded)",
@@ -218,7 +221,6 @@ pub fn run(number: u64, stream: TcpStream, me: &Identity, mut job_state: impl Fn
         job.stats.calls,
         job.stats.forwarded
     );
-    job_state(0);
 }
 
 /// Sends `Refused` and logs it.
