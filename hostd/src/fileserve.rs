@@ -214,7 +214,7 @@ impl FileServer {
                 flags,
             } => {
                 let mode = AccessFlags::from_bits_truncate(mode & 7);
-                if flags & AT_SYMLINK_NOFOLLOW != 0 {
+                if flags & AT_SYMLINK_NOFOLLOW != 0 && !self.resolve(dir, &path)?.is_root() {
                     let (parent, name) = self.parent(dir, &path)?;
                     faccessat(
                         parent.as_fd(),
@@ -407,7 +407,7 @@ impl FileServer {
             };
             return Ok(convert(&fstat(fd.as_fd())?));
         }
-        if flags & AT_SYMLINK_NOFOLLOW != 0 {
+        if flags & AT_SYMLINK_NOFOLLOW != 0 && !self.resolve(dir, path)?.is_root() {
             let (parent, name) = self.parent(dir, path)?;
             let st = fstatat(
                 parent.as_fd(),
@@ -444,7 +444,6 @@ impl FileServer {
                 };
                 v.push((e.ino(), t, e.file_name().to_bytes().to_vec()));
             }
-            v.sort_by(|a, b| a.2.cmp(&b.2));
             h.entries = Some(v);
         }
         let entries = h.entries.as_ref().map_or(&[][..], |v| v.as_slice());

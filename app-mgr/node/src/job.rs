@@ -126,6 +126,9 @@ pub struct Job<'a> {
     pub comm: [u8; 16],
     /// Size of the main stack mapping (for `RLIMIT_STACK`).
     pub stack_len: u64,
+    /// The file-creation mask (`umask(2)`), reported only: `hostd` applies
+    /// its own when it creates files.
+    pub umask: u32,
     /// Counters.
     pub stats: Stats,
 }

@@ -163,6 +163,7 @@ pub fn run(number: u64, stream: TcpStream, me: &Identity, mut job_state: impl Fn
         fs_base: 0,
         comm: [0; 16],
         stack_len: 0,
+        umask: 0o022,
         stats: Stats::default(),
     };
     let built = build(&mut job, &plan, &start);

@@ -137,6 +137,11 @@ impl Job<'_> {
                 Ok(0)
             }
             Syscall::SetTidAddress { .. } | Syscall::Gettid | Syscall::Getpid => Ok(self.pid),
+            Syscall::Umask { mask } => {
+                let old = self.umask;
+                self.umask = mask & 0o777;
+                Ok(u64::from(old))
+            }
             Syscall::Getppid => Ok(sys::getpid()),
             Syscall::SetRobustList { len, .. } => {
                 if len != 3 * self.abi.word_size() as u64 {

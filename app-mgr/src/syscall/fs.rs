@@ -104,6 +104,11 @@ pub(super) fn decode(call: Call, a: &Args) -> Option<Syscall> {
             pathname: a.word(1),
             flags: a.int(2),
         },
+        Call::Rmdir => Syscall::Unlinkat {
+            dirfd: linux_raw_sys::general::AT_FDCWD,
+            pathname: a.word(0),
+            flags: linux_raw_sys::general::AT_REMOVEDIR as i32,
+        },
         Call::Rename => Syscall::Rename {
             oldpath: a.word(0),
             newpath: a.word(1),

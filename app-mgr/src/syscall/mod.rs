@@ -315,6 +315,10 @@ pub enum Syscall {
     Getpid,
     /// `getppid(2)`.
     Getppid,
+    /// `umask(2)`: returns the previous mask (the node keeps it; `hostd`
+    /// creates files with the mode the program passes, its own umask
+    /// applied).
+    Umask { mask: u32 },
     /// `gettid(2)`.
     Gettid,
     /// `getuid(2)`, `geteuid`, `getgid`, `getegid`; `legacy16` for i386's
@@ -570,6 +574,7 @@ impl Syscall {
             | Uname { .. }
             | Getpid
             | Getppid
+            | Umask { .. }
             | Gettid
             | GetId { .. }
             | Getrlimit { .. }

@@ -39,6 +39,7 @@ pub(super) fn decode(call: Call, a: &Args) -> Option<Syscall> {
         Call::Uname => Syscall::Uname { buf: a.word(0) },
         Call::Getpid => Syscall::Getpid,
         Call::Getppid => Syscall::Getppid,
+        Call::Umask => Syscall::Umask { mask: a.uint(0) },
         Call::Gettid => Syscall::Gettid,
         Call::Getuid => id(IdKind::Uid, false),
         Call::Geteuid => id(IdKind::Euid, false),

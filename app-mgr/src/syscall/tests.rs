@@ -654,3 +654,23 @@ fn args_widths() {
     assert_eq!(a.abi(), Abi::X86_64);
     assert_eq!(a.native_time(), TimeLayout::Time64);
 }
+
+#[test]
+fn rmdir_is_unlinkat_with_at_removedir() {
+    let want = Syscall::Unlinkat {
+        dirfd: linux_raw_sys::general::AT_FDCWD,
+        pathname: 0x1234,
+        flags: linux_raw_sys::general::AT_REMOVEDIR as i32,
+    };
+    assert_eq!(decode(Abi::X86_64, 84, [0x1234, 0, 0, 0, 0, 0]), want);
+    assert_eq!(decode(Abi::I386, 40, [0x1234, 0, 0, 0, 0, 0]), want);
+    assert_eq!(want.route(), Route::Host);
+}
+
+#[test]
+fn umask_is_served_on_the_node() {
+    let want = Syscall::Umask { mask: 0o077 };
+    assert_eq!(decode(Abi::X86_64, 95, [0o077, 0, 0, 0, 0, 0]), want);
+    assert_eq!(decode(Abi::I386, 60, [0o077, 0, 0, 0, 0, 0]), want);
+    assert_eq!(want.route(), Route::Node);
+}

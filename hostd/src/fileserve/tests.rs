@@ -376,6 +376,27 @@ fn links_inside_and_directory_calls_work() {
         },
     );
     assert_eq!(r.result, 0);
+    // lstat and access without following, of the job directory itself
+    // (find and du start with lstat(".")).
+    let r = fs.serve(
+        1,
+        FileRequest::Stat {
+            dir: Dir::Cwd,
+            path: b".".to_vec(),
+            flags: AT_SYMLINK_NOFOLLOW,
+        },
+    );
+    assert_eq!(r.result, 0, "{r:?}");
+    let r = fs.serve(
+        1,
+        FileRequest::Access {
+            dir: Dir::Cwd,
+            path: b".".to_vec(),
+            mode: 0,
+            flags: AT_SYMLINK_NOFOLLOW,
+        },
+    );
+    assert_eq!(r.result, 0, "{r:?}");
     // access.
     let r = fs.serve(
         1,
