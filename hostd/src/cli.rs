@@ -88,6 +88,9 @@ pub enum Command {
     /// Run a static Linux program on the best node (or `--node`) as if it ran
     /// here: arguments, environment, stdio and file I/O in the job directory
     /// pass through; the exit status is the job's.
+    #[command(
+        after_help = "Exit status: the job's (128 + signal when it faulted: 139 for SIGSEGV); 126 if the node refused the program (dynamically linked, not x86 ELF, ...); 124 after --timeout; 130 after Ctrl-C; 255 if the node vanished mid-job; 1 for hostd's own errors (no node, program unreadable).\nThe job's file system calls happen inside the job directory (--dir, default the current one); paths leaving it, also through symbolic links, fail with EACCES."
+    )]
     Submit(Box<crate::submit::SubmitArgs>),
 }
 
@@ -425,6 +428,46 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("exclusive"), "{err}");
+    }
+
+    #[test]
+    fn parses_submit_arguments() {
+        let cli = Cli::try_parse_from([
+            "hostd",
+            "submit",
+            "--node",
+            "10.0.0.2",
+            "--env",
+            "A=1",
+            "--env",
+            "B=2",
+            "--env-clear",
+            "--timeout",
+            "2.5",
+            "--dir",
+            "/tmp",
+            "--verbose",
+            "--memory",
+            "64",
+            "./prog",
+            "-n",
+            "--verbose",
+            "x y",
+        ])
+        .unwrap();
+        let Command::Submit(a) = cli.command else {
+            panic!("not submit");
+        };
+        assert_eq!(a.node.as_deref(), Some("10.0.0.2"));
+        assert_eq!(a.env, ["A=1", "B=2"]);
+        assert!(a.env_clear && a.verbose);
+        assert_eq!(a.timeout, Some(2.5));
+        assert_eq!(a.dir, Some(PathBuf::from("/tmp")));
+        assert_eq!(a.memory, 64);
+        assert_eq!(a.program, PathBuf::from("./prog"));
+        // Everything after the program is the program's, flags included.
+        assert_eq!(a.args, ["-n", "--verbose", "x y"]);
+        assert!(Cli::try_parse_from(["hostd", "submit"]).is_err());
     }
 
     #[test]

@@ -30,9 +30,10 @@ use sion_abi::net::JOB_PORT;
 use sion_app_mgr::job::{
     self, CHUNK, Decoder, HostMsg, NodeMsg, PROTOCOL_VERSION, Start, Winsize, shell_status,
 };
-use sion_companion_mgr::{JobSpec, Weights};
+use sion_companion_mgr::{JobSpec, Role, Weights};
 
-use crate::cli::{FindArgs, ModeArg, nodes, place_command};
+use crate::cli::{FindArgs, ModeArg, direct_session, place_command};
+use crate::control::{self, Client, Request, Response};
 use crate::fileserve::FileServer;
 use crate::report;
 
@@ -196,18 +197,15 @@ fn choose_node(socket: &Path, a: &SubmitArgs, program_size: u64) -> Result<Targe
                 label: ip.to_string(),
             });
         }
-        let report = nodes(socket, &a.find)?;
-        let row = report
-            .nodes
+        let rows = node_rows(socket, &a.find, node)?;
+        let row = rows
             .iter()
             .filter(|r| r.role == "node")
             .find(|r| r.id.eq_ignore_ascii_case(node) || r.name.eq_ignore_ascii_case(node))
             .with_context(|| {
                 format!(
                     "no node {node} in the group (known: {})",
-                    report
-                        .nodes
-                        .iter()
+                    rows.iter()
                         .filter(|r| r.role == "node")
                         .map(|r| format!("{} {}", r.id, r.name))
                         .collect::<Vec<_>>()
@@ -243,6 +241,40 @@ fn choose_node(socket: &Path, a: &SubmitArgs, program_size: u64) -> Result<Targe
         ip: best.address.parse().context("the chosen node's address")?,
         label: format!("{} ({}, {})", best.name, best.id, best.address),
     })
+}
+
+/// The group table, for finding `--node` by id or name: from a running
+/// daemon serving this network namespace, else from a one-shot session that
+/// stops listening as soon as that node is known (at most `--discover-ms`).
+fn node_rows(socket: &Path, find: &FindArgs, node: &str) -> Result<Vec<report::NodeRow>> {
+    if let Ok(mut client) = Client::connect(socket, Duration::from_secs(2))
+        && let Ok(info) = client.hello()
+    {
+        let same_ns = !matches!(
+            (info.netns, control::current_netns()),
+            (Some(a), Some(b)) if a != b
+        );
+        let same_if = find.iface.as_deref().is_none_or(|i| i == info.interface);
+        if same_ns && same_if {
+            match client.request(&Request::Nodes)? {
+                Response::Nodes(r) => return Ok(r.nodes),
+                Response::Error(e) => bail!("the hostd daemon: {e}"),
+                other => bail!("the hostd daemon answered nodes with {other:?}"),
+            }
+        }
+    }
+    let mut session = direct_session(find.iface.as_deref())?;
+    let deadline = Instant::now() + Duration::from_millis(find.discover_ms);
+    session.pump_until(deadline, |m| {
+        m.view().any(|x| {
+            x.role == Role::Node
+                && (x.id.to_string().eq_ignore_ascii_case(node)
+                    || x.name.as_str().eq_ignore_ascii_case(node))
+        })
+    })?;
+    let rows = session.rows();
+    session.leave();
+    Ok(rows)
 }
 
 /// The `Start` message for this job.
