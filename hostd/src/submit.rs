@@ -48,7 +48,11 @@ pub const EXIT_LOST: u8 = 255;
 /// How long to wait for the TCP connection to the node.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long the node may take to accept or refuse after the upload.
-const ACCEPT_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a placed node may take to answer a job before it counts as
+/// busy with another one (exclusive mode).
+const BUSY_AFTER: Duration = Duration::from_secs(2);
+/// Most placements tried for one job.
+const MAX_PLACEMENTS: usize = 4;
 
 /// `hostd submit`'s arguments.
 #[derive(Clone, Debug, Args)]
@@ -112,39 +116,44 @@ pub fn run(socket: &Path, a: SubmitArgs) -> Result<ExitCode> {
         None => std::env::current_dir().context("the current directory")?,
     };
     let mut files = FileServer::new(&dir)?;
-    let t0 = Instant::now();
-    let target = choose_node(socket, &a, program.len() as u64)?;
-    let placement = t0.elapsed();
-    if a.verbose {
-        eprintln!(
-            "hostd: node {} chosen in {:.1} ms",
-            target.label,
-            ms(placement)
-        );
-    }
-
-    let t1 = Instant::now();
-    let addr = SocketAddrV4::new(target.ip, JOB_PORT);
-    let stream = TcpStream::connect_timeout(&addr.into(), CONNECT_TIMEOUT)
-        .with_context(|| format!("cannot reach node {} at {addr}", target.label))?;
-    let _ = stream.set_nodelay(true);
-    // Notice a vanished node within seconds even when the job is silent.
-    let _ = setsockopt(&stream, sockopt::KeepAlive, &true);
-    let _ = setsockopt(&stream, sockopt::TcpKeepIdle, &2);
-    let _ = setsockopt(&stream, sockopt::TcpKeepInterval, &1);
-    let _ = setsockopt(&stream, sockopt::TcpKeepCount, &4);
-    let writer = Arc::new(Mutex::new(stream.try_clone()?));
-    let start = start_message(&a, &program, files.dir())?;
-    send(&writer, &HostMsg::Start(start))?;
-    for chunk in program.chunks(CHUNK) {
-        send(&writer, &HostMsg::Program(chunk.to_vec()))?;
-    }
-    drop(program);
-
     // Ctrl-C: the first kills the remote job, the second gives up waiting.
     let _ = ctrlc::set_handler(|| {
         INTERRUPT_COUNT.fetch_add(1, Ordering::SeqCst);
     });
+    let start = start_message(&a, &program, files.dir())?;
+    // In exclusive mode a permit is not a reservation: two submitters may
+    // pick the same node. The node serves one job at a time, so the later
+    // connection waits in its backlog; a placed job that is not accepted
+    // within BUSY_AFTER goes elsewhere.
+    let retry = a.node.is_none() && a.mode == ModeArg::Exclusive;
+    let mut excluded: Vec<Ipv4Addr> = Vec::new();
+    let mut placement = Duration::ZERO;
+    let (target, stream, decoder, t1) = loop {
+        let t0 = Instant::now();
+        let target = choose_node(socket, &a, program.len() as u64, &excluded)?;
+        placement += t0.elapsed();
+        if a.verbose {
+            eprintln!(
+                "hostd: node {} chosen in {:.1} ms",
+                target.label,
+                ms(t0.elapsed())
+            );
+        }
+        let t1 = Instant::now();
+        let busy_after = (retry && excluded.len() + 1 < MAX_PLACEMENTS).then_some(BUSY_AFTER);
+        match connect_upload(&target, &start, &program, busy_after, a.verbose)? {
+            Some((stream, decoder)) => break (target, stream, decoder, t1),
+            None => {
+                eprintln!(
+                    "hostd: node {} is busy with another job; placing again without it",
+                    target.label
+                );
+                excluded.push(target.ip);
+            }
+        }
+    };
+    drop(program);
+    let writer = Arc::new(Mutex::new(stream.try_clone()?));
     let (stdin_tx, stdin_rx) = mpsc::channel::<u32>();
     {
         let writer = writer.clone();
@@ -154,7 +163,7 @@ pub fn run(socket: &Path, a: SubmitArgs) -> Result<ExitCode> {
     let mut session = Session {
         stream,
         writer,
-        decoder: Decoder::new(),
+        decoder,
         accepted_at: None,
         upload_started: t1,
         killed: false,
@@ -181,12 +190,100 @@ pub fn run(socket: &Path, a: SubmitArgs) -> Result<ExitCode> {
     Ok(ExitCode::from(code))
 }
 
+/// Connects to `target`, sends `Start` and the program, and waits until the
+/// node answers (`Accepted` or `Refused`, left in the returned decoder).
+/// With `busy_after`, a node that has not answered by then (or does not
+/// take the upload) is busy: `None`. Without, it waits as long as the node
+/// lives (TCP keepalive notices a vanished node).
+fn connect_upload(
+    target: &Target,
+    start: &Start,
+    program: &[u8],
+    busy_after: Option<Duration>,
+    verbose: bool,
+) -> Result<Option<(TcpStream, Decoder)>> {
+    let addr = SocketAddrV4::new(target.ip, JOB_PORT);
+    let mut stream = TcpStream::connect_timeout(&addr.into(), CONNECT_TIMEOUT)
+        .with_context(|| format!("cannot reach node {} at {addr}", target.label))?;
+    let _ = stream.set_nodelay(true);
+    // Notice a vanished node within seconds even when the job is silent.
+    let _ = setsockopt(&stream, sockopt::KeepAlive, &true);
+    let _ = setsockopt(&stream, sockopt::TcpKeepIdle, &2);
+    let _ = setsockopt(&stream, sockopt::TcpKeepInterval, &1);
+    let _ = setsockopt(&stream, sockopt::TcpKeepCount, &4);
+    let began = Instant::now();
+    stream.set_write_timeout(busy_after)?;
+    let mut frames = vec![job::encode(&HostMsg::Start(start.clone()))?];
+    for chunk in program.chunks(CHUNK) {
+        frames.push(job::encode(&HostMsg::Program(chunk.to_vec()))?);
+    }
+    for f in &frames {
+        if let Err(e) = stream.write_all(f) {
+            if busy_after.is_some()
+                && matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                )
+            {
+                return Ok(None);
+            }
+            return Err(e).with_context(|| format!("sending the job to node {}", target.label));
+        }
+    }
+    stream.set_write_timeout(None)?;
+    stream.set_read_timeout(Some(Duration::from_millis(100)))?;
+    let mut decoder = Decoder::new();
+    let mut buf = [0u8; 4096];
+    let mut said = false;
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => bail!(
+                "node {} closed the connection before accepting the job",
+                target.label
+            ),
+            Ok(n) => {
+                decoder.push(&buf[..n]);
+                return Ok(Some((stream, decoder)));
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted
+                ) => {}
+            Err(e) => {
+                return Err(e).with_context(|| format!("waiting for node {}", target.label));
+            }
+        }
+        if INTERRUPT_COUNT.load(Ordering::SeqCst) > 0 {
+            eprintln!("hostd: interrupted before the job started");
+            std::process::exit(130);
+        }
+        let waited = began.elapsed();
+        match busy_after {
+            Some(limit) if waited > limit => return Ok(None),
+            None if !said && verbose && waited > BUSY_AFTER => {
+                eprintln!(
+                    "hostd: node {} is busy with another job; waiting for it",
+                    target.label
+                );
+                said = true;
+            }
+            _ => {}
+        }
+    }
+}
+
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
 /// Places the job (or looks up `--node`).
-fn choose_node(socket: &Path, a: &SubmitArgs, program_size: u64) -> Result<Target> {
+fn choose_node(
+    socket: &Path,
+    a: &SubmitArgs,
+    program_size: u64,
+    excluded: &[Ipv4Addr],
+) -> Result<Target> {
     if let Some(node) = &a.node {
         let text = node.split(':').next().unwrap_or(node);
         if node.matches(':').count() <= 1
@@ -229,7 +326,11 @@ fn choose_node(socket: &Path, a: &SubmitArgs, program_size: u64) -> Result<Targe
     if a.verbose {
         eprint!("{}", report::format_placement(&report));
     }
-    let Some(best) = report.ranked.first() else {
+    let Some(best) = report.ranked.iter().find(|r| {
+        r.address
+            .parse()
+            .is_ok_and(|ip: Ipv4Addr| !excluded.contains(&ip))
+    }) else {
         bail!(
             "no node can take this job now ({} asked, {} denied, {} silent)",
             report.asked(),
@@ -475,9 +576,6 @@ impl Session {
                 }
             }
             self.check_interrupts()?;
-            if self.accepted_at.is_none() && self.upload_started.elapsed() > ACCEPT_TIMEOUT {
-                bail!("node {} did not accept the job in time", self.label);
-            }
             match self.stream.read(&mut buf) {
                 Ok(0) => return Ok(self.lost("it closed the connection")),
                 Ok(n) => self.decoder.push(&buf[..n]),

@@ -182,6 +182,17 @@ pub fn run(number: u64, stream: TcpStream, me: &Identity, mut job_state: impl Fn
         job: number,
         memory_limit: limit,
     };
+    // A submitter that gave up while this connection waited in the backlog
+    // (its node was busy) has closed it: do not run its job.
+    let pending = job.conn.drain();
+    let killed = pending
+        .as_ref()
+        .is_ok_and(|msgs| msgs.iter().any(|m| matches!(m, HostMsg::Kill)));
+    if job.conn.is_closed() || pending.is_err() || killed {
+        sion_rt::println!("apm: job {number}: hostd gave up before the start");
+        let _ = app::kill(pid, 9);
+        return;
+    }
     if job.send(&accepted).is_err() {
         let _ = app::kill(pid, 9);
         return;
