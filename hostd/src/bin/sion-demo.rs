@@ -84,11 +84,15 @@ struct Job {
 }
 
 impl Job {
-    /// The node hostd chose ("name (id, address)"), from its --verbose output.
+    /// The node that ran the job ("name (id, address)"), from hostd's
+    /// --verbose output: the last node chosen (an earlier choice may have been
+    /// busy and given up).
     fn node(&self) -> Option<&str> {
         self.stderr
             .lines()
-            .find_map(|l| l.strip_prefix("hostd: node ")?.split(" chosen").next())
+            .filter(|l| l.contains(" chosen in "))
+            .filter_map(|l| l.strip_prefix("hostd: node ")?.split(" chosen").next())
+            .last()
     }
 }
 
@@ -343,6 +347,7 @@ fn main() -> Result<()> {
         );
     }
 
+    // Long enough (a few seconds each) that they really overlap.
     step("two exclusive jobs submitted at once");
     let spawn = |n: &str| -> Result<Child> {
         let mut cmd = demo.hostd_cmd(&[
@@ -355,9 +360,9 @@ fn main() -> Result<()> {
         ]);
         Ok(cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?)
     };
-    let (a, b) = (spawn("20000")?, spawn("20001")?);
+    let (a, b) = (spawn("400000")?, spawn("400001")?);
     let mut nodes = Vec::new();
-    for (n, child) in [("20000", a), ("20001", b)] {
+    for (n, child) in [("400000", a), ("400001", b)] {
         let out = child.wait_with_output()?;
         let job = Job {
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
