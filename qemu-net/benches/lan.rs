@@ -15,23 +15,12 @@ fn main() {
         return;
     }
     let lan = TestLan::new("bench");
-    let image = test_image().to_str().unwrap();
-    let out = lan.run(&[
-        "up",
-        "--image",
-        image,
-        "--nodes",
-        "1",
-        "--cmdline",
-        "init=t-netd",
-        "--wait",
-        "--wait-timeout",
-        "90",
-    ]);
-    assert!(out.status.success(), "qemu-net up failed");
-    let addr = lan.addresses().remove(0);
+    let addr = lan.up_test_nodes(1, "init=t-netd").remove(0);
     let figures = lan.probe(&["bench", "--to", &addr, "--probes", "1000"]);
-    println!("$ qemu-net up --image {image} --nodes 1 --cmdline init=t-netd --wait");
+    println!(
+        "$ qemu-net up --image {} --nodes 1 --cmdline init=t-netd --wait",
+        test_image().display()
+    );
     println!("$ qemu-net exec -- {NETPROBE} bench --to {addr} --probes 1000");
     print!("{figures}");
     println!("(QEMU TCG on this machine; SION_QEMU_ACCEL=kvm selects KVM)");

@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{TestLan, serial, skip_reason, test_image};
+use common::{TestLan, serial, skip_reason};
 
 /// Seconds since boot at which the node logged its address.
 fn configured_at(log: &str) -> f64 {
@@ -36,20 +36,7 @@ fn three_nodes_self_configure_and_answer_one_broadcast() {
     }
     let _one_at_a_time = serial();
     let lan = TestLan::new("addr");
-    let image = test_image().to_str().unwrap();
-    let out = lan.run(&[
-        "up",
-        "--image",
-        image,
-        "--nodes",
-        "3",
-        "--wait",
-        "--wait-timeout",
-        "90",
-    ]);
-    assert!(out.status.success(), "qemu-net up failed");
-
-    let addresses = lan.addresses();
+    let addresses = lan.up_test_nodes(3, "");
     assert_eq!(addresses.len(), 3, "{addresses:?}");
     for (i, a) in addresses.iter().enumerate() {
         let octets: Vec<u8> = a.split('.').map(|o| o.parse().unwrap()).collect();
@@ -92,21 +79,7 @@ fn tcp_echo_is_intact_and_a_flood_is_counted_not_fatal() {
     }
     let _one_at_a_time = serial();
     let lan = TestLan::new("tcp");
-    let image = test_image().to_str().unwrap();
-    let out = lan.run(&[
-        "up",
-        "--image",
-        image,
-        "--nodes",
-        "1",
-        "--cmdline",
-        "init=t-netd",
-        "--wait",
-        "--wait-timeout",
-        "90",
-    ]);
-    assert!(out.status.success(), "qemu-net up failed");
-    let addr = lan.addresses().remove(0);
+    let addr = lan.up_test_nodes(1, "init=t-netd").remove(0);
     let out = lan.probe(&["tcp-echo", "--to", &addr, "--bytes", "1048576"]);
     let summary = out
         .lines()

@@ -234,32 +234,8 @@ pub fn spawn(name: &str, arg: &[u8], parent: Option<Pid>) -> Result<Pid, Error> 
     frame.rdi = arg_addr;
     frame.rsi = arg.len() as u64;
 
-    let kernel_stack = KernelStack::new();
-    let saved_rsp = prepare_kernel_stack(&kernel_stack, frame);
-    let mut t = table();
-    let pid = t.next_pid;
-    t.next_pid += 1;
-    t.procs.insert(
-        pid,
-        Box::new(Process {
-            pid,
-            parent,
-            name: name.into(),
-            state: State::Ready,
-            space,
-            senders: VecDeque::new(),
-            wake_value: 0,
-            deadline: None,
-            kind: Kind::Sion,
-            notices: VecDeque::new(),
-            fs_base: 0,
-            tls_base: None,
-            kernel_stack,
-            saved_rsp,
-            fpu: FpuState::new(),
-        }),
-    );
-    t.ready.push_back(pid);
+    let pid = insert(space, frame, parent, name, Kind::Sion, State::Ready);
+    table().ready.push_back(pid);
     Ok(pid)
 }
 
@@ -267,35 +243,54 @@ pub fn spawn(name: &str, arg: &[u8], parent: Option<Pid>) -> Result<Pid, Error> 
 /// Errors: [`Error::NoMemory`].
 pub fn create_application(manager: Pid, name: &str) -> Result<Pid, Error> {
     let space = AddressSpace::new()?;
+    let kind = Kind::Application {
+        manager,
+        abi64: true,
+    };
+    Ok(insert(
+        space,
+        TrapFrame::new_user(0, 0),
+        Some(manager),
+        name,
+        kind,
+        State::Embryo,
+    ))
+}
+
+/// Adds a process to the table with a fresh kernel stack that enters ring 3
+/// with `frame` when first scheduled; returns its new pid.
+fn insert(
+    space: AddressSpace,
+    frame: TrapFrame,
+    parent: Option<Pid>,
+    name: &str,
+    kind: Kind,
+    state: State,
+) -> Pid {
     let kernel_stack = KernelStack::new();
-    let saved_rsp = prepare_kernel_stack(&kernel_stack, TrapFrame::new_user(0, 0));
+    let saved_rsp = prepare_kernel_stack(&kernel_stack, frame);
     let mut t = table();
     let pid = t.next_pid;
     t.next_pid += 1;
-    t.procs.insert(
+    let process = Process {
         pid,
-        Box::new(Process {
-            pid,
-            parent: Some(manager),
-            name: name.into(),
-            state: State::Embryo,
-            space,
-            senders: VecDeque::new(),
-            wake_value: 0,
-            deadline: None,
-            kind: Kind::Application {
-                manager,
-                abi64: true,
-            },
-            notices: VecDeque::new(),
-            fs_base: 0,
-            tls_base: None,
-            kernel_stack,
-            saved_rsp,
-            fpu: FpuState::new(),
-        }),
-    );
-    Ok(pid)
+        parent,
+        name: name.into(),
+        state,
+        space,
+        senders: VecDeque::new(),
+        wake_value: 0,
+        deadline: None,
+        kind,
+        notices: VecDeque::new(),
+        fs_base: 0,
+        tls_base: None,
+        kernel_stack,
+        saved_rsp,
+        fpu: FpuState::new(),
+    };
+    t.procs.insert(pid, Box::new(process));
+    pid
 }
 
 impl Process {

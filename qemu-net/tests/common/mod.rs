@@ -202,6 +202,28 @@ impl TestLan {
             .collect()
     }
 
+    /// Boots `nodes` nodes of the test image with boot arguments `cmdline`,
+    /// waits for their addresses and returns them; panics if `up` fails.
+    pub fn up_test_nodes(&self, nodes: usize, cmdline: &str) -> Vec<String> {
+        let image = test_image().to_str().unwrap();
+        let nodes = nodes.to_string();
+        let mut args = vec![
+            "up",
+            "--image",
+            image,
+            "--nodes",
+            &nodes,
+            "--wait",
+            "--wait-timeout",
+            "90",
+        ];
+        if !cmdline.is_empty() {
+            args.extend(["--cmdline", cmdline]);
+        }
+        assert!(self.run(&args).status.success(), "qemu-net up failed");
+        self.addresses()
+    }
+
     /// The serial log of node `index`.
     pub fn log(&self, index: usize) -> String {
         std::fs::read_to_string(self.run_dir.join(format!("node-{index}.log"))).unwrap_or_default()
