@@ -54,20 +54,14 @@ pub fn target_dir() -> PathBuf {
 }
 
 /// The processes every node image carries, with the package that builds each.
-pub const NODE_PROCESSES: &[(&str, &str)] =
-    &[
-        ("init", "sion-procs"),
-        ("companion-mgr", "sion-cm-node"),
-        ("app-mgr", "sion-apm-node"),
-    ];
+pub const NODE_PROCESSES: &[(&str, &str)] = &[
+    ("init", "sion-procs"),
+    ("companion-mgr", "sion-cm-node"),
+    ("app-mgr", "sion-apm-node"),
+];
 
 /// Packages built for the nodes (`x86_64-unknown-none`).
-const NODE_PACKAGES: &[&str] = &[
-    "sion-kernel",
-    "sion-procs",
-    "sion-cm-node",
-    "sion-apm-node",
-];
+const NODE_PACKAGES: &[&str] = &["sion-kernel", "sion-procs", "sion-cm-node", "sion-apm-node"];
 
 /// Names of the processes in the image: the node processes, plus for the test
 /// image the test processes (`kernel/procs/src/bin/t-*.rs`).

@@ -92,7 +92,7 @@ impl Job {
             .lines()
             .filter(|l| l.contains(" chosen in "))
             .filter_map(|l| l.strip_prefix("hostd: node ")?.split(" chosen").next())
-            .last()
+            .next_back()
     }
 }
 
@@ -156,10 +156,10 @@ fn host_output(cmd: &mut Command) -> Result<String> {
 fn find_busybox() -> Result<PathBuf> {
     for p in ["/bin/busybox", "/usr/bin/busybox"] {
         let out = Command::new("file").arg("-L").arg(p).output();
-        if let Ok(out) = out {
-            if String::from_utf8_lossy(&out.stdout).contains("statically linked") {
-                return Ok(PathBuf::from(p));
-            }
+        if let Ok(out) = out
+            && String::from_utf8_lossy(&out.stdout).contains("statically linked")
+        {
+            return Ok(PathBuf::from(p));
         }
     }
     bail!("no static busybox found: install it with `apt-get install busybox-static`")
