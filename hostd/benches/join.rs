@@ -4,26 +4,23 @@
 //! Run with `cargo bench -p sion-hostd --bench join` as root with QEMU.
 //! The simulation figures come from `cargo run -p sion-companion-mgr --example simbench --release`.
 
-use qemu_net::lan::{Lan, UpOptions};
-use std::path::Path;
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use common::{QEMU, fresh_lan, skip_reason};
+use qemu_net::lan::UpOptions;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 fn main() {
-    if !nix::unistd::geteuid().is_root()
-        || qemu_net::isolation::find_in_path("qemu-system-x86_64").is_none()
-    {
-        eprintln!("benchmark skipped: needs root and qemu-system-x86_64");
+    if let Some(why) = skip_reason(&[QEMU]) {
+        eprintln!("benchmark skipped: {why}");
         return;
     }
     let image = sion_image::build(sion_image::Flavor::Node)
         .expect("building target/sion.img")
         .path;
-    let name = format!("hb-{}", std::process::id());
-    let run_dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join("qemu-net")
-        .join(&name);
-    let lan = Lan::new(&name, Some(run_dir.clone())).expect("a LAN");
+    let (lan, run_dir) = fresh_lan("hb");
     let start = Instant::now();
     let opts = UpOptions {
         nodes: 3,

@@ -7,25 +7,18 @@
 //!
 //! Needs root and QEMU (CI has both); otherwise it prints why and passes.
 
+mod common;
+
+use common::{QEMU, fresh_lan, skip_reason};
 use qemu_net::lan::{Lan, UpOptions};
 use sion_hostd::report::{NodesReport, PlacementReport};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 const HOSTD: &str = env!("CARGO_BIN_EXE_hostd");
 /// The Companion Manager's defaults: dead 5 s after last heard, heartbeats every 1 s.
 const DEAD_BOUND: Duration = Duration::from_secs(5 + 1 + 2);
-
-fn skip_reason() -> Option<&'static str> {
-    if !nix::unistd::geteuid().is_root() {
-        return Some("not running as root (network namespaces and taps need it)");
-    }
-    if qemu_net::isolation::find_in_path("qemu-system-x86_64").is_none() {
-        return Some("qemu-system-x86_64 is not installed (package qemu-system-x86)");
-    }
-    None
-}
 
 /// The LAN and the daemon; both are stopped when this drops, even on failure.
 struct Cluster {
@@ -89,19 +82,14 @@ fn alive_nodes(report: &NodesReport) -> Vec<String> {
 
 #[test]
 fn hostd_sees_the_group_detects_a_death_and_places_by_memory() {
-    if let Some(why) = skip_reason() {
+    if let Some(why) = skip_reason(&[QEMU]) {
         eprintln!("skipped: {why}");
         return;
     }
     let image = sion_image::build(sion_image::Flavor::Node)
         .expect("building target/sion.img")
         .path;
-    let name = format!("hc-{}", std::process::id());
-    let run_dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join("qemu-net")
-        .join(&name);
-    let _ = std::fs::remove_dir_all(&run_dir);
-    let lan = Lan::new(&name, Some(run_dir.clone())).expect("a LAN");
+    let (lan, run_dir) = fresh_lan("hc");
     let mut cluster = Cluster {
         lan,
         daemon: None,

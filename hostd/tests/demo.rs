@@ -5,22 +5,16 @@
 //! distinct nodes. Needs root, QEMU, musl-gcc and busybox-static (CI has
 //! them); otherwise it prints why and passes.
 
+mod common;
+
+use common::{MUSL_GCC, QEMU, skip_reason};
 use std::process::Command;
 
 #[test]
 fn the_demo_runs_real_programs_on_the_cluster() {
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("skipped: not root (the demo builds a private network)");
+    if let Some(why) = skip_reason(&[QEMU, MUSL_GCC]) {
+        eprintln!("skipped: {why}");
         return;
-    }
-    for (tool, package) in [
-        ("qemu-system-x86_64", "qemu-system-x86"),
-        ("musl-gcc", "musl-tools"),
-    ] {
-        if qemu_net::isolation::find_in_path(tool).is_none() {
-            eprintln!("skipped: {tool} is missing (package {package})");
-            return;
-        }
     }
     let name = format!("demo-{}", std::process::id());
     let out = Command::new(env!("CARGO_BIN_EXE_sion-demo"))

@@ -20,6 +20,9 @@
 //! passes. gcc-multilib and busybox-static cases are skipped with a note when
 //! missing.
 
+mod common;
+
+use common::{MUSL_GCC, QEMU, fresh_lan, skip_reason};
 use qemu_net::lan::{Lan, UpOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -29,19 +32,6 @@ use std::time::{Duration, Instant};
 const HOSTD: &str = env!("CARGO_BIN_EXE_hostd");
 /// The node's id: qemu-net gives node 0 this MAC.
 const NODE: &str = "52:54:00:53:4e:00";
-
-fn skip_reason() -> Option<&'static str> {
-    if !nix::unistd::geteuid().is_root() {
-        return Some("not running as root (network namespaces and taps need it)");
-    }
-    if qemu_net::isolation::find_in_path("qemu-system-x86_64").is_none() {
-        return Some("qemu-system-x86_64 is not installed (package qemu-system-x86)");
-    }
-    if qemu_net::isolation::find_in_path("musl-gcc").is_none() {
-        return Some("musl-gcc is not installed (package musl-tools)");
-    }
-    None
-}
 
 fn sources() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/programs")
@@ -149,7 +139,7 @@ fn expect(out: &Output, code: i32, stdout: &str) -> String {
 
 #[test]
 fn static_linux_programs_run_on_a_node_through_hostd_submit() {
-    if let Some(why) = skip_reason() {
+    if let Some(why) = skip_reason(&[QEMU, MUSL_GCC]) {
         eprintln!("skipped: {why}");
         return;
     }
@@ -218,15 +208,8 @@ fn static_linux_programs_run_on_a_node_through_hostd_submit() {
     let image = sion_image::build(sion_image::Flavor::Node)
         .expect("building target/sion.img")
         .path;
-    let name = format!("sq-{}", std::process::id());
-    let run_dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join("qemu-net")
-        .join(&name);
-    let _ = std::fs::remove_dir_all(&run_dir);
-    let node = Node {
-        lan: Lan::new(&name, Some(run_dir.clone())).expect("a LAN"),
-        run_dir,
-    };
+    let (lan, run_dir) = fresh_lan("sq");
+    let node = Node { lan, run_dir };
     node.lan
         .up(&UpOptions {
             nodes: 1,
