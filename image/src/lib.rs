@@ -173,7 +173,12 @@ pub fn qemu_args(image: &Path, memory_mb: u32, cmdline: &str, display: bool) -> 
         ]);
     }
     if std::env::var("SION_QEMU_ACCEL").is_ok_and(|a| a == "kvm") {
-        args.extend(["-accel".into(), "kvm".into()]);
+        args.extend(["-accel".into(), "kvm".into(), "-cpu".into(), "host".into()]);
+    } else {
+        // QEMU's default CPU (AMD vendor, so `syscall` from 32-bit code is
+        // allowed and must be handled) with the protections most PCs since
+        // 2014 have, which the kernel enables when present: SMEP, SMAP, UMIP.
+        args.extend(["-cpu".into(), "qemu64,+smep,+smap,+umip".into()]);
     }
     args
 }

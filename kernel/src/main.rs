@@ -54,7 +54,8 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     }
     log::info!("SiON {VERSION} (Self Integrated Operating-system for Nodes) booting");
 
-    arch::init();
+    let protections = arch::init();
+    log::info!("cpu: {protections}");
     mem::init(&boot_info.memory_regions);
     time::init();
     let ramdisk = match boot_info.ramdisk_addr.into_option() {

@@ -169,7 +169,7 @@ impl Header {
 }
 
 /// What a node's kernel answers to a ping (payload of [`TAG_PONG`], before the
-/// echoed ping payload): 8 little-endian `u64` fields, 64 bytes.
+/// echoed ping payload): 9 little-endian `u64` fields, 72 bytes.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Pong {
     /// The node's id (from its MAC).
@@ -188,13 +188,16 @@ pub struct Pong {
     pub dropped_cluster: u64,
     /// Messages dropped because no process had the service, or its queue was full.
     pub dropped_undeliverable: u64,
+    /// Outgoing unicast datagrams dropped because their neighbour did not answer
+    /// ARP (RFC 826) in time: a dead or departed node.
+    pub unsent_unresolved: u64,
 }
 
 impl Pong {
     /// Encoded length in bytes.
-    pub const LEN: usize = 64;
+    pub const LEN: usize = 72;
 
-    fn fields(&self) -> [u64; 8] {
+    fn fields(&self) -> [u64; 9] {
         [
             self.node,
             self.uptime_ns,
@@ -204,10 +207,11 @@ impl Pong {
             self.dropped_version,
             self.dropped_cluster,
             self.dropped_undeliverable,
+            self.unsent_unresolved,
         ]
     }
 
-    /// The 64-byte encoding.
+    /// The 72-byte encoding.
     pub fn encode(&self) -> [u8; Self::LEN] {
         let mut out = [0u8; Self::LEN];
         for (i, v) in self.fields().into_iter().enumerate() {
@@ -232,10 +236,11 @@ impl Pong {
             dropped_version: f(5)?,
             dropped_cluster: f(6)?,
             dropped_undeliverable: f(7)?,
+            unsent_unresolved: f(8)?,
         })
     }
 
-    /// Total datagrams dropped for any reason.
+    /// Total received datagrams dropped for any reason.
     pub fn dropped(&self) -> u64 {
         self.dropped_truncated
             + self.dropped_magic
@@ -353,10 +358,11 @@ mod tests {
             dropped_version: 6,
             dropped_cluster: 7,
             dropped_undeliverable: 8,
+            unsent_unresolved: 9,
         };
         assert_eq!(Pong::decode(&p.encode()), Some(p));
         assert_eq!(p.dropped(), 30);
-        assert_eq!(Pong::decode(&[0; 63]), None);
+        assert_eq!(Pong::decode(&[0; Pong::LEN - 1]), None);
         assert_eq!(
             node_id_from_mac([0x52, 0x54, 0, 0x53, 0x4e, 1]),
             0x5254_0053_4e01

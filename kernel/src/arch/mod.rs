@@ -5,17 +5,20 @@ pub mod fpu;
 pub mod gdt;
 pub mod idt;
 pub mod pic;
+pub mod protect;
 pub mod qemu;
 pub mod trap;
 
-/// Sets up the CPU for the kernel: GDT and TSS, IDT, the PIC and timer, SSE.
+/// Sets up the CPU for the kernel: GDT and TSS, IDT, the PIC and timer, SSE,
+/// the `syscall` entries, and the protections the CPU has (returned).
 /// Interrupts stay disabled; the scheduler's idle loop enables them.
-pub fn init() {
+pub fn init() -> protect::Protections {
     gdt::init();
     idt::init();
     pic::init();
     fpu::init();
     trap::init_syscall_instruction();
+    protect::init()
 }
 
 /// Disables maskable interrupts.

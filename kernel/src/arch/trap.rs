@@ -102,10 +102,16 @@ unsafe extern "C" fn trap_common() {
         "push r8", "push r9", "push r10", "push r11", "push r12", "push r13", "push r14", "push r15",
         "mov rdi, rsp",
         "cld",
+        // Clear RFLAGS.AC, which a program may have set: with it, SMAP would
+        // not stop kernel accesses to user pages (`clac` needs SMAP; this not).
+        "pushfq",
+        "and qword ptr [rsp], {not_ac}",
+        "popfq",
         "call {dispatch}",
         "jmp {ret}",
         dispatch = sym trap_dispatch,
         ret = sym trap_return,
+        not_ac = const !x86_64::registers::rflags::RFlags::ALIGNMENT_CHECK.bits() as i32,
     )
 }
 
@@ -175,44 +181,73 @@ pub const SYSCALL_INSTRUCTION: u64 = 0x100;
 /// Vector of the i386 Linux system-call interrupt.
 pub const LINUX_INT80: u64 = 0x80;
 
+/// Vector number recorded in the [`TrapFrame`] of a `syscall` instruction
+/// executed by 32-bit (compatibility-mode) code, through CSTAR.
+pub const SYSCALL_COMPAT: u64 = 0x101;
+
 /// Scratch slot for the user stack pointer on `syscall` entry (single CPU,
 /// interrupts off from entry until it is pushed).
 static mut SYSCALL_USER_RSP: u64 = 0;
 
-/// Entry of the `syscall` instruction (LSTAR). The CPU left the user `rip` in
-/// `rcx` and `rflags` in `r11` and did not switch stacks; this builds the same
-/// [`TrapFrame`] an interrupt would (vector [`SYSCALL_INSTRUCTION`]) on the
-/// current process's kernel stack and joins [`trap_common`]. The return is by
-/// `iretq`, which restores every register.
-#[unsafe(naked)]
-pub unsafe extern "C" fn syscall_entry() {
-    naked_asm!(
-        "mov [rip + {scratch}], rsp",
-        "mov rsp, [rip + {top}]",
-        "push {ss}",
-        "push [rip + {scratch}]",
-        "push r11",
-        "push {cs}",
-        "push rcx",
-        "push 0",
-        "push {vector}",
-        "jmp {common}",
-        scratch = sym SYSCALL_USER_RSP,
-        top = sym super::gdt::KERNEL_STACK_TOP,
-        ss = const (4 << 3) | 3,
-        cs = const (5 << 3) | 3,
-        vector = const SYSCALL_INSTRUCTION,
-        common = sym trap_common,
-    )
+/// An entry of the `syscall` instruction. The CPU left the user `rip` in `rcx`
+/// and `rflags` in `r11` and did not switch stacks; the stub builds the same
+/// [`TrapFrame`] an interrupt would (user code segment `$cs`, vector `$vector`)
+/// on the current process's kernel stack and joins [`trap_common`]. The return
+/// is by `iretq`, which restores every register.
+macro_rules! syscall_entry {
+    ($(#[$doc:meta])* $name:ident, $cs:expr, $vector:expr) => {
+        $(#[$doc])*
+        #[unsafe(naked)]
+        pub unsafe extern "C" fn $name() {
+            naked_asm!(
+                "mov [rip + {scratch}], rsp",
+                "mov rsp, [rip + {top}]",
+                "push {ss}",
+                "push [rip + {scratch}]",
+                "push r11",
+                "push {cs}",
+                "push rcx",
+                "push 0",
+                "push {vector}",
+                "jmp {common}",
+                scratch = sym SYSCALL_USER_RSP,
+                top = sym super::gdt::KERNEL_STACK_TOP,
+                ss = const gdt::USER_DATA.0 as u64,
+                cs = const $cs,
+                vector = const $vector,
+                common = sym trap_common,
+            )
+        }
+    };
 }
 
+syscall_entry!(
+    /// Entry of `syscall` from 64-bit code (LSTAR): a Linux x86_64 system call.
+    syscall_entry,
+    gdt::USER_CODE64.0 as u64,
+    SYSCALL_INSTRUCTION
+);
+
+syscall_entry!(
+    /// Entry of `syscall` from 32-bit code (CSTAR), which AMD CPUs (and
+    /// QEMU's default CPU) allow and Intel CPUs answer with #UD. SiON serves
+    /// i386 programs through `int 0x80` only, so the program gets `SIGILL`, as
+    /// on Intel hardware: see [`trap_dispatch`].
+    syscall_compat_entry,
+    gdt::USER_CODE32.0 as u64,
+    SYSCALL_COMPAT
+);
+
 /// Enables the `syscall` instruction: EFER.SCE, the segment bases in STAR, the
-/// entry point in LSTAR, and the flags cleared on entry in SFMASK (IF, TF, DF,
-/// AC), so the kernel runs with interrupts off as after an interrupt gate.
+/// entry points in LSTAR (64-bit code) and CSTAR (32-bit code), and the flags
+/// cleared on entry in SFMASK (IF, TF, DF, AC), so the kernel runs with
+/// interrupts off as after an interrupt gate. `sysenter` stays disabled:
+/// IA32_SYSENTER_CS = 0 makes it raise #GP (Intel SDM Vol. 2B, SYSENTER), and
+/// AMD CPUs in long mode raise #UD; either ends the program with a signal.
 pub fn init_syscall_instruction() {
-    use x86_64::registers::model_specific::{Efer, EferFlags, LStar, SFMask, Star};
+    use x86_64::registers::model_specific::{Efer, EferFlags, LStar, Msr, SFMask, Star};
     use x86_64::registers::rflags::RFlags;
-    // SAFETY: the selectors match the GDT's order, and `syscall_entry` builds a
+    // SAFETY: the selectors match the GDT's order, and both entries build a
     // correct frame on the current kernel stack before enabling anything.
     unsafe {
         Star::write(
@@ -223,6 +258,8 @@ pub fn init_syscall_instruction() {
         )
         .expect("GDT order suits SYSCALL/SYSRET");
         LStar::write(x86_64::VirtAddr::new(syscall_entry as *const () as u64));
+        Msr::new(x86::msr::IA32_CSTAR).write(syscall_compat_entry as *const () as u64);
+        Msr::new(x86::msr::IA32_SYSENTER_CS).write(0);
         SFMask::write(
             RFlags::INTERRUPT_FLAG
                 | RFlags::TRAP_FLAG
@@ -279,6 +316,13 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
         }
         v if v == u64::from(sion_abi::SYSCALL_VECTOR) => crate::syscall::dispatch(frame),
         LINUX_INT80 | SYSCALL_INSTRUCTION => crate::app::linux_syscall(frame),
+        SYSCALL_COMPAT => crate::proc::kill_current(
+            Signal::Ill,
+            &alloc::format!(
+                "syscall instruction in 32-bit code at rip={:#x} (i386 programs use int 0x80)",
+                frame.rip.wrapping_sub(2)
+            ),
+        ),
         v => log::warn!("unexpected interrupt vector {v}"),
     }
 }

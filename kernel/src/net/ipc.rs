@@ -5,6 +5,15 @@
 //! Processes are reached by service number ([`sion_abi::Syscall::Register`]).
 //! Incoming messages wait in a bounded queue per service until the owner
 //! receives them; the kernel's own service 0 answers pings with its counters.
+//!
+//! Outgoing broadcasts and unicasts take separate ways. smoltcp keeps a
+//! datagram whose next hop has no known link-layer address at the head of its
+//! socket's queue while it asks ARP (RFC 826), and retries for ever; one
+//! datagram to a dead node would hold up every datagram behind it, the group's
+//! broadcasts included. So broadcasts leave through the IPC socket, and each
+//! unicast destination gets a [`Lane`] of its own: a lane whose neighbour does
+//! not answer within [`NEIGHBOR_TIMEOUT_NS`] is emptied, and what it held is
+//! counted in [`Pong::unsent_unresolved`].
 
 use super::NetStack;
 use alloc::collections::{BTreeMap, VecDeque};
@@ -22,6 +31,30 @@ const QUEUE_LIMIT: usize = 128;
 const SOCKET_PACKETS: usize = 128;
 /// Source service of a process that has not registered one.
 pub const NO_SERVICE: u32 = u32::MAX;
+/// Unicast lanes: destinations with datagrams in flight at once.
+const LANES: usize = 8;
+/// Datagrams a lane holds for its destination.
+const LANE_PACKETS: usize = 16;
+/// How long a unicast may wait for its neighbour's ARP answer before it is
+/// dropped: three requests one second apart, as Linux's default
+/// `mcast_solicit` (ip-sysctl.rst), in ns.
+pub const NEIGHBOR_TIMEOUT_NS: u64 = 3_000_000_000;
+
+/// A UDP socket that carries unicasts to one destination at a time.
+///
+/// Lane sockets are bound to [`wire::IPC_PORT`] too, so datagrams leave from
+/// the port peers answer to; incoming datagrams still reach the IPC socket,
+/// because smoltcp gives a datagram to the first matching socket in the set
+/// and the IPC socket is added before the lanes, none of which is ever removed.
+struct Lane {
+    socket: SocketHandle,
+    /// The destination whose datagrams the lane holds; `None`: free.
+    dest: Option<IpEndpoint>,
+    /// Datagrams in the socket when last looked at.
+    queued: usize,
+    /// When the lane last got a destination or sent something (ns).
+    progress_ns: u64,
+}
 
 /// A message from the network waiting for its receiver.
 pub struct Inbound {
@@ -29,6 +62,17 @@ pub struct Inbound {
     pub info: MessageInfo,
     /// The payload.
     pub payload: Vec<u8>,
+}
+
+fn udp_socket(packets: usize, rx_packets: usize) -> udp::Socket<'static> {
+    let buffer = |n: usize| {
+        udp::PacketBuffer::new(vec![udp::PacketMetadata::EMPTY; n], vec![0u8; n * 1536])
+    };
+    let mut socket = udp::Socket::new(buffer(rx_packets), buffer(packets));
+    socket
+        .bind(wire::IPC_PORT)
+        .expect("binding the IPC port of a fresh stack");
+    socket
 }
 
 struct Service {
@@ -39,6 +83,7 @@ struct Service {
 /// Services, queues and counters.
 pub struct NetIpc {
     socket: SocketHandle,
+    lanes: [Lane; LANES],
     services: BTreeMap<u32, Service>,
     /// Counters reported in pongs.
     pub stats: Pong,
@@ -47,20 +92,17 @@ pub struct NetIpc {
 }
 
 impl NetIpc {
-    /// Opens the IPC datagram socket on [`wire::IPC_PORT`].
+    /// Opens the IPC datagram socket on [`wire::IPC_PORT`], then the lanes.
     pub fn new(sockets: &mut SocketSet<'static>) -> NetIpc {
-        let buffer = || {
-            udp::PacketBuffer::new(
-                vec![udp::PacketMetadata::EMPTY; SOCKET_PACKETS],
-                vec![0u8; SOCKET_PACKETS * 1536],
-            )
-        };
-        let mut socket = udp::Socket::new(buffer(), buffer());
-        socket
-            .bind(wire::IPC_PORT)
-            .expect("binding the IPC port of a fresh stack");
+        let socket = sockets.add(udp_socket(SOCKET_PACKETS, SOCKET_PACKETS));
         NetIpc {
-            socket: sockets.add(socket),
+            socket,
+            lanes: core::array::from_fn(|_| Lane {
+                socket: sockets.add(udp_socket(LANE_PACKETS, 1)),
+                dest: None,
+                queued: 0,
+                progress_ns: 0,
+            }),
             services: BTreeMap::new(),
             stats: Pong::default(),
             cluster: wire::DEFAULT_CLUSTER,
@@ -156,11 +198,79 @@ pub fn send(
     header
         .encode(payload, &mut datagram)
         .map_err(|_| Error::TooLarge)?;
-    let socket = net.sockets.get_mut::<udp::Socket>(net.ipc.socket);
     let endpoint = IpEndpoint::new(IpAddress::Ipv4(Ipv4Address::from(dest)), wire::IPC_PORT);
-    socket
-        .send_slice(&datagram, endpoint)
-        .map_err(|_| Error::WouldBlock)
+    if broadcast {
+        let socket = net.sockets.get_mut::<udp::Socket>(net.ipc.socket);
+        socket
+            .send_slice(&datagram, endpoint)
+            .map_err(|_| Error::WouldBlock)
+    } else {
+        send_unicast(net, endpoint, &datagram)
+    }
+}
+
+/// Queues a unicast datagram on the lane of `to` (taking a free lane if it
+/// has none). Errors: [`Error::WouldBlock`] when every lane is taken or the
+/// lane is full.
+fn send_unicast(net: &mut NetStack, to: IpEndpoint, datagram: &[u8]) -> Result<(), Error> {
+    let ipc = &mut net.ipc;
+    let lane = match ipc.lanes.iter().position(|l| l.dest == Some(to)) {
+        Some(i) => &mut ipc.lanes[i],
+        None => {
+            let lane = ipc
+                .lanes
+                .iter_mut()
+                .find(|l| l.dest.is_none())
+                .ok_or(Error::WouldBlock)?;
+            lane.dest = Some(to);
+            lane.progress_ns = crate::time::now_ns();
+            lane
+        }
+    };
+    let socket = net.sockets.get_mut::<udp::Socket>(lane.socket);
+    let sent = socket
+        .send_slice(datagram, to)
+        .map_err(|_| Error::WouldBlock);
+    lane.queued = socket.send_queue();
+    if lane.queued == 0 {
+        lane.dest = None;
+    }
+    sent
+}
+
+/// Frees lanes that have sent everything, and empties lanes whose neighbour
+/// has not answered ARP for [`NEIGHBOR_TIMEOUT_NS`] (their datagrams are
+/// counted in [`Pong::unsent_unresolved`]). Called on every poll.
+pub fn maintain_lanes(net: &mut NetStack, now_ns: u64) {
+    for lane in &mut net.ipc.lanes {
+        let Some(dest) = lane.dest else { continue };
+        let socket = net.sockets.get_mut::<udp::Socket>(lane.socket);
+        let queued = socket.send_queue();
+        if queued == 0 {
+            lane.dest = None;
+            continue;
+        }
+        if queued < lane.queued {
+            lane.progress_ns = now_ns;
+        }
+        lane.queued = queued;
+        if now_ns.saturating_sub(lane.progress_ns) < NEIGHBOR_TIMEOUT_NS {
+            continue;
+        }
+        // `close` empties both buffers; binding again makes the lane usable.
+        socket.close();
+        socket
+            .bind(wire::IPC_PORT)
+            .expect("binding a lane that was just closed");
+        net.ipc.stats.unsent_unresolved += queued as u64;
+        lane.dest = None;
+        lane.queued = 0;
+        log::warn!(
+            "net: {} did not answer ARP within {} s: dropped {queued} datagram(s) to it",
+            dest.addr,
+            NEIGHBOR_TIMEOUT_NS / 1_000_000_000
+        );
+    }
 }
 
 fn subnet_broadcast(address: [u8; 4], prefix: u8) -> [u8; 4] {
@@ -242,8 +352,7 @@ fn answer_ping(net: &mut NetStack, ping: &Header, payload: &[u8], endpoint: IpEn
     };
     let mut datagram = vec![0u8; wire::HEADER_LEN + body.len()];
     if header.encode(&body, &mut datagram).is_ok() {
-        let socket = net.sockets.get_mut::<udp::Socket>(net.ipc.socket);
         // Answer to the port the ping came from, so host tools need not bind 7420.
-        let _ = socket.send_slice(&datagram, endpoint);
+        let _ = send_unicast(net, endpoint, &datagram);
     }
 }

@@ -115,6 +115,7 @@ pub fn poll() {
         net.addr
             .advance(&mut net.iface, &mut net.sockets, &mut net.device, now_ns);
         let handled = ipc::process_incoming(net);
+        ipc::maintain_lanes(net, now_ns);
         net.tcp.purge(&mut net.sockets);
         if changed == smoltcp::iface::PollResult::None && handled == 0 {
             break;

@@ -73,11 +73,12 @@ fn main() -> Result<()> {
             )?;
             for (from, pong, rtt) in &pongs {
                 println!(
-                    "pong node={:012x} addr={from} rtt_us={} received={} dropped={}",
+                    "pong node={:012x} addr={from} rtt_us={} received={} dropped={} unsent_unresolved={}",
                     pong.node,
                     rtt.as_micros(),
                     pong.received,
-                    pong.dropped()
+                    pong.dropped(),
+                    pong.unsent_unresolved
                 );
             }
             println!("nodes answering: {}", pongs.len());
@@ -195,7 +196,7 @@ fn flood(to: Ipv4Addr, count: usize) -> Result<()> {
         bail!("{to} did not answer a ping after the flood")
     };
     println!(
-        "flood: node still answers (rtt {} us); counters: received={} truncated={} magic={} version={} cluster={} undeliverable={} dropped_total={}",
+        "flood: node still answers (rtt {} us); counters: received={} truncated={} magic={} version={} cluster={} undeliverable={} dropped_total={} unsent_unresolved={}",
         rtt.as_micros(),
         pong.received,
         pong.dropped_truncated,
@@ -203,7 +204,8 @@ fn flood(to: Ipv4Addr, count: usize) -> Result<()> {
         pong.dropped_version,
         pong.dropped_cluster,
         pong.dropped_undeliverable,
-        pong.dropped()
+        pong.dropped(),
+        pong.unsent_unresolved
     );
     Ok(())
 }
