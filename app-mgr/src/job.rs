@@ -15,7 +15,12 @@
 //! 2. The node checks the ELF file and answers [`NodeMsg::Accepted`] (the job
 //!    runs) or [`NodeMsg::Refused`] (nothing ran; the reason is the loader's
 //!    message, e.g. "dynamically linked: rebuild with -static"), and closes
-//!    the connection after a refusal.
+//!    the connection after a refusal. A node busy with another job answers
+//!    [`NodeMsg::Busy`] right after `Start` unless [`Start::queue`] asks to
+//!    wait for it. Every step has a deadline on the node: `Start` within
+//!    10 s of connecting, program bytes never 10 s apart and, after the
+//!    first 30 s, at 256 KiB/s or faster; a connection that misses one is
+//!    dropped.
 //! 3. While the job runs, the node sends its output ([`NodeMsg::Stdout`],
 //!    [`NodeMsg::Stderr`]), asks for input when the program reads an empty
 //!    stdin ([`NodeMsg::StdinWanted`], answered by [`HostMsg::Stdin`] or
@@ -42,7 +47,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 /// Version of this protocol; a node refuses a [`Start`] with another.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// Largest frame body in bytes (68 KiB): a [`CHUNK`] of data plus room for the
 /// message around it. Larger length prefixes are errors.
@@ -138,6 +143,10 @@ pub struct Start {
     /// `readlink("/proc/self/exe")` answers (static glibc insists on an
     /// absolute path). Empty: the node derives one from `cwd` and `argv[0]`.
     pub exe: Vec<u8>,
+    /// When the node is busy with another job: `true` waits in its queue
+    /// (`hostd submit --node`, balance mode), `false` gets [`NodeMsg::Busy`]
+    /// at once so `hostd` can place the job elsewhere (exclusive mode).
+    pub queue: bool,
 }
 
 /// A message from `hostd` to the node.
@@ -175,6 +184,13 @@ pub enum NodeMsg {
     /// what to do.
     Refused {
         /// One line, e.g. "dynamically linked: ... rebuild with -static".
+        reason: String,
+    },
+    /// The node cannot take the job now and nothing ran: another job runs
+    /// and [`Start::queue`] was not set, or the node's queue is full. `hostd`
+    /// places the job elsewhere or tries again later.
+    Busy {
+        /// One line, e.g. "another job is running".
         reason: String,
     },
     /// Bytes the program wrote to its stdout.
@@ -553,6 +569,7 @@ mod tests {
                 gid: 1000,
                 from: "user@pc".to_string(),
                 exe: b"/home/u/job/hello".to_vec(),
+                queue: true,
             }),
             HostMsg::Start(Start::default()),
             HostMsg::Program(vec![0x7f, b'E', b'L', b'F']),
@@ -662,6 +679,9 @@ mod tests {
             },
             NodeMsg::Refused {
                 reason: "dynamically linked: rebuild with -static".to_string(),
+            },
+            NodeMsg::Busy {
+                reason: "another job is running".to_string(),
             },
             NodeMsg::Stdout(b"hello\n".to_vec()),
             NodeMsg::Stderr(vec![0; CHUNK]),

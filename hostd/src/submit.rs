@@ -120,15 +120,18 @@ pub fn run(socket: &Path, a: SubmitArgs) -> Result<ExitCode> {
     let _ = ctrlc::set_handler(|| {
         INTERRUPT_COUNT.fetch_add(1, Ordering::SeqCst);
     });
-    let start = start_message(&a, &program, files.dir())?;
+    let mut start = start_message(&a, &program, files.dir())?;
     // In exclusive mode a permit is not a reservation: two submitters may
-    // pick the same node. The node serves one job at a time, so the later
-    // connection waits in its backlog; a placed job that is not accepted
-    // within BUSY_AFTER goes elsewhere.
-    let retry = a.node.is_none() && a.mode == ModeArg::Exclusive;
+    // pick the same node. The node runs one job at a time and answers
+    // `Busy` to a job that does not ask to wait; such a job (or one whose
+    // node did not answer within BUSY_AFTER, or refused the connection) is
+    // placed again without that node. `--node` and balance mode wait in the
+    // node's queue.
+    let placing = a.node.is_none();
     let mut excluded: Vec<Ipv4Addr> = Vec::new();
     let mut placement = Duration::ZERO;
-    let (target, stream, decoder, t1) = loop {
+    let mut said_full = false;
+    let (target, stream, (first, decoder), t1) = loop {
         let t0 = Instant::now();
         let target = choose_node(socket, &a, program.len() as u64, &excluded)?;
         placement += t0.elapsed();
@@ -140,19 +143,43 @@ pub fn run(socket: &Path, a: SubmitArgs) -> Result<ExitCode> {
             );
         }
         let t1 = Instant::now();
-        let busy_after = (retry && excluded.len() + 1 < MAX_PLACEMENTS).then_some(BUSY_AFTER);
-        match connect_upload(&target, &start, &program, busy_after, a.verbose)? {
-            Some((stream, decoder)) => break (target, stream, decoder, t1),
-            None => {
+        let may_move = placing && excluded.len() + 1 < MAX_PLACEMENTS;
+        let busy_after = (may_move && a.mode == ModeArg::Exclusive).then_some(BUSY_AFTER);
+        start.queue = busy_after.is_none();
+        match connect_upload(&target, &start, &program, busy_after, a.verbose) {
+            Upload::Started(stream, first, decoder) => {
+                break (target, stream, (first, decoder), t1);
+            }
+            Upload::Busy(reason) if !start.queue => {
                 eprintln!(
-                    "hostd: node {} is busy with another job; placing again without it",
+                    "hostd: node {} is busy ({reason}); placing again without it",
                     target.label
                 );
                 excluded.push(target.ip);
             }
+            Upload::Busy(reason) => {
+                if !said_full {
+                    eprintln!(
+                        "hostd: node {} is busy ({reason}); trying again every second",
+                        target.label
+                    );
+                    said_full = true;
+                }
+                for _ in 0..10 {
+                    if INTERRUPT_COUNT.load(Ordering::SeqCst) > 0 {
+                        eprintln!("hostd: interrupted before the job started");
+                        std::process::exit(130);
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            }
+            Upload::Unreachable(e) if may_move => {
+                eprintln!("hostd: {e:#}; placing again without that node");
+                excluded.push(target.ip);
+            }
+            Upload::Unreachable(e) => return Err(e),
         }
-    };
-    drop(program);
+    };    drop(program);
     let writer = Arc::new(Mutex::new(stream.try_clone()?));
     let (stdin_tx, stdin_rx) = mpsc::channel::<u32>();
     {
@@ -163,6 +190,7 @@ pub fn run(socket: &Path, a: SubmitArgs) -> Result<ExitCode> {
     let mut session = Session {
         stream,
         writer,
+        first: Some(first),
         decoder,
         accepted_at: None,
         upload_started: t1,
@@ -190,87 +218,142 @@ pub fn run(socket: &Path, a: SubmitArgs) -> Result<ExitCode> {
     Ok(ExitCode::from(code))
 }
 
+/// How [`connect_upload`] ended.
+enum Upload {
+    /// The node answered `Accepted` or `Refused`: that answer, and the
+    /// decoder holding what followed it.
+    Started(TcpStream, NodeMsg, Decoder),
+    /// The node is busy: it said so, or did not answer within `busy_after`.
+    Busy(String),
+    /// The node could not be reached, or broke the connection.
+    Unreachable(anyhow::Error),
+}
+
 /// Connects to `target`, sends `Start` and the program, and waits until the
-/// node answers (`Accepted` or `Refused`, left in the returned decoder).
-/// With `busy_after`, a node that has not answered by then (or does not
-/// take the upload) is busy: `None`. Without, it waits as long as the node
-/// lives (TCP keepalive notices a vanished node).
+/// node answers (`Accepted` or `Refused`).
+/// With `busy_after`, a node that has not answered by then is busy. Without,
+/// it waits as long as the node lives (TCP keepalive notices a vanished
+/// node). The program is sent by a second thread, so an early answer (`Busy`,
+/// or `Refused` before the whole program was taken) is read at once.
 fn connect_upload(
     target: &Target,
     start: &Start,
     program: &[u8],
     busy_after: Option<Duration>,
     verbose: bool,
-) -> Result<Option<(TcpStream, Decoder)>> {
+) -> Upload {
     let addr = SocketAddrV4::new(target.ip, JOB_PORT);
-    let mut stream = TcpStream::connect_timeout(&addr.into(), CONNECT_TIMEOUT)
-        .with_context(|| format!("cannot reach node {} at {addr}", target.label))?;
+    let stream = match TcpStream::connect_timeout(&addr.into(), CONNECT_TIMEOUT) {
+        Ok(s) => s,
+        Err(e) => {
+            return Upload::Unreachable(
+                anyhow::Error::new(e)
+                    .context(format!("cannot reach node {} at {addr}", target.label)),
+            );
+        }
+    };
     let _ = stream.set_nodelay(true);
     // Notice a vanished node within seconds even when the job is silent.
     let _ = setsockopt(&stream, sockopt::KeepAlive, &true);
     let _ = setsockopt(&stream, sockopt::TcpKeepIdle, &2);
     let _ = setsockopt(&stream, sockopt::TcpKeepInterval, &1);
     let _ = setsockopt(&stream, sockopt::TcpKeepCount, &4);
+    let lost = |e: std::io::Error, doing: &str| {
+        Upload::Unreachable(
+            anyhow::Error::new(e).context(format!("{doing} node {}", target.label)),
+        )
+    };
+    let mut writer = match stream.try_clone() {
+        Ok(w) => w,
+        Err(e) => return lost(e, "sending the job to"),
+    };
     let began = Instant::now();
-    stream.set_write_timeout(busy_after)?;
-    let mut frames = vec![job::encode(&HostMsg::Start(start.clone()))?];
-    for chunk in program.chunks(CHUNK) {
-        frames.push(job::encode(&HostMsg::Program(chunk.to_vec()))?);
-    }
-    for f in &frames {
-        if let Err(e) = stream.write_all(f) {
-            if busy_after.is_some()
-                && matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                )
-            {
-                return Ok(None);
+    std::thread::scope(|scope| {
+        scope.spawn(move || -> std::io::Result<()> {
+            writer.write_all(&job::encode(&HostMsg::Start(start.clone())).map_err(std::io::Error::other)?)?;
+            for chunk in program.chunks(CHUNK) {
+                let frame = job::encode(&HostMsg::Program(chunk.to_vec())).map_err(std::io::Error::other)?;
+                writer.write_all(&frame)?;
             }
-            return Err(e).with_context(|| format!("sending the job to node {}", target.label));
+            Ok(())
+        });
+        // Whatever ends the wait but an answer that starts the job also ends
+        // the upload, so the sending thread never outlives this scope.
+        let give_up = |stream: &TcpStream| {
+            let _ = stream.shutdown(std::net::Shutdown::Both);
+        };
+        if let Err(e) = stream.set_read_timeout(Some(Duration::from_millis(100))) {
+            give_up(&stream);
+            return lost(e, "waiting for");
         }
-    }
-    stream.set_write_timeout(None)?;
-    stream.set_read_timeout(Some(Duration::from_millis(100)))?;
-    let mut decoder = Decoder::new();
-    let mut buf = [0u8; 4096];
-    let mut said = false;
-    loop {
-        match stream.read(&mut buf) {
-            Ok(0) => bail!(
-                "node {} closed the connection before accepting the job",
-                target.label
-            ),
-            Ok(n) => {
-                decoder.push(&buf[..n]);
-                return Ok(Some((stream, decoder)));
+        let mut decoder = Decoder::new();
+        let mut buf = [0u8; 4096];
+        let mut said = false;
+        loop {
+            match decoder.next_msg::<NodeMsg>() {
+                Ok(Some(NodeMsg::Busy { reason })) => {
+                    give_up(&stream);
+                    return Upload::Busy(reason);
+                }
+                Ok(Some(first)) => {
+                    if matches!(first, NodeMsg::Refused { .. }) {
+                        // The node stopped reading: stop sending.
+                        let _ = stream.shutdown(std::net::Shutdown::Write);
+                    }
+                    return Upload::Started(stream, first, decoder);
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    give_up(&stream);
+                    return Upload::Unreachable(anyhow::anyhow!(
+                        "node {} sent a bad frame: {e}",
+                        target.label
+                    ));
+                }
             }
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted
-                ) => {}
-            Err(e) => {
-                return Err(e).with_context(|| format!("waiting for node {}", target.label));
+            match (&stream).read(&mut buf) {
+                Ok(0) => {
+                    give_up(&stream);
+                    return Upload::Unreachable(anyhow::anyhow!(
+                        "node {} closed the connection before accepting the job",
+                        target.label
+                    ));
+                }
+                Ok(n) => decoder.push(&buf[..n]),
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted
+                    ) => {}
+                Err(e) => {
+                    give_up(&stream);
+                    return lost(e, "waiting for");
+                }
+            }
+            if INTERRUPT_COUNT.load(Ordering::SeqCst) > 0 {
+                eprintln!("hostd: interrupted before the job started");
+                std::process::exit(130);
+            }
+            let waited = began.elapsed();
+            match busy_after {
+                Some(limit) if waited > limit => {
+                    give_up(&stream);
+                    return Upload::Busy(format!(
+                        "no answer within {:.0} s",
+                        limit.as_secs_f64()
+                    ));
+                }
+                None if !said && verbose && waited > BUSY_AFTER => {
+                    eprintln!(
+                        "hostd: node {} is busy with another job; waiting for it",
+                        target.label
+                    );
+                    said = true;
+                }
+                _ => {}
             }
         }
-        if INTERRUPT_COUNT.load(Ordering::SeqCst) > 0 {
-            eprintln!("hostd: interrupted before the job started");
-            std::process::exit(130);
-        }
-        let waited = began.elapsed();
-        match busy_after {
-            Some(limit) if waited > limit => return Ok(None),
-            None if !said && verbose && waited > BUSY_AFTER => {
-                eprintln!(
-                    "hostd: node {} is busy with another job; waiting for it",
-                    target.label
-                );
-                said = true;
-            }
-            _ => {}
-        }
-    }
+    })
 }
 
 fn ms(d: Duration) -> f64 {
@@ -431,6 +514,7 @@ fn start_message(a: &SubmitArgs, program: &[u8], dir: &[u8]) -> Result<Start> {
         uid: nix::unistd::getuid().as_raw(),
         gid: nix::unistd::getgid().as_raw(),
         from: format!("{user}@{host}"),
+        queue: true,
         exe: std::fs::canonicalize(&a.program)
             .map(|p| p.into_os_string().into_vec())
             .unwrap_or_default(),
@@ -498,6 +582,8 @@ fn stdin_pump(asks: mpsc::Receiver<u32>, writer: Arc<Mutex<TcpStream>>) {
 struct Session {
     stream: TcpStream,
     writer: Arc<Mutex<TcpStream>>,
+    /// The node's first answer, read while uploading.
+    first: Option<NodeMsg>,
     decoder: Decoder,
     accepted_at: Option<Instant>,
     upload_started: Instant,
@@ -518,11 +604,14 @@ impl Session {
         let mut stdout = std::io::stdout();
         let mut stderr = std::io::stderr();
         loop {
-            while let Some(msg) = self
-                .decoder
-                .next_msg::<NodeMsg>()
-                .map_err(|e| anyhow::anyhow!("node {} sent a bad frame: {e}", self.label))?
-            {
+            loop {
+                let next = match self.first.take() {
+                    Some(m) => Some(m),
+                    None => self.decoder.next_msg::<NodeMsg>().map_err(|e| {
+                        anyhow::anyhow!("node {} sent a bad frame: {e}", self.label)
+                    })?,
+                };
+                let Some(msg) = next else { break };
                 match msg {
                     NodeMsg::Accepted {
                         node,
@@ -543,6 +632,9 @@ impl Session {
                         let _ = stdout.flush();
                         eprintln!("hostd: node {} refused the program: {reason}", self.label);
                         return Ok(EXIT_REFUSED);
+                    }
+                    NodeMsg::Busy { reason } => {
+                        bail!("node {} said it is busy mid-job: {reason}", self.label)
                     }
                     NodeMsg::Stdout(b) => {
                         let _ = stdout.write_all(&b);

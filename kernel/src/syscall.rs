@@ -77,7 +77,8 @@ fn handle(call: Syscall, a: [u64; 6]) -> Result<u64, Error> {
         }
         Syscall::TcpAccept => {
             let me = current_pid();
-            until_ready(None, || {
+            let deadline = (a[1] != NO_TIMEOUT).then(|| time::now_ns().saturating_add(a[1]));
+            until_ready(deadline, || {
                 net::with(|n| n.tcp.try_accept(&mut n.sockets, me, a[0]))
             })
         }
@@ -92,7 +93,9 @@ fn handle(call: Syscall, a: [u64; 6]) -> Result<u64, Error> {
         }
         Syscall::TcpClose => {
             let me = current_pid();
-            let result = net::with(|n| n.tcp.close(&mut n.sockets, me, a[0])).map(|()| 0);
+            let abort = a[1] != 0;
+            let result =
+                net::with(|n| n.tcp.close(&mut n.sockets, me, a[0], abort)).map(|()| 0);
             net::poll();
             result
         }
@@ -208,7 +211,7 @@ fn tcp_connect(ipv4: u32, port: u16, timeout_ns: u64) -> Result<u64, Error> {
     match result {
         Ok(true) => Ok(handle),
         Ok(false) | Err(_) => {
-            let _ = net::with(|n| n.tcp.close(&mut n.sockets, me, handle));
+            let _ = net::with(|n| n.tcp.close(&mut n.sockets, me, handle, true));
             Err(match result {
                 Err(e) => e,
                 _ => Error::ConnectionRefused,

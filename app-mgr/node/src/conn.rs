@@ -1,6 +1,6 @@
 //! The job's TCP connection to `hostd`: framed messages of
-//! [`sion_app_mgr::job`] over a [`TcpStream`], blocking or drained without
-//! waiting.
+//! [`sion_app_mgr::job`] over a [`TcpStream`], read without waiting or waited
+//! for through the [`Lobby`], which keeps serving the job port meanwhile.
 
 use alloc::vec;
 use alloc::vec::Vec;
@@ -8,6 +8,8 @@ use alloc::vec::Vec;
 use sion_abi::Error;
 use sion_app_mgr::job::{self, Decoder, HostMsg, NodeMsg};
 use sion_rt::sys::TcpStream;
+
+use crate::lobby::Lobby;
 
 /// Why the connection cannot be used any more.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -26,7 +28,7 @@ impl From<job::ProtoError> for ConnError {
     }
 }
 
-/// Bytes read from the socket per `recv`.
+/// Bytes read from the socket per read.
 const RECV_BUF: usize = 16 * 1024;
 
 /// A job connection.
@@ -64,10 +66,37 @@ impl Conn {
         self.stream.send_all(&frame).map_err(|_| ConnError::Closed)
     }
 
+    /// Resets the connection: for peers that are dropped, not served.
+    pub fn abort(self) {
+        self.stream.abort();
+    }
+
+    /// Reads once what has arrived (at most 16 KiB), without waiting; true if
+    /// anything came (bytes or the end of the stream).
+    pub fn read_some(&mut self) -> bool {
+        if self.closed {
+            return false;
+        }
+        match self.stream.recv_timeout(&mut self.buf, 0) {
+            Ok(0) => self.closed = true,
+            Ok(n) => self.decoder.push(&self.buf[..n]),
+            Err(Error::TimedOut | Error::WouldBlock) => return false,
+            Err(_) => self.closed = true,
+        }
+        true
+    }
+
+    /// The next complete message already received, without touching the
+    /// socket.
+    pub fn next_msg(&mut self) -> Result<Option<HostMsg>, ConnError> {
+        Ok(self.decoder.next_msg()?)
+    }
+
     /// The next message, waiting up to `timeout_ns` for it
-    /// ([`sion_abi::NO_TIMEOUT`]: for ever).
-    pub fn recv(&mut self, timeout_ns: u64) -> Result<HostMsg, ConnError> {
+    /// ([`sion_abi::NO_TIMEOUT`]: for ever) while `lobby` serves the job port.
+    pub fn recv(&mut self, lobby: &mut Lobby, timeout_ns: u64) -> Result<HostMsg, ConnError> {
         let deadline = sion_rt::sys::clock_ns().saturating_add(timeout_ns);
+        let mut notice = [0u8; 64];
         loop {
             if let Some(msg) = self.decoder.next_msg()? {
                 return Ok(msg);
@@ -75,23 +104,17 @@ impl Conn {
             if self.closed {
                 return Err(ConnError::Closed);
             }
+            if self.read_some() {
+                continue;
+            }
             let left = deadline.saturating_sub(sion_rt::sys::clock_ns());
             if left == 0 {
                 return Err(ConnError::TimedOut);
             }
-            let wait = if timeout_ns == sion_abi::NO_TIMEOUT {
-                sion_abi::NO_TIMEOUT
-            } else {
-                left
-            };
-            match self.stream.recv_timeout(&mut self.buf, wait) {
-                Ok(0) | Err(Error::ConnectionClosed | Error::ConnectionRefused) => {
-                    self.closed = true;
-                }
-                Ok(n) => self.decoder.push(&self.buf[..n]),
-                Err(Error::TimedOut) => return Err(ConnError::TimedOut),
-                Err(_) => self.closed = true,
-            }
+            self.arm();
+            // Any wake-up (our notice, the deadline, a message the job loop
+            // does not wait for here) leads to another look at the socket.
+            let _ = lobby.receive(&mut notice, left);
         }
     }
 
@@ -99,14 +122,7 @@ impl Conn {
     /// messages. A closed connection is reported with `closed` (the messages
     /// before the close are still returned).
     pub fn drain(&mut self) -> Result<Vec<HostMsg>, ConnError> {
-        while !self.closed {
-            match self.stream.recv_timeout(&mut self.buf, 0) {
-                Ok(0) => self.closed = true,
-                Ok(n) => self.decoder.push(&self.buf[..n]),
-                Err(Error::TimedOut | Error::WouldBlock) => break,
-                Err(_) => self.closed = true,
-            }
-        }
+        while self.read_some() {}
         self.buffered()
     }
 

@@ -8,7 +8,7 @@ use alloc::vec;
 use alloc::vec::Vec;
 
 use sion_abi::app::{LinuxSyscall, TAG_APP_EXITED, TAG_LINUX_SYSCALL};
-use sion_abi::{ANY_SENDER, NO_TIMEOUT, Pid, TAG_TCP_READABLE};
+use sion_abi::{NO_TIMEOUT, Pid, TAG_TCP_READABLE};
 use sion_app_mgr::Abi;
 use sion_app_mgr::errno::Errno;
 use sion_app_mgr::fd::FdTable;
@@ -19,6 +19,7 @@ use sion_rt::sys::{self, app};
 
 use crate::Identity;
 use crate::conn::Conn;
+use crate::lobby::Lobby;
 use crate::rng::Rng;
 
 /// `SIGINT`, the status of a job killed by Ctrl-C.
@@ -72,6 +73,8 @@ pub struct Job<'a> {
     pub abi: Abi,
     /// The connection to `hostd`.
     pub conn: Conn,
+    /// The job port, served whenever the job waits.
+    pub lobby: &'a mut Lobby,
     /// This node.
     pub me: &'a Identity,
     /// Address-space bookkeeping.
@@ -142,7 +145,7 @@ impl Job<'_> {
         self.conn.arm();
         let mut buf = [0u8; 128];
         loop {
-            let info = match sys::receive(&mut buf, ANY_SENDER, NO_TIMEOUT) {
+            let info = match self.lobby.receive(&mut buf, NO_TIMEOUT) {
                 Ok(i) => i,
                 Err(_) => continue,
             };
@@ -314,7 +317,7 @@ impl Job<'_> {
         self.next_id += 1;
         self.send(&NodeMsg::File { id, request })?;
         loop {
-            match self.conn.recv(NO_TIMEOUT) {
+            match self.conn.recv(self.lobby, NO_TIMEOUT) {
                 Ok(HostMsg::FileReply(r)) if r.id == id => return Ok(r),
                 Ok(m) => {
                     self.on_host_msg(m);
@@ -345,7 +348,7 @@ impl Job<'_> {
         let max = max.clamp(1, sion_app_mgr::job::CHUNK as u64) as u32;
         self.send(&NodeMsg::StdinWanted { max })?;
         while self.stdin.is_empty() && !self.stdin_eof {
-            match self.conn.recv(NO_TIMEOUT) {
+            match self.conn.recv(self.lobby, NO_TIMEOUT) {
                 Ok(m) => {
                     self.on_host_msg(m);
                     if self.ending.is_some() {
@@ -367,7 +370,7 @@ impl Job<'_> {
             if now >= deadline_ns {
                 return Ok(());
             }
-            match sys::receive(&mut buf, ANY_SENDER, deadline_ns - now) {
+            match self.lobby.receive(&mut buf, deadline_ns - now) {
                 Ok(info)
                     if info.tag == TAG_TCP_READABLE
                         && buf[..8] == self.conn.handle().to_le_bytes()[..] =>

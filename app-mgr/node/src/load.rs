@@ -1,11 +1,11 @@
-//! Taking a job: receiving `Start` and the program, checking the ELF file,
-//! building the application (segments, stack with argv/envp/auxv) and
-//! running it to its end.
+//! Running a job whose program has arrived: checking the ELF file, building
+//! the application (segments, stack with argv/envp/auxv) and running it to
+//! its end.
 //!
-//! The program is not kept in this process's small heap: it is received
-//! straight into a staging area of the new application's own address space
-//! ([`STAGING`], above every address a program can use while it loads), the
-//! loader reads the headers it needs from there
+//! The program is not kept in this process's small heap: the [`Lobby`]
+//! receives it straight into a staging area of the new application's own
+//! address space ([`STAGING`], above every address a program can use while
+//! it loads), the loader reads the headers it needs from there
 //! ([`sion_app_mgr::elf_load::load_plan_sparse`]), the segments are copied to
 //! their places, and the staging pages are unmapped before the program starts.
 
@@ -18,102 +18,57 @@ use alloc::vec::Vec;
 use sion_abi::app as kapp;
 use sion_app_mgr::Abi;
 use sion_app_mgr::abi::page_up;
-use sion_app_mgr::elf_load::{self, LoadConfig, LoadPlan, PhdrLocation, SparseFile};
+use sion_app_mgr::elf_load::{self, LoadConfig, LoadPlan, PhdrLocation};
 use sion_app_mgr::fd::FdTable;
-use sion_app_mgr::job::{HostMsg, NodeMsg, PROTOCOL_VERSION, Start, shell_status};
+use sion_app_mgr::job::{HostMsg, NodeMsg, Start, shell_status};
 use sion_app_mgr::stack::{self, StackSpec};
 use sion_app_mgr::vm::AddressSpace;
-use sion_rt::sys::{self, TcpStream, app};
+use sion_rt::sys::{self, app};
 
 use crate::Identity;
-use crate::conn::Conn;
 use crate::job::{E, Job, Stats};
+use crate::lobby::{Lobby, Ready, refuse};
 use crate::rng::Rng;
 
 /// Where the program file is staged in the application's address space while
 /// it loads (above the i386 range, below the x86_64 mmap area's usual
 /// addresses; a program whose segments would overlap it is refused).
 pub const STAGING: u64 = 0x6000_0000_0000;
-/// Bytes of the file's start kept in memory for the ELF checks.
-const PREFIX: usize = 16 * 1024;
-/// How long to wait for `Start` (ns).
-const START_TIMEOUT: u64 = 10_000_000_000;
-/// How long to wait for each program chunk (ns).
-const CHUNK_TIMEOUT: u64 = 30_000_000_000;
 /// Main stack size when the program does not ask (`PT_GNU_STACK` size): 8 MiB
 /// (Linux's default `RLIMIT_STACK`), or 1 MiB for jobs with less than 256 MiB.
 const STACK_SIZE: u64 = 8 << 20;
 
-/// Serves one connection: a job from start to end. `job_state(n)` tells the
-/// Companion Manager how many jobs run.
-pub fn run(number: u64, stream: TcpStream, me: &Identity, mut job_state: impl FnMut(u16)) {
-    let mut conn = Conn::new(stream);
-    let start = match conn.recv(START_TIMEOUT) {
-        Ok(HostMsg::Start(s)) => s,
-        Ok(_) => {
-            refuse(
-                &mut conn,
-                number,
-                "protocol error: the job did not begin with Start",
-            );
-            return;
-        }
-        Err(_) => return,
-    };
-    if start.version != PROTOCOL_VERSION {
-        let why = format!(
-            "job protocol version {} but this node speaks {PROTOCOL_VERSION}: use a hostd that matches the node image",
-            start.version
-        );
-        refuse(&mut conn, number, &why);
-        return;
-    }
-    let spare = spare_memory();
+/// Loads and runs a job whose program has arrived (see [`Lobby`]), to its
+/// end. `job_state(n)` tells the Companion Manager how many jobs run.
+pub fn run(ready: Ready, lobby: &mut Lobby, me: &Identity, mut job_state: impl FnMut(u16)) {
+    let Ready {
+        number,
+        mut conn,
+        start,
+        pid,
+        program,
+    } = ready;
+    let staged = page_up(start.program_len).unwrap_or(0);
+    // The staging area is freed once the program is loaded.
+    let spare = spare_memory() + staged;
     let limit = start.memory_limit.map_or(spare, |m| m.min(spare));
-    if start.program_len > limit {
-        let why = format!(
-            "the program ({} KiB) does not fit in the job's memory limit ({} KiB)",
-            start.program_len >> 10,
-            limit >> 10
-        );
-        refuse(&mut conn, number, &why);
-        return;
-    }
-    let pid = match app::create() {
-        Ok(p) => p,
-        Err(e) => {
-            refuse(
-                &mut conn,
-                number,
-                &format!("the node cannot create an application: {e}"),
-            );
-            return;
-        }
+    let config = LoadConfig {
+        max_image_size: limit.min(1 << 30),
+        ..LoadConfig::default()
     };
-    let received = receive_program(&mut conn, pid, start.program_len);
-    let (plan, config) = match received.and_then(|mut sparse| {
-        let config = LoadConfig {
-            max_image_size: limit.min(1 << 30),
-            ..LoadConfig::default()
-        };
-        elf_load::load_plan_sparse(&mut sparse, &config, |off, len| {
-            let mut v = vec![0u8; len as usize];
-            app::read(pid, STAGING + off, &mut v).ok()?;
-            Some(v)
-        })
-        .map(|p| (p, config))
-        .map_err(|e| Some(e.to_string()))
+    let mut sparse = program;
+    let plan = match elf_load::load_plan_sparse(&mut sparse, &config, |off, len| {
+        let mut v = vec![0u8; len as usize];
+        app::read(pid, STAGING + off, &mut v).ok()?;
+        Some(v)
     }) {
         Ok(p) => p,
-        Err(why) => {
+        Err(e) => {
             let _ = app::kill(pid, 9);
-            if let Some(why) = why {
-                refuse(&mut conn, number, &why);
-            }
+            refuse(conn, number, &e.to_string());
             return;
         }
     };
-    let staged = page_up(start.program_len).unwrap_or(0);
     if plan
         .segments
         .iter()
@@ -121,12 +76,23 @@ pub fn run(number: u64, stream: TcpStream, me: &Identity, mut job_state: impl Fn
     {
         let _ = app::kill(pid, 9);
         refuse(
-            &mut conn,
+            conn,
             number,
             &format!(
                 "the program loads at {STAGING:#x}, where this node stages programs; relink it elsewhere"
             ),
         );
+        return;
+    }
+    // A submitter that gave up while its job waited (its node was busy) has
+    // closed the connection: do not run its job.
+    let pending = conn.drain();
+    let killed = pending
+        .as_ref()
+        .is_ok_and(|msgs| msgs.iter().any(|m| matches!(m, HostMsg::Kill)));
+    if conn.is_closed() || pending.is_err() || killed {
+        sion_rt::println!("apm: job {number}: hostd gave up before the start");
+        let _ = app::kill(pid, 9);
         return;
     }
 
@@ -136,6 +102,7 @@ pub fn run(number: u64, stream: TcpStream, me: &Identity, mut job_state: impl Fn
         pid,
         abi: plan.abi,
         conn,
+        lobby,
         me,
         vm: AddressSpace::new(layout, limit),
         fds: FdTable::default(),
@@ -172,7 +139,7 @@ pub fn run(number: u64, stream: TcpStream, me: &Identity, mut job_state: impl Fn
         Ok(v) => v,
         Err(why) => {
             let _ = app::kill(pid, 9);
-            refuse(&mut job.conn, number, &why);
+            refuse(job.conn, number, &why);
             return;
         }
     };
@@ -182,17 +149,6 @@ pub fn run(number: u64, stream: TcpStream, me: &Identity, mut job_state: impl Fn
         job: number,
         memory_limit: limit,
     };
-    // A submitter that gave up while this connection waited in the backlog
-    // (its node was busy) has closed it: do not run its job.
-    let pending = job.conn.drain();
-    let killed = pending
-        .as_ref()
-        .is_ok_and(|msgs| msgs.iter().any(|m| matches!(m, HostMsg::Kill)));
-    if job.conn.is_closed() || pending.is_err() || killed {
-        sion_rt::println!("apm: job {number}: hostd gave up before the start");
-        let _ = app::kill(pid, 9);
-        return;
-    }
     if job.send(&accepted).is_err() {
         let _ = app::kill(pid, 9);
         return;
@@ -235,55 +191,11 @@ pub fn run(number: u64, stream: TcpStream, me: &Identity, mut job_state: impl Fn
     );
 }
 
-/// Sends `Refused` and logs it.
-fn refuse(conn: &mut Conn, number: u64, why: &str) {
-    sion_rt::println!("apm: job {number} refused: {why}");
-    let _ = conn.send(&NodeMsg::Refused {
-        reason: why.to_string(),
-    });
-}
-
 /// Memory a job may use: free memory minus [`crate::RESERVED_MEMORY`].
-fn spare_memory() -> u64 {
+pub fn spare_memory() -> u64 {
     sys::sysinfo()
         .map(|i| i.free_bytes.saturating_sub(crate::RESERVED_MEMORY))
         .unwrap_or(0)
-}
-
-/// Receives `len` program bytes into the staging area of `pid`. The error is
-/// `None` when the connection broke (nobody to tell), or a reason to refuse.
-fn receive_program(conn: &mut Conn, pid: u64, len: u64) -> Result<SparseFile, Option<String>> {
-    let mut sparse = SparseFile::new(len);
-    if len == 0 {
-        return Ok(sparse);
-    }
-    let staged = page_up(len).ok_or(Some(String::from("program too large")))?;
-    app::map(pid, STAGING, staged, kapp::PROT_READ | kapp::PROT_WRITE)
-        .map_err(|e| Some(format!("the node cannot hold the program: {e}")))?;
-    let mut prefix = Vec::new();
-    let mut got = 0u64;
-    while got < len {
-        match conn.recv(CHUNK_TIMEOUT) {
-            Ok(HostMsg::Program(bytes)) => {
-                if got + bytes.len() as u64 > len {
-                    return Err(Some(String::from(
-                        "protocol error: more program bytes than announced",
-                    )));
-                }
-                if prefix.len() < PREFIX {
-                    let n = (PREFIX - prefix.len()).min(bytes.len());
-                    prefix.extend_from_slice(&bytes[..n]);
-                }
-                app::write(pid, STAGING + got, &bytes)
-                    .map_err(|e| Some(format!("the node cannot hold the program: {e}")))?;
-                got += bytes.len() as u64;
-            }
-            Ok(HostMsg::Kill) | Err(_) => return Err(None),
-            Ok(_) => {}
-        }
-    }
-    sparse.add(0, prefix);
-    Ok(sparse)
 }
 
 /// Maps and fills the program's segments and stack; returns the entry point

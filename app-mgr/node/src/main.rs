@@ -1,9 +1,10 @@
 //! The App-Program Manager process of a SiON node (SiON paper §3.2.3, §4.2.2;
 //! DESIGN.md "App-Program Manager"): it listens on the job port
-//! ([`JOB_PORT`], TCP 7421) for `hostd submit`, takes one job at a time to
-//! completion (the paper's single-task virtual machine; a second submitter
-//! waits in the listen backlog), checks and loads the static Linux program it
-//! is sent, runs it as an application, and serves its Linux system calls —
+//! ([`JOB_PORT`], TCP 7421) for `hostd submit`, runs one job at a time to
+//! completion (the paper's single-task virtual machine) while its [`lobby`]
+//! keeps serving the port (later submitters wait or hear "busy"; idle and
+//! slow connections are dropped), checks and loads the static Linux program
+//! it is sent, runs it as an application, and serves its Linux system calls —
 //! on the node, or forwarded to the submitting `hostd` for file I/O.
 //!
 //! Its spawn argument is the Companion Manager's pid (`u64` little-endian,
@@ -22,6 +23,7 @@ mod conn;
 mod io;
 mod job;
 mod load;
+mod lobby;
 mod misc;
 mod paths;
 mod rng;
@@ -68,18 +70,11 @@ fn main(arg: &[u8]) -> i32 {
         }
     };
     sion_rt::println!("apm: taking jobs on port {JOB_PORT} as {}", me.name);
-    let mut number = 0u64;
+    let mut lobby = lobby::Lobby::new(listener);
     loop {
-        let stream = match listener.accept() {
-            Ok(s) => s,
-            Err(e) => {
-                sion_rt::println!("apm: accept failed: {e}");
-                sys::sleep_ns(100_000_000);
-                continue;
-            }
-        };
-        number += 1;
-        load::run(number, stream, &me, |running| job_state(cm, running));
+        let ready = lobby.next_ready();
+        load::run(ready, &mut lobby, &me, |running| job_state(cm, running));
+        lobby.job_done();
     }
 }
 

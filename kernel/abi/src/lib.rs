@@ -99,7 +99,9 @@ pub enum Syscall {
     /// `tcp_listen(port: u16) -> handle`: listen for TCP connections.
     /// Errors: [`Error::InUse`], [`Error::NetworkDown`].
     TcpListen = 14,
-    /// `tcp_accept(listener) -> handle`: block until a connection arrives.
+    /// `tcp_accept(listener, timeout_ns) -> handle`: wait up to `timeout_ns`
+    /// ([`NO_TIMEOUT`]: for ever; 0: do not wait) for a connection.
+    /// Errors: [`Error::TimedOut`].
     TcpAccept = 15,
     /// `tcp_connect(ipv4: u32, port: u16, timeout_ns) -> handle`: block until
     /// connected. Errors: [`Error::ConnectionRefused`], [`Error::TimedOut`].
@@ -111,7 +113,8 @@ pub enum Syscall {
     /// ([`NO_TIMEOUT`]: for ever; 0: do not wait) for data; 0 means the peer
     /// closed its side. Errors: [`Error::TimedOut`].
     TcpRecv = 18,
-    /// `tcp_close(handle) -> 0`: close (after sending what is queued) and free.
+    /// `tcp_close(handle, abort) -> 0`: close (after sending what is queued;
+    /// with `abort` != 0, reset the connection at once) and free.
     TcpClose = 19,
     /// `sysinfo(out: *mut SysInfo) -> 0`: memory, uptime and idle time.
     SysInfo = 20,
@@ -144,7 +147,8 @@ pub enum Syscall {
     /// `status` (its `exit_group`, or a kill).
     AppKill = 28,
     /// `tcp_notify(handle) -> 0`: once data or the end of the stream is ready to
-    /// read on `handle`, queue one message for the caller with tag
+    /// read on stream `handle` (or, for a listener, a connection is ready to
+    /// accept), queue one message for the caller with tag
     /// [`TAG_TCP_READABLE`] and the handle (`u64`, little-endian) as payload, so
     /// a process can wait for sockets and messages in one `receive`. One-shot:
     /// call again after reading.

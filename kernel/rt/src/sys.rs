@@ -185,7 +185,25 @@ impl TcpListener {
 
     /// Waits for the next connection.
     pub fn accept(&self) -> Result<TcpStream, Error> {
-        call(Syscall::TcpAccept, [self.0, 0, 0, 0, 0, 0]).map(TcpStream)
+        call(Syscall::TcpAccept, [self.0, NO_TIMEOUT, 0, 0, 0, 0]).map(TcpStream)
+    }
+
+    /// The next connection if one has arrived, without waiting.
+    pub fn try_accept(&self) -> Option<TcpStream> {
+        call(Syscall::TcpAccept, [self.0, 0, 0, 0, 0, 0])
+            .ok()
+            .map(TcpStream)
+    }
+
+    /// Asks for one [`sion_abi::TAG_TCP_READABLE`] message once a connection
+    /// is ready to accept.
+    pub fn notify_acceptable(&self) -> Result<(), Error> {
+        call(Syscall::TcpNotify, [self.0, 0, 0, 0, 0, 0]).map(|_| ())
+    }
+
+    /// The kernel's handle number (as carried by notices).
+    pub fn handle(&self) -> u64 {
+        self.0
     }
 }
 
@@ -255,6 +273,13 @@ impl TcpStream {
     /// The kernel's handle number (as carried by readable notices).
     pub fn handle(&self) -> u64 {
         self.0
+    }
+
+    /// Resets the connection at once (TCP RST), discarding what is queued
+    /// either way: for peers that are dropped rather than served.
+    pub fn abort(self) {
+        let _ = call(Syscall::TcpClose, [self.0, 1, 0, 0, 0, 0]);
+        core::mem::forget(self);
     }
 }
 

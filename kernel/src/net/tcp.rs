@@ -18,6 +18,10 @@ const BACKLOG: usize = 4;
 const BUFFER: usize = 64 * 1024;
 /// First local port for outgoing connections (IANA dynamic range).
 const EPHEMERAL_FIRST: u16 = 49152;
+/// How long a closed stream may wait for its peer to finish closing before it
+/// is reset and freed (ns): Linux's `tcp_fin_timeout` default, 60 s
+/// (ip-sysctl.rst), so a peer that never closes its side cannot pin sockets.
+const CLOSE_TIMEOUT_NS: u64 = 60_000_000_000;
 
 enum Kind {
     Listener {
@@ -38,7 +42,8 @@ struct Entry {
 #[derive(Default)]
 pub struct TcpTable {
     entries: BTreeMap<u64, Entry>,
-    closing: Vec<SocketHandle>,
+    /// Streams finishing their close, with when it began (ns).
+    closing: Vec<(SocketHandle, u64)>,
     next_handle: u64,
     next_port: u16,
 }
@@ -48,6 +53,12 @@ fn new_socket() -> tcp::Socket<'static> {
         tcp::SocketBuffer::new(vec![0; BUFFER]),
         tcp::SocketBuffer::new(vec![0; BUFFER]),
     )
+}
+
+/// A backlog socket whose handshake is done (the peer may already have sent
+/// its FIN): ready to accept.
+fn is_established(s: &tcp::Socket) -> bool {
+    matches!(s.state(), State::Established | State::CloseWait)
 }
 
 impl TcpTable {
@@ -121,10 +132,9 @@ impl TcpTable {
             return Err(Error::BadHandle);
         }
         let port = *port;
-        let ready = backlog.iter().position(|h| {
-            let s = sockets.get::<tcp::Socket>(*h);
-            matches!(s.state(), State::Established | State::CloseWait)
-        });
+        let ready = backlog
+            .iter()
+            .position(|h| is_established(sockets.get::<tcp::Socket>(*h)));
         let Some(i) = ready else { return Ok(None) };
         let handle = backlog.remove(i);
         let mut replacement = new_socket();
@@ -215,13 +225,15 @@ impl TcpTable {
         Ok(None)
     }
 
-    /// Closes a handle: a stream finishes sending, then is freed; a listener
-    /// stops listening.
+    /// Closes a handle: a stream finishes sending, then is freed (with
+    /// `abort`, it is reset at once: RFC 793 "ABORT"); a listener stops
+    /// listening.
     pub fn close(
         &mut self,
         sockets: &mut SocketSet<'static>,
         owner: Pid,
         handle: u64,
+        abort: bool,
     ) -> Result<(), Error> {
         match self.entries.get(&handle) {
             Some(e) if e.owner == owner => {}
@@ -230,51 +242,74 @@ impl TcpTable {
         let entry = self.entries.remove(&handle).expect("checked above");
         match entry.kind {
             Kind::Stream(h) => {
-                sockets.get_mut::<tcp::Socket>(h).close();
-                self.closing.push(h);
+                let s = sockets.get_mut::<tcp::Socket>(h);
+                if abort {
+                    s.abort();
+                } else {
+                    s.close();
+                }
+                self.closing.push((h, crate::time::now_ns()));
             }
             Kind::Listener { backlog, .. } => {
                 for h in backlog {
                     sockets.get_mut::<tcp::Socket>(h).abort();
-                    self.closing.push(h);
+                    self.closing.push((h, crate::time::now_ns()));
                 }
             }
         }
         Ok(())
     }
 
-    /// Arms the one-shot readable notice of a stream. Errors: [`Error::BadHandle`].
+    /// Arms the one-shot readable notice of a stream or listener.
+    /// Errors: [`Error::BadHandle`].
     pub fn arm_notify(&mut self, owner: Pid, handle: u64) -> Result<(), Error> {
-        self.stream(owner, handle)?;
-        self.entries.get_mut(&handle).expect("checked above").notify = true;
-        Ok(())
+        match self.entries.get_mut(&handle) {
+            Some(e) if e.owner == owner => {
+                e.notify = true;
+                Ok(())
+            }
+            _ => Err(Error::BadHandle),
+        }
     }
 
-    /// Armed streams that are now readable (data or end of stream), disarmed:
+    /// Armed handles that are now readable, disarmed: streams with data or at
+    /// the end of the stream, listeners with a connection to accept.
     /// (owner, handle) pairs to notify.
     pub fn take_readable(&mut self, sockets: &SocketSet<'static>) -> Vec<(Pid, u64)> {
         let mut ready = Vec::new();
         for (handle, entry) in self.entries.iter_mut() {
-            if let (true, Kind::Stream(h)) = (entry.notify, &entry.kind) {
-                let s = sockets.get::<tcp::Socket>(*h);
-                if s.can_recv() || !s.may_recv() {
-                    entry.notify = false;
-                    ready.push((entry.owner, *handle));
+            if !entry.notify {
+                continue;
+            }
+            let readable = match &entry.kind {
+                Kind::Stream(h) => {
+                    let s = sockets.get::<tcp::Socket>(*h);
+                    s.can_recv() || !s.may_recv()
                 }
+                Kind::Listener { backlog, .. } => backlog
+                    .iter()
+                    .any(|h| is_established(sockets.get::<tcp::Socket>(*h))),
+            };
+            if readable {
+                entry.notify = false;
+                ready.push((entry.owner, *handle));
             }
         }
         ready
     }
 
-    /// Frees sockets that have finished closing.
+    /// Frees sockets that have finished closing, and resets those whose peer
+    /// has not finished within [`CLOSE_TIMEOUT_NS`].
     pub fn purge(&mut self, sockets: &mut SocketSet<'static>) {
-        self.closing.retain(|h| {
-            let done = matches!(
-                sockets.get::<tcp::Socket>(*h).state(),
-                State::Closed | State::TimeWait
-            );
+        let now = crate::time::now_ns();
+        self.closing.retain(|&(h, since)| {
+            let s = sockets.get_mut::<tcp::Socket>(h);
+            if now.saturating_sub(since) > CLOSE_TIMEOUT_NS {
+                s.abort();
+            }
+            let done = matches!(s.state(), State::Closed | State::TimeWait);
             if done {
-                sockets.remove(*h);
+                sockets.remove(h);
             }
             !done
         });
@@ -289,7 +324,7 @@ impl TcpTable {
             .map(|(h, _)| *h)
             .collect();
         for h in handles {
-            let _ = self.close(sockets, pid, h);
+            let _ = self.close(sockets, pid, h, false);
         }
     }
 }

@@ -1,0 +1,502 @@
+//! The job port's lobby: every connection from its arrival to the start of
+//! its job, served while the node is idle, while a job loads and while it
+//! runs, so no connection can hold the port.
+//!
+//! A connection goes through these stages, each with a deadline:
+//!
+//! 1. **Arriving**: accepted at once (the listener notifies the lobby); it
+//!    must send [`Start`] within [`START_TIMEOUT_NS`]. At most
+//!    [`MAX_ARRIVING`] wait; a new one evicts the oldest.
+//! 2. **Uploading**: while no job runs, up to [`MAX_UPLOADS`] programs arrive
+//!    side by side, each into the staging area of its own new application
+//!    (see [`crate::load`]), so a slow sender delays nobody else. Bytes may
+//!    not stop for [`STEP_TIMEOUT_NS`], and after a grace of
+//!    [`UPLOAD_BASE_NS`] they must keep up at least 1 MiB per [`NS_PER_MIB`],
+//!    so a trickle cannot hold the memory it was given for long.
+//! 3. **Ready**: the program is complete; the job waits for the node.
+//!
+//! While a job runs, a new `Start` gets [`NodeMsg::Busy`] unless it asks to
+//! wait ([`Start::queue`]); waiting ones (at most [`MAX_WAITING`]) upload
+//! when the node is free again. Connections dropped for missing a deadline
+//! are reset and counted ([`LobbyStats`]).
+
+use alloc::collections::VecDeque;
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+
+use sion_abi::app as kapp;
+use sion_abi::{ANY_SENDER, Error, MessageInfo, NO_TIMEOUT, Pid, TAG_TCP_READABLE};
+use sion_app_mgr::abi::page_up;
+use sion_app_mgr::elf_load::SparseFile;
+use sion_app_mgr::job::{HostMsg, NodeMsg, PROTOCOL_VERSION, Start};
+use sion_rt::sys::{self, TcpListener, app};
+
+use crate::conn::Conn;
+use crate::load::STAGING;
+
+/// How long a new connection may take to send `Start` (10 s, ns).
+pub const START_TIMEOUT_NS: u64 = 10_000_000_000;
+/// Longest pause between program bytes during an upload (10 s, ns).
+pub const STEP_TIMEOUT_NS: u64 = 10_000_000_000;
+/// Grace every upload has before its rate counts (30 s, ns).
+pub const UPLOAD_BASE_NS: u64 = 30_000_000_000;
+/// Upload time allowed per MiB received (4 s, ns: at least 256 KiB/s).
+pub const NS_PER_MIB: u64 = 4_000_000_000;
+/// Connections without `Start` kept at once.
+pub const MAX_ARRIVING: usize = 16;
+/// Uploads at once.
+pub const MAX_UPLOADS: usize = 4;
+/// Jobs waiting for the node (uploaded or waiting to upload) at once.
+pub const MAX_WAITING: usize = 8;
+/// Bytes of the program's start kept in memory for the ELF checks.
+const PREFIX: usize = 16 * 1024;
+
+/// What happened to connections, for the log and tests.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LobbyStats {
+    /// Connections accepted.
+    pub accepted: u64,
+    /// Dropped without `Start` in time, or evicted by newer arrivals.
+    pub idle: u64,
+    /// Dropped because their upload missed a deadline.
+    pub slow: u64,
+    /// Answered [`NodeMsg::Busy`].
+    pub busy: u64,
+}
+
+/// A connection that has not sent `Start` yet.
+struct Arriving {
+    number: u64,
+    conn: Conn,
+    deadline_ns: u64,
+}
+
+/// A job whose program is arriving.
+struct Upload {
+    number: u64,
+    conn: Conn,
+    start: Start,
+    pid: Pid,
+    got: u64,
+    prefix: Vec<u8>,
+    began_ns: u64,
+    last_ns: u64,
+}
+
+/// A job that waits for the node before its upload.
+struct Waiting {
+    number: u64,
+    conn: Conn,
+    start: Start,
+}
+
+/// A job whose program has arrived: an application with the program in its
+/// staging area, waiting to be loaded and run ([`crate::load::run`]).
+pub struct Ready {
+    /// Job number on this node.
+    pub number: u64,
+    /// The connection to `hostd`.
+    pub conn: Conn,
+    /// What `hostd` asked for.
+    pub start: Start,
+    /// The application (not started).
+    pub pid: Pid,
+    /// The program: its length and first bytes (the rest is staged).
+    pub program: SparseFile,
+}
+
+/// The job port and every connection not yet running a job.
+pub struct Lobby {
+    listener: TcpListener,
+    arriving: VecDeque<Arriving>,
+    uploads: Vec<Upload>,
+    waiting: VecDeque<Waiting>,
+    ready: VecDeque<Ready>,
+    /// A job has been taken and not finished.
+    busy: bool,
+    last_number: u64,
+    /// Counters.
+    pub stats: LobbyStats,
+}
+
+impl Lobby {
+    /// Serves `listener`.
+    pub fn new(listener: TcpListener) -> Lobby {
+        let _ = listener.notify_acceptable();
+        Lobby {
+            listener,
+            arriving: VecDeque::new(),
+            uploads: Vec::new(),
+            waiting: VecDeque::new(),
+            ready: VecDeque::new(),
+            busy: false,
+            last_number: 0,
+            stats: LobbyStats::default(),
+        }
+    }
+
+    /// Waits until a job is ready for the node and takes it; the node is busy
+    /// until [`Lobby::job_done`].
+    pub fn next_ready(&mut self) -> Ready {
+        let mut buf = [0u8; 128];
+        loop {
+            if let Some(r) = self.ready.pop_front() {
+                self.busy = true;
+                return r;
+            }
+            // Messages that are not the lobby's (a notice left from an ended
+            // job, an application's end) are of no use now.
+            let _ = self.receive(&mut buf, NO_TIMEOUT);
+        }
+    }
+
+    /// The job taken by [`Lobby::next_ready`] has ended: the node is free
+    /// for waiting jobs, which start their uploads.
+    pub fn job_done(&mut self) {
+        self.busy = false;
+        self.promote();
+    }
+
+    /// Receives the next message for the caller, as `sys::receive(buf,
+    /// ANY_SENDER, timeout_ns)` does, serving the job port meanwhile: its
+    /// notices and deadlines are handled here and never returned.
+    /// Errors: [`Error::TimedOut`].
+    pub fn receive(&mut self, buf: &mut [u8], timeout_ns: u64) -> Result<MessageInfo, Error> {
+        let deadline = sys::clock_ns().saturating_add(timeout_ns);
+        loop {
+            let now = sys::clock_ns();
+            self.expire(now);
+            if now >= deadline {
+                return Err(Error::TimedOut);
+            }
+            let wake = deadline.min(self.next_deadline());
+            let wait = if wake == u64::MAX {
+                NO_TIMEOUT
+            } else {
+                wake.saturating_sub(now)
+            };
+            match sys::receive(buf, ANY_SENDER, wait) {
+                Ok(info) if info.tag == TAG_TCP_READABLE && info.sender == 0 => {
+                    let handle = u64::from_le_bytes(buf[..8].try_into().unwrap_or([0; 8]));
+                    if !self.on_readable(handle) {
+                        return Ok(info);
+                    }
+                }
+                Ok(info) => return Ok(info),
+                Err(Error::TimedOut) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// The earliest deadline of a connection (ns), `u64::MAX` if none.
+    fn next_deadline(&self) -> u64 {
+        let arriving = self.arriving.iter().map(|a| a.deadline_ns);
+        let uploads = self.uploads.iter().map(Upload::deadline);
+        arriving.chain(uploads).min().unwrap_or(u64::MAX)
+    }
+
+    /// Handles a readable notice; false if `handle` is not the lobby's.
+    fn on_readable(&mut self, handle: u64) -> bool {
+        if handle == self.listener.handle() {
+            self.accept_all();
+            return true;
+        }
+        if let Some(i) = self.arriving.iter().position(|a| a.conn.handle() == handle) {
+            let a = self.arriving.remove(i).expect("found above");
+            self.on_arriving(a);
+            return true;
+        }
+        if let Some(i) = self.uploads.iter().position(|u| u.conn.handle() == handle) {
+            let u = self.uploads.swap_remove(i);
+            self.pump(u);
+            return true;
+        }
+        false
+    }
+
+    fn accept_all(&mut self) {
+        while let Some(stream) = self.listener.try_accept() {
+            self.last_number += 1;
+            self.stats.accepted += 1;
+            if self.arriving.len() >= MAX_ARRIVING
+                && let Some(old) = self.arriving.pop_front()
+            {
+                self.stats.idle += 1;
+                sion_rt::println!(
+                    "apm: connection {} dropped: no job sent yet and {MAX_ARRIVING} newer connections wait",
+                    old.number
+                );
+                old.conn.abort();
+            }
+            let conn = Conn::new(stream);
+            conn.arm();
+            self.arriving.push_back(Arriving {
+                number: self.last_number,
+                conn,
+                deadline_ns: sys::clock_ns().saturating_add(START_TIMEOUT_NS),
+            });
+        }
+        let _ = self.listener.notify_acceptable();
+    }
+
+    /// Reads an arriving connection; it moves on once `Start` is there.
+    fn on_arriving(&mut self, mut a: Arriving) {
+        a.conn.read_some();
+        match a.conn.next_msg() {
+            Ok(Some(HostMsg::Start(start))) => self.on_start(a.number, a.conn, start),
+            Ok(Some(_)) => refuse(
+                a.conn,
+                a.number,
+                "protocol error: the job did not begin with Start",
+            ),
+            Ok(None) if !a.conn.is_closed() => {
+                a.conn.arm();
+                self.arriving.push_back(a);
+            }
+            // Closed before `Start`, or not a frame: nobody to answer.
+            Ok(None) | Err(_) => a.conn.abort(),
+        }
+    }
+
+    fn on_start(&mut self, number: u64, mut conn: Conn, start: Start) {
+        if start.version != PROTOCOL_VERSION {
+            let why = format!(
+                "job protocol version {} but this node speaks {PROTOCOL_VERSION}: use a hostd that matches the node image",
+                start.version
+            );
+            refuse(conn, number, &why);
+            return;
+        }
+        if !self.busy && self.uploads.len() < MAX_UPLOADS {
+            self.begin_upload(number, conn, start);
+            return;
+        }
+        let waiting = self.waiting.len() + self.ready.len() + self.uploads.len();
+        if start.queue && waiting < MAX_WAITING {
+            self.waiting.push_back(Waiting {
+                number,
+                conn,
+                start,
+            });
+            return;
+        }
+        let reason = if start.queue {
+            format!("{waiting} jobs already wait for this node")
+        } else {
+            String::from("another job is running")
+        };
+        self.stats.busy += 1;
+        sion_rt::println!("apm: job {number}: busy: {reason}");
+        let _ = conn.send(&NodeMsg::Busy { reason });
+    }
+
+    /// Starts receiving the program of a job into a new application.
+    fn begin_upload(&mut self, number: u64, conn: Conn, start: Start) {
+        let spare = crate::load::spare_memory();
+        let limit = start.memory_limit.map_or(spare, |m| m.min(spare));
+        if start.program_len > limit {
+            let why = format!(
+                "the program ({} KiB) does not fit in the job's memory limit ({} KiB)",
+                start.program_len >> 10,
+                limit >> 10
+            );
+            refuse(conn, number, &why);
+            return;
+        }
+        let pid = match app::create() {
+            Ok(p) => p,
+            Err(e) => {
+                refuse(
+                    conn,
+                    number,
+                    &format!("the node cannot create an application: {e}"),
+                );
+                return;
+            }
+        };
+        if start.program_len > 0 {
+            let staged = page_up(start.program_len).unwrap_or(u64::MAX);
+            if let Err(e) = app::map(pid, STAGING, staged, kapp::PROT_READ | kapp::PROT_WRITE) {
+                let _ = app::kill(pid, 9);
+                refuse(
+                    conn,
+                    number,
+                    &format!("the node cannot hold the program: {e}"),
+                );
+                return;
+            }
+        }
+        let now = sys::clock_ns();
+        conn.arm();
+        self.pump(Upload {
+            number,
+            conn,
+            start,
+            pid,
+            got: 0,
+            prefix: Vec::new(),
+            began_ns: now,
+            last_ns: now,
+        });
+    }
+
+    /// Takes what has arrived for an upload; keeps it, completes it, or
+    /// drops it.
+    fn pump(&mut self, mut u: Upload) {
+        loop {
+            let progress = u.conn.read_some();
+            loop {
+                match u.conn.next_msg() {
+                    Ok(Some(HostMsg::Program(bytes))) => {
+                        if let Err(why) = u.take(&bytes) {
+                            let _ = app::kill(u.pid, 9);
+                            refuse(u.conn, u.number, &why);
+                            return;
+                        }
+                    }
+                    Ok(Some(HostMsg::Kill)) | Err(_) => {
+                        let _ = app::kill(u.pid, 9);
+                        u.conn.abort();
+                        return;
+                    }
+                    Ok(Some(_)) => {}
+                    Ok(None) => break,
+                }
+                if u.got == u.start.program_len {
+                    self.uploaded(u);
+                    return;
+                }
+            }
+            if u.got == u.start.program_len {
+                self.uploaded(u);
+                return;
+            }
+            if u.conn.is_closed() {
+                sion_rt::println!(
+                    "apm: job {}: hostd closed the connection during the upload",
+                    u.number
+                );
+                let _ = app::kill(u.pid, 9);
+                return;
+            }
+            if !progress {
+                break;
+            }
+        }
+        u.conn.arm();
+        self.uploads.push(u);
+    }
+
+    /// A complete upload: ready, unless a job now runs and the submitter
+    /// would rather go elsewhere.
+    fn uploaded(&mut self, mut u: Upload) {
+        if self.busy && !u.start.queue {
+            let _ = app::kill(u.pid, 9);
+            self.stats.busy += 1;
+            let _ = u.conn.send(&NodeMsg::Busy {
+                reason: String::from("another job started while the program arrived"),
+            });
+            return;
+        }
+        let mut program = SparseFile::new(u.start.program_len);
+        program.add(0, core::mem::take(&mut u.prefix));
+        self.ready.push_back(Ready {
+            number: u.number,
+            conn: u.conn,
+            start: u.start,
+            pid: u.pid,
+            program,
+        });
+    }
+
+    /// Drops connections past their deadlines.
+    fn expire(&mut self, now: u64) {
+        while let Some(i) = self.arriving.iter().position(|a| now >= a.deadline_ns) {
+            let a = self.arriving.remove(i).expect("found above");
+            self.stats.idle += 1;
+            sion_rt::println!(
+                "apm: connection {} dropped: no job within {} s",
+                a.number,
+                START_TIMEOUT_NS / 1_000_000_000
+            );
+            a.conn.abort();
+        }
+        while let Some(i) = self
+            .uploads
+            .iter()
+            .position(|u| now >= u.deadline())
+        {
+            let u = self.uploads.swap_remove(i);
+            self.stats.slow += 1;
+            let _ = app::kill(u.pid, 9);
+            let why = format!(
+                "the program arrived too slowly: {} of {} bytes in {} s (an upload ends after a pause of {} s, or below 256 KiB/s after the first {} s)",
+                u.got,
+                u.start.program_len,
+                (now - u.began_ns) / 1_000_000_000,
+                STEP_TIMEOUT_NS / 1_000_000_000,
+                UPLOAD_BASE_NS / 1_000_000_000
+            );
+            sion_rt::println!("apm: job {} dropped: {why}", u.number);
+            let mut conn = u.conn;
+            let _ = conn.send(&NodeMsg::Refused { reason: why });
+            conn.abort();
+        }
+    }
+
+    /// Starts the uploads of waiting jobs while the node is free.
+    fn promote(&mut self) {
+        while !self.busy && self.uploads.len() < MAX_UPLOADS {
+            let Some(w) = self.waiting.pop_front() else {
+                break;
+            };
+            self.begin_upload(w.number, w.conn, w.start);
+        }
+    }
+}
+
+impl Upload {
+    /// When the upload is dropped if nothing more arrives (ns): a pause of
+    /// [`STEP_TIMEOUT_NS`], or the time its bytes so far allow.
+    fn deadline(&self) -> u64 {
+        let pause = self.last_ns.saturating_add(STEP_TIMEOUT_NS);
+        let allowed = u64::try_from(u128::from(self.got) * u128::from(NS_PER_MIB) >> 20)
+            .unwrap_or(u64::MAX);
+        let rate = self
+            .began_ns
+            .saturating_add(UPLOAD_BASE_NS)
+            .saturating_add(allowed);
+        pause.min(rate)
+    }
+
+    /// Stores the next program bytes in the staging area. Errors: the reason
+    /// to refuse the job.
+    fn take(&mut self, bytes: &[u8]) -> Result<(), String> {
+        if self.got + bytes.len() as u64 > self.start.program_len {
+            return Err(String::from(
+                "protocol error: more program bytes than announced",
+            ));
+        }
+        if self.prefix.len() < PREFIX {
+            let n = (PREFIX - self.prefix.len()).min(bytes.len());
+            self.prefix.extend_from_slice(&bytes[..n]);
+        }
+        app::write(self.pid, STAGING + self.got, bytes)
+            .map_err(|e| format!("the node cannot hold the program: {e}"))?;
+        self.got += bytes.len() as u64;
+        if !bytes.is_empty() {
+            self.last_ns = sys::clock_ns();
+        }
+        Ok(())
+    }
+}
+
+/// Sends `Refused` and logs it; the connection then closes.
+pub fn refuse(mut conn: Conn, number: u64, why: &str) {
+    sion_rt::println!("apm: job {number} refused: {why}");
+    let _ = conn.send(&NodeMsg::Refused {
+        reason: why.to_string(),
+    });
+}
