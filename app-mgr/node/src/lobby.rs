@@ -147,7 +147,7 @@ impl Lobby {
             }
             // Messages that are not the lobby's (a notice left from an ended
             // job, an application's end) are of no use now.
-            let _ = self.receive(&mut buf, NO_TIMEOUT);
+            let _ = self.step(&mut buf, u64::MAX);
         }
     }
 
@@ -165,28 +165,38 @@ impl Lobby {
     pub fn receive(&mut self, buf: &mut [u8], timeout_ns: u64) -> Result<MessageInfo, Error> {
         let deadline = sys::clock_ns().saturating_add(timeout_ns);
         loop {
-            let now = sys::clock_ns();
-            self.expire(now);
-            if now >= deadline {
-                return Err(Error::TimedOut);
+            if let Some(result) = self.step(buf, deadline) {
+                return result;
             }
-            let wake = deadline.min(self.next_deadline());
-            let wait = if wake == u64::MAX {
-                NO_TIMEOUT
-            } else {
-                wake.saturating_sub(now)
-            };
-            match sys::receive(buf, ANY_SENDER, wait) {
-                Ok(info) if info.tag == TAG_TCP_READABLE && info.sender == 0 => {
-                    let handle = u64::from_le_bytes(buf[..8].try_into().unwrap_or([0; 8]));
-                    if !self.on_readable(handle) {
-                        return Ok(info);
-                    }
+        }
+    }
+
+    /// Waits once, until `deadline_ns` (`u64::MAX`: no deadline) or the next
+    /// deadline of a connection; `None` if what came was the lobby's.
+    fn step(&mut self, buf: &mut [u8], deadline_ns: u64) -> Option<Result<MessageInfo, Error>> {
+        let now = sys::clock_ns();
+        self.expire(now);
+        if now >= deadline_ns {
+            return Some(Err(Error::TimedOut));
+        }
+        let wake = deadline_ns.min(self.next_deadline());
+        let wait = if wake == u64::MAX {
+            NO_TIMEOUT
+        } else {
+            wake - now
+        };
+        match sys::receive(buf, ANY_SENDER, wait) {
+            Ok(info) if info.tag == TAG_TCP_READABLE && info.sender == 0 => {
+                let handle = u64::from_le_bytes(buf[..8].try_into().unwrap_or([0; 8]));
+                if self.on_readable(handle) {
+                    None
+                } else {
+                    Some(Ok(info))
                 }
-                Ok(info) => return Ok(info),
-                Err(Error::TimedOut) => {}
-                Err(e) => return Err(e),
             }
+            Ok(info) => Some(Ok(info)),
+            Err(Error::TimedOut) => None,
+            Err(e) => Some(Err(e)),
         }
     }
 
@@ -440,9 +450,10 @@ impl Lobby {
                 UPLOAD_BASE_NS / 1_000_000_000
             );
             sion_rt::println!("apm: job {} dropped: {why}", u.number);
+            // Closed, not reset, so the reason reaches a slow but honest
+            // submitter (the kernel resets it if it never closes its side).
             let mut conn = u.conn;
             let _ = conn.send(&NodeMsg::Refused { reason: why });
-            conn.abort();
         }
     }
 
