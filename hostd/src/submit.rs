@@ -319,7 +319,12 @@ fn connect_upload(
                         target.label
                     ));
                 }
-                Ok(n) => decoder.push(&buf[..n]),
+                Ok(n) => {
+                    // Look at what came before any limit: an answer that
+                    // arrived in time counts.
+                    decoder.push(&buf[..n]);
+                    continue;
+                }
                 Err(e)
                     if matches!(
                         e.kind(),

@@ -1,11 +1,11 @@
 //! No job and no dead peer takes a node out (issue 9), on a two-node qemu-net
 //! LAN booted from `target/sion.img`:
 //!
-//! 1. **Hostile instructions.** An i386 program that executes `syscall`, and
-//!    one that executes `sysenter`, end with SIGILL (status 132: QEMU's
-//!    default CPU is AMD-like, where both are invalid or unserved from 32-bit
-//!    code); an x86_64 program running `sgdt` ends with SIGSEGV (139: UMIP is
-//!    on); the node then runs a job.
+//! 1. **Hostile instructions.** An i386 program that executes `syscall` ends
+//!    with SIGILL (status 132: the kernel's CSTAR entry, as Intel CPUs raise
+//!    #UD); one that executes `sysenter` with SIGSEGV (139: #GP, since the
+//!    kernel leaves IA32_SYSENTER_CS zero); an x86_64 program running `sgdt`
+//!    with SIGSEGV (139: UMIP is on); the node then runs a job.
 //! 2. **A held job port.** Ten idle connections and a slow upload (a `Start`,
 //!    then one program byte every 4 s) are held against node 0 while a
 //!    `hostd submit --node` to it completes within seconds; the node drops
@@ -260,7 +260,7 @@ fn no_job_and_no_dead_peer_takes_a_node_out() {
     // 1. Hostile instructions end the program, not the node.
     let before = "before the fast system call\n";
     expect(&submit0(&["./syscall32"]), 132, before);
-    expect(&submit0(&["./sysenter32"]), 132, before);
+    expect(&submit0(&["./sysenter32"]), 139, before);
     expect(&submit0(&["./sgdt"]), 139, "about to run sgdt\n");
     expect(&submit0(&["./hello"]), 0, "hello from SiON\n");
     let log = cluster.log(0);

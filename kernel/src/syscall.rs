@@ -83,7 +83,7 @@ fn handle(call: Syscall, a: [u64; 6]) -> Result<u64, Error> {
             })
         }
         Syscall::TcpConnect => tcp_connect(a[0] as u32, a[1] as u16, a[2]),
-        Syscall::TcpSend => tcp_send(a[0], a[1], a[2]),
+        Syscall::TcpSend => tcp_send(a[0], a[1], a[2], a[3]),
         Syscall::TcpRecv => tcp_recv(a[0], a[1], a[2], a[3]),
         Syscall::TcpNotify => {
             let me = current_pid();
@@ -220,14 +220,15 @@ fn tcp_connect(ipv4: u32, port: u16, timeout_ns: u64) -> Result<u64, Error> {
     }
 }
 
-fn tcp_send(handle: u64, buf: u64, len: u64) -> Result<u64, Error> {
+fn tcp_send(handle: u64, buf: u64, len: u64, timeout_ns: u64) -> Result<u64, Error> {
     let me = current_pid();
     let mut data = vec![0u8; len.min(MAX_TCP_CHUNK) as usize];
     table().current().space.read(buf, &mut data)?;
     if data.is_empty() {
         return Ok(0);
     }
-    until_ready(None, || {
+    let deadline = (timeout_ns != NO_TIMEOUT).then(|| time::now_ns().saturating_add(timeout_ns));
+    until_ready(deadline, || {
         net::with(|n| n.tcp.try_send(&mut n.sockets, me, handle, &data))
     })
     .map(|n| n as u64)

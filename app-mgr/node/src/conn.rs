@@ -30,6 +30,11 @@ impl From<job::ProtoError> for ConnError {
 
 /// Bytes read from the socket per read.
 const RECV_BUF: usize = 16 * 1024;
+/// How long `hostd` may leave the connection unable to take more bytes
+/// before it counts as gone (60 s, ns).
+const SEND_STALL_NS: u64 = 60_000_000_000;
+/// How often a blocked send looks again while the lobby is served (ns).
+const SEND_RETRY_NS: u64 = 20_000_000;
 
 /// A job connection.
 pub struct Conn {
@@ -60,10 +65,46 @@ impl Conn {
         self.closed
     }
 
-    /// Sends one message. Errors: [`ConnError::Closed`].
-    pub fn send(&mut self, msg: &NodeMsg) -> Result<(), ConnError> {
+    /// Sends one message; while `hostd` is slow to take it, `lobby` serves
+    /// the job port. Errors: [`ConnError::Closed`], also when `hostd` took
+    /// nothing for 60 s.
+    pub fn send(&mut self, msg: &NodeMsg, lobby: &mut Lobby) -> Result<(), ConnError> {
         let frame = job::encode(msg)?;
-        self.stream.send_all(&frame).map_err(|_| ConnError::Closed)
+        let mut rest = &frame[..];
+        let mut notice = [0u8; 64];
+        let mut stalled_since = None;
+        let mut waited = false;
+        while !rest.is_empty() {
+            match self.stream.send_timeout(rest, 0) {
+                Ok(n) => {
+                    rest = &rest[n..];
+                    stalled_since = None;
+                }
+                Err(Error::TimedOut | Error::WouldBlock) => {
+                    let now = sion_rt::sys::clock_ns();
+                    let since = *stalled_since.get_or_insert(now);
+                    if now - since > SEND_STALL_NS {
+                        return Err(ConnError::Closed);
+                    }
+                    let _ = lobby.receive(&mut notice, SEND_RETRY_NS);
+                    waited = true;
+                }
+                Err(_) => return Err(ConnError::Closed),
+            }
+        }
+        if waited {
+            // The wait may have taken the job's readable notice.
+            self.arm();
+        }
+        Ok(())
+    }
+
+    /// Sends a short message to a new connection (a refusal, "busy"): its
+    /// send buffer is empty, so it fits; if not, the message is dropped.
+    pub fn send_now(&mut self, msg: &NodeMsg) {
+        if let Ok(frame) = job::encode(msg) {
+            let _ = self.stream.send_timeout(&frame, 0);
+        }
     }
 
     /// Resets the connection: for peers that are dropped, not served.
@@ -94,11 +135,17 @@ impl Conn {
 
     /// The next message, waiting up to `timeout_ns` for it
     /// ([`sion_abi::NO_TIMEOUT`]: for ever) while `lobby` serves the job port.
+    /// The job's readable notice is left armed, as the job loop expects.
     pub fn recv(&mut self, lobby: &mut Lobby, timeout_ns: u64) -> Result<HostMsg, ConnError> {
         let deadline = sion_rt::sys::clock_ns().saturating_add(timeout_ns);
         let mut notice = [0u8; 64];
+        let mut armed = false;
         loop {
             if let Some(msg) = self.decoder.next_msg()? {
+                if armed {
+                    // The notice may have been taken by the wait below.
+                    self.arm();
+                }
                 return Ok(msg);
             }
             if self.closed {
@@ -112,6 +159,7 @@ impl Conn {
                 return Err(ConnError::TimedOut);
             }
             self.arm();
+            armed = true;
             // Any wake-up (our notice, the deadline, a message the job loop
             // does not wait for here) leads to another look at the socket.
             let _ = lobby.receive(&mut notice, left);

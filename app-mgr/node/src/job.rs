@@ -166,7 +166,10 @@ impl Job<'_> {
                     let raw = u64::from_le_bytes(buf[..8].try_into().unwrap_or([0; 8]));
                     return raw as i32;
                 }
-                TAG_TCP_READABLE if buf[..8] == self.conn.handle().to_le_bytes()[..] => {
+                TAG_TCP_READABLE
+                    if info.is_kernel_notice()
+                        && buf[..8] == self.conn.handle().to_le_bytes()[..] =>
+                {
                     self.poll_host();
                     self.conn.arm();
                 }
@@ -308,7 +311,9 @@ impl Job<'_> {
         if self.host_gone {
             return Err(E::Halt);
         }
-        self.conn.send(msg).map_err(|_| self.host_lost())
+        self.conn
+            .send(msg, self.lobby)
+            .map_err(|_| self.host_lost())
     }
 
     /// Forwards a file request and waits for its answer.
@@ -373,6 +378,7 @@ impl Job<'_> {
             match self.lobby.receive(&mut buf, deadline_ns - now) {
                 Ok(info)
                     if info.tag == TAG_TCP_READABLE
+                        && info.is_kernel_notice()
                         && buf[..8] == self.conn.handle().to_le_bytes()[..] =>
                 {
                     self.poll_host();

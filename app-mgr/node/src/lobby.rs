@@ -185,8 +185,8 @@ impl Lobby {
         } else {
             wake - now
         };
-        match sys::receive(buf, ANY_SENDER, wait) {
-            Ok(info) if info.tag == TAG_TCP_READABLE && info.sender == 0 => {
+        let result = match sys::receive(buf, ANY_SENDER, wait) {
+            Ok(info) if info.tag == TAG_TCP_READABLE && info.is_kernel_notice() => {
                 let handle = u64::from_le_bytes(buf[..8].try_into().unwrap_or([0; 8]));
                 if self.on_readable(handle) {
                     None
@@ -197,7 +197,10 @@ impl Lobby {
             Ok(info) => Some(Ok(info)),
             Err(Error::TimedOut) => None,
             Err(e) => Some(Err(e)),
-        }
+        };
+        // Uploads that ended (or failed) make room for waiting jobs.
+        self.promote();
+        result
     }
 
     /// The earliest deadline of a connection (ns), `u64::MAX` if none.
@@ -230,8 +233,9 @@ impl Lobby {
         while let Some(stream) = self.listener.try_accept() {
             self.last_number += 1;
             self.stats.accepted += 1;
+            let oldest = (0..self.arriving.len()).min_by_key(|&i| self.arriving[i].deadline_ns);
             if self.arriving.len() >= MAX_ARRIVING
-                && let Some(old) = self.arriving.pop_front()
+                && let Some(old) = oldest.and_then(|i| self.arriving.remove(i))
             {
                 self.stats.idle += 1;
                 sion_rt::println!(
@@ -279,7 +283,7 @@ impl Lobby {
             refuse(conn, number, &why);
             return;
         }
-        if !self.busy && self.uploads.len() < MAX_UPLOADS {
+        if !self.busy && self.uploads.len() < MAX_UPLOADS && self.waiting.is_empty() {
             self.begin_upload(number, conn, start);
             return;
         }
@@ -294,12 +298,14 @@ impl Lobby {
         }
         let reason = if start.queue {
             format!("{waiting} jobs already wait for this node")
-        } else {
+        } else if self.busy {
             String::from("another job is running")
+        } else {
+            format!("{MAX_UPLOADS} other programs are arriving")
         };
         self.stats.busy += 1;
         sion_rt::println!("apm: job {number}: busy: {reason}");
-        let _ = conn.send(&NodeMsg::Busy { reason });
+        conn.send_now(&NodeMsg::Busy { reason });
     }
 
     /// Starts receiving the program of a job into a new application.
@@ -355,7 +361,9 @@ impl Lobby {
     /// Takes what has arrived for an upload; keeps it, completes it, or
     /// drops it.
     fn pump(&mut self, mut u: Upload) {
-        loop {
+        // At most 16 reads (256 KiB) at a time, so one fast sender cannot
+        // keep the lobby from its other work.
+        for _ in 0..16 {
             let progress = u.conn.read_some();
             loop {
                 match u.conn.next_msg() {
@@ -371,7 +379,15 @@ impl Lobby {
                         u.conn.abort();
                         return;
                     }
-                    Ok(Some(_)) => {}
+                    Ok(Some(_)) => {
+                        let _ = app::kill(u.pid, 9);
+                        refuse(
+                            u.conn,
+                            u.number,
+                            "protocol error: only program bytes may follow Start",
+                        );
+                        return;
+                    }
                     Ok(None) => break,
                 }
                 if u.got == u.start.program_len {
@@ -405,7 +421,7 @@ impl Lobby {
         if self.busy && !u.start.queue {
             let _ = app::kill(u.pid, 9);
             self.stats.busy += 1;
-            let _ = u.conn.send(&NodeMsg::Busy {
+            u.conn.send_now(&NodeMsg::Busy {
                 reason: String::from("another job started while the program arrived"),
             });
             return;
@@ -453,7 +469,7 @@ impl Lobby {
             // Closed, not reset, so the reason reaches a slow but honest
             // submitter (the kernel resets it if it never closes its side).
             let mut conn = u.conn;
-            let _ = conn.send(&NodeMsg::Refused { reason: why });
+            conn.send_now(&NodeMsg::Refused { reason: why });
         }
     }
 
@@ -507,7 +523,7 @@ impl Upload {
 /// Sends `Refused` and logs it; the connection then closes.
 pub fn refuse(mut conn: Conn, number: u64, why: &str) {
     sion_rt::println!("apm: job {number} refused: {why}");
-    let _ = conn.send(&NodeMsg::Refused {
+    conn.send_now(&NodeMsg::Refused {
         reason: why.to_string(),
     });
 }

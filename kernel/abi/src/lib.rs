@@ -106,8 +106,10 @@ pub enum Syscall {
     /// `tcp_connect(ipv4: u32, port: u16, timeout_ns) -> handle`: block until
     /// connected. Errors: [`Error::ConnectionRefused`], [`Error::TimedOut`].
     TcpConnect = 16,
-    /// `tcp_send(handle, buf, len) -> n`: block until at least one byte is
-    /// queued; returns how many. Errors: [`Error::ConnectionClosed`].
+    /// `tcp_send(handle, buf, len, timeout_ns) -> n`: wait up to `timeout_ns`
+    /// ([`NO_TIMEOUT`]: for ever; 0: do not wait) until at least one byte is
+    /// queued; returns how many. Errors: [`Error::ConnectionClosed`],
+    /// [`Error::TimedOut`].
     TcpSend = 17,
     /// `tcp_recv(handle, buf, cap, timeout_ns) -> n`: wait up to `timeout_ns`
     /// ([`NO_TIMEOUT`]: for ever; 0: do not wait) for data; 0 means the peer
@@ -336,6 +338,13 @@ pub struct MessageInfo {
 const _: () = assert!(core::mem::size_of::<MessageInfo>() == 56);
 
 impl MessageInfo {
+    /// True for a notice the local kernel posted (sender 0, not from the
+    /// network), such as [`TAG_TCP_READABLE`]: a network message can never
+    /// pass for one.
+    pub fn is_kernel_notice(&self) -> bool {
+        self.sender == 0 && self.node == 0 && self.addr == 0
+    }
+
     /// The in-memory layout the kernel writes (little-endian `u64` fields).
     pub fn to_bytes(&self) -> [u8; 56] {
         let mut out = [0u8; 56];

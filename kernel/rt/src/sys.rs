@@ -226,9 +226,15 @@ impl TcpStream {
 
     /// Sends some of `data`; returns how much.
     pub fn send(&self, data: &[u8]) -> Result<usize, Error> {
+        self.send_timeout(data, NO_TIMEOUT)
+    }
+
+    /// Sends some of `data`, waiting at most `timeout_ns` (0: only what fits
+    /// now) for room; returns how much. Errors: [`Error::TimedOut`].
+    pub fn send_timeout(&self, data: &[u8], timeout_ns: u64) -> Result<usize, Error> {
         call(
             Syscall::TcpSend,
-            [self.0, data.as_ptr() as u64, data.len() as u64, 0, 0, 0],
+            [self.0, data.as_ptr() as u64, data.len() as u64, timeout_ns, 0, 0],
         )
         .map(|n| n as usize)
     }

@@ -13,7 +13,10 @@
 //! broadcasts included. So broadcasts leave through the IPC socket, and each
 //! unicast destination gets a [`Lane`] of its own: a lane whose neighbour does
 //! not answer within [`NEIGHBOR_TIMEOUT_NS`] is emptied, and what it held is
-//! counted in [`Pong::unsent_unresolved`].
+//! counted in [`Pong::unsent_unresolved`]. smoltcp sends one ARP request per
+//! second for the whole interface, so several stalled lanes take turns: only
+//! the one stalled longest can time out, and the others' clocks start again
+//! when it does.
 
 use super::NetStack;
 use alloc::collections::{BTreeMap, VecDeque};
@@ -50,10 +53,23 @@ struct Lane {
     socket: SocketHandle,
     /// The destination whose datagrams the lane holds; `None`: free.
     dest: Option<IpEndpoint>,
-    /// Datagrams in the socket when last looked at.
-    queued: usize,
+    /// Sizes of the datagrams in the socket, oldest first (smoltcp counts
+    /// its queue in bytes).
+    sizes: heapless::Deque<usize, LANE_PACKETS>,
     /// When the lane last got a destination or sent something (ns).
     progress_ns: u64,
+}
+
+impl Lane {
+    /// Forgets the datagrams smoltcp has sent, given the bytes it still
+    /// holds; true if any were sent.
+    fn account(&mut self, queued_bytes: usize) -> bool {
+        let before = self.sizes.len();
+        while self.sizes.iter().sum::<usize>() > queued_bytes {
+            self.sizes.pop_front();
+        }
+        self.sizes.len() < before
+    }
 }
 
 /// A message from the network waiting for its receiver.
@@ -100,7 +116,7 @@ impl NetIpc {
             lanes: core::array::from_fn(|_| Lane {
                 socket: sockets.add(udp_socket(LANE_PACKETS, 1)),
                 dest: None,
-                queued: 0,
+                sizes: heapless::Deque::new(),
                 progress_ns: 0,
             }),
             services: BTreeMap::new(),
@@ -228,45 +244,56 @@ fn send_unicast(net: &mut NetStack, to: IpEndpoint, datagram: &[u8]) -> Result<(
         }
     };
     let socket = net.sockets.get_mut::<udp::Socket>(lane.socket);
-    let sent = socket
-        .send_slice(datagram, to)
-        .map_err(|_| Error::WouldBlock);
-    lane.queued = socket.send_queue();
-    if lane.queued == 0 {
-        lane.dest = None;
+    lane.account(socket.send_queue());
+    if lane.sizes.is_full() {
+        return Err(Error::WouldBlock);
     }
-    sent
+    socket
+        .send_slice(datagram, to)
+        .map_err(|_| Error::WouldBlock)?;
+    // Cannot fail: checked for room above.
+    let _ = lane.sizes.push_back(datagram.len());
+    Ok(())
 }
 
 /// Frees lanes that have sent everything, and empties lanes whose neighbour
 /// has not answered ARP for [`NEIGHBOR_TIMEOUT_NS`] (their datagrams are
 /// counted in [`Pong::unsent_unresolved`]). Called on every poll.
 pub fn maintain_lanes(net: &mut NetStack, now_ns: u64) {
-    for lane in &mut net.ipc.lanes {
-        let Some(dest) = lane.dest else { continue };
+    for lane in net.ipc.lanes.iter_mut().filter(|l| l.dest.is_some()) {
         let socket = net.sockets.get_mut::<udp::Socket>(lane.socket);
-        let queued = socket.send_queue();
-        if queued == 0 {
-            lane.dest = None;
-            continue;
-        }
-        if queued < lane.queued {
+        if lane.account(socket.send_queue()) {
             lane.progress_ns = now_ns;
         }
-        lane.queued = queued;
-        if now_ns.saturating_sub(lane.progress_ns) < NEIGHBOR_TIMEOUT_NS {
-            continue;
+        if lane.sizes.is_empty() {
+            lane.dest = None;
         }
-        // `close` empties both buffers; binding again makes the lane usable.
-        socket.close();
-        socket
-            .bind(wire::IPC_PORT)
-            .expect("binding a lane that was just closed");
-        net.ipc.stats.unsent_unresolved += queued as u64;
-        lane.dest = None;
-        lane.queued = 0;
+    }
+    let stalled_longest = (0..LANES)
+        .filter(|&i| net.ipc.lanes[i].dest.is_some())
+        .min_by_key(|&i| net.ipc.lanes[i].progress_ns);
+    let Some(i) = stalled_longest else { return };
+    let lane = &mut net.ipc.lanes[i];
+    if now_ns.saturating_sub(lane.progress_ns) < NEIGHBOR_TIMEOUT_NS {
+        return;
+    }
+    // `close` empties both buffers; binding again makes the lane usable.
+    let socket = net.sockets.get_mut::<udp::Socket>(lane.socket);
+    socket.close();
+    socket
+        .bind(wire::IPC_PORT)
+        .expect("binding a lane that was just closed");
+    let dropped = lane.sizes.len();
+    let dest = lane.dest.take();
+    lane.sizes.clear();
+    net.ipc.stats.unsent_unresolved += dropped as u64;
+    // The other stalled lanes waited behind this one's ARP requests.
+    for other in net.ipc.lanes.iter_mut().filter(|l| l.dest.is_some()) {
+        other.progress_ns = now_ns;
+    }
+    if let Some(dest) = dest {
         log::warn!(
-            "net: {} did not answer ARP within {} s: dropped {queued} datagram(s) to it",
+            "net: {} did not answer ARP within {} s: dropped {dropped} datagram(s) to it",
             dest.addr,
             NEIGHBOR_TIMEOUT_NS / 1_000_000_000
         );
@@ -301,6 +328,11 @@ pub fn process_incoming(net: &mut NetStack) -> usize {
             }
         };
         if header.dst_node != net.node_id && header.dst_node != wire::ALL_NODES {
+            net.ipc.stats.dropped_undeliverable += 1;
+            continue;
+        }
+        if header.tag == sion_abi::TAG_TCP_READABLE {
+            // A kernel notice's tag: no process may be sent one from afar.
             net.ipc.stats.dropped_undeliverable += 1;
             continue;
         }

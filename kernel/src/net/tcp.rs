@@ -12,12 +12,22 @@ use smoltcp::socket::tcp::{self, State};
 use smoltcp::wire::{IpAddress, IpEndpoint, Ipv4Address};
 
 /// Sockets kept listening per listener, so SYNs arriving while the owner is
-/// busy are not refused.
+/// busy are not refused: the backlog is refilled on every poll, as soon as a
+/// listening socket has taken a SYN.
 const BACKLOG: usize = 4;
+/// Connections per listener that are being set up or wait for `accept`, at
+/// most (Linux's `listen` backlog); beyond, new SYNs are refused.
+const MAX_BACKLOG: usize = 16;
 /// Buffer size of each direction of a connection (bytes).
 const BUFFER: usize = 64 * 1024;
 /// First local port for outgoing connections (IANA dynamic range).
 const EPHEMERAL_FIRST: u16 = 49152;
+/// How long a connection may sit in a listener's backlog, from its SYN to its
+/// `accept`, without a packet before it is dropped and its place refilled
+/// (10 s): a half-open SYN cannot hold the port.
+const BACKLOG_IDLE: smoltcp::time::Duration = smoltcp::time::Duration::from_secs(10);
+/// Streams finishing their close at most; beyond, the oldest is reset.
+const MAX_CLOSING: usize = 32;
 /// How long a closed stream may wait for its peer to finish closing before it
 /// is reset and freed (ns): Linux's `tcp_fin_timeout` default, 60 s
 /// (ip-sysctl.rst), so a peer that never closes its side cannot pin sockets.
@@ -53,6 +63,39 @@ fn new_socket() -> tcp::Socket<'static> {
         tcp::SocketBuffer::new(vec![0; BUFFER]),
         tcp::SocketBuffer::new(vec![0; BUFFER]),
     )
+}
+
+/// A socket listening on `port` for a listener's backlog.
+fn backlog_socket(port: u16) -> Result<tcp::Socket<'static>, Error> {
+    let mut s = new_socket();
+    s.set_timeout(Some(BACKLOG_IDLE));
+    s.listen(port).map_err(|_| Error::InUse)?;
+    Ok(s)
+}
+
+/// Frees a listener's backlog sockets that were reset or timed out, and keeps
+/// [`BACKLOG`] of them listening (at most [`MAX_BACKLOG`] in all).
+fn refill(sockets: &mut SocketSet<'static>, port: u16, backlog: &mut Vec<SocketHandle>) {
+    backlog.retain(|&h| {
+        let closed = sockets.get::<tcp::Socket>(h).state() == State::Closed;
+        if closed {
+            sockets.remove(h);
+        }
+        !closed
+    });
+    let listening = backlog
+        .iter()
+        .filter(|&&h| sockets.get::<tcp::Socket>(h).state() == State::Listen)
+        .count();
+    for _ in listening..BACKLOG {
+        if backlog.len() >= MAX_BACKLOG {
+            break;
+        }
+        match backlog_socket(port) {
+            Ok(s) => backlog.push(sockets.add(s)),
+            Err(_) => break,
+        }
+    }
 }
 
 /// A backlog socket whose handshake is done (the peer may already have sent
@@ -106,9 +149,7 @@ impl TcpTable {
         }
         let mut backlog = Vec::new();
         for _ in 0..BACKLOG {
-            let mut s = new_socket();
-            s.listen(port).map_err(|_| Error::InUse)?;
-            backlog.push(sockets.add(s));
+            backlog.push(sockets.add(backlog_socket(port)?));
         }
         Ok(self.add(owner, Kind::Listener { port, backlog }))
     }
@@ -137,10 +178,9 @@ impl TcpTable {
             .position(|h| is_established(sockets.get::<tcp::Socket>(*h)));
         let Some(i) = ready else { return Ok(None) };
         let handle = backlog.remove(i);
-        let mut replacement = new_socket();
-        if replacement.listen(port).is_ok() {
-            backlog.push(sockets.add(replacement));
-        }
+        // An accepted stream may be idle as long as its owner likes.
+        sockets.get_mut::<tcp::Socket>(handle).set_timeout(None);
+        refill(sockets, port, backlog);
         Ok(Some(self.add(owner, Kind::Stream(handle))))
     }
 
@@ -249,6 +289,11 @@ impl TcpTable {
                     s.close();
                 }
                 self.closing.push((h, crate::time::now_ns()));
+                if self.closing.len() > MAX_CLOSING {
+                    // Peers that do not finish closing must not pin memory.
+                    let (oldest, _) = self.closing[0];
+                    sockets.get_mut::<tcp::Socket>(oldest).abort();
+                }
             }
             Kind::Listener { backlog, .. } => {
                 for h in backlog {
@@ -298,21 +343,28 @@ impl TcpTable {
         ready
     }
 
-    /// Frees sockets that have finished closing, and resets those whose peer
-    /// has not finished within [`CLOSE_TIMEOUT_NS`].
+    /// Frees sockets that have finished closing, resets those whose peer has
+    /// not finished within [`CLOSE_TIMEOUT_NS`] (the reset leaves on the next
+    /// poll, and the socket is freed on the purge after it), and refills
+    /// listener backlogs whose sockets were reset or timed out.
     pub fn purge(&mut self, sockets: &mut SocketSet<'static>) {
         let now = crate::time::now_ns();
         self.closing.retain(|&(h, since)| {
             let s = sockets.get_mut::<tcp::Socket>(h);
+            if matches!(s.state(), State::Closed | State::TimeWait) {
+                sockets.remove(h);
+                return false;
+            }
             if now.saturating_sub(since) > CLOSE_TIMEOUT_NS {
                 s.abort();
             }
-            let done = matches!(s.state(), State::Closed | State::TimeWait);
-            if done {
-                sockets.remove(h);
-            }
-            !done
+            true
         });
+        for entry in self.entries.values_mut() {
+            if let Kind::Listener { port, backlog } = &mut entry.kind {
+                refill(sockets, *port, backlog);
+            }
+        }
     }
 
     /// Closes every socket `pid` owns (when it ends).
