@@ -23,6 +23,7 @@ mod proc;
 mod ramdisk;
 mod syscall;
 mod time;
+mod trap;
 
 use bootloader_api::config::{BootloaderConfig, Mapping};
 use bootloader_api::{BootInfo, entry_point};
@@ -55,6 +56,7 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     log::info!("SiON {VERSION} (Self Integrated Operating-system for Nodes) booting");
 
     let protections = arch::init();
+    trap::init();
     log::info!("cpu: {protections}");
     mem::init(&boot_info.memory_regions);
     time::init();
@@ -67,7 +69,14 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
         None => &[],
     };
     ramdisk::init(ramdisk);
-    net::init();
+    let nic = drivers::virtio::probe().map(|(nic, irq)| {
+        (
+            alloc::boxed::Box::new(nic) as alloc::boxed::Box<dyn drivers::Nic>,
+            irq,
+        )
+    });
+    net::init(nic);
+    proc::set_release_hook(net::release);
     let args = bootargs::BootArgs::read();
     let init = args.get("init").unwrap_or("init");
     log::info!(

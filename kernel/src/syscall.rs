@@ -94,8 +94,7 @@ fn handle(call: Syscall, a: [u64; 6]) -> Result<u64, Error> {
         Syscall::TcpClose => {
             let me = current_pid();
             let abort = a[1] != 0;
-            let result =
-                net::with(|n| n.tcp.close(&mut n.sockets, me, a[0], abort)).map(|()| 0);
+            let result = net::with(|n| n.tcp.close(&mut n.sockets, me, a[0], abort)).map(|()| 0);
             net::poll();
             result
         }

@@ -27,7 +27,13 @@ pub struct Protections {
 
 impl core::fmt::Display for Protections {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        let on = |b: bool| if b { "on" } else { "off (not supported by this CPU)" };
+        let on = |b: bool| {
+            if b {
+                "on"
+            } else {
+                "off (not supported by this CPU)"
+            }
+        };
         write!(
             f,
             "SMEP {}, SMAP {}, UMIP {}",

@@ -7,9 +7,8 @@
 //! restored by [`trap_return`] and `iretq`. A process's saved user state is
 //! therefore always the `TrapFrame` at the top of its kernel stack.
 
-use super::{gdt, pic};
+use super::gdt;
 use core::arch::naked_asm;
-use sion_abi::Signal;
 
 /// The registers saved on entry to the kernel, lowest address first: the
 /// general-purpose registers pushed by [`trap_common`], the vector and error code
@@ -270,86 +269,28 @@ pub fn init_syscall_instruction() {
     }
 }
 
-/// Name of a CPU exception and the signal Linux sends a process for it.
-fn exception_info(vector: u64) -> (&'static str, Signal) {
-    match vector {
-        0 => ("divide error", Signal::Fpe),
-        1 => ("debug", Signal::Trap),
-        3 => ("breakpoint", Signal::Trap),
-        4 => ("overflow", Signal::Segv),
-        5 => ("bound range exceeded", Signal::Segv),
-        6 => ("invalid opcode", Signal::Ill),
-        7 => ("device not available", Signal::Fpe),
-        8 => ("double fault", Signal::Segv),
-        10 => ("invalid TSS", Signal::Segv),
-        11 => ("segment not present", Signal::Bus),
-        12 => ("stack-segment fault", Signal::Bus),
-        13 => ("general protection fault", Signal::Segv),
-        14 => ("page fault", Signal::Segv),
-        16 => ("x87 floating-point exception", Signal::Fpe),
-        17 => ("alignment check", Signal::Bus),
-        18 => ("machine check", Signal::Bus),
-        19 => ("SIMD floating-point exception", Signal::Fpe),
-        _ => ("reserved exception", Signal::Segv),
-    }
+/// The trap handler installed by [`set_handler`].
+static HANDLER: spin::Once<fn(&mut TrapFrame)> = spin::Once::new();
+
+/// Installs the function every trap is handed to (the kernel's dispatcher,
+/// which lives above `arch`). Only the first call has an effect; traps before
+/// it are kernel faults and stop the machine.
+pub fn set_handler(handler: fn(&mut TrapFrame)) {
+    HANDLER.call_once(|| handler);
 }
 
-/// Routes a trap: exceptions, the timer and other PIC interrupts, system calls.
+/// The address a page fault tried to access (CR2; Intel SDM Vol. 3A §4.7).
+pub fn fault_address() -> u64 {
+    x86_64::registers::control::Cr2::read_raw()
+}
+
+/// Called by [`trap_common`] with the saved frame: hands it to the installed
+/// handler.
 extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
-    match frame.vector {
-        0..=31 => exception(frame),
-        v if v == u64::from(pic::TIMER_VECTOR) => {
-            crate::time::tick();
-            pic::end_of_interrupt(pic::TIMER_VECTOR);
-            crate::net::poll();
-            crate::proc::on_timer_tick();
-            if frame.is_from_user() {
-                crate::proc::scheduler::preempt();
-            }
+    match HANDLER.get() {
+        Some(handler) => handler(frame),
+        None => {
+            super::qemu::exit_failure();
         }
-        v @ 33..=47 => {
-            let nic = crate::net::irq().map(|irq| u64::from(irq + pic::PIC1_OFFSET));
-            if nic == Some(v) {
-                crate::net::on_interrupt();
-            }
-            pic::end_of_interrupt(v as u8);
-        }
-        v if v == u64::from(sion_abi::SYSCALL_VECTOR) => crate::syscall::dispatch(frame),
-        LINUX_INT80 | SYSCALL_INSTRUCTION => crate::app::linux_syscall(frame),
-        SYSCALL_COMPAT => crate::proc::kill_current(
-            Signal::Ill,
-            &alloc::format!(
-                "syscall instruction in 32-bit code at rip={:#x} (i386 programs use int 0x80)",
-                frame.rip.wrapping_sub(2)
-            ),
-        ),
-        v => log::warn!("unexpected interrupt vector {v}"),
     }
-}
-
-fn exception(frame: &mut TrapFrame) {
-    let (name, signal) = exception_info(frame.vector);
-    let cr2 = x86_64::registers::control::Cr2::read_raw();
-    if frame.is_from_user() {
-        let detail = if frame.vector == 14 {
-            alloc::format!(
-                "{name} at rip={:#x} accessing {cr2:#x} (error {:#x})",
-                frame.rip,
-                frame.error_code
-            )
-        } else {
-            alloc::format!(
-                "{name} at rip={:#x} (error {:#x})",
-                frame.rip,
-                frame.error_code
-            )
-        };
-        crate::proc::kill_current(signal, &detail);
-    }
-    crate::logger::force_unlock();
-    log::error!(
-        "KERNEL FAULT: {name} (vector {}) in kernel mode, cr2={cr2:#x}\n{frame}",
-        frame.vector
-    );
-    super::qemu::exit_failure();
 }

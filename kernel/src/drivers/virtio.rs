@@ -1,9 +1,9 @@
 //! The virtio-net NIC through the `virtio-drivers` crate (PCI transport): the
 //! DMA and MMIO glue it needs ([`KernelHal`]) and the [`Nic`] it becomes.
 
+use super::Nic;
 use super::pci;
 use crate::mem;
-use crate::net::device::Nic;
 use alloc::alloc::{Layout, alloc_zeroed, dealloc};
 use core::ptr::NonNull;
 use virtio_drivers::device::net::VirtIONet;

@@ -7,21 +7,10 @@ use alloc::vec::Vec;
 use smoltcp::phy::{self, Device, DeviceCapabilities, Medium};
 use smoltcp::time::Instant;
 
+pub use crate::drivers::Nic;
+
 /// Largest Ethernet frame handled, in bytes (1500 payload + 14 header).
 pub const MAX_FRAME: usize = 1514;
-
-/// What the network stack needs from a network card. Drivers drop frames
-/// (and count them) rather than panic.
-pub trait Nic: Send {
-    /// The card's MAC address.
-    fn mac(&self) -> [u8; 6];
-    /// Copies the next received frame into `buf`; `None` when none is waiting.
-    fn receive(&mut self, buf: &mut [u8]) -> Option<usize>;
-    /// Sends one frame; `false` if it had to be dropped.
-    fn transmit(&mut self, frame: &[u8]) -> bool;
-    /// Acknowledges the card's interrupt.
-    fn ack_interrupt(&mut self);
-}
 
 /// An ARP packet seen on the wire (sender and target protocol addresses).
 #[derive(Clone, Copy, Debug)]

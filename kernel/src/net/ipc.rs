@@ -81,9 +81,8 @@ pub struct Inbound {
 }
 
 fn udp_socket(packets: usize, rx_packets: usize) -> udp::Socket<'static> {
-    let buffer = |n: usize| {
-        udp::PacketBuffer::new(vec![udp::PacketMetadata::EMPTY; n], vec![0u8; n * 1536])
-    };
+    let buffer =
+        |n: usize| udp::PacketBuffer::new(vec![udp::PacketMetadata::EMPTY; n], vec![0u8; n * 1536]);
     let mut socket = udp::Socket::new(buffer(rx_packets), buffer(packets));
     socket
         .bind(wire::IPC_PORT)

@@ -10,12 +10,11 @@ pub mod device;
 pub mod ipc;
 pub mod tcp;
 
-use crate::drivers::virtio;
 use crate::proc::{self, Block, State};
 use addr::AddrConfig;
 use alloc::boxed::Box;
 use alloc::vec;
-use device::NicDevice;
+use device::{Nic, NicDevice};
 use sion_abi::Error;
 use smoltcp::iface::{Config, Interface, SocketSet};
 use smoltcp::time::Instant;
@@ -51,16 +50,17 @@ fn now() -> Instant {
     Instant::from_micros((crate::time::now_ns() / 1000) as i64)
 }
 
-/// Finds the NIC, brings up the stack and starts address configuration. A
-/// node without a NIC runs on without a network (logged).
-pub fn init() {
-    let Some((nic, irq)) = virtio::probe() else {
-        log::warn!("net: no virtio-net NIC found; this node runs without a network");
+/// Brings up the stack on `nic` (probed by the caller; its PIC line `irq`,
+/// 16 or more for none) and starts address configuration. A node without a
+/// NIC (`None`) runs on without a network (logged).
+pub fn init(nic: Option<(Box<dyn Nic>, u8)>) {
+    let Some((nic, irq)) = nic else {
+        log::warn!("net: no NIC found; this node runs without a network");
         return;
     };
-    let mac = device::Nic::mac(&nic);
+    let mac = nic.mac();
     let node_id = sion_abi::net::node_id_from_mac(mac);
-    let mut device = NicDevice::new(Box::new(nic));
+    let mut device = NicDevice::new(nic);
     let mut config = Config::new(HardwareAddress::Ethernet(EthernetAddress(mac)));
     config.random_seed = node_id ^ crate::arch::rdtsc();
     let iface = Interface::new(config, &mut device, now());

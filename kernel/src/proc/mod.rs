@@ -319,6 +319,24 @@ pub fn post_notice(t: &mut Table, pid: Pid, notice: Notice) -> bool {
     true
 }
 
+/// What the layers above the process table do when a process ends (free its
+/// network services and sockets), installed once at boot by
+/// [`set_release_hook`]. The process table calls down into nothing above it.
+static RELEASE_HOOK: spin::Once<fn(Pid)> = spin::Once::new();
+
+/// Installs the function that frees what a process held outside the process
+/// table; called with its pid after it ended. Only the first call counts.
+pub fn set_release_hook(hook: fn(Pid)) {
+    RELEASE_HOOK.call_once(|| hook);
+}
+
+/// Runs the release hook for `pid`, if one is installed.
+fn release_hook(pid: Pid) {
+    if let Some(hook) = RELEASE_HOOK.get() {
+        hook(pid);
+    }
+}
+
 /// Spawns the first process, with no parent.
 pub fn spawn_first(name: &str) -> Result<Pid, Error> {
     spawn(name, &[], None)
@@ -352,7 +370,7 @@ pub fn exit_current(status: WaitStatus) -> ! {
         finish(&mut t, pid, status);
         pid
     };
-    crate::net::release(pid);
+    release_hook(pid);
     scheduler::switch_out();
     unreachable!("a dead process was scheduled");
 }
@@ -368,7 +386,7 @@ pub fn end_other(pid: Pid, status: WaitStatus) {
         finish(&mut t, pid, status);
         t.procs.remove(&pid);
     }
-    crate::net::release(pid);
+    release_hook(pid);
 }
 
 /// The bookkeeping of a process's end: mark it dead, release its IPC peers,

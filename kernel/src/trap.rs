@@ -1,0 +1,100 @@
+//! The trap dispatcher: what the kernel does for each exception, interrupt and
+//! system call. `arch::trap` saves the registers and hands every trap here
+//! (installed by [`init`]); this module calls down into the scheduler, the
+//! network, the system calls and the Linux application calls.
+#![forbid(unsafe_code)]
+
+use crate::arch::pic;
+use crate::arch::trap::{LINUX_INT80, SYSCALL_COMPAT, SYSCALL_INSTRUCTION, TrapFrame};
+use sion_abi::Signal;
+
+/// Installs [`dispatch`] as the handler of every trap.
+pub fn init() {
+    crate::arch::trap::set_handler(dispatch);
+}
+
+/// Routes a trap: exceptions, the timer and other PIC interrupts, system calls.
+fn dispatch(frame: &mut TrapFrame) {
+    match frame.vector {
+        0..=31 => exception(frame),
+        v if v == u64::from(pic::TIMER_VECTOR) => {
+            crate::time::tick();
+            pic::end_of_interrupt(pic::TIMER_VECTOR);
+            crate::net::poll();
+            crate::proc::on_timer_tick();
+            if frame.is_from_user() {
+                crate::proc::scheduler::preempt();
+            }
+        }
+        v @ 33..=47 => {
+            let nic = crate::net::irq().map(|irq| u64::from(irq + pic::PIC1_OFFSET));
+            if nic == Some(v) {
+                crate::net::on_interrupt();
+            }
+            pic::end_of_interrupt(v as u8);
+        }
+        v if v == u64::from(sion_abi::SYSCALL_VECTOR) => crate::syscall::dispatch(frame),
+        LINUX_INT80 | SYSCALL_INSTRUCTION => crate::app::linux_syscall(frame),
+        SYSCALL_COMPAT => crate::proc::kill_current(
+            Signal::Ill,
+            &alloc::format!(
+                "syscall instruction in 32-bit code at rip={:#x} (i386 programs use int 0x80)",
+                frame.rip.wrapping_sub(2)
+            ),
+        ),
+        v => log::warn!("unexpected interrupt vector {v}"),
+    }
+}
+
+/// A CPU exception: the program that caused it ends with the signal Linux
+/// would send; in kernel mode it is a kernel fault and the machine stops.
+fn exception(frame: &mut TrapFrame) {
+    let (name, signal) = exception_info(frame.vector);
+    let cr2 = crate::arch::trap::fault_address();
+    if frame.is_from_user() {
+        let detail = if frame.vector == 14 {
+            alloc::format!(
+                "{name} at rip={:#x} accessing {cr2:#x} (error {:#x})",
+                frame.rip,
+                frame.error_code
+            )
+        } else {
+            alloc::format!(
+                "{name} at rip={:#x} (error {:#x})",
+                frame.rip,
+                frame.error_code
+            )
+        };
+        crate::proc::kill_current(signal, &detail);
+    }
+    crate::logger::force_unlock();
+    log::error!(
+        "KERNEL FAULT: {name} (vector {}) in kernel mode, cr2={cr2:#x}\n{frame}",
+        frame.vector
+    );
+    crate::arch::qemu::exit_failure();
+}
+
+/// Name of a CPU exception and the signal Linux sends a process for it.
+fn exception_info(vector: u64) -> (&'static str, Signal) {
+    match vector {
+        0 => ("divide error", Signal::Fpe),
+        1 => ("debug", Signal::Trap),
+        3 => ("breakpoint", Signal::Trap),
+        4 => ("overflow", Signal::Segv),
+        5 => ("bound range exceeded", Signal::Segv),
+        6 => ("invalid opcode", Signal::Ill),
+        7 => ("device not available", Signal::Fpe),
+        8 => ("double fault", Signal::Segv),
+        10 => ("invalid TSS", Signal::Segv),
+        11 => ("segment not present", Signal::Bus),
+        12 => ("stack-segment fault", Signal::Bus),
+        13 => ("general protection fault", Signal::Segv),
+        14 => ("page fault", Signal::Segv),
+        16 => ("x87 floating-point exception", Signal::Fpe),
+        17 => ("alignment check", Signal::Bus),
+        18 => ("machine check", Signal::Bus),
+        19 => ("SIMD floating-point exception", Signal::Fpe),
+        _ => ("reserved exception", Signal::Segv),
+    }
+}
