@@ -19,6 +19,8 @@
 //!   mprotect, mremap, memory limit);
 //! - [`exit`]: exit statuses and the signal a fault ends with (shell `128 + n`);
 //! - [`path`]: lexical confinement of forwarded paths to the job directory;
+//! - [`process`]: a running program's state and the serving of its system
+//!   calls, behind the [`process::Node`] trait for what the node provides;
 //! - [`job`]: the job protocol between `hostd submit` and the node (framed
 //!   postcard messages over one TCP connection);
 //! - [`stat`]: a host file's [`job::FileStat`] in the program's `struct stat`
@@ -38,6 +40,7 @@ pub mod exit;
 pub mod fd;
 pub mod job;
 pub mod path;
+pub mod process;
 pub mod stack;
 pub mod stat;
 pub mod syscall;

@@ -9,7 +9,6 @@
 //! ([`sion_app_mgr::elf_load::load_plan_sparse`]), the segments are copied to
 //! their places, and the staging pages are unmapped before the program starts.
 
-use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
 use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec;
@@ -17,16 +16,16 @@ use alloc::vec::Vec;
 
 use sion_abi::app as kapp;
 use sion_app_mgr::Abi;
-use sion_app_mgr::abi::page_up;
+use sion_app_mgr::abi::{UserLayout, page_up};
 use sion_app_mgr::elf_load::{self, LoadConfig, LoadPlan, PhdrLocation};
-use sion_app_mgr::fd::FdTable;
 use sion_app_mgr::job::{HostMsg, NodeMsg, Start, shell_status};
 use sion_app_mgr::stack::{self, StackSpec};
 use sion_app_mgr::vm::AddressSpace;
 use sion_rt::sys::{self, app};
 
 use crate::Identity;
-use crate::job::{E, Job, Stats};
+use crate::app_node::AppNode;
+use sion_app_mgr::process::{CallError, Process, ProcessSpec};
 use crate::lobby::{Lobby, Ready, refuse};
 use crate::rng::Rng;
 
@@ -97,20 +96,18 @@ pub fn run(ready: Ready, lobby: &mut Lobby, me: &Identity, mut job_state: impl F
     }
 
     let layout = *config.layout(plan.abi);
-    let mut job = Job {
-        number,
+    let mut node = AppNode {
         pid,
-        abi: plan.abi,
         conn,
         lobby,
         me,
+        rng: Rng::new(number),
+    };
+    let spec = ProcessSpec {
+        number,
+        pid,
+        abi: plan.abi,
         vm: AddressSpace::new(layout, limit),
-        fds: FdTable::default(),
-        pipes: BTreeMap::new(),
-        next_pipe: 0,
-        stdin: VecDeque::new(),
-        stdin_eof: false,
-        host_files: BTreeMap::new(),
         cwd: start.cwd.clone(),
         exe: exe_path(&start),
         tty: start.tty,
@@ -118,28 +115,18 @@ pub fn run(ready: Ready, lobby: &mut Lobby, me: &Identity, mut job_state: impl F
         uid: start.uid,
         gid: start.gid,
         realtime_ns: start.realtime_ns,
-        start_ns: sys::clock_ns(),
-        rng: Rng::new(number),
-        next_id: 1,
-        ending: None,
-        host_gone: false,
-        unknown: BTreeSet::new(),
-        sigactions: BTreeMap::new(),
-        sigmask: 0,
-        altstack: None,
-        fs_base: 0,
-        comm: [0; 16],
-        stack_len: 0,
-        umask: 0o022,
-        stats: Stats::default(),
     };
-    let built = build(&mut job, &plan, &start);
+    // The job loop waits for the connection's readable notices.
+    node.conn.arm();
+    let mut process = Process::new(&mut node, spec);
+    let built = build(&mut process, &plan, &start);
     let _ = app::unmap(pid, STAGING, staged);
     let (entry, sp) = match built {
         Ok(v) => v,
         Err(why) => {
             let _ = app::kill(pid, 9);
-            refuse(job.conn, number, &why);
+            drop(process);
+            refuse(node.conn, number, &why);
             return;
         }
     };
@@ -149,7 +136,7 @@ pub fn run(ready: Ready, lobby: &mut Lobby, me: &Identity, mut job_state: impl F
         job: number,
         memory_limit: limit,
     };
-    if job.send(&accepted).is_err() {
+    if process.send(&accepted).is_err() {
         let _ = app::kill(pid, 9);
         return;
     }
@@ -170,7 +157,7 @@ pub fn run(ready: Ready, lobby: &mut Lobby, me: &Identity, mut job_state: impl F
     };
     let t0 = sys::clock_ns();
     let status = match app::start(pid, entry, sp, kabi) {
-        Ok(()) => job.run(),
+        Ok(()) => process.run(),
         Err(e) => {
             sion_rt::println!("apm: job {number}: cannot start: {e}");
             let _ = app::kill(pid, 9);
@@ -181,13 +168,13 @@ pub fn run(ready: Ready, lobby: &mut Lobby, me: &Identity, mut job_state: impl F
     // The node is free again before hostd hears of the end, so a placement
     // that follows at once is not denied as busy.
     job_state(0);
-    let _ = job.send(&NodeMsg::Exited { status });
+    let _ = process.send(&NodeMsg::Exited { status });
     sion_rt::println!(
         "apm: job {number} exited with status {} ({} ms, {} system calls, {} forwarded)",
         shell_status(status),
         ms,
-        job.stats.calls,
-        job.stats.forwarded
+        process.stats.calls,
+        process.stats.forwarded
     );
 }
 
@@ -200,12 +187,12 @@ pub fn spare_memory() -> u64 {
 
 /// Maps and fills the program's segments and stack; returns the entry point
 /// and initial stack pointer, or why the job cannot run.
-fn build(job: &mut Job<'_>, plan: &LoadPlan, start: &Start) -> Result<(u64, u64), String> {
-    let pid = job.pid;
+fn build(process: &mut Process<'_>, plan: &LoadPlan, start: &Start) -> Result<(u64, u64), String> {
+    let pid = process.pid;
     let too_big =
         |_| String::from("the program needs more memory than the job may use (memory limit)");
-    let effects = job.vm.map_image(plan).map_err(too_big)?;
-    job.apply(&effects)
+    let effects = process.vm.map_image(plan).map_err(too_big)?;
+    process.apply(&effects)
         .map_err(|_| String::from("the node ran out of memory loading the program"))?;
     let mut buf = vec![0u8; 64 * 1024];
     for seg in &plan.segments {
@@ -220,20 +207,20 @@ fn build(job: &mut Job<'_>, plan: &LoadPlan, start: &Start) -> Result<(u64, u64)
     }
     drop(buf);
 
-    let layout = *job.vm_layout();
+    let layout = *layout_of(process.abi);
     let wanted = plan.gnu_stack.map_or(0, |g| g.size);
-    let default = if job.vm.limit() >= 256 << 20 {
+    let default = if process.vm.limit() >= 256 << 20 {
         STACK_SIZE
     } else {
         1 << 20
     };
     let stack_len = if wanted > 0 { wanted } else { default }.min(layout.stack_size);
     let exec = plan.gnu_stack.is_some_and(|g| g.executable);
-    let (lo, hi) = job.vm.map_stack(stack_len, exec).map_err(too_big)?;
+    let (lo, hi) = process.vm.map_stack(stack_len, exec).map_err(too_big)?;
     let prot = kapp::PROT_READ | kapp::PROT_WRITE | if exec { kapp::PROT_EXEC } else { 0 };
     app::map(pid, lo, hi - lo, prot)
         .map_err(|_| String::from("the node ran out of memory for the stack"))?;
-    job.stack_len = hi - lo;
+    process.stack_len = hi - lo;
 
     let phdr_copy = match plan.phdr {
         PhdrLocation::NotLoaded { offset, len } => {
@@ -247,7 +234,7 @@ fn build(job: &mut Job<'_>, plan: &LoadPlan, start: &Start) -> Result<(u64, u64)
     let argv: Vec<&[u8]> = start.argv.iter().map(|a| a.as_slice()).collect();
     let envp: Vec<&[u8]> = start.envp.iter().map(|a| a.as_slice()).collect();
     let mut random = [0u8; 16];
-    job.rng.fill(&mut random);
+    process.node.random(&mut random);
     let execfn = argv.first().copied().unwrap_or(b"");
     let mut spec = StackSpec::new(plan, layout.stack_top, &argv, &envp, execfn, random);
     spec.aux.uid = start.uid;
@@ -270,25 +257,21 @@ fn build(job: &mut Job<'_>, plan: &LoadPlan, start: &Start) -> Result<(u64, u64)
             "arguments and environment do not fit on the stack",
         ));
     }
-    job.load_mem(st.sp, &st.bytes)
-        .map_err(|_: E| String::from("cannot write the initial stack"))?;
+    process.load_mem(st.sp, &st.bytes)
+        .map_err(|_: CallError| String::from("cannot write the initial stack"))?;
     Ok((plan.entry, st.sp))
 }
 
-impl Job<'_> {
-    /// The address layout of the job.
-    fn vm_layout(&self) -> &'static sion_app_mgr::abi::UserLayout {
-        match self.abi {
-            Abi::X86_64 => &X86_64_LAYOUT,
-            Abi::I386 => &I386_LAYOUT,
-        }
+/// The address layout of an ABI's programs.
+fn layout_of(abi: Abi) -> &'static UserLayout {
+    match abi {
+        Abi::X86_64 => &X86_64_LAYOUT,
+        Abi::I386 => &I386_LAYOUT,
     }
 }
 
-static X86_64_LAYOUT: sion_app_mgr::abi::UserLayout =
-    sion_app_mgr::abi::UserLayout::for_abi(Abi::X86_64);
-static I386_LAYOUT: sion_app_mgr::abi::UserLayout =
-    sion_app_mgr::abi::UserLayout::for_abi(Abi::I386);
+static X86_64_LAYOUT: UserLayout = UserLayout::for_abi(Abi::X86_64);
+static I386_LAYOUT: UserLayout = UserLayout::for_abi(Abi::I386);
 
 /// The program's absolute path: `Start::exe`, else `cwd/argv[0]` (without
 /// a leading `./`), else `argv[0]` if it is absolute.

@@ -19,13 +19,10 @@
 
 extern crate alloc;
 
+mod app_node;
 mod conn;
-mod io;
-mod job;
 mod load;
 mod lobby;
-mod misc;
-mod paths;
 mod rng;
 
 use sion_abi::net::{APP_MANAGER_SERVICE, JOB_PORT, TAG_JOB_STATE};

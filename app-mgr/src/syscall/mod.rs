@@ -611,3 +611,60 @@ pub fn name(abi: Abi, nr: u64) -> Option<&'static str> {
 
 #[cfg(test)]
 mod tests;
+
+/// The family of handlers that serves a call (`crate::process`'s files).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Family {
+    /// Descriptors: `crate::process::io`.
+    Io,
+    /// Paths: `crate::process::fs`.
+    Fs,
+    /// Memory, process, time and signals: `crate::process::misc`.
+    Other,
+}
+
+impl Syscall {
+    /// Which family serves this call.
+    pub fn family(&self) -> Family {
+        match self {
+            Syscall::Read { .. }
+            | Syscall::Write { .. }
+            | Syscall::Readv { .. }
+            | Syscall::Writev { .. }
+            | Syscall::Pread64 { .. }
+            | Syscall::Pwrite64 { .. }
+            | Syscall::Close { .. }
+            | Syscall::Lseek { .. }
+            | Syscall::Llseek { .. }
+            | Syscall::Ioctl { .. }
+            | Syscall::Fcntl { .. }
+            | Syscall::Dup { .. }
+            | Syscall::Dup2 { .. }
+            | Syscall::Dup3 { .. }
+            | Syscall::Pipe { .. }
+            | Syscall::Sendfile { .. }
+            | Syscall::Getdents64 { .. }
+            | Syscall::Ftruncate { .. }
+            | Syscall::Fstat { .. } => Family::Io,
+            Syscall::Open { .. }
+            | Syscall::Openat { .. }
+            | Syscall::Stat { .. }
+            | Syscall::Lstat { .. }
+            | Syscall::Fstatat { .. }
+            | Syscall::Statx { .. }
+            | Syscall::Access { .. }
+            | Syscall::Faccessat { .. }
+            | Syscall::Readlink { .. }
+            | Syscall::Readlinkat { .. }
+            | Syscall::Mkdir { .. }
+            | Syscall::Mkdirat { .. }
+            | Syscall::Unlink { .. }
+            | Syscall::Unlinkat { .. }
+            | Syscall::Rename { .. }
+            | Syscall::Renameat { .. }
+            | Syscall::Chdir { .. }
+            | Syscall::Getcwd { .. } => Family::Fs,
+            _ => Family::Other,
+        }
+    }
+}

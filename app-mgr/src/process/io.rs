@@ -6,13 +6,13 @@
 use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 
-use sion_app_mgr::errno::Errno;
-use sion_app_mgr::fd::{Closed, OpenFile, PipeEnd, StdStream};
-use sion_app_mgr::job::{self, CHUNK, FileRequest, NodeMsg};
-use sion_app_mgr::stat;
-use sion_app_mgr::syscall::{OffsetWidth, StatLayout, Syscall};
+use crate::errno::Errno;
+use crate::fd::{Closed, OpenFile, PipeEnd, StdStream};
+use crate::job::{self, CHUNK, FileRequest, NodeMsg};
+use crate::stat;
+use crate::syscall::{OffsetWidth, StatLayout, Syscall};
 
-use crate::job::{E, Job, Ret};
+use super::{CallError, CallResult, Process};
 
 /// Most bytes an in-node pipe holds; a write beyond is short (`EAGAIN` if
 /// nothing fits: one task cannot wait for a reader).
@@ -27,9 +27,9 @@ const O_CLOEXEC: i32 = 0o2000000;
 /// `O_ACCMODE`.
 const O_ACCMODE: i32 = 3;
 
-impl Job<'_> {
+impl Process<'_> {
     /// Serves a descriptor call.
-    pub fn io_call(&mut self, sc: Syscall) -> Ret {
+    pub fn io_call(&mut self, sc: Syscall) -> CallResult {
         match sc {
             Syscall::Read { fd, buf, count } => self.read_fd(fd, buf, count, None),
             Syscall::Write { fd, buf, count } => self.write_fd(fd, buf, count, None),
@@ -162,14 +162,14 @@ impl Job<'_> {
 
     /// `hostd`'s handle of descriptor `fd`. Errors: `EBADF` if closed,
     /// `ESPIPE` for stdio and pipes.
-    pub fn host_handle(&self, fd: i32) -> Result<u64, E> {
+    pub fn host_handle(&self, fd: i32) -> Result<u64, CallError> {
         match self.fds.file(fd)? {
             OpenFile::HostFile(h) => Ok(h),
             _ => Err(Errno::ESPIPE.into()),
         }
     }
 
-    fn seekable(&self, fd: i32) -> Result<u64, E> {
+    fn seekable(&self, fd: i32) -> Result<u64, CallError> {
         self.host_handle(fd)
     }
 
@@ -201,7 +201,7 @@ impl Job<'_> {
 
     /// Serves one read of at most `count` bytes into `buf` (at `offset` for
     /// `pread64`).
-    fn read_fd(&mut self, fd: i32, buf: u64, count: u64, offset: Option<i64>) -> Ret {
+    fn read_fd(&mut self, fd: i32, buf: u64, count: u64, offset: Option<i64>) -> CallResult {
         let file = self.fds.file(fd)?;
         let count = count.min(CHUNK as u64);
         if count == 0 {
@@ -260,7 +260,7 @@ impl Job<'_> {
 
     /// Serves one write of `count` bytes from `buf` (at `offset` for
     /// `pwrite64`).
-    fn write_fd(&mut self, fd: i32, buf: u64, count: u64, offset: Option<i64>) -> Ret {
+    fn write_fd(&mut self, fd: i32, buf: u64, count: u64, offset: Option<i64>) -> CallResult {
         let file = self.fds.file(fd)?;
         self.vm.check_access(buf, count, false)?;
         let mut done = 0u64;
@@ -283,7 +283,7 @@ impl Job<'_> {
     }
 
     /// Writes `data` to an open file; returns the count taken.
-    fn write_bytes(&mut self, file: OpenFile, data: Vec<u8>, offset: Option<i64>) -> Ret {
+    fn write_bytes(&mut self, file: OpenFile, data: Vec<u8>, offset: Option<i64>) -> CallResult {
         let n = data.len() as u64;
         match file {
             OpenFile::Stdio(StdStream::Stdout) => {
@@ -331,7 +331,7 @@ impl Job<'_> {
     }
 
     /// `readv`/`writev`.
-    fn vector(&mut self, fd: i32, iov: u64, iovcnt: i32, write: bool) -> Ret {
+    fn vector(&mut self, fd: i32, iov: u64, iovcnt: i32, write: bool) -> CallResult {
         if !(0..=1024).contains(&iovcnt) {
             return Err(Errno::EINVAL.into());
         }
@@ -375,7 +375,7 @@ impl Job<'_> {
 
     /// `ioctl` on stdio: `TCGETS` and `TIOCGWINSZ` answer only if `hostd`'s
     /// stream is a terminal.
-    fn ioctl(&mut self, fd: i32, cmd: u32, arg: u64) -> Ret {
+    fn ioctl(&mut self, fd: i32, cmd: u32, arg: u64) -> CallResult {
         const TCGETS: u32 = 0x5401;
         const TCSETS: u32 = 0x5402;
         const TCSETSW: u32 = 0x5403;
@@ -388,8 +388,8 @@ impl Job<'_> {
         const FIONCLEX: u32 = 0x5450;
         let file = self.fds.file(fd)?;
         match cmd {
-            FIOCLEX => return self.fds.set_cloexec(fd, true).map(|_| 0).map_err(E::from),
-            FIONCLEX => return self.fds.set_cloexec(fd, false).map(|_| 0).map_err(E::from),
+            FIOCLEX => return self.fds.set_cloexec(fd, true).map(|_| 0).map_err(CallError::from),
+            FIONCLEX => return self.fds.set_cloexec(fd, false).map(|_| 0).map_err(CallError::from),
             FIONBIO => return Ok(0),
             _ => {}
         }
@@ -439,7 +439,7 @@ impl Job<'_> {
 
     /// `fcntl`: descriptor flags, status flags, duplication; locks always
     /// succeed (one task).
-    fn fcntl(&mut self, fd: i32, cmd: i32, arg: u64) -> Ret {
+    fn fcntl(&mut self, fd: i32, cmd: i32, arg: u64) -> CallResult {
         const F_DUPFD: i32 = 0;
         const F_GETFD: i32 = 1;
         const F_SETFD: i32 = 2;
@@ -502,7 +502,7 @@ impl Job<'_> {
         offset: u64,
         count: u64,
         width: OffsetWidth,
-    ) -> Ret {
+    ) -> CallResult {
         let handle = self.host_handle(in_fd).map_err(|_| Errno::EINVAL)?;
         let out = self.fds.file(out_fd)?;
         let owidth = match width {
@@ -564,7 +564,7 @@ impl Job<'_> {
     }
 
     /// `fstat` of any descriptor, in `layout`.
-    pub fn fstat(&mut self, fd: i32, statbuf: u64, layout: StatLayout) -> Ret {
+    pub fn fstat(&mut self, fd: i32, statbuf: u64, layout: StatLayout) -> CallResult {
         let st = self.stat_fd(fd)?;
         let bytes = stat::to_stat(&st, layout)?;
         self.write_mem(statbuf, &bytes)?;
@@ -572,11 +572,11 @@ impl Job<'_> {
     }
 
     /// What `fstat` says about `fd`.
-    pub fn stat_fd(&mut self, fd: i32) -> Result<job::FileStat, E> {
+    pub fn stat_fd(&mut self, fd: i32) -> Result<job::FileStat, CallError> {
         match self.fds.file(fd)? {
             OpenFile::HostFile(handle) => {
                 let (_, data) = self.host_value(FileRequest::Fstat { handle })?;
-                job::decode_stat(&data).map_err(|_| E::Errno(Errno::EIO))
+                job::decode_stat(&data).map_err(|_| CallError::Errno(Errno::EIO))
             }
             OpenFile::Stdio(s) => Ok(stat::node_stat(
                 self.tty[s as usize],

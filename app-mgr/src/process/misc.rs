@@ -10,17 +10,15 @@
 use alloc::vec;
 use alloc::vec::Vec;
 
-use sion_abi::app::{self as kapp, TLS_FS_BASE, TLS_I386_SEGMENT};
-use sion_app_mgr::Abi;
-use sion_app_mgr::errno::Errno;
-use sion_app_mgr::exit::{DefaultAction, Signal};
-use sion_app_mgr::fd::OpenFile;
-use sion_app_mgr::job::{CHUNK, FileRequest};
-use sion_app_mgr::syscall::{IdKind, RlimitLayout, Syscall, TimeLayout};
-use sion_app_mgr::vm::{MmapFlags, Prot, RegionKind, VmEffect};
-use sion_rt::sys::{self, app};
+use crate::Abi;
+use crate::errno::Errno;
+use crate::exit::{DefaultAction, Signal};
+use crate::fd::OpenFile;
+use crate::job::{CHUNK, FileRequest};
+use crate::syscall::{IdKind, RlimitLayout, Syscall, TimeLayout};
+use crate::vm::{MmapFlags, Prot, RegionKind, VmEffect};
 
-use crate::job::{E, Job, Ret};
+use super::{CallError, CallResult, Process, Tls};
 
 const NS: u64 = 1_000_000_000;
 
@@ -57,9 +55,9 @@ const PR_SET_VMA: i32 = 0x5356_4d41;
 
 const RLIM_INFINITY: u64 = u64::MAX;
 
-impl Job<'_> {
+impl Process<'_> {
     /// Serves a node call.
-    pub fn misc_call(&mut self, sc: Syscall) -> Ret {
+    pub fn misc_call(&mut self, sc: Syscall) -> CallResult {
         match sc {
             // ---- memory ----
             Syscall::Brk { addr } => {
@@ -125,13 +123,13 @@ impl Job<'_> {
             // ---- process ----
             Syscall::Exit { status } | Syscall::ExitGroup { status } => {
                 self.kill((status & 0xff) << 8);
-                Err(E::Halt)
+                Err(CallError::Halt)
             }
             Syscall::ArchPrctl { code, addr } => self.arch_prctl(code, addr),
             Syscall::SetThreadArea { u_info } => {
                 let raw = self.read_mem(u_info, 16)?;
                 let base = u32::from_le_bytes(raw[4..8].try_into().unwrap_or([0; 4]));
-                let entry = app::set_tls(self.pid, TLS_I386_SEGMENT, u64::from(base))
+                let entry = self.node.set_tls(Tls::I386Segment, u64::from(base))
                     .map_err(|_| Errno::EINVAL)?;
                 self.write_mem(u_info, &(entry as u32).to_le_bytes())?;
                 Ok(0)
@@ -142,7 +140,7 @@ impl Job<'_> {
                 self.umask = mask & 0o777;
                 Ok(u64::from(old))
             }
-            Syscall::Getppid => Ok(sys::getpid()),
+            Syscall::Getppid => Ok(self.node.manager_pid()),
             Syscall::SetRobustList { len, .. } => {
                 if len != 3 * self.abi.word_size() as u64 {
                     return Err(Errno::EINVAL.into());
@@ -159,7 +157,7 @@ impl Job<'_> {
                 };
                 let fields: [&[u8]; 6] = [
                     b"Linux",
-                    self.me.name.as_bytes(),
+                    self.node.node_name().as_bytes(),
                     b"6.1.0-sion",
                     b"#1 SiON",
                     machine,
@@ -221,12 +219,12 @@ impl Job<'_> {
             Syscall::Getrandom { buf, buflen, .. } => {
                 let n = buflen.min(CHUNK as u64) as usize;
                 let mut bytes = vec![0u8; n];
-                self.rng.fill(&mut bytes);
+                self.node.random(&mut bytes);
                 self.write_mem(buf, &bytes)?;
                 Ok(n as u64)
             }
             Syscall::SchedYield => {
-                sys::yield_now();
+                self.node.yield_now();
                 Ok(0)
             }
             Syscall::Kill { pid, sig } => {
@@ -295,7 +293,7 @@ impl Job<'_> {
             }
             Syscall::Nanosleep { req, time, .. } => {
                 let ns = self.read_timespec(req, time)?;
-                self.sleep_until(sys::clock_ns().saturating_add(ns))?;
+                self.sleep_until(self.node.clock_ns().saturating_add(ns))?;
                 Ok(0)
             }
             Syscall::ClockNanosleep {
@@ -312,7 +310,7 @@ impl Job<'_> {
                 } else {
                     t
                 };
-                self.sleep_until(sys::clock_ns().saturating_add(wait))?;
+                self.sleep_until(self.node.clock_ns().saturating_add(wait))?;
                 Ok(0)
             }
 
@@ -414,24 +412,24 @@ impl Job<'_> {
     /// Wall-clock time now: the submitter's time at submission plus the time
     /// since the job started (ns since the epoch).
     pub fn realtime_ns(&self) -> u64 {
-        self.realtime_ns + (sys::clock_ns() - self.start_ns)
+        self.realtime_ns + (self.node.clock_ns() - self.start_ns)
     }
 
     /// Reads clock `clockid` (ns). `CLOCK_REALTIME` (0, 5 coarse) is
     /// [`Job::realtime_ns`]; `MONOTONIC` (1, 4 raw, 6 coarse) and `BOOTTIME`
     /// (7) the node clock; the CPU-time clocks (2, 3) the time since the job
     /// started (the job has the CPU to itself). Errors: `EINVAL`.
-    fn clock(&self, clockid: i32) -> Result<u64, E> {
+    fn clock(&self, clockid: i32) -> Result<u64, CallError> {
         match clockid {
             0 | 5 | 8 => Ok(self.realtime_ns()),
-            1 | 4 | 6 | 7 | 9 => Ok(sys::clock_ns()),
-            2 | 3 => Ok(sys::clock_ns() - self.start_ns),
+            1 | 4 | 6 | 7 | 9 => Ok(self.node.clock_ns()),
+            2 | 3 => Ok(self.node.clock_ns() - self.start_ns),
             _ => Err(Errno::EINVAL.into()),
         }
     }
 
     /// Writes `ns` as a `timespec` (`div` 1) or `timeval` (`div` 1000).
-    fn write_timespec(&self, addr: u64, ns: u64, layout: TimeLayout, div: u64) -> Result<(), E> {
+    fn write_timespec(&mut self, addr: u64, ns: u64, layout: TimeLayout, div: u64) -> Result<(), CallError> {
         let (s, sub) = (ns / NS, (ns % NS) / div);
         match layout {
             TimeLayout::Time32 => {
@@ -451,7 +449,7 @@ impl Job<'_> {
 
     /// Reads a `timespec` as ns. Errors: `EFAULT`; `EINVAL` for a negative
     /// time or nanoseconds outside `0..1e9`.
-    fn read_timespec(&self, addr: u64, layout: TimeLayout) -> Result<u64, E> {
+    fn read_timespec(&mut self, addr: u64, layout: TimeLayout) -> Result<u64, CallError> {
         let (s, ns) = match layout {
             TimeLayout::Time32 => {
                 let b = self.read_mem(addr, 8)?;
@@ -474,7 +472,7 @@ impl Job<'_> {
         Ok((s as u64).saturating_mul(NS).saturating_add(ns as u64))
     }
 
-    fn mmap(&mut self, addr: u64, length: u64, prot: u64, flags: u64, fd: i32, offset: u64) -> Ret {
+    fn mmap(&mut self, addr: u64, length: u64, prot: u64, flags: u64, fd: i32, offset: u64) -> CallResult {
         let f = MmapFlags::parse(flags)?;
         let prot = Prot::from_linux(prot)?;
         let kind = if f.anonymous {
@@ -531,24 +529,19 @@ impl Job<'_> {
     /// mappings stay unmapped (any access faults; a later `mprotect` maps
     /// zeroed pages, which is what they hold), and `mprotect(PROT_NONE)` of
     /// pages with data keeps them read-only so the data survives.
-    pub fn apply(&mut self, effects: &[VmEffect]) -> Result<(), E> {
+    pub fn apply(&mut self, effects: &[VmEffect]) -> Result<(), CallError> {
         for e in effects {
             let r = match *e {
                 VmEffect::Map { start, end, prot } => {
                     if prot == Prot::NONE {
                         Ok(())
                     } else {
-                        app::map(self.pid, start, end - start, kernel_prot(prot))
+                        self.node.map(start, end - start, prot)
                     }
                 }
-                VmEffect::Unmap { start, end } => app::unmap(self.pid, start, end - start),
+                VmEffect::Unmap { start, end } => self.node.unmap(start, end - start),
                 VmEffect::Protect { start, end, prot } => {
-                    let p = if prot == Prot::NONE {
-                        kapp::PROT_READ
-                    } else {
-                        kernel_prot(prot)
-                    };
-                    app::map(self.pid, start, end - start, p)
+                    self.node.map(start, end - start, readable(prot))
                 }
                 VmEffect::Move { from, to, len } => self.move_pages(from, to, len),
             };
@@ -561,27 +554,22 @@ impl Job<'_> {
 
     /// Moves mapped pages (for `mremap`): maps the destination, copies, and
     /// unmaps the source. Unmapped source pages (`PROT_NONE`) stay zero.
-    fn move_pages(&mut self, from: u64, to: u64, len: u64) -> Result<(), sion_abi::Error> {
+    fn move_pages(&mut self, from: u64, to: u64, len: u64) -> Result<(), Errno> {
         let prot = self.vm.region_at(to).map_or(Prot::RW, |r| r.prot);
-        let p = if prot == Prot::NONE {
-            kapp::PROT_READ
-        } else {
-            kernel_prot(prot)
-        };
-        app::map(self.pid, to, len, p)?;
+        self.node.map(to, len, readable(prot))?;
         let mut buf = vec![0u8; 4096];
         let mut off = 0;
         while off < len {
-            if app::read(self.pid, from + off, &mut buf).is_ok() {
-                app::write(self.pid, to + off, &buf)?;
+            if self.node.read(from + off, &mut buf).is_ok() {
+                self.node.write(to + off, &buf)?;
             }
             off += 4096;
         }
-        app::unmap(self.pid, from, len)
+        self.node.unmap(from, len)
     }
 
     /// `MADV_DONTNEED`: the pages read as zero afterwards (fresh frames).
-    fn discard(&mut self, addr: u64, length: u64) -> Result<(), E> {
+    fn discard(&mut self, addr: u64, length: u64) -> Result<(), CallError> {
         let end = addr.saturating_add(length).saturating_add(0xfff) & !0xfff;
         let pieces: Vec<(u64, u64, Prot)> = self
             .vm
@@ -591,20 +579,20 @@ impl Job<'_> {
             .collect();
         for (s, e, prot) in pieces {
             if prot != Prot::NONE {
-                let _ = app::unmap(self.pid, s, e - s);
-                app::map(self.pid, s, e - s, kernel_prot(prot)).map_err(|_| Errno::ENOMEM)?;
+                let _ = self.node.unmap(s, e - s);
+                self.node.map(s, e - s, prot).map_err(|_| Errno::ENOMEM)?;
             }
         }
         Ok(())
     }
 
-    fn arch_prctl(&mut self, code: i32, addr: u64) -> Ret {
+    fn arch_prctl(&mut self, code: i32, addr: u64) -> CallResult {
         if self.abi == Abi::I386 {
             return Err(Errno::EINVAL.into());
         }
         match code {
             ARCH_SET_FS => {
-                app::set_tls(self.pid, TLS_FS_BASE, addr).map_err(|_| Errno::EPERM)?;
+                self.node.set_tls(Tls::FsBase, addr).map_err(|_| Errno::EPERM)?;
                 self.fs_base = addr;
                 Ok(0)
             }
@@ -622,7 +610,7 @@ impl Job<'_> {
         }
     }
 
-    fn prctl(&mut self, option: i32, arg2: u64) -> Ret {
+    fn prctl(&mut self, option: i32, arg2: u64) -> CallResult {
         match option {
             PR_SET_NAME => {
                 let name = self
@@ -634,7 +622,8 @@ impl Job<'_> {
                 Ok(0)
             }
             PR_GET_NAME => {
-                self.write_mem(arg2, &self.comm)?;
+                let comm = self.comm;
+                self.write_mem(arg2, &comm)?;
                 Ok(0)
             }
             PR_GET_PDEATHSIG => {
@@ -651,7 +640,7 @@ impl Job<'_> {
     /// Values of resource limit `resource` (`getrlimit(2)`): the stack
     /// mapping, 1024 descriptors, the job's memory limit for data and address
     /// space, one process, no core files; others unlimited.
-    fn rlimit(&self, resource: u32) -> Result<(u64, u64), E> {
+    fn rlimit(&self, resource: u32) -> Result<(u64, u64), CallError> {
         Ok(match resource {
             2 | 9 => (self.vm.limit(), self.vm.limit()), // RLIMIT_DATA, RLIMIT_AS
             3 => (self.stack_len, self.stack_len),       // RLIMIT_STACK
@@ -667,7 +656,7 @@ impl Job<'_> {
     /// The program signals itself. No handler can run (SiON delivers no
     /// signals), so a signal whose disposition is not "ignore" ends the job
     /// as its default action would.
-    fn raise(&mut self, sig: i32) -> Ret {
+    fn raise(&mut self, sig: i32) -> CallResult {
         if sig == 0 {
             return Ok(0);
         }
@@ -693,10 +682,10 @@ impl Job<'_> {
             0
         };
         self.kill(sig | core);
-        Err(E::Halt)
+        Err(CallError::Halt)
     }
 
-    fn futex(&mut self, uaddr: u64, op: i32, val: u32, timeout: u64, time: TimeLayout) -> Ret {
+    fn futex(&mut self, uaddr: u64, op: i32, val: u32, timeout: u64, time: TimeLayout) -> CallResult {
         let cmd = op & !(FUTEX_PRIVATE | FUTEX_CLOCK_REALTIME);
         match cmd {
             FUTEX_WAIT | FUTEX_WAIT_BITSET => {
@@ -715,7 +704,7 @@ impl Job<'_> {
                 } else {
                     t
                 };
-                self.sleep_until(sys::clock_ns().saturating_add(wait))?;
+                self.sleep_until(self.node.clock_ns().saturating_add(wait))?;
                 Err(Errno::ETIMEDOUT.into())
             }
             FUTEX_WAKE | FUTEX_WAKE_BITSET | FUTEX_REQUEUE | FUTEX_CMP_REQUEUE | FUTEX_WAKE_OP => {
@@ -726,14 +715,10 @@ impl Job<'_> {
     }
 }
 
-/// The kernel's protection bits for `prot` (never 0: that would unmap).
-pub fn kernel_prot(prot: Prot) -> u64 {
-    let mut p = kapp::PROT_READ;
-    if prot.write {
-        p |= kapp::PROT_WRITE;
-    }
-    if prot.exec {
-        p |= kapp::PROT_EXEC;
-    }
-    p
+/// The protection pages with `prot` get from the node: the kernel has no
+/// present-but-inaccessible pages, so `PROT_NONE` pages that hold data stay
+/// readable (any access still faults for a program that respects its own
+/// `mprotect`; the data survives a later `mprotect` back).
+fn readable(prot: Prot) -> Prot {
+    if prot == Prot::NONE { Prot::R } else { prot }
 }

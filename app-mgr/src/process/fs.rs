@@ -5,15 +5,15 @@
 
 use alloc::vec::Vec;
 
-use sion_app_mgr::errno::Errno;
-use sion_app_mgr::fd::{OpenFile, PipeEnd};
-use sion_app_mgr::job::{self, Dir, FileRequest, FileStat};
-use sion_app_mgr::path::PATH_MAX;
-use sion_app_mgr::stat;
-use sion_app_mgr::syscall::{StatLayout, Syscall};
+use crate::errno::Errno;
+use crate::fd::{OpenFile, PipeEnd};
+use crate::job::{self, Dir, FileRequest, FileStat};
+use crate::path::PATH_MAX;
+use crate::stat;
+use crate::syscall::{StatLayout, Syscall};
 
-use crate::io::DEV_NULL;
-use crate::job::{E, HostFile, Job, Ret};
+use super::io::DEV_NULL;
+use super::{CallError, CallResult, HostFile, Process};
 
 const AT_FDCWD: i32 = -100;
 const AT_SYMLINK_NOFOLLOW: i32 = 0x100;
@@ -31,9 +31,9 @@ enum StatOut {
     Statx(u64),
 }
 
-impl Job<'_> {
+impl Process<'_> {
     /// Serves a path call.
-    pub fn path_call(&mut self, sc: Syscall) -> Ret {
+    pub fn path_call(&mut self, sc: Syscall) -> CallResult {
         match sc {
             Syscall::Open {
                 pathname,
@@ -135,13 +135,13 @@ impl Job<'_> {
     }
 
     /// Reads a path argument. Errors: `EFAULT`, `ENAMETOOLONG`.
-    fn path(&self, addr: u64) -> Result<Vec<u8>, E> {
+    fn path(&mut self, addr: u64) -> Result<Vec<u8>, CallError> {
         self.read_cstr(addr, PATH_MAX)
     }
 
     /// The base directory for `path` given `dirfd` (ignored for absolute
     /// paths, as in Linux). Errors: `EBADF`, `ENOTDIR`.
-    fn dir(&self, dirfd: i32, path: &[u8]) -> Result<Dir, E> {
+    fn dir(&self, dirfd: i32, path: &[u8]) -> Result<Dir, CallError> {
         if dirfd == AT_FDCWD || path.first() == Some(&b'/') {
             return Ok(Dir::Cwd);
         }
@@ -153,7 +153,7 @@ impl Job<'_> {
         }
     }
 
-    fn open(&mut self, dirfd: i32, pathname: u64, flags: i32, mode: u32) -> Ret {
+    fn open(&mut self, dirfd: i32, pathname: u64, flags: i32, mode: u32) -> CallResult {
         let path = self.path(pathname)?;
         let cloexec = flags & O_CLOEXEC != 0;
         if path == b"/dev/null" {
@@ -192,7 +192,7 @@ impl Job<'_> {
         }
     }
 
-    fn stat_path(&mut self, dirfd: i32, pathname: u64, flags: i32, out: StatOut) -> Ret {
+    fn stat_path(&mut self, dirfd: i32, pathname: u64, flags: i32, out: StatOut) -> CallResult {
         match out {
             StatOut::Stat(buf, layout) => {
                 self.check_writable(buf, stat::layout_len(layout) as u64)?
@@ -220,12 +220,12 @@ impl Job<'_> {
         Ok(0)
     }
 
-    fn host_stat(&mut self, dir: Dir, path: Vec<u8>, flags: i32) -> Result<FileStat, E> {
+    fn host_stat(&mut self, dir: Dir, path: Vec<u8>, flags: i32) -> Result<FileStat, CallError> {
         let (_, data) = self.host_value(FileRequest::Stat { dir, path, flags })?;
-        job::decode_stat(&data).map_err(|_| E::Errno(Errno::EIO))
+        job::decode_stat(&data).map_err(|_| CallError::Errno(Errno::EIO))
     }
 
-    fn access(&mut self, dirfd: i32, pathname: u64, mode: i32, flags: i32) -> Ret {
+    fn access(&mut self, dirfd: i32, pathname: u64, mode: i32, flags: i32) -> CallResult {
         let path = self.path(pathname)?;
         if path == b"/dev/null" {
             return Ok(0);
@@ -240,7 +240,7 @@ impl Job<'_> {
         Ok(0)
     }
 
-    fn readlink(&mut self, dirfd: i32, pathname: u64, buf: u64, bufsiz: u64) -> Ret {
+    fn readlink(&mut self, dirfd: i32, pathname: u64, buf: u64, bufsiz: u64) -> CallResult {
         if bufsiz == 0 || bufsiz > i32::MAX as u64 {
             return Err(Errno::EINVAL.into());
         }
@@ -259,21 +259,21 @@ impl Job<'_> {
         Ok(n as u64)
     }
 
-    fn mkdir(&mut self, dirfd: i32, pathname: u64, mode: u32) -> Ret {
+    fn mkdir(&mut self, dirfd: i32, pathname: u64, mode: u32) -> CallResult {
         let path = self.path(pathname)?;
         let dir = self.dir(dirfd, &path)?;
         self.host_value(FileRequest::Mkdir { dir, path, mode })?;
         Ok(0)
     }
 
-    fn unlink(&mut self, dirfd: i32, pathname: u64, flags: i32) -> Ret {
+    fn unlink(&mut self, dirfd: i32, pathname: u64, flags: i32) -> CallResult {
         let path = self.path(pathname)?;
         let dir = self.dir(dirfd, &path)?;
         self.host_value(FileRequest::Unlink { dir, path, flags })?;
         Ok(0)
     }
 
-    fn rename(&mut self, olddirfd: i32, old: u64, newdirfd: i32, new: u64, flags: u32) -> Ret {
+    fn rename(&mut self, olddirfd: i32, old: u64, newdirfd: i32, new: u64, flags: u32) -> CallResult {
         let from = self.path(old)?;
         let to = self.path(new)?;
         let from_dir = self.dir(olddirfd, &from)?;

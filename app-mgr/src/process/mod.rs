@@ -1,0 +1,532 @@
+//! A running Linux program as the App-Program Manager keeps it, and the
+//! serving of its system calls, behind the [`Node`] trait for what the node
+//! provides (sans-IO, as foca's `Runtime` or virtio-drivers' `Hal`).
+//!
+//! A [`Process`] holds what Linux keeps for a process that SiON serves outside
+//! the kernel (DESIGN.md "Tasks"): the address-space bookkeeping, the
+//! descriptor table, in-node pipes, the current directory, credentials,
+//! signal dispositions. Its system calls are decoded by [`crate::syscall`] and
+//! served by the handlers in this module's files, one per family: [`io`]
+//! (descriptors), [`fs`] (paths), [`misc`] (memory, process, time, signals).
+//! Whatever touches the world goes through [`Node`]: application memory and
+//! mappings (the kernel's `app_*` calls on a node), the connection to the
+//! submitting `hostd`, the clock and randomness. The node process implements
+//! it with `sion-rt`; host tests implement it with fake memory and a fake
+//! `hostd`.
+
+pub mod fs;
+pub mod io;
+pub mod misc;
+#[cfg(test)]
+mod tests;
+
+use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
+use alloc::vec;
+use alloc::vec::Vec;
+use core::fmt;
+
+use crate::Abi;
+use crate::errno::Errno;
+use crate::fd::FdTable;
+use crate::job::{FileReply, FileRequest, HostMsg, NodeMsg, Winsize};
+use crate::syscall::{self, Route, Syscall};
+use crate::vm::{AddressSpace, Prot};
+
+/// `SIGINT`, the status of a job killed by Ctrl-C.
+pub const SIGINT: i32 = 2;
+/// `SIGKILL`, the status of a job whose `hostd` went away.
+pub const SIGKILL: i32 = 9;
+
+/// Largest single memory copy asked of the node (the kernel's limit is 1 MiB).
+const MAX_COPY: usize = 64 * 1024;
+
+/// The submitting `hostd` is gone (connection closed or broken).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HostGone;
+
+/// Which thread-local-storage register [`Node::set_tls`] sets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tls {
+    /// The x86_64 FS base (`arch_prctl(ARCH_SET_FS)`).
+    FsBase,
+    /// An i386 TLS segment (`set_thread_area(2)`); the node answers its GDT
+    /// entry number.
+    I386Segment,
+}
+
+/// What happened next for the application (see [`Node::next_event`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// The application made a Linux system call and waits for its answer
+    /// ([`Node::reply`]).
+    Syscall {
+        /// Its ABI (`int 0x80`: i386; `syscall`: x86_64).
+        abi: Abi,
+        /// The system-call number.
+        nr: u64,
+        /// The six argument registers.
+        args: [u64; 6],
+    },
+    /// `hostd` sent something: read it with [`Node::poll_host`].
+    HostReadable,
+    /// The application ended with this wait status (`wait(2)`).
+    Exited(i32),
+}
+
+/// What the node provides to a [`Process`]: the application's memory and
+/// mappings, its scheduling, the connection to `hostd`, time and randomness.
+/// Memory errors are `EFAULT`, mapping errors `ENOMEM`.
+pub trait Node {
+    /// Reads application memory at `addr` into `buf`. Errors: `EFAULT`.
+    fn read(&mut self, addr: u64, buf: &mut [u8]) -> Result<(), Errno>;
+    /// Writes `data` into application memory at `addr`, whatever the page
+    /// protection (a loader's write). Errors: `EFAULT`.
+    fn write(&mut self, addr: u64, data: &[u8]) -> Result<(), Errno>;
+    /// Maps `[addr, addr + len)` with `prot` (fresh pages are zero; pages
+    /// already mapped keep their data and get `prot`). Errors: `ENOMEM`.
+    fn map(&mut self, addr: u64, len: u64, prot: Prot) -> Result<(), Errno>;
+    /// Unmaps `[addr, addr + len)`. Errors: `EINVAL`.
+    fn unmap(&mut self, addr: u64, len: u64) -> Result<(), Errno>;
+    /// Sets a TLS register of the application; returns the GDT entry for
+    /// [`Tls::I386Segment`]. Errors: `EINVAL`, `EPERM`.
+    fn set_tls(&mut self, which: Tls, base: u64) -> Result<u64, Errno>;
+    /// Ends the application with wait status `status`.
+    fn kill(&mut self, status: i32);
+    /// Waits for the next event; the system calls of the application arrive
+    /// here.
+    fn next_event(&mut self) -> Event;
+    /// Answers the application's pending system call with `value`.
+    fn reply(&mut self, value: i64);
+    /// Lets other processes of the node run (`sched_yield(2)`).
+    fn yield_now(&mut self);
+    /// The node's clock: nanoseconds since boot.
+    fn clock_ns(&self) -> u64;
+    /// Fills `buf` with random bytes.
+    fn random(&mut self, buf: &mut [u8]);
+    /// The node's name (`uname -n`).
+    fn node_name(&self) -> &str;
+    /// The pid of the App-Program Manager (the application's parent).
+    fn manager_pid(&self) -> u64;
+    /// Writes a line to the node's log.
+    fn log(&mut self, line: fmt::Arguments<'_>);
+    /// Sends a message to `hostd`. Errors: [`HostGone`].
+    fn send(&mut self, msg: &NodeMsg) -> Result<(), HostGone>;
+    /// The next message from `hostd`, waiting until `deadline_ns` on
+    /// [`Node::clock_ns`]'s clock (`None`: as long as it takes); `Ok(None)`
+    /// at the deadline. Errors: [`HostGone`].
+    fn recv(&mut self, deadline_ns: Option<u64>) -> Result<Option<HostMsg>, HostGone>;
+    /// Messages from `hostd` that have arrived, without waiting, and whether
+    /// the connection has closed since.
+    fn poll_host(&mut self) -> (Vec<HostMsg>, bool);
+    /// Messages already received and decoded, without reading the
+    /// connection (cheap: called after every system call).
+    fn buffered_host(&mut self) -> Vec<HostMsg>;
+}
+
+/// Why a system call gets no answer, or its error.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CallError {
+    /// Answer `-errno`.
+    Errno(Errno),
+    /// Do not answer: the job is ending (exit, kill, `hostd` gone).
+    Halt,
+}
+
+impl From<Errno> for CallError {
+    fn from(e: Errno) -> Self {
+        CallError::Errno(e)
+    }
+}
+
+/// A system call's outcome: the value to return, or [`CallError`].
+pub type CallResult = Result<u64, CallError>;
+
+/// What the node knows of a file `hostd` opened for the job.
+#[derive(Clone, Copy, Debug)]
+pub struct HostFile {
+    /// The `open` flags.
+    pub flags: i32,
+    /// It is a directory.
+    pub is_dir: bool,
+}
+
+/// Counts for the job's end-of-job log line.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Stats {
+    /// System calls served.
+    pub calls: u64,
+    /// Of which forwarded to `hostd`.
+    pub forwarded: u64,
+}
+
+/// What a [`Process`] starts from (from the job's `Start` and the loader).
+#[derive(Clone, Debug)]
+pub struct ProcessSpec {
+    /// Job number on this node (for the log).
+    pub number: u64,
+    /// The application's pid (what `getpid` answers).
+    pub pid: u64,
+    /// Its ABI.
+    pub abi: Abi,
+    /// Its address-space bookkeeping.
+    pub vm: AddressSpace,
+    /// Current directory (absolute host path).
+    pub cwd: Vec<u8>,
+    /// The program's absolute path (what `/proc/self/exe` reads as).
+    pub exe: Vec<u8>,
+    /// Whether stdin, stdout, stderr are terminals.
+    pub tty: [bool; 3],
+    /// The submitter's terminal size.
+    pub winsize: Option<Winsize>,
+    /// User id the program sees.
+    pub uid: u32,
+    /// Group id the program sees.
+    pub gid: u32,
+    /// Wall-clock time at submission (ns since the epoch).
+    pub realtime_ns: u64,
+}
+
+/// A running Linux program and what its system calls need.
+pub struct Process<'n> {
+    /// What the node provides.
+    pub node: &'n mut dyn Node,
+    /// Job number on this node.
+    pub number: u64,
+    /// The application's pid.
+    pub pid: u64,
+    /// Its ABI.
+    pub abi: Abi,
+    /// Address-space bookkeeping.
+    pub vm: AddressSpace,
+    /// Descriptors.
+    pub fds: FdTable,
+    /// In-node pipe buffers by id.
+    pub pipes: BTreeMap<u32, VecDeque<u8>>,
+    /// Next pipe id.
+    pub next_pipe: u32,
+    /// Stdin bytes received and not yet read.
+    pub stdin: VecDeque<u8>,
+    /// `hostd`'s stdin ended.
+    pub stdin_eof: bool,
+    /// Files `hostd` holds open for the job, by handle.
+    pub host_files: BTreeMap<u64, HostFile>,
+    /// Current directory (absolute host path).
+    pub cwd: Vec<u8>,
+    /// The program's absolute path (what `/proc/self/exe` reads as).
+    pub exe: Vec<u8>,
+    /// Whether stdin, stdout, stderr are terminals.
+    pub tty: [bool; 3],
+    /// The submitter's terminal size.
+    pub winsize: Option<Winsize>,
+    /// User id the program sees.
+    pub uid: u32,
+    /// Group id the program sees.
+    pub gid: u32,
+    /// Wall-clock time at submission (ns since the epoch).
+    pub realtime_ns: u64,
+    /// Node clock at the job's start (ns since boot).
+    pub start_ns: u64,
+    /// Next forwarded request id.
+    pub next_id: u64,
+    /// Set once the job is being ended (status given to [`Node::kill`]).
+    pub ending: Option<i32>,
+    /// `hostd` is gone.
+    pub host_gone: bool,
+    /// Unknown system-call numbers already logged.
+    pub unknown: BTreeSet<u64>,
+    /// Recorded `rt_sigaction` handlers (kernel `struct sigaction` bytes).
+    pub sigactions: BTreeMap<i32, Vec<u8>>,
+    /// Recorded signal mask.
+    pub sigmask: u64,
+    /// Recorded alternate signal stack (`stack_t` bytes).
+    pub altstack: Option<Vec<u8>>,
+    /// FS base set by `arch_prctl`.
+    pub fs_base: u64,
+    /// Name set by `prctl(PR_SET_NAME)`.
+    pub comm: [u8; 16],
+    /// Size of the main stack mapping (for `RLIMIT_STACK`).
+    pub stack_len: u64,
+    /// The file-creation mask (`umask(2)`), reported only: `hostd` applies
+    /// its own when it creates files.
+    pub umask: u32,
+    /// Counters.
+    pub stats: Stats,
+}
+
+impl<'n> Process<'n> {
+    /// A process about to start, served through `node`.
+    pub fn new(node: &'n mut dyn Node, spec: ProcessSpec) -> Process<'n> {
+        let start_ns = node.clock_ns();
+        Process {
+            node,
+            number: spec.number,
+            pid: spec.pid,
+            abi: spec.abi,
+            vm: spec.vm,
+            fds: FdTable::default(),
+            pipes: BTreeMap::new(),
+            next_pipe: 0,
+            stdin: VecDeque::new(),
+            stdin_eof: false,
+            host_files: BTreeMap::new(),
+            cwd: spec.cwd,
+            exe: spec.exe,
+            tty: spec.tty,
+            winsize: spec.winsize,
+            uid: spec.uid,
+            gid: spec.gid,
+            realtime_ns: spec.realtime_ns,
+            start_ns,
+            next_id: 1,
+            ending: None,
+            host_gone: false,
+            unknown: BTreeSet::new(),
+            sigactions: BTreeMap::new(),
+            sigmask: 0,
+            altstack: None,
+            fs_base: 0,
+            comm: [0; 16],
+            stack_len: 0,
+            umask: 0o022,
+            stats: Stats::default(),
+        }
+    }
+
+    /// Serves the application until it ends; returns its wait status.
+    pub fn run(&mut self) -> i32 {
+        loop {
+            match self.node.next_event() {
+                Event::Syscall { abi, nr, args } => {
+                    if self.ending.is_some() {
+                        continue;
+                    }
+                    if let Some(v) = self.syscall(abi, nr, args) {
+                        self.node.reply(v);
+                    }
+                    self.after_call();
+                }
+                Event::HostReadable => self.poll_host(),
+                Event::Exited(status) => return status,
+            }
+        }
+    }
+
+    /// Decodes and serves one call; `None` when it must not be answered.
+    pub fn syscall(&mut self, abi: Abi, nr: u64, args: [u64; 6]) -> Option<i64> {
+        self.stats.calls += 1;
+        let sc = syscall::decode(abi, nr, args);
+        if let Syscall::Unknown(nr) = sc {
+            if self.unknown.insert(nr) {
+                let number = self.number;
+                self.node.log(format_args!(
+                    "apm: job {number}: unsupported {abi} system call {} ({nr}) -> ENOSYS",
+                    syscall::name(abi, nr).unwrap_or("?")
+                ));
+            }
+            return Some(Errno::ENOSYS.to_return());
+        }
+        if sc.route() == Route::Host {
+            self.stats.forwarded += 1;
+        }
+        let r = match sc.family() {
+            syscall::Family::Io => self.io_call(sc),
+            syscall::Family::Fs => self.path_call(sc),
+            _ => self.misc_call(sc),
+        };
+        match r {
+            Ok(v) => Some(v as i64),
+            Err(CallError::Errno(e)) => Some(e.to_return()),
+            Err(CallError::Halt) => None,
+        }
+    }
+
+    // ---- the connection ----
+
+    /// Ends the application with wait status `status` (once).
+    pub fn kill(&mut self, status: i32) {
+        if self.ending.is_none() {
+            self.ending = Some(status);
+            self.node.kill(status);
+        }
+    }
+
+    /// `hostd` is gone: kill the job.
+    fn host_lost(&mut self) -> CallError {
+        if !self.host_gone {
+            self.host_gone = true;
+            let number = self.number;
+            self.node.log(format_args!(
+                "apm: job {number}: hostd went away; killing the job"
+            ));
+        }
+        self.kill(SIGKILL);
+        CallError::Halt
+    }
+
+    /// Handles a message that came while nothing in particular was awaited.
+    fn on_host_msg(&mut self, msg: HostMsg) {
+        match msg {
+            HostMsg::Stdin(bytes) => self.stdin.extend(bytes),
+            HostMsg::StdinEof => self.stdin_eof = true,
+            HostMsg::Kill => {
+                let number = self.number;
+                self.node
+                    .log(format_args!("apm: job {number}: killed by its submitter"));
+                self.kill(SIGINT);
+            }
+            _ => {}
+        }
+    }
+
+    /// Reads what `hostd` sent without waiting.
+    pub fn poll_host(&mut self) {
+        let (msgs, closed) = self.node.poll_host();
+        for m in msgs {
+            self.on_host_msg(m);
+        }
+        if closed {
+            self.host_lost();
+        }
+    }
+
+    /// Handles messages already received (after a blocking wait).
+    fn after_call(&mut self) {
+        for m in self.node.buffered_host() {
+            self.on_host_msg(m);
+        }
+    }
+
+    /// Sends a message to `hostd`. Errors: [`CallError::Halt`] if it is gone.
+    pub fn send(&mut self, msg: &NodeMsg) -> Result<(), CallError> {
+        if self.host_gone {
+            return Err(CallError::Halt);
+        }
+        self.node.send(msg).map_err(|_| self.host_lost())
+    }
+
+    /// Forwards a file request and waits for its answer.
+    pub fn host_call(&mut self, request: FileRequest) -> Result<FileReply, CallError> {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.send(&NodeMsg::File { id, request })?;
+        loop {
+            match self.node.recv(None) {
+                Ok(Some(HostMsg::FileReply(r))) if r.id == id => return Ok(r),
+                Ok(Some(m)) => {
+                    self.on_host_msg(m);
+                    if self.ending.is_some() {
+                        return Err(CallError::Halt);
+                    }
+                }
+                Ok(None) => {}
+                Err(HostGone) => return Err(self.host_lost()),
+            }
+        }
+    }
+
+    /// A forwarded request's value, or its error.
+    pub fn host_value(&mut self, request: FileRequest) -> Result<(u64, Vec<u8>), CallError> {
+        let r = self.host_call(request)?;
+        if r.result < 0 {
+            return Err(Errno::from_return(r.result).unwrap_or(Errno::EIO).into());
+        }
+        Ok((r.result as u64, r.data))
+    }
+
+    /// Waits until stdin has bytes or has ended (asking `hostd` for up to
+    /// `max` bytes).
+    pub fn wait_stdin(&mut self, max: u64) -> Result<(), CallError> {
+        if !self.stdin.is_empty() || self.stdin_eof {
+            return Ok(());
+        }
+        let max = max.clamp(1, crate::job::CHUNK as u64) as u32;
+        self.send(&NodeMsg::StdinWanted { max })?;
+        while self.stdin.is_empty() && !self.stdin_eof {
+            match self.node.recv(None) {
+                Ok(Some(m)) => {
+                    self.on_host_msg(m);
+                    if self.ending.is_some() {
+                        return Err(CallError::Halt);
+                    }
+                }
+                Ok(None) => {}
+                Err(HostGone) => return Err(self.host_lost()),
+            }
+        }
+        Ok(())
+    }
+
+    /// Sleeps until the node clock reads `deadline_ns`, still hearing
+    /// `hostd` (a Kill ends the sleep and the job).
+    pub fn sleep_until(&mut self, deadline_ns: u64) -> Result<(), CallError> {
+        loop {
+            match self.node.recv(Some(deadline_ns)) {
+                Ok(None) => return Ok(()),
+                Ok(Some(m)) => {
+                    self.on_host_msg(m);
+                    if self.ending.is_some() {
+                        return Err(CallError::Halt);
+                    }
+                }
+                Err(HostGone) => return Err(self.host_lost()),
+            }
+        }
+    }
+
+    // ---- application memory ----
+
+    /// Reads `len` bytes of application memory at `addr`. Errors: `EFAULT`.
+    pub fn read_mem(&mut self, addr: u64, len: u64) -> Result<Vec<u8>, CallError> {
+        let len = usize::try_from(len).map_err(|_| Errno::EFAULT)?;
+        if len == 0 {
+            return Ok(Vec::new());
+        }
+        addr.checked_add(len as u64).ok_or(Errno::EFAULT)?;
+        let mut out = vec![0u8; len];
+        for (i, chunk) in out.chunks_mut(MAX_COPY).enumerate() {
+            self.node.read(addr + (i * MAX_COPY) as u64, chunk)?;
+        }
+        Ok(out)
+    }
+
+    /// Writes `data` into application memory at `addr`, which must be mapped
+    /// writable (as the kernel checks a `copy_to_user`). Errors: `EFAULT`.
+    pub fn write_mem(&mut self, addr: u64, data: &[u8]) -> Result<(), CallError> {
+        self.vm.check_access(addr, data.len() as u64, true)?;
+        self.load_mem(addr, data)
+    }
+
+    /// Writes `data` at `addr` whatever the page protection (a loader's
+    /// write). Errors: `EFAULT` for unmapped pages.
+    pub fn load_mem(&mut self, addr: u64, data: &[u8]) -> Result<(), CallError> {
+        for (i, chunk) in data.chunks(MAX_COPY).enumerate() {
+            self.node.write(addr + (i * MAX_COPY) as u64, chunk)?;
+        }
+        Ok(())
+    }
+
+    /// Checks that `[addr, addr + len)` is writable before doing I/O into it.
+    pub fn check_writable(&self, addr: u64, len: u64) -> Result<(), CallError> {
+        self.vm.check_access(addr, len, true).map_err(CallError::from)
+    }
+
+    /// Reads a NUL-terminated string of at most `max` bytes (without the
+    /// NUL). Errors: `EFAULT`; `ENAMETOOLONG` without a NUL in `max` bytes.
+    pub fn read_cstr(&mut self, addr: u64, max: usize) -> Result<Vec<u8>, CallError> {
+        let mut out = Vec::new();
+        let mut at = addr;
+        while out.len() < max {
+            let page_end = (at | 0xfff) + 1;
+            let n = ((page_end - at) as usize).min(max - out.len());
+            let mut chunk = vec![0u8; n];
+            self.node.read(at, &mut chunk)?;
+            if let Some(nul) = chunk.iter().position(|&b| b == 0) {
+                out.extend_from_slice(&chunk[..nul]);
+                return Ok(out);
+            }
+            out.extend_from_slice(&chunk);
+            at += n as u64;
+        }
+        Err(Errno::ENAMETOOLONG.into())
+    }
+}

@@ -1,0 +1,1 @@
+//! Host tests of the system-call handlers against a fake node.
