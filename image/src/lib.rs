@@ -5,6 +5,7 @@
 //! Two flavours share the kernel: the node image (`target/sion.img`) carries the
 //! node's processes; the test image (`target/sion-test.img`) adds the test
 //! processes (image names starting with `t-`) used by the integration tests.
+#![forbid(unsafe_code)]
 
 use anyhow::{Context, Result, bail, ensure};
 use std::path::{Path, PathBuf};

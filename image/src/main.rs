@@ -1,5 +1,6 @@
 //! `sion-image`: builds `target/sion.img` (or the test image) and optionally
 //! boots it as one node in QEMU with its serial log on the terminal.
+#![forbid(unsafe_code)]
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;

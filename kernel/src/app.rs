@@ -7,6 +7,7 @@
 //! system call as a message ([`sion_abi::app`]); its reply resumes the
 //! application with the result. 64-bit code enters through `syscall`; i386 code
 //! (and 64-bit code using `int 0x80`, as on Linux) through `int 0x80`.
+#![forbid(unsafe_code)]
 
 use crate::arch::gdt;
 use crate::arch::trap::{LINUX_INT80, TrapFrame};

@@ -1,42 +1,26 @@
-//! The node's console: the first serial port (COM1, 16550 UART), mirrored on the
-//! screen ([`crate::fbcon`]). Both the kernel log and processes' console writes
-//! end up here.
+//! The node's console: the first serial port (COM1, [`crate::arch::serial`]),
+//! mirrored on the screen ([`crate::drivers::fbcon`]). Both the kernel log and
+//! processes' console writes end up here.
+#![forbid(unsafe_code)]
 
 use core::fmt::Write;
-use spin::Mutex;
-use uart_16550::SerialPort;
 
-/// I/O port base of COM1.
-const COM1: u16 = 0x3F8;
-
-static SERIAL: Mutex<Option<SerialPort>> = Mutex::new(None);
-
-/// Initialises COM1 (115200 8N1 as the `uart_16550` crate sets it up).
+/// Initialises the serial port.
 pub fn init() {
-    // SAFETY: 0x3F8 is COM1 on every PC; this is the only place that creates a
-    // handle to it.
-    let mut port = unsafe { SerialPort::new(COM1) };
-    port.init();
-    *SERIAL.lock() = Some(port);
+    crate::arch::serial::init();
 }
 
 /// Writes `s` to the serial port and the screen.
 pub fn write_str(s: &str) {
-    if let Some(port) = SERIAL.lock().as_mut() {
-        let _ = port.write_str(s);
-    }
-    crate::fbcon::write_str(s);
+    crate::arch::serial::write_str(s);
+    crate::drivers::fbcon::write_str(s);
 }
 
 /// Releases the console locks after a fault that may have interrupted a writer.
 /// Only for the panic and fault paths, where the interrupted code never resumes.
 pub fn force_unlock() {
-    // SAFETY: called only on the way to halting the machine, with interrupts
-    // off; the interrupted holder of the lock will never run again.
-    unsafe {
-        SERIAL.force_unlock();
-        crate::fbcon::force_unlock();
-    }
+    crate::arch::serial::force_unlock();
+    crate::drivers::fbcon::force_unlock();
 }
 
 /// A `core::fmt::Write` sink for the console.

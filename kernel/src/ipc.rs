@@ -10,6 +10,7 @@
 //!   of senders; the receiver's next `receive` copies from the sender's buffer.
 //! - `call` is `send` and then a wait for `reply`, which copies the answer
 //!   straight into the caller's reply buffer.
+#![forbid(unsafe_code)]
 
 use crate::mem::space::AddressSpace;
 use crate::proc::{Block, State, Table, scheduler, table};

@@ -1,5 +1,6 @@
 //! The kernel's one logger: `log` records to the console, stamped with the
 //! monotonic clock (seconds since boot).
+#![forbid(unsafe_code)]
 
 use core::fmt::Write;
 use log::{Level, LevelFilter, Metadata, Record};

@@ -14,7 +14,6 @@ mod arch;
 mod bootargs;
 mod console;
 mod drivers;
-mod fbcon;
 mod ipc;
 mod logger;
 mod mem;
@@ -51,7 +50,7 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     logger::init();
     if let Some(fb) = boot_info.framebuffer.as_mut() {
         let info = fb.info();
-        fbcon::init(fb.buffer_mut(), info);
+        drivers::fbcon::init(fb.buffer_mut(), info);
     }
     log::info!("SiON {VERSION} (Self Integrated Operating-system for Nodes) booting");
 
@@ -60,14 +59,7 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     log::info!("cpu: {protections}");
     mem::init(&boot_info.memory_regions);
     time::init();
-    let ramdisk = match boot_info.ramdisk_addr.into_option() {
-        // SAFETY: the bootloader loaded the ramdisk at this address with this
-        // length, mapped it, and nothing else uses that memory.
-        Some(addr) => unsafe {
-            core::slice::from_raw_parts(addr as *const u8, boot_info.ramdisk_len as usize)
-        },
-        None => &[],
-    };
+    let ramdisk = mem::boot_ramdisk(boot_info.ramdisk_addr.into_option(), boot_info.ramdisk_len);
     ramdisk::init(ramdisk);
     let nic = drivers::virtio::probe().map(|(nic, irq)| {
         (

@@ -1,5 +1,6 @@
 //! The process images packed into the disk image: a tar archive the bootloader
 //! loads as its ramdisk, one ELF file per SiON process, named by file name.
+#![forbid(unsafe_code)]
 
 use spin::Once;
 use tar_no_std::TarArchiveRef;

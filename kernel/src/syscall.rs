@@ -5,6 +5,7 @@
 //! Every pointer and length from a process is checked against its address space
 //! before the kernel touches the memory; a bad one returns
 //! [`Error::BadAddress`].
+#![forbid(unsafe_code)]
 
 use crate::arch::trap::TrapFrame;
 use crate::proc::{self, scheduler, table};

@@ -1,5 +1,6 @@
 //! Time: the timer tick count and a monotonic clock in nanoseconds, read from
 //! the TSC and calibrated against the PIT at boot.
+#![forbid(unsafe_code)]
 
 use crate::arch;
 use core::sync::atomic::{AtomicU64, Ordering};

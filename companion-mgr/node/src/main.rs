@@ -6,6 +6,7 @@
 //! node's console and screen whenever it changes.
 #![no_std]
 #![no_main]
+#![forbid(unsafe_code)]
 
 extern crate alloc;
 

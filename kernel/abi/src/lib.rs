@@ -14,6 +14,7 @@
 //! Every other register is preserved. A result `>= 0` is success; a negative
 //! result is `-(Error as i64)` (see [`Error::from_result`]).
 #![no_std]
+#![forbid(unsafe_code)]
 
 pub mod app;
 pub mod net;

@@ -1,12 +1,15 @@
 //! x86_64 hardware: segments, interrupts, the PIC and PIT, the FPU, QEMU's exit
 //! device. All port and register access of the kernel's core lives here.
 
+pub mod context;
 pub mod fpu;
+pub mod fw_cfg;
 pub mod gdt;
 pub mod idt;
 pub mod pic;
 pub mod protect;
 pub mod qemu;
+pub mod serial;
 pub mod trap;
 
 /// Sets up the CPU for the kernel: GDT and TSS, IDT, the PIC and timer, SSE,

@@ -1,6 +1,7 @@
-//! Device drivers: PCI enumeration and the virtio-net NIC (through the
+//! Device drivers: the framebuffer console, PCI enumeration and the virtio-net NIC (through the
 //! `virtio-drivers` crate), and the [`Nic`] interface the network stack uses.
 
+pub mod fbcon;
 pub mod pci;
 pub mod virtio;
 

@@ -25,6 +25,18 @@ pub fn init(regions: &'static MemoryRegions) {
     frame::enable_recycling();
 }
 
+/// The ramdisk the bootloader loaded (the tar archive of process images) at
+/// virtual address `addr` with `len` bytes (`BootInfo::ramdisk_addr`,
+/// `ramdisk_len`); empty when there is none.
+pub fn boot_ramdisk(addr: Option<u64>, len: u64) -> &'static [u8] {
+    match addr {
+        // SAFETY: the bootloader loaded the ramdisk at this address with this
+        // length, mapped it, and nothing else uses that memory.
+        Some(addr) => unsafe { core::slice::from_raw_parts(addr as *const u8, len as usize) },
+        None => &[],
+    }
+}
+
 /// The kernel's virtual address for physical address `addr`.
 pub fn phys_to_virt(addr: PhysAddr) -> VirtAddr {
     VirtAddr::new(addr.as_u64() + PHYS_OFFSET)

@@ -7,6 +7,7 @@
 //! 2 s) would take about 6 s; SiON nodes must be addressed within 5 s of boot,
 //! so probes are [`PROBE_INTERVAL_NS`] apart. On a LAN that answers ARP within
 //! that interval (every switched LAN) a conflict is still detected.
+#![forbid(unsafe_code)]
 
 use super::device::{NicDevice, arp_frame};
 use smoltcp::iface::{Interface, SocketHandle, SocketSet};

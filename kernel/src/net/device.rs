@@ -1,5 +1,6 @@
 //! The NIC behind a small trait, and its one adapter to smoltcp's `Device`.
 //! The adapter also watches ARP traffic for address conflicts (RFC 3927 §2.2.1).
+#![forbid(unsafe_code)]
 
 use alloc::boxed::Box;
 use alloc::vec;

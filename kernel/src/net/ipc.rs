@@ -17,6 +17,7 @@
 //! second for the whole interface, so several stalled lanes take turns: only
 //! the one stalled longest can time out, and the others' clocks start again
 //! when it does.
+#![forbid(unsafe_code)]
 
 use super::NetStack;
 use alloc::collections::{BTreeMap, VecDeque};

@@ -4,6 +4,7 @@
 //! The stack is polled from the NIC's interrupt, from every timer tick (so
 //! timers inside smoltcp and the address state machine advance even when the
 //! link is quiet), and after each network system call.
+#![forbid(unsafe_code)]
 
 pub mod addr;
 pub mod device;

@@ -2,6 +2,7 @@
 //! on smoltcp TCP sockets, each identified by a handle owned by one process.
 //! The calls here never block; the system-call layer waits for network events
 //! between attempts.
+#![forbid(unsafe_code)]
 
 use alloc::collections::BTreeMap;
 use alloc::vec;

@@ -2,6 +2,7 @@
 //! with the `elf` crate. Each `PT_LOAD` segment is mapped at its virtual address
 //! with the permissions of its flags, its file bytes copied in and the rest of
 //! its memory left zeroed (ELF gABI, "Program Loading").
+#![forbid(unsafe_code)]
 
 use crate::mem::space::{Access, AddressSpace, USER_END, USER_START};
 use elf::ElfBytes;

@@ -4,12 +4,13 @@
 //! Every process runs in ring 3 in its own [`AddressSpace`] with its own kernel
 //! stack; the kernel is not preemptible (interrupt gates keep interrupts off in
 //! ring 0), so the table is only ever touched by one path at a time.
+#![forbid(unsafe_code)]
 
 pub mod elf;
 pub mod scheduler;
 
-use crate::arch::fpu::FpuState;
-use crate::arch::trap::{TrapFrame, trap_return};
+use crate::arch::context::Context;
+use crate::arch::trap::TrapFrame;
 use crate::mem::space::{Access, AddressSpace};
 use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, VecDeque};
@@ -92,20 +93,6 @@ pub enum State {
     Embryo,
 }
 
-/// A process's kernel stack: the [`TrapFrame`] of its user state sits at the top.
-struct KernelStack(Box<[u8]>);
-
-impl KernelStack {
-    fn new() -> KernelStack {
-        KernelStack(alloc::vec![0u8; KERNEL_STACK_SIZE].into_boxed_slice())
-    }
-
-    /// The 16-byte aligned top of the stack.
-    fn top(&self) -> u64 {
-        (self.0.as_ptr() as u64 + KERNEL_STACK_SIZE as u64) & !15
-    }
-}
-
 /// One process.
 pub struct Process {
     /// Its id.
@@ -132,9 +119,8 @@ pub struct Process {
     pub fs_base: u64,
     /// The base of the i386 TLS segment, if the application set one.
     pub tls_base: Option<u32>,
-    kernel_stack: KernelStack,
-    saved_rsp: u64,
-    fpu: FpuState,
+    /// Kernel stack, saved stack pointer and FPU/SSE registers.
+    context: Context,
 }
 
 /// The process table and the ready queue.
@@ -267,8 +253,7 @@ fn insert(
     kind: Kind,
     state: State,
 ) -> Pid {
-    let kernel_stack = KernelStack::new();
-    let saved_rsp = prepare_kernel_stack(&kernel_stack, frame);
+    let context = Context::new(KERNEL_STACK_SIZE, frame);
     let mut t = table();
     let pid = t.next_pid;
     t.next_pid += 1;
@@ -285,9 +270,7 @@ fn insert(
         notices: VecDeque::new(),
         fs_base: 0,
         tls_base: None,
-        kernel_stack,
-        saved_rsp,
-        fpu: FpuState::new(),
+        context,
     };
     t.procs.insert(pid, Box::new(process));
     pid
@@ -296,11 +279,7 @@ fn insert(
 impl Process {
     /// The user-state frame at the top of the kernel stack.
     pub fn user_frame(&mut self) -> &mut TrapFrame {
-        let at = self.kernel_stack.top() - core::mem::size_of::<TrapFrame>() as u64;
-        // SAFETY: the top of every kernel stack holds the process's TrapFrame
-        // (laid out at creation, or pushed on entry from ring 3); `&mut self`
-        // makes this the only reference to it.
-        unsafe { &mut *(at as *mut TrapFrame) }
+        self.context.user_frame()
     }
 }
 
@@ -340,25 +319,6 @@ fn release_hook(pid: Pid) {
 /// Spawns the first process, with no parent.
 pub fn spawn_first(name: &str) -> Result<Pid, Error> {
     spawn(name, &[], None)
-}
-
-/// Lays out a new kernel stack so that switching to it "returns" into
-/// [`trap_return`], which enters ring 3 with `frame`. Returns the saved stack
-/// pointer for [`scheduler`]'s switch (six callee-saved registers, then the
-/// return address, then the frame).
-fn prepare_kernel_stack(stack: &KernelStack, frame: TrapFrame) -> u64 {
-    let top = stack.top();
-    let frame_at = top - core::mem::size_of::<TrapFrame>() as u64;
-    let return_at = frame_at - 8;
-    let saved_rsp = return_at - 6 * 8;
-    // SAFETY: all three writes land inside the freshly allocated stack, which
-    // nothing else references yet; addresses are 8-byte aligned.
-    unsafe {
-        (frame_at as *mut TrapFrame).write(frame);
-        (return_at as *mut u64).write(trap_return as *const () as u64);
-        core::ptr::write_bytes(saved_rsp as *mut u64, 0, 6);
-    }
-    saved_rsp
 }
 
 /// Ends the current process with `status`: wakes whoever waits on it, then

@@ -5,12 +5,11 @@
 //! The scheduler loop runs on the boot stack in the kernel's address space.
 //! A process leaves the CPU by switching its kernel stack back to the scheduler
 //! ([`switch_out`]); the scheduler resumes it by switching to that stack.
+#![forbid(unsafe_code)]
 
 use super::{State, table};
-use crate::arch::{self, gdt};
+use crate::arch::{self, context, gdt};
 use crate::mem::space;
-use core::arch::naked_asm;
-use core::ptr::addr_of_mut;
 use x86_64::VirtAddr;
 
 /// Nanoseconds spent halted in the idle loop.
@@ -19,36 +18,6 @@ static IDLE_NS: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::n
 /// Nanoseconds the CPU has spent idle since boot.
 pub fn idle_ns() -> u64 {
     IDLE_NS.load(core::sync::atomic::Ordering::Relaxed)
-}
-
-/// The scheduler's saved stack pointer while a process runs.
-static mut SCHEDULER_RSP: u64 = 0;
-
-/// Saves the callee-saved registers on the current stack, stores the stack
-/// pointer at `save`, switches to the stack `load` and restores its registers.
-///
-/// # Safety
-/// `load` must be a stack pointer saved by this function (or laid out like one
-/// by `prepare_kernel_stack`), and `save` must be valid for a write.
-#[unsafe(naked)]
-unsafe extern "C" fn switch_stacks(save: *mut u64, load: u64) {
-    naked_asm!(
-        "push rbp",
-        "push rbx",
-        "push r12",
-        "push r13",
-        "push r14",
-        "push r15",
-        "mov [rdi], rsp",
-        "mov rsp, rsi",
-        "pop r15",
-        "pop r14",
-        "pop r13",
-        "pop r12",
-        "pop rbx",
-        "pop rbp",
-        "ret",
-    )
 }
 
 /// Runs processes for ever.
@@ -68,8 +37,8 @@ pub fn run() -> ! {
                         x86_64::VirtAddr::new_truncate(p.fs_base),
                     );
                     gdt::set_tls(p.tls_base);
-                    gdt::set_kernel_stack(VirtAddr::new(p.kernel_stack.top()));
-                    next = Some(p.saved_rsp);
+                    gdt::set_kernel_stack(VirtAddr::new(p.context.stack_top()));
+                    next = Some(p.context.handle());
                     t.current = Some(pid);
                     break;
                 }
@@ -77,11 +46,10 @@ pub fn run() -> ! {
             next
         };
         match next {
-            Some(rsp) => {
-                // SAFETY: `rsp` was saved by `switch_stacks` or laid out by
-                // `prepare_kernel_stack`, and the process's stack lives until
-                // the process is reaped below, after it has left the CPU.
-                unsafe { switch_stacks(addr_of_mut!(SCHEDULER_RSP), rsp) };
+            Some(context) => {
+                // The process's context lives until the process is reaped
+                // below, after it has left the CPU (the handle's contract).
+                context::enter(context);
                 space::activate_kernel();
                 reap_current();
             }
@@ -115,19 +83,10 @@ fn reap_current() {
 /// runs this process again. The caller has set the process's state. The
 /// FPU/SSE registers are saved here and restored on return.
 pub fn switch_out() {
-    let (save, fpu) = {
-        let mut t = table();
-        let p = t.current();
-        (&raw mut p.saved_rsp, &raw mut p.fpu)
-    };
-    // SAFETY: the process is boxed, so `save` and `fpu` stay valid while it
-    // exists, and it exists until it is reaped, after it has left the CPU for
-    // the last time. SCHEDULER_RSP was saved by the scheduler's switch.
-    unsafe {
-        (*fpu).save();
-        switch_stacks(save, SCHEDULER_RSP);
-        (*fpu).restore();
-    }
+    // The process is boxed in the table and is reaped only after it has left
+    // the CPU for the last time, so its context outlives the switch.
+    let context = table().current().context.handle();
+    context::leave(context);
 }
 
 /// Blocks the current process (its state already says why) until it is woken;

@@ -43,10 +43,12 @@ pub fn write_str(s: &str) {
     }
 }
 
-/// # Safety
-/// Only for the panic and fault paths: the holder of the lock must never run again.
-pub unsafe fn force_unlock() {
-    // SAFETY: the caller guarantees the holder of the lock never resumes.
+/// Releases the screen's lock after a fault that may have interrupted a
+/// writer. Only for the panic and fault paths, where the interrupted code
+/// never resumes: callers are on the way to halting the machine.
+pub fn force_unlock() {
+    // SAFETY: called only on the way to halting the machine; the holder of the
+    // lock never resumes.
     unsafe { FBCON.force_unlock() };
 }
 
