@@ -1,27 +1,22 @@
 //! The `hostd` command line: `daemon`, `nodes`, `place` and `submit`.
 //!
-//! `nodes` and `place` ask a running `hostd daemon` over its control socket;
-//! when none answers there (or it serves another network namespace or
-//! interface), they join the group themselves for a discovery window, answer,
-//! and leave again.
+//! `nodes` and `place` find the group through [`crate::placement`] (a running
+//! `hostd daemon`, else a one-shot discovery) and print it through
+//! [`crate::report`].
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
-use clap::{Args, Parser, Subcommand, ValueEnum};
-use sion_companion_mgr::{Config, JobSpec, Mode, Weights};
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use sion_companion_mgr::{JobSpec, Weights};
 
-use crate::control::{self, Client, DaemonInfo, Request, Response, SOCKET_ENV};
+use crate::control::{self, SOCKET_ENV};
 use crate::daemon::{self, Daemon, Input};
-use crate::envelope::IPC_PORT;
-use crate::iface::{choose, list_interfaces};
-use crate::report::{self, NodesReport, PlacementReport};
-use crate::session::{self, Identity, Session, random_seed};
-use crate::transport::UdpTransport;
-use crate::weights::parse_weights;
+use crate::placement::{
+    FindArgs, ModeArg, direct_session, group_table, parse_weights_arg, place_job,
+};
+use crate::report;
 
 /// `hostd`: the SiON host daemon and CLI.
 #[derive(Debug, Parser)]
@@ -94,41 +89,6 @@ pub enum Command {
     Submit(Box<crate::submit::SubmitArgs>),
 }
 
-/// How `nodes` and `place` find the group without a daemon.
-#[derive(Clone, Debug, Args)]
-pub struct FindArgs {
-    /// Network interface of the nodes' LAN (also: ignore a daemon on another
-    /// interface) [default: the only usable one].
-    #[arg(long, value_name = "IF")]
-    pub iface: Option<String>,
-    /// Without a daemon: how long to listen for the group, in milliseconds.
-    #[arg(long, value_name = "MS", default_value_t = 1500)]
-    pub discover_ms: u64,
-}
-
-/// `--mode`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum ModeArg {
-    /// One job per node.
-    Exclusive,
-    /// Load balancing.
-    Balance,
-}
-
-impl From<ModeArg> for Mode {
-    fn from(m: ModeArg) -> Mode {
-        match m {
-            ModeArg::Exclusive => Mode::Exclusive,
-            ModeArg::Balance => Mode::Balance,
-        }
-    }
-}
-
-/// `--weights` for clap.
-pub(crate) fn parse_weights_arg(s: &str) -> Result<Weights, String> {
-    parse_weights(s).map_err(|e| e.to_string())
-}
-
 /// Parses the command line and runs it; errors are printed as
 /// `hostd: error: ...` and give exit status 1.
 pub fn main() -> ExitCode {
@@ -155,7 +115,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Nodes { json, find } => {
-            let report = nodes(&socket, &find)?;
+            let report = group_table(&socket, &find)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
@@ -179,7 +139,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                     .context("--memory is too large")?,
                 mode: mode.into(),
             };
-            let report = place_command(&socket, &find, job, weights.unwrap_or_default())?;
+            let report = place_job(&socket, &find, job, weights.unwrap_or_default())?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
@@ -195,150 +155,6 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 return Ok(ExitCode::FAILURE);
             }
             Ok(ExitCode::SUCCESS)
-        }
-    }
-}
-
-/// Where a command gets the group from.
-pub enum Source {
-    /// A running daemon.
-    Daemon(Box<Client>, DaemonInfo),
-    /// Our own one-shot session, already through its discovery window.
-    Direct(Box<Session>, Duration),
-}
-
-/// Finds the group: the daemon at `socket` if one answers there and serves
-/// our network namespace (and `find.iface`, if given); else a one-shot session
-/// that joins on the chosen interface and listens for `find.discover_ms`.
-///
-/// # Errors
-/// No usable interface, or the socket failing.
-pub fn open_source(socket: &std::path::Path, find: &FindArgs) -> Result<Source> {
-    if let Ok(mut client) = Client::connect(socket, Duration::from_secs(10)) {
-        match client.hello() {
-            Ok(info) => {
-                let other_ns = matches!(
-                    (info.netns, control::current_netns()),
-                    (Some(a), Some(b)) if a != b
-                );
-                let other_if = find.iface.as_deref().is_some_and(|i| i != info.interface);
-                if !other_ns && !other_if {
-                    return Ok(Source::Daemon(Box::new(client), info));
-                }
-                eprintln!(
-                    "hostd: note: the daemon at {} serves {} ({}); listening directly instead",
-                    socket.display(),
-                    if other_ns {
-                        "another network namespace".to_string()
-                    } else {
-                        format!("interface {}", info.interface)
-                    },
-                    info.address
-                );
-            }
-            Err(e) => eprintln!("hostd: note: {e:#}; listening directly instead"),
-        }
-    }
-    let window = Duration::from_millis(find.discover_ms);
-    let mut session = direct_session(find.iface.as_deref())?;
-    session.pump_for(window)?;
-    Ok(Source::Direct(Box::new(session), window))
-}
-
-/// A session on the chosen interface over the real UDP transport (joined, not
-/// yet pumped).
-///
-/// # Errors
-/// No usable interface, or the socket failing.
-pub fn direct_session(iface: Option<&str>) -> Result<Session> {
-    let all = list_interfaces()?;
-    let iface = choose(&all, iface)?;
-    let transport = UdpTransport::open(&iface, IPC_PORT)?;
-    let bound = transport.bound_to_device();
-    let ident = Identity::for_interface(&iface)?;
-    let mut session = Session::new(Arc::new(transport), ident, Config::default(), random_seed());
-    session.set_subnet_filter(!bound);
-    Ok(session)
-}
-
-fn no_nodes_via_daemon(info: &DaemonInfo) -> anyhow::Error {
-    anyhow::anyhow!(
-        "no SiON node found: the hostd daemon (pid {}) on {} ({}) has heard none in {:.1} s of listening. \
-         Are nodes booted on this LAN (with qemu-net: `qemu-net status`)? Is it the right interface?",
-        info.pid,
-        info.interface,
-        info.address,
-        info.uptime_ms as f64 / 1000.0
-    )
-}
-
-fn no_nodes_direct(session: &Session, window: Duration) -> anyhow::Error {
-    let id = session.identity();
-    anyhow::anyhow!(
-        "no SiON node found: waited {:.1} s on {} ({}/{}, UDP port {IPC_PORT}) and none answered. \
-         Are nodes booted on this LAN (with qemu-net: `qemu-net status`, and run hostd inside the LAN: \
-         `qemu-net exec -- hostd nodes`)? Is it the right interface (--iface)? Wait longer with --discover-ms.",
-        window.as_secs_f64(),
-        id.iface,
-        id.ip,
-        id.prefix
-    )
-}
-
-/// `hostd nodes`: the group table.
-///
-/// # Errors
-/// No usable interface, no node found, socket or network errors.
-pub fn nodes(socket: &std::path::Path, find: &FindArgs) -> Result<NodesReport> {
-    match open_source(socket, find)? {
-        Source::Daemon(mut client, info) => match client.request(&Request::Nodes)? {
-            Response::Nodes(r) if r.node_count() == 0 => Err(no_nodes_via_daemon(&info)),
-            Response::Nodes(r) => Ok(r),
-            Response::Error(e) => bail!("the hostd daemon: {e}"),
-            other => bail!("the hostd daemon answered nodes with {other:?}"),
-        },
-        Source::Direct(mut session, window) => {
-            let mut report = daemon::nodes_report(&session, "discovery");
-            report.listened_ms = window.as_millis() as u64;
-            let found = session.node_count();
-            session.leave();
-            if found == 0 {
-                return Err(no_nodes_direct(&session, window));
-            }
-            Ok(report)
-        }
-    }
-}
-
-/// `hostd place`: a placement through the daemon or a one-shot session (then
-/// through [`session::place`], the path `hostd submit` will share).
-///
-/// # Errors
-/// No usable interface, no node found, socket or network errors.
-pub fn place_command(
-    socket: &std::path::Path,
-    find: &FindArgs,
-    job: JobSpec,
-    weights: Weights,
-) -> Result<PlacementReport> {
-    match open_source(socket, find)? {
-        Source::Daemon(mut client, info) => {
-            match client.request(&Request::Place { job, weights })? {
-                Response::Placement(r) if r.asked() == 0 => Err(no_nodes_via_daemon(&info)),
-                Response::Placement(r) => Ok(r),
-                Response::Error(e) => bail!("the hostd daemon: {e}"),
-                other => bail!("the hostd daemon answered place with {other:?}"),
-            }
-        }
-        Source::Direct(mut session, window) => {
-            if session.node_count() == 0 {
-                session.leave();
-                return Err(no_nodes_direct(&session, window));
-            }
-            let ranking = session::place(&mut session, job, weights);
-            let report = ranking.map(|r| session.report(&r));
-            session.leave();
-            report
         }
     }
 }

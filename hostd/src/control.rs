@@ -22,15 +22,16 @@
 //! created with mode 0600, so only its owner can use it.
 
 use std::io::{BufRead, BufReader, Write};
+use std::net::Ipv4Addr;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
-use sion_companion_mgr::{JobSpec, Weights};
+use sion_companion_mgr::{JobSpec, NodeId, Weights};
 
-use crate::report::{NodesReport, PlacementReport};
+use crate::model::{NodesReport, PlacementReport};
 
 /// A request to the daemon.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -58,10 +59,11 @@ pub struct DaemonInfo {
     pub pid: u32,
     /// Interface it joined on.
     pub interface: String,
-    /// Its address there.
-    pub address: String,
-    /// Its node id, MAC form.
-    pub id: String,
+    /// Its address there (JSON: dotted).
+    pub address: Ipv4Addr,
+    /// Its node id (JSON: MAC form).
+    #[serde(with = "crate::report::json::node_id")]
+    pub id: NodeId,
     /// Its member name.
     pub name: String,
     /// Inode of its network namespace (`/proc/self/ns/net`), if known: a client

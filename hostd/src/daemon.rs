@@ -25,7 +25,7 @@ use anyhow::{Context, Result, anyhow};
 use sion_companion_mgr::{Event, PlacementId};
 
 use crate::control::{Client, DaemonInfo, Request, Response, current_netns};
-use crate::report::NodesReport;
+use crate::model::{NodesReport, Via};
 use crate::session::Session;
 
 /// How long a client connection waits for the engine's answer.
@@ -259,8 +259,8 @@ pub fn daemon_info(session: &Session) -> DaemonInfo {
         version: env!("CARGO_PKG_VERSION").into(),
         pid: std::process::id(),
         interface: id.iface.clone(),
-        address: id.ip.to_string(),
-        id: id.id.to_string(),
+        address: id.ip,
+        id: id.id,
         name: id.name.to_string(),
         netns: current_netns(),
         uptime_ms: session.uptime().as_millis() as u64,
@@ -268,12 +268,12 @@ pub fn daemon_info(session: &Session) -> DaemonInfo {
 }
 
 /// The group table as the daemon sees it.
-pub fn nodes_report(session: &Session, via: &str) -> NodesReport {
+pub fn nodes_report(session: &Session, via: Via) -> NodesReport {
     let id = session.identity();
     NodesReport {
         interface: id.iface.clone(),
-        address: id.ip.to_string(),
-        via: via.into(),
+        address: id.ip,
+        via,
         listened_ms: session.uptime().as_millis() as u64,
         nodes: session.rows(),
     }
@@ -334,7 +334,7 @@ fn engine(mut session: Session, rx: Receiver<Input>, mut log: Box<dyn Write + Se
                     let _ = reply.send(Response::Hello(daemon_info(&session)));
                 }
                 Request::Nodes => {
-                    let _ = reply.send(Response::Nodes(nodes_report(&session, "daemon")));
+                    let _ = reply.send(Response::Nodes(nodes_report(&session, Via::Daemon)));
                 }
                 Request::Place { job, weights } => {
                     let id = session.start_placement(job, weights);

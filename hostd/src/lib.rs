@@ -13,8 +13,12 @@
 //! - [`session`]: the driver loop of the sans-IO member, and [`place`], the
 //!   blocking placement used by `hostd place` (and later `hostd submit`);
 //! - [`daemon`] and [`control`]: `hostd daemon` and its JSON-lines Unix socket;
-//! - [`report`]: the group table and the placement ranking, as text and JSON;
+//! - [`model`]: the typed group table and placement outcome (ids, addresses,
+//!   roles, statuses as types);
+//! - [`report`]: the only place the model becomes text and JSON;
 //! - [`weights`]: the strict `--weights cpu=W,mem=W,speed=W,net=W` parser;
+//! - [`placement`]: finding the group (daemon or one-shot) and choosing a
+//!   node, shared by `nodes`, `place` and `submit`;
 //! - [`cli`]: the command line.
 
 #![forbid(unsafe_code)]
@@ -25,6 +29,8 @@ pub mod daemon;
 pub mod envelope;
 pub mod fileserve;
 pub mod iface;
+pub mod model;
+pub mod placement;
 pub mod report;
 pub mod session;
 pub mod submit;

@@ -1,184 +1,41 @@
-//! What `hostd nodes` and `hostd place` print: the serialisable rows (also the
-//! JSON of `--json` and of the daemon's control socket) and their text tables.
+//! What `hostd nodes` and `hostd place` print: the text tables of the typed
+//! model ([`crate::model`]) and, in [`json`], the encoders that give the model
+//! its JSON form (`--json` and the daemon's control socket). This is the only
+//! module that turns ids, addresses, roles, statuses and modes into text.
 
-use serde::{Deserialize, Serialize};
-use sion_companion_mgr::{ScoreParts, Weights};
+use sion_companion_mgr::{Mode, Role, Status};
 
-/// One member of the group table.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct NodeRow {
-    /// Node id in MAC form, `52:54:00:12:34:56`.
-    pub id: String,
-    /// Human name.
-    pub name: String,
-    /// `node` or `host`.
-    pub role: String,
-    /// IPv4 address, `169.254.3.4`.
-    pub address: String,
-    /// `alive` or `suspect`.
-    pub status: String,
-    /// CPU load, permille (0..=1000).
-    pub cpu_load_permille: u16,
-    /// Free memory, MiB.
-    pub free_mem_mib: u64,
-    /// CPU speed as the node measured it at boot (millions of benchmark loop
-    /// iterations per second; comparable between SiON nodes only).
-    pub cpu_speed: u32,
-    /// Jobs running or waiting on it.
-    pub running_jobs: u16,
-    /// Seconds since it was last heard from (one decimal).
-    pub last_heard_s: f64,
-    /// True for the `hostd` that produced the table.
-    pub this_host: bool,
-}
+use crate::model::{NodeRow, NodesReport, PlacementReport, Via};
 
-/// The answer to `hostd nodes`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct NodesReport {
-    /// Interface the group was seen on.
-    pub interface: String,
-    /// Our address on it.
-    pub address: String,
-    /// `daemon` (a running `hostd daemon` answered) or `discovery` (one-shot).
-    pub via: String,
-    /// How long the view has been collected, in milliseconds (the discovery
-    /// window, or the daemon's uptime).
-    pub listened_ms: u64,
-    /// Every member, nodes first.
-    pub nodes: Vec<NodeRow>,
-}
-
-impl NodesReport {
-    /// Number of members with role `node`.
-    pub fn node_count(&self) -> usize {
-        self.nodes.iter().filter(|r| r.role == "node").count()
+/// `node` or `host`.
+pub fn role_text(role: Role) -> &'static str {
+    match role {
+        Role::Node => "node",
+        Role::Host => "host",
     }
 }
 
-/// Placement weights as JSON (`cpu`, `mem`, `speed`, `net`, like `--weights`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct WeightsJson {
-    /// Weight of idle CPU.
-    pub cpu: u16,
-    /// Weight of free memory.
-    pub mem: u16,
-    /// Weight of CPU speed.
-    pub speed: u16,
-    /// Weight of network speed.
-    pub net: u16,
-}
-
-impl From<Weights> for WeightsJson {
-    fn from(w: Weights) -> WeightsJson {
-        WeightsJson {
-            cpu: w.cpu_load,
-            mem: w.free_mem,
-            speed: w.cpu_speed,
-            net: w.network,
-        }
+/// `alive` or `suspect`.
+pub fn status_text(status: Status) -> &'static str {
+    match status {
+        Status::Alive => "alive",
+        Status::Suspect => "suspect",
     }
 }
 
-/// A candidate's normalised score parts, each 0..=1000 (see the library's
-/// `ScoreParts`): `score = cpu×w.cpu + mem×w.mem + speed×w.speed + net×w.net`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PartsJson {
-    /// Idle CPU, permille.
-    pub cpu: u16,
-    /// Free memory relative to the best candidate, permille.
-    pub mem: u16,
-    /// CPU speed relative to the fastest candidate, permille.
-    pub speed: u16,
-    /// Network speed (inverse round trip) relative to the fastest, permille.
-    pub net: u16,
-}
-
-impl From<ScoreParts> for PartsJson {
-    fn from(p: ScoreParts) -> PartsJson {
-        PartsJson {
-            cpu: p.cpu_load,
-            mem: p.free_mem,
-            speed: p.cpu_speed,
-            net: p.network,
-        }
+/// `daemon` or `discovery`.
+pub fn via_text(via: Via) -> &'static str {
+    match via {
+        Via::Daemon => "daemon",
+        Via::Discovery => "discovery",
     }
 }
 
-/// A permitting candidate, ranked.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct RankedRow {
-    /// 1 = best.
-    pub rank: usize,
-    /// Node id, MAC form.
-    pub id: String,
-    /// Name (empty if unknown).
-    pub name: String,
-    /// Where its answer came from.
-    pub address: String,
-    /// Weighted score, higher is better.
-    pub score: u64,
-    /// The normalised parts of the score.
-    pub parts: PartsJson,
-    /// Reported CPU load, permille.
-    pub cpu_load_permille: u16,
-    /// Reported free memory, MiB.
-    pub free_mem_mib: u64,
-    /// Reported CPU speed.
-    pub cpu_speed: u32,
-    /// Reported running jobs.
-    pub running_jobs: u16,
-    /// Measured round trip of its answer, microseconds.
-    pub rtt_us: u64,
-}
-
-/// A candidate that denied.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DeniedRow {
-    /// Node id, MAC form.
-    pub id: String,
-    /// Name (empty if unknown).
-    pub name: String,
-    /// Why, in words.
-    pub reason: String,
-    /// Why, as the library's `DenyReason` variant (`Busy`, `NotEnoughMemory`,
-    /// `Host`, `ShuttingDown`, `NotAccepting`).
-    pub code: String,
-}
-
-/// A member by id and name.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PeerRef {
-    /// Node id, MAC form.
-    pub id: String,
-    /// Name (empty if unknown).
-    pub name: String,
-}
-
-/// The outcome of `hostd place`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct PlacementReport {
-    /// The requester's placement number.
-    pub placement: u32,
-    /// `exclusive` or `balance`.
-    pub mode: String,
-    /// Memory asked for, MiB.
-    pub memory_mib: u64,
-    /// Program size, bytes (0 until `hostd submit`).
-    pub program_size: u64,
-    /// Weights used.
-    pub weights: WeightsJson,
-    /// Permitting candidates, best first.
-    pub ranked: Vec<RankedRow>,
-    /// Candidates that denied, in id order.
-    pub denied: Vec<DeniedRow>,
-    /// Candidates that did not answer in time.
-    pub unanswered: Vec<PeerRef>,
-}
-
-impl PlacementReport {
-    /// Number of candidates asked.
-    pub fn asked(&self) -> usize {
-        self.ranked.len() + self.denied.len() + self.unanswered.len()
+/// `exclusive` or `balance`.
+pub fn mode_text(mode: Mode) -> &'static str {
+    match mode {
+        Mode::Exclusive => "exclusive",
+        Mode::Balance => "balance",
     }
 }
 
@@ -218,6 +75,15 @@ pub fn render_table(headers: &[&str], right: &[bool], rows: &[Vec<String>]) -> S
     out
 }
 
+/// A node for messages: `rapid-puffin-4e01 (52:54:00:53:4e:01, 169.254.10.99)`.
+pub fn node_label(
+    name: &str,
+    id: sion_companion_mgr::NodeId,
+    address: std::net::Ipv4Addr,
+) -> String {
+    format!("{name} ({id}, {address})")
+}
+
 /// `12.5%` from permille.
 fn percent(permille: u16) -> String {
     format!("{}.{}%", permille / 10, permille % 10)
@@ -241,18 +107,18 @@ pub fn format_nodes(rows: &[NodeRow]) -> String {
     let cells: Vec<Vec<String>> = rows
         .iter()
         .map(|r| {
-            let host = r.role == "host";
+            let host = r.role == Role::Host;
             let load = |s: String| if host { "-".to_string() } else { s };
             vec![
                 if r.this_host {
                     format!("{} *", r.id)
                 } else {
-                    r.id.clone()
+                    r.id.to_string()
                 },
                 r.name.clone(),
-                r.role.clone(),
-                r.address.clone(),
-                r.status.clone(),
+                role_text(r.role).to_string(),
+                r.address.to_string(),
+                status_text(r.status).to_string(),
                 load(percent(r.cpu_load_permille)),
                 load(r.free_mem_mib.to_string()),
                 load(r.cpu_speed.to_string()),
@@ -275,7 +141,7 @@ pub fn nodes_summary(report: &NodesReport) -> String {
     let suspects = report
         .nodes
         .iter()
-        .filter(|r| r.status == "suspect")
+        .filter(|r| r.status == Status::Suspect)
         .count();
     let plural = |n: usize, w: &str| format!("{n} {w}{}", if n == 1 { "" } else { "s" });
     let mut s = format!(
@@ -284,7 +150,7 @@ pub fn nodes_summary(report: &NodesReport) -> String {
         plural(hosts, "host"),
         report.interface,
         report.address,
-        report.via,
+        via_text(report.via),
         report.listened_ms as f64 / 1000.0
     );
     if suspects > 0 {
@@ -301,12 +167,12 @@ pub fn format_placement(r: &PlacementReport) -> String {
         "placement #{}: {} mode, {} MiB wanted, weights cpu={},mem={},speed={},net={}; \
          {} asked, {} permitted, {} denied, {} silent\n",
         r.placement,
-        r.mode,
+        mode_text(r.mode),
         r.memory_mib,
-        w.cpu,
-        w.mem,
-        w.speed,
-        w.net,
+        w.cpu_load,
+        w.free_mem,
+        w.cpu_speed,
+        w.network,
         r.asked(),
         r.ranked.len(),
         r.denied.len(),
@@ -329,14 +195,14 @@ pub fn format_placement(r: &PlacementReport) -> String {
             .map(|c| {
                 vec![
                     c.rank.to_string(),
-                    c.id.clone(),
+                    c.id.to_string(),
                     c.name.clone(),
-                    c.address.clone(),
+                    c.address.to_string(),
                     c.score.to_string(),
-                    c.parts.cpu.to_string(),
-                    c.parts.mem.to_string(),
-                    c.parts.speed.to_string(),
-                    c.parts.net.to_string(),
+                    c.parts.cpu_load.to_string(),
+                    c.parts.free_mem.to_string(),
+                    c.parts.cpu_speed.to_string(),
+                    c.parts.network.to_string(),
                     percent(c.cpu_load_permille),
                     c.free_mem_mib.to_string(),
                     c.cpu_speed.to_string(),
@@ -352,7 +218,7 @@ pub fn format_placement(r: &PlacementReport) -> String {
         let cells: Vec<Vec<String>> = r
             .denied
             .iter()
-            .map(|d| vec![d.id.clone(), d.name.clone(), d.reason.clone()])
+            .map(|d| vec![d.id.to_string(), d.name.clone(), d.reason.to_string()])
             .collect();
         for l in render_table(&["ID", "NAME", "REASON"], &[], &cells).lines() {
             out.push_str("  ");
@@ -371,17 +237,311 @@ pub fn format_placement(r: &PlacementReport) -> String {
     out
 }
 
+/// The JSON form of the model: `serde(with = …)` encoders for its typed
+/// fields, so that `--json` and the control socket show ids in MAC form,
+/// addresses dotted, and roles, statuses, modes and reasons as lower-case words
+/// (denial codes as the [`DenyReason`](sion_companion_mgr::DenyReason)
+/// variant's name). Decoding is strict: an unknown word or a malformed id is an
+/// error.
+pub mod json {
+    use serde::de::Error as _;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use sion_companion_mgr::{DenyReason, NodeId, ScoreParts, Weights};
+
+    use crate::model::{DeniedRow, parse_node_id};
+
+    /// Encodes a value as one of a fixed set of words and decodes it back.
+    fn word<S: Serializer>(s: S, w: &str) -> Result<S::Ok, S::Error> {
+        s.serialize_str(w)
+    }
+
+    fn from_words<'de, D: Deserializer<'de>, T: Copy>(
+        d: D,
+        what: &str,
+        table: &[(&str, T)],
+    ) -> Result<T, D::Error> {
+        let text = String::deserialize(d)?;
+        table
+            .iter()
+            .find(|(w, _)| *w == text)
+            .map(|&(_, v)| v)
+            .ok_or_else(|| D::Error::custom(format!("unknown {what} `{text}`")))
+    }
+
+    /// A [`NodeId`] as `52:54:00:12:34:56`.
+    pub mod node_id {
+        use super::*;
+
+        /// Serialises `id` in MAC form.
+        ///
+        /// # Errors
+        /// The serializer's.
+        pub fn serialize<S: Serializer>(id: &NodeId, s: S) -> Result<S::Ok, S::Error> {
+            s.collect_str(id)
+        }
+
+        /// Parses the MAC form.
+        ///
+        /// # Errors
+        /// Not a string of six two-digit hex bytes separated by `:`.
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<NodeId, D::Error> {
+            let text = String::deserialize(d)?;
+            parse_node_id(&text).ok_or_else(|| D::Error::custom(format!("bad node id `{text}`")))
+        }
+    }
+
+    /// A [`Role`](sion_companion_mgr::Role) as `node` or `host`.
+    pub mod role {
+        use super::*;
+        use sion_companion_mgr::Role;
+
+        /// Serialises `r` as a word.
+        ///
+        /// # Errors
+        /// The serializer's.
+        pub fn serialize<S: Serializer>(r: &Role, s: S) -> Result<S::Ok, S::Error> {
+            word(s, crate::report::role_text(*r))
+        }
+
+        /// Parses `node` or `host`.
+        ///
+        /// # Errors
+        /// Any other word.
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Role, D::Error> {
+            from_words(d, "role", &[("node", Role::Node), ("host", Role::Host)])
+        }
+    }
+
+    /// A [`Status`](sion_companion_mgr::Status) as `alive` or `suspect`.
+    pub mod status {
+        use super::*;
+        use sion_companion_mgr::Status;
+
+        /// Serialises `st` as a word.
+        ///
+        /// # Errors
+        /// The serializer's.
+        pub fn serialize<S: Serializer>(st: &Status, s: S) -> Result<S::Ok, S::Error> {
+            word(s, crate::report::status_text(*st))
+        }
+
+        /// Parses `alive` or `suspect`.
+        ///
+        /// # Errors
+        /// Any other word.
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Status, D::Error> {
+            from_words(
+                d,
+                "status",
+                &[("alive", Status::Alive), ("suspect", Status::Suspect)],
+            )
+        }
+    }
+
+    /// A [`Via`](crate::model::Via) as `daemon` or `discovery`.
+    pub mod via {
+        use super::*;
+        use crate::model::Via;
+
+        /// Serialises `v` as a word.
+        ///
+        /// # Errors
+        /// The serializer's.
+        pub fn serialize<S: Serializer>(v: &Via, s: S) -> Result<S::Ok, S::Error> {
+            word(s, crate::report::via_text(*v))
+        }
+
+        /// Parses `daemon` or `discovery`.
+        ///
+        /// # Errors
+        /// Any other word.
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Via, D::Error> {
+            from_words(
+                d,
+                "source",
+                &[("daemon", Via::Daemon), ("discovery", Via::Discovery)],
+            )
+        }
+    }
+
+    /// A [`Mode`](sion_companion_mgr::Mode) as `exclusive` or `balance`.
+    pub mod mode {
+        use super::*;
+        use sion_companion_mgr::Mode;
+
+        /// Serialises `m` as a word.
+        ///
+        /// # Errors
+        /// The serializer's.
+        pub fn serialize<S: Serializer>(m: &Mode, s: S) -> Result<S::Ok, S::Error> {
+            word(s, crate::report::mode_text(*m))
+        }
+
+        /// Parses `exclusive` or `balance`.
+        ///
+        /// # Errors
+        /// Any other word.
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Mode, D::Error> {
+            from_words(
+                d,
+                "mode",
+                &[("exclusive", Mode::Exclusive), ("balance", Mode::Balance)],
+            )
+        }
+    }
+
+    /// Four permille or weight figures under the names of `--weights`.
+    #[derive(Serialize, Deserialize)]
+    struct Four {
+        cpu: u16,
+        mem: u16,
+        speed: u16,
+        net: u16,
+    }
+
+    /// [`Weights`] as `{"cpu":4,"mem":2,"speed":3,"net":1}`.
+    pub mod weights {
+        use super::*;
+
+        /// Serialises `w` under the names of `--weights`.
+        ///
+        /// # Errors
+        /// The serializer's.
+        pub fn serialize<S: Serializer>(w: &Weights, s: S) -> Result<S::Ok, S::Error> {
+            Four {
+                cpu: w.cpu_load,
+                mem: w.free_mem,
+                speed: w.cpu_speed,
+                net: w.network,
+            }
+            .serialize(s)
+        }
+
+        /// Parses the four weights.
+        ///
+        /// # Errors
+        /// A missing field or a number out of `u16`.
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Weights, D::Error> {
+            let f = Four::deserialize(d)?;
+            Ok(Weights {
+                cpu_load: f.cpu,
+                free_mem: f.mem,
+                cpu_speed: f.speed,
+                network: f.net,
+            })
+        }
+    }
+
+    /// [`ScoreParts`] as `{"cpu":…,"mem":…,"speed":…,"net":…}`, each 0..=1000.
+    pub mod parts {
+        use super::*;
+
+        /// Serialises `p` under the names of `--weights`.
+        ///
+        /// # Errors
+        /// The serializer's.
+        pub fn serialize<S: Serializer>(p: &ScoreParts, s: S) -> Result<S::Ok, S::Error> {
+            Four {
+                cpu: p.cpu_load,
+                mem: p.free_mem,
+                speed: p.cpu_speed,
+                net: p.network,
+            }
+            .serialize(s)
+        }
+
+        /// Parses the four parts.
+        ///
+        /// # Errors
+        /// A missing field or a number out of `u16`.
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<ScoreParts, D::Error> {
+            let f = Four::deserialize(d)?;
+            Ok(ScoreParts {
+                cpu_load: f.cpu,
+                free_mem: f.mem,
+                cpu_speed: f.speed,
+                network: f.net,
+            })
+        }
+    }
+
+    /// Every [`DenyReason`] with its JSON `code`: the variant's name (its
+    /// `Debug` form, which encoding uses).
+    pub(crate) const DENY_CODES: [(&str, DenyReason); 5] = [
+        ("Busy", DenyReason::Busy),
+        ("NotEnoughMemory", DenyReason::NotEnoughMemory),
+        ("Host", DenyReason::Host),
+        ("ShuttingDown", DenyReason::ShuttingDown),
+        ("NotAccepting", DenyReason::NotAccepting),
+    ];
+
+    /// The JSON form of a [`DeniedRow`]: the reason twice, in words
+    /// (`reason`, the library's `Display`) and as the variant's name (`code`).
+    #[derive(Clone, Debug, Serialize, Deserialize)]
+    pub struct DeniedJson {
+        /// Node id, MAC form.
+        #[serde(with = "node_id")]
+        pub id: NodeId,
+        /// Name (empty if unknown).
+        pub name: String,
+        /// Why, in words (ignored when decoding: `code` says it).
+        pub reason: String,
+        /// Why, as the [`DenyReason`] variant's name (`Busy`,
+        /// `NotEnoughMemory`, `Host`, `ShuttingDown`, `NotAccepting`).
+        pub code: String,
+    }
+
+    impl From<DeniedRow> for DeniedJson {
+        fn from(d: DeniedRow) -> DeniedJson {
+            DeniedJson {
+                id: d.id,
+                name: d.name,
+                reason: d.reason.to_string(),
+                code: format!("{:?}", d.reason),
+            }
+        }
+    }
+
+    impl TryFrom<DeniedJson> for DeniedRow {
+        type Error = String;
+
+        fn try_from(j: DeniedJson) -> Result<DeniedRow, String> {
+            let reason = DENY_CODES
+                .iter()
+                .find(|(c, _)| *c == j.code)
+                .map(|&(_, r)| r)
+                .ok_or_else(|| format!("unknown denial code `{}`", j.code))?;
+            Ok(DeniedRow {
+                id: j.id,
+                name: j.name,
+                reason,
+            })
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::{DeniedRow, PeerRef, RankedRow, parse_node_id};
+    use sion_companion_mgr::{DenyReason, ScoreParts, Weights};
+    use std::net::Ipv4Addr;
 
-    fn row(id: &str, name: &str, role: &str, load: u16, heard: f64, me: bool) -> NodeRow {
+    fn id(s: &str) -> sion_companion_mgr::NodeId {
+        parse_node_id(s).unwrap()
+    }
+
+    fn row(mac: &str, name: &str, role: Role, load: u16, heard: f64, me: bool) -> NodeRow {
         NodeRow {
-            id: id.into(),
+            id: id(mac),
             name: name.into(),
-            role: role.into(),
-            address: "169.254.3.4".into(),
-            status: if heard > 3.0 { "suspect" } else { "alive" }.into(),
+            role,
+            address: Ipv4Addr::new(169, 254, 3, 4),
+            status: if heard > 3.0 {
+                Status::Suspect
+            } else {
+                Status::Alive
+            },
             cpu_load_permille: load,
             free_mem_mib: 480,
             cpu_speed: 1234,
@@ -397,13 +557,13 @@ mod tests {
             row(
                 "52:54:00:12:34:56",
                 "amber-otter-3456",
-                "node",
+                Role::Node,
                 25,
                 0.3,
                 false,
             ),
-            row("52:54:00:12:34:57", "ノード", "node", 1000, 3.4, false),
-            row("0a:00:00:00:00:01", "build-box", "host", 0, 0.0, true),
+            row("52:54:00:12:34:57", "ノード", Role::Node, 1000, 3.4, false),
+            row("0a:00:00:00:00:01", "build-box", Role::Host, 0, 0.0, true),
         ];
         let t = format_nodes(&rows);
         let lines: Vec<&str> = t.lines().collect();
@@ -434,13 +594,13 @@ mod tests {
     fn summary_counts_roles() {
         let rep = NodesReport {
             interface: "br0".into(),
-            address: "169.254.0.1".into(),
-            via: "discovery".into(),
+            address: Ipv4Addr::new(169, 254, 0, 1),
+            via: Via::Discovery,
             listened_ms: 1500,
             nodes: vec![
-                row("a", "a", "node", 0, 0.1, false),
-                row("b", "b", "node", 0, 4.0, false),
-                row("c", "c", "host", 0, 0.0, true),
+                row("00:00:00:00:00:0a", "a", Role::Node, 0, 0.1, false),
+                row("00:00:00:00:00:0b", "b", Role::Node, 0, 4.0, false),
+                row("00:00:00:00:00:0c", "c", Role::Host, 0, 0.0, true),
             ],
         };
         assert_eq!(rep.node_count(), 2);
@@ -453,22 +613,22 @@ mod tests {
     fn placement() -> PlacementReport {
         PlacementReport {
             placement: 3,
-            mode: "exclusive".into(),
+            mode: Mode::Exclusive,
             memory_mib: 64,
             program_size: 0,
-            weights: Weights::default().into(),
+            weights: Weights::default(),
             ranked: vec![
                 RankedRow {
                     rank: 1,
-                    id: "52:54:00:00:00:02".into(),
+                    id: id("52:54:00:00:00:02"),
                     name: "fast".into(),
-                    address: "169.254.0.2".into(),
+                    address: Ipv4Addr::new(169, 254, 0, 2),
                     score: 6000,
-                    parts: PartsJson {
-                        cpu: 0,
-                        mem: 1000,
-                        speed: 1000,
-                        net: 1000,
+                    parts: ScoreParts {
+                        cpu_load: 0,
+                        free_mem: 1000,
+                        cpu_speed: 1000,
+                        network: 1000,
                     },
                     cpu_load_permille: 1000,
                     free_mem_mib: 400,
@@ -478,15 +638,15 @@ mod tests {
                 },
                 RankedRow {
                     rank: 2,
-                    id: "52:54:00:00:00:01".into(),
+                    id: id("52:54:00:00:00:01"),
                     name: "slow".into(),
-                    address: "169.254.0.3".into(),
+                    address: Ipv4Addr::new(169, 254, 0, 3),
                     score: 4750,
-                    parts: PartsJson {
-                        cpu: 750,
-                        mem: 250,
-                        speed: 250,
-                        net: 500,
+                    parts: ScoreParts {
+                        cpu_load: 750,
+                        free_mem: 250,
+                        cpu_speed: 250,
+                        network: 500,
                     },
                     cpu_load_permille: 250,
                     free_mem_mib: 100,
@@ -496,13 +656,12 @@ mod tests {
                 },
             ],
             denied: vec![DeniedRow {
-                id: "52:54:00:00:00:09".into(),
+                id: id("52:54:00:00:00:09"),
                 name: "busy-one".into(),
-                reason: "busy (exclusive mode, a job is running)".into(),
-                code: "Busy".into(),
+                reason: DenyReason::Busy,
             }],
             unanswered: vec![PeerRef {
-                id: "52:54:00:00:00:0a".into(),
+                id: id("52:54:00:00:00:0a"),
                 name: String::new(),
             }],
         }
@@ -551,5 +710,150 @@ mod tests {
         let t = format_placement(&r);
         assert_eq!(t.lines().count(), 1, "{t}");
         assert!(t.contains("0 asked"));
+    }
+}
+
+/// The JSON of `hostd nodes --json` and `hostd place --json` (and of the
+/// control socket), pinned byte for byte: scripts and the QEMU tests parse it.
+#[cfg(test)]
+mod json_shape {
+    use std::net::Ipv4Addr;
+
+    use sion_companion_mgr::{DenyReason, Mode, Role, ScoreParts, Status, Weights};
+
+    use crate::model::{
+        DeniedRow, NodeRow, NodesReport, PeerRef, PlacementReport, RankedRow, Via, parse_node_id,
+    };
+
+    const NODES: &str = r#"{"interface":"br0","address":"169.254.0.1","via":"discovery","listened_ms":1500,"nodes":[{"id":"52:54:00:12:34:56","name":"amber-otter-3456","role":"node","address":"169.254.3.4","status":"suspect","cpu_load_permille":25,"free_mem_mib":480,"cpu_speed":1234,"running_jobs":1,"last_heard_s":3.4,"this_host":false},{"id":"0a:00:00:00:00:01","name":"pc","role":"host","address":"169.254.0.1","status":"alive","cpu_load_permille":0,"free_mem_mib":0,"cpu_speed":0,"running_jobs":0,"last_heard_s":0.0,"this_host":true}]}"#;
+
+    const PLACE: &str = r#"{"placement":3,"mode":"balance","memory_mib":64,"program_size":10,"weights":{"cpu":4,"mem":2,"speed":3,"net":1},"ranked":[{"rank":1,"id":"52:54:00:00:00:02","name":"fast","address":"169.254.0.2","score":6000,"parts":{"cpu":1,"mem":2,"speed":3,"net":4},"cpu_load_permille":1000,"free_mem_mib":400,"cpu_speed":2000,"running_jobs":0,"rtt_us":100}],"denied":[{"id":"52:54:00:00:00:09","name":"busy-one","reason":"not enough free memory","code":"NotEnoughMemory"}],"unanswered":[{"id":"52:54:00:00:00:0a","name":""}]}"#;
+
+    fn nodes() -> NodesReport {
+        NodesReport {
+            interface: "br0".into(),
+            address: Ipv4Addr::new(169, 254, 0, 1),
+            via: Via::Discovery,
+            listened_ms: 1500,
+            nodes: vec![
+                NodeRow {
+                    id: parse_node_id("52:54:00:12:34:56").unwrap(),
+                    name: "amber-otter-3456".into(),
+                    role: Role::Node,
+                    address: Ipv4Addr::new(169, 254, 3, 4),
+                    status: Status::Suspect,
+                    cpu_load_permille: 25,
+                    free_mem_mib: 480,
+                    cpu_speed: 1234,
+                    running_jobs: 1,
+                    last_heard_s: 3.4,
+                    this_host: false,
+                },
+                NodeRow {
+                    id: parse_node_id("0a:00:00:00:00:01").unwrap(),
+                    name: "pc".into(),
+                    role: Role::Host,
+                    address: Ipv4Addr::new(169, 254, 0, 1),
+                    status: Status::Alive,
+                    cpu_load_permille: 0,
+                    free_mem_mib: 0,
+                    cpu_speed: 0,
+                    running_jobs: 0,
+                    last_heard_s: 0.0,
+                    this_host: true,
+                },
+            ],
+        }
+    }
+
+    fn placement() -> PlacementReport {
+        PlacementReport {
+            placement: 3,
+            mode: Mode::Balance,
+            memory_mib: 64,
+            program_size: 10,
+            weights: Weights::default(),
+            ranked: vec![RankedRow {
+                rank: 1,
+                id: parse_node_id("52:54:00:00:00:02").unwrap(),
+                name: "fast".into(),
+                address: Ipv4Addr::new(169, 254, 0, 2),
+                score: 6000,
+                parts: ScoreParts {
+                    cpu_load: 1,
+                    free_mem: 2,
+                    cpu_speed: 3,
+                    network: 4,
+                },
+                cpu_load_permille: 1000,
+                free_mem_mib: 400,
+                cpu_speed: 2000,
+                running_jobs: 0,
+                rtt_us: 100,
+            }],
+            denied: vec![DeniedRow {
+                id: parse_node_id("52:54:00:00:00:09").unwrap(),
+                name: "busy-one".into(),
+                reason: DenyReason::NotEnoughMemory,
+            }],
+            unanswered: vec![PeerRef {
+                id: parse_node_id("52:54:00:00:00:0a").unwrap(),
+                name: String::new(),
+            }],
+        }
+    }
+
+    #[test]
+    fn nodes_json_is_pinned_and_round_trips() {
+        assert_eq!(serde_json::to_string(&nodes()).unwrap(), NODES);
+        assert_eq!(serde_json::from_str::<NodesReport>(NODES).unwrap(), nodes());
+    }
+
+    #[test]
+    fn placement_json_is_pinned_and_round_trips() {
+        assert_eq!(serde_json::to_string(&placement()).unwrap(), PLACE);
+        assert_eq!(
+            serde_json::from_str::<PlacementReport>(PLACE).unwrap(),
+            placement()
+        );
+    }
+
+    #[test]
+    fn every_denial_code_round_trips() {
+        for (code, reason) in super::json::DENY_CODES {
+            assert_eq!(format!("{reason:?}"), code);
+            let mut p = placement();
+            p.denied[0].reason = reason;
+            let j = serde_json::to_string(&p).unwrap();
+            assert!(j.contains(&format!(r#""code":"{code}""#)), "{j}");
+            assert!(j.contains(&format!(r#""reason":"{reason}""#)), "{j}");
+            assert_eq!(serde_json::from_str::<PlacementReport>(&j).unwrap(), p);
+        }
+    }
+
+    #[test]
+    fn unknown_words_and_bad_ids_are_refused() {
+        for (from, to) in [
+            (r#""role":"node""#, r#""role":"Node""#),
+            (r#""status":"suspect""#, r#""status":"dead""#),
+            (r#""via":"discovery""#, r#""via":"guess""#),
+            (r#""id":"52:54:00:12:34:56""#, r#""id":"52:54:00:12:34""#),
+            (r#""address":"169.254.3.4""#, r#""address":"169.254.3""#),
+        ] {
+            let bad = NODES.replacen(from, to, 1);
+            assert_ne!(bad, NODES, "{from}");
+            assert!(serde_json::from_str::<NodesReport>(&bad).is_err(), "{to}");
+        }
+        for (from, to) in [
+            (r#""mode":"balance""#, r#""mode":"Balance""#),
+            (r#""code":"NotEnoughMemory""#, r#""code":"Tired""#),
+        ] {
+            let bad = PLACE.replacen(from, to, 1);
+            assert_ne!(bad, PLACE, "{from}");
+            assert!(
+                serde_json::from_str::<PlacementReport>(&bad).is_err(),
+                "{to}"
+            );
+        }
     }
 }

@@ -24,12 +24,12 @@ use std::time::{Duration, Instant as StdInstant};
 use anyhow::{Result, anyhow};
 use sion_companion_mgr::{
     Addr, Config, Dest, Event, Instant, JobSpec, LocalNode, Member, Name, NodeId, PlacementId,
-    Ranking, Role, Status, Weights,
+    Ranking, Role, Weights,
 };
 
 use crate::envelope::{self, DropCounters, IPC_PORT};
 use crate::iface::{Interface, subnet_broadcast};
-use crate::report::{DeniedRow, NodeRow, PeerRef, PlacementReport, RankedRow};
+use crate::model::{DeniedRow, NodeRow, PeerRef, PlacementReport, RankedRow};
 use crate::transport::Transport;
 
 /// Who `hostd` is on the LAN.
@@ -376,14 +376,11 @@ impl Session {
             .member
             .view()
             .map(|m| NodeRow {
-                id: m.id.to_string(),
+                id: m.id,
                 name: m.name.to_string(),
-                role: m.role.to_string(),
-                address: Ipv4Addr::from(m.addr.ip).to_string(),
-                status: match m.status {
-                    Status::Alive => "alive".into(),
-                    Status::Suspect => "suspect".into(),
-                },
+                role: m.role,
+                address: Ipv4Addr::from(m.addr.ip),
+                status: m.status,
                 cpu_load_permille: m.state.cpu_load,
                 free_mem_mib: m.state.free_mem >> 20,
                 cpu_speed: m.state.cpu_speed,
@@ -396,7 +393,7 @@ impl Session {
                 this_host: m.id == me,
             })
             .collect();
-        rows.sort_by_key(|r| r.role != "node");
+        rows.sort_by_key(|r| r.role != Role::Node);
         rows
     }
 
@@ -409,26 +406,26 @@ impl Session {
     /// display and JSON.
     pub fn report(&self, r: &Ranking) -> PlacementReport {
         let peer = |id: NodeId| PeerRef {
-            id: id.to_string(),
+            id,
             name: self.name_of(id),
         };
         PlacementReport {
             placement: r.id.0,
-            mode: r.job.mode.to_string(),
+            mode: r.job.mode,
             memory_mib: r.job.memory >> 20,
             program_size: r.job.program_size,
-            weights: r.weights.into(),
+            weights: r.weights,
             ranked: r
                 .ranked
                 .iter()
                 .enumerate()
                 .map(|(i, c)| RankedRow {
                     rank: i + 1,
-                    id: c.node.to_string(),
+                    id: c.node,
                     name: self.name_of(c.node),
-                    address: Ipv4Addr::from(c.addr.ip).to_string(),
+                    address: Ipv4Addr::from(c.addr.ip),
                     score: c.score,
-                    parts: c.parts.into(),
+                    parts: c.parts,
                     cpu_load_permille: c.state.cpu_load,
                     free_mem_mib: c.state.free_mem >> 20,
                     cpu_speed: c.state.cpu_speed,
@@ -440,10 +437,9 @@ impl Session {
                 .denied
                 .iter()
                 .map(|d| DeniedRow {
-                    id: d.node.to_string(),
+                    id: d.node,
                     name: self.name_of(d.node),
-                    reason: d.reason.to_string(),
-                    code: format!("{:?}", d.reason),
+                    reason: d.reason,
                 })
                 .collect(),
             unanswered: r.unanswered.iter().map(|&id| peer(id)).collect(),

@@ -30,11 +30,10 @@ use sion_abi::net::JOB_PORT;
 use sion_app_mgr::job::{
     self, CHUNK, Decoder, HostMsg, NodeMsg, PROTOCOL_VERSION, Start, Winsize, shell_status,
 };
-use sion_companion_mgr::{JobSpec, Role, Weights};
+use sion_companion_mgr::{JobSpec, Weights};
 
-use crate::cli::{FindArgs, ModeArg, direct_session, place_command};
-use crate::control::{self, Client, Request, Response};
 use crate::fileserve::FileServer;
+use crate::placement::{self, FindArgs, ModeArg, NodeChoice, find_node, place_job};
 use crate::report;
 
 /// Exit status for a program the node refused (as a shell's "cannot
@@ -58,7 +57,7 @@ const MAX_PLACEMENTS: usize = 4;
 #[derive(Clone, Debug, Args)]
 pub struct SubmitArgs {
     /// Score weights, e.g. `cpu=4,mem=2,speed=3,net=1` (as `hostd place`).
-    #[arg(long, value_name = "cpu=W,mem=W,speed=W,net=W", value_parser = crate::cli::parse_weights_arg)]
+    #[arg(long, value_name = "cpu=W,mem=W,speed=W,net=W", value_parser = placement::parse_weights_arg)]
     pub weights: Option<Weights>,
     /// `exclusive`: one job per node; `balance`: busy nodes may take it.
     #[arg(long, value_enum, default_value_t = ModeArg::Exclusive)]
@@ -179,7 +178,8 @@ pub fn run(socket: &Path, a: SubmitArgs) -> Result<ExitCode> {
             }
             Upload::Unreachable(e) => return Err(e),
         }
-    };    drop(program);
+    };
+    drop(program);
     let writer = Arc::new(Mutex::new(stream.try_clone()?));
     let (stdin_tx, stdin_rx) = mpsc::channel::<u32>();
     {
@@ -187,7 +187,7 @@ pub fn run(socket: &Path, a: SubmitArgs) -> Result<ExitCode> {
         std::thread::spawn(move || stdin_pump(stdin_rx, writer));
     }
 
-    let mut session = Session {
+    let mut job = JobConnection {
         stream,
         writer,
         first: Some(first),
@@ -201,10 +201,10 @@ pub fn run(socket: &Path, a: SubmitArgs) -> Result<ExitCode> {
         label: target.label.clone(),
         verbose: a.verbose,
     };
-    let code = session.serve(&mut files, &stdin_tx)?;
+    let code = job.serve(&mut files, &stdin_tx)?;
     if a.verbose {
-        let run = session.accepted_at.map(|t| t.elapsed());
-        let upload = session
+        let run = job.accepted_at.map(|t| t.elapsed());
+        let upload = job
             .accepted_at
             .map(|t| t.duration_since(t1))
             .unwrap_or_default();
@@ -259,9 +259,7 @@ fn connect_upload(
     let _ = setsockopt(&stream, sockopt::TcpKeepInterval, &1);
     let _ = setsockopt(&stream, sockopt::TcpKeepCount, &4);
     let lost = |e: std::io::Error, doing: &str| {
-        Upload::Unreachable(
-            anyhow::Error::new(e).context(format!("{doing} node {}", target.label)),
-        )
+        Upload::Unreachable(anyhow::Error::new(e).context(format!("{doing} node {}", target.label)))
     };
     let mut writer = match stream.try_clone() {
         Ok(w) => w,
@@ -270,9 +268,12 @@ fn connect_upload(
     let began = Instant::now();
     std::thread::scope(|scope| {
         scope.spawn(move || -> std::io::Result<()> {
-            writer.write_all(&job::encode(&HostMsg::Start(start.clone())).map_err(std::io::Error::other)?)?;
+            writer.write_all(
+                &job::encode(&HostMsg::Start(start.clone())).map_err(std::io::Error::other)?,
+            )?;
             for chunk in program.chunks(CHUNK) {
-                let frame = job::encode(&HostMsg::Program(chunk.to_vec())).map_err(std::io::Error::other)?;
+                let frame = job::encode(&HostMsg::Program(chunk.to_vec()))
+                    .map_err(std::io::Error::other)?;
                 writer.write_all(&frame)?;
             }
             Ok(())
@@ -343,10 +344,7 @@ fn connect_upload(
             match busy_after {
                 Some(limit) if waited > limit => {
                     give_up(&stream);
-                    return Upload::Busy(format!(
-                        "no answer within {:.0} s",
-                        limit.as_secs_f64()
-                    ));
+                    return Upload::Busy(format!("no answer within {:.0} s", limit.as_secs_f64()));
                 }
                 None if !said && verbose && waited > BUSY_AFTER => {
                     eprintln!(
@@ -365,7 +363,8 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-/// Places the job (or looks up `--node`).
+/// Places the job (or looks up `--node`), never choosing an `excluded`
+/// address.
 fn choose_node(
     socket: &Path,
     a: &SubmitArgs,
@@ -373,33 +372,18 @@ fn choose_node(
     excluded: &[Ipv4Addr],
 ) -> Result<Target> {
     if let Some(node) = &a.node {
-        let text = node.split(':').next().unwrap_or(node);
-        if node.matches(':').count() <= 1
-            && let Ok(ip) = text.parse::<Ipv4Addr>()
-        {
-            return Ok(Target {
-                ip,
-                label: ip.to_string(),
-            });
-        }
-        let rows = node_rows(socket, &a.find, node)?;
-        let row = rows
-            .iter()
-            .filter(|r| r.role == "node")
-            .find(|r| r.id.eq_ignore_ascii_case(node) || r.name.eq_ignore_ascii_case(node))
-            .with_context(|| {
-                format!(
-                    "no node {node} in the group (known: {})",
-                    rows.iter()
-                        .filter(|r| r.role == "node")
-                        .map(|r| format!("{} {}", r.id, r.name))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )
-            })?;
+        let row = match NodeChoice::parse(node) {
+            NodeChoice::Address(ip) => {
+                return Ok(Target {
+                    ip,
+                    label: ip.to_string(),
+                });
+            }
+            choice => find_node(socket, &a.find, &choice)?,
+        };
         return Ok(Target {
-            ip: row.address.parse().context("the node's address")?,
-            label: format!("{} ({}, {})", row.name, row.id, row.address),
+            ip: row.address,
+            label: report::node_label(&row.name, row.id, row.address),
         });
     }
     let job = JobSpec {
@@ -410,60 +394,26 @@ fn choose_node(
             .context("--memory is too large")?,
         mode: a.mode.into(),
     };
-    let report = place_command(socket, &a.find, job, a.weights.unwrap_or_default())?;
+    let outcome = place_job(socket, &a.find, job, a.weights.unwrap_or_default())?;
     if a.verbose {
-        eprint!("{}", report::format_placement(&report));
+        eprint!("{}", report::format_placement(&outcome));
     }
-    let Some(best) = report.ranked.iter().find(|r| {
-        r.address
-            .parse()
-            .is_ok_and(|ip: Ipv4Addr| !excluded.contains(&ip))
-    }) else {
+    let Some(best) = outcome
+        .ranked
+        .iter()
+        .find(|r| !excluded.contains(&r.address))
+    else {
         bail!(
             "no node can take this job now ({} asked, {} denied, {} silent)",
-            report.asked(),
-            report.denied.len(),
-            report.unanswered.len()
+            outcome.asked(),
+            outcome.denied.len(),
+            outcome.unanswered.len()
         );
     };
     Ok(Target {
-        ip: best.address.parse().context("the chosen node's address")?,
-        label: format!("{} ({}, {})", best.name, best.id, best.address),
+        ip: best.address,
+        label: report::node_label(&best.name, best.id, best.address),
     })
-}
-
-/// The group table, for finding `--node` by id or name: from a running
-/// daemon serving this network namespace, else from a one-shot session that
-/// stops listening as soon as that node is known (at most `--discover-ms`).
-fn node_rows(socket: &Path, find: &FindArgs, node: &str) -> Result<Vec<report::NodeRow>> {
-    if let Ok(mut client) = Client::connect(socket, Duration::from_secs(2))
-        && let Ok(info) = client.hello()
-    {
-        let same_ns = !matches!(
-            (info.netns, control::current_netns()),
-            (Some(a), Some(b)) if a != b
-        );
-        let same_if = find.iface.as_deref().is_none_or(|i| i == info.interface);
-        if same_ns && same_if {
-            match client.request(&Request::Nodes)? {
-                Response::Nodes(r) => return Ok(r.nodes),
-                Response::Error(e) => bail!("the hostd daemon: {e}"),
-                other => bail!("the hostd daemon answered nodes with {other:?}"),
-            }
-        }
-    }
-    let mut session = direct_session(find.iface.as_deref())?;
-    let deadline = Instant::now() + Duration::from_millis(find.discover_ms);
-    session.pump_until(deadline, |m| {
-        m.view().any(|x| {
-            x.role == Role::Node
-                && (x.id.to_string().eq_ignore_ascii_case(node)
-                    || x.name.as_str().eq_ignore_ascii_case(node))
-        })
-    })?;
-    let rows = session.rows();
-    session.leave();
-    Ok(rows)
 }
 
 /// The `Start` message for this job.
@@ -583,8 +533,9 @@ fn stdin_pump(asks: mpsc::Receiver<u32>, writer: Arc<Mutex<TcpStream>>) {
     }
 }
 
-/// A running job's connection.
-struct Session {
+/// The connection of a running job to its node (not to be confused with
+/// [`crate::Session`], `hostd`'s membership in the group).
+struct JobConnection {
     stream: TcpStream,
     writer: Arc<Mutex<TcpStream>>,
     /// The node's first answer, read while uploading.
@@ -600,7 +551,7 @@ struct Session {
     verbose: bool,
 }
 
-impl Session {
+impl JobConnection {
     /// Serves the job to its end; the exit status.
     fn serve(&mut self, files: &mut FileServer, stdin: &mpsc::Sender<u32>) -> Result<u8> {
         self.stream

@@ -11,7 +11,8 @@ mod common;
 
 use common::{QEMU, fresh_lan, skip_reason};
 use qemu_net::lan::{Lan, UpOptions};
-use sion_hostd::report::{NodesReport, PlacementReport};
+use sion_companion_mgr::{NodeId, Role, Status};
+use sion_hostd::model::{NodesReport, PlacementReport, parse_node_id};
 use std::path::PathBuf;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
@@ -71,13 +72,17 @@ impl Cluster {
     }
 }
 
-fn alive_nodes(report: &NodesReport) -> Vec<String> {
+fn alive_nodes(report: &NodesReport) -> Vec<NodeId> {
     report
         .nodes
         .iter()
-        .filter(|n| n.role == "node" && n.status == "alive")
-        .map(|n| n.id.clone())
+        .filter(|n| n.role == Role::Node && n.status == Status::Alive)
+        .map(|n| n.id)
         .collect()
+}
+
+fn node_id(mac: &str) -> NodeId {
+    parse_node_id(mac).expect("a node id")
 }
 
 #[test]
@@ -170,15 +175,23 @@ fn hostd_sees_the_group_detects_a_death_and_places_by_memory() {
     }
     let placement = placement.unwrap();
     assert_eq!(placement.ranked.len(), 3, "{placement:?}");
-    assert_eq!(placement.ranked[0].id, "52:54:00:53:4e:02", "{placement:?}");
-    assert_eq!(placement.ranked[2].id, "52:54:00:53:4e:00", "{placement:?}");
+    assert_eq!(
+        placement.ranked[0].id,
+        node_id("52:54:00:53:4e:02"),
+        "{placement:?}"
+    );
+    assert_eq!(
+        placement.ranked[2].id,
+        node_id("52:54:00:53:4e:00"),
+        "{placement:?}"
+    );
     assert!(
         placement.ranked[0].score > placement.ranked[1].score,
         "{placement:?}"
     );
 
     // 3. Kill node 1: hostd and the other nodes declare it dead within the bound.
-    let victim = "52:54:00:53:4e:01";
+    let victim = node_id("52:54:00:53:4e:01");
     cluster.lan.kill_node(1).expect("kill-node 1");
     let killed = Instant::now();
     let (mut seen_by_hostd, mut seen_by_nodes) = (None, None);

@@ -23,10 +23,11 @@ use sion_abi::net::{
 };
 use sion_companion_mgr::{
     Addr, Config, DenyReason, Dest, Instant, JobSpec, LocalNode, Member, Mode, Name, NodeId,
-    NodeState, Role, Weights,
+    NodeState, Role, Status, Weights,
 };
 use sion_hostd::control::{Client, Request, Response};
 use sion_hostd::daemon::{Daemon, SocketError, bind_control};
+use sion_hostd::model::Via;
 use sion_hostd::transport::{MemLan, Transport};
 use sion_hostd::{Identity, Session, place};
 
@@ -175,7 +176,7 @@ fn one_shot_discovery_lists_nodes_and_hosts_with_their_load() {
         a.pump_for(Duration::from_millis(600)).unwrap();
     });
     let rows = a.rows();
-    let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+    let ids: Vec<String> = rows.iter().map(|r| r.id.to_string()).collect();
     assert_eq!(
         ids,
         [
@@ -190,8 +191,8 @@ fn one_shot_discovery_lists_nodes_and_hosts_with_their_load() {
     assert_eq!(a.node_count(), 3);
     let n2 = &rows[1];
     assert_eq!(
-        (n2.role.as_str(), n2.address.as_str(), n2.status.as_str()),
-        ("node", "169.254.10.2", "alive")
+        (n2.role, n2.address, n2.status),
+        (Role::Node, Ipv4Addr::new(169, 254, 10, 2), Status::Alive)
     );
     assert_eq!(
         (
@@ -203,14 +204,10 @@ fn one_shot_discovery_lists_nodes_and_hosts_with_their_load() {
         (200, 500, 1500, 0)
     );
     assert!(n2.last_heard_s < 0.5, "{n2:?}");
-    assert_eq!((rows[3].role.as_str(), rows[3].this_host), ("host", true));
+    assert_eq!((rows[3].role, rows[3].this_host), (Role::Host, true));
     assert_eq!(
-        (
-            rows[4].name.as_str(),
-            rows[4].role.as_str(),
-            rows[4].this_host
-        ),
-        ("pc-b", "host", false)
+        (rows[4].name.as_str(), rows[4].role, rows[4].this_host),
+        ("pc-b", Role::Host, false)
     );
     // Own broadcasts came back and were dropped as ours; nothing else dropped.
     let d = a.drops();
@@ -272,8 +269,8 @@ fn placement_ranks_nodes_never_hosts_and_reports_denials() {
         assert!(r.unanswered.is_empty(), "{r:?}");
         let report = a.report(&r);
         assert_eq!(report.ranked[0].name, Name::derive(node_id(2)).as_str());
-        assert_eq!(report.ranked[0].address, "169.254.10.2");
-        assert_eq!(report.denied[0].code, "Busy");
+        assert_eq!(report.ranked[0].address, Ipv4Addr::new(169, 254, 10, 2));
+        assert_eq!(report.denied[0].reason, DenyReason::Busy);
         assert_eq!(report.asked(), 3);
 
         // Balance mode: the busy node permits and, with the most memory, wins.
@@ -456,7 +453,7 @@ fn daemon_serves_hello_nodes_and_place_over_its_socket() {
     let mut c = Client::connect(&socket, Duration::from_secs(5)).unwrap();
     let info = c.hello().unwrap();
     assert_eq!(info.interface, "mem0");
-    assert_eq!(info.id, "0a:00:00:00:00:01");
+    assert_eq!(info.id.to_string(), "0a:00:00:00:00:01");
     assert_eq!(info.pid, std::process::id());
 
     // The view fills in.
@@ -469,7 +466,7 @@ fn daemon_serves_hello_nodes_and_place_over_its_socket() {
             other => panic!("{other:?}"),
         }
     };
-    assert_eq!(report.via, "daemon");
+    assert_eq!(report.via, Via::Daemon);
     assert!(report.nodes.iter().any(|r| r.this_host && r.name == "pc-d"));
 
     // A placement through the daemon, same answer as one-shot.
@@ -488,10 +485,10 @@ fn daemon_serves_hello_nodes_and_place_over_its_socket() {
     };
     match c.request(&req).unwrap() {
         Response::Placement(p) => {
-            let ids: Vec<&str> = p.ranked.iter().map(|r| r.id.as_str()).collect();
-            assert_eq!(ids, ["52:54:00:53:4e:02", "52:54:00:53:4e:01"], "{p:?}");
-            assert_eq!(p.denied[0].code, "Busy");
-            assert_eq!(p.mode, "exclusive");
+            let ids: Vec<NodeId> = p.ranked.iter().map(|r| r.id).collect();
+            assert_eq!(ids, [node_id(2), node_id(1)], "{p:?}");
+            assert_eq!(p.denied[0].reason, DenyReason::Busy);
+            assert_eq!(p.mode, Mode::Exclusive);
             assert_eq!(p.memory_mib, 64);
         }
         other => panic!("{other:?}"),

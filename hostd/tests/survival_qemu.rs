@@ -114,7 +114,11 @@ impl Cluster {
             .lines()
             .find_map(|l| l.split("net: configured ").nth(1))
             .unwrap_or_else(|| panic!("node {index} has no address:\n{log}"));
-        line.split('/').next().unwrap().parse().expect("an IPv4 address")
+        line.split('/')
+            .next()
+            .unwrap()
+            .parse()
+            .expect("an IPv4 address")
     }
 
     /// The network namespace of the LAN.
@@ -187,7 +191,8 @@ fn hold(netns: String, node: SocketAddrV4, idle: usize, stop: Arc<AtomicBool>) -
                 held.slow_dropped_after = Some(began.elapsed());
             }
         }
-        slow.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+        slow.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
         let mut buf = [0u8; 4096];
         match slow.read(&mut buf) {
             Ok(0) => held.slow_dropped_after = Some(began.elapsed()),
@@ -200,7 +205,8 @@ fn hold(netns: String, node: SocketAddrV4, idle: usize, stop: Arc<AtomicBool>) -
         }
     }
     for mut c in idlers {
-        c.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+        c.set_read_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
         let mut b = [0u8; 16];
         // End of stream or a reset: the node dropped it; a timeout: still open.
         match c.read(&mut b) {
@@ -219,15 +225,28 @@ fn no_job_and_no_dead_peer_takes_a_node_out() {
         eprintln!("skipped: {why}");
         return;
     }
-    let tmp = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("survival-{}", std::process::id()));
+    let tmp =
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("survival-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
     let job_dir = tmp.join("job");
     std::fs::create_dir_all(&job_dir).unwrap();
     let i386 = ["-m32", "-nostdlib", "-static"];
     build(&job_dir, "gcc", &i386, "syscall32.S", "syscall32");
-    build(&job_dir, "gcc", &[&i386[..], &["-DSYSENTER"]].concat(), "syscall32.S", "sysenter32");
+    build(
+        &job_dir,
+        "gcc",
+        &[&i386[..], &["-DSYSENTER"]].concat(),
+        "syscall32.S",
+        "sysenter32",
+    );
     build(&job_dir, "musl-gcc", &["-static", "-O2"], "sgdt.c", "sgdt");
-    build(&job_dir, "musl-gcc", &["-static", "-O2"], "hello.c", "hello");
+    build(
+        &job_dir,
+        "musl-gcc",
+        &["-static", "-O2"],
+        "hello.c",
+        "hello",
+    );
 
     let image = sion_image::build(sion_image::Flavor::Node)
         .expect("building target/sion.img")
@@ -278,7 +297,9 @@ fn no_job_and_no_dead_peer_takes_a_node_out() {
     let t = Instant::now();
     expect(&submit0(&["./hello"]), 0, "hello from SiON\n");
     let took = t.elapsed();
-    eprintln!("figures: hostd submit --node with 10 idle connections and a slow upload held: {took:?}");
+    eprintln!(
+        "figures: hostd submit --node with 10 idle connections and a slow upload held: {took:?}"
+    );
     assert!(took < Duration::from_secs(20), "the submit took {took:?}");
     // The slow upload falls below 256 KiB/s after the 30 s grace.
     std::thread::sleep(Duration::from_secs(32));
@@ -292,7 +313,11 @@ fn no_job_and_no_dead_peer_takes_a_node_out() {
         cluster.log(0)
     );
     let log = cluster.log(0);
-    assert_eq!(log.matches("dropped: no job within 10 s").count(), 10, "{log}");
+    assert_eq!(
+        log.matches("dropped: no job within 10 s").count(),
+        10,
+        "{log}"
+    );
     expect(&submit0(&["./hello"]), 0, "hello from SiON\n");
 
     // 3. Node 1 dies after node 0's ARP entry for it has expired.
@@ -315,7 +340,12 @@ fn no_job_and_no_dead_peer_takes_a_node_out() {
             .filter(|n| n["role"] == "node" && n["status"] == "alive")
             .filter_map(|n| n["id"].as_str())
             .collect();
-        assert_eq!(alive, [NODE0], "{check_at:?} after the kill:\n{}", cluster.log(0));
+        assert_eq!(
+            alive,
+            [NODE0],
+            "{check_at:?} after the kill:\n{}",
+            cluster.log(0)
+        );
         let out = cluster.hostd(&["submit", "./hello"]);
         expect(&out, 0, "hello from SiON\n");
         eprintln!("{check_at:?} after node 1 died, node 0 answers and runs jobs");
@@ -326,5 +356,8 @@ fn no_job_and_no_dead_peer_takes_a_node_out() {
         "node 0 never sent to the dead node, so the test did not test it:\n{log}"
     );
     assert!(!log.contains("queue full"), "{log}");
-    assert!(!log.contains("panicked") && !log.contains("KERNEL"), "{log}");
+    assert!(
+        !log.contains("panicked") && !log.contains("KERNEL"),
+        "{log}"
+    );
 }
