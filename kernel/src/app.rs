@@ -66,16 +66,16 @@ pub fn linux_syscall(frame: &mut TrapFrame) {
             wants_reply: 1,
             ..Default::default()
         };
-        if !proc::post_notice(
-            &mut t,
-            manager,
-            Notice {
-                info,
-                payload: call.encode().to_vec(),
-            },
-        ) {
-            drop(t);
-            proc::kill_current(Signal::Kill, "its manager is gone");
+        match proc::post_notice(&mut t, manager, Notice::new(info, &call.encode())) {
+            Ok(()) => {}
+            Err(Error::WouldBlock) => {
+                drop(t);
+                proc::kill_current(Signal::Kill, "its manager's notice queue is full");
+            }
+            Err(_) => {
+                drop(t);
+                proc::kill_current(Signal::Kill, "its manager is gone");
+            }
         }
         t.current().state = State::Blocked(Block::LinuxSyscall { manager });
     }

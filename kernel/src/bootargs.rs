@@ -6,7 +6,6 @@
 
 use crate::arch::fw_cfg::FwCfg;
 use alloc::string::String;
-use alloc::vec::Vec;
 
 /// The fw_cfg file carrying SiON's boot arguments.
 const CMDLINE_FILE: &[u8] = b"opt/sion/cmdline";
@@ -15,7 +14,7 @@ const MAX_CMDLINE: u32 = 4096;
 
 /// Parsed boot arguments.
 pub struct BootArgs {
-    words: Vec<(String, String)>,
+    text: String,
 }
 
 impl BootArgs {
@@ -28,25 +27,11 @@ impl BootArgs {
         if !text.is_empty() {
             log::info!("boot arguments: {text}");
         }
-        BootArgs {
-            words: parse(&text),
-        }
+        BootArgs { text }
     }
 
-    /// The value of `key`, if given.
+    /// The value of `key`, if given (see [`sion_kernel_core::bootargs::get`]).
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.words
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
+        sion_kernel_core::bootargs::get(&self.text, key)
     }
-}
-
-fn parse(text: &str) -> Vec<(String, String)> {
-    text.split_whitespace()
-        .map(|w| match w.split_once('=') {
-            Some((k, v)) => (k.into(), v.into()),
-            None => (w.into(), String::new()),
-        })
-        .collect()
 }

@@ -74,6 +74,11 @@ pub fn send(
                 }
             }
             _ => {
+                if t.procs.get(&to).expect("checked above").senders.is_full() {
+                    drop(t);
+                    crate::proc::count_send_refused(to);
+                    return Err(Error::WouldBlock);
+                }
                 t.current().state = State::Blocked(Block::Send {
                     to,
                     tag,
@@ -85,7 +90,8 @@ pub fn send(
                     .get_mut(&to)
                     .expect("checked above")
                     .senders
-                    .push_back(me);
+                    .push_back(me)
+                    .expect("checked above that the queue has room");
             }
         }
     }

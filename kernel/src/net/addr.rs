@@ -53,12 +53,7 @@ pub struct AddrConfig {
 /// from a hash of the MAC (RFC 3927 §2.1 asks for a pseudo-random choice seeded
 /// from the MAC, so a node picks the same address on every boot).
 pub fn link_local_candidate(mac: [u8; 6], attempt: u32) -> [u8; 4] {
-    let mut h: u32 = 0x811c_9dc5;
-    for b in mac.iter().chain(attempt.to_be_bytes().iter()) {
-        h = (h ^ u32::from(*b)).wrapping_mul(0x0100_0193);
-    }
-    let n = h % (254 * 256);
-    [169, 254, 1 + (n / 256) as u8, (n % 256) as u8]
+    sion_kernel_core::linklocal::candidate(mac, attempt)
 }
 
 impl AddrConfig {

@@ -3,10 +3,12 @@
 #![forbid(unsafe_code)]
 
 use alloc::boxed::Box;
-use alloc::vec;
-use alloc::vec::Vec;
 use smoltcp::phy::{self, Device, DeviceCapabilities, Medium};
 use smoltcp::time::Instant;
+use smoltcp::wire::{
+    ArpOperation, ArpPacket, ArpRepr, EthernetAddress, EthernetFrame, EthernetProtocol,
+    EthernetRepr, Ipv4Address,
+};
 
 pub use crate::drivers::Nic;
 
@@ -29,7 +31,9 @@ pub struct NicDevice {
     /// The card.
     pub nic: Box<dyn Nic>,
     /// ARP packets seen since the last [`NicDevice::take_arp`].
-    arp: Vec<ArpSeen>,
+    arp: heapless::Vec<ArpSeen, ARP_SEEN>,
+    /// ARP packets not watched because [`ARP_SEEN`] were already waiting.
+    pub arp_dropped: u64,
     /// Frames received and sent.
     pub rx_frames: u64,
     /// Frames sent.
@@ -41,35 +45,61 @@ impl NicDevice {
     pub fn new(nic: Box<dyn Nic>) -> NicDevice {
         NicDevice {
             nic,
-            arp: Vec::new(),
+            arp: heapless::Vec::new(),
+            arp_dropped: 0,
             rx_frames: 0,
             tx_frames: 0,
         }
     }
 
     /// ARP packets seen since the last call.
-    pub fn take_arp(&mut self) -> Vec<ArpSeen> {
+    pub fn take_arp(&mut self) -> heapless::Vec<ArpSeen, ARP_SEEN> {
         core::mem::take(&mut self.arp)
     }
 
+    /// Remembers an ARP packet for IPv4 over Ethernet (RFC 826) in `frame`,
+    /// parsed by `smoltcp::wire`; counts those it has no room for.
     fn watch(&mut self, frame: &[u8]) {
-        // Ethernet type 0x0806, ARP for IPv4 over Ethernet (RFC 826).
-        if frame.len() >= 42 && frame[12..14] == [0x08, 0x06] && self.arp.len() < 64 {
-            let mut seen = ArpSeen {
-                sender_mac: [0; 6],
-                sender_ip: [0; 4],
-                target_ip: [0; 4],
-            };
-            seen.sender_mac.copy_from_slice(&frame[22..28]);
-            seen.sender_ip.copy_from_slice(&frame[28..32]);
-            seen.target_ip.copy_from_slice(&frame[38..42]);
-            self.arp.push(seen);
+        let Ok(eth) = EthernetFrame::new_checked(frame) else {
+            return;
+        };
+        if eth.ethertype() != EthernetProtocol::Arp {
+            return;
+        }
+        let Ok(ArpRepr::EthernetIpv4 {
+            source_hardware_addr,
+            source_protocol_addr,
+            target_protocol_addr,
+            ..
+        }) = ArpPacket::new_checked(eth.payload()).and_then(|p| ArpRepr::parse(&p))
+        else {
+            return;
+        };
+        let seen = ArpSeen {
+            sender_mac: source_hardware_addr.0,
+            sender_ip: source_protocol_addr.octets(),
+            target_ip: target_protocol_addr.octets(),
+        };
+        if self.arp.push(seen).is_err() {
+            self.arp_dropped += 1;
+            if self.arp_dropped.is_power_of_two() {
+                log::warn!(
+                    "net: {} ARP packets not watched (queue of {ARP_SEEN} full)",
+                    self.arp_dropped
+                );
+            }
         }
     }
 }
 
-/// A received frame.
-pub struct RxToken(Vec<u8>);
+/// ARP packets remembered between two looks of address configuration.
+pub const ARP_SEEN: usize = 64;
+/// Receive buffer size: a frame plus room for a VLAN tag and slack.
+const RX_BUFFER: usize = MAX_FRAME + 64;
+
+/// A received frame, held in place: the receive path runs in interrupt
+/// context, where the kernel does not allocate.
+pub struct RxToken(heapless::Vec<u8, RX_BUFFER>);
 
 /// Permission to send one frame.
 pub struct TxToken<'a>(&'a mut NicDevice);
@@ -82,9 +112,11 @@ impl phy::RxToken for RxToken {
 
 impl phy::TxToken for TxToken<'_> {
     fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
-        let mut frame = vec![0u8; len];
-        let result = f(&mut frame);
-        if self.0.nic.transmit(&frame) {
+        // smoltcp asks for at most the MTU (`MAX_FRAME`, see `capabilities`).
+        let mut buf = [0u8; MAX_FRAME];
+        let frame = &mut buf[..len.min(MAX_FRAME)];
+        let result = f(frame);
+        if self.0.nic.transmit(frame) {
             self.0.tx_frames += 1;
         }
         result
@@ -96,7 +128,8 @@ impl Device for NicDevice {
     type TxToken<'a> = TxToken<'a>;
 
     fn receive(&mut self, _now: Instant) -> Option<(RxToken, TxToken<'_>)> {
-        let mut buf = vec![0u8; MAX_FRAME + 64];
+        let mut buf = heapless::Vec::<u8, RX_BUFFER>::new();
+        buf.resize_default(RX_BUFFER).ok()?;
         let n = self.nic.receive(&mut buf)?;
         buf.truncate(n);
         self.rx_frames += 1;
@@ -117,18 +150,28 @@ impl Device for NicDevice {
     }
 }
 
+/// Length of an ARP request for IPv4 over Ethernet in its Ethernet frame.
+pub const ARP_FRAME_LEN: usize = 42;
+
 /// An ARP probe (RFC 3927 §2.2.1: sender IP 0.0.0.0) or, with `sender_ip ==
-/// target_ip`, an announcement, broadcast from `mac`.
-pub fn arp_frame(mac: [u8; 6], sender_ip: [u8; 4], target_ip: [u8; 4]) -> [u8; 42] {
-    let mut f = [0u8; 42];
-    f[0..6].copy_from_slice(&[0xff; 6]);
-    f[6..12].copy_from_slice(&mac);
-    f[12..14].copy_from_slice(&[0x08, 0x06]);
-    // htype 1 (Ethernet), ptype 0x0800, hlen 6, plen 4, op 1 (request).
-    f[14..22].copy_from_slice(&[0, 1, 0x08, 0x00, 6, 4, 0, 1]);
-    f[22..28].copy_from_slice(&mac);
-    f[28..32].copy_from_slice(&sender_ip);
-    f[32..38].fill(0);
-    f[38..42].copy_from_slice(&target_ip);
+/// target_ip`, an announcement, broadcast from `mac`; built with
+/// `smoltcp::wire` (RFC 826 request, target hardware address zero).
+pub fn arp_frame(mac: [u8; 6], sender_ip: [u8; 4], target_ip: [u8; 4]) -> [u8; ARP_FRAME_LEN] {
+    let arp = ArpRepr::EthernetIpv4 {
+        operation: ArpOperation::Request,
+        source_hardware_addr: EthernetAddress(mac),
+        source_protocol_addr: Ipv4Address::from(sender_ip),
+        target_hardware_addr: EthernetAddress([0; 6]),
+        target_protocol_addr: Ipv4Address::from(target_ip),
+    };
+    let eth = EthernetRepr {
+        src_addr: EthernetAddress(mac),
+        dst_addr: EthernetAddress::BROADCAST,
+        ethertype: EthernetProtocol::Arp,
+    };
+    let mut f = [0u8; ARP_FRAME_LEN];
+    let mut frame = EthernetFrame::new_unchecked(&mut f[..]);
+    eth.emit(&mut frame);
+    arp.emit(&mut ArpPacket::new_unchecked(frame.payload_mut()));
     f
 }

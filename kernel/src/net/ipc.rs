@@ -20,11 +20,14 @@
 #![forbid(unsafe_code)]
 
 use super::NetStack;
-use alloc::collections::{BTreeMap, VecDeque};
+use alloc::boxed::Box;
+use alloc::collections::BTreeMap;
 use alloc::vec;
 use alloc::vec::Vec;
+use sion_abi::net::MAX_PAYLOAD;
 use sion_abi::net::{self as wire, Header, Pong, WireError};
 use sion_abi::{Error, MessageInfo, Pid};
+use sion_kernel_core::queue::Queue;
 use smoltcp::iface::{SocketHandle, SocketSet};
 use smoltcp::socket::udp;
 use smoltcp::wire::{IpAddress, IpEndpoint, Ipv4Address};
@@ -77,8 +80,9 @@ impl Lane {
 pub struct Inbound {
     /// What `receive` reports.
     pub info: MessageInfo,
-    /// The payload.
-    pub payload: Vec<u8>,
+    /// The payload, held in place: it is queued on the receive path, in
+    /// interrupt context, where the kernel does not allocate.
+    pub payload: heapless::Vec<u8, MAX_PAYLOAD>,
 }
 
 fn udp_socket(packets: usize, rx_packets: usize) -> udp::Socket<'static> {
@@ -91,16 +95,18 @@ fn udp_socket(packets: usize, rx_packets: usize) -> udp::Socket<'static> {
     socket
 }
 
+/// A registered service: its owner and the messages waiting for it (boxed
+/// when registered, by a system call, so queuing allocates nothing).
 struct Service {
     owner: Pid,
-    queue: VecDeque<Inbound>,
+    queue: Queue<Inbound, QUEUE_LIMIT>,
 }
 
 /// Services, queues and counters.
 pub struct NetIpc {
     socket: SocketHandle,
     lanes: [Lane; LANES],
-    services: BTreeMap<u32, Service>,
+    services: BTreeMap<u32, Box<Service>>,
     /// Counters reported in pongs.
     pub stats: Pong,
     /// The cluster this node belongs to.
@@ -136,10 +142,10 @@ impl NetIpc {
             None => {
                 self.services.insert(
                     service,
-                    Service {
+                    Box::new(Service {
                         owner: pid,
-                        queue: VecDeque::new(),
-                    },
+                        queue: Queue::new(),
+                    }),
                 );
                 Ok(())
             }
@@ -352,16 +358,22 @@ pub fn process_incoming(net: &mut NetStack) -> usize {
             addr: u64::from(u32::from_be_bytes(from_ip.octets())),
             service: u64::from(header.src_service),
         };
-        match net.ipc.services.get_mut(&header.dst_service) {
-            Some(s) if s.queue.len() < QUEUE_LIMIT => {
-                s.queue.push_back(Inbound {
-                    info,
-                    payload: payload.to_vec(),
-                });
-                let owner = s.owner;
-                crate::proc::notify_message(owner);
-            }
-            _ => net.ipc.stats.dropped_undeliverable += 1,
+        // `Header::decode` bounds the payload by MAX_PAYLOAD; a full queue
+        // or an unknown service is counted as undeliverable (in pongs).
+        let delivered = match (
+            net.ipc.services.get_mut(&header.dst_service),
+            heapless::Vec::from_slice(payload),
+        ) {
+            (Some(s), Ok(payload)) => s
+                .queue
+                .push_back(Inbound { info, payload })
+                .is_ok()
+                .then_some(s.owner),
+            _ => None,
+        };
+        match delivered {
+            Some(owner) => crate::proc::notify_message(owner),
+            None => net.ipc.stats.dropped_undeliverable += 1,
         }
     }
     handled

@@ -139,7 +139,7 @@ pub fn on_interrupt() {
 }
 
 /// Posts the readable notices of sockets armed with `tcp_notify`.
-fn notify_readable(ready: alloc::vec::Vec<(sion_abi::Pid, u64)>) {
+fn notify_readable(ready: tcp::Readable) {
     if ready.is_empty() {
         return;
     }
@@ -153,13 +153,12 @@ fn notify_readable(ready: alloc::vec::Vec<(sion_abi::Pid, u64)>) {
             len: 8,
             ..Default::default()
         };
-        proc::post_notice(
+        // A full queue is counted and logged by `post_notice`; the socket
+        // stays readable and the owner finds it on its next call.
+        let _ = proc::post_notice(
             &mut t,
             owner,
-            proc::Notice {
-                info,
-                payload: handle.to_le_bytes().to_vec(),
-            },
+            proc::Notice::new(info, &handle.to_le_bytes()),
         );
     }
 }
@@ -169,14 +168,22 @@ fn wake_network_waiters() {
     let Some(mut t) = proc::try_table() else {
         return;
     };
-    let waiting: alloc::vec::Vec<_> = t
-        .procs
-        .values()
-        .filter(|p| p.state == State::Blocked(Block::Network))
-        .map(|p| p.pid)
-        .collect();
-    for pid in waiting {
-        t.wake(pid, proc::WAKE_RETRY);
+    // Interrupt context: no allocation, so waiters are woken in fixed-size
+    // batches (a woken process is no longer blocked).
+    loop {
+        let waiting: heapless::Vec<sion_abi::Pid, 16> = t
+            .procs
+            .values()
+            .filter(|p| p.state == State::Blocked(Block::Network))
+            .map(|p| p.pid)
+            .take(16)
+            .collect();
+        for &pid in &waiting {
+            t.wake(pid, proc::WAKE_RETRY);
+        }
+        if !waiting.is_full() {
+            break;
+        }
     }
 }
 

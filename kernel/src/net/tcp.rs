@@ -16,6 +16,12 @@ use smoltcp::wire::{IpAddress, IpEndpoint, Ipv4Address};
 /// busy are not refused: the backlog is refilled on every poll, as soon as a
 /// listening socket has taken a SYN.
 const BACKLOG: usize = 4;
+/// Readable notices gathered per poll; more wait for the next poll.
+const READABLE_PER_POLL: usize = 32;
+
+/// (owner, handle) pairs of sockets that became readable: fixed-size, as the
+/// stack is polled from interrupts, where the kernel does not allocate.
+pub type Readable = heapless::Vec<(Pid, u64), READABLE_PER_POLL>;
 /// Connections per listener that are being set up or wait for `accept`, at
 /// most (Linux's `listen` backlog); beyond, new SYNs are refused.
 const MAX_BACKLOG: usize = 16;
@@ -321,8 +327,8 @@ impl TcpTable {
     /// Armed handles that are now readable, disarmed: streams with data or at
     /// the end of the stream, listeners with a connection to accept.
     /// (owner, handle) pairs to notify.
-    pub fn take_readable(&mut self, sockets: &SocketSet<'static>) -> Vec<(Pid, u64)> {
-        let mut ready = Vec::new();
+    pub fn take_readable(&mut self, sockets: &SocketSet<'static>) -> Readable {
+        let mut ready = Readable::new();
         for (handle, entry) in self.entries.iter_mut() {
             if !entry.notify {
                 continue;
@@ -337,8 +343,11 @@ impl TcpTable {
                     .any(|h| is_established(sockets.get::<tcp::Socket>(*h))),
             };
             if readable {
+                if ready.push((entry.owner, *handle)).is_err() {
+                    // Stays armed: reported on the next poll.
+                    break;
+                }
                 entry.notify = false;
-                ready.push((entry.owner, *handle));
             }
         }
         ready

@@ -16,7 +16,9 @@ use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::string::String;
 use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU64, Ordering};
 use sion_abi::{Error, MAX_SPAWN_ARG, Pid, Signal, WaitStatus};
+use sion_kernel_core::queue::Queue;
 use spin::{Mutex, MutexGuard};
 
 /// Size of each process's kernel stack in bytes.
@@ -66,13 +68,49 @@ pub enum Kind {
     Application { manager: Pid, abi64: bool },
 }
 
+/// Largest payload of a [`Notice`], in bytes: an application's system call
+/// ([`sion_abi::app::LinuxSyscall::LEN`]), the largest the kernel sends.
+pub const NOTICE_PAYLOAD: usize = sion_abi::app::LinuxSyscall::LEN;
+/// Notices a process can have waiting; more are refused ([`post_notice`]).
+pub const MAX_NOTICES: usize = 64;
+/// Processes that can wait in one process's sender queue; more are refused
+/// ([`Error::WouldBlock`] to the sender).
+pub const MAX_SENDERS: usize = 64;
+
 /// A message the kernel itself queues for a process (an application's system
-/// call or its end), delivered by `receive` like any other.
+/// call or its end), delivered by `receive` like any other. Fixed-size: notices
+/// are posted from interrupt context, where the kernel does not allocate.
 pub struct Notice {
     /// What `receive` reports.
     pub info: sion_abi::MessageInfo,
     /// The payload.
-    pub payload: Vec<u8>,
+    pub payload: heapless::Vec<u8, NOTICE_PAYLOAD>,
+}
+
+impl Notice {
+    /// A notice with `payload`, which must be at most [`NOTICE_PAYLOAD`] bytes
+    /// (longer ones are cut there; every kernel notice fits).
+    pub fn new(info: sion_abi::MessageInfo, payload: &[u8]) -> Notice {
+        let n = payload.len().min(NOTICE_PAYLOAD);
+        debug_assert_eq!(n, payload.len(), "notice payload too long");
+        Notice {
+            info,
+            payload: heapless::Vec::from_slice(&payload[..n]).unwrap_or_default(),
+        }
+    }
+}
+
+/// Notices refused because their receiver's queue was full.
+static NOTICES_REFUSED: AtomicU64 = AtomicU64::new(0);
+/// Sends refused because the receiver's sender queue was full.
+static SENDS_REFUSED: AtomicU64 = AtomicU64::new(0);
+
+/// Counts and logs a send refused for a full sender queue of `to`.
+pub fn count_send_refused(to: Pid) {
+    let n = SENDS_REFUSED.fetch_add(1, Ordering::Relaxed) + 1;
+    log::warn!(
+        "ipc: send to process {to} refused: {MAX_SENDERS} senders already wait ({n} refused so far)"
+    );
 }
 
 /// The wake value telling a blocked call to check its condition again.
@@ -106,7 +144,7 @@ pub struct Process {
     /// Its address space.
     pub space: AddressSpace,
     /// Processes blocked sending to this one, oldest first.
-    pub senders: VecDeque<Pid>,
+    pub senders: Queue<Pid, MAX_SENDERS>,
     /// The result a blocking system call returns once the process is woken.
     pub wake_value: i64,
     /// When a blocked `receive` times out (nanoseconds since boot).
@@ -114,7 +152,7 @@ pub struct Process {
     /// SiON process or Linux application.
     pub kind: Kind,
     /// Messages from the kernel waiting for `receive`.
-    pub notices: VecDeque<Notice>,
+    pub notices: Queue<Notice, MAX_NOTICES>,
     /// The FS base register (x86_64 TLS), restored when the process runs.
     pub fs_base: u64,
     /// The base of the i386 TLS segment, if the application set one.
@@ -263,11 +301,11 @@ fn insert(
         name: name.into(),
         state,
         space,
-        senders: VecDeque::new(),
+        senders: Queue::new(),
         wake_value: 0,
         deadline: None,
         kind,
-        notices: VecDeque::new(),
+        notices: Queue::new(),
         fs_base: 0,
         tls_base: None,
         context,
@@ -284,18 +322,26 @@ impl Process {
 }
 
 /// Queues a kernel message for `pid` and wakes it if it is waiting in
-/// `receive` for it. Returns false if `pid` does not exist.
-pub fn post_notice(t: &mut Table, pid: Pid, notice: Notice) -> bool {
+/// `receive` for it. Errors: [`Error::NoSuchProcess`] if `pid` does not
+/// exist, [`Error::WouldBlock`] (counted and logged) if [`MAX_NOTICES`]
+/// notices already wait.
+pub fn post_notice(t: &mut Table, pid: Pid, notice: Notice) -> Result<(), Error> {
     let sender = notice.info.sender;
     let Some(p) = t.procs.get_mut(&pid) else {
-        return false;
+        return Err(Error::NoSuchProcess);
     };
-    p.notices.push_back(notice);
+    if p.notices.push_back(notice).is_err() {
+        let n = NOTICES_REFUSED.fetch_add(1, Ordering::Relaxed) + 1;
+        log::warn!(
+            "notice for process {pid} refused: {MAX_NOTICES} already wait ({n} refused so far)"
+        );
+        return Err(Error::WouldBlock);
+    }
     let receiving = matches!(p.state, State::Blocked(Block::Receive { from, .. }) if from == sion_abi::ANY_SENDER || from == sender);
     if receiving {
         t.wake(pid, WAKE_RETRY);
     }
-    true
+    Ok(())
 }
 
 /// What the layers above the process table do when a process ends (free its
@@ -384,13 +430,11 @@ fn finish(t: &mut Table, pid: Pid, status: WaitStatus) {
             len: 8,
             ..Default::default()
         };
-        post_notice(
+        // A full queue is counted and logged by `post_notice`.
+        let _ = post_notice(
             t,
             manager,
-            Notice {
-                info,
-                payload: status.to_raw().to_le_bytes().to_vec(),
-            },
+            Notice::new(info, &status.to_raw().to_le_bytes()),
         );
         return;
     }
@@ -473,13 +517,23 @@ pub fn on_timer_tick() {
     let Some(mut t) = TABLE.try_lock() else {
         return;
     };
-    let expired: Vec<Pid> = t
-        .procs
-        .values()
-        .filter(|p| p.deadline.is_some_and(|d| d <= now))
-        .map(|p| p.pid)
-        .collect();
-    for pid in expired {
-        t.wake(pid, Error::TimedOut.to_result());
+    // Interrupt context: no allocation, so expired processes are collected
+    // in fixed-size batches (a woken process has no deadline any more).
+    loop {
+        let expired: heapless::Vec<Pid, 16> = t
+            .procs
+            .values()
+            .filter(|p| {
+                p.deadline.is_some_and(|d| d <= now) && matches!(p.state, State::Blocked(_))
+            })
+            .map(|p| p.pid)
+            .take(16)
+            .collect();
+        for &pid in &expired {
+            t.wake(pid, Error::TimedOut.to_result());
+        }
+        if !expired.is_full() {
+            break;
+        }
     }
 }
