@@ -7,13 +7,14 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use common::{QEMU, fresh_lan, skip_reason};
+use common::fresh_lan;
 use qemu_net::lan::UpOptions;
+use qemu_net::prereq::{QEMU, unmet};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 fn main() {
-    if let Some(why) = skip_reason(&[QEMU]) {
+    if let Some(why) = unmet(true, &[QEMU]) {
         eprintln!("benchmark skipped: {why}");
         return;
     }

@@ -11,6 +11,7 @@
 //! musl-gcc.
 
 use qemu_net::lan::{Lan, UpOptions};
+use qemu_net::prereq::{MUSL_GCC, QEMU};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -18,11 +19,8 @@ use std::time::{Duration, Instant};
 const RUNS: usize = 50;
 
 fn main() {
-    if !nix::unistd::geteuid().is_root()
-        || qemu_net::isolation::find_in_path("qemu-system-x86_64").is_none()
-        || qemu_net::isolation::find_in_path("musl-gcc").is_none()
-    {
-        eprintln!("benchmark skipped: needs root, qemu-system-x86_64 and musl-gcc");
+    if let Some(why) = qemu_net::prereq::unmet(true, &[QEMU, MUSL_GCC]) {
+        eprintln!("benchmark skipped: {why}");
         return;
     }
     let image = sion_image::build(sion_image::Flavor::Node)

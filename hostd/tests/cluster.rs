@@ -9,8 +9,9 @@
 
 mod common;
 
-use common::{QEMU, fresh_lan, skip_reason};
+use common::fresh_lan;
 use qemu_net::lan::{Lan, UpOptions};
+use qemu_net::prereq::{QEMU, must_skip};
 use sion_companion_mgr::{NodeId, Role, Status};
 use sion_hostd::model::{NodesReport, PlacementReport, parse_node_id};
 use std::path::PathBuf;
@@ -87,8 +88,7 @@ fn node_id(mac: &str) -> NodeId {
 
 #[test]
 fn hostd_sees_the_group_detects_a_death_and_places_by_memory() {
-    if let Some(why) = skip_reason(&[QEMU]) {
-        eprintln!("skipped: {why}");
+    if must_skip(true, &[QEMU]) {
         return;
     }
     let image = sion_image::build(sion_image::Flavor::Node)

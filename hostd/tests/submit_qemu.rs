@@ -18,12 +18,13 @@
 //!
 //! Needs root, QEMU and musl-gcc (CI has them); otherwise it prints why and
 //! passes. gcc-multilib and busybox-static cases are skipped with a note when
-//! missing.
+//! missing. With `SION_REQUIRE_ALL=1` (CI) every such skip fails the test.
 
 mod common;
 
-use common::{MUSL_GCC, QEMU, fresh_lan, skip_reason};
+use common::fresh_lan;
 use qemu_net::lan::{Lan, UpOptions};
+use qemu_net::prereq::{MUSL_GCC, QEMU, must_skip, skip};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -39,6 +40,9 @@ fn sources() -> PathBuf {
 
 /// Compiles `tests/programs/<src>` with `cc args` into `bin/<out>`; `None`
 /// (with a note) if that compiler setup is missing.
+///
+/// # Panics
+/// When it fails and `SION_REQUIRE_ALL=1` ([`skip`]): CI has every compiler.
 fn build(bin: &Path, cc: &str, args: &[&str], src: &str, out: &str) -> Option<PathBuf> {
     let target = bin.join(out);
     let status = Command::new(cc)
@@ -51,18 +55,18 @@ fn build(bin: &Path, cc: &str, args: &[&str], src: &str, out: &str) -> Option<Pa
     match status {
         Ok(o) if o.status.success() => Some(target),
         Ok(o) => {
-            eprintln!(
-                "note: skipping {out}: `{cc} {}` failed: {}",
+            skip(&format!(
+                "{out}: `{cc} {}` failed: {}",
                 args.join(" "),
                 String::from_utf8_lossy(&o.stderr)
                     .lines()
                     .next()
                     .unwrap_or("")
-            );
+            ));
             None
         }
         Err(e) => {
-            eprintln!("note: skipping {out}: {cc}: {e}");
+            skip(&format!("{out}: {cc}: {e}"));
             None
         }
     }
@@ -139,8 +143,7 @@ fn expect(out: &Output, code: i32, stdout: &str) -> String {
 
 #[test]
 fn static_linux_programs_run_on_a_node_through_hostd_submit() {
-    if let Some(why) = skip_reason(&[QEMU, MUSL_GCC]) {
-        eprintln!("skipped: {why}");
+    if must_skip(true, &[QEMU, MUSL_GCC]) {
         return;
     }
     let tmp = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("submit-{}", std::process::id()));
@@ -375,7 +378,7 @@ fn static_linux_programs_run_on_a_node_through_hostd_submit() {
         let remote = node.submit_in(&job, &["./busybox", "tr", "a-z", "A-Z"], b"tr me\n", &[]);
         expect(&remote, 0, "TR ME\n");
     } else {
-        eprintln!("note: skipping busybox applets: /bin/busybox missing (package busybox-static)");
+        skip("busybox applets: /bin/busybox missing (package busybox-static)");
     }
 
     // Figures (issue 5 benchmark): a whole `hostd submit` of a program that

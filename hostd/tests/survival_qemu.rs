@@ -22,8 +22,9 @@
 
 mod common;
 
-use common::{MUSL_GCC, QEMU, fresh_lan, skip_reason};
+use common::fresh_lan;
 use qemu_net::lan::{Lan, UpOptions};
+use qemu_net::prereq::{GCC, MUSL_GCC, QEMU, multilib_missing, must_skip, skip};
 use sion_app_mgr::job::{self, HostMsg, PROTOCOL_VERSION, Start};
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddrV4, TcpStream};
@@ -221,8 +222,11 @@ fn hold(netns: String, node: SocketAddrV4, idle: usize, stop: Arc<AtomicBool>) -
 
 #[test]
 fn no_job_and_no_dead_peer_takes_a_node_out() {
-    if let Some(why) = skip_reason(&[QEMU, MUSL_GCC, ("gcc", "gcc-multilib")]) {
-        eprintln!("skipped: {why}");
+    if must_skip(true, &[QEMU, MUSL_GCC, GCC]) {
+        return;
+    }
+    if let Some(why) = multilib_missing() {
+        skip(&why);
         return;
     }
     let tmp =

@@ -7,10 +7,10 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use common::{NETPROBE, TestLan, skip_reason, test_image};
+use common::{NETPROBE, TestLan, test_image};
 
 fn main() {
-    if let Some(why) = skip_reason() {
+    if let Some(why) = qemu_net::prereq::unmet(true, &[qemu_net::prereq::QEMU]) {
         eprintln!("benchmark skipped: {why}");
         return;
     }

@@ -13,6 +13,7 @@ pub mod isolation;
 pub mod lan;
 pub mod logscan;
 pub mod plan;
+pub mod prereq;
 pub mod process;
 pub mod state;
 

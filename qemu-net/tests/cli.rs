@@ -131,8 +131,7 @@ fn bad_arguments_are_explained() {
 
 #[test]
 fn a_qemu_that_fails_at_start_is_reported_and_its_lan_removed() {
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("skipped: not running as root (network namespaces need it)");
+    if qemu_net::prereq::must_skip(true, &[]) {
         return;
     }
     let dir = scratch("qemufails");

@@ -10,7 +10,7 @@
 
 mod common;
 
-use common::{TestLan, eventually, image, serial, skip_reason};
+use common::{TestLan, eventually, image, must_skip, serial};
 use qemu_net::process::net_ns_of;
 use qemu_net::state::Isolation;
 use std::path::Path;
@@ -65,8 +65,7 @@ fn ns_id(path: &Path) -> (u64, u64) {
 
 #[test]
 fn up_puts_nodes_on_taps_in_the_namespace_and_down_removes_everything() {
-    if let Some(why) = skip_reason() {
-        eprintln!("skipped: {why}");
+    if must_skip() {
         return;
     }
     let _serial = serial();
@@ -224,8 +223,7 @@ fn up_puts_nodes_on_taps_in_the_namespace_and_down_removes_everything() {
 
 #[test]
 fn wait_times_out_naming_the_nodes_and_their_logs() {
-    if let Some(why) = skip_reason() {
-        eprintln!("skipped: {why}");
+    if must_skip() {
         return;
     }
     let _serial = serial();
@@ -258,8 +256,7 @@ fn wait_times_out_naming_the_nodes_and_their_logs() {
 
 #[test]
 fn wait_reports_each_nodes_address_when_the_kernel_configures_one() {
-    if let Some(why) = skip_reason() {
-        eprintln!("skipped: {why}");
+    if must_skip() {
         return;
     }
     let _serial = serial();
@@ -268,7 +265,9 @@ fn wait_reports_each_nodes_address_when_the_kernel_configures_one() {
         .windows(b"net: configured ".len())
         .any(|w| w == b"net: configured ")
     {
-        eprintln!("skipped: this image's kernel never logs `net: configured` (no networking yet)");
+        qemu_net::prereq::skip(
+            "this image's kernel never logs `net: configured` (no networking yet)",
+        );
         return;
     }
     let lan = TestLan::new("addr");
@@ -318,8 +317,7 @@ fn wait_reports_each_nodes_address_when_the_kernel_configures_one() {
 
 #[test]
 fn stale_runs_and_leftover_namespaces_are_cleaned_up() {
-    if let Some(why) = skip_reason() {
-        eprintln!("skipped: {why}");
+    if must_skip() {
         return;
     }
     let _serial = serial();
@@ -375,8 +373,7 @@ fn stale_runs_and_leftover_namespaces_are_cleaned_up() {
 
 #[test]
 fn foreground_stays_and_tears_down_on_sigterm() {
-    if let Some(why) = skip_reason() {
-        eprintln!("skipped: {why}");
+    if must_skip() {
         return;
     }
     let _serial = serial();
@@ -428,12 +425,10 @@ fn tun_open_to_all() -> bool {
 
 #[test]
 fn unprivileged_users_get_the_lan_in_a_user_namespace() {
-    if let Some(why) = skip_reason() {
-        eprintln!("skipped: {why}");
+    if must_skip() {
         return;
     }
-    if qemu_net::isolation::find_in_path("setpriv").is_none() {
-        eprintln!("skipped: setpriv (util-linux) is missing, so no unprivileged user can be tried");
+    if qemu_net::prereq::must_skip(false, &[qemu_net::prereq::SETPRIV]) {
         return;
     }
     let _serial = serial();

@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{TestLan, serial, skip_reason};
+use common::{TestLan, must_skip, serial};
 
 /// Seconds since boot at which the node logged its address.
 fn configured_at(log: &str) -> f64 {
@@ -30,8 +30,7 @@ fn configured_at(log: &str) -> f64 {
 /// broadcast probe from the host is answered by every node.
 #[test]
 fn three_nodes_self_configure_and_answer_one_broadcast() {
-    if let Some(why) = skip_reason() {
-        eprintln!("skipped: {why}");
+    if must_skip() {
         return;
     }
     let _one_at_a_time = serial();
@@ -73,8 +72,7 @@ fn three_nodes_self_configure_and_answer_one_broadcast() {
 /// wrong version, wrong cluster) keeps answering and counts every drop.
 #[test]
 fn tcp_echo_is_intact_and_a_flood_is_counted_not_fatal() {
-    if let Some(why) = skip_reason() {
-        eprintln!("skipped: {why}");
+    if must_skip() {
         return;
     }
     let _one_at_a_time = serial();

@@ -15,15 +15,10 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_qemu-net");
 /// The `netprobe` binary.
 pub const NETPROBE: &str = env!("CARGO_BIN_EXE_netprobe");
 
-/// Why these tests cannot run here, if they cannot.
-pub fn skip_reason() -> Option<&'static str> {
-    if !nix::unistd::geteuid().is_root() {
-        return Some("not running as root (network namespaces and taps need it)");
-    }
-    if qemu_net::isolation::find_in_path("qemu-system-x86_64").is_none() {
-        return Some("qemu-system-x86_64 is not installed (package qemu-system-x86)");
-    }
-    None
+/// True (after saying why) when these tests cannot run here: not root, or no
+/// QEMU. Panics instead with `SION_REQUIRE_ALL=1` ([`qemu_net::prereq`]).
+pub fn must_skip() -> bool {
+    qemu_net::prereq::must_skip(true, &[qemu_net::prereq::QEMU])
 }
 
 /// One test at a time: each boots QEMUs and the machine has 2 cores.

@@ -167,7 +167,7 @@ fn find_busybox() -> Result<PathBuf> {
 
 fn prepare(work: &Path) -> Result<(PathBuf, PathBuf)> {
     std::fs::create_dir_all(work)?;
-    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("../demo/nthprime.c");
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("nthprime.c");
     let nthprime = work.join("nthprime");
     let status = Command::new("musl-gcc")
         .args(["-static", "-O2", "-o"])
@@ -211,7 +211,7 @@ fn main() -> Result<()> {
     let hostd = std::env::current_exe()?.with_file_name("hostd");
     ensure!(
         hostd.exists(),
-        "{} is missing: build it with `cargo build -p sion-hostd`",
+        "{} is missing: build it with `cargo build -p sion-hostd` (same profile as sion-demo)",
         hostd.display()
     );
 

@@ -3,17 +3,18 @@
 //! submit`; this test checks its outputs — the n-th primes, busybox output
 //! equal to the host's, exit statuses, and two concurrent exclusive jobs on two
 //! distinct nodes. Needs root, QEMU, musl-gcc and busybox-static (CI has
-//! them); otherwise it prints why and passes.
+//! them); otherwise it prints why and passes, unless `SION_REQUIRE_ALL=1`.
+//!
+//! `sion-demo` drives the `hostd` binary beside it: run this test with the
+//! workspace's `cargo test` (as `./sion test` does), which builds `hostd` too;
+//! alone (`cargo test -p sion-demo`) it fails unless `hostd` was built first.
 
-mod common;
-
-use common::{MUSL_GCC, QEMU, skip_reason};
+use qemu_net::prereq::{BUSYBOX_STATIC, MUSL_GCC, QEMU, must_skip};
 use std::process::Command;
 
 #[test]
 fn the_demo_runs_real_programs_on_the_cluster() {
-    if let Some(why) = skip_reason(&[QEMU, MUSL_GCC]) {
-        eprintln!("skipped: {why}");
+    if must_skip(true, &[QEMU, MUSL_GCC, BUSYBOX_STATIC]) {
         return;
     }
     let name = format!("demo-{}", std::process::id());
