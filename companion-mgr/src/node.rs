@@ -18,14 +18,7 @@ impl NodeId {
     /// The id of the node whose NIC has MAC address `mac` (transmission order,
     /// `mac[0]` first).
     pub const fn from_mac(mac: [u8; 6]) -> NodeId {
-        NodeId(
-            (mac[0] as u64) << 40
-                | (mac[1] as u64) << 32
-                | (mac[2] as u64) << 24
-                | (mac[3] as u64) << 16
-                | (mac[4] as u64) << 8
-                | mac[5] as u64,
-        )
+        NodeId(sion_abi::net::node_id_from_mac(mac))
     }
 
     /// The MAC address this id was made from.

@@ -7,6 +7,7 @@
 use crate::arch::pic;
 use crate::arch::trap::{LINUX_INT80, SYSCALL_COMPAT, SYSCALL_INSTRUCTION, TrapFrame};
 use sion_abi::Signal;
+use sion_abi::exception::CpuException;
 
 /// Installs [`dispatch`] as the handler of every trap.
 pub fn init() {
@@ -75,26 +76,12 @@ fn exception(frame: &mut TrapFrame) {
     crate::arch::qemu::exit_failure();
 }
 
-/// Name of a CPU exception and the signal Linux sends a process for it.
+/// Name of a CPU exception and the signal Linux sends a process for it, from
+/// the one table in [`sion_abi::exception`]; vectors no user program causes
+/// (NMI, double fault, machine check, reserved) count as `SIGSEGV`.
 fn exception_info(vector: u64) -> (&'static str, Signal) {
-    match vector {
-        0 => ("divide error", Signal::Fpe),
-        1 => ("debug", Signal::Trap),
-        3 => ("breakpoint", Signal::Trap),
-        4 => ("overflow", Signal::Segv),
-        5 => ("bound range exceeded", Signal::Segv),
-        6 => ("invalid opcode", Signal::Ill),
-        7 => ("device not available", Signal::Fpe),
-        8 => ("double fault", Signal::Segv),
-        10 => ("invalid TSS", Signal::Segv),
-        11 => ("segment not present", Signal::Bus),
-        12 => ("stack-segment fault", Signal::Bus),
-        13 => ("general protection fault", Signal::Segv),
-        14 => ("page fault", Signal::Segv),
-        16 => ("x87 floating-point exception", Signal::Fpe),
-        17 => ("alignment check", Signal::Bus),
-        18 => ("machine check", Signal::Bus),
-        19 => ("SIMD floating-point exception", Signal::Fpe),
-        _ => ("reserved exception", Signal::Segv),
+    match CpuException::from_vector(vector) {
+        Some(e) => (e.name(), e.signal()),
+        None => ("unexpected exception", Signal::Segv),
     }
 }

@@ -17,7 +17,9 @@
 #![forbid(unsafe_code)]
 
 pub mod app;
+pub mod exception;
 pub mod net;
+pub mod page;
 
 /// Interrupt vector of SiON's own system calls (SiON paper §4.2.2).
 pub const SYSCALL_VECTOR: u8 = 0x40;

@@ -252,8 +252,14 @@ impl Pong {
 
 /// A node id from a MAC address: the 48 MAC bits, so ids are stable and unique
 /// on a LAN.
-pub fn node_id_from_mac(mac: [u8; 6]) -> u64 {
-    mac.iter().fold(0, |id, &b| (id << 8) | u64::from(b))
+pub const fn node_id_from_mac(mac: [u8; 6]) -> u64 {
+    let mut id = 0u64;
+    let mut i = 0;
+    while i < 6 {
+        id = (id << 8) | mac[i] as u64;
+        i += 1;
+    }
+    id
 }
 
 #[cfg(test)]

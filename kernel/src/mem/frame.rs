@@ -38,7 +38,7 @@ pub fn init(regions: &'static MemoryRegions, reserve: u64) -> PhysAddr {
         .map(|r| {
             (
                 align_up(r.start.max(LOW_MEMORY_END)),
-                r.end & !(PAGE_SIZE - 1),
+                sion_abi::page::page_down(r.end),
             )
         })
         .find(|(s, e)| e.saturating_sub(*s) >= reserve)
@@ -46,7 +46,8 @@ pub fn init(regions: &'static MemoryRegions, reserve: u64) -> PhysAddr {
         .expect("no usable memory region large enough for the kernel heap");
     let total: u64 = usable()
         .map(|r| {
-            ((r.end & !(PAGE_SIZE - 1)).saturating_sub(align_up(r.start.max(LOW_MEMORY_END))))
+            ((sion_abi::page::page_down(r.end))
+                .saturating_sub(align_up(r.start.max(LOW_MEMORY_END))))
                 / PAGE_SIZE
         })
         .sum();
@@ -74,7 +75,7 @@ pub fn enable_recycling() {
 }
 
 fn align_up(addr: u64) -> u64 {
-    (addr + PAGE_SIZE - 1) & !(PAGE_SIZE - 1)
+    sion_abi::page::page_up(addr).expect("physical addresses are far below 2^64")
 }
 
 impl Frames {

@@ -15,7 +15,7 @@ use x86_64::{PhysAddr, VirtAddr};
 pub const PHYS_OFFSET: u64 = 0xFFFF_8000_0000_0000;
 
 /// Size of a page and a frame in bytes.
-pub const PAGE_SIZE: u64 = 4096;
+pub use sion_abi::page::PAGE_SIZE;
 
 /// Sets up the frame allocator and the kernel heap from the boot memory map.
 pub fn init(regions: &'static MemoryRegions) {

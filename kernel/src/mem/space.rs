@@ -238,7 +238,7 @@ impl AddressSpace {
         if end > USER_END {
             return Err(Error::BadAddress);
         }
-        let mut page = addr & !(PAGE_SIZE - 1);
+        let mut page = sion_abi::page::page_down(addr);
         while page < end {
             self.translate(page.max(addr), write)
                 .ok_or(Error::BadAddress)?;
@@ -360,7 +360,7 @@ fn user_flags(access: Access) -> Flags {
 
 /// Bytes from `addr` to the end of its page, at most `left`.
 fn chunk(addr: u64, left: usize) -> usize {
-    ((PAGE_SIZE - (addr & (PAGE_SIZE - 1))) as usize).min(left)
+    (sion_abi::page::page_remaining(addr) as usize).min(left)
 }
 
 impl Drop for AddressSpace {
@@ -417,7 +417,7 @@ pub fn map_kernel_mmio(phys: u64, size: u64) {
             VirtAddr::new(super::PHYS_OFFSET),
         )
     };
-    let start = phys & !(PAGE_SIZE - 1);
+    let start = sion_abi::page::page_down(phys);
     let mut page_phys = start;
     while page_phys < phys + size.max(1) {
         let virt = VirtAddr::new(super::PHYS_OFFSET + page_phys);
