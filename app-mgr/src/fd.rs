@@ -10,7 +10,7 @@ use alloc::vec::Vec;
 use linux_raw_sys::general as g;
 
 use crate::errno::Errno;
-use crate::syscall::Route;
+use crate::syscall::Served;
 
 /// One of the job's three standard streams, passed through to the submitting
 /// `hostd`'s terminal or files.
@@ -120,13 +120,13 @@ impl FdTable {
         self.get(fd).map(|e| e.file)
     }
 
-    /// Where a call on `fd` is served: [`Route::Host`] for a host file,
-    /// [`Route::Node`] for stdio and pipes. Errors: `EBADF` (answered on the
+    /// Where a call on `fd` is served: [`Served::Submitter`] for a host file,
+    /// [`Served::Node`] for stdio and pipes. Errors: `EBADF` (answered on the
     /// node).
-    pub fn route(&self, fd: i32) -> Result<Route, Errno> {
+    pub fn route(&self, fd: i32) -> Result<Served, Errno> {
         Ok(match self.file(fd)? {
-            OpenFile::HostFile(_) => Route::Host,
-            OpenFile::Stdio(_) | OpenFile::Pipe { .. } => Route::Node,
+            OpenFile::HostFile(_) => Served::Submitter,
+            OpenFile::Stdio(_) | OpenFile::Pipe { .. } => Served::Node,
         })
     }
 
@@ -333,8 +333,8 @@ mod tests {
         assert!(c.last_reference);
         assert_eq!(t.insert(OpenFile::HostFile(9), false), Ok(0));
         assert_eq!(t.insert(OpenFile::HostFile(10), false), Ok(5));
-        assert_eq!(t.route(0), Ok(Route::Host));
-        assert_eq!(t.route(2), Ok(Route::Node));
+        assert_eq!(t.route(0), Ok(Served::Submitter));
+        assert_eq!(t.route(2), Ok(Served::Node));
         assert_eq!(t.route(6), Err(Errno::EBADF));
         assert_eq!(t.route(-1), Err(Errno::EBADF));
     }
@@ -471,7 +471,7 @@ mod tests {
                 end: PipeEnd::Write
             })
         );
-        assert_eq!(t.route(w), Ok(Route::Node));
+        assert_eq!(t.route(w), Ok(Served::Node));
         let w2 = t.dup(w).unwrap();
         assert!(!t.close(w).unwrap().last_reference);
         assert!(t.close(w2).unwrap().last_reference);

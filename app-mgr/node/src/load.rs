@@ -25,9 +25,9 @@ use sion_rt::sys::{self, app};
 
 use crate::Identity;
 use crate::app_node::AppNode;
-use sion_app_mgr::process::{CallError, Process, ProcessSpec};
 use crate::lobby::{Lobby, Ready, refuse};
 use crate::rng::Rng;
+use sion_app_mgr::process::{CallError, Process, ProcessSpec};
 
 /// Where the program file is staged in the application's address space while
 /// it loads (above the i386 range, below the x86_64 mmap area's usual
@@ -192,7 +192,8 @@ fn build(process: &mut Process<'_>, plan: &LoadPlan, start: &Start) -> Result<(u
     let too_big =
         |_| String::from("the program needs more memory than the job may use (memory limit)");
     let effects = process.vm.map_image(plan).map_err(too_big)?;
-    process.apply(&effects)
+    process
+        .apply(&effects)
         .map_err(|_| String::from("the node ran out of memory loading the program"))?;
     let mut buf = vec![0u8; 64 * 1024];
     for seg in &plan.segments {
@@ -257,7 +258,8 @@ fn build(process: &mut Process<'_>, plan: &LoadPlan, start: &Start) -> Result<(u
             "arguments and environment do not fit on the stack",
         ));
     }
-    process.load_mem(st.sp, &st.bytes)
+    process
+        .load_mem(st.sp, &st.bytes)
         .map_err(|_: CallError| String::from("cannot write the initial stack"))?;
     Ok((plan.entry, st.sp))
 }

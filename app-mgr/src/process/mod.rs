@@ -5,20 +5,16 @@
 //! A [`Process`] holds what Linux keeps for a process that SiON serves outside
 //! the kernel (DESIGN.md "Tasks"): the address-space bookkeeping, the
 //! descriptor table, in-node pipes, the current directory, credentials,
-//! signal dispositions. Its system calls are decoded by [`crate::syscall`] and
-//! served by the handlers in this module's files, one per family: [`io`]
-//! (descriptors), [`fs`] (paths), [`misc`] (memory, process, time, signals).
-//! Whatever touches the world goes through [`Node`]: application memory and
+//! signal dispositions. Its system calls are served by the handlers of
+//! [`crate::syscall`]'s table, which use the helpers here (memory, the
+//! connection to `hostd`). Whatever touches the world goes through [`Node`]: application memory and
 //! mappings (the kernel's `app_*` calls on a node), the connection to the
 //! submitting `hostd`, the clock and randomness. The node process implements
 //! it with `sion-rt`; host tests implement it with fake memory and a fake
 //! `hostd`.
 
-pub mod fs;
-pub mod io;
-pub mod misc;
-#[cfg(test)]
-mod tests;
+#[cfg(any(test, feature = "fake-node"))]
+pub mod fake;
 
 use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
 use alloc::vec;
@@ -29,7 +25,7 @@ use crate::Abi;
 use crate::errno::Errno;
 use crate::fd::FdTable;
 use crate::job::{FileReply, FileRequest, HostMsg, NodeMsg, Winsize};
-use crate::syscall::{self, Route, Syscall};
+use crate::syscall;
 use crate::vm::{AddressSpace, Prot};
 
 /// `SIGINT`, the status of a job killed by Ctrl-C.
@@ -311,11 +307,11 @@ impl<'n> Process<'n> {
         }
     }
 
-    /// Decodes and serves one call; `None` when it must not be answered.
+    /// Decodes and serves one call ([`syscall::table`]); `None` when it must
+    /// not be answered.
     pub fn syscall(&mut self, abi: Abi, nr: u64, args: [u64; 6]) -> Option<i64> {
         self.stats.calls += 1;
-        let sc = syscall::decode(abi, nr, args);
-        if let Syscall::Unknown(nr) = sc {
+        let Some(r) = syscall::dispatch(self, abi, nr, args) else {
             if self.unknown.insert(nr) {
                 let number = self.number;
                 self.node.log(format_args!(
@@ -323,15 +319,7 @@ impl<'n> Process<'n> {
                     syscall::name(abi, nr).unwrap_or("?")
                 ));
             }
-            return Some(Errno::ENOSYS.to_return());
-        }
-        if sc.route() == Route::Host {
-            self.stats.forwarded += 1;
-        }
-        let r = match sc.family() {
-            syscall::Family::Io => self.io_call(sc),
-            syscall::Family::Fs => self.path_call(sc),
-            _ => self.misc_call(sc),
+            return Some(syscall::NOSYS.to_return());
         };
         match r {
             Ok(v) => Some(v as i64),
@@ -507,7 +495,9 @@ impl<'n> Process<'n> {
 
     /// Checks that `[addr, addr + len)` is writable before doing I/O into it.
     pub fn check_writable(&self, addr: u64, len: u64) -> Result<(), CallError> {
-        self.vm.check_access(addr, len, true).map_err(CallError::from)
+        self.vm
+            .check_access(addr, len, true)
+            .map_err(CallError::from)
     }
 
     /// Reads a NUL-terminated string of at most `max` bytes (without the

@@ -1,134 +1,334 @@
-//! Path calls, forwarded to the submitting `hostd` (except `readlink` and
-//! `getcwd`, served on the node): `open`, `openat`, `stat` family, `statx`,
-//! `access`, `faccessat`, `readlink`, `readlinkat`, `mkdir`, `unlink`, `rename`
-//! and their `*at` forms, `chdir`, `getcwd`.
+//! Path calls: forwarded to `hostd`, which performs them inside the job
+//! directory (`open(2)`, `stat(2)`, `statx(2)`, `access(2)`, `readlink(2)`,
+//! `mkdir(2)`, `unlink(2)`, `rename(2)`, `chdir(2)`), except `getcwd(2)`,
+//! `readlink("/proc/self/exe")` and `/dev/null`, answered here. Each handler
+//! decodes its arguments and serves them.
 
-use super::io::native_stat;
-use super::table::Call;
-use super::{Args, StatLayout, Syscall};
+use alloc::vec::Vec;
 
-/// Decodes the path family; `None` for calls of other families.
-pub(super) fn decode(call: Call, a: &Args) -> Option<Syscall> {
-    let abi = a.abi();
-    Some(match call {
-        Call::Open => Syscall::Open {
-            pathname: a.word(0),
-            flags: a.int(1),
-            mode: a.uint(2),
-        },
-        Call::Openat => Syscall::Openat {
-            dirfd: a.int(0),
-            pathname: a.word(1),
-            flags: a.int(2),
-            mode: a.uint(3),
-        },
-        Call::Stat => Syscall::Stat {
-            pathname: a.word(0),
-            statbuf: a.word(1),
-            layout: native_stat(abi),
-        },
-        Call::Lstat => Syscall::Lstat {
-            pathname: a.word(0),
-            statbuf: a.word(1),
-            layout: native_stat(abi),
-        },
-        Call::Stat64 => Syscall::Stat {
-            pathname: a.word(0),
-            statbuf: a.word(1),
-            layout: StatLayout::I386Stat64,
-        },
-        Call::Lstat64 => Syscall::Lstat {
-            pathname: a.word(0),
-            statbuf: a.word(1),
-            layout: StatLayout::I386Stat64,
-        },
-        Call::Newfstatat | Call::Fstatat64 => Syscall::Fstatat {
-            dirfd: a.int(0),
-            pathname: a.word(1),
-            statbuf: a.word(2),
-            flags: a.int(3),
-            layout: if call == Call::Newfstatat {
-                StatLayout::X86_64
+use linux_raw_sys::general as g;
+
+use super::io::{DEV_NULL, native_stat};
+use super::{Args, StatLayout};
+use crate::errno::Errno;
+use crate::fd::{OpenFile, PipeEnd};
+use crate::job::{self, Dir, FileRequest, FileStat};
+use crate::path::PATH_MAX;
+use crate::process::{CallError, CallResult, HostFile, Process};
+use crate::stat;
+
+const AT_FDCWD: i32 = g::AT_FDCWD;
+const AT_SYMLINK_NOFOLLOW: i32 = g::AT_SYMLINK_NOFOLLOW as i32;
+const AT_EMPTY_PATH: i32 = g::AT_EMPTY_PATH as i32;
+const O_ACCMODE: i32 = g::O_ACCMODE as i32;
+const O_CLOEXEC: i32 = g::O_CLOEXEC as i32;
+
+/// The program's own path as `/proc/self/exe` shows it.
+const PROC_SELF_EXE: &[u8] = b"/proc/self/exe";
+
+/// Where a `stat` result goes.
+#[derive(Clone, Copy)]
+enum StatOut {
+    Stat(u64, StatLayout),
+    Statx(u64),
+}
+
+/// `open(pathname, flags, mode)`.
+pub(super) fn open(p: &mut Process<'_>, a: &Args) -> CallResult {
+    p.open(AT_FDCWD, a.word(0), a.int(1), a.uint(2))
+}
+
+/// `openat(dirfd, pathname, flags, mode)`.
+pub(super) fn openat(p: &mut Process<'_>, a: &Args) -> CallResult {
+    p.open(a.int(0), a.word(1), a.int(2), a.uint(3))
+}
+
+/// `stat(pathname, statbuf)` with the ABI's own `struct stat`.
+pub(super) fn stat(p: &mut Process<'_>, a: &Args) -> CallResult {
+    let out = StatOut::Stat(a.word(1), native_stat(a.abi()));
+    p.stat_path(AT_FDCWD, a.word(0), 0, out)
+}
+
+/// `lstat(pathname, statbuf)`.
+pub(super) fn lstat(p: &mut Process<'_>, a: &Args) -> CallResult {
+    let out = StatOut::Stat(a.word(1), native_stat(a.abi()));
+    p.stat_path(AT_FDCWD, a.word(0), AT_SYMLINK_NOFOLLOW, out)
+}
+
+/// i386 `stat64(pathname, statbuf)`.
+pub(super) fn stat64(p: &mut Process<'_>, a: &Args) -> CallResult {
+    let out = StatOut::Stat(a.word(1), StatLayout::I386Stat64);
+    p.stat_path(AT_FDCWD, a.word(0), 0, out)
+}
+
+/// i386 `lstat64(pathname, statbuf)`.
+pub(super) fn lstat64(p: &mut Process<'_>, a: &Args) -> CallResult {
+    let out = StatOut::Stat(a.word(1), StatLayout::I386Stat64);
+    p.stat_path(AT_FDCWD, a.word(0), AT_SYMLINK_NOFOLLOW, out)
+}
+
+/// x86_64 `newfstatat(dirfd, pathname, statbuf, flags)`.
+pub(super) fn newfstatat(p: &mut Process<'_>, a: &Args) -> CallResult {
+    let out = StatOut::Stat(a.word(2), StatLayout::X86_64);
+    p.stat_path(a.int(0), a.word(1), a.int(3), out)
+}
+
+/// i386 `fstatat64(dirfd, pathname, statbuf, flags)`.
+pub(super) fn fstatat64(p: &mut Process<'_>, a: &Args) -> CallResult {
+    let out = StatOut::Stat(a.word(2), StatLayout::I386Stat64);
+    p.stat_path(a.int(0), a.word(1), a.int(3), out)
+}
+
+/// `statx(dirfd, pathname, flags, mask, statxbuf)`; every field is filled
+/// whatever `mask` asks.
+pub(super) fn statx(p: &mut Process<'_>, a: &Args) -> CallResult {
+    p.stat_path(a.int(0), a.word(1), a.int(2), StatOut::Statx(a.word(4)))
+}
+
+/// `access(pathname, mode)`.
+pub(super) fn access(p: &mut Process<'_>, a: &Args) -> CallResult {
+    p.access(AT_FDCWD, a.word(0), a.int(1), 0)
+}
+
+/// `faccessat(dirfd, pathname, mode)` (no flags argument in the kernel ABI).
+pub(super) fn faccessat(p: &mut Process<'_>, a: &Args) -> CallResult {
+    p.access(a.int(0), a.word(1), a.int(2), 0)
+}
+
+/// `faccessat2(dirfd, pathname, mode, flags)`.
+pub(super) fn faccessat2(p: &mut Process<'_>, a: &Args) -> CallResult {
+    p.access(a.int(0), a.word(1), a.int(2), a.int(3))
+}
+
+/// `readlink(pathname, buf, bufsiz)`.
+pub(super) fn readlink(p: &mut Process<'_>, a: &Args) -> CallResult {
+    p.readlink(AT_FDCWD, a.word(0), a.word(1), a.word(2))
+}
+
+/// `readlinkat(dirfd, pathname, buf, bufsiz)`.
+pub(super) fn readlinkat(p: &mut Process<'_>, a: &Args) -> CallResult {
+    p.readlink(a.int(0), a.word(1), a.word(2), a.word(3))
+}
+
+/// `mkdir(pathname, mode)`.
+pub(super) fn mkdir(p: &mut Process<'_>, a: &Args) -> CallResult {
+    p.mkdir(AT_FDCWD, a.word(0), a.uint(1))
+}
+
+/// `mkdirat(dirfd, pathname, mode)`.
+pub(super) fn mkdirat(p: &mut Process<'_>, a: &Args) -> CallResult {
+    p.mkdir(a.int(0), a.word(1), a.uint(2))
+}
+
+/// `unlink(pathname)`.
+pub(super) fn unlink(p: &mut Process<'_>, a: &Args) -> CallResult {
+    p.unlink(AT_FDCWD, a.word(0), 0)
+}
+
+/// `unlinkat(dirfd, pathname, flags)`.
+pub(super) fn unlinkat(p: &mut Process<'_>, a: &Args) -> CallResult {
+    p.unlink(a.int(0), a.word(1), a.int(2))
+}
+
+/// `rmdir(pathname)`: `unlinkat(AT_FDCWD, pathname, AT_REMOVEDIR)`.
+pub(super) fn rmdir(p: &mut Process<'_>, a: &Args) -> CallResult {
+    p.unlink(AT_FDCWD, a.word(0), g::AT_REMOVEDIR as i32)
+}
+
+/// `rename(oldpath, newpath)`.
+pub(super) fn rename(p: &mut Process<'_>, a: &Args) -> CallResult {
+    p.rename(AT_FDCWD, a.word(0), AT_FDCWD, a.word(1), 0)
+}
+
+/// `renameat(olddirfd, oldpath, newdirfd, newpath)`.
+pub(super) fn renameat(p: &mut Process<'_>, a: &Args) -> CallResult {
+    p.rename(a.int(0), a.word(1), a.int(2), a.word(3), 0)
+}
+
+/// `renameat2(olddirfd, oldpath, newdirfd, newpath, flags)`.
+pub(super) fn renameat2(p: &mut Process<'_>, a: &Args) -> CallResult {
+    p.rename(a.int(0), a.word(1), a.int(2), a.word(3), a.uint(4))
+}
+
+/// `chdir(path)`: `hostd` checks the directory and answers its path.
+pub(super) fn chdir(p: &mut Process<'_>, a: &Args) -> CallResult {
+    let path = p.path(a.word(0))?;
+    let (_, data) = p.host_value(FileRequest::Chdir { path })?;
+    p.cwd = data;
+    Ok(0)
+}
+
+/// `getcwd(buf, size)`: answered on the node; returns the length with the NUL.
+pub(super) fn getcwd(p: &mut Process<'_>, a: &Args) -> CallResult {
+    let (buf, size) = (a.word(0), a.word(1));
+    let mut cwd = p.cwd.clone();
+    cwd.push(0);
+    if size < cwd.len() as u64 {
+        return Err(Errno::ERANGE.into());
+    }
+    p.write_mem(buf, &cwd)?;
+    Ok(cwd.len() as u64)
+}
+
+impl Process<'_> {
+    /// Reads a path argument. Errors: `EFAULT`, `ENAMETOOLONG`.
+    fn path(&mut self, addr: u64) -> Result<Vec<u8>, CallError> {
+        self.read_cstr(addr, PATH_MAX)
+    }
+
+    /// The base directory for `path` given `dirfd` (ignored for absolute
+    /// paths, as in Linux). Errors: `EBADF`, `ENOTDIR`.
+    fn dir(&self, dirfd: i32, path: &[u8]) -> Result<Dir, CallError> {
+        if dirfd == AT_FDCWD || path.first() == Some(&b'/') {
+            return Ok(Dir::Cwd);
+        }
+        match self.fds.file(dirfd)? {
+            OpenFile::HostFile(h) if self.host_files.get(&h).is_none_or(|f| f.is_dir) => {
+                Ok(Dir::Handle(h))
+            }
+            _ => Err(Errno::ENOTDIR.into()),
+        }
+    }
+
+    fn open(&mut self, dirfd: i32, pathname: u64, flags: i32, mode: u32) -> CallResult {
+        let path = self.path(pathname)?;
+        let cloexec = flags & O_CLOEXEC != 0;
+        if path == b"/dev/null" {
+            let end = if flags & O_ACCMODE == 0 {
+                PipeEnd::Read
             } else {
-                StatLayout::I386Stat64
-            },
-        },
-        Call::Statx => Syscall::Statx {
-            dirfd: a.int(0),
-            pathname: a.word(1),
-            flags: a.int(2),
-            mask: a.uint(3),
-            statxbuf: a.word(4),
-        },
-        Call::Access => Syscall::Access {
-            pathname: a.word(0),
-            mode: a.int(1),
-        },
-        Call::Faccessat => Syscall::Faccessat {
-            dirfd: a.int(0),
-            pathname: a.word(1),
-            mode: a.int(2),
-            flags: 0,
-        },
-        Call::Faccessat2 => Syscall::Faccessat {
-            dirfd: a.int(0),
-            pathname: a.word(1),
-            mode: a.int(2),
-            flags: a.int(3),
-        },
-        Call::Readlink => Syscall::Readlink {
-            pathname: a.word(0),
-            buf: a.word(1),
-            bufsiz: a.word(2),
-        },
-        Call::Readlinkat => Syscall::Readlinkat {
-            dirfd: a.int(0),
-            pathname: a.word(1),
-            buf: a.word(2),
-            bufsiz: a.word(3),
-        },
-        Call::Mkdir => Syscall::Mkdir {
-            pathname: a.word(0),
-            mode: a.uint(1),
-        },
-        Call::Mkdirat => Syscall::Mkdirat {
-            dirfd: a.int(0),
-            pathname: a.word(1),
-            mode: a.uint(2),
-        },
-        Call::Unlink => Syscall::Unlink {
-            pathname: a.word(0),
-        },
-        Call::Unlinkat => Syscall::Unlinkat {
-            dirfd: a.int(0),
-            pathname: a.word(1),
-            flags: a.int(2),
-        },
-        Call::Rmdir => Syscall::Unlinkat {
-            dirfd: linux_raw_sys::general::AT_FDCWD,
-            pathname: a.word(0),
-            flags: linux_raw_sys::general::AT_REMOVEDIR as i32,
-        },
-        Call::Rename => Syscall::Rename {
-            oldpath: a.word(0),
-            newpath: a.word(1),
-        },
-        Call::Renameat | Call::Renameat2 => Syscall::Renameat {
-            olddirfd: a.int(0),
-            oldpath: a.word(1),
-            newdirfd: a.int(2),
-            newpath: a.word(3),
-            flags: if call == Call::Renameat2 {
-                a.uint(4)
+                PipeEnd::Write
+            };
+            let fd = self
+                .fds
+                .insert(OpenFile::Pipe { id: DEV_NULL, end }, cloexec)?;
+            return Ok(fd as u64);
+        }
+        let dir = self.dir(dirfd, &path)?;
+        let (h, data) = self.host_value(FileRequest::Open {
+            dir,
+            path,
+            flags,
+            mode,
+        })?;
+        match self.fds.insert(OpenFile::HostFile(h), cloexec) {
+            Ok(fd) => {
+                self.host_files.insert(
+                    h,
+                    HostFile {
+                        flags,
+                        is_dir: data.first() == Some(&1),
+                    },
+                );
+                Ok(fd as u64)
+            }
+            Err(e) => {
+                let _ = self.host_call(FileRequest::Close { handle: h });
+                Err(e.into())
+            }
+        }
+    }
+
+    fn stat_path(&mut self, dirfd: i32, pathname: u64, flags: i32, out: StatOut) -> CallResult {
+        match out {
+            StatOut::Stat(buf, layout) => {
+                self.check_writable(buf, stat::layout_len(layout) as u64)?
+            }
+            StatOut::Statx(buf) => self.check_writable(buf, stat::STATX_LEN as u64)?,
+        }
+        let path = self.path(pathname)?;
+        let st: FileStat = if path.is_empty() && flags & AT_EMPTY_PATH != 0 {
+            if dirfd == AT_FDCWD {
+                self.host_stat(Dir::Cwd, b".".to_vec(), 0)?
             } else {
-                0
-            },
-        },
-        Call::Chdir => Syscall::Chdir { path: a.word(0) },
-        Call::Getcwd => Syscall::Getcwd {
-            buf: a.word(0),
-            size: a.word(1),
-        },
-        _ => return None,
-    })
+                self.stat_fd(dirfd)?
+            }
+        } else {
+            let dir = self.dir(dirfd, &path)?;
+            self.host_stat(dir, path, flags & AT_SYMLINK_NOFOLLOW)?
+        };
+        match out {
+            StatOut::Stat(buf, layout) => {
+                let bytes = stat::to_stat(&st, layout)?;
+                self.write_mem(buf, &bytes)?;
+            }
+            StatOut::Statx(buf) => self.write_mem(buf, &stat::to_statx(&st))?,
+        }
+        Ok(0)
+    }
+
+    fn host_stat(&mut self, dir: Dir, path: Vec<u8>, flags: i32) -> Result<FileStat, CallError> {
+        let (_, data) = self.host_value(FileRequest::Stat { dir, path, flags })?;
+        job::decode_stat(&data).map_err(|_| CallError::Errno(Errno::EIO))
+    }
+
+    fn access(&mut self, dirfd: i32, pathname: u64, mode: i32, flags: i32) -> CallResult {
+        let path = self.path(pathname)?;
+        if path == b"/dev/null" {
+            return Ok(0);
+        }
+        let dir = self.dir(dirfd, &path)?;
+        self.host_value(FileRequest::Access {
+            dir,
+            path,
+            mode,
+            flags,
+        })?;
+        Ok(0)
+    }
+
+    fn readlink(&mut self, dirfd: i32, pathname: u64, buf: u64, bufsiz: u64) -> CallResult {
+        if bufsiz == 0 || bufsiz > i32::MAX as u64 {
+            return Err(Errno::EINVAL.into());
+        }
+        let path = self.path(pathname)?;
+        let target = if path == PROC_SELF_EXE {
+            self.exe.clone()
+        } else {
+            let dir = self.dir(dirfd, &path)?;
+            let len = bufsiz.min(PATH_MAX as u64) as u32;
+            let (n, mut data) = self.host_value(FileRequest::Readlink { dir, path, len })?;
+            data.truncate(n as usize);
+            data
+        };
+        let n = target.len().min(bufsiz as usize);
+        self.write_mem(buf, &target[..n])?;
+        Ok(n as u64)
+    }
+
+    fn mkdir(&mut self, dirfd: i32, pathname: u64, mode: u32) -> CallResult {
+        let path = self.path(pathname)?;
+        let dir = self.dir(dirfd, &path)?;
+        self.host_value(FileRequest::Mkdir { dir, path, mode })?;
+        Ok(0)
+    }
+
+    fn unlink(&mut self, dirfd: i32, pathname: u64, flags: i32) -> CallResult {
+        let path = self.path(pathname)?;
+        let dir = self.dir(dirfd, &path)?;
+        self.host_value(FileRequest::Unlink { dir, path, flags })?;
+        Ok(0)
+    }
+
+    fn rename(
+        &mut self,
+        olddirfd: i32,
+        old: u64,
+        newdirfd: i32,
+        new: u64,
+        flags: u32,
+    ) -> CallResult {
+        let from = self.path(old)?;
+        let to = self.path(new)?;
+        let from_dir = self.dir(olddirfd, &from)?;
+        let to_dir = self.dir(newdirfd, &to)?;
+        self.host_value(FileRequest::Rename {
+            from_dir,
+            from,
+            to_dir,
+            to,
+            flags,
+        })?;
+        Ok(0)
+    }
 }

@@ -1,127 +1,33 @@
-//! Descriptor calls: `read`, `write`, `readv`, `writev`, `pread64`, `pwrite64`,
-//! `close`, `lseek`/`_llseek`, `ioctl`, `fcntl`, `dup*`, `pipe*`, `sendfile`,
-//! `getdents64`, `ftruncate`, `fstat`.
+//! Descriptor calls: `read(2)`, `write(2)`, `readv(2)`, `writev(2)`,
+//! `pread64(2)`, `pwrite64(2)`, `close(2)`, `lseek(2)`/`_llseek`, `ioctl(2)`,
+//! `fcntl(2)`, `dup(2)`/`dup2`/`dup3`, `pipe(2)`/`pipe2`, `sendfile(2)`,
+//! `getdents64(2)`, `ftruncate(2)`, `fstat(2)`. Stdio and pipes are served on
+//! the node; host files are forwarded to `hostd`. Each handler decodes its
+//! arguments (i386: 32-bit registers, 64-bit offsets in two) and serves them.
 
-use super::table::Call;
-use super::{Args, OffsetWidth, StatLayout, Syscall};
+use alloc::collections::VecDeque;
+use alloc::vec::Vec;
+
+use super::{Args, OffsetWidth, StatLayout};
 use crate::abi::Abi;
+use crate::errno::Errno;
+use crate::fd::{Closed, OpenFile, PipeEnd, StdStream};
+use crate::job::{self, CHUNK, FileRequest, NodeMsg};
+use crate::process::{CallError, CallResult, Process};
+use crate::stat;
 
-/// Decodes the descriptor family; `None` for calls of other families.
-pub(super) fn decode(call: Call, a: &Args) -> Option<Syscall> {
-    let abi = a.abi();
-    Some(match call {
-        Call::Read => Syscall::Read {
-            fd: a.int(0),
-            buf: a.word(1),
-            count: a.word(2),
-        },
-        Call::Write => Syscall::Write {
-            fd: a.int(0),
-            buf: a.word(1),
-            count: a.word(2),
-        },
-        Call::Readv => Syscall::Readv {
-            fd: a.int(0),
-            iov: a.word(1),
-            iovcnt: a.int(2),
-        },
-        Call::Writev => Syscall::Writev {
-            fd: a.int(0),
-            iov: a.word(1),
-            iovcnt: a.int(2),
-        },
-        // i386: pread64(fd, buf, count, pos_lo, pos_hi) (ia32 compat wrapper).
-        Call::Pread64 => Syscall::Pread64 {
-            fd: a.int(0),
-            buf: a.word(1),
-            count: a.word(2),
-            offset: offset64(a, 3),
-        },
-        Call::Pwrite64 => Syscall::Pwrite64 {
-            fd: a.int(0),
-            buf: a.word(1),
-            count: a.word(2),
-            offset: offset64(a, 3),
-        },
-        Call::Close => Syscall::Close { fd: a.int(0) },
-        Call::Lseek => Syscall::Lseek {
-            fd: a.int(0),
-            offset: a.long(1),
-            whence: a.uint(2),
-        },
-        // _llseek(fd, offset_high, offset_low, result, whence).
-        Call::Llseek => Syscall::Llseek {
-            fd: a.int(0),
-            offset: a.pair(2, 1),
-            result: a.word(3),
-            whence: a.uint(4),
-        },
-        Call::Ioctl => Syscall::Ioctl {
-            fd: a.int(0),
-            cmd: a.uint(1),
-            arg: a.word(2),
-        },
-        Call::Fcntl => Syscall::Fcntl {
-            fd: a.int(0),
-            cmd: a.int(1),
-            arg: a.word(2),
-        },
-        Call::Dup => Syscall::Dup { oldfd: a.int(0) },
-        Call::Dup2 => Syscall::Dup2 {
-            oldfd: a.int(0),
-            newfd: a.int(1),
-        },
-        Call::Dup3 => Syscall::Dup3 {
-            oldfd: a.int(0),
-            newfd: a.int(1),
-            flags: a.int(2),
-        },
-        Call::Pipe => Syscall::Pipe {
-            fds: a.word(0),
-            flags: 0,
-        },
-        Call::Pipe2 => Syscall::Pipe {
-            fds: a.word(0),
-            flags: a.int(1),
-        },
-        Call::Sendfile32 | Call::Sendfile64 => Syscall::Sendfile {
-            out_fd: a.int(0),
-            in_fd: a.int(1),
-            offset: a.word(2),
-            count: a.word(3),
-            offset_width: if call == Call::Sendfile32 {
-                OffsetWidth::Off32
-            } else {
-                OffsetWidth::Off64
-            },
-        },
-        Call::Getdents64 => Syscall::Getdents64 {
-            fd: a.int(0),
-            dirp: a.word(1),
-            count: a.word(2),
-        },
-        Call::Ftruncate => Syscall::Ftruncate {
-            fd: a.int(0),
-            length: a.long(1),
-        },
-        // ftruncate64(fd, length_lo, length_hi).
-        Call::Ftruncate64 => Syscall::Ftruncate {
-            fd: a.int(0),
-            length: a.pair(1, 2),
-        },
-        Call::Fstat => Syscall::Fstat {
-            fd: a.int(0),
-            statbuf: a.word(1),
-            layout: native_stat(abi),
-        },
-        Call::Fstat64 => Syscall::Fstat {
-            fd: a.int(0),
-            statbuf: a.word(1),
-            layout: StatLayout::I386Stat64,
-        },
-        _ => return None,
-    })
-}
+/// Most bytes an in-node pipe holds; a write beyond is short (`EAGAIN` if
+/// nothing fits: one task cannot wait for a reader).
+const PIPE_CAPACITY: usize = 64 * 1024;
+
+/// The pipe id `open("/dev/null")` gives: reads see end of file, writes
+/// vanish.
+pub const DEV_NULL: u32 = u32::MAX;
+
+/// `O_CLOEXEC`.
+const O_CLOEXEC: i32 = 0o2000000;
+/// `O_ACCMODE`.
+const O_ACCMODE: i32 = 3;
 
 /// A 64-bit file offset starting at argument `i`: one register on x86_64, two
 /// (low, high) on i386.
@@ -137,5 +43,643 @@ pub(super) fn native_stat(abi: Abi) -> StatLayout {
     match abi {
         Abi::X86_64 => StatLayout::X86_64,
         Abi::I386 => StatLayout::I386Stat,
+    }
+}
+
+/// `read(fd, buf, count)`.
+pub(super) fn read(p: &mut Process<'_>, a: &Args) -> CallResult {
+    p.read_fd(a.int(0), a.word(1), a.word(2), None)
+}
+
+/// `write(fd, buf, count)`.
+pub(super) fn write(p: &mut Process<'_>, a: &Args) -> CallResult {
+    p.write_fd(a.int(0), a.word(1), a.word(2), None)
+}
+
+/// `readv(fd, iov, iovcnt)`.
+pub(super) fn readv(p: &mut Process<'_>, a: &Args) -> CallResult {
+    p.vector(a.int(0), a.word(1), a.int(2), false)
+}
+
+/// `writev(fd, iov, iovcnt)`.
+pub(super) fn writev(p: &mut Process<'_>, a: &Args) -> CallResult {
+    p.vector(a.int(0), a.word(1), a.int(2), true)
+}
+
+/// `pread64(fd, buf, count, offset)`; i386 passes the offset in two
+/// registers (the ia32 compat wrapper).
+pub(super) fn pread64(p: &mut Process<'_>, a: &Args) -> CallResult {
+    let (fd, buf, count, offset) = (a.int(0), a.word(1), a.word(2), offset64(a, 3));
+    p.host_handle(fd)?;
+    if offset < 0 {
+        return Err(Errno::EINVAL.into());
+    }
+    p.read_fd(fd, buf, count, Some(offset))
+}
+
+/// `pwrite64(fd, buf, count, offset)`.
+pub(super) fn pwrite64(p: &mut Process<'_>, a: &Args) -> CallResult {
+    let (fd, buf, count, offset) = (a.int(0), a.word(1), a.word(2), offset64(a, 3));
+    p.host_handle(fd)?;
+    if offset < 0 {
+        return Err(Errno::EINVAL.into());
+    }
+    p.write_fd(fd, buf, count, Some(offset))
+}
+
+/// `close(fd)`.
+pub(super) fn close(p: &mut Process<'_>, a: &Args) -> CallResult {
+    let closed = p.fds.close(a.int(0))?;
+    p.release(closed);
+    Ok(0)
+}
+
+/// `lseek(fd, offset, whence)`; returns the new offset.
+pub(super) fn lseek(p: &mut Process<'_>, a: &Args) -> CallResult {
+    let (fd, offset, whence) = (a.int(0), a.long(1), a.uint(2));
+    let handle = p.host_handle(fd)?;
+    p.host_value(FileRequest::Lseek {
+        handle,
+        offset,
+        whence,
+    })
+    .map(|(v, _)| v)
+}
+
+/// i386 `_llseek(fd, offset_high, offset_low, result, whence)`: the new
+/// offset is stored as a `loff_t` at `result`; returns 0.
+pub(super) fn llseek(p: &mut Process<'_>, a: &Args) -> CallResult {
+    let (fd, offset, result, whence) = (a.int(0), a.pair(2, 1), a.word(3), a.uint(4));
+    let handle = p.host_handle(fd)?;
+    p.check_writable(result, 8)?;
+    let (v, _) = p.host_value(FileRequest::Lseek {
+        handle,
+        offset,
+        whence,
+    })?;
+    p.write_mem(result, &v.to_le_bytes())?;
+    Ok(0)
+}
+
+/// `ioctl(fd, cmd, arg)`.
+pub(super) fn ioctl(p: &mut Process<'_>, a: &Args) -> CallResult {
+    p.ioctl(a.int(0), a.uint(1), a.word(2))
+}
+
+/// `fcntl(fd, cmd, arg)` (and i386 `fcntl64`).
+pub(super) fn fcntl(p: &mut Process<'_>, a: &Args) -> CallResult {
+    p.fcntl(a.int(0), a.int(1), a.word(2))
+}
+
+/// `dup(oldfd)`.
+pub(super) fn dup(p: &mut Process<'_>, a: &Args) -> CallResult {
+    Ok(p.fds.dup(a.int(0))? as u64)
+}
+
+/// `dup2(oldfd, newfd)`.
+pub(super) fn dup2(p: &mut Process<'_>, a: &Args) -> CallResult {
+    let (fd, closed) = p.fds.dup2(a.int(0), a.int(1))?;
+    if let Some(c) = closed {
+        p.release(c);
+    }
+    Ok(fd as u64)
+}
+
+/// `dup3(oldfd, newfd, flags)`.
+pub(super) fn dup3(p: &mut Process<'_>, a: &Args) -> CallResult {
+    let (fd, closed) = p.fds.dup3(a.int(0), a.int(1), a.int(2))?;
+    if let Some(c) = closed {
+        p.release(c);
+    }
+    Ok(fd as u64)
+}
+
+/// `pipe(fds)`.
+pub(super) fn pipe(p: &mut Process<'_>, a: &Args) -> CallResult {
+    p.pipe(a.word(0), 0)
+}
+
+/// `pipe2(fds, flags)`.
+pub(super) fn pipe2(p: &mut Process<'_>, a: &Args) -> CallResult {
+    p.pipe(a.word(0), a.int(1))
+}
+
+/// `sendfile(out_fd, in_fd, offset, count)`: a 32-bit `off_t` at `offset`
+/// on i386, a 64-bit `loff_t` on x86_64.
+pub(super) fn sendfile(p: &mut Process<'_>, a: &Args) -> CallResult {
+    let width = match a.abi() {
+        Abi::I386 => OffsetWidth::Off32,
+        Abi::X86_64 => OffsetWidth::Off64,
+    };
+    p.sendfile(a.int(0), a.int(1), a.word(2), a.word(3), width)
+}
+
+/// i386 `sendfile64(out_fd, in_fd, offset, count)`: a 64-bit `loff_t`.
+pub(super) fn sendfile64(p: &mut Process<'_>, a: &Args) -> CallResult {
+    p.sendfile(a.int(0), a.int(1), a.word(2), a.word(3), OffsetWidth::Off64)
+}
+
+/// `getdents64(fd, dirp, count)`.
+pub(super) fn getdents64(p: &mut Process<'_>, a: &Args) -> CallResult {
+    let (fd, dirp, count) = (a.int(0), a.word(1), a.word(2));
+    let handle = p.host_handle(fd)?;
+    if !p.host_files.get(&handle).is_some_and(|f| f.is_dir) {
+        return Err(Errno::ENOTDIR.into());
+    }
+    let len = count.min(CHUNK as u64);
+    p.check_writable(dirp, len)?;
+    let (n, data) = p.host_value(FileRequest::Getdents64 {
+        handle,
+        len: len as u32,
+    })?;
+    p.write_mem(dirp, &data[..(n as usize).min(data.len())])?;
+    Ok(n)
+}
+
+/// `ftruncate(fd, length)`.
+pub(super) fn ftruncate(p: &mut Process<'_>, a: &Args) -> CallResult {
+    p.ftruncate(a.int(0), a.long(1))
+}
+
+/// i386 `ftruncate64(fd, length_lo, length_hi)`.
+pub(super) fn ftruncate64(p: &mut Process<'_>, a: &Args) -> CallResult {
+    p.ftruncate(a.int(0), a.pair(1, 2))
+}
+
+/// `fstat(fd, statbuf)` with the ABI's own `struct stat`.
+pub(super) fn fstat(p: &mut Process<'_>, a: &Args) -> CallResult {
+    p.fstat(a.int(0), a.word(1), native_stat(a.abi()))
+}
+
+/// i386 `fstat64(fd, statbuf)`.
+pub(super) fn fstat64(p: &mut Process<'_>, a: &Args) -> CallResult {
+    p.fstat(a.int(0), a.word(1), StatLayout::I386Stat64)
+}
+
+impl Process<'_> {
+    fn pipe(&mut self, fds: u64, flags: i32) -> CallResult {
+        if flags & !(O_CLOEXEC | 0o4000 | 0o40000) != 0 {
+            return Err(Errno::EINVAL.into());
+        }
+        self.check_writable(fds, 8)?;
+        let id = self.next_pipe;
+        let (r, w) = self.fds.insert_pipe(id, flags & O_CLOEXEC != 0)?;
+        self.next_pipe += 1;
+        self.pipes.insert(id, VecDeque::new());
+        let mut b = Vec::with_capacity(8);
+        b.extend_from_slice(&r.to_le_bytes());
+        b.extend_from_slice(&w.to_le_bytes());
+        self.write_mem(fds, &b)?;
+        Ok(0)
+    }
+
+    fn ftruncate(&mut self, fd: i32, length: i64) -> CallResult {
+        let handle = self.host_handle(fd).map_err(|_| Errno::EINVAL)?;
+        self.host_value(FileRequest::Ftruncate { handle, length })
+            .map(|(v, _)| v)
+    }
+
+    /// `hostd`'s handle of descriptor `fd`. Errors: `EBADF` if closed,
+    /// `ESPIPE` for stdio and pipes.
+    pub fn host_handle(&self, fd: i32) -> Result<u64, CallError> {
+        match self.fds.file(fd)? {
+            OpenFile::HostFile(h) => Ok(h),
+            _ => Err(Errno::ESPIPE.into()),
+        }
+    }
+
+    /// Releases what a closed descriptor referred to, if it was the last.
+    pub fn release(&mut self, closed: Closed) {
+        if !closed.last_reference {
+            return;
+        }
+        match closed.file {
+            OpenFile::HostFile(handle) => {
+                self.host_files.remove(&handle);
+                let _ = self.host_call(FileRequest::Close { handle });
+            }
+            OpenFile::Pipe { id, end } => {
+                let other = OpenFile::Pipe {
+                    id,
+                    end: match end {
+                        PipeEnd::Read => PipeEnd::Write,
+                        PipeEnd::Write => PipeEnd::Read,
+                    },
+                };
+                if self.fds.references(other) == 0 {
+                    self.pipes.remove(&id);
+                }
+            }
+            OpenFile::Stdio(_) => {}
+        }
+    }
+
+    /// Serves one read of at most `count` bytes into `buf` (at `offset` for
+    /// `pread64`).
+    fn read_fd(&mut self, fd: i32, buf: u64, count: u64, offset: Option<i64>) -> CallResult {
+        let file = self.fds.file(fd)?;
+        let count = count.min(CHUNK as u64);
+        if count == 0 {
+            return Ok(0);
+        }
+        self.check_writable(buf, count)?;
+        let data: Vec<u8> = match file {
+            OpenFile::Stdio(StdStream::Stdin) => {
+                self.wait_stdin(count)?;
+                let n = (count as usize).min(self.stdin.len());
+                self.stdin.drain(..n).collect()
+            }
+            OpenFile::Stdio(_) => return Err(Errno::EBADF.into()),
+            OpenFile::Pipe { id: DEV_NULL, .. } => return Ok(0),
+            OpenFile::Pipe { id, end } => {
+                if end != PipeEnd::Read {
+                    return Err(Errno::EBADF.into());
+                }
+                let writers = self.fds.references(OpenFile::Pipe {
+                    id,
+                    end: PipeEnd::Write,
+                });
+                let pipe = self.pipes.entry(id).or_default();
+                if pipe.is_empty() {
+                    // No writer: end of file. A writer exists but this is the
+                    // only task: it can never write, so say "try again".
+                    return if writers == 0 {
+                        Ok(0)
+                    } else {
+                        Err(Errno::EAGAIN.into())
+                    };
+                }
+                let n = (count as usize).min(pipe.len());
+                pipe.drain(..n).collect()
+            }
+            OpenFile::HostFile(handle) => {
+                let request = match offset {
+                    Some(offset) => FileRequest::Pread {
+                        handle,
+                        len: count as u32,
+                        offset,
+                    },
+                    None => FileRequest::Read {
+                        handle,
+                        len: count as u32,
+                    },
+                };
+                let (n, mut data) = self.host_value(request)?;
+                data.truncate((n as usize).min(count as usize));
+                data
+            }
+        };
+        self.write_mem(buf, &data)?;
+        Ok(data.len() as u64)
+    }
+
+    /// Serves one write of `count` bytes from `buf` (at `offset` for
+    /// `pwrite64`).
+    fn write_fd(&mut self, fd: i32, buf: u64, count: u64, offset: Option<i64>) -> CallResult {
+        let file = self.fds.file(fd)?;
+        self.vm.check_access(buf, count, false)?;
+        let mut done = 0u64;
+        while done < count {
+            let n = (count - done).min(CHUNK as u64);
+            let data = self.read_mem(buf + done, n)?;
+            let wrote = self.write_bytes(file, data, offset.map(|o| o + done as i64));
+            match wrote {
+                Ok(w) => {
+                    done += w;
+                    if w < n {
+                        break;
+                    }
+                }
+                Err(e) if done == 0 => return Err(e),
+                Err(_) => break,
+            }
+        }
+        Ok(done)
+    }
+
+    /// Writes `data` to an open file; returns the count taken.
+    fn write_bytes(&mut self, file: OpenFile, data: Vec<u8>, offset: Option<i64>) -> CallResult {
+        let n = data.len() as u64;
+        match file {
+            OpenFile::Stdio(StdStream::Stdout) => {
+                self.send(&NodeMsg::Stdout(data))?;
+                Ok(n)
+            }
+            OpenFile::Stdio(StdStream::Stderr) => {
+                self.send(&NodeMsg::Stderr(data))?;
+                Ok(n)
+            }
+            OpenFile::Stdio(StdStream::Stdin) => Err(Errno::EBADF.into()),
+            OpenFile::Pipe { id: DEV_NULL, .. } => Ok(n),
+            OpenFile::Pipe { id, end } => {
+                if end != PipeEnd::Write {
+                    return Err(Errno::EBADF.into());
+                }
+                let readers = self.fds.references(OpenFile::Pipe {
+                    id,
+                    end: PipeEnd::Read,
+                });
+                if readers == 0 {
+                    return Err(Errno::EPIPE.into());
+                }
+                let pipe = self.pipes.entry(id).or_default();
+                let room = PIPE_CAPACITY.saturating_sub(pipe.len());
+                if room == 0 {
+                    return Err(Errno::EAGAIN.into());
+                }
+                let take = room.min(data.len());
+                pipe.extend(&data[..take]);
+                Ok(take as u64)
+            }
+            OpenFile::HostFile(handle) => {
+                let request = match offset {
+                    Some(offset) => FileRequest::Pwrite {
+                        handle,
+                        data,
+                        offset,
+                    },
+                    None => FileRequest::Write { handle, data },
+                };
+                self.host_value(request).map(|(v, _)| v)
+            }
+        }
+    }
+
+    /// `readv`/`writev`.
+    fn vector(&mut self, fd: i32, iov: u64, iovcnt: i32, write: bool) -> CallResult {
+        if !(0..=1024).contains(&iovcnt) {
+            return Err(Errno::EINVAL.into());
+        }
+        self.fds.file(fd)?;
+        let w = self.abi.word_size() as u64;
+        let raw = self.read_mem(iov, iovcnt as u64 * 2 * w)?;
+        let word = |i: usize| {
+            let mut v = [0u8; 8];
+            v[..w as usize].copy_from_slice(&raw[i * w as usize..(i + 1) * w as usize]);
+            u64::from_le_bytes(v)
+        };
+        let mut total = 0u64;
+        for i in 0..iovcnt as usize {
+            let (base, len) = (word(2 * i), word(2 * i + 1));
+            if len == 0 {
+                continue;
+            }
+            let r = if write {
+                self.write_fd(fd, base, len, None)
+            } else {
+                self.read_fd(fd, base, len, None)
+            };
+            match r {
+                Ok(n) => {
+                    total += n;
+                    if n < len {
+                        break;
+                    }
+                    // A read that got some stdin stops rather than waiting for
+                    // more (a terminal gives one line at a time).
+                    if !write && matches!(self.fds.file(fd), Ok(OpenFile::Stdio(_))) {
+                        break;
+                    }
+                }
+                Err(e) if total == 0 => return Err(e),
+                Err(_) => break,
+            }
+        }
+        Ok(total)
+    }
+
+    /// `ioctl` on stdio: `TCGETS` and `TIOCGWINSZ` answer only if `hostd`'s
+    /// stream is a terminal.
+    fn ioctl(&mut self, fd: i32, cmd: u32, arg: u64) -> CallResult {
+        const TCGETS: u32 = 0x5401;
+        const TCSETS: u32 = 0x5402;
+        const TCSETSW: u32 = 0x5403;
+        const TCSETSF: u32 = 0x5404;
+        const TIOCGWINSZ: u32 = 0x5413;
+        const TIOCSWINSZ: u32 = 0x5414;
+        const TIOCGPGRP: u32 = 0x540f;
+        const FIONBIO: u32 = 0x5421;
+        const FIOCLEX: u32 = 0x5451;
+        const FIONCLEX: u32 = 0x5450;
+        let file = self.fds.file(fd)?;
+        match cmd {
+            FIOCLEX => {
+                return self
+                    .fds
+                    .set_cloexec(fd, true)
+                    .map(|_| 0)
+                    .map_err(CallError::from);
+            }
+            FIONCLEX => {
+                return self
+                    .fds
+                    .set_cloexec(fd, false)
+                    .map(|_| 0)
+                    .map_err(CallError::from);
+            }
+            FIONBIO => return Ok(0),
+            _ => {}
+        }
+        let tty = match file {
+            OpenFile::Stdio(s) => self.tty[s as usize],
+            _ => false,
+        };
+        if !tty {
+            return Err(Errno::ENOTTY.into());
+        }
+        match cmd {
+            TCGETS => {
+                // struct termios (kernel): iflag, oflag, cflag, lflag, line,
+                // cc[19]: a terminal in canonical mode with echo.
+                let mut t = [0u8; 36];
+                t[0..4].copy_from_slice(&0x0500u32.to_le_bytes()); // ICRNL | IXON
+                t[4..8].copy_from_slice(&0x0005u32.to_le_bytes()); // OPOST | ONLCR
+                t[8..12].copy_from_slice(&0x00bfu32.to_le_bytes()); // B38400 | CS8 | CREAD
+                t[12..16].copy_from_slice(&0x8a3bu32.to_le_bytes()); // ISIG ICANON ECHO ...
+                let cc = [3u8, 28, 127, 21, 4, 0, 1, 0, 17, 19, 26, 0, 18, 15, 23, 22];
+                t[17..17 + cc.len()].copy_from_slice(&cc);
+                self.write_mem(arg, &t)?;
+                Ok(0)
+            }
+            TCSETS | TCSETSW | TCSETSF | TIOCSWINSZ => Ok(0),
+            TIOCGWINSZ => {
+                let ws = self.winsize.unwrap_or(job::Winsize {
+                    rows: 24,
+                    cols: 80,
+                    xpixel: 0,
+                    ypixel: 0,
+                });
+                let mut b = [0u8; 8];
+                for (i, v) in [ws.rows, ws.cols, ws.xpixel, ws.ypixel].iter().enumerate() {
+                    b[2 * i..2 * i + 2].copy_from_slice(&v.to_le_bytes());
+                }
+                self.write_mem(arg, &b)?;
+                Ok(0)
+            }
+            TIOCGPGRP => {
+                self.write_mem(arg, &(self.pid as u32).to_le_bytes())?;
+                Ok(0)
+            }
+            _ => Err(Errno::ENOTTY.into()),
+        }
+    }
+
+    /// `fcntl`: descriptor flags, status flags, duplication; locks always
+    /// succeed (one task).
+    fn fcntl(&mut self, fd: i32, cmd: i32, arg: u64) -> CallResult {
+        const F_DUPFD: i32 = 0;
+        const F_GETFD: i32 = 1;
+        const F_SETFD: i32 = 2;
+        const F_GETFL: i32 = 3;
+        const F_SETFL: i32 = 4;
+        const F_GETLK: i32 = 5;
+        const F_SETLK: i32 = 6;
+        const F_SETLKW: i32 = 7;
+        const F_GETLK64: i32 = 12;
+        const F_SETLK64: i32 = 13;
+        const F_SETLKW64: i32 = 14;
+        const F_OFD_GETLK: i32 = 36;
+        const F_OFD_SETLK: i32 = 37;
+        const F_OFD_SETLKW: i32 = 38;
+        const F_DUPFD_CLOEXEC: i32 = 1030;
+        const F_GETPIPE_SZ: i32 = 1032;
+        let file = self.fds.file(fd)?;
+        match cmd {
+            F_DUPFD | F_DUPFD_CLOEXEC => {
+                Ok(self.fds.dup_min(fd, arg as i32, cmd == F_DUPFD_CLOEXEC)? as u64)
+            }
+            F_GETFD => Ok(u64::from(self.fds.cloexec(fd)?)),
+            F_SETFD => {
+                self.fds.set_cloexec(fd, arg & 1 != 0)?;
+                Ok(0)
+            }
+            F_GETFL => Ok(match file {
+                OpenFile::Stdio(StdStream::Stdin) => 0,
+                OpenFile::Stdio(_) => 1,
+                OpenFile::Pipe { end, .. } => {
+                    if end == PipeEnd::Read {
+                        0
+                    } else {
+                        1
+                    }
+                }
+                OpenFile::HostFile(h) => self
+                    .host_files
+                    .get(&h)
+                    .map_or(0, |f| f.flags & (O_ACCMODE | 0o2000 | 0o4000))
+                    as u64,
+            }),
+            F_SETFL => Ok(0),
+            F_GETLK | F_GETLK64 | F_OFD_GETLK => {
+                // l_type = F_UNLCK (2): nothing would block.
+                self.write_mem(arg, &2u16.to_le_bytes())?;
+                Ok(0)
+            }
+            F_SETLK | F_SETLKW | F_SETLK64 | F_SETLKW64 | F_OFD_SETLK | F_OFD_SETLKW => Ok(0),
+            F_GETPIPE_SZ => Ok(PIPE_CAPACITY as u64),
+            _ => Err(Errno::EINVAL.into()),
+        }
+    }
+
+    /// `sendfile`: from a host file to any writable descriptor.
+    fn sendfile(
+        &mut self,
+        out_fd: i32,
+        in_fd: i32,
+        offset: u64,
+        count: u64,
+        width: OffsetWidth,
+    ) -> CallResult {
+        let handle = self.host_handle(in_fd).map_err(|_| Errno::EINVAL)?;
+        let out = self.fds.file(out_fd)?;
+        let owidth = match width {
+            OffsetWidth::Off32 => 4,
+            OffsetWidth::Off64 => 8,
+        };
+        let mut pos = if offset != 0 {
+            let b = self.read_mem(offset, owidth)?;
+            let mut v = [0u8; 8];
+            v[..owidth as usize].copy_from_slice(&b);
+            let v = u64::from_le_bytes(v);
+            Some(if owidth == 4 {
+                i64::from(v as u32 as i32)
+            } else {
+                v as i64
+            })
+        } else {
+            None
+        };
+        let count = count.min(1 << 30);
+        let mut done = 0u64;
+        while done < count {
+            let len = (count - done).min(CHUNK as u64) as u32;
+            let request = match pos {
+                Some(offset) => FileRequest::Pread {
+                    handle,
+                    len,
+                    offset,
+                },
+                None => FileRequest::Read { handle, len },
+            };
+            let (n, mut data) = match self.host_value(request) {
+                Ok(r) => r,
+                Err(e) if done == 0 => return Err(e),
+                Err(_) => break,
+            };
+            if n == 0 {
+                break;
+            }
+            data.truncate(n as usize);
+            let w = match self.write_bytes(out, data, None) {
+                Ok(w) => w,
+                Err(e) if done == 0 => return Err(e),
+                Err(_) => break,
+            };
+            done += w;
+            if let Some(p) = pos.as_mut() {
+                *p += w as i64;
+            }
+            if w < n {
+                break;
+            }
+        }
+        if let Some(p) = pos {
+            let b = (p as u64).to_le_bytes();
+            self.write_mem(offset, &b[..owidth as usize])?;
+        }
+        Ok(done)
+    }
+
+    /// `fstat` of any descriptor, in `layout`.
+    pub fn fstat(&mut self, fd: i32, statbuf: u64, layout: StatLayout) -> CallResult {
+        let st = self.stat_fd(fd)?;
+        let bytes = stat::to_stat(&st, layout)?;
+        self.write_mem(statbuf, &bytes)?;
+        Ok(0)
+    }
+
+    /// What `fstat` says about `fd`.
+    pub fn stat_fd(&mut self, fd: i32) -> Result<job::FileStat, CallError> {
+        match self.fds.file(fd)? {
+            OpenFile::HostFile(handle) => {
+                let (_, data) = self.host_value(FileRequest::Fstat { handle })?;
+                job::decode_stat(&data).map_err(|_| CallError::Errno(Errno::EIO))
+            }
+            OpenFile::Stdio(s) => Ok(stat::node_stat(
+                self.tty[s as usize],
+                self.uid,
+                self.gid,
+                self.now_secs(),
+            )),
+            OpenFile::Pipe { .. } => {
+                Ok(stat::node_stat(false, self.uid, self.gid, self.now_secs()))
+            }
+        }
+    }
+
+    /// Wall-clock time as (seconds, nanoseconds) since the epoch.
+    fn now_secs(&self) -> (i64, u32) {
+        let ns = self.realtime_ns();
+        ((ns / 1_000_000_000) as i64, (ns % 1_000_000_000) as u32)
     }
 }

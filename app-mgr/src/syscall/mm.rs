@@ -1,55 +1,226 @@
-//! Memory calls, served on the node: `brk`, `mmap`/`mmap2`/old `mmap`,
-//! `munmap`, `mprotect`, `mremap`, `madvise`. The bookkeeping behind them is
-//! [`crate::vm::AddressSpace`].
+//! Memory calls, served on the node: `brk(2)`, `mmap(2)` (and i386
+//! `mmap2`, old `mmap`), `munmap(2)`, `mprotect(2)`, `mremap(2)`,
+//! `madvise(2)`. The address-space bookkeeping is [`crate::vm`]; what it
+//! decides is applied through [`crate::process::Node`].
 
-use super::table::Call;
-use super::{Args, Syscall};
-use crate::abi::PAGE_SIZE;
+use alloc::vec;
+use alloc::vec::Vec;
 
-/// Decodes the memory family; `None` for calls of other families.
-pub(super) fn decode(call: Call, a: &Args) -> Option<Syscall> {
-    Some(match call {
-        Call::Brk => Syscall::Brk { addr: a.word(0) },
-        Call::Mmap => Syscall::Mmap {
-            addr: a.word(0),
-            length: a.word(1),
-            prot: a.word(2),
-            flags: a.word(3),
-            fd: a.int(4),
-            offset: a.word(5),
-        },
-        // mmap2: the offset is in units of 4096 bytes whatever the page size
-        // (mmap2(2)), so a 32-bit program reaches 2^44-byte offsets.
-        Call::Mmap2 => Syscall::Mmap {
-            addr: a.word(0),
-            length: a.word(1),
-            prot: a.word(2),
-            flags: a.word(3),
-            fd: a.int(4),
-            offset: a.word(5) * PAGE_SIZE,
-        },
-        Call::OldMmap => Syscall::OldMmap { args: a.word(0) },
-        Call::Munmap => Syscall::Munmap {
-            addr: a.word(0),
-            length: a.word(1),
-        },
-        Call::Mprotect => Syscall::Mprotect {
-            addr: a.word(0),
-            len: a.word(1),
-            prot: a.word(2),
-        },
-        Call::Mremap => Syscall::Mremap {
-            old_address: a.word(0),
-            old_size: a.word(1),
-            new_size: a.word(2),
-            flags: a.word(3),
-            new_address: a.word(4),
-        },
-        Call::Madvise => Syscall::Madvise {
-            addr: a.word(0),
-            length: a.word(1),
-            advice: a.int(2),
-        },
-        _ => return None,
-    })
+use linux_raw_sys::general as g;
+
+use super::Args;
+use crate::abi::{Abi, PAGE_SIZE};
+use crate::errno::Errno;
+use crate::fd::OpenFile;
+use crate::job::{CHUNK, FileRequest};
+use crate::process::{CallError, CallResult, Process};
+use crate::vm::{MmapFlags, Prot, RegionKind, VmEffect};
+
+const MADV_DONTNEED: i32 = g::MADV_DONTNEED as i32;
+
+/// `brk(addr)`: returns the new (or unchanged) program break.
+pub(super) fn brk(p: &mut Process<'_>, a: &Args) -> CallResult {
+    let (v, effects) = p.vm.brk(a.word(0));
+    p.apply(&effects)?;
+    Ok(v)
+}
+
+/// `mmap(addr, length, prot, flags, fd, offset)`: on x86_64 with a byte
+/// offset; on i386 this number is the old `mmap`, whose six arguments are
+/// 32-bit words in memory at the first argument.
+pub(super) fn mmap(p: &mut Process<'_>, a: &Args) -> CallResult {
+    match a.abi() {
+        Abi::X86_64 => p.mmap(
+            a.word(0),
+            a.word(1),
+            a.word(2),
+            a.word(3),
+            a.int(4),
+            a.word(5),
+        ),
+        Abi::I386 => {
+            let raw = p.read_mem(a.word(0), 24)?;
+            let w = |i: usize| {
+                u64::from(u32::from_le_bytes(
+                    raw[i * 4..i * 4 + 4].try_into().unwrap_or([0; 4]),
+                ))
+            };
+            p.mmap(w(0), w(1), w(2), w(3), w(4) as u32 as i32, w(5))
+        }
+    }
+}
+
+/// i386 `mmap2(addr, length, prot, flags, fd, pgoffset)`: the offset in
+/// 4096-byte units.
+pub(super) fn mmap2(p: &mut Process<'_>, a: &Args) -> CallResult {
+    let offset = a.word(5).saturating_mul(PAGE_SIZE);
+    p.mmap(a.word(0), a.word(1), a.word(2), a.word(3), a.int(4), offset)
+}
+
+/// `munmap(addr, length)`.
+pub(super) fn munmap(p: &mut Process<'_>, a: &Args) -> CallResult {
+    let effects = p.vm.munmap(a.word(0), a.word(1))?;
+    p.apply(&effects)?;
+    Ok(0)
+}
+
+/// `mprotect(addr, len, prot)`.
+pub(super) fn mprotect(p: &mut Process<'_>, a: &Args) -> CallResult {
+    let prot = Prot::from_linux(a.word(2))?;
+    let effects = p.vm.mprotect(a.word(0), a.word(1), prot)?;
+    p.apply(&effects)?;
+    Ok(0)
+}
+
+/// `mremap(old_address, old_size, new_size, flags, new_address)`.
+pub(super) fn mremap(p: &mut Process<'_>, a: &Args) -> CallResult {
+    let (addr, effects) =
+        p.vm.mremap(a.word(0), a.word(1), a.word(2), a.word(3), a.word(4))?;
+    p.apply(&effects)?;
+    Ok(addr)
+}
+
+/// `madvise(addr, length, advice)`: `MADV_DONTNEED` zeroes the pages; other
+/// advice is accepted and ignored.
+pub(super) fn madvise(p: &mut Process<'_>, a: &Args) -> CallResult {
+    let (addr, length, advice) = (a.word(0), a.word(1), a.int(2));
+    if addr & 0xfff != 0 {
+        return Err(Errno::EINVAL.into());
+    }
+    if advice == MADV_DONTNEED {
+        p.discard(addr, length)?;
+    }
+    Ok(0)
+}
+
+impl Process<'_> {
+    fn mmap(
+        &mut self,
+        addr: u64,
+        length: u64,
+        prot: u64,
+        flags: u64,
+        fd: i32,
+        offset: u64,
+    ) -> CallResult {
+        let f = MmapFlags::parse(flags)?;
+        let prot = Prot::from_linux(prot)?;
+        let kind = if f.anonymous {
+            RegionKind::Anon
+        } else {
+            RegionKind::File
+        };
+        let handle = if f.anonymous {
+            None
+        } else {
+            if offset & 0xfff != 0 {
+                return Err(Errno::EINVAL.into());
+            }
+            match self.fds.file(fd)? {
+                OpenFile::HostFile(h) => {
+                    if f.shared && prot.write {
+                        // Writes could not reach the host file.
+                        return Err(Errno::ENODEV.into());
+                    }
+                    Some(h)
+                }
+                _ => return Err(Errno::ENODEV.into()),
+            }
+        };
+        let (start, effects) = self.vm.mmap(f.placement(addr), length, prot, kind)?;
+        if let Err(e) = self.apply(&effects) {
+            if let Ok(undo) = self.vm.munmap(start, length) {
+                let _ = self.apply(&undo);
+            }
+            return Err(e);
+        }
+        if let (Some(h), true) = (handle, prot != Prot::NONE) {
+            let mut done = 0u64;
+            while done < length {
+                let len = (length - done).min(CHUNK as u64) as u32;
+                let (n, data) = self.host_value(FileRequest::Pread {
+                    handle: h,
+                    len,
+                    offset: (offset + done) as i64,
+                })?;
+                if n == 0 {
+                    break;
+                }
+                self.load_mem(start + done, &data[..(n as usize).min(data.len())])?;
+                done += n;
+            }
+        }
+        Ok(start)
+    }
+
+    /// Applies address-space effects to the application's page tables.
+    ///
+    /// The kernel has no present-but-inaccessible pages: fresh `PROT_NONE`
+    /// mappings stay unmapped (any access faults; a later `mprotect` maps
+    /// zeroed pages, which is what they hold), and `mprotect(PROT_NONE)` of
+    /// pages with data keeps them read-only so the data survives.
+    pub fn apply(&mut self, effects: &[VmEffect]) -> Result<(), CallError> {
+        for e in effects {
+            let r = match *e {
+                VmEffect::Map { start, end, prot } => {
+                    if prot == Prot::NONE {
+                        Ok(())
+                    } else {
+                        self.node.map(start, end - start, prot)
+                    }
+                }
+                VmEffect::Unmap { start, end } => self.node.unmap(start, end - start),
+                VmEffect::Protect { start, end, prot } => {
+                    self.node.map(start, end - start, readable(prot))
+                }
+                VmEffect::Move { from, to, len } => self.move_pages(from, to, len),
+            };
+            if r.is_err() {
+                return Err(Errno::ENOMEM.into());
+            }
+        }
+        Ok(())
+    }
+
+    /// Moves mapped pages (for `mremap`): maps the destination, copies, and
+    /// unmaps the source. Unmapped source pages (`PROT_NONE`) stay zero.
+    fn move_pages(&mut self, from: u64, to: u64, len: u64) -> Result<(), Errno> {
+        let prot = self.vm.region_at(to).map_or(Prot::RW, |r| r.prot);
+        self.node.map(to, len, readable(prot))?;
+        let mut buf = vec![0u8; 4096];
+        let mut off = 0;
+        while off < len {
+            if self.node.read(from + off, &mut buf).is_ok() {
+                self.node.write(to + off, &buf)?;
+            }
+            off += 4096;
+        }
+        self.node.unmap(from, len)
+    }
+
+    /// `MADV_DONTNEED`: the pages read as zero afterwards (fresh frames).
+    fn discard(&mut self, addr: u64, length: u64) -> Result<(), CallError> {
+        let end = addr.saturating_add(length).saturating_add(0xfff) & !0xfff;
+        let pieces: Vec<(u64, u64, Prot)> = self
+            .vm
+            .regions()
+            .filter(|r| r.start < end && addr < r.end)
+            .map(|r| (r.start.max(addr), r.end.min(end), r.prot))
+            .collect();
+        for (s, e, prot) in pieces {
+            if prot != Prot::NONE {
+                let _ = self.node.unmap(s, e - s);
+                self.node.map(s, e - s, prot).map_err(|_| Errno::ENOMEM)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The protection pages with `prot` get from the node: the kernel has no
+/// present-but-inaccessible pages, so `PROT_NONE` pages that hold data stay
+/// readable (any access still faults for a program that respects its own
+/// `mprotect`; the data survives a later `mprotect` back).
+fn readable(prot: Prot) -> Prot {
+    if prot == Prot::NONE { Prot::R } else { prot }
 }

@@ -1,105 +1,376 @@
-//! Process calls, served on the node: `exit`, `exit_group`, `arch_prctl`,
-//! `set_thread_area`, `set_tid_address`, `set_robust_list`, `rseq`, `prctl`,
-//! `uname`, the id calls, rlimits, `getrandom`, `sched_yield`, `kill`/`tkill`/
-//! `tgkill` and `futex`.
+//! Process calls, served on the node: `exit(2)`/`exit_group`,
+//! `arch_prctl(2)`, `set_thread_area(2)`, `set_tid_address(2)`,
+//! `set_robust_list(2)`, `rseq(2)`, `prctl(2)`, `uname(2)`, pids and ids,
+//! `umask(2)`, resource limits, `getrandom(2)`, `sched_yield(2)`, `kill(2)`
+//! and friends, `futex(2)` (one thread: waits time out, wakes find nobody).
 
-use super::table::Call;
-use super::{Args, IdKind, RlimitLayout, Syscall, TimeLayout};
+use alloc::vec;
+use alloc::vec::Vec;
+
+use linux_raw_sys::general::{
+    CLOCK_MONOTONIC, CLOCK_REALTIME, RLIM_INFINITY, RLIMIT_AS, RLIMIT_CORE, RLIMIT_DATA,
+    RLIMIT_MEMLOCK, RLIMIT_NOFILE, RLIMIT_NPROC, RLIMIT_RTTIME, RLIMIT_STACK,
+};
+use linux_raw_sys::{general as g, prctl as pr};
+
+use super::{Args, TimeLayout};
 use crate::abi::Abi;
+use crate::errno::Errno;
+use crate::job::CHUNK;
+use crate::process::{CallError, CallResult, Process, Tls};
 
-/// Decodes the process family; `None` for calls of other families.
-pub(super) fn decode(call: Call, a: &Args) -> Option<Syscall> {
-    let id = |which, legacy16| Syscall::GetId { which, legacy16 };
-    Some(match call {
-        Call::Exit => Syscall::Exit { status: a.int(0) },
-        Call::ExitGroup => Syscall::ExitGroup { status: a.int(0) },
-        Call::ArchPrctl => Syscall::ArchPrctl {
-            code: a.int(0),
-            addr: a.word(1),
-        },
-        Call::SetThreadArea => Syscall::SetThreadArea { u_info: a.word(0) },
-        Call::SetTidAddress => Syscall::SetTidAddress { tidptr: a.word(0) },
-        Call::SetRobustList => Syscall::SetRobustList {
-            head: a.word(0),
-            len: a.word(1),
-        },
-        Call::Rseq => Syscall::Rseq {
-            rseq: a.word(0),
-            rseq_len: a.uint(1),
-            flags: a.int(2),
-            sig: a.uint(3),
-        },
-        Call::Prctl => Syscall::Prctl {
-            option: a.int(0),
-            arg2: a.word(1),
-            arg3: a.word(2),
-            arg4: a.word(3),
-            arg5: a.word(4),
-        },
-        Call::Uname => Syscall::Uname { buf: a.word(0) },
-        Call::Getpid => Syscall::Getpid,
-        Call::Getppid => Syscall::Getppid,
-        Call::Umask => Syscall::Umask { mask: a.uint(0) },
-        Call::Gettid => Syscall::Gettid,
-        Call::Getuid => id(IdKind::Uid, false),
-        Call::Geteuid => id(IdKind::Euid, false),
-        Call::Getgid => id(IdKind::Gid, false),
-        Call::Getegid => id(IdKind::Egid, false),
-        Call::Getuid16 => id(IdKind::Uid, true),
-        Call::Geteuid16 => id(IdKind::Euid, true),
-        Call::Getgid16 => id(IdKind::Gid, true),
-        Call::Getegid16 => id(IdKind::Egid, true),
-        Call::Getrlimit => Syscall::Getrlimit {
-            resource: a.uint(0),
-            rlim: a.word(1),
-            layout: match a.abi() {
-                Abi::X86_64 => RlimitLayout::Rlimit64,
-                Abi::I386 => RlimitLayout::Rlimit32,
-            },
-        },
-        Call::OldGetrlimit => Syscall::Getrlimit {
-            resource: a.uint(0),
-            rlim: a.word(1),
-            layout: RlimitLayout::Rlimit32Clamped,
-        },
-        Call::Prlimit64 => Syscall::Prlimit64 {
-            pid: a.int(0),
-            resource: a.uint(1),
-            new_limit: a.word(2),
-            old_limit: a.word(3),
-        },
-        Call::Getrandom => Syscall::Getrandom {
-            buf: a.word(0),
-            buflen: a.word(1),
-            flags: a.uint(2),
-        },
-        Call::SchedYield => Syscall::SchedYield,
-        Call::Kill => Syscall::Kill {
-            pid: a.int(0),
-            sig: a.int(1),
-        },
-        Call::Tkill => Syscall::Tkill {
-            tid: a.int(0),
-            sig: a.int(1),
-        },
-        Call::Tgkill => Syscall::Tgkill {
-            tgid: a.int(0),
-            tid: a.int(1),
-            sig: a.int(2),
-        },
-        Call::Futex | Call::FutexTime64 => Syscall::Futex {
-            uaddr: a.word(0),
-            futex_op: a.int(1),
-            val: a.uint(2),
-            timeout: a.word(3),
-            uaddr2: a.word(4),
-            val3: a.uint(5),
-            time: if call == Call::FutexTime64 {
-                TimeLayout::Time64
+// arch_prctl(2) codes (arch/x86/include/uapi/asm/prctl.h); linux-raw-sys
+// has only ARCH_SET_FS.
+const ARCH_SET_GS: i32 = g::ARCH_SET_FS as i32 - 1;
+const ARCH_SET_FS: i32 = g::ARCH_SET_FS as i32;
+const ARCH_GET_FS: i32 = g::ARCH_SET_FS as i32 + 1;
+const ARCH_GET_GS: i32 = g::ARCH_SET_FS as i32 + 2;
+
+const FUTEX_WAIT: i32 = g::FUTEX_WAIT as i32;
+const FUTEX_WAKE: i32 = g::FUTEX_WAKE as i32;
+const FUTEX_REQUEUE: i32 = g::FUTEX_REQUEUE as i32;
+const FUTEX_CMP_REQUEUE: i32 = g::FUTEX_CMP_REQUEUE as i32;
+const FUTEX_WAKE_OP: i32 = g::FUTEX_WAKE_OP as i32;
+const FUTEX_WAIT_BITSET: i32 = g::FUTEX_WAIT_BITSET as i32;
+const FUTEX_WAKE_BITSET: i32 = g::FUTEX_WAKE_BITSET as i32;
+const FUTEX_CLOCK_REALTIME: i32 = g::FUTEX_CLOCK_REALTIME as i32;
+const FUTEX_PRIVATE: i32 = g::FUTEX_PRIVATE_FLAG as i32;
+
+const PR_SET_PDEATHSIG: i32 = pr::PR_SET_PDEATHSIG as i32;
+const PR_GET_PDEATHSIG: i32 = pr::PR_GET_PDEATHSIG as i32;
+const PR_GET_DUMPABLE: i32 = pr::PR_GET_DUMPABLE as i32;
+const PR_SET_DUMPABLE: i32 = pr::PR_SET_DUMPABLE as i32;
+const PR_SET_NAME: i32 = pr::PR_SET_NAME as i32;
+const PR_GET_NAME: i32 = pr::PR_GET_NAME as i32;
+const PR_SET_NO_NEW_PRIVS: i32 = pr::PR_SET_NO_NEW_PRIVS as i32;
+const PR_GET_NO_NEW_PRIVS: i32 = pr::PR_GET_NO_NEW_PRIVS as i32;
+const PR_SET_VMA: i32 = pr::PR_SET_VMA as i32;
+
+/// `exit(status)` and `exit_group(status)`: the job ends; no answer.
+pub(super) fn exit(p: &mut Process<'_>, a: &Args) -> CallResult {
+    p.kill((a.int(0) & 0xff) << 8);
+    Err(CallError::Halt)
+}
+
+/// x86_64 `arch_prctl(code, addr)`.
+pub(super) fn arch_prctl(p: &mut Process<'_>, a: &Args) -> CallResult {
+    p.arch_prctl(a.int(0), a.word(1))
+}
+
+/// i386 `set_thread_area(u_info)`: one TLS segment; its GDT entry number is
+/// written back into `u_info->entry_number`.
+pub(super) fn set_thread_area(p: &mut Process<'_>, a: &Args) -> CallResult {
+    let u_info = a.word(0);
+    let raw = p.read_mem(u_info, 16)?;
+    let base = u32::from_le_bytes(raw[4..8].try_into().unwrap_or([0; 4]));
+    let entry = p
+        .node
+        .set_tls(Tls::I386Segment, u64::from(base))
+        .map_err(|_| Errno::EINVAL)?;
+    p.write_mem(u_info, &(entry as u32).to_le_bytes())?;
+    Ok(0)
+}
+
+/// `getpid()`, `gettid()` and `set_tid_address(tidptr)`: the one thread's id.
+pub(super) fn getpid(p: &mut Process<'_>, _: &Args) -> CallResult {
+    Ok(p.pid)
+}
+
+/// `getppid()`: the App-Program Manager.
+pub(super) fn getppid(p: &mut Process<'_>, _: &Args) -> CallResult {
+    Ok(p.node.manager_pid())
+}
+
+/// `umask(mask)`: returns the previous mask.
+pub(super) fn umask(p: &mut Process<'_>, a: &Args) -> CallResult {
+    let old = p.umask;
+    p.umask = a.uint(0) & 0o777;
+    Ok(u64::from(old))
+}
+
+/// `set_robust_list(head, len)`: accepted when `len` is the ABI's
+/// `struct robust_list_head` size.
+pub(super) fn set_robust_list(p: &mut Process<'_>, a: &Args) -> CallResult {
+    if a.word(1) != 3 * p.abi.word_size() as u64 {
+        return Err(Errno::EINVAL.into());
+    }
+    Ok(0)
+}
+
+/// `rseq(2)`: not provided (glibc then goes on without it).
+pub(super) fn rseq(_: &mut Process<'_>, _: &Args) -> CallResult {
+    Err(Errno::ENOSYS.into())
+}
+
+/// `prctl(option, arg2, …)`.
+pub(super) fn prctl(p: &mut Process<'_>, a: &Args) -> CallResult {
+    p.prctl(a.int(0), a.word(1))
+}
+
+/// `uname(buf)`: Linux, the node's name, the ABI's machine.
+pub(super) fn uname(p: &mut Process<'_>, a: &Args) -> CallResult {
+    let mut u = vec![0u8; 6 * 65];
+    let machine: &[u8] = match p.abi {
+        Abi::X86_64 => b"x86_64",
+        Abi::I386 => b"i686",
+    };
+    let node = p.node.node_name().as_bytes().to_vec();
+    let fields: [&[u8]; 6] = [
+        b"Linux",
+        &node,
+        b"6.1.0-sion",
+        b"#1 SiON",
+        machine,
+        b"(none)",
+    ];
+    for (i, f) in fields.into_iter().enumerate() {
+        let n = f.len().min(64);
+        u[i * 65..i * 65 + n].copy_from_slice(&f[..n]);
+    }
+    p.write_mem(a.word(0), &u)?;
+    Ok(0)
+}
+
+/// `getuid()`/`geteuid()` (x86_64; i386 `getuid32`/`geteuid32`).
+pub(super) fn getuid(p: &mut Process<'_>, _: &Args) -> CallResult {
+    Ok(u64::from(p.uid))
+}
+
+/// `getgid()`/`getegid()` (x86_64; i386 `getgid32`/`getegid32`).
+pub(super) fn getgid(p: &mut Process<'_>, _: &Args) -> CallResult {
+    Ok(u64::from(p.gid))
+}
+
+/// The 16-bit id an i386 legacy call answers (65534, "nobody", above 65535).
+fn id16(id: u32) -> u64 {
+    u64::from(if id > 65535 { 65534 } else { id })
+}
+
+/// i386 16-bit `getuid()`/`geteuid()`.
+pub(super) fn getuid16(p: &mut Process<'_>, _: &Args) -> CallResult {
+    Ok(id16(p.uid))
+}
+
+/// i386 16-bit `getgid()`/`getegid()`.
+pub(super) fn getgid16(p: &mut Process<'_>, _: &Args) -> CallResult {
+    Ok(id16(p.gid))
+}
+
+/// `getrlimit(resource, rlim)` with the ABI's `unsigned long` (x86_64
+/// `getrlimit`, i386 `ugetrlimit`: `RLIM_INFINITY` is `0xffff_ffff`).
+pub(super) fn getrlimit(p: &mut Process<'_>, a: &Args) -> CallResult {
+    let max = match a.abi() {
+        Abi::X86_64 => u64::MAX,
+        Abi::I386 => u64::from(u32::MAX),
+    };
+    p.getrlimit(a.uint(0), a.word(1), max)
+}
+
+/// i386 old `getrlimit(resource, rlim)` (76): values clamped to `0x7fff_ffff`.
+pub(super) fn old_getrlimit(p: &mut Process<'_>, a: &Args) -> CallResult {
+    p.getrlimit(a.uint(0), a.word(1), 0x7fff_ffff)
+}
+
+/// `prlimit64(pid, resource, new_limit, old_limit)`: this process only;
+/// new limits are accepted and not applied.
+pub(super) fn prlimit64(p: &mut Process<'_>, a: &Args) -> CallResult {
+    let (pid, resource, old_limit) = (a.int(0), a.uint(1), a.word(3));
+    if pid != 0 && pid as u64 != p.pid {
+        return Err(Errno::ESRCH.into());
+    }
+    let (cur, max) = p.rlimit(resource)?;
+    if old_limit != 0 {
+        let mut b = [0u8; 16];
+        b[..8].copy_from_slice(&cur.to_le_bytes());
+        b[8..].copy_from_slice(&max.to_le_bytes());
+        p.write_mem(old_limit, &b)?;
+    }
+    Ok(0)
+}
+
+/// `getrandom(buf, buflen, flags)`: at most 64 KiB per call.
+pub(super) fn getrandom(p: &mut Process<'_>, a: &Args) -> CallResult {
+    let n = a.word(1).min(CHUNK as u64) as usize;
+    let mut bytes = vec![0u8; n];
+    p.node.random(&mut bytes);
+    p.write_mem(a.word(0), &bytes)?;
+    Ok(n as u64)
+}
+
+/// `sched_yield()`.
+pub(super) fn sched_yield(p: &mut Process<'_>, _: &Args) -> CallResult {
+    p.node.yield_now();
+    Ok(0)
+}
+
+/// `kill(pid, sig)`: only this process (or its group) can be reached.
+pub(super) fn kill(p: &mut Process<'_>, a: &Args) -> CallResult {
+    let (pid, sig) = (a.int(0), a.int(1));
+    let me = p.pid as i32;
+    if pid == me || pid == 0 || pid == -1 || pid == -me {
+        p.raise(sig)
+    } else {
+        Err(Errno::ESRCH.into())
+    }
+}
+
+/// `tkill(tid, sig)`.
+pub(super) fn tkill(p: &mut Process<'_>, a: &Args) -> CallResult {
+    if a.int(0) as u64 == p.pid {
+        p.raise(a.int(1))
+    } else {
+        Err(Errno::ESRCH.into())
+    }
+}
+
+/// `tgkill(tgid, tid, sig)`.
+pub(super) fn tgkill(p: &mut Process<'_>, a: &Args) -> CallResult {
+    if a.int(1) as u64 == p.pid && a.int(0) as u64 == p.pid {
+        p.raise(a.int(2))
+    } else {
+        Err(Errno::ESRCH.into())
+    }
+}
+
+/// `futex(uaddr, futex_op, val, timeout, uaddr2, val3)` with the ABI's
+/// `timespec`.
+pub(super) fn futex(p: &mut Process<'_>, a: &Args) -> CallResult {
+    p.futex(a.word(0), a.int(1), a.uint(2), a.word(3), a.native_time())
+}
+
+/// i386 `futex_time64`: a 64-bit `timespec`.
+pub(super) fn futex_time64(p: &mut Process<'_>, a: &Args) -> CallResult {
+    p.futex(
+        a.word(0),
+        a.int(1),
+        a.uint(2),
+        a.word(3),
+        TimeLayout::Time64,
+    )
+}
+
+impl Process<'_> {
+    fn getrlimit(&mut self, resource: u32, rlim: u64, max: u64) -> CallResult {
+        let (cur, top) = self.rlimit(resource)?;
+        let mut b = Vec::new();
+        for v in [cur, top] {
+            if max == u64::MAX {
+                b.extend_from_slice(&v.to_le_bytes());
             } else {
-                a.native_time()
-            },
-        },
-        _ => return None,
-    })
+                b.extend_from_slice(&(v.min(max) as u32).to_le_bytes());
+            }
+        }
+        self.write_mem(rlim, &b)?;
+        Ok(0)
+    }
+
+    fn arch_prctl(&mut self, code: i32, addr: u64) -> CallResult {
+        if self.abi == Abi::I386 {
+            return Err(Errno::EINVAL.into());
+        }
+        match code {
+            ARCH_SET_FS => {
+                self.node
+                    .set_tls(Tls::FsBase, addr)
+                    .map_err(|_| Errno::EPERM)?;
+                self.fs_base = addr;
+                Ok(0)
+            }
+            ARCH_GET_FS => {
+                self.write_mem(addr, &self.fs_base.to_le_bytes())?;
+                Ok(0)
+            }
+            ARCH_GET_GS => {
+                self.write_mem(addr, &0u64.to_le_bytes())?;
+                Ok(0)
+            }
+            // The kernel keeps no GS base for applications.
+            ARCH_SET_GS => Err(Errno::EPERM.into()),
+            _ => Err(Errno::EINVAL.into()),
+        }
+    }
+
+    fn prctl(&mut self, option: i32, arg2: u64) -> CallResult {
+        match option {
+            PR_SET_NAME => {
+                let name = self
+                    .read_cstr(arg2, 16)
+                    .or_else(|_| self.read_mem(arg2, 15))?;
+                self.comm = [0; 16];
+                let n = name.len().min(15);
+                self.comm[..n].copy_from_slice(&name[..n]);
+                Ok(0)
+            }
+            PR_GET_NAME => {
+                let comm = self.comm;
+                self.write_mem(arg2, &comm)?;
+                Ok(0)
+            }
+            PR_GET_PDEATHSIG => {
+                self.write_mem(arg2, &0i32.to_le_bytes())?;
+                Ok(0)
+            }
+            PR_GET_DUMPABLE => Ok(1),
+            PR_SET_PDEATHSIG | PR_SET_DUMPABLE | PR_SET_NO_NEW_PRIVS | PR_SET_VMA => Ok(0),
+            PR_GET_NO_NEW_PRIVS => Ok(0),
+            _ => Err(Errno::EINVAL.into()),
+        }
+    }
+
+    /// Values of resource limit `resource` (`getrlimit(2)`): the stack
+    /// mapping, 1024 descriptors, the job's memory limit for data and address
+    /// space, one process, no core files; others unlimited.
+    fn rlimit(&self, resource: u32) -> Result<(u64, u64), CallError> {
+        Ok(match resource {
+            RLIMIT_DATA | RLIMIT_AS => (self.vm.limit(), self.vm.limit()),
+            RLIMIT_STACK => (self.stack_len, self.stack_len),
+            RLIMIT_CORE => (0, 0),
+            RLIMIT_NPROC => (1, 1),
+            RLIMIT_NOFILE => (1024, 1024),
+            RLIMIT_MEMLOCK => (8 << 20, 8 << 20),
+            // RLIM_INFINITY is all ones (`~0UL`).
+            0..=RLIMIT_RTTIME => (RLIM_INFINITY as u64, RLIM_INFINITY as u64),
+            _ => return Err(Errno::EINVAL.into()),
+        })
+    }
+
+    fn futex(
+        &mut self,
+        uaddr: u64,
+        op: i32,
+        val: u32,
+        timeout: u64,
+        time: TimeLayout,
+    ) -> CallResult {
+        let cmd = op & !(FUTEX_PRIVATE | FUTEX_CLOCK_REALTIME);
+        match cmd {
+            FUTEX_WAIT | FUTEX_WAIT_BITSET => {
+                let b = self.read_mem(uaddr, 4)?;
+                if u32::from_le_bytes(b[..4].try_into().unwrap_or([0; 4])) != val {
+                    return Err(Errno::EAGAIN.into());
+                }
+                if timeout == 0 {
+                    // One thread: nobody could wake it. Do not hang the job.
+                    return Err(Errno::EAGAIN.into());
+                }
+                let t = self.read_timespec(timeout, time)?;
+                let wait = if cmd == FUTEX_WAIT_BITSET {
+                    let clock = if op & FUTEX_CLOCK_REALTIME != 0 {
+                        CLOCK_REALTIME
+                    } else {
+                        CLOCK_MONOTONIC
+                    };
+                    t.saturating_sub(self.clock(clock as i32)?)
+                } else {
+                    t
+                };
+                self.sleep_until(self.node.clock_ns().saturating_add(wait))?;
+                Err(Errno::ETIMEDOUT.into())
+            }
+            FUTEX_WAKE | FUTEX_WAKE_BITSET | FUTEX_REQUEUE | FUTEX_CMP_REQUEUE | FUTEX_WAKE_OP => {
+                Ok(0)
+            }
+            _ => Err(Errno::ENOSYS.into()),
+        }
+    }
 }

@@ -1,340 +1,230 @@
-//! The one system-call table: the calls SiON serves, and how the i386 and x86_64
-//! numbers (from the `syscalls` crate) map onto them.
+//! The one Linux system-call table: a row per call SiON serves, with its
+//! x86_64 and i386 numbers (from the `syscalls` crate, which mirrors Linux's
+//! `arch/x86/entry/syscalls/syscall_64.tbl` and `syscall_32.tbl`), where it
+//! is served, and its handler (which decodes its arguments and serves it, in
+//! the family file named by the handler's path). Adding a call is one row
+//! and one handler.
 //!
-//! Where the two ABIs differ in argument layout, the call keeps a separate entry
-//! (`Mmap2`, `Llseek`, `Stat64`, `ClockGettime64`, 16-bit `Getuid16`, ...); the
-//! family files turn every entry into a [`super::Syscall`].
+//! Calls whose argument layout differs between the ABIs keep one row per
+//! layout (`fstat` and i386 `fstat64`, `mmap` and `mmap2`, `getuid` and the
+//! 16-bit i386 `getuid`, `clock_gettime` and `clock_gettime64`, ...).
 
 use syscalls::x86::Sysno as I386;
 use syscalls::x86_64::Sysno as X64;
 
-use crate::abi::Abi;
+use super::{Args, Served, fs, io, mm, process, signal, time};
+use crate::Abi;
+use crate::process::{CallResult, Process};
 
-/// A system call the table knows, independent of its number.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[allow(missing_docs)] // Each variant is the Linux call of the same name.
-pub enum Call {
-    Read,
-    Write,
-    Readv,
-    Writev,
-    Pread64,
-    Pwrite64,
-    Close,
-    Lseek,
-    /// i386 `_llseek`.
-    Llseek,
-    Ioctl,
-    Fcntl,
-    Dup,
-    Dup2,
-    Dup3,
-    Pipe,
-    Pipe2,
-    /// `sendfile` with a 32-bit offset (i386 187).
-    Sendfile32,
-    /// `sendfile` with a 64-bit offset (x86_64 `sendfile`, i386 `sendfile64`).
-    Sendfile64,
-    Getdents64,
-    /// `ftruncate` with an `off_t` length (one register).
-    Ftruncate,
-    /// i386 `ftruncate64` (length in two registers).
-    Ftruncate64,
-    /// `fstat` with the ABI's own `struct stat`.
-    Fstat,
-    /// i386 `fstat64`.
-    Fstat64,
-    Open,
-    Openat,
-    Stat,
-    Lstat,
-    /// i386 `stat64`.
-    Stat64,
-    /// i386 `lstat64`.
-    Lstat64,
-    /// x86_64 `newfstatat`.
-    Newfstatat,
-    /// i386 `fstatat64`.
-    Fstatat64,
-    Statx,
-    Access,
-    Faccessat,
-    Faccessat2,
-    Readlink,
-    Readlinkat,
-    Mkdir,
-    Mkdirat,
-    Unlink,
-    Unlinkat,
-    /// `rmdir(2)`: decoded as `unlinkat(AT_FDCWD, path, AT_REMOVEDIR)`.
-    Rmdir,
-    Rename,
-    Renameat,
-    Renameat2,
-    Chdir,
-    Getcwd,
-    Brk,
-    /// x86_64 `mmap` (byte offset).
-    Mmap,
-    /// i386 `mmap2` (offset in 4096-byte units).
-    Mmap2,
-    /// i386 old `mmap` (90, arguments in memory).
-    OldMmap,
-    Munmap,
-    Mprotect,
-    Mremap,
-    Madvise,
-    Exit,
-    ExitGroup,
-    ArchPrctl,
-    SetThreadArea,
-    SetTidAddress,
-    SetRobustList,
-    Rseq,
-    Prctl,
-    Uname,
-    Getpid,
-    Getppid,
-    Umask,
-    Gettid,
-    /// 32-bit ids: x86_64 `getuid`, i386 `getuid32`.
-    Getuid,
-    Geteuid,
-    Getgid,
-    Getegid,
-    /// i386 16-bit `getuid` (24).
-    Getuid16,
-    Geteuid16,
-    Getgid16,
-    Getegid16,
-    /// `getrlimit` with the ABI's `unsigned long` (x86_64 `getrlimit`, i386
-    /// `ugetrlimit`).
-    Getrlimit,
-    /// i386 old `getrlimit` (76), values clamped to `0x7fff_ffff`.
-    OldGetrlimit,
-    Prlimit64,
-    Getrandom,
-    SchedYield,
-    Kill,
-    Tkill,
-    Tgkill,
-    Futex,
-    /// i386 `futex_time64`.
-    FutexTime64,
-    ClockGettime,
-    /// i386 `clock_gettime64`.
-    ClockGettime64,
-    ClockGetres,
-    /// i386 `clock_getres_time64`.
-    ClockGetresTime64,
-    Gettimeofday,
-    Time,
-    Nanosleep,
-    ClockNanosleep,
-    /// i386 `clock_nanosleep_time64`.
-    ClockNanosleepTime64,
-    RtSigaction,
-    RtSigprocmask,
-    Sigaltstack,
+/// A handler: decodes the arguments and serves the call.
+pub type Handler = fn(&mut Process<'_>, &Args) -> CallResult;
+
+/// One row of the table.
+#[derive(Clone, Copy)]
+pub struct Row {
+    /// The x86_64 number (`syscall`), if the call exists there.
+    pub x86_64: Option<X64>,
+    /// The i386 number (`int 0x80`), if the call exists there.
+    pub i386: Option<I386>,
+    /// Where it is served.
+    pub served: Served,
+    /// Its handler.
+    pub handler: Handler,
 }
 
-/// The call for x86_64 number `s` (`syscall` instruction), if served.
-pub fn x86_64(s: X64) -> Option<Call> {
-    use Call as C;
-    Some(match s {
-        X64::read => C::Read,
-        X64::write => C::Write,
-        X64::readv => C::Readv,
-        X64::writev => C::Writev,
-        X64::pread64 => C::Pread64,
-        X64::pwrite64 => C::Pwrite64,
-        X64::close => C::Close,
-        X64::lseek => C::Lseek,
-        X64::ioctl => C::Ioctl,
-        X64::fcntl => C::Fcntl,
-        X64::dup => C::Dup,
-        X64::dup2 => C::Dup2,
-        X64::dup3 => C::Dup3,
-        X64::pipe => C::Pipe,
-        X64::pipe2 => C::Pipe2,
-        X64::sendfile => C::Sendfile64,
-        X64::getdents64 => C::Getdents64,
-        X64::ftruncate => C::Ftruncate,
-        X64::fstat => C::Fstat,
-        X64::open => C::Open,
-        X64::openat => C::Openat,
-        X64::stat => C::Stat,
-        X64::lstat => C::Lstat,
-        X64::newfstatat => C::Newfstatat,
-        X64::statx => C::Statx,
-        X64::access => C::Access,
-        X64::faccessat => C::Faccessat,
-        X64::faccessat2 => C::Faccessat2,
-        X64::readlink => C::Readlink,
-        X64::readlinkat => C::Readlinkat,
-        X64::mkdir => C::Mkdir,
-        X64::mkdirat => C::Mkdirat,
-        X64::unlink => C::Unlink,
-        X64::unlinkat => C::Unlinkat,
-        X64::rmdir => C::Rmdir,
-        X64::rename => C::Rename,
-        X64::renameat => C::Renameat,
-        X64::renameat2 => C::Renameat2,
-        X64::chdir => C::Chdir,
-        X64::getcwd => C::Getcwd,
-        X64::brk => C::Brk,
-        X64::mmap => C::Mmap,
-        X64::munmap => C::Munmap,
-        X64::mprotect => C::Mprotect,
-        X64::mremap => C::Mremap,
-        X64::madvise => C::Madvise,
-        X64::exit => C::Exit,
-        X64::exit_group => C::ExitGroup,
-        X64::arch_prctl => C::ArchPrctl,
-        X64::set_thread_area => C::SetThreadArea,
-        X64::set_tid_address => C::SetTidAddress,
-        X64::set_robust_list => C::SetRobustList,
-        X64::rseq => C::Rseq,
-        X64::prctl => C::Prctl,
-        X64::uname => C::Uname,
-        X64::getpid => C::Getpid,
-        X64::getppid => C::Getppid,
-        X64::umask => C::Umask,
-        X64::gettid => C::Gettid,
-        X64::getuid => C::Getuid,
-        X64::geteuid => C::Geteuid,
-        X64::getgid => C::Getgid,
-        X64::getegid => C::Getegid,
-        X64::getrlimit => C::Getrlimit,
-        X64::prlimit64 => C::Prlimit64,
-        X64::getrandom => C::Getrandom,
-        X64::sched_yield => C::SchedYield,
-        X64::kill => C::Kill,
-        X64::tkill => C::Tkill,
-        X64::tgkill => C::Tgkill,
-        X64::futex => C::Futex,
-        X64::clock_gettime => C::ClockGettime,
-        X64::clock_getres => C::ClockGetres,
-        X64::gettimeofday => C::Gettimeofday,
-        X64::time => C::Time,
-        X64::nanosleep => C::Nanosleep,
-        X64::clock_nanosleep => C::ClockNanosleep,
-        X64::rt_sigaction => C::RtSigaction,
-        X64::rt_sigprocmask => C::RtSigprocmask,
-        X64::sigaltstack => C::Sigaltstack,
-        _ => return None,
-    })
-}
-
-/// The call for i386 number `s` (`int 0x80`), if served.
-pub fn i386(s: I386) -> Option<Call> {
-    use Call as C;
-    Some(match s {
-        I386::read => C::Read,
-        I386::write => C::Write,
-        I386::readv => C::Readv,
-        I386::writev => C::Writev,
-        I386::pread64 => C::Pread64,
-        I386::pwrite64 => C::Pwrite64,
-        I386::close => C::Close,
-        I386::lseek => C::Lseek,
-        I386::_llseek => C::Llseek,
-        I386::ioctl => C::Ioctl,
-        I386::fcntl | I386::fcntl64 => C::Fcntl,
-        I386::dup => C::Dup,
-        I386::dup2 => C::Dup2,
-        I386::dup3 => C::Dup3,
-        I386::pipe => C::Pipe,
-        I386::pipe2 => C::Pipe2,
-        I386::sendfile => C::Sendfile32,
-        I386::sendfile64 => C::Sendfile64,
-        I386::getdents64 => C::Getdents64,
-        I386::ftruncate => C::Ftruncate,
-        I386::ftruncate64 => C::Ftruncate64,
-        I386::fstat => C::Fstat,
-        I386::fstat64 => C::Fstat64,
-        I386::open => C::Open,
-        I386::openat => C::Openat,
-        I386::stat => C::Stat,
-        I386::lstat => C::Lstat,
-        I386::stat64 => C::Stat64,
-        I386::lstat64 => C::Lstat64,
-        I386::fstatat64 => C::Fstatat64,
-        I386::statx => C::Statx,
-        I386::access => C::Access,
-        I386::faccessat => C::Faccessat,
-        I386::faccessat2 => C::Faccessat2,
-        I386::readlink => C::Readlink,
-        I386::readlinkat => C::Readlinkat,
-        I386::mkdir => C::Mkdir,
-        I386::mkdirat => C::Mkdirat,
-        I386::unlink => C::Unlink,
-        I386::unlinkat => C::Unlinkat,
-        I386::rmdir => C::Rmdir,
-        I386::rename => C::Rename,
-        I386::renameat => C::Renameat,
-        I386::renameat2 => C::Renameat2,
-        I386::chdir => C::Chdir,
-        I386::getcwd => C::Getcwd,
-        I386::brk => C::Brk,
-        I386::mmap => C::OldMmap,
-        I386::mmap2 => C::Mmap2,
-        I386::munmap => C::Munmap,
-        I386::mprotect => C::Mprotect,
-        I386::mremap => C::Mremap,
-        I386::madvise => C::Madvise,
-        I386::exit => C::Exit,
-        I386::exit_group => C::ExitGroup,
-        I386::arch_prctl => C::ArchPrctl,
-        I386::set_thread_area => C::SetThreadArea,
-        I386::set_tid_address => C::SetTidAddress,
-        I386::set_robust_list => C::SetRobustList,
-        I386::rseq => C::Rseq,
-        I386::prctl => C::Prctl,
-        I386::uname => C::Uname,
-        I386::getpid => C::Getpid,
-        I386::getppid => C::Getppid,
-        I386::umask => C::Umask,
-        I386::gettid => C::Gettid,
-        I386::getuid32 => C::Getuid,
-        I386::geteuid32 => C::Geteuid,
-        I386::getgid32 => C::Getgid,
-        I386::getegid32 => C::Getegid,
-        I386::getuid => C::Getuid16,
-        I386::geteuid => C::Geteuid16,
-        I386::getgid => C::Getgid16,
-        I386::getegid => C::Getegid16,
-        I386::ugetrlimit => C::Getrlimit,
-        I386::getrlimit => C::OldGetrlimit,
-        I386::prlimit64 => C::Prlimit64,
-        I386::getrandom => C::Getrandom,
-        I386::sched_yield => C::SchedYield,
-        I386::kill => C::Kill,
-        I386::tkill => C::Tkill,
-        I386::tgkill => C::Tgkill,
-        I386::futex => C::Futex,
-        I386::futex_time64 => C::FutexTime64,
-        I386::clock_gettime => C::ClockGettime,
-        I386::clock_gettime64 => C::ClockGettime64,
-        I386::clock_getres => C::ClockGetres,
-        I386::clock_getres_time64 => C::ClockGetresTime64,
-        I386::gettimeofday => C::Gettimeofday,
-        I386::time => C::Time,
-        I386::nanosleep => C::Nanosleep,
-        I386::clock_nanosleep => C::ClockNanosleep,
-        I386::clock_nanosleep_time64 => C::ClockNanosleepTime64,
-        I386::rt_sigaction => C::RtSigaction,
-        I386::rt_sigprocmask => C::RtSigprocmask,
-        I386::sigaltstack => C::Sigaltstack,
-        _ => return None,
-    })
-}
-
-/// The call for number `nr` of `abi`, if served.
-pub fn lookup(abi: Abi, nr: u64) -> Option<Call> {
-    let nr = usize::try_from(nr).ok()?;
-    match abi {
-        Abi::X86_64 => X64::new(nr).and_then(x86_64),
-        Abi::I386 => I386::new(nr).and_then(i386),
+impl Row {
+    /// The call's Linux name (the x86_64 one where both exist).
+    pub fn name(&self) -> &'static str {
+        match (self.x86_64, self.i386) {
+            (Some(s), _) => s.name(),
+            (None, Some(s)) => s.name(),
+            (None, None) => "?",
+        }
     }
+}
+
+use Served::{ByFd, Node, Submitter};
+
+/// A row for both ABIs.
+const fn both(x: X64, i: I386, served: Served, handler: Handler) -> Row {
+    Row {
+        x86_64: Some(x),
+        i386: Some(i),
+        served,
+        handler,
+    }
+}
+
+/// A row for x86_64 only.
+const fn x64(x: X64, served: Served, handler: Handler) -> Row {
+    Row {
+        x86_64: Some(x),
+        i386: None,
+        served,
+        handler,
+    }
+}
+
+/// A row for i386 only.
+const fn i386(i: I386, served: Served, handler: Handler) -> Row {
+    Row {
+        x86_64: None,
+        i386: Some(i),
+        served,
+        handler,
+    }
+}
+
+/// Every call SiON serves. A number found in neither ABI's column is
+/// answered with `-ENOSYS`.
+#[rustfmt::skip]
+pub static ROWS: &[Row] = &[
+    // ---- descriptors: io.rs ----
+    both(X64::read, I386::read, ByFd, io::read),
+    both(X64::write, I386::write, ByFd, io::write),
+    both(X64::readv, I386::readv, ByFd, io::readv),
+    both(X64::writev, I386::writev, ByFd, io::writev),
+    both(X64::pread64, I386::pread64, Submitter, io::pread64),
+    both(X64::pwrite64, I386::pwrite64, Submitter, io::pwrite64),
+    both(X64::close, I386::close, ByFd, io::close),
+    both(X64::lseek, I386::lseek, Submitter, io::lseek),
+    i386(I386::_llseek, Submitter, io::llseek),
+    both(X64::ioctl, I386::ioctl, Node, io::ioctl),
+    both(X64::fcntl, I386::fcntl, Node, io::fcntl),
+    i386(I386::fcntl64, Node, io::fcntl),
+    both(X64::dup, I386::dup, Node, io::dup),
+    both(X64::dup2, I386::dup2, Node, io::dup2),
+    both(X64::dup3, I386::dup3, Node, io::dup3),
+    both(X64::pipe, I386::pipe, Node, io::pipe),
+    both(X64::pipe2, I386::pipe2, Node, io::pipe2),
+    both(X64::sendfile, I386::sendfile, Submitter, io::sendfile),
+    i386(I386::sendfile64, Submitter, io::sendfile64),
+    both(X64::getdents64, I386::getdents64, Submitter, io::getdents64),
+    both(X64::ftruncate, I386::ftruncate, Submitter, io::ftruncate),
+    i386(I386::ftruncate64, Submitter, io::ftruncate64),
+    both(X64::fstat, I386::fstat, ByFd, io::fstat),
+    i386(I386::fstat64, ByFd, io::fstat64),
+    // ---- paths: fs.rs ----
+    both(X64::open, I386::open, Submitter, fs::open),
+    both(X64::openat, I386::openat, Submitter, fs::openat),
+    both(X64::stat, I386::stat, Submitter, fs::stat),
+    both(X64::lstat, I386::lstat, Submitter, fs::lstat),
+    i386(I386::stat64, Submitter, fs::stat64),
+    i386(I386::lstat64, Submitter, fs::lstat64),
+    x64(X64::newfstatat, Submitter, fs::newfstatat),
+    i386(I386::fstatat64, Submitter, fs::fstatat64),
+    both(X64::statx, I386::statx, Submitter, fs::statx),
+    both(X64::access, I386::access, Submitter, fs::access),
+    both(X64::faccessat, I386::faccessat, Submitter, fs::faccessat),
+    both(X64::faccessat2, I386::faccessat2, Submitter, fs::faccessat2),
+    both(X64::readlink, I386::readlink, Submitter, fs::readlink),
+    both(X64::readlinkat, I386::readlinkat, Submitter, fs::readlinkat),
+    both(X64::mkdir, I386::mkdir, Submitter, fs::mkdir),
+    both(X64::mkdirat, I386::mkdirat, Submitter, fs::mkdirat),
+    both(X64::unlink, I386::unlink, Submitter, fs::unlink),
+    both(X64::unlinkat, I386::unlinkat, Submitter, fs::unlinkat),
+    both(X64::rmdir, I386::rmdir, Submitter, fs::rmdir),
+    both(X64::rename, I386::rename, Submitter, fs::rename),
+    both(X64::renameat, I386::renameat, Submitter, fs::renameat),
+    both(X64::renameat2, I386::renameat2, Submitter, fs::renameat2),
+    both(X64::chdir, I386::chdir, Submitter, fs::chdir),
+    both(X64::getcwd, I386::getcwd, Node, fs::getcwd),
+    // ---- memory: mm.rs ----
+    both(X64::brk, I386::brk, Node, mm::brk),
+    both(X64::mmap, I386::mmap, Node, mm::mmap),
+    i386(I386::mmap2, Node, mm::mmap2),
+    both(X64::munmap, I386::munmap, Node, mm::munmap),
+    both(X64::mprotect, I386::mprotect, Node, mm::mprotect),
+    both(X64::mremap, I386::mremap, Node, mm::mremap),
+    both(X64::madvise, I386::madvise, Node, mm::madvise),
+    // ---- process: process.rs ----
+    both(X64::exit, I386::exit, Node, process::exit),
+    both(X64::exit_group, I386::exit_group, Node, process::exit),
+    both(X64::arch_prctl, I386::arch_prctl, Node, process::arch_prctl),
+    i386(I386::set_thread_area, Node, process::set_thread_area),
+    both(X64::set_tid_address, I386::set_tid_address, Node, process::getpid),
+    both(X64::set_robust_list, I386::set_robust_list, Node, process::set_robust_list),
+    both(X64::rseq, I386::rseq, Node, process::rseq),
+    both(X64::prctl, I386::prctl, Node, process::prctl),
+    both(X64::uname, I386::uname, Node, process::uname),
+    both(X64::getpid, I386::getpid, Node, process::getpid),
+    both(X64::gettid, I386::gettid, Node, process::getpid),
+    both(X64::getppid, I386::getppid, Node, process::getppid),
+    both(X64::umask, I386::umask, Node, process::umask),
+    both(X64::getuid, I386::getuid32, Node, process::getuid),
+    both(X64::geteuid, I386::geteuid32, Node, process::getuid),
+    both(X64::getgid, I386::getgid32, Node, process::getgid),
+    both(X64::getegid, I386::getegid32, Node, process::getgid),
+    i386(I386::getuid, Node, process::getuid16),
+    i386(I386::geteuid, Node, process::getuid16),
+    i386(I386::getgid, Node, process::getgid16),
+    i386(I386::getegid, Node, process::getgid16),
+    both(X64::getrlimit, I386::ugetrlimit, Node, process::getrlimit),
+    i386(I386::getrlimit, Node, process::old_getrlimit),
+    both(X64::prlimit64, I386::prlimit64, Node, process::prlimit64),
+    both(X64::getrandom, I386::getrandom, Node, process::getrandom),
+    both(X64::sched_yield, I386::sched_yield, Node, process::sched_yield),
+    both(X64::kill, I386::kill, Node, process::kill),
+    both(X64::tkill, I386::tkill, Node, process::tkill),
+    both(X64::tgkill, I386::tgkill, Node, process::tgkill),
+    both(X64::futex, I386::futex, Node, process::futex),
+    i386(I386::futex_time64, Node, process::futex_time64),
+    // ---- time: time.rs ----
+    both(X64::clock_gettime, I386::clock_gettime, Node, time::clock_gettime),
+    i386(I386::clock_gettime64, Node, time::clock_gettime64),
+    both(X64::clock_getres, I386::clock_getres, Node, time::clock_getres),
+    i386(I386::clock_getres_time64, Node, time::clock_getres_time64),
+    both(X64::gettimeofday, I386::gettimeofday, Node, time::gettimeofday),
+    both(X64::time, I386::time, Node, time::time),
+    both(X64::nanosleep, I386::nanosleep, Node, time::nanosleep),
+    both(X64::clock_nanosleep, I386::clock_nanosleep, Node, time::clock_nanosleep),
+    i386(I386::clock_nanosleep_time64, Node, time::clock_nanosleep_time64),
+    // ---- signals: signal.rs ----
+    both(X64::rt_sigaction, I386::rt_sigaction, Node, signal::rt_sigaction),
+    both(X64::rt_sigprocmask, I386::rt_sigprocmask, Node, signal::rt_sigprocmask),
+    both(X64::sigaltstack, I386::sigaltstack, Node, signal::sigaltstack),
+];
+
+/// Highest system-call number indexed (both ABIs stay below it).
+const MAX_NR: usize = 512;
+/// Marks a number without a row in [`INDEX`].
+const NONE: u8 = u8::MAX;
+
+/// Row numbers by system-call number, per ABI, built at compile time.
+static INDEX: [[u8; MAX_NR]; 2] = build_index();
+
+const fn build_index() -> [[u8; MAX_NR]; 2] {
+    let mut index = [[NONE; MAX_NR]; 2];
+    assert!(ROWS.len() < NONE as usize, "row numbers fit in a u8");
+    let mut i = 0;
+    while i < ROWS.len() {
+        if let Some(s) = ROWS[i].x86_64 {
+            let nr = s as usize;
+            assert!(
+                nr < MAX_NR && index[0][nr] == NONE,
+                "one row per x86_64 number"
+            );
+            index[0][nr] = i as u8;
+        }
+        if let Some(s) = ROWS[i].i386 {
+            let nr = s as usize;
+            assert!(
+                nr < MAX_NR && index[1][nr] == NONE,
+                "one row per i386 number"
+            );
+            index[1][nr] = i as u8;
+        }
+        i += 1;
+    }
+    index
+}
+
+/// The row of number `nr` in `abi`, if SiON serves it.
+pub fn lookup(abi: Abi, nr: u64) -> Option<&'static Row> {
+    let column = match abi {
+        Abi::X86_64 => 0,
+        Abi::I386 => 1,
+    };
+    let i = *INDEX[column].get(usize::try_from(nr).ok()?)?;
+    ROWS.get(usize::from(i))
 }

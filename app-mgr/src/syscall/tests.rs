@@ -1,676 +1,567 @@
-//! Tests of the system-call table, the decoder and the routing.
+//! Host tests of the system-call table and its handlers, one group per
+//! family, through [`Process::syscall`] on a [`FakeNode`]: decoding (i386
+//! widths and register pairs), serving, bad pointers, bad descriptors and the
+//! errno values Linux gives.
 
-use super::*;
-use crate::errno::{Errno, encode_return};
-use core::str::FromStr;
-use syscalls::x86::Sysno as I386;
-use syscalls::x86_64::Sysno as X64;
+use alloc::boxed::Box;
+use alloc::vec;
+use alloc::vec::Vec;
 
-fn d64(nr: X64, args: [u64; 6]) -> Syscall {
-    decode(Abi::X86_64, nr as u64, args)
+use syscalls::x86::Sysno as I;
+use syscalls::x86_64::Sysno as X;
+
+use super::table::{ROWS, lookup};
+use crate::abi::{Abi, UserLayout};
+use crate::errno::Errno;
+use crate::job::{Dir, FileReply, FileRequest, HostMsg, NodeMsg};
+use crate::process::fake::FakeNode;
+use crate::process::{Process, ProcessSpec, Tls};
+use crate::vm::AddressSpace;
+
+const X64: Abi = Abi::X86_64;
+const I386: Abi = Abi::I386;
+const PID: u64 = 7;
+const UNMAPPED: u64 = 0x10;
+
+fn spec(abi: Abi) -> ProcessSpec {
+    ProcessSpec {
+        number: 1,
+        pid: PID,
+        abi,
+        vm: AddressSpace::new(UserLayout::for_abi(abi), 64 << 20),
+        cwd: b"/home/u/job".to_vec(),
+        exe: b"/home/u/job/prog".to_vec(),
+        tty: [false; 3],
+        winsize: None,
+        uid: 1000,
+        gid: 100,
+        realtime_ns: 1_700_000_000_000_000_000,
+    }
 }
 
-fn d32(nr: I386, args: [u64; 6]) -> Syscall {
-    decode(Abi::I386, nr as u64, args)
+/// Runs `f` on a process of `abi` served by `node`.
+fn with<R>(abi: Abi, node: &mut FakeNode, f: impl FnOnce(&mut Process<'_>) -> R) -> R {
+    let mut p = Process::new(node, spec(abi));
+    f(&mut p)
 }
 
-/// A register holding the 32-bit value `v` with garbage in the upper half, as a
-/// 64-bit kernel may see after a 32-bit program ran.
-fn dirty(v: u32) -> u64 {
-    0xdead_beef_0000_0000 | u64::from(v)
+/// One system call; its answer (`None`: no answer, the job ends).
+fn call(p: &mut Process<'_>, nr: u64, args: &[u64]) -> Option<i64> {
+    let mut a = [0u64; 6];
+    a[..args.len()].copy_from_slice(args);
+    p.syscall(p.abi, nr, a)
 }
 
-#[test]
-fn read_write_both_abis() {
-    let w = d64(X64::write, [1, 0x7fff_0000_1000, 5, 0, 0, 0]);
-    assert_eq!(
-        w,
-        Syscall::Write {
-            fd: 1,
-            buf: 0x7fff_0000_1000,
-            count: 5
-        }
-    );
-    assert_eq!(w.route(), Route::ByFd(1));
-    let w = d32(
-        I386::write,
-        [dirty(2), dirty(0x0804_a000), dirty(12), 0, 0, 0],
-    );
-    assert_eq!(
-        w,
-        Syscall::Write {
-            fd: 2,
-            buf: 0x0804_a000,
-            count: 12
-        }
-    );
-    assert_eq!(
-        d32(I386::read, [0, 0xffff_d000, 0xffff_ffff, 0, 0, 0]),
-        Syscall::Read {
-            fd: 0,
-            buf: 0xffff_d000,
-            count: 0xffff_ffff
-        }
-    );
-    assert_eq!(d64(X64::close, [3, 0, 0, 0, 0, 0]).route(), Route::ByFd(3));
+fn err(e: Errno) -> Option<i64> {
+    Some(e.to_return())
 }
 
-#[test]
-fn signed_arguments_are_sign_extended() {
-    // openat(AT_FDCWD, ...) with AT_FDCWD = -100.
-    let at_fdcwd = linux_raw_sys::general::AT_FDCWD;
-    let o = d64(
-        X64::openat,
-        [at_fdcwd as i64 as u64, 0x1000, 0o100, 0o644, 0, 0],
-    );
-    assert_eq!(
-        o,
-        Syscall::Openat {
-            dirfd: -100,
-            pathname: 0x1000,
-            flags: 0o100,
-            mode: 0o644
-        }
-    );
-    assert_eq!(o.route(), Route::Host);
-    let o = d32(I386::openat, [at_fdcwd as u32 as u64, 0x1000, 0, 0, 0, 0]);
-    assert!(matches!(o, Syscall::Openat { dirfd: -100, .. }));
-    // lseek(fd, -16, SEEK_END).
-    assert_eq!(
-        d32(I386::lseek, [3, 0xffff_fff0, 2, 0, 0, 0]),
-        Syscall::Lseek {
-            fd: 3,
-            offset: -16,
-            whence: 2
-        }
-    );
-    assert_eq!(
-        d64(X64::lseek, [3, (-16i64) as u64, 2, 0, 0, 0]),
-        Syscall::Lseek {
-            fd: 3,
-            offset: -16,
-            whence: 2
-        }
-    );
-    // An x86_64 int argument uses the low 32 bits only.
-    assert_eq!(
-        d64(X64::dup, [0xffff_ffff_0000_0004, 0, 0, 0, 0, 0]),
-        Syscall::Dup { oldfd: 4 }
-    );
-}
-
-#[test]
-fn i386_64_bit_values_in_register_pairs() {
-    // _llseek(fd, offset_high, offset_low, result, whence).
-    assert_eq!(
-        d32(I386::_llseek, [3, 0x1, 0x8000_0000, 0xffff_c000, 0, 0]),
-        Syscall::Llseek {
-            fd: 3,
-            offset: 0x1_8000_0000,
-            result: 0xffff_c000,
-            whence: 0
-        }
-    );
-    // pread64(fd, buf, count, pos_lo, pos_hi).
-    assert_eq!(
-        d32(I386::pread64, [3, 0x1000, 10, 0x2345_6789, 0x1, 0]),
-        Syscall::Pread64 {
-            fd: 3,
-            buf: 0x1000,
-            count: 10,
-            offset: 0x1_2345_6789
-        }
-    );
-    assert_eq!(
-        d64(X64::pwrite64, [3, 0x1000, 10, 0x1_2345_6789, 0, 0]),
-        Syscall::Pwrite64 {
-            fd: 3,
-            buf: 0x1000,
-            count: 10,
-            offset: 0x1_2345_6789
-        }
-    );
-    // ftruncate64(fd, lo, hi) and ftruncate(fd, off_t).
-    assert_eq!(
-        d32(I386::ftruncate64, [3, 0, 2, 0, 0, 0]),
-        Syscall::Ftruncate {
-            fd: 3,
-            length: 2 << 32
-        }
-    );
-    assert_eq!(
-        d32(I386::ftruncate, [3, 0xffff_ffff, 0, 0, 0, 0]),
-        Syscall::Ftruncate { fd: 3, length: -1 }
-    );
-}
-
-#[test]
-fn memory_calls() {
-    // mmap2 takes its offset in 4096-byte units.
-    assert_eq!(
-        d32(I386::mmap2, [0, 0x2000, 3, 0x22, 0xffff_ffff, 0x10]),
-        Syscall::Mmap {
-            addr: 0,
-            length: 0x2000,
-            prot: 3,
-            flags: 0x22,
-            fd: -1,
-            offset: 0x10000
-        }
-    );
-    assert_eq!(
-        d64(X64::mmap, [0, 0x2000, 3, 0x22, u64::MAX, 0x10000]),
-        Syscall::Mmap {
-            addr: 0,
-            length: 0x2000,
-            prot: 3,
-            flags: 0x22,
-            fd: -1,
-            offset: 0x10000
-        }
-    );
-    assert_eq!(
-        d32(I386::mmap, [0xffff_c000, 0, 0, 0, 0, 0]),
-        Syscall::OldMmap { args: 0xffff_c000 }
-    );
-    assert_eq!(d64(X64::brk, [0, 0, 0, 0, 0, 0]), Syscall::Brk { addr: 0 });
-    assert_eq!(
-        d32(I386::brk, [dirty(0x0805_0000), 0, 0, 0, 0, 0]),
-        Syscall::Brk { addr: 0x0805_0000 }
-    );
-    assert_eq!(
-        d64(X64::mremap, [0x1000, 0x2000, 0x3000, 1, 0, 0]),
-        Syscall::Mremap {
-            old_address: 0x1000,
-            old_size: 0x2000,
-            new_size: 0x3000,
-            flags: 1,
-            new_address: 0
-        }
-    );
-    assert_eq!(d64(X64::mmap, [0; 6]).route(), Route::Node);
-}
-
-#[test]
-fn layouts_follow_the_call() {
-    let tp = [1, 0x1000, 0, 0, 0, 0];
-    assert!(matches!(
-        d32(I386::clock_gettime, tp),
-        Syscall::ClockGettime {
-            time: TimeLayout::Time32,
-            clockid: 1,
-            ..
-        }
-    ));
-    assert!(matches!(
-        d32(I386::clock_gettime64, tp),
-        Syscall::ClockGettime {
-            time: TimeLayout::Time64,
-            ..
-        }
-    ));
-    assert!(matches!(
-        d64(X64::clock_gettime, tp),
-        Syscall::ClockGettime {
-            time: TimeLayout::Time64,
-            ..
-        }
-    ));
-    assert!(matches!(
-        d32(I386::futex_time64, tp),
-        Syscall::Futex {
-            time: TimeLayout::Time64,
-            ..
-        }
-    ));
-    assert!(matches!(
-        d32(I386::futex, tp),
-        Syscall::Futex {
-            time: TimeLayout::Time32,
-            ..
-        }
-    ));
-    assert!(matches!(
-        d32(I386::clock_nanosleep_time64, tp),
-        Syscall::ClockNanosleep {
-            time: TimeLayout::Time64,
-            ..
-        }
-    ));
-    assert!(matches!(
-        d32(I386::gettimeofday, tp),
-        Syscall::Gettimeofday {
-            time: TimeLayout::Time32,
-            ..
-        }
-    ));
-    assert!(matches!(
-        d64(X64::time, tp),
-        Syscall::Time {
-            time: TimeLayout::Time64,
-            tloc: 1
-        }
-    ));
-
-    let st = [0x1000, 0x2000, 0, 0, 0, 0];
-    assert!(matches!(
-        d64(X64::stat, st),
-        Syscall::Stat {
-            layout: StatLayout::X86_64,
-            ..
-        }
-    ));
-    assert!(matches!(
-        d32(I386::stat, st),
-        Syscall::Stat {
-            layout: StatLayout::I386Stat,
-            ..
-        }
-    ));
-    assert!(matches!(
-        d32(I386::stat64, st),
-        Syscall::Stat {
-            layout: StatLayout::I386Stat64,
-            ..
-        }
-    ));
-    assert!(matches!(
-        d32(I386::lstat64, st),
-        Syscall::Lstat {
-            layout: StatLayout::I386Stat64,
-            ..
-        }
-    ));
-    assert!(matches!(
-        d32(I386::fstat64, st),
-        Syscall::Fstat {
-            layout: StatLayout::I386Stat64,
-            fd: 0x1000,
-            ..
-        }
-    ));
-    assert!(matches!(
-        d32(I386::fstat, st),
-        Syscall::Fstat {
-            layout: StatLayout::I386Stat,
-            ..
-        }
-    ));
-    assert!(matches!(
-        d32(I386::fstatat64, st),
-        Syscall::Fstatat {
-            layout: StatLayout::I386Stat64,
-            ..
-        }
-    ));
-    assert!(matches!(
-        d64(X64::newfstatat, st),
-        Syscall::Fstatat {
-            layout: StatLayout::X86_64,
-            ..
-        }
-    ));
-
-    assert!(matches!(
-        d64(X64::getrlimit, st),
-        Syscall::Getrlimit {
-            layout: RlimitLayout::Rlimit64,
-            ..
-        }
-    ));
-    assert!(matches!(
-        d32(I386::ugetrlimit, st),
-        Syscall::Getrlimit {
-            layout: RlimitLayout::Rlimit32,
-            ..
-        }
-    ));
-    assert!(matches!(
-        d32(I386::getrlimit, st),
-        Syscall::Getrlimit {
-            layout: RlimitLayout::Rlimit32Clamped,
-            ..
-        }
-    ));
-    assert!(matches!(
-        d32(I386::sendfile, st),
-        Syscall::Sendfile {
-            offset_width: OffsetWidth::Off32,
-            ..
-        }
-    ));
-    assert!(matches!(
-        d32(I386::sendfile64, st),
-        Syscall::Sendfile {
-            offset_width: OffsetWidth::Off64,
-            ..
-        }
-    ));
-    assert!(matches!(
-        d64(X64::sendfile, st),
-        Syscall::Sendfile {
-            offset_width: OffsetWidth::Off64,
-            ..
-        }
-    ));
-
-    let id = |s| match s {
-        Syscall::GetId { which, legacy16 } => (which, legacy16),
-        other => panic!("{other:?}"),
+/// `len` bytes of fresh anonymous read-write memory.
+fn mem(p: &mut Process<'_>, len: u64) -> u64 {
+    let (mmap, flags) = match p.abi {
+        Abi::X86_64 => (X::mmap as u64, 0x22),
+        Abi::I386 => (I::mmap2 as u64, 0x22),
     };
-    assert_eq!(id(d32(I386::getuid, [0; 6])), (IdKind::Uid, true));
-    assert_eq!(id(d32(I386::getuid32, [0; 6])), (IdKind::Uid, false));
-    assert_eq!(id(d32(I386::getegid, [0; 6])), (IdKind::Egid, true));
-    assert_eq!(id(d32(I386::getegid32, [0; 6])), (IdKind::Egid, false));
-    assert_eq!(id(d64(X64::geteuid, [0; 6])), (IdKind::Euid, false));
-    assert_eq!(id(d64(X64::getgid, [0; 6])), (IdKind::Gid, false));
+    let addr = call(p, mmap, &[0, len, 3, flags, u64::MAX, 0]).unwrap();
+    assert!(addr > 0, "mmap failed: {addr}");
+    addr as u64
 }
 
-#[test]
-fn variants_with_optional_flags() {
-    assert_eq!(
-        d64(X64::pipe, [0x1000, 0x80000, 0, 0, 0, 0]),
-        Syscall::Pipe {
-            fds: 0x1000,
-            flags: 0
-        }
-    );
-    assert_eq!(
-        d64(X64::pipe2, [0x1000, 0x80000, 0, 0, 0, 0]),
-        Syscall::Pipe {
-            fds: 0x1000,
-            flags: 0x80000
-        }
-    );
-    assert!(matches!(
-        d64(X64::faccessat, [1, 2, 3, 4, 0, 0]),
-        Syscall::Faccessat { flags: 0, .. }
-    ));
-    assert!(matches!(
-        d64(X64::faccessat2, [1, 2, 3, 4, 0, 0]),
-        Syscall::Faccessat { flags: 4, .. }
-    ));
-    assert!(matches!(
-        d64(X64::renameat, [1, 2, 3, 4, 5, 0]),
-        Syscall::Renameat { flags: 0, .. }
-    ));
-    assert!(matches!(
-        d64(X64::renameat2, [1, 2, 3, 4, 5, 0]),
-        Syscall::Renameat { flags: 5, .. }
-    ));
-    assert!(matches!(
-        d32(I386::fcntl64, [1, 2, 3, 0, 0, 0]),
-        Syscall::Fcntl {
-            fd: 1,
-            cmd: 2,
-            arg: 3
-        }
-    ));
+fn put(p: &mut Process<'_>, addr: u64, data: &[u8]) {
+    p.load_mem(addr, data).unwrap();
 }
 
+fn get(p: &mut Process<'_>, addr: u64, len: u64) -> Vec<u8> {
+    p.read_mem(addr, len).unwrap()
+}
+
+fn u64_at(p: &mut Process<'_>, addr: u64) -> u64 {
+    u64::from_le_bytes(get(p, addr, 8).try_into().unwrap())
+}
+
+// ---- the table ----
+
 #[test]
-fn unknown_numbers_become_enosys() {
-    for (abi, nr) in [
-        (Abi::X86_64, X64::fork as u64),
-        (Abi::X86_64, X64::socket as u64),
-        (Abi::X86_64, 9999),
-        (Abi::X86_64, u64::MAX),
-        (Abi::X86_64, 0x4000_0000 | 1), // x32 write
-        (Abi::I386, I386::fork as u64),
-        (Abi::I386, I386::socketcall as u64),
-        (Abi::I386, 0x1_0000_0004), // not a 32-bit number
-        (Abi::I386, 5000),
-    ] {
-        let s = decode(abi, nr, [0; 6]);
-        assert_eq!(s, Syscall::Unknown(nr));
-        assert_eq!(s.route(), Route::NoSys);
+fn every_row_is_found_by_its_numbers_and_unknown_numbers_are_enosys() {
+    for row in ROWS {
+        if let Some(s) = row.x86_64 {
+            assert!(
+                core::ptr::eq(lookup(X64, s as u64).unwrap(), row),
+                "{}",
+                row.name()
+            );
+        }
+        if let Some(s) = row.i386 {
+            assert!(
+                core::ptr::eq(lookup(I386, s as u64).unwrap(), row),
+                "{}",
+                row.name()
+            );
+        }
+        assert!(row.x86_64.is_some() || row.i386.is_some());
+    }
+    assert!(lookup(X64, X::fork as u64).is_none());
+    assert!(lookup(X64, 1 << 40).is_none());
+    let mut node = FakeNode::default();
+    with(X64, &mut node, |p| {
+        assert_eq!(call(p, X::fork as u64, &[]), err(Errno::ENOSYS));
+        assert_eq!(call(p, X::fork as u64, &[]), err(Errno::ENOSYS));
+        assert_eq!(call(p, 100_000, &[]), err(Errno::ENOSYS));
+    });
+    // Each unknown number is logged once.
+    assert_eq!(node.log.len(), 2, "{:?}", node.log);
+    assert!(node.log[0].contains("fork"), "{:?}", node.log);
+}
+
+// ---- descriptors ----
+
+#[test]
+fn write_to_stdout_reaches_hostd_and_bad_pointers_and_fds_are_errors() {
+    let mut node = FakeNode::default();
+    with(X64, &mut node, |p| {
+        let buf = mem(p, 4096);
+        put(p, buf, b"hello\n");
+        assert_eq!(call(p, X::write as u64, &[1, buf, 6]), Some(6));
         assert_eq!(
-            encode_return(abi, Err(Errno::ENOSYS)) as i64 & 0xffff_ffff,
-            0xffff_ffda
+            call(p, X::write as u64, &[1, UNMAPPED, 6]),
+            err(Errno::EFAULT)
         );
-    }
+        assert_eq!(call(p, X::write as u64, &[99, buf, 6]), err(Errno::EBADF));
+        assert_eq!(call(p, X::write as u64, &[0, buf, 6]), err(Errno::EBADF));
+        assert_eq!(call(p, X::close as u64, &[99]), err(Errno::EBADF));
+        // A read into memory that is not writable.
+        assert_eq!(
+            call(p, X::read as u64, &[0, UNMAPPED, 4]),
+            err(Errno::EFAULT)
+        );
+    });
+    assert_eq!(node.stdout(), b"hello\n");
 }
 
 #[test]
-fn every_table_entry_decodes() {
-    let mut served = [0usize; 2];
-    for (i, abi) in [Abi::I386, Abi::X86_64].into_iter().enumerate() {
-        for nr in 0..1024 {
-            if table::lookup(abi, nr).is_some() {
-                served[i] += 1;
-                let s = decode(abi, nr, [1, 2, 3, 4, 5, 6]);
-                assert_ne!(
-                    s,
-                    Syscall::Unknown(nr),
-                    "{abi} {nr} ({:?}) has no decoder",
-                    name(abi, nr)
-                );
-                assert_ne!(s.route(), Route::NoSys);
-            }
-        }
-    }
-    assert!(served[0] > 90 && served[1] > 75, "{served:?}");
-}
-
-/// The lists of issue 5: node-served and host-forwarded calls, by Linux name.
-const NODE: &[&str] = &[
-    "read",
-    "write",
-    "readv",
-    "writev",
-    "exit",
-    "exit_group",
-    "brk",
-    "mmap",
-    "munmap",
-    "mprotect",
-    "mremap",
-    "madvise",
-    "arch_prctl",
-    "set_thread_area",
-    "set_tid_address",
-    "set_robust_list",
-    "rseq",
-    "prctl",
-    "uname",
-    "getpid",
-    "getppid",
-    "gettid",
-    "getuid",
-    "geteuid",
-    "getgid",
-    "getegid",
-    "clock_gettime",
-    "gettimeofday",
-    "time",
-    "nanosleep",
-    "clock_nanosleep",
-    "getrandom",
-    "sched_yield",
-    "rt_sigaction",
-    "rt_sigprocmask",
-    "sigaltstack",
-    "prlimit64",
-    "getrlimit",
-    "ioctl",
-    "fcntl",
-    "dup",
-    "dup2",
-    "dup3",
-    "pipe",
-    "pipe2",
-    "getcwd",
-    "futex",
-    "readlink",
-];
-const NODE_I386_ONLY: &[&str] = &[
-    "mmap2",
-    "getuid32",
-    "geteuid32",
-    "getgid32",
-    "getegid32",
-    "ugetrlimit",
-    "fcntl64",
-];
-const HOST: &[&str] = &[
-    "open",
-    "openat",
-    "close",
-    "read",
-    "write",
-    "pread64",
-    "pwrite64",
-    "lseek",
-    "sendfile",
-    "stat",
-    "lstat",
-    "fstat",
-    "statx",
-    "access",
-    "faccessat",
-    "readlinkat",
-    "getdents64",
-    "mkdir",
-    "unlink",
-    "rename",
-    "chdir",
-    "ftruncate",
-];
-const HOST_I386_ONLY: &[&str] = &["_llseek", "stat64", "lstat64", "fstat64", "fstatat64"];
-const HOST_X86_64_ONLY: &[&str] = &["newfstatat"];
-
-fn route_of(abi: Abi, name: &str) -> Route {
-    let nr = match abi {
-        Abi::X86_64 => X64::from_str(name).unwrap_or_else(|_| panic!("{name}")) as u64,
-        Abi::I386 => I386::from_str(name).unwrap_or_else(|_| panic!("{name}")) as u64,
-    };
-    decode(abi, nr, [3, 0x1000, 0x10, 0, 0, 0]).route()
+fn stdin_is_asked_for_and_read() {
+    let mut node = FakeNode::default();
+    node.inbox.push_back(HostMsg::Stdin(b"abc".to_vec()));
+    with(X64, &mut node, |p| {
+        let buf = mem(p, 4096);
+        assert_eq!(call(p, X::read as u64, &[0, buf, 100]), Some(3));
+        assert_eq!(get(p, buf, 3), b"abc");
+    });
+    assert!(matches!(node.sent[0], NodeMsg::StdinWanted { .. }));
 }
 
 #[test]
-fn routing_matches_issue_5() {
-    // read/write/close/lseek/fstat/... depend on the descriptor (fd 3 here).
-    let by_fd = [
-        "read",
-        "write",
-        "readv",
-        "writev",
-        "close",
-        "pread64",
-        "pwrite64",
-        "lseek",
-        "fstat",
-        "getdents64",
-        "ftruncate",
-    ];
-    for abi in [Abi::I386, Abi::X86_64] {
-        let only: &[&str] = if abi == Abi::I386 {
-            NODE_I386_ONLY
-        } else {
-            &[]
+fn pipes_carry_bytes_and_end_of_file_and_epipe() {
+    let mut node = FakeNode::default();
+    with(I386, &mut node, |p| {
+        let fds = mem(p, 4096);
+        let buf = fds + 64;
+        assert_eq!(call(p, I::pipe2 as u64, &[fds, 0]), Some(0));
+        let raw = get(p, fds, 8);
+        let (r, w) = (
+            u64::from(u32::from_le_bytes(raw[..4].try_into().unwrap())),
+            u64::from(u32::from_le_bytes(raw[4..].try_into().unwrap())),
+        );
+        // Nothing written yet, a writer exists: try again.
+        assert_eq!(call(p, I::read as u64, &[r, buf, 10]), err(Errno::EAGAIN));
+        put(p, buf, b"piped");
+        assert_eq!(call(p, I::write as u64, &[w, buf, 5]), Some(5));
+        assert_eq!(call(p, I::read as u64, &[r, buf + 100, 10]), Some(5));
+        assert_eq!(get(p, buf + 100, 5), b"piped");
+        // Wrong ends.
+        assert_eq!(call(p, I::write as u64, &[r, buf, 1]), err(Errno::EBADF));
+        assert_eq!(call(p, I::read as u64, &[w, buf, 1]), err(Errno::EBADF));
+        // Writer closed: end of file; reader closed: EPIPE.
+        assert_eq!(call(p, I::dup as u64, &[r]), Some(5));
+        assert_eq!(call(p, I::close as u64, &[w]), Some(0));
+        assert_eq!(call(p, I::read as u64, &[r, buf, 10]), Some(0));
+        assert_eq!(call(p, I::pipe as u64, &[fds]), Some(0));
+        let w2 = u64::from(u32::from_le_bytes(get(p, fds + 4, 4).try_into().unwrap()));
+        let r2 = u64::from(u32::from_le_bytes(get(p, fds, 4).try_into().unwrap()));
+        assert_eq!(call(p, I::close as u64, &[r2]), Some(0));
+        assert_eq!(call(p, I::write as u64, &[w2, buf, 1]), err(Errno::EPIPE));
+        // Bad flags.
+        assert_eq!(call(p, I::pipe2 as u64, &[fds, 1]), err(Errno::EINVAL));
+    });
+}
+
+/// A `hostd` that opens every path as handle 7 and answers reads, seeks and
+/// positioned reads, recording what it was asked.
+fn stub_files(node: &mut FakeNode) {
+    node.files = Some(Box::new(|id, req| {
+        let (result, data) = match req {
+            FileRequest::Open { .. } => (7, vec![0]),
+            FileRequest::Lseek { offset, .. } => (offset, vec![]),
+            FileRequest::Pread { len, .. } => (i64::from(len.min(4)), b"data".to_vec()),
+            FileRequest::Close { .. } => (0, vec![]),
+            _ => (Errno::ENOSYS.to_return(), vec![]),
         };
-        for &n in NODE.iter().chain(only) {
-            let r = route_of(abi, n);
-            let want = if by_fd.contains(&n) {
-                Route::ByFd(3)
-            } else {
-                Route::Node
-            };
-            assert_eq!(r, want, "{abi} {n}");
+        FileReply { id, result, data }
+    }));
+}
+
+#[test]
+fn i386_offsets_come_in_register_pairs() {
+    let mut node = FakeNode::default();
+    stub_files(&mut node);
+    with(I386, &mut node, |p| {
+        let m = mem(p, 4096);
+        put(p, m, b"f.txt\0");
+        let fd = call(p, I::open as u64, &[m, 0, 0]).unwrap() as u64;
+        assert_eq!(fd, 3);
+        // pread64(fd, buf, count, pos_lo, pos_hi)
+        assert_eq!(
+            call(p, I::pread64 as u64, &[fd, m + 64, 4, 0x10, 0x2]),
+            Some(4)
+        );
+        assert_eq!(get(p, m + 64, 4), b"data");
+        // _llseek(fd, offset_high, offset_low, result, whence)
+        assert_eq!(
+            call(p, I::_llseek as u64, &[fd, 0x3, 0x20, m + 128, 0]),
+            Some(0)
+        );
+        assert_eq!(u64_at(p, m + 128), 0x3_0000_0020);
+        // A negative positioned offset.
+        assert_eq!(
+            call(p, I::pread64 as u64, &[fd, m + 64, 4, 0, 0x8000_0000]),
+            err(Errno::EINVAL)
+        );
+        // Seeking stdio: ESPIPE.
+        assert_eq!(call(p, I::lseek as u64, &[1, 0, 0]), err(Errno::ESPIPE));
+        assert_eq!(call(p, I::close as u64, &[fd]), Some(0));
+    });
+    let reqs = node.file_requests();
+    assert!(matches!(reqs[0], FileRequest::Open { dir: Dir::Cwd, path, .. } if path == b"f.txt"));
+    assert!(matches!(
+        reqs[1],
+        FileRequest::Pread {
+            offset: 0x2_0000_0010,
+            len: 4,
+            ..
         }
-        let only: &[&str] = if abi == Abi::I386 {
-            HOST_I386_ONLY
-        } else {
-            HOST_X86_64_ONLY
-        };
-        for &n in HOST.iter().chain(only) {
-            let r = route_of(abi, n);
-            let want = if by_fd.contains(&n) || n == "_llseek" || n == "fstat64" {
-                Route::ByFd(3)
-            } else {
-                Route::Host
-            };
-            assert_eq!(r, want, "{abi} {n}");
+    ));
+    assert!(matches!(
+        reqs[2],
+        FileRequest::Lseek {
+            offset: 0x3_0000_0020,
+            whence: 0,
+            ..
         }
-    }
+    ));
+    assert!(matches!(
+        reqs.last(),
+        Some(FileRequest::Close { handle: 7 })
+    ));
+}
+
+// ---- paths ----
+
+#[test]
+fn paths_are_read_checked_and_answered_here_where_linux_would() {
+    let mut node = FakeNode::default();
+    stub_files(&mut node);
+    with(X64, &mut node, |p| {
+        let m = mem(p, 4096);
+        // getcwd: the length with the NUL; a short buffer is ERANGE.
+        assert_eq!(call(p, X::getcwd as u64, &[m, 100]), Some(12));
+        assert_eq!(get(p, m, 12), b"/home/u/job\0");
+        assert_eq!(call(p, X::getcwd as u64, &[m, 5]), err(Errno::ERANGE));
+        // /proc/self/exe is the program, answered on the node.
+        put(p, m, b"/proc/self/exe\0");
+        assert_eq!(call(p, X::readlink as u64, &[m, m + 64, 100]), Some(16));
+        assert_eq!(get(p, m + 64, 16), b"/home/u/job/prog");
+        // A path at a bad address: EFAULT, nothing forwarded.
+        assert_eq!(
+            call(p, X::open as u64, &[UNMAPPED, 0, 0]),
+            err(Errno::EFAULT)
+        );
+        // A path without its NUL within PATH_MAX.
+        let long = mem(p, 8192);
+        put(p, long, &[b'a'; 8192]);
+        assert_eq!(
+            call(p, X::open as u64, &[long, 0, 0]),
+            err(Errno::ENAMETOOLONG)
+        );
+        // openat with a descriptor that is no directory.
+        put(p, m, b"x\0");
+        assert_eq!(
+            call(p, X::openat as u64, &[1, m, 0, 0]),
+            err(Errno::ENOTDIR)
+        );
+        // /dev/null is served on the node.
+        put(p, m, b"/dev/null\0");
+        let fd = call(p, X::open as u64, &[m, 2, 0]).unwrap() as u64;
+        assert_eq!(call(p, X::write as u64, &[fd, m, 5]), Some(5));
+        assert_eq!(call(p, X::read as u64, &[fd, m + 64, 5]), Some(0));
+    });
+    assert!(
+        node.file_requests().is_empty(),
+        "{:?}",
+        node.file_requests()
+    );
+}
+
+// ---- memory ----
+
+#[test]
+fn memory_maps_unmaps_and_protects() {
+    let mut node = FakeNode::default();
+    with(X64, &mut node, |p| {
+        let start = call(p, X::brk as u64, &[0]).unwrap() as u64;
+        assert_eq!(
+            call(p, X::brk as u64, &[start + 8192]),
+            Some((start + 8192) as i64)
+        );
+        put(p, start, b"heap");
+        let m = mem(p, 8192);
+        assert_eq!(get(p, m, 8), vec![0; 8]);
+        assert_eq!(call(p, X::munmap as u64, &[m, 8192]), Some(0));
+        // After munmap the memory is gone: a write from it faults.
+        assert_eq!(call(p, X::write as u64, &[1, m, 4]), err(Errno::EFAULT));
+        assert_eq!(
+            call(p, X::mprotect as u64, &[start, 4096, 0x100]),
+            err(Errno::EINVAL)
+        );
+        assert_eq!(
+            call(p, X::munmap as u64, &[m + 1, 4096]),
+            err(Errno::EINVAL)
+        );
+        assert_eq!(
+            call(p, X::madvise as u64, &[start + 1, 4096, 4]),
+            err(Errno::EINVAL)
+        );
+        // MADV_DONTNEED zeroes the pages.
+        assert_eq!(call(p, X::madvise as u64, &[start, 4096, 4]), Some(0));
+        assert_eq!(get(p, start, 4), vec![0; 4]);
+        // More than the job's memory limit.
+        assert_eq!(
+            call(p, X::mmap as u64, &[0, 1 << 30, 3, 0x22, u64::MAX, 0]),
+            err(Errno::ENOMEM)
+        );
+    });
 }
 
 #[test]
-fn numbers_agree_with_linux_raw_sys() {
-    // linux-raw-sys has the numbers of the build target only; on an x86_64
-    // host, cross-check the x86_64 table of the `syscalls` crate with it.
-    #[cfg(target_arch = "x86_64")]
-    {
-        use linux_raw_sys::general as g;
-        let pairs: &[(X64, u32)] = &[
-            (X64::read, g::__NR_read),
-            (X64::write, g::__NR_write),
-            (X64::open, g::__NR_open),
-            (X64::close, g::__NR_close),
-            (X64::mmap, g::__NR_mmap),
-            (X64::brk, g::__NR_brk),
-            (X64::arch_prctl, g::__NR_arch_prctl),
-            (X64::exit_group, g::__NR_exit_group),
-            (X64::newfstatat, g::__NR_newfstatat),
-            (X64::getdents64, g::__NR_getdents64),
-            (X64::rseq, g::__NR_rseq),
-            (X64::statx, g::__NR_statx),
-            (X64::clock_nanosleep, g::__NR_clock_nanosleep),
-            (X64::faccessat2, g::__NR_faccessat2),
-        ];
-        for &(s, n) in pairs {
-            assert_eq!(s as u32, n, "{}", s.name());
+fn i386_old_mmap_reads_its_arguments_from_memory() {
+    let mut node = FakeNode::default();
+    with(I386, &mut node, |p| {
+        let args = mem(p, 4096);
+        let mut raw = Vec::new();
+        for w in [0u32, 4096, 3, 0x22, u32::MAX, 0] {
+            raw.extend_from_slice(&w.to_le_bytes());
         }
-    }
-    // Well-known i386 numbers (arch/x86/entry/syscalls/syscall_32.tbl).
-    assert_eq!(I386::exit as u32, 1);
-    assert_eq!(I386::write as u32, 4);
-    assert_eq!(I386::_llseek as u32, 140);
-    assert_eq!(I386::mmap2 as u32, 192);
-    assert_eq!(I386::set_thread_area as u32, 243);
-    assert_eq!(I386::exit_group as u32, 252);
+        put(p, args, &raw);
+        let m = call(p, I::mmap as u64, &[args]).unwrap();
+        assert!(m > 0 && m < 1 << 32, "{m:#x}");
+        assert_eq!(call(p, I::mmap as u64, &[UNMAPPED]), err(Errno::EFAULT));
+    });
+}
+
+// ---- process ----
+
+#[test]
+fn process_identity_uname_and_limits() {
+    let mut node = FakeNode::default();
+    with(I386, &mut node, |p| {
+        p.uid = 70_000;
+        assert_eq!(call(p, I::getpid as u64, &[]), Some(PID as i64));
+        assert_eq!(call(p, I::getppid as u64, &[]), Some(2));
+        assert_eq!(call(p, I::getuid32 as u64, &[]), Some(70_000));
+        assert_eq!(call(p, I::getuid as u64, &[]), Some(65_534));
+        assert_eq!(call(p, I::getgid as u64, &[]), Some(100));
+        assert_eq!(call(p, I::umask as u64, &[0o077]), Some(0o022));
+        assert_eq!(call(p, I::umask as u64, &[0o022]), Some(0o077));
+        let m = mem(p, 4096);
+        assert_eq!(call(p, I::uname as u64, &[m]), Some(0));
+        let u = get(p, m, 6 * 65);
+        assert_eq!(&u[..6], b"Linux\0");
+        assert_eq!(&u[65..80], b"fake-node-0001\0");
+        assert_eq!(&u[4 * 65..4 * 65 + 5], b"i686\0");
+        assert_eq!(call(p, I::uname as u64, &[UNMAPPED]), err(Errno::EFAULT));
+        // ugetrlimit(RLIMIT_NOFILE) with 32-bit values; bad resource EINVAL.
+        assert_eq!(call(p, I::ugetrlimit as u64, &[7, m]), Some(0));
+        assert_eq!(
+            get(p, m, 8),
+            [1024u32.to_le_bytes(), 1024u32.to_le_bytes()].concat()
+        );
+        assert_eq!(call(p, I::ugetrlimit as u64, &[99, m]), err(Errno::EINVAL));
+        assert_eq!(
+            call(p, I::prlimit64 as u64, &[1234, 7, 0, m]),
+            err(Errno::ESRCH)
+        );
+        assert_eq!(call(p, I::set_robust_list as u64, &[m, 12]), Some(0));
+        assert_eq!(
+            call(p, I::set_robust_list as u64, &[m, 24]),
+            err(Errno::EINVAL)
+        );
+        // arch_prctl is for x86_64 code; set_thread_area gives the GDT entry.
+        assert_eq!(
+            call(p, I::arch_prctl as u64, &[0x1002, m]),
+            err(Errno::EINVAL)
+        );
+        put(p, m, &[0xff; 16]);
+        assert_eq!(call(p, I::set_thread_area as u64, &[m]), Some(0));
+        assert_eq!(get(p, m, 4), 12u32.to_le_bytes());
+    });
+    assert_eq!(node.tls, [(Tls::I386Segment, 0xffff_ffff)]);
 }
 
 #[test]
-fn names() {
-    assert_eq!(name(Abi::X86_64, 0), Some("read"));
-    assert_eq!(name(Abi::I386, 140), Some("_llseek"));
-    assert_eq!(name(Abi::I386, 2), Some("fork"));
-    assert_eq!(name(Abi::X86_64, 100_000), None);
-    assert_eq!(name(Abi::X86_64, u64::MAX), None);
+fn arch_prctl_sets_and_reads_the_fs_base() {
+    let mut node = FakeNode::default();
+    with(X64, &mut node, |p| {
+        let m = mem(p, 4096);
+        assert_eq!(
+            call(p, X::arch_prctl as u64, &[0x1002, 0x7000_1000]),
+            Some(0)
+        );
+        assert_eq!(call(p, X::arch_prctl as u64, &[0x1003, m]), Some(0));
+        assert_eq!(u64_at(p, m), 0x7000_1000);
+        assert_eq!(
+            call(p, X::arch_prctl as u64, &[0x1001, 0]),
+            err(Errno::EPERM)
+        );
+        assert_eq!(
+            call(p, X::arch_prctl as u64, &[0x1002, 1 << 50]),
+            err(Errno::EPERM)
+        );
+        assert_eq!(
+            call(p, X::arch_prctl as u64, &[0x9999, m]),
+            err(Errno::EINVAL)
+        );
+    });
+    assert_eq!(node.tls, [(Tls::FsBase, 0x7000_1000)]);
 }
 
 #[test]
-fn args_widths() {
-    let a = Args::new(Abi::I386, [dirty(0xffff_fffe), 0, 0, 0, 0, 0]);
-    assert_eq!(a.word(0), 0xffff_fffe);
-    assert_eq!(a.int(0), -2);
-    assert_eq!(a.uint(0), 0xffff_fffe);
-    assert_eq!(a.long(0), -2);
-    let a = Args::new(Abi::X86_64, [0xffff_ffff_ffff_fffe, 0, 0, 0, 0, 0]);
-    assert_eq!(a.word(0), 0xffff_ffff_ffff_fffe);
-    assert_eq!(a.long(0), -2);
-    assert_eq!(a.int(0), -2);
-    assert_eq!(a.abi(), Abi::X86_64);
-    assert_eq!(a.native_time(), TimeLayout::Time64);
+fn exit_and_raise_end_the_job_without_an_answer() {
+    let mut node = FakeNode::default();
+    with(X64, &mut node, |p| {
+        assert_eq!(call(p, X::exit_group as u64, &[3]), None);
+    });
+    assert_eq!(node.killed, Some(3 << 8));
+
+    // SIGUSR1 with no handler ends the job; ignored, it does nothing.
+    let mut node = FakeNode::default();
+    with(X64, &mut node, |p| {
+        let act = mem(p, 4096);
+        put(p, act, &1u64.to_le_bytes()); // SIG_IGN
+        assert_eq!(call(p, X::rt_sigaction as u64, &[10, act, 0, 8]), Some(0));
+        assert_eq!(call(p, X::kill as u64, &[PID, 10]), Some(0));
+        assert_eq!(call(p, X::tgkill as u64, &[PID, PID, 12]), None);
+    });
+    assert_eq!(node.killed, Some(12));
+    let mut node = FakeNode::default();
+    with(X64, &mut node, |p| {
+        assert_eq!(call(p, X::kill as u64, &[999, 9]), err(Errno::ESRCH));
+        assert_eq!(call(p, X::kill as u64, &[PID, 99]), err(Errno::EINVAL));
+        assert_eq!(call(p, X::kill as u64, &[PID, 0]), Some(0));
+    });
+    assert_eq!(node.killed, None);
 }
 
 #[test]
-fn rmdir_is_unlinkat_with_at_removedir() {
-    let want = Syscall::Unlinkat {
-        dirfd: linux_raw_sys::general::AT_FDCWD,
-        pathname: 0x1234,
-        flags: linux_raw_sys::general::AT_REMOVEDIR as i32,
-    };
-    assert_eq!(decode(Abi::X86_64, 84, [0x1234, 0, 0, 0, 0, 0]), want);
-    assert_eq!(decode(Abi::I386, 40, [0x1234, 0, 0, 0, 0, 0]), want);
-    assert_eq!(want.route(), Route::Host);
+fn a_kill_from_hostd_while_waiting_ends_the_wait() {
+    let mut node = FakeNode::default();
+    node.inbox.push_back(HostMsg::Kill);
+    with(X64, &mut node, |p| {
+        let buf = mem(p, 4096);
+        assert_eq!(call(p, X::read as u64, &[0, buf, 10]), None);
+    });
+    assert_eq!(node.killed, Some(2));
+}
+
+// ---- time ----
+
+#[test]
+fn clocks_in_both_layouts_and_sleeps_that_wait_on_the_node_clock() {
+    let mut node = FakeNode::default();
+    with(I386, &mut node, |p| {
+        let m = mem(p, 4096);
+        // CLOCK_REALTIME in a 32-bit timespec, then a 64-bit one.
+        assert_eq!(call(p, I::clock_gettime as u64, &[0, m]), Some(0));
+        assert_eq!(get(p, m, 4), 1_700_000_000u32.to_le_bytes());
+        assert_eq!(call(p, I::clock_gettime64 as u64, &[0, m]), Some(0));
+        assert_eq!(u64_at(p, m), 1_700_000_000);
+        assert_eq!(
+            call(p, I::clock_gettime as u64, &[42, m]),
+            err(Errno::EINVAL)
+        );
+        assert_eq!(
+            call(p, I::clock_gettime as u64, &[1, UNMAPPED]),
+            err(Errno::EFAULT)
+        );
+        // nanosleep of 1.5 s moves the node clock by that much.
+        put(
+            p,
+            m,
+            &[1u32.to_le_bytes(), 500_000_000u32.to_le_bytes()].concat(),
+        );
+        let before = p.node.clock_ns();
+        assert_eq!(call(p, I::nanosleep as u64, &[m, 0]), Some(0));
+        assert_eq!(p.node.clock_ns() - before, 1_500_000_000);
+        put(
+            p,
+            m,
+            &[0u32.to_le_bytes(), 1_000_000_000u32.to_le_bytes()].concat(),
+        );
+        assert_eq!(call(p, I::nanosleep as u64, &[m, 0]), err(Errno::EINVAL));
+        assert_eq!(call(p, I::time as u64, &[0]), Some(1_700_000_001));
+    });
+}
+
+// ---- signals ----
+
+#[test]
+fn signal_bookkeeping_records_and_checks() {
+    let mut node = FakeNode::default();
+    with(X64, &mut node, |p| {
+        let m = mem(p, 4096);
+        put(p, m, &[7u8; 32]);
+        assert_eq!(call(p, X::rt_sigaction as u64, &[2, m, 0, 8]), Some(0));
+        assert_eq!(call(p, X::rt_sigaction as u64, &[2, 0, m + 64, 8]), Some(0));
+        assert_eq!(get(p, m + 64, 32), vec![7u8; 32]);
+        assert_eq!(
+            call(p, X::rt_sigaction as u64, &[2, m, 0, 4]),
+            err(Errno::EINVAL)
+        );
+        assert_eq!(
+            call(p, X::rt_sigaction as u64, &[9, m, 0, 8]),
+            err(Errno::EINVAL)
+        );
+        assert_eq!(
+            call(p, X::rt_sigaction as u64, &[65, 0, 0, 8]),
+            err(Errno::EINVAL)
+        );
+        assert_eq!(
+            call(p, X::rt_sigaction as u64, &[2, UNMAPPED, 0, 8]),
+            err(Errno::EFAULT)
+        );
+        // SIGKILL and SIGSTOP cannot be blocked.
+        put(p, m, &u64::MAX.to_le_bytes());
+        assert_eq!(
+            call(p, X::rt_sigprocmask as u64, &[2, m, m + 8, 8]),
+            Some(0)
+        );
+        assert_eq!(p.sigmask, !((1 << 8) | (1 << 18)));
+        assert_eq!(
+            call(p, X::rt_sigprocmask as u64, &[7, m, 0, 8]),
+            err(Errno::EINVAL)
+        );
+        // The first sigaltstack reports SS_DISABLE.
+        assert_eq!(call(p, X::sigaltstack as u64, &[0, m]), Some(0));
+        assert_eq!(get(p, m + 8, 4), 2u32.to_le_bytes());
+    });
 }
 
 #[test]
-fn umask_is_served_on_the_node() {
-    let want = Syscall::Umask { mask: 0o077 };
-    assert_eq!(decode(Abi::X86_64, 95, [0o077, 0, 0, 0, 0, 0]), want);
-    assert_eq!(decode(Abi::I386, 60, [0o077, 0, 0, 0, 0, 0]), want);
-    assert_eq!(want.route(), Route::Node);
+fn hostd_gone_halts_a_forwarded_call() {
+    let mut node = FakeNode::default();
+    with(X64, &mut node, |p| {
+        let m = mem(p, 4096);
+        put(p, m, b"f\0");
+        assert_eq!(call(p, X::open as u64, &[m, 0, 0]), None);
+        assert!(p.host_gone);
+    });
+    assert_eq!(node.killed, Some(9));
 }

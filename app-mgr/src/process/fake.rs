@@ -1,0 +1,212 @@
+//! A fake [`Node`] for host tests: page-granular application memory, a clock
+//! that jumps to a sleep's deadline, recorded output, and a `hostd` whose file
+//! requests are answered by a function the test gives (a real
+//! `hostd::fileserve::FileServer` in hostd's tests, a stub here).
+//!
+//! Built for this crate's tests and, with the `fake-node` feature, for other
+//! crates' tests.
+
+use alloc::boxed::Box;
+use alloc::collections::{BTreeMap, VecDeque};
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt;
+
+use super::{Event, HostGone, Node, Tls};
+use crate::errno::Errno;
+use crate::job::{FileReply, FileRequest, HostMsg, NodeMsg};
+use crate::vm::Prot;
+
+const PAGE: u64 = 4096;
+
+/// Answers a forwarded file request (`id`, request) as `hostd` would.
+pub type FileServe = Box<dyn FnMut(u64, FileRequest) -> FileReply>;
+
+/// The fake node.
+pub struct FakeNode {
+    /// Mapped pages by page number: data and protection.
+    pub pages: BTreeMap<u64, (Box<[u8; PAGE as usize]>, Prot)>,
+    /// Messages sent to `hostd`, in order (file requests included).
+    pub sent: Vec<NodeMsg>,
+    /// Messages `hostd` will send, in order (stdin, Kill, ...).
+    pub inbox: VecDeque<HostMsg>,
+    /// Serves file requests; `None`: `hostd` is gone once the inbox is empty.
+    pub files: Option<FileServe>,
+    /// The clock (ns since boot).
+    pub now_ns: u64,
+    /// The wait status given to `kill`, if any.
+    pub killed: Option<i32>,
+    /// TLS registers set: (which, base).
+    pub tls: Vec<(Tls, u64)>,
+    /// Log lines.
+    pub log: Vec<String>,
+    /// Times `yield_now` was called.
+    pub yields: u64,
+    /// Events [`Node::next_event`] returns, in order; `Exited(0)` when empty.
+    pub events: VecDeque<Event>,
+    /// Values given to [`Node::reply`].
+    pub replies: Vec<i64>,
+}
+
+impl Default for FakeNode {
+    fn default() -> Self {
+        FakeNode {
+            pages: BTreeMap::new(),
+            sent: Vec::new(),
+            inbox: VecDeque::new(),
+            files: None,
+            now_ns: 1_000_000_000,
+            killed: None,
+            tls: Vec::new(),
+            log: Vec::new(),
+            yields: 0,
+            events: VecDeque::new(),
+            replies: Vec::new(),
+        }
+    }
+}
+
+impl FakeNode {
+    /// What the program wrote to its stdout.
+    pub fn stdout(&self) -> Vec<u8> {
+        self.sent
+            .iter()
+            .filter_map(|m| match m {
+                NodeMsg::Stdout(b) => Some(b.as_slice()),
+                _ => None,
+            })
+            .flatten()
+            .copied()
+            .collect()
+    }
+
+    /// The file requests forwarded to `hostd`.
+    pub fn file_requests(&self) -> Vec<&FileRequest> {
+        self.sent
+            .iter()
+            .filter_map(|m| match m {
+                NodeMsg::File { request, .. } => Some(request),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn page_range(addr: u64, len: u64) -> Result<(u64, u64), Errno> {
+        let end = addr.checked_add(len).ok_or(Errno::EFAULT)?;
+        Ok((addr / PAGE, end.div_ceil(PAGE)))
+    }
+}
+
+impl Node for FakeNode {
+    fn read(&mut self, addr: u64, buf: &mut [u8]) -> Result<(), Errno> {
+        for (i, b) in buf.iter_mut().enumerate() {
+            let at = addr.checked_add(i as u64).ok_or(Errno::EFAULT)?;
+            let (page, _) = self.pages.get(&(at / PAGE)).ok_or(Errno::EFAULT)?;
+            *b = page[(at % PAGE) as usize];
+        }
+        Ok(())
+    }
+
+    fn write(&mut self, addr: u64, data: &[u8]) -> Result<(), Errno> {
+        for (i, b) in data.iter().enumerate() {
+            let at = addr.checked_add(i as u64).ok_or(Errno::EFAULT)?;
+            let (page, _) = self.pages.get_mut(&(at / PAGE)).ok_or(Errno::EFAULT)?;
+            page[(at % PAGE) as usize] = *b;
+        }
+        Ok(())
+    }
+
+    fn map(&mut self, addr: u64, len: u64, prot: Prot) -> Result<(), Errno> {
+        let (first, end) = Self::page_range(addr, len).map_err(|_| Errno::ENOMEM)?;
+        for p in first..end {
+            self.pages
+                .entry(p)
+                .and_modify(|e| e.1 = prot)
+                .or_insert_with(|| (Box::new([0; PAGE as usize]), prot));
+        }
+        Ok(())
+    }
+
+    fn unmap(&mut self, addr: u64, len: u64) -> Result<(), Errno> {
+        let (first, end) = Self::page_range(addr, len).map_err(|_| Errno::EINVAL)?;
+        self.pages.retain(|p, _| *p < first || *p >= end);
+        Ok(())
+    }
+
+    fn set_tls(&mut self, which: Tls, base: u64) -> Result<u64, Errno> {
+        if which == Tls::FsBase && base >= 1 << 47 {
+            return Err(Errno::EPERM);
+        }
+        self.tls.push((which, base));
+        Ok(12)
+    }
+
+    fn kill(&mut self, status: i32) {
+        self.killed.get_or_insert(status);
+    }
+
+    fn next_event(&mut self) -> Event {
+        self.events.pop_front().unwrap_or(Event::Exited(0))
+    }
+
+    fn reply(&mut self, value: i64) {
+        self.replies.push(value);
+    }
+
+    fn yield_now(&mut self) {
+        self.yields += 1;
+    }
+
+    fn clock_ns(&self) -> u64 {
+        self.now_ns
+    }
+
+    fn random(&mut self, buf: &mut [u8]) {
+        for (i, b) in buf.iter_mut().enumerate() {
+            *b = (i as u8).wrapping_mul(151).wrapping_add(7);
+        }
+    }
+
+    fn node_name(&self) -> &str {
+        "fake-node-0001"
+    }
+
+    fn manager_pid(&self) -> u64 {
+        2
+    }
+
+    fn log(&mut self, line: fmt::Arguments<'_>) {
+        self.log.push(alloc::format!("{line}"));
+    }
+
+    fn send(&mut self, msg: &NodeMsg) -> Result<(), HostGone> {
+        if let NodeMsg::File { id, request } = msg {
+            let files = self.files.as_mut().ok_or(HostGone)?;
+            let reply = files(*id, request.clone());
+            self.inbox.push_back(HostMsg::FileReply(reply));
+        }
+        self.sent.push(msg.clone());
+        Ok(())
+    }
+
+    fn recv(&mut self, deadline_ns: Option<u64>) -> Result<Option<HostMsg>, HostGone> {
+        if let Some(m) = self.inbox.pop_front() {
+            return Ok(Some(m));
+        }
+        match deadline_ns {
+            Some(d) => {
+                self.now_ns = self.now_ns.max(d);
+                Ok(None)
+            }
+            None => Err(HostGone),
+        }
+    }
+
+    fn poll_host(&mut self) -> (Vec<HostMsg>, bool) {
+        (self.inbox.drain(..).collect(), false)
+    }
+
+    fn buffered_host(&mut self) -> Vec<HostMsg> {
+        Vec::new()
+    }
+}

@@ -1,1 +1,0 @@
-//! Host tests of the system-call handlers against a fake node.
