@@ -70,8 +70,8 @@ impl<T, const N: usize> Queue<T, N> {
     }
 
     /// Removes and returns the oldest item for which `f` holds.
-    pub fn take_first(&mut self, mut f: impl FnMut(&T) -> bool) -> Option<T> {
-        let index = self.0.iter().position(|x| f(x))?;
+    pub fn take_first(&mut self, f: impl FnMut(&T) -> bool) -> Option<T> {
+        let index = self.0.iter().position(f)?;
         self.remove(index)
     }
 
