@@ -135,6 +135,7 @@ impl DropCounters {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
     use sion_abi::net::{KERNEL_SERVICE, TAG_PING, VERSION};
     use sion_companion_mgr::{Addr, Message, Role, node::NodeState, wire::Announce};
 
@@ -268,25 +269,142 @@ mod tests {
         );
     }
 
-    #[test]
-    fn never_panics_on_garbage() {
-        let mut x = 0x9e37_79b9_7f4a_7c15u64;
-        let mut buf = vec![0u8; 300];
-        let good = node_datagram(ALL_NODES, 1, TAG_COMPANION, &heartbeat());
-        for round in 0..20_000usize {
-            for b in buf.iter_mut() {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                *b = x as u8;
+    /// A big-endian `u32` of `d` at `at`.
+    fn be32(d: &[u8], at: usize) -> u32 {
+        u32::from_be_bytes([d[at], d[at + 1], d[at + 2], d[at + 3]])
+    }
+
+    /// A big-endian `u64` of `d` at `at`.
+    fn be64(d: &[u8], at: usize) -> u64 {
+        (u64::from(be32(d, at)) << 32) | u64::from(be32(d, at + 4))
+    }
+
+    /// A valid node datagram with one header byte range overwritten by
+    /// `patch` (at offset `at`, clipped to the header): the deeper checks of
+    /// [`unwrap`] see every field take arbitrary values.
+    fn patched(at: usize, patch: &[u8], trailing: &[u8]) -> Vec<u8> {
+        let mut d = node_datagram(
+            ALL_NODES,
+            COMPANION_MANAGER_SERVICE,
+            TAG_COMPANION,
+            &heartbeat(),
+        );
+        let end = (at + patch.len()).min(HEADER_LEN);
+        d[at..end].copy_from_slice(&patch[..end - at]);
+        d.extend_from_slice(trailing);
+        d
+    }
+
+    proptest! {
+        /// Whatever `wrap` produces, `unwrap` gives back: same payload, our
+        /// source node, the broadcast flag, the CM service and tag.
+        #[test]
+        fn wrap_then_unwrap_round_trips(
+            mac in any::<[u8; 6]>(),
+            broadcast in any::<bool>(),
+            payload in proptest::collection::vec(any::<u8>(), 0..=MAX_PAYLOAD),
+        ) {
+            let src = NodeId::from_mac(mac);
+            let d = wrap(src, broadcast, &payload).unwrap();
+            prop_assert_eq!(d.len(), HEADER_LEN + payload.len());
+            let (h, p) = unwrap(ME, &d).unwrap();
+            prop_assert_eq!(p, &payload[..]);
+            prop_assert_eq!(
+                h,
+                Header {
+                    cluster: DEFAULT_CLUSTER,
+                    broadcast,
+                    src_node: src.as_u64(),
+                    dst_node: ALL_NODES,
+                    src_service: COMPANION_MANAGER_SERVICE,
+                    dst_service: COMPANION_MANAGER_SERVICE,
+                    tag: TAG_COMPANION,
+                }
+            );
+        }
+
+        /// Bytes that do not start with a SiON header are rejected as
+        /// malformed, for the right reason: too short, else bad magic.
+        #[test]
+        fn garbage_is_rejected_as_malformed(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+            prop_assume!(bytes.len() < 4 || bytes[..4] != *b"SiON");
+            let want = if bytes.len() < HEADER_LEN {
+                WireError::Truncated
+            } else {
+                WireError::BadMagic
+            };
+            prop_assert_eq!(unwrap(ME, &bytes), Err(Reject::Wire(want)));
+        }
+
+        /// Every cut of a valid datagram short of its stated length is
+        /// rejected as truncated.
+        #[test]
+        fn every_truncation_is_rejected_as_truncated(cut in 0usize..1000) {
+            let good = node_datagram(ALL_NODES, 1, TAG_COMPANION, &heartbeat());
+            let cut = cut % good.len();
+            prop_assert_eq!(unwrap(ME, &good[..cut]), Err(Reject::Wire(WireError::Truncated)));
+        }
+
+        /// With any header field overwritten, `unwrap` either accepts exactly
+        /// what the header says (our cluster, service 1, the CM tag, to us or
+        /// to all, the stated payload) or names the first field that is
+        /// wrong; and the drop counters count each rejection once.
+        #[test]
+        fn patched_headers_are_accepted_or_rejected_for_their_reason(
+            at in 0usize..HEADER_LEN,
+            patch in proptest::collection::vec(any::<u8>(), 1..12),
+            trailing in proptest::collection::vec(any::<u8>(), 0..8),
+        ) {
+            let d = patched(at, &patch, &trailing);
+            let mut counters = DropCounters::default();
+            match unwrap(ME, &d) {
+                Ok((h, p)) => {
+                    prop_assert_eq!(&d[..4], b"SiON");
+                    prop_assert_eq!(h.cluster, DEFAULT_CLUSTER);
+                    prop_assert_eq!(h.dst_service, COMPANION_MANAGER_SERVICE);
+                    prop_assert_eq!(h.tag, TAG_COMPANION);
+                    prop_assert!(h.dst_node == ALL_NODES || h.dst_node == ME.as_u64());
+                    let len = be32(&d, 12) as usize;
+                    prop_assert_eq!(p, &d[HEADER_LEN..HEADER_LEN + len]);
+                }
+                Err(r) => {
+                    match r {
+                        Reject::Wire(WireError::BadMagic) => prop_assert_ne!(&d[..4], b"SiON"),
+                        Reject::Wire(WireError::BadVersion) => prop_assert_ne!(d[4], VERSION),
+                        Reject::Wire(WireError::ForeignCluster) => {
+                            prop_assert_ne!(be32(&d, 8), DEFAULT_CLUSTER)
+                        }
+                        Reject::Wire(WireError::BadLength | WireError::Truncated) => {
+                            let stated = be32(&d, 12) as usize;
+                            let header_len = usize::from(u16::from_be_bytes([d[6], d[7]]));
+                            prop_assert!(
+                                header_len != HEADER_LEN
+                                    || stated > MAX_PAYLOAD
+                                    || d.len() < HEADER_LEN + stated
+                            );
+                        }
+                        Reject::OtherService(s) => {
+                            prop_assert_eq!(s, be32(&d, 36));
+                            prop_assert_ne!(s, COMPANION_MANAGER_SERVICE);
+                        }
+                        Reject::OtherTag(t) => {
+                            prop_assert_eq!(t, be64(&d, 40));
+                            prop_assert_ne!(t, TAG_COMPANION);
+                        }
+                        Reject::OtherNode(n) => {
+                            prop_assert_eq!(n, be64(&d, 24));
+                            prop_assert!(n != ALL_NODES && n != ME.as_u64());
+                        }
+                    }
+                    counters.count(&r);
+                    let c = counters;
+                    prop_assert_eq!(c.malformed + c.foreign_cluster + c.not_for_us, 1);
+                    prop_assert_eq!(
+                        c.foreign_cluster,
+                        u64::from(r == Reject::Wire(WireError::ForeignCluster))
+                    );
+                }
             }
-            if round % 3 == 0 {
-                // Keep a valid header prefix so the deeper checks run too.
-                let keep = (x as usize % HEADER_LEN).min(good.len());
-                buf[..keep].copy_from_slice(&good[..keep]);
-            }
-            let len = (x >> 20) as usize % buf.len();
-            let _ = unwrap(ME, &buf[..len]);
         }
     }
 }
