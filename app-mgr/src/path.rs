@@ -22,7 +22,7 @@ use crate::errno::Errno;
 /// Longest path accepted, in bytes including the terminating NUL (`PATH_MAX`).
 pub const PATH_MAX: usize = linux_raw_sys::general::PATH_MAX as usize;
 /// Longest path component accepted, in bytes (`NAME_MAX`).
-pub const NAME_MAX: usize = 255;
+pub const NAME_MAX: usize = linux_raw_sys::general::NAME_MAX as usize;
 
 /// The job directory: an absolute, normalised host path (no `.`/`..`/empty
 /// components, no trailing slash except for `/` itself).

@@ -28,9 +28,9 @@ pub const STATX_LEN: usize = 256;
 
 /// `STATX_BASIC_STATS`: type, mode, nlink, uid, gid, atime, mtime, ctime, ino,
 /// size, blocks.
-pub const STATX_BASIC_STATS: u32 = 0x7ff;
+pub const STATX_BASIC_STATS: u32 = linux_raw_sys::general::STATX_BASIC_STATS;
 /// `STATX_BTIME`: creation time.
-pub const STATX_BTIME: u32 = 0x800;
+pub const STATX_BTIME: u32 = linux_raw_sys::general::STATX_BTIME;
 
 /// The size in bytes of `layout`.
 pub const fn layout_len(layout: StatLayout) -> usize {
@@ -162,9 +162,9 @@ pub fn to_statx(st: &FileStat) -> Vec<u8> {
 }
 
 /// `S_IFCHR`: character device.
-pub const S_IFCHR: u32 = 0o020000;
+pub const S_IFCHR: u32 = linux_raw_sys::general::S_IFCHR;
 /// `S_IFIFO`: pipe.
-pub const S_IFIFO: u32 = 0o010000;
+pub const S_IFIFO: u32 = linux_raw_sys::general::S_IFIFO;
 
 /// What `fstat` reports for a descriptor served on the node: a terminal
 /// (character device 136:0, `/dev/pts/0`, mode 0620) when `tty`, else a pipe

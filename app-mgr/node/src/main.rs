@@ -16,6 +16,7 @@
 //! for the kernel and the node's services), or less if `hostd` asks for less.
 #![no_std]
 #![no_main]
+#![forbid(unsafe_code)]
 
 extern crate alloc;
 

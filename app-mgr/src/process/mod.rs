@@ -29,9 +29,9 @@ use crate::syscall;
 use crate::vm::{AddressSpace, Prot};
 
 /// `SIGINT`, the status of a job killed by Ctrl-C.
-pub const SIGINT: i32 = 2;
+pub const SIGINT: i32 = linux_raw_sys::general::SIGINT as i32;
 /// `SIGKILL`, the status of a job whose `hostd` went away.
-pub const SIGKILL: i32 = 9;
+pub const SIGKILL: i32 = linux_raw_sys::general::SIGKILL as i32;
 
 /// Largest single memory copy asked of the node (the kernel's limit is 1 MiB).
 const MAX_COPY: usize = 64 * 1024;

@@ -8,6 +8,8 @@
 use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 
+use linux_raw_sys::general as g;
+
 use super::{Args, OffsetWidth, StatLayout};
 use crate::abi::Abi;
 use crate::errno::Errno;
@@ -25,9 +27,9 @@ const PIPE_CAPACITY: usize = 64 * 1024;
 pub const DEV_NULL: u32 = u32::MAX;
 
 /// `O_CLOEXEC`.
-const O_CLOEXEC: i32 = 0o2000000;
+const O_CLOEXEC: i32 = g::O_CLOEXEC as i32;
 /// `O_ACCMODE`.
-const O_ACCMODE: i32 = 3;
+const O_ACCMODE: i32 = g::O_ACCMODE as i32;
 
 /// A 64-bit file offset starting at argument `i`: one register on x86_64, two
 /// (low, high) on i386.
@@ -451,16 +453,16 @@ impl Process<'_> {
     /// `ioctl` on stdio: `TCGETS` and `TIOCGWINSZ` answer only if `hostd`'s
     /// stream is a terminal.
     fn ioctl(&mut self, fd: i32, cmd: u32, arg: u64) -> CallResult {
-        const TCGETS: u32 = 0x5401;
-        const TCSETS: u32 = 0x5402;
-        const TCSETSW: u32 = 0x5403;
-        const TCSETSF: u32 = 0x5404;
-        const TIOCGWINSZ: u32 = 0x5413;
-        const TIOCSWINSZ: u32 = 0x5414;
-        const TIOCGPGRP: u32 = 0x540f;
-        const FIONBIO: u32 = 0x5421;
-        const FIOCLEX: u32 = 0x5451;
-        const FIONCLEX: u32 = 0x5450;
+        const TCGETS: u32 = linux_raw_sys::ioctl::TCGETS;
+        const TCSETS: u32 = linux_raw_sys::ioctl::TCSETS;
+        const TCSETSW: u32 = linux_raw_sys::ioctl::TCSETSW;
+        const TCSETSF: u32 = linux_raw_sys::ioctl::TCSETSF;
+        const TIOCGWINSZ: u32 = linux_raw_sys::ioctl::TIOCGWINSZ;
+        const TIOCSWINSZ: u32 = linux_raw_sys::ioctl::TIOCSWINSZ;
+        const TIOCGPGRP: u32 = linux_raw_sys::ioctl::TIOCGPGRP;
+        const FIONBIO: u32 = linux_raw_sys::ioctl::FIONBIO;
+        const FIOCLEX: u32 = linux_raw_sys::ioctl::FIOCLEX;
+        const FIONCLEX: u32 = linux_raw_sys::ioctl::FIONCLEX;
         let file = self.fds.file(fd)?;
         match cmd {
             FIOCLEX => {
@@ -527,22 +529,24 @@ impl Process<'_> {
     /// `fcntl`: descriptor flags, status flags, duplication; locks always
     /// succeed (one task).
     fn fcntl(&mut self, fd: i32, cmd: i32, arg: u64) -> CallResult {
-        const F_DUPFD: i32 = 0;
-        const F_GETFD: i32 = 1;
-        const F_SETFD: i32 = 2;
-        const F_GETFL: i32 = 3;
-        const F_SETFL: i32 = 4;
-        const F_GETLK: i32 = 5;
-        const F_SETLK: i32 = 6;
-        const F_SETLKW: i32 = 7;
-        const F_GETLK64: i32 = 12;
-        const F_SETLK64: i32 = 13;
-        const F_SETLKW64: i32 = 14;
-        const F_OFD_GETLK: i32 = 36;
-        const F_OFD_SETLK: i32 = 37;
-        const F_OFD_SETLKW: i32 = 38;
-        const F_DUPFD_CLOEXEC: i32 = 1030;
-        const F_GETPIPE_SZ: i32 = 1032;
+        const F_DUPFD: i32 = g::F_DUPFD as i32;
+        const F_GETFD: i32 = g::F_GETFD as i32;
+        const F_SETFD: i32 = g::F_SETFD as i32;
+        const F_GETFL: i32 = g::F_GETFL as i32;
+        const F_SETFL: i32 = g::F_SETFL as i32;
+        const F_GETLK: i32 = g::F_GETLK as i32;
+        const F_SETLK: i32 = g::F_SETLK as i32;
+        const F_SETLKW: i32 = g::F_SETLKW as i32;
+        // i386 only (asm-generic/fcntl.h under `#ifndef CONFIG_64BIT`), so
+        // not in the x86_64 linux-raw-sys this crate is built with.
+        const F_GETLK64: i32 = g::F_SETLKW as i32 + 5;
+        const F_SETLK64: i32 = g::F_SETLKW as i32 + 6;
+        const F_SETLKW64: i32 = g::F_SETLKW as i32 + 7;
+        const F_OFD_GETLK: i32 = g::F_OFD_GETLK as i32;
+        const F_OFD_SETLK: i32 = g::F_OFD_SETLK as i32;
+        const F_OFD_SETLKW: i32 = g::F_OFD_SETLKW as i32;
+        const F_DUPFD_CLOEXEC: i32 = g::F_DUPFD_CLOEXEC as i32;
+        const F_GETPIPE_SZ: i32 = g::F_GETPIPE_SZ as i32;
         let file = self.fds.file(fd)?;
         match cmd {
             F_DUPFD | F_DUPFD_CLOEXEC => {
