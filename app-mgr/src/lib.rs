@@ -1,7 +1,7 @@
 //! SiON App-Program Manager library: the host-testable, sans-IO part of running an
 //! unmodified, statically linked Linux program on a SiON node.
 //!
-//! The App-Program Manager (APM, see DESIGN.md "App-Program Manager") receives a
+//! The App-Program Manager (APM, see docs/ARCHITECTURE.md "App-Program Manager") receives a
 //! job, checks its ELF file, builds the application's address space and initial
 //! stack, and answers the Linux system calls the kernel traps (`int 0x80` for the
 //! i386 ABI, `syscall` for x86_64), forwarding file I/O to the submitting `hostd`.

@@ -1,4 +1,4 @@
-//! The file system calls a job forwards to its `hostd submit` (DESIGN.md
+//! The file system calls a job forwards to its `hostd submit` (docs/ARCHITECTURE.md
 //! "App-Program Manager"; the remote-process paper's pseudo process),
 //! performed inside the job directory and nowhere else.
 //!

@@ -1,5 +1,5 @@
 //! `hostd submit ./prog args…`: run an unmodified static Linux program on
-//! the best SiON node as if it ran here (DESIGN.md "hostd"; the
+//! the best SiON node as if it ran here (docs/ARCHITECTURE.md "hostd"; the
 //! remote-process paper's pseudo process, McKernel's `mcexec`).
 //!
 //! It places the job (the path of `hostd place`, or `--node`), connects to

@@ -1,5 +1,5 @@
 //! The App-Program Manager process of a SiON node (SiON paper §3.2.3, §4.2.2;
-//! DESIGN.md "App-Program Manager"): it listens on the job port
+//! docs/ARCHITECTURE.md "App-Program Manager"): it listens on the job port
 //! ([`JOB_PORT`], TCP 7421) for `hostd submit`, runs one job at a time to
 //! completion (the paper's single-task virtual machine) while its [`lobby`]
 //! keeps serving the port (later submitters wait or hear "busy"; idle and

@@ -3,7 +3,7 @@
 //! provides (sans-IO, as foca's `Runtime` or virtio-drivers' `Hal`).
 //!
 //! A [`Process`] holds what Linux keeps for a process that SiON serves outside
-//! the kernel (DESIGN.md "Tasks"): the address-space bookkeeping, the
+//! the kernel (docs/ARCHITECTURE.md "Where the design goes next"): the address-space bookkeeping, the
 //! descriptor table, in-node pipes, the current directory, credentials,
 //! signal dispositions. Its system calls are served by the handlers of
 //! [`crate::syscall`]'s table, which use the helpers here (memory, the
