@@ -10,21 +10,148 @@
 //! `statx(2)`. Device numbers use Linux's `new_encode_dev` (`old_encode_dev`
 //! for the 16-bit fields of the i386 `struct stat`).
 
-use alloc::vec;
 use alloc::vec::Vec;
+use core::mem::{offset_of, size_of};
+
+use zerocopy::{Immutable, IntoBytes};
 
 use crate::errno::Errno;
 use crate::job::FileStat;
 use crate::syscall::StatLayout;
 
+/// The x86_64 `struct stat` (`arch/x86/include/uapi/asm/stat.h`), 144 bytes.
+#[repr(C)]
+#[derive(IntoBytes, Immutable, Default)]
+struct StatX86_64 {
+    st_dev: u64,
+    st_ino: u64,
+    st_nlink: u64,
+    st_mode: u32,
+    st_uid: u32,
+    st_gid: u32,
+    pad0: u32,
+    st_rdev: u64,
+    st_size: i64,
+    st_blksize: i64,
+    st_blocks: i64,
+    /// `st_atime`, `st_mtime`, `st_ctime`: (seconds, nanoseconds).
+    st_times: [[u64; 2]; 3],
+    unused: [i64; 3],
+}
+
+/// The i386 `struct stat` (`struct compat_stat`, `asm/compat.h`; the same
+/// layout as `asm/stat.h`'s i386 `struct stat`), 64 bytes.
+#[repr(C)]
+#[derive(IntoBytes, Immutable, Default)]
+struct StatI386 {
+    st_dev: u32,
+    st_ino: u32,
+    st_mode: u16,
+    st_nlink: u16,
+    st_uid: u16,
+    st_gid: u16,
+    st_rdev: u32,
+    st_size: u32,
+    st_blksize: u32,
+    st_blocks: u32,
+    /// `st_atime`, `st_mtime`, `st_ctime`: (seconds, nanoseconds).
+    st_times: [[u32; 2]; 3],
+    unused: [u32; 2],
+}
+
+/// The i386 `struct stat64` (`asm/stat.h`), 96 bytes: i386 aligns its 64-bit
+/// fields to 4 bytes, hence `packed(4)`.
+#[repr(C, packed(4))]
+#[derive(IntoBytes, Immutable, Default)]
+struct Stat64I386 {
+    st_dev: u64,
+    pad0: [u8; 4],
+    st_ino_low: u32,
+    st_mode: u32,
+    st_nlink: u32,
+    st_uid: u32,
+    st_gid: u32,
+    st_rdev: u64,
+    pad3: [u8; 4],
+    st_size: i64,
+    st_blksize: u32,
+    st_blocks: u64,
+    /// `st_atime`, `st_mtime`, `st_ctime`: (seconds, nanoseconds).
+    st_times: [[u32; 2]; 3],
+    st_ino: u64,
+}
+
+/// A `struct statx_timestamp`.
+#[repr(C)]
+#[derive(IntoBytes, Immutable, Default, Clone, Copy)]
+struct StatxTimestamp {
+    tv_sec: i64,
+    tv_nsec: u32,
+    reserved: i32,
+}
+
+/// `struct statx` (`include/uapi/linux/stat.h`), 256 bytes; the fields SiON
+/// fills, then the rest as zeros.
+#[repr(C)]
+#[derive(IntoBytes, Immutable, Default)]
+struct Statx {
+    stx_mask: u32,
+    stx_blksize: u32,
+    stx_attributes: u64,
+    stx_nlink: u32,
+    stx_uid: u32,
+    stx_gid: u32,
+    stx_mode: u16,
+    spare0: u16,
+    stx_ino: u64,
+    stx_size: u64,
+    stx_blocks: u64,
+    stx_attributes_mask: u64,
+    stx_atime: StatxTimestamp,
+    stx_btime: StatxTimestamp,
+    stx_ctime: StatxTimestamp,
+    stx_mtime: StatxTimestamp,
+    stx_rdev_major: u32,
+    stx_rdev_minor: u32,
+    stx_dev_major: u32,
+    stx_dev_minor: u32,
+    rest: [u64; 14],
+}
+
+// The x86_64 layouts, checked against linux-raw-sys's (this crate is built
+// for x86_64 hosts and nodes). linux-raw-sys has the i386 ones only when
+// built for i386, so those are checked by size and by the tests below.
+const _: () = {
+    use linux_raw_sys::general::{stat as L, statx as X};
+    assert!(size_of::<StatX86_64>() == size_of::<L>());
+    assert!(offset_of!(StatX86_64, st_ino) == offset_of!(L, st_ino));
+    assert!(offset_of!(StatX86_64, st_mode) == offset_of!(L, st_mode));
+    assert!(offset_of!(StatX86_64, st_rdev) == offset_of!(L, st_rdev));
+    assert!(offset_of!(StatX86_64, st_size) == offset_of!(L, st_size));
+    assert!(offset_of!(StatX86_64, st_blocks) == offset_of!(L, st_blocks));
+    assert!(offset_of!(StatX86_64, st_times) == offset_of!(L, st_atime));
+    assert!(offset_of!(StatX86_64, unused) == offset_of!(L, __unused));
+    assert!(size_of::<Statx>() == size_of::<X>());
+    assert!(offset_of!(Statx, stx_mode) == offset_of!(X, stx_mode));
+    assert!(offset_of!(Statx, stx_ino) == offset_of!(X, stx_ino));
+    assert!(offset_of!(Statx, stx_atime) == offset_of!(X, stx_atime));
+    assert!(offset_of!(Statx, stx_mtime) == offset_of!(X, stx_mtime));
+    assert!(offset_of!(Statx, stx_rdev_major) == offset_of!(X, stx_rdev_major));
+    assert!(offset_of!(Statx, stx_dev_minor) == offset_of!(X, stx_dev_minor));
+    assert!(size_of::<StatI386>() == 64);
+    assert!(size_of::<Stat64I386>() == 96);
+    assert!(offset_of!(Stat64I386, st_size) == 44);
+    assert!(offset_of!(Stat64I386, st_ino) == 88);
+};
+
 /// Bytes of the x86_64 `struct stat`.
-pub const STAT_X86_64_LEN: usize = 144;
+pub const STAT_X86_64_LEN: usize = size_of::<StatX86_64>();
 /// Bytes of the i386 `struct stat` (`compat_stat`).
-pub const STAT_I386_LEN: usize = 64;
+pub const STAT_I386_LEN: usize = size_of::<StatI386>();
 /// Bytes of the i386 `struct stat64`.
-pub const STAT64_I386_LEN: usize = 96;
+pub const STAT64_I386_LEN: usize = size_of::<Stat64I386>();
 /// Bytes of `struct statx`.
-pub const STATX_LEN: usize = 256;
+pub const STATX_LEN: usize = size_of::<Statx>();
 
 /// `STATX_BASIC_STATS`: type, mode, nlink, uid, gid, atime, mtime, ctime, ino,
 /// size, blocks.
@@ -46,10 +173,6 @@ pub const fn new_encode_dev(major: u32, minor: u32) -> u32 {
     (minor & 0xff) | ((major & 0xfff) << 8) | ((minor & !0xff) << 12)
 }
 
-fn put(buf: &mut [u8], at: usize, bytes: &[u8]) {
-    buf[at..at + bytes.len()].copy_from_slice(bytes);
-}
-
 /// Clamps an id to 16 bits as Linux's `high2lowuid` does (65534 above 65535).
 fn low16(id: u32) -> u16 {
     u16::try_from(id).unwrap_or(65534)
@@ -61,24 +184,24 @@ fn low16(id: u32) -> u16 {
 pub fn to_stat(st: &FileStat, layout: StatLayout) -> Result<Vec<u8>, Errno> {
     let dev = new_encode_dev(st.dev_major, st.dev_minor);
     let rdev = new_encode_dev(st.rdev_major, st.rdev_minor);
-    let mut b = vec![0u8; layout_len(layout)];
-    match layout {
-        StatLayout::X86_64 => {
-            put(&mut b, 0, &u64::from(dev).to_le_bytes());
-            put(&mut b, 8, &st.ino.to_le_bytes());
-            put(&mut b, 16, &st.nlink.to_le_bytes());
-            put(&mut b, 24, &st.mode.to_le_bytes());
-            put(&mut b, 28, &st.uid.to_le_bytes());
-            put(&mut b, 32, &st.gid.to_le_bytes());
-            put(&mut b, 40, &u64::from(rdev).to_le_bytes());
-            put(&mut b, 48, &st.size.to_le_bytes());
-            put(&mut b, 56, &st.blksize.to_le_bytes());
-            put(&mut b, 64, &st.blocks.to_le_bytes());
-            for (i, t) in [st.atime, st.mtime, st.ctime].into_iter().enumerate() {
-                put(&mut b, 72 + 16 * i, &t.0.to_le_bytes());
-                put(&mut b, 80 + 16 * i, &u64::from(t.1).to_le_bytes());
-            }
+    let times = [st.atime, st.mtime, st.ctime];
+    Ok(match layout {
+        StatLayout::X86_64 => StatX86_64 {
+            st_dev: u64::from(dev),
+            st_ino: st.ino,
+            st_nlink: st.nlink,
+            st_mode: st.mode,
+            st_uid: st.uid,
+            st_gid: st.gid,
+            st_rdev: u64::from(rdev),
+            st_size: st.size,
+            st_blksize: st.blksize,
+            st_blocks: st.blocks,
+            st_times: times.map(|t| [t.0 as u64, u64::from(t.1)]),
+            ..Default::default()
         }
+        .as_bytes()
+        .to_vec(),
         StatLayout::I386Stat => {
             let small = |major: u32, minor: u32| major < 256 && minor < 256;
             if !small(st.dev_major, st.dev_minor)
@@ -89,76 +212,76 @@ pub fn to_stat(st: &FileStat, layout: StatLayout) -> Result<Vec<u8>, Errno> {
             {
                 return Err(Errno::EOVERFLOW);
             }
+            // `old_encode_dev`: 8-bit major and minor.
             let old = |major: u32, minor: u32| (major << 8) | minor;
-            put(&mut b, 0, &old(st.dev_major, st.dev_minor).to_le_bytes());
-            put(&mut b, 4, &(st.ino as u32).to_le_bytes());
-            put(&mut b, 8, &(st.mode as u16).to_le_bytes());
-            put(&mut b, 10, &(st.nlink as u16).to_le_bytes());
-            put(&mut b, 12, &low16(st.uid).to_le_bytes());
-            put(&mut b, 14, &low16(st.gid).to_le_bytes());
-            put(&mut b, 16, &old(st.rdev_major, st.rdev_minor).to_le_bytes());
-            put(&mut b, 20, &(st.size as u32).to_le_bytes());
-            put(&mut b, 24, &(st.blksize as u32).to_le_bytes());
-            put(&mut b, 28, &(st.blocks as u32).to_le_bytes());
-            for (i, t) in [st.atime, st.mtime, st.ctime].into_iter().enumerate() {
-                put(&mut b, 32 + 8 * i, &(t.0 as u32).to_le_bytes());
-                put(&mut b, 36 + 8 * i, &t.1.to_le_bytes());
+            StatI386 {
+                st_dev: old(st.dev_major, st.dev_minor),
+                st_ino: st.ino as u32,
+                st_mode: st.mode as u16,
+                st_nlink: st.nlink as u16,
+                st_uid: low16(st.uid),
+                st_gid: low16(st.gid),
+                st_rdev: old(st.rdev_major, st.rdev_minor),
+                st_size: st.size as u32,
+                st_blksize: st.blksize as u32,
+                st_blocks: st.blocks as u32,
+                st_times: times.map(|t| [t.0 as u32, t.1]),
+                ..Default::default()
             }
+            .as_bytes()
+            .to_vec()
         }
-        StatLayout::I386Stat64 => {
-            put(&mut b, 0, &u64::from(dev).to_le_bytes());
-            put(&mut b, 12, &(st.ino as u32).to_le_bytes());
-            put(&mut b, 16, &st.mode.to_le_bytes());
-            put(
-                &mut b,
-                20,
-                &(st.nlink.min(u64::from(u32::MAX)) as u32).to_le_bytes(),
-            );
-            put(&mut b, 24, &st.uid.to_le_bytes());
-            put(&mut b, 28, &st.gid.to_le_bytes());
-            put(&mut b, 32, &u64::from(rdev).to_le_bytes());
-            put(&mut b, 44, &st.size.to_le_bytes());
-            put(&mut b, 52, &(st.blksize as u32).to_le_bytes());
-            put(&mut b, 56, &st.blocks.to_le_bytes());
-            for (i, t) in [st.atime, st.mtime, st.ctime].into_iter().enumerate() {
-                put(&mut b, 64 + 8 * i, &(t.0 as u32).to_le_bytes());
-                put(&mut b, 68 + 8 * i, &t.1.to_le_bytes());
-            }
-            put(&mut b, 88, &st.ino.to_le_bytes());
+        StatLayout::I386Stat64 => Stat64I386 {
+            st_dev: u64::from(dev),
+            st_ino_low: st.ino as u32,
+            st_mode: st.mode,
+            st_nlink: st.nlink.min(u64::from(u32::MAX)) as u32,
+            st_uid: st.uid,
+            st_gid: st.gid,
+            st_rdev: u64::from(rdev),
+            st_size: st.size,
+            st_blksize: st.blksize as u32,
+            st_blocks: st.blocks as u64,
+            st_times: times.map(|t| [t.0 as u32, t.1]),
+            st_ino: st.ino,
+            ..Default::default()
         }
-    }
-    Ok(b)
+        .as_bytes()
+        .to_vec(),
+    })
 }
 
 /// `st` as a `struct statx` (256 bytes). `stx_mask` is
 /// [`STATX_BASIC_STATS`], plus [`STATX_BTIME`] when the creation time is
 /// known; the `mask` the program asked for is a hint, as in Linux.
 pub fn to_statx(st: &FileStat) -> Vec<u8> {
-    let mut b = vec![0u8; STATX_LEN];
-    let mask = STATX_BASIC_STATS | if st.btime.is_some() { STATX_BTIME } else { 0 };
-    put(&mut b, 0, &mask.to_le_bytes());
-    put(&mut b, 4, &(st.blksize as u32).to_le_bytes());
-    put(
-        &mut b,
-        16,
-        &(st.nlink.min(u64::from(u32::MAX)) as u32).to_le_bytes(),
-    );
-    put(&mut b, 20, &st.uid.to_le_bytes());
-    put(&mut b, 24, &st.gid.to_le_bytes());
-    put(&mut b, 28, &(st.mode as u16).to_le_bytes());
-    put(&mut b, 32, &st.ino.to_le_bytes());
-    put(&mut b, 40, &st.size.to_le_bytes());
-    put(&mut b, 48, &st.blocks.to_le_bytes());
-    let times = [st.atime, st.btime.unwrap_or((0, 0)), st.ctime, st.mtime];
-    for (i, t) in times.into_iter().enumerate() {
-        put(&mut b, 64 + 16 * i, &t.0.to_le_bytes());
-        put(&mut b, 72 + 16 * i, &t.1.to_le_bytes());
+    let ts = |t: (i64, u32)| StatxTimestamp {
+        tv_sec: t.0,
+        tv_nsec: t.1,
+        reserved: 0,
+    };
+    Statx {
+        stx_mask: STATX_BASIC_STATS | if st.btime.is_some() { STATX_BTIME } else { 0 },
+        stx_blksize: st.blksize as u32,
+        stx_nlink: st.nlink.min(u64::from(u32::MAX)) as u32,
+        stx_uid: st.uid,
+        stx_gid: st.gid,
+        stx_mode: st.mode as u16,
+        stx_ino: st.ino,
+        stx_size: st.size as u64,
+        stx_blocks: st.blocks as u64,
+        stx_atime: ts(st.atime),
+        stx_btime: ts(st.btime.unwrap_or((0, 0))),
+        stx_ctime: ts(st.ctime),
+        stx_mtime: ts(st.mtime),
+        stx_rdev_major: st.rdev_major,
+        stx_rdev_minor: st.rdev_minor,
+        stx_dev_major: st.dev_major,
+        stx_dev_minor: st.dev_minor,
+        ..Default::default()
     }
-    put(&mut b, 128, &st.rdev_major.to_le_bytes());
-    put(&mut b, 132, &st.rdev_minor.to_le_bytes());
-    put(&mut b, 136, &st.dev_major.to_le_bytes());
-    put(&mut b, 140, &st.dev_minor.to_le_bytes());
-    b
+    .as_bytes()
+    .to_vec()
 }
 
 /// `S_IFCHR`: character device.

@@ -6,7 +6,7 @@ use core::cmp::Reverse;
 use core::ops::Bound;
 use core::time::Duration;
 
-use crate::node::{Addr, LocalNode, MAX_CPU_LOAD, Name, NodeId, NodeState, Role, splitmix64};
+use crate::node::{Addr, LocalNode, MAX_CPU_LOAD, Name, NodeId, NodeState, Role};
 use crate::placement::{
     Answer, Denial, JobSpec, Mode, PlacementId, RTT_FLOOR, Ranking, Verdict, Weights, decide, rank,
 };
@@ -261,9 +261,9 @@ impl Member {
         config.probe_interval = config.probe_interval.max(min);
         config.dead_after = config.dead_after.max(config.suspect_after);
         local.state = clamp_state(local.state);
-        let mut rng = splitmix64(seed ^ local.id.as_u64().rotate_left(23));
-        let incarnation = next_rand(&mut rng);
-        let phase = next_rand(&mut rng) % duration_nanos(config.heartbeat_interval).max(1);
+        let mut rng = fastrand::Rng::with_seed(seed ^ local.id.as_u64().rotate_left(23));
+        let incarnation = rng.u64(..);
+        let phase = rng.u64(..duration_nanos(config.heartbeat_interval).max(1));
         let info = MemberInfo {
             id: local.id,
             name: local.name.unwrap_or_else(|| Name::derive(local.id)),
@@ -1095,11 +1095,6 @@ impl Member {
 fn clamp_state(mut s: NodeState) -> NodeState {
     s.cpu_load = s.cpu_load.min(MAX_CPU_LOAD);
     s
-}
-
-fn next_rand(state: &mut u64) -> u64 {
-    *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    splitmix64(*state)
 }
 
 #[cfg(test)]

@@ -212,8 +212,11 @@ impl fmt::Display for Name {
     }
 }
 
-/// SplitMix64 finaliser (Steele, Lea, Flood 2014): a fixed bijective 64-bit mix.
-pub(crate) const fn splitmix64(x: u64) -> u64 {
+/// SplitMix64's finaliser (Steele, Lea, Flood 2014), a fixed bijective 64-bit
+/// mix: the hash that spreads a node id over the name lists, so names stay
+/// the same on every node and every release. Not a random generator (the
+/// crate's randomness comes from `fastrand`).
+const fn splitmix64(x: u64) -> u64 {
     let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);

@@ -16,7 +16,7 @@ use sion_app_mgr::process::{Event, HostGone, Node, Tls};
 use sion_app_mgr::vm::Prot;
 use sion_rt::sys::{self, app};
 
-use crate::Identity;
+use crate::ThisNode;
 use crate::conn::Conn;
 use crate::lobby::Lobby;
 use crate::rng::Rng;
@@ -30,7 +30,7 @@ pub struct AppNode<'a> {
     /// The job port, served whenever the application's manager waits.
     pub lobby: &'a mut Lobby,
     /// This node.
-    pub me: &'a Identity,
+    pub me: &'a ThisNode,
     /// Random bytes.
     pub rng: Rng,
 }

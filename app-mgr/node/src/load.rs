@@ -23,7 +23,7 @@ use sion_app_mgr::stack::{self, StackSpec};
 use sion_app_mgr::vm::AddressSpace;
 use sion_rt::sys::{self, app};
 
-use crate::Identity;
+use crate::ThisNode;
 use crate::app_node::AppNode;
 use crate::lobby::{Lobby, Ready, refuse};
 use crate::rng::Rng;
@@ -39,7 +39,7 @@ const STACK_SIZE: u64 = 8 << 20;
 
 /// Loads and runs a job whose program has arrived (see [`Lobby`]), to its
 /// end. `job_state(n)` tells the Companion Manager how many jobs run.
-pub fn run(ready: Ready, lobby: &mut Lobby, me: &Identity, mut job_state: impl FnMut(u16)) {
+pub fn run(ready: Ready, lobby: &mut Lobby, me: &ThisNode, mut job_state: impl FnMut(u16)) {
     let Ready {
         number,
         mut conn,

@@ -41,7 +41,7 @@ pub const RESERVED_MEMORY: u64 = 16 << 20;
 const ADDRESS_WAIT_NS: u64 = 30_000_000_000;
 
 /// Who this node is, for `Accepted`, `uname` and the log.
-pub struct Identity {
+pub struct ThisNode {
     /// The node id as a MAC address string.
     pub id: alloc::string::String,
     /// The node's name (the Companion Manager's derived name).
@@ -56,7 +56,7 @@ fn main(arg: &[u8]) -> i32 {
     if let Err(e) = sys::register(APP_MANAGER_SERVICE) {
         sion_rt::println!("apm: cannot register service {APP_MANAGER_SERVICE}: {e}");
     }
-    let Some(me) = identity() else {
+    let Some(me) = this_node() else {
         sion_rt::println!("apm: no network address; no jobs can come");
         return 1;
     };
@@ -84,14 +84,14 @@ fn job_state(cm: Pid, running: u16) {
 }
 
 /// Waits for the node's address; the node's id and name.
-fn identity() -> Option<Identity> {
+fn this_node() -> Option<ThisNode> {
     let start = sys::clock_ns();
     loop {
         match sys::net_info() {
             Ok(info) if info.ipv4 != 0 => {
                 let b = info.mac.to_be_bytes();
                 let id = NodeId::from_mac([b[2], b[3], b[4], b[5], b[6], b[7]]);
-                return Some(Identity {
+                return Some(ThisNode {
                     id: alloc::format!("{id}"),
                     name: alloc::format!("{}", Name::derive(id)),
                 });

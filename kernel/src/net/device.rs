@@ -13,7 +13,7 @@ use smoltcp::wire::{
 pub use crate::drivers::Nic;
 
 /// Largest Ethernet frame handled, in bytes (1500 payload + 14 header).
-pub const MAX_FRAME: usize = 1514;
+pub const MAX_ETHERNET_FRAME: usize = 1514;
 
 /// An ARP packet seen on the wire (sender and target protocol addresses).
 #[derive(Clone, Copy, Debug)]
@@ -95,7 +95,7 @@ impl NicDevice {
 /// ARP packets remembered between two looks of address configuration.
 pub const ARP_SEEN: usize = 64;
 /// Receive buffer size: a frame plus room for a VLAN tag and slack.
-const RX_BUFFER: usize = MAX_FRAME + 64;
+const RX_BUFFER: usize = MAX_ETHERNET_FRAME + 64;
 
 /// A received frame, held in place: the receive path runs in interrupt
 /// context, where the kernel does not allocate.
@@ -112,9 +112,9 @@ impl phy::RxToken for RxToken {
 
 impl phy::TxToken for TxToken<'_> {
     fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
-        // smoltcp asks for at most the MTU (`MAX_FRAME`, see `capabilities`).
-        let mut buf = [0u8; MAX_FRAME];
-        let frame = &mut buf[..len.min(MAX_FRAME)];
+        // smoltcp asks for at most the MTU (`MAX_ETHERNET_FRAME`, see `capabilities`).
+        let mut buf = [0u8; MAX_ETHERNET_FRAME];
+        let frame = &mut buf[..len.min(MAX_ETHERNET_FRAME)];
         let result = f(frame);
         if self.0.nic.transmit(frame) {
             self.0.tx_frames += 1;
@@ -144,7 +144,7 @@ impl Device for NicDevice {
     fn capabilities(&self) -> DeviceCapabilities {
         let mut caps = DeviceCapabilities::default();
         caps.medium = Medium::Ethernet;
-        caps.max_transmission_unit = MAX_FRAME;
+        caps.max_transmission_unit = MAX_ETHERNET_FRAME;
         caps.max_burst_size = Some(1);
         caps
     }
