@@ -46,6 +46,8 @@ use core::fmt;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use crate::exit::WaitStatus;
+
 /// Version of this protocol; a node refuses a [`Start`] with another.
 pub const PROTOCOL_VERSION: u32 = 2;
 
@@ -214,7 +216,8 @@ pub enum NodeMsg {
     /// The program ended.
     Exited {
         /// Its wait status (`wait(2)`): `code << 8` for an exit, the signal
-        /// number for a kill or fault. See [`shell_status`].
+        /// number for a kill or fault, plus `0x80` when it dumped core. See
+        /// [`wait_status`] and [`shell_status`].
         status: i32,
     },
 }
@@ -531,20 +534,22 @@ pub fn decode_stat(data: &[u8]) -> Result<FileStat, ProtoError> {
     decode_body(data)
 }
 
+/// The [`WaitStatus`] of a wait-status word as [`NodeMsg::Exited`] carries it.
+pub fn wait_status(status: i32) -> WaitStatus {
+    WaitStatus::from_raw(u64::from(status as u32))
+}
+
 /// The status a shell reports for wait status `status` (`$?`): the exit code
-/// for a normal exit, `128 + signal` for a signal (139 for `SIGSEGV`).
+/// for a normal exit, `128 + signal` for a signal (139 for `SIGSEGV`); see
+/// [`WaitStatus::shell_status`].
 pub fn shell_status(status: i32) -> i32 {
-    let sig = status & 0x7f;
-    if sig == 0 {
-        (status >> 8) & 0xff
-    } else {
-        128 + sig
-    }
+    i32::from(wait_status(status).shell_status())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::exit::Signal;
     use alloc::string::ToString;
     use alloc::vec;
 
@@ -810,5 +815,10 @@ mod tests {
         assert_eq!(shell_status(11), 139);
         assert_eq!(shell_status(11 | 0x80), 139);
         assert_eq!(shell_status(2), 130);
+        assert_eq!(wait_status(42 << 8), WaitStatus::Exited(42));
+        assert_eq!(
+            wait_status(11 | 0x80),
+            WaitStatus::Signaled(Signal::SIGSEGV)
+        );
     }
 }

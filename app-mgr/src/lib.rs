@@ -17,7 +17,8 @@
 //! - [`fd`]: the per-job file-descriptor table (stdio, pipes, host files);
 //! - [`vm`]: the application's address-space allocator (brk, mmap, munmap,
 //!   mprotect, mremap, memory limit);
-//! - [`exit`]: exit statuses and the signal a fault ends with (shell `128 + n`);
+//! - [`exit`]: signals and wait statuses (shell `128 + n`), re-exported from
+//!   `sion-abi`, which the kernel shares;
 //! - [`path`]: lexical confinement of forwarded paths to the job directory;
 //! - [`process`]: a running program's state and the serving of its system
 //!   calls, behind the [`process::Node`] trait for what the node provides;

@@ -26,9 +26,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use nix::sys::socket::{setsockopt, sockopt};
+use sion_abi::WaitStatus;
 use sion_abi::net::JOB_PORT;
 use sion_app_mgr::job::{
-    self, CHUNK, Decoder, HostMsg, NodeMsg, PROTOCOL_VERSION, Start, Winsize, shell_status,
+    self, CHUNK, Decoder, HostMsg, NodeMsg, PROTOCOL_VERSION, Start, Winsize, wait_status,
 };
 use sion_companion_mgr::{JobSpec, Weights};
 
@@ -609,17 +610,17 @@ impl JobConnection {
                     }
                     NodeMsg::Exited { status } => {
                         let _ = stdout.flush();
-                        if self.verbose && status & 0x7f != 0 {
+                        let status = wait_status(status);
+                        if let (true, WaitStatus::Signaled(sig)) = (self.verbose, status) {
                             eprintln!(
-                                "hostd: the job ended by signal {} (status {})",
-                                status & 0x7f,
-                                shell_status(status)
+                                "hostd: the job ended by signal {sig} (status {})",
+                                status.shell_status()
                             );
                         }
                         if self.timed_out {
                             return Ok(EXIT_TIMEOUT);
                         }
-                        return Ok(shell_status(status) as u8);
+                        return Ok(status.shell_status());
                     }
                 }
             }

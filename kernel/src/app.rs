@@ -70,18 +70,18 @@ pub fn linux_syscall(frame: &mut TrapFrame) {
             Ok(()) => {}
             Err(Error::WouldBlock) => {
                 drop(t);
-                proc::kill_current(Signal::Kill, "its manager's notice queue is full");
+                proc::kill_current(Signal::SIGKILL, "its manager's notice queue is full");
             }
             Err(_) => {
                 drop(t);
-                proc::kill_current(Signal::Kill, "its manager is gone");
+                proc::kill_current(Signal::SIGKILL, "its manager is gone");
             }
         }
         t.current().state = State::Blocked(Block::LinuxSyscall { manager });
     }
     let value = scheduler::block();
     if value == Error::PeerDied.to_result() || value == WAKE_RETRY {
-        proc::kill_current(Signal::Kill, "its manager ended during a system call");
+        proc::kill_current(Signal::SIGKILL, "its manager ended during a system call");
     }
     frame.rax = if i386 {
         u64::from(value as i32 as u32)

@@ -24,7 +24,7 @@ pub fn dispatch(frame: &mut TrapFrame) {
         // Linux programs have no business with SiON's own calls: as on Linux,
         // `int 0x40` is a protection fault.
         proc::kill_current(
-            sion_abi::Signal::Segv,
+            sion_abi::Signal::SIGSEGV,
             "used SiON's system-call vector 0x40",
         );
     }
@@ -43,7 +43,7 @@ pub fn dispatch(frame: &mut TrapFrame) {
 
 fn handle(call: Syscall, a: [u64; 6]) -> Result<u64, Error> {
     match call {
-        Syscall::Exit => proc::exit_current(WaitStatus::Exited(a[0] as u8)),
+        Syscall::Exit => proc::exit_current(WaitStatus::from_exit_call(a[0] as i32)),
         Syscall::Spawn => spawn(a[0], a[1], a[2], a[3]),
         Syscall::Wait => proc::wait(a[0]),
         Syscall::Send => ipc::send(a[0], a[1], a[2], a[3], None),

@@ -37,7 +37,7 @@ fn dispatch(frame: &mut TrapFrame) {
         v if v == u64::from(sion_abi::SYSCALL_VECTOR) => crate::syscall::dispatch(frame),
         LINUX_INT80 | SYSCALL_INSTRUCTION => crate::app::linux_syscall(frame),
         SYSCALL_COMPAT => crate::proc::kill_current(
-            Signal::Ill,
+            Signal::SIGILL,
             &alloc::format!(
                 "syscall instruction in 32-bit code at rip={:#x} (i386 programs use int 0x80)",
                 frame.rip.wrapping_sub(2)
@@ -82,6 +82,6 @@ fn exception(frame: &mut TrapFrame) {
 fn exception_info(vector: u64) -> (&'static str, Signal) {
     match CpuException::from_vector(vector) {
         Some(e) => (e.name(), e.signal()),
-        None => ("unexpected exception", Signal::Segv),
+        None => ("unexpected exception", Signal::SIGSEGV),
     }
 }

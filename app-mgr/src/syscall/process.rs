@@ -16,6 +16,7 @@ use linux_raw_sys::{general as g, prctl as pr};
 use super::{Args, TimeLayout};
 use crate::abi::Abi;
 use crate::errno::Errno;
+use crate::exit::WaitStatus;
 use crate::job::CHUNK;
 use crate::process::{CallError, CallResult, Process, Tls};
 
@@ -48,7 +49,7 @@ const PR_SET_VMA: i32 = pr::PR_SET_VMA as i32;
 
 /// `exit(status)` and `exit_group(status)`: the job ends; no answer.
 pub(super) fn exit(p: &mut Process<'_>, a: &Args) -> CallResult {
-    p.kill((a.int(0) & 0xff) << 8);
+    p.kill(WaitStatus::from_exit_call(a.int(0)).to_raw() as i32);
     Err(CallError::Halt)
 }
 

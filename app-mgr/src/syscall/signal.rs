@@ -10,7 +10,7 @@ use linux_raw_sys::general::{SIGKILL, SIGSTOP, SS_DISABLE};
 use super::Args;
 use crate::abi::Abi;
 use crate::errno::Errno;
-use crate::exit::{DefaultAction, Signal};
+use crate::exit::{DefaultAction, Signal, WaitStatus};
 use crate::process::{CallError, CallResult, Process};
 
 /// `rt_sigaction(signum, act, oldact, sigsetsize)`: the kernel `struct
@@ -128,12 +128,9 @@ impl Process<'_> {
         if matches!(action, DefaultAction::Stop | DefaultAction::Continue) {
             return Ok(0);
         }
-        let core = if action == DefaultAction::Core {
-            0x80
-        } else {
-            0
-        };
-        self.kill(sig | core);
+        // The status word says "dumped core" (0x80) for a core-dumping default
+        // action, as Linux's does (SiON writes no core file).
+        self.kill(WaitStatus::Signaled(s).to_raw_core() as i32);
         Err(CallError::Halt)
     }
 }

@@ -10,7 +10,7 @@
 //! `die("unexpected #NM exception", regs, 0)`, whose `oops_end` ends the task
 //! with `SIGSEGV`.
 
-use crate::Signal;
+use crate::signal::{Signal, WaitStatus};
 
 /// A CPU exception taken in user mode, by x86 vector number (Intel SDM Vol. 3A
 /// §6.15 "Exception and Interrupt Reference", Table 6-1).
@@ -82,13 +82,19 @@ impl CpuException {
     pub const fn signal(self) -> Signal {
         use CpuException::*;
         match self {
-            DivideError | X87FloatingPoint | SimdFloatingPoint => Signal::Fpe,
-            InvalidOpcode => Signal::Ill,
-            Debug | Breakpoint => Signal::Trap,
-            SegmentNotPresent | StackSegment | AlignmentCheck => Signal::Bus,
+            DivideError | X87FloatingPoint | SimdFloatingPoint => Signal::SIGFPE,
+            InvalidOpcode => Signal::SIGILL,
+            Debug | Breakpoint => Signal::SIGTRAP,
+            SegmentNotPresent | StackSegment | AlignmentCheck => Signal::SIGBUS,
             Overflow | BoundRange | InvalidTss | GeneralProtection | PageFault
-            | ControlProtection | DeviceNotAvailable => Signal::Segv,
+            | ControlProtection | DeviceNotAvailable => Signal::SIGSEGV,
         }
+    }
+
+    /// How a process that caused this exception ends: killed by
+    /// [`CpuException::signal`].
+    pub const fn wait_status(self) -> WaitStatus {
+        WaitStatus::Signaled(self.signal())
     }
 
     /// A short English name, e.g. "page fault".
@@ -122,15 +128,34 @@ mod tests {
     #[test]
     fn linux_signals() {
         let sig = |v| CpuException::from_vector(v).map(CpuException::signal);
-        assert_eq!(sig(0), Some(Signal::Fpe));
-        assert_eq!(sig(6), Some(Signal::Ill));
-        assert_eq!(sig(7), Some(Signal::Segv));
-        assert_eq!(sig(13), Some(Signal::Segv));
-        assert_eq!(sig(14), Some(Signal::Segv));
-        assert_eq!(sig(17), Some(Signal::Bus));
-        assert_eq!(sig(19), Some(Signal::Fpe));
+        assert_eq!(sig(0), Some(Signal::SIGFPE));
+        assert_eq!(sig(6), Some(Signal::SIGILL));
+        assert_eq!(sig(7), Some(Signal::SIGSEGV));
+        assert_eq!(sig(13), Some(Signal::SIGSEGV));
+        assert_eq!(sig(14), Some(Signal::SIGSEGV));
+        assert_eq!(sig(17), Some(Signal::SIGBUS));
+        assert_eq!(sig(19), Some(Signal::SIGFPE));
         assert_eq!(sig(2), None);
         assert_eq!(sig(8), None);
         assert_eq!(sig(18), None);
+    }
+
+    #[test]
+    fn shell_statuses_for_faults() {
+        let code = |v| {
+            CpuException::from_vector(v)
+                .unwrap()
+                .wait_status()
+                .shell_status()
+        };
+        assert_eq!(code(14), 139); // page fault -> SIGSEGV
+        assert_eq!(code(13), 139); // #GP -> SIGSEGV
+        assert_eq!(code(7), 139); // #NM -> SIGSEGV
+        assert_eq!(code(6), 132); // #UD -> SIGILL
+        assert_eq!(code(0), 136); // #DE -> SIGFPE
+        assert_eq!(code(19), 136); // #XM -> SIGFPE
+        assert_eq!(code(3), 133); // int3 -> SIGTRAP
+        assert_eq!(code(17), 135); // #AC -> SIGBUS
+        assert_eq!(CpuException::from_vector(32), None); // IRQ
     }
 }

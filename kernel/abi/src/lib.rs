@@ -20,6 +20,9 @@ pub mod app;
 pub mod exception;
 pub mod net;
 pub mod page;
+pub mod signal;
+
+pub use signal::{DefaultAction, Signal, WaitStatus};
 
 /// Interrupt vector of SiON's own system calls (SiON paper §4.2.2).
 pub const SYSCALL_VECTOR: u8 = 0x40;
@@ -433,77 +436,6 @@ impl NetInfo {
     }
 }
 
-/// A Linux signal number, as the kernel reports a process killed by a fault.
-/// Numbers from `signal(7)` (x86).
-#[repr(u8)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Signal {
-    /// Illegal instruction (`#UD`).
-    Ill = 4,
-    /// Breakpoint (`#BP`).
-    Trap = 5,
-    /// Bus error (alignment check, `#AC`).
-    Bus = 7,
-    /// Arithmetic error (`#DE`, x87/SIMD floating-point exceptions).
-    Fpe = 8,
-    /// Killed on request.
-    Kill = 9,
-    /// Invalid memory reference (`#PF`, `#GP`, privileged instructions).
-    Segv = 11,
-}
-
-impl Signal {
-    /// The conventional name, e.g. `SIGSEGV`.
-    pub const fn name(self) -> &'static str {
-        match self {
-            Signal::Ill => "SIGILL",
-            Signal::Trap => "SIGTRAP",
-            Signal::Bus => "SIGBUS",
-            Signal::Fpe => "SIGFPE",
-            Signal::Kill => "SIGKILL",
-            Signal::Segv => "SIGSEGV",
-        }
-    }
-}
-
-/// How a process ended, encoded as Linux's `wait(2)` status word: an exit code
-/// in bits 8–15 (`WEXITSTATUS`), or the number of the signal that killed it in
-/// bits 0–6 (`WTERMSIG`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum WaitStatus {
-    /// The process called `exit(code)`.
-    Exited(u8),
-    /// The process was killed by a signal (a fault, or a kill).
-    Signaled(u8),
-}
-
-impl WaitStatus {
-    /// The status word as `wait(2)` encodes it.
-    pub const fn to_raw(self) -> u64 {
-        match self {
-            WaitStatus::Exited(code) => (code as u64) << 8,
-            WaitStatus::Signaled(sig) => (sig & 0x7f) as u64,
-        }
-    }
-
-    /// Decodes a status word.
-    pub const fn from_raw(raw: u64) -> Self {
-        if raw & 0x7f == 0 {
-            WaitStatus::Exited(((raw >> 8) & 0xff) as u8)
-        } else {
-            WaitStatus::Signaled((raw & 0x7f) as u8)
-        }
-    }
-
-    /// The status a POSIX shell reports (`$?`): the exit code, or 128 + signal.
-    pub const fn shell_status(self) -> u8 {
-        match self {
-            WaitStatus::Exited(code) => code,
-            WaitStatus::Signaled(sig) => 128u8.wrapping_add(sig),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -526,19 +458,5 @@ mod tests {
         assert_eq!(Error::from_result(0), Ok(0));
         assert_eq!(Error::from_result(65536), Ok(65536));
         assert_eq!(Error::from_result(-999), Err(Error::InvalidArgument));
-    }
-
-    #[test]
-    fn wait_status_matches_linux_encoding() {
-        // WEXITSTATUS(0x2a00) == 42; WTERMSIG(11) == SIGSEGV.
-        assert_eq!(WaitStatus::Exited(42).to_raw(), 0x2a00);
-        assert_eq!(WaitStatus::Signaled(11).to_raw(), 11);
-        assert_eq!(WaitStatus::from_raw(0x2a00), WaitStatus::Exited(42));
-        assert_eq!(WaitStatus::from_raw(11), WaitStatus::Signaled(11));
-        assert_eq!(WaitStatus::from_raw(0), WaitStatus::Exited(0));
-        assert_eq!(WaitStatus::Signaled(Signal::Segv as u8).shell_status(), 139);
-        assert_eq!(WaitStatus::Signaled(Signal::Ill as u8).shell_status(), 132);
-        assert_eq!(WaitStatus::Signaled(Signal::Fpe as u8).shell_status(), 136);
-        assert_eq!(WaitStatus::Exited(1).shell_status(), 1);
     }
 }

@@ -480,14 +480,12 @@ pub fn kill_current(signal: Signal, detail: &str) -> ! {
         let mut t = table();
         let p = t.current();
         log::warn!(
-            "process {} ({}) killed by {} (signal {}): {detail}",
+            "process {} ({}) killed by {signal:?} (signal {signal}): {detail}",
             p.pid,
             p.name,
-            signal.name(),
-            signal as u8
         );
     }
-    exit_current(WaitStatus::Signaled(signal as u8))
+    exit_current(WaitStatus::Signaled(signal))
 }
 
 /// `wait(child)`: the child's status word, blocking until it ends.
