@@ -9,12 +9,11 @@
 
 mod common;
 
-use common::fresh_lan;
-use qemu_net::lan::{Lan, UpOptions};
+use common::{BootedLan, alive_nodes};
 use qemu_net::prereq::{QEMU, must_skip};
-use sion_companion_mgr::{NodeId, Role, Status};
+use sion_companion_mgr::NodeId;
 use sion_hostd::model::{NodesReport, PlacementReport, parse_node_id};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
@@ -24,7 +23,7 @@ const DEAD_BOUND: Duration = Duration::from_secs(5 + 1 + 2);
 
 /// The LAN and the daemon; both are stopped when this drops, even on failure.
 struct Cluster {
-    lan: Lan,
+    booted: BootedLan,
     daemon: Option<Child>,
     socket: PathBuf,
 }
@@ -35,7 +34,6 @@ impl Drop for Cluster {
             let _ = d.kill();
             let _ = d.wait();
         }
-        let _ = self.lan.down();
     }
 }
 
@@ -47,13 +45,7 @@ impl Cluster {
             self.socket.display().to_string(),
         ];
         cmd.extend(args.iter().map(|s| s.to_string()));
-        let out = self
-            .lan
-            .command(&cmd)
-            .expect("a command inside the LAN")
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
+        let out = self.booted.run(&cmd, Path::new("/"), b"", &[]);
         assert!(
             out.status.success(),
             "hostd {args:?} failed: {}",
@@ -68,18 +60,8 @@ impl Cluster {
     }
 
     fn log(&self, index: usize) -> String {
-        std::fs::read_to_string(self.lan.run_dir.join(format!("node-{index}.log")))
-            .unwrap_or_default()
+        self.booted.log(index)
     }
-}
-
-fn alive_nodes(report: &NodesReport) -> Vec<NodeId> {
-    report
-        .nodes
-        .iter()
-        .filter(|n| n.role == Role::Node && n.status == Status::Alive)
-        .map(|n| n.id)
-        .collect()
 }
 
 fn node_id(mac: &str) -> NodeId {
@@ -94,25 +76,14 @@ fn hostd_sees_the_group_detects_a_death_and_places_by_memory() {
     let image = sion_image::build(sion_image::Flavor::Node)
         .expect("building target/sion.img")
         .path;
-    let (lan, run_dir) = fresh_lan("hc");
-    let mut cluster = Cluster {
-        lan,
-        daemon: None,
-        socket: run_dir.join("hostd.sock"),
-    };
     let started = Instant::now();
-    cluster
-        .lan
-        .up(&UpOptions {
-            nodes: 3,
-            memory: vec![256, 384, 512],
-            cmdline: String::new(),
-            image,
-            wait: Some(Duration::from_secs(90)),
-            foreground: false,
-            userns: false,
-        })
-        .expect("qemu-net up");
+    let booted = BootedLan::boot("hc", image, &[256, 384, 512]);
+    let socket = booted.run_dir.join("hostd.sock");
+    let mut cluster = Cluster {
+        booted,
+        daemon: None,
+        socket,
+    };
     eprintln!("3 nodes have addresses after {:?}", started.elapsed());
 
     // The daemon joins and keeps the view.
@@ -123,6 +94,7 @@ fn hostd_sees_the_group_detects_a_death_and_places_by_memory() {
         "daemon".into(),
     ];
     let daemon = cluster
+        .booted
         .lan
         .command(&cmd)
         .unwrap()
@@ -192,7 +164,7 @@ fn hostd_sees_the_group_detects_a_death_and_places_by_memory() {
 
     // 3. Kill node 1: hostd and the other nodes declare it dead within the bound.
     let victim = node_id("52:54:00:53:4e:01");
-    cluster.lan.kill_node(1).expect("kill-node 1");
+    cluster.booted.lan.kill_node(1).expect("kill-node 1");
     let killed = Instant::now();
     let (mut seen_by_hostd, mut seen_by_nodes) = (None, None);
     while killed.elapsed() < DEAD_BOUND + Duration::from_secs(10) {

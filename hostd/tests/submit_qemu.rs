@@ -22,12 +22,10 @@
 
 mod common;
 
-use common::fresh_lan;
-use qemu_net::lan::{Lan, UpOptions};
+use common::BootedLan;
 use qemu_net::prereq::{MUSL_GCC, QEMU, must_skip, skip};
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 const HOSTD: &str = env!("CARGO_BIN_EXE_hostd");
@@ -72,16 +70,9 @@ fn build(bin: &Path, cc: &str, args: &[&str], src: &str, out: &str) -> Option<Pa
     }
 }
 
-/// The LAN; brought down when this drops, even when an assertion fails.
+/// The booted node.
 struct Node {
-    lan: Lan,
-    run_dir: PathBuf,
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.lan.down();
-    }
+    booted: BootedLan,
 }
 
 impl Node {
@@ -91,37 +82,11 @@ impl Node {
         let mut cmd: Vec<String> =
             vec![HOSTD.into(), "submit".into(), "--node".into(), NODE.into()];
         cmd.extend(args.iter().map(|s| s.to_string()));
-        let mut c = self.lan.command(&cmd).expect("a command inside the LAN");
-        c.current_dir(dir)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        for (k, v) in env {
-            c.env(k, v);
-        }
-        let mut child = c.spawn().expect("starting hostd submit");
-        let mut input = child.stdin.take().unwrap();
-        input.write_all(stdin).unwrap();
-        drop(input);
-        let deadline = Instant::now() + Duration::from_secs(120);
-        loop {
-            if child.try_wait().unwrap().is_some() {
-                break;
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                panic!(
-                    "hostd submit {args:?} did not finish in 120 s\n{}",
-                    self.log()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        child.wait_with_output().unwrap()
+        self.booted.run(&cmd, dir, stdin, env)
     }
 
     fn log(&self) -> String {
-        std::fs::read_to_string(self.run_dir.join("node-0.log")).unwrap_or_default()
+        self.booted.log(0)
     }
 }
 
@@ -211,19 +176,9 @@ fn static_linux_programs_run_on_a_node_through_hostd_submit() {
     let image = sion_image::build(sion_image::Flavor::Node)
         .expect("building target/sion.img")
         .path;
-    let (lan, run_dir) = fresh_lan("sq");
-    let node = Node { lan, run_dir };
-    node.lan
-        .up(&UpOptions {
-            nodes: 1,
-            memory: vec![256],
-            cmdline: String::new(),
-            image,
-            wait: Some(Duration::from_secs(90)),
-            foreground: false,
-            userns: false,
-        })
-        .expect("qemu-net up");
+    let node = Node {
+        booted: BootedLan::boot("sq", image, &[256]),
+    };
     let run = |args: &[&str]| node.submit_in(&job, args, b"", &[]);
 
     // Hello, and how long a whole submission takes.

@@ -22,14 +22,14 @@
 
 mod common;
 
-use common::fresh_lan;
-use qemu_net::lan::{Lan, UpOptions};
+use common::{BootedLan, alive_nodes};
 use qemu_net::prereq::{GCC, MUSL_GCC, QEMU, multilib_missing, must_skip, skip};
 use sion_app_mgr::job::{self, HostMsg, PROTOCOL_VERSION, Start};
+use sion_hostd::model::NodesReport;
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddrV4, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -64,17 +64,10 @@ fn build(bin: &Path, cc: &str, args: &[&str], src: &str, out: &str) -> PathBuf {
     target
 }
 
-/// The LAN; brought down when this drops, even when an assertion fails.
+/// The LAN and the job directory the tests submit from.
 struct Cluster {
-    lan: Lan,
-    run_dir: PathBuf,
+    booted: BootedLan,
     job_dir: PathBuf,
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        let _ = self.lan.down();
-    }
 }
 
 impl Cluster {
@@ -83,29 +76,11 @@ impl Cluster {
     fn hostd(&self, args: &[&str]) -> Output {
         let mut cmd: Vec<String> = vec![HOSTD.into()];
         cmd.extend(args.iter().map(|s| s.to_string()));
-        let mut child = self
-            .lan
-            .command(&cmd)
-            .expect("a command inside the LAN")
-            .current_dir(&self.job_dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("starting hostd");
-        let deadline = Instant::now() + Duration::from_secs(120);
-        while child.try_wait().unwrap().is_none() {
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                panic!("hostd {args:?} did not finish in 120 s\n{}", self.log(0));
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        child.wait_with_output().unwrap()
+        self.booted.run(&cmd, &self.job_dir, b"", &[])
     }
 
     fn log(&self, index: usize) -> String {
-        std::fs::read_to_string(self.run_dir.join(format!("node-{index}.log"))).unwrap_or_default()
+        self.booted.log(index)
     }
 
     /// Node `index`'s IPv4 address, from its log.
@@ -124,7 +99,7 @@ impl Cluster {
 
     /// The network namespace of the LAN.
     fn netns(&self) -> String {
-        let state = qemu_net::state::RunState::load(&self.run_dir)
+        let state = qemu_net::state::RunState::load(&self.booted.run_dir)
             .expect("the LAN's state")
             .expect("the LAN is up");
         match state.isolation {
@@ -255,25 +230,11 @@ fn no_job_and_no_dead_peer_takes_a_node_out() {
     let image = sion_image::build(sion_image::Flavor::Node)
         .expect("building target/sion.img")
         .path;
-    let (lan, run_dir) = fresh_lan("sv");
+    let boot_began = Instant::now();
     let cluster = Cluster {
-        lan,
-        run_dir,
+        booted: BootedLan::boot("sv", image, &[256, 256]),
         job_dir,
     };
-    let booted = Instant::now();
-    cluster
-        .lan
-        .up(&UpOptions {
-            nodes: 2,
-            memory: vec![256, 256],
-            cmdline: String::new(),
-            image,
-            wait: Some(Duration::from_secs(90)),
-            foreground: false,
-            userns: false,
-        })
-        .expect("qemu-net up");
     let submit0 = |args: &[&str]| {
         let mut v = vec!["submit", "--node", NODE0];
         v.extend_from_slice(args);
@@ -325,25 +286,18 @@ fn no_job_and_no_dead_peer_takes_a_node_out() {
     expect(&submit0(&["./hello"]), 0, "hello from SiON\n");
 
     // 3. Node 1 dies after node 0's ARP entry for it has expired.
-    if let Some(left) = ARP_EXPIRED_AFTER_BOOT.checked_sub(booted.elapsed()) {
+    if let Some(left) = ARP_EXPIRED_AFTER_BOOT.checked_sub(boot_began.elapsed()) {
         std::thread::sleep(left);
     }
-    cluster.lan.kill_node(1).expect("kill-node 1");
+    cluster.booted.lan.kill_node(1).expect("kill-node 1");
     let killed = Instant::now();
     for check_at in [Duration::from_secs(10), Duration::from_secs(60)] {
         if let Some(left) = check_at.checked_sub(killed.elapsed()) {
             std::thread::sleep(left);
         }
         let out = cluster.hostd(&["nodes", "--json"]);
-        let nodes: serde_json::Value =
-            serde_json::from_slice(&out.stdout).expect("hostd nodes --json");
-        let alive: Vec<&str> = nodes["nodes"]
-            .as_array()
-            .expect("a node list")
-            .iter()
-            .filter(|n| n["role"] == "node" && n["status"] == "alive")
-            .filter_map(|n| n["id"].as_str())
-            .collect();
+        let nodes: NodesReport = serde_json::from_slice(&out.stdout).expect("hostd nodes --json");
+        let alive: Vec<String> = alive_nodes(&nodes).iter().map(|n| n.to_string()).collect();
         assert_eq!(
             alive,
             [NODE0],

@@ -17,3 +17,92 @@ pub fn fresh_lan(prefix: &str) -> (Lan, PathBuf) {
     let lan = Lan::new(&name, Some(run_dir.clone())).expect("a LAN");
     (lan, run_dir)
 }
+
+/// A LAN of booted nodes, brought down when this drops (even when an
+/// assertion fails).
+pub struct BootedLan {
+    /// The LAN.
+    pub lan: Lan,
+    /// Its run directory (node logs, state).
+    pub run_dir: PathBuf,
+}
+
+impl Drop for BootedLan {
+    fn drop(&mut self) {
+        let _ = self.lan.down();
+    }
+}
+
+impl BootedLan {
+    /// Boots one node per entry of `memory_mb` from `image` on a fresh LAN
+    /// named `PREFIX-PID`, waiting up to 90 s for their addresses.
+    pub fn boot(prefix: &str, image: PathBuf, memory_mb: &[u32]) -> BootedLan {
+        let (lan, run_dir) = fresh_lan(prefix);
+        let booted = BootedLan { lan, run_dir };
+        booted
+            .lan
+            .up(&qemu_net::lan::UpOptions {
+                nodes: memory_mb.len(),
+                memory: memory_mb.to_vec(),
+                cmdline: String::new(),
+                image,
+                wait: Some(std::time::Duration::from_secs(90)),
+                foreground: false,
+                userns: false,
+            })
+            .expect("qemu-net up");
+        booted
+    }
+
+    /// Node `index`'s serial log so far.
+    pub fn log(&self, index: usize) -> String {
+        std::fs::read_to_string(self.run_dir.join(format!("node-{index}.log"))).unwrap_or_default()
+    }
+
+    /// Runs `command` inside the LAN in `dir` with `stdin` and extra
+    /// environment; its output. Panics (with node 0's log) if it takes more
+    /// than 120 s, after killing it.
+    pub fn run(
+        &self,
+        command: &[String],
+        dir: &Path,
+        stdin: &[u8],
+        env: &[(&str, &str)],
+    ) -> std::process::Output {
+        use std::io::Write;
+        use std::process::Stdio;
+        use std::time::{Duration, Instant};
+        let mut c = self.lan.command(command).expect("a command inside the LAN");
+        c.current_dir(dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        let mut child = c.spawn().expect("starting the command");
+        let mut input = child.stdin.take().unwrap();
+        let _ = input.write_all(stdin);
+        drop(input);
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while child.try_wait().unwrap().is_none() {
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("{command:?} did not finish in 120 s\n{}", self.log(0));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        child.wait_with_output().unwrap()
+    }
+}
+
+/// The nodes a `hostd nodes --json` report lists as alive.
+pub fn alive_nodes(report: &sion_hostd::model::NodesReport) -> Vec<sion_companion_mgr::NodeId> {
+    use sion_companion_mgr::{Role, Status};
+    report
+        .nodes
+        .iter()
+        .filter(|n| n.role == Role::Node && n.status == Status::Alive)
+        .map(|n| n.id)
+        .collect()
+}
