@@ -12,6 +12,7 @@
 //!
 //! Needs root (network namespaces), QEMU, `musl-gcc` (Debian musl-tools) and a
 //! static busybox (Debian busybox-static); `./sion demo` installs them.
+#![forbid(unsafe_code)]
 
 use anyhow::{Context, Result, bail, ensure};
 use clap::Parser;

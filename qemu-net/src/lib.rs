@@ -7,6 +7,7 @@
 //! namespace is a named `ip netns` (`NAME-qemu-net`); otherwise a user +
 //! network namespace (as `unshare -Urn` makes) held open by a `sleep`.
 //! `qemu-net exec -- CMD` runs host programs (e.g. `hostd`) on the LAN.
+#![forbid(unsafe_code)]
 
 pub mod error;
 pub mod isolation;

@@ -1,4 +1,5 @@
 //! The `qemu-net` command line: `up`, `exec`, `status`, `down`, `kill-node`.
+#![forbid(unsafe_code)]
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};

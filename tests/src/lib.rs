@@ -3,6 +3,7 @@
 //! (always with a timeout) for lines in the log, and kills QEMU when the
 //! [`Node`] guard drops. Every node's serial log is kept under
 //! `target/qemu-logs/` so a failure can be read afterwards.
+#![forbid(unsafe_code)]
 
 use std::io::Read;
 use std::path::PathBuf;

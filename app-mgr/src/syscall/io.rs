@@ -220,7 +220,7 @@ pub(super) fn fstat64(p: &mut Process<'_>, a: &Args) -> CallResult {
 
 impl Process<'_> {
     fn pipe(&mut self, fds: u64, flags: i32) -> CallResult {
-        if flags & !(O_CLOEXEC | 0o4000 | 0o40000) != 0 {
+        if flags & !(O_CLOEXEC | g::O_NONBLOCK as i32 | g::O_DIRECT as i32) != 0 {
             return Err(Errno::EINVAL.into());
         }
         self.check_writable(fds, 8)?;

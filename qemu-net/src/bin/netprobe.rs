@@ -1,6 +1,7 @@
 //! `netprobe`: a host-side tool for SiON's LAN tests and benchmarks, run
 //! inside the LAN (`qemu-net exec -- netprobe …`). It speaks SiON's network IPC
 //! wire format (`sion_abi::net`) and the test services of the `t-netd` process.
+#![forbid(unsafe_code)]
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
