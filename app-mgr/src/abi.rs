@@ -1,21 +1,7 @@
 //! The two Linux ABIs a SiON node runs (i386 and x86_64), the page size, and the
 //! default layout of an application's user address space.
 
-/// Size of a page in bytes (x86 4 KiB pages); the unit of every mapping.
-pub const PAGE_SIZE: u64 = 4096;
-
-/// Rounds `addr` down to a page boundary.
-pub const fn page_down(addr: u64) -> u64 {
-    addr & !(PAGE_SIZE - 1)
-}
-
-/// Rounds `addr` up to a page boundary, or `None` if that overflows `u64`.
-pub const fn page_up(addr: u64) -> Option<u64> {
-    match addr.checked_add(PAGE_SIZE - 1) {
-        Some(a) => Some(page_down(a)),
-        None => None,
-    }
-}
+pub use sion_abi::page::{PAGE_SIZE, page_down, page_up};
 
 /// Whether `addr` is a multiple of [`PAGE_SIZE`].
 pub const fn is_page_aligned(addr: u64) -> bool {

@@ -790,21 +790,46 @@ mod tests {
         assert!(matches!(encode(&big), Err(ProtoError::TooLarge { .. })));
     }
 
-    #[test]
-    fn random_bytes_never_panic() {
-        // A small xorshift generator: deterministic garbage.
-        let mut x = 0x9e37_79b9_7f4a_7c15u64;
-        for _ in 0..2000 {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            let len = (x % 64) as usize;
-            let bytes: Vec<u8> = (0..len).map(|i| (x >> (i % 8 * 8)) as u8).collect();
-            let _ = decode_body::<HostMsg>(&bytes);
-            let _ = decode_body::<NodeMsg>(&bytes);
+    proptest::proptest! {
+        /// Whatever bytes arrive, a decoded body is a message that encodes
+        /// back to a frame decoding to the same message; anything else is an
+        /// error, never a panic.
+        #[test]
+        fn random_bodies_decode_to_messages_that_round_trip_or_are_errors(
+            bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..256)
+        ) {
+            if let Ok(m) = decode_body::<HostMsg>(&bytes) {
+                let mut d = Decoder::new();
+                d.push(&encode(&m).unwrap());
+                proptest::prop_assert_eq!(d.next_msg::<HostMsg>().unwrap(), Some(m));
+            }
+            if let Ok(m) = decode_body::<NodeMsg>(&bytes) {
+                let mut d = Decoder::new();
+                d.push(&encode(&m).unwrap());
+                proptest::prop_assert_eq!(d.next_msg::<NodeMsg>().unwrap(), Some(m));
+            }
+        }
+
+        /// A stream of random bytes yields whole messages until its first bad
+        /// frame, then only that error: the decoder never skips ahead.
+        #[test]
+        fn random_streams_stop_at_the_first_bad_frame(
+            bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..512)
+        ) {
             let mut d = Decoder::new();
             d.push(&bytes);
-            while let Ok(Some(_)) = d.next_msg::<HostMsg>() {}
+            let mut taken = 0;
+            loop {
+                match d.next_msg::<HostMsg>() {
+                    Ok(Some(_)) => taken += 1,
+                    Ok(None) => break,
+                    Err(e) => {
+                        proptest::prop_assert_eq!(d.next_msg::<HostMsg>().unwrap_err(), e);
+                        break;
+                    }
+                }
+                proptest::prop_assert!(taken <= bytes.len() / LEN_PREFIX);
+            }
         }
     }
 

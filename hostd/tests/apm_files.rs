@@ -9,8 +9,8 @@ use std::path::PathBuf;
 use sion_app_mgr::Abi;
 use sion_app_mgr::abi::UserLayout;
 use sion_app_mgr::errno::Errno;
+use sion_app_mgr::process::Process;
 use sion_app_mgr::process::fake::FakeNode;
-use sion_app_mgr::process::{Process, ProcessSpec};
 use sion_app_mgr::vm::AddressSpace;
 use sion_hostd::fileserve::FileServer;
 use syscalls::x86::Sysno as I;
@@ -30,30 +30,21 @@ fn job_dir(name: &str) -> PathBuf {
 fn node_for(dir: &std::path::Path) -> (FakeNode, Vec<u8>) {
     let mut files = FileServer::new(dir).unwrap();
     let cwd = files.dir().to_vec();
-    let mut node = FakeNode::default();
-    node.files = Some(Box::new(move |id, req| files.serve(id, req)));
+    let node = FakeNode {
+        files: Some(Box::new(move |id, req| files.serve(id, req))),
+        ..FakeNode::default()
+    };
     (node, cwd)
 }
 
 fn process<'n>(node: &'n mut FakeNode, abi: Abi, cwd: Vec<u8>) -> Process<'n> {
-    let mut exe = cwd.clone();
-    exe.extend_from_slice(b"/prog");
-    Process::new(
-        node,
-        ProcessSpec {
-            number: 1,
-            pid: 7,
-            abi,
-            vm: AddressSpace::new(UserLayout::for_abi(abi), 64 << 20),
-            cwd,
-            exe,
-            tty: [false; 3],
-            winsize: None,
-            uid: nix::unistd::getuid().as_raw(),
-            gid: nix::unistd::getgid().as_raw(),
-            realtime_ns: 0,
-        },
-    )
+    let vm = AddressSpace::new(UserLayout::for_abi(abi), 64 << 20);
+    let mut p = Process::new(node, 1, 7, abi, vm);
+    p.exe = [cwd.as_slice(), b"/prog"].concat();
+    p.cwd = cwd;
+    p.uid = nix::unistd::getuid().as_raw();
+    p.gid = nix::unistd::getgid().as_raw();
+    p
 }
 
 fn call(p: &mut Process<'_>, nr: impl Into<u64>, args: &[u64]) -> i64 {

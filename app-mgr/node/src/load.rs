@@ -27,7 +27,7 @@ use crate::ThisNode;
 use crate::app_node::AppNode;
 use crate::lobby::{Lobby, Ready, refuse};
 use crate::rng::Rng;
-use sion_app_mgr::process::{CallError, Process, ProcessSpec};
+use sion_app_mgr::process::{CallError, Process};
 
 /// Where the program file is staged in the application's address space while
 /// it loads (above the i386 range, below the x86_64 mmap area's usual
@@ -103,22 +103,20 @@ pub fn run(ready: Ready, lobby: &mut Lobby, me: &ThisNode, mut job_state: impl F
         me,
         rng: Rng::new(number),
     };
-    let spec = ProcessSpec {
+    let mut process = Process::new(
+        &mut node,
         number,
         pid,
-        abi: plan.abi,
-        vm: AddressSpace::new(layout, limit),
-        cwd: start.cwd.clone(),
-        exe: exe_path(&start),
-        tty: start.tty,
-        winsize: start.winsize,
-        uid: start.uid,
-        gid: start.gid,
-        realtime_ns: start.realtime_ns,
-    };
-    // The job loop waits for the connection's readable notices.
-    node.conn.arm();
-    let mut process = Process::new(&mut node, spec);
+        plan.abi,
+        AddressSpace::new(layout, limit),
+    );
+    process.cwd = start.cwd.clone();
+    process.exe = exe_path(&start);
+    process.tty = start.tty;
+    process.winsize = start.winsize;
+    process.uid = start.uid;
+    process.gid = start.gid;
+    process.realtime_ns = start.realtime_ns;
     let built = build(&mut process, &plan, &start);
     let _ = app::unmap(pid, STAGING, staged);
     let (entry, sp) = match built {

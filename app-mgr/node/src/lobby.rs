@@ -485,8 +485,8 @@ impl Upload {
     /// [`STEP_TIMEOUT_NS`], or the time its bytes so far allow.
     fn deadline(&self) -> u64 {
         let pause = self.last_ns.saturating_add(STEP_TIMEOUT_NS);
-        let allowed =
-            u64::try_from(u128::from(self.got) * u128::from(NS_PER_MIB) >> 20).unwrap_or(u64::MAX);
+        let allowed = u64::try_from((u128::from(self.got) * u128::from(NS_PER_MIB)) >> 20)
+            .unwrap_or(u64::MAX);
         let rate = self
             .began_ns
             .saturating_add(UPLOAD_BASE_NS)

@@ -23,15 +23,16 @@ use core::fmt;
 
 use crate::Abi;
 use crate::errno::Errno;
+use crate::exit::Signal;
 use crate::fd::FdTable;
 use crate::job::{FileReply, FileRequest, HostMsg, NodeMsg, Winsize};
 use crate::syscall;
 use crate::vm::{AddressSpace, Prot};
 
-/// `SIGINT`, the status of a job killed by Ctrl-C.
-pub const SIGINT: i32 = linux_raw_sys::general::SIGINT as i32;
-/// `SIGKILL`, the status of a job whose `hostd` went away.
-pub const SIGKILL: i32 = linux_raw_sys::general::SIGKILL as i32;
+/// The wait status of a job killed by Ctrl-C (`SIGINT`).
+const KILLED_BY_USER: sion_abi::WaitStatus = sion_abi::WaitStatus::Signaled(Signal::SIGINT);
+/// The wait status of a job whose `hostd` went away (`SIGKILL`).
+const KILLED_HOST_GONE: sion_abi::WaitStatus = sion_abi::WaitStatus::Signaled(Signal::SIGKILL);
 
 /// Largest single memory copy asked of the node (the kernel's limit is 1 MiB).
 const MAX_COPY: usize = 64 * 1024;
@@ -155,33 +156,6 @@ pub struct Stats {
     pub forwarded: u64,
 }
 
-/// What a [`Process`] starts from (from the job's `Start` and the loader).
-#[derive(Clone, Debug)]
-pub struct ProcessSpec {
-    /// Job number on this node (for the log).
-    pub number: u64,
-    /// The application's pid (what `getpid` answers).
-    pub pid: u64,
-    /// Its ABI.
-    pub abi: Abi,
-    /// Its address-space bookkeeping.
-    pub vm: AddressSpace,
-    /// Current directory (absolute host path).
-    pub cwd: Vec<u8>,
-    /// The program's absolute path (what `/proc/self/exe` reads as).
-    pub exe: Vec<u8>,
-    /// Whether stdin, stdout, stderr are terminals.
-    pub tty: [bool; 3],
-    /// The submitter's terminal size.
-    pub winsize: Option<Winsize>,
-    /// User id the program sees.
-    pub uid: u32,
-    /// Group id the program sees.
-    pub gid: u32,
-    /// Wall-clock time at submission (ns since the epoch).
-    pub realtime_ns: u64,
-}
-
 /// A running Linux program and what its system calls need.
 pub struct Process<'n> {
     /// What the node provides.
@@ -250,28 +224,37 @@ pub struct Process<'n> {
 }
 
 impl<'n> Process<'n> {
-    /// A process about to start, served through `node`.
-    pub fn new(node: &'n mut dyn Node, spec: ProcessSpec) -> Process<'n> {
+    /// A process about to start, served through `node`: job `number`,
+    /// application `pid` of `abi` with address space `vm`. The rest (cwd,
+    /// exe, terminal facts, ids, wall-clock time) starts empty or zero; the
+    /// loader sets it from the job's `Start`.
+    pub fn new(
+        node: &'n mut dyn Node,
+        number: u64,
+        pid: u64,
+        abi: Abi,
+        vm: AddressSpace,
+    ) -> Process<'n> {
         let start_ns = node.clock_ns();
         Process {
             node,
-            number: spec.number,
-            pid: spec.pid,
-            abi: spec.abi,
-            vm: spec.vm,
+            number,
+            pid,
+            abi,
+            vm,
             fds: FdTable::default(),
             pipes: BTreeMap::new(),
             next_pipe: 0,
             stdin: VecDeque::new(),
             stdin_eof: false,
             host_files: BTreeMap::new(),
-            cwd: spec.cwd,
-            exe: spec.exe,
-            tty: spec.tty,
-            winsize: spec.winsize,
-            uid: spec.uid,
-            gid: spec.gid,
-            realtime_ns: spec.realtime_ns,
+            cwd: Vec::new(),
+            exe: Vec::new(),
+            tty: [false; 3],
+            winsize: None,
+            uid: 0,
+            gid: 0,
+            realtime_ns: 0,
             start_ns,
             next_id: 1,
             ending: None,
@@ -347,7 +330,7 @@ impl<'n> Process<'n> {
                 "apm: job {number}: hostd went away; killing the job"
             ));
         }
-        self.kill(SIGKILL);
+        self.kill(KILLED_HOST_GONE.to_raw() as i32);
         CallError::Halt
     }
 
@@ -360,7 +343,7 @@ impl<'n> Process<'n> {
                 let number = self.number;
                 self.node
                     .log(format_args!("apm: job {number}: killed by its submitter"));
-                self.kill(SIGINT);
+                self.kill(KILLED_BY_USER.to_raw() as i32);
             }
             _ => {}
         }

@@ -15,7 +15,7 @@ use crate::abi::{Abi, UserLayout};
 use crate::errno::Errno;
 use crate::job::{Dir, FileReply, FileRequest, HostMsg, NodeMsg};
 use crate::process::fake::FakeNode;
-use crate::process::{Process, ProcessSpec, Tls};
+use crate::process::{Process, Tls};
 use crate::vm::AddressSpace;
 
 const X64: Abi = Abi::X86_64;
@@ -23,25 +23,15 @@ const I386: Abi = Abi::I386;
 const PID: u64 = 7;
 const UNMAPPED: u64 = 0x10;
 
-fn spec(abi: Abi) -> ProcessSpec {
-    ProcessSpec {
-        number: 1,
-        pid: PID,
-        abi,
-        vm: AddressSpace::new(UserLayout::for_abi(abi), 64 << 20),
-        cwd: b"/home/u/job".to_vec(),
-        exe: b"/home/u/job/prog".to_vec(),
-        tty: [false; 3],
-        winsize: None,
-        uid: 1000,
-        gid: 100,
-        realtime_ns: 1_700_000_000_000_000_000,
-    }
-}
-
 /// Runs `f` on a process of `abi` served by `node`.
 fn with<R>(abi: Abi, node: &mut FakeNode, f: impl FnOnce(&mut Process<'_>) -> R) -> R {
-    let mut p = Process::new(node, spec(abi));
+    let vm = AddressSpace::new(UserLayout::for_abi(abi), 64 << 20);
+    let mut p = Process::new(node, 1, PID, abi, vm);
+    p.cwd = b"/home/u/job".to_vec();
+    p.exe = b"/home/u/job/prog".to_vec();
+    p.uid = 1000;
+    p.gid = 100;
+    p.realtime_ns = 1_700_000_000_000_000_000;
     f(&mut p)
 }
 
