@@ -162,6 +162,7 @@ pub static ROWS: &[Row] = &[
     both(X64::getrlimit, I386::ugetrlimit, Node, process::getrlimit),
     i386(I386::getrlimit, Node, process::old_getrlimit),
     both(X64::prlimit64, I386::prlimit64, Node, process::prlimit64),
+    both(X64::getrusage, I386::getrusage, Node, process::getrusage),
     both(X64::getrandom, I386::getrandom, Node, process::getrandom),
     both(X64::sched_yield, I386::sched_yield, Node, process::sched_yield),
     both(X64::kill, I386::kill, Node, process::kill),

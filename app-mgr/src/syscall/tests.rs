@@ -397,6 +397,34 @@ fn process_identity_uname_and_limits() {
 }
 
 #[test]
+fn getrusage_reports_the_time_since_the_start() {
+    let mut node = FakeNode::default();
+    with(I386, &mut node, |p| {
+        let m = mem(p, 4096);
+        // The fake clock moves when a sleep asks: 2.5 ms of "running".
+        let later = p.node.clock_ns() + 2_500_000;
+        p.sleep_until(later).unwrap();
+        assert_eq!(call(p, I::getrusage as u64, &[0, m]), Some(0));
+        let words: Vec<u32> = get(p, m, 72)
+            .chunks(4)
+            .map(|c| u32::from_le_bytes(c.try_into().unwrap()))
+            .collect();
+        assert_eq!(&words[..4], [0, 2500, 0, 0], "utime 2.5 ms, no stime");
+        assert!(words[4] >= 4, "maxrss counts the mapped page: {}", words[4]);
+        assert_eq!(
+            call(p, I::getrusage as u64, &[(-1i32) as u32 as u64, m]),
+            Some(0)
+        );
+        assert_eq!(get(p, m, 8), vec![0; 8]);
+        assert_eq!(call(p, I::getrusage as u64, &[5, m]), err(Errno::EINVAL));
+        assert_eq!(
+            call(p, I::getrusage as u64, &[0, UNMAPPED]),
+            err(Errno::EFAULT)
+        );
+    });
+}
+
+#[test]
 fn arch_prctl_sets_and_reads_the_fs_base() {
     let mut node = FakeNode::default();
     with(X64, &mut node, |p| {
