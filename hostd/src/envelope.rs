@@ -56,6 +56,20 @@ fn wire_error_text(e: WireError) -> &'static str {
     }
 }
 
+/// The header of a Companion Manager datagram from `src` (to every node; the
+/// IP destination says whether it is a broadcast).
+fn cm_header(src: NodeId, broadcast: bool) -> Header {
+    Header {
+        cluster: DEFAULT_CLUSTER,
+        broadcast,
+        src_node: src.as_u64(),
+        dst_node: ALL_NODES,
+        src_service: COMPANION_MANAGER_SERVICE,
+        dst_service: COMPANION_MANAGER_SERVICE,
+        tag: TAG_COMPANION,
+    }
+}
+
 /// Wraps one encoded CM message (`Transmit::bytes`) from node `src` into a SiON
 /// network IPC datagram; `broadcast` sets the header's broadcast flag.
 ///
@@ -66,15 +80,7 @@ pub fn wrap(src: NodeId, broadcast: bool, payload: &[u8]) -> Result<Vec<u8>, Wir
     if payload.len() > MAX_PAYLOAD {
         return Err(WireError::BadLength);
     }
-    let header = Header {
-        cluster: DEFAULT_CLUSTER,
-        broadcast,
-        src_node: src.as_u64(),
-        dst_node: ALL_NODES,
-        src_service: COMPANION_MANAGER_SERVICE,
-        dst_service: COMPANION_MANAGER_SERVICE,
-        tag: TAG_COMPANION,
-    };
+    let header = cm_header(src, broadcast);
     let mut out = vec![0; HEADER_LEN + payload.len()];
     let n = header.encode(payload, &mut out)?;
     out.truncate(n);
@@ -309,18 +315,7 @@ mod tests {
             prop_assert_eq!(d.len(), HEADER_LEN + payload.len());
             let (h, p) = unwrap(ME, &d).unwrap();
             prop_assert_eq!(p, &payload[..]);
-            prop_assert_eq!(
-                h,
-                Header {
-                    cluster: DEFAULT_CLUSTER,
-                    broadcast,
-                    src_node: src.as_u64(),
-                    dst_node: ALL_NODES,
-                    src_service: COMPANION_MANAGER_SERVICE,
-                    dst_service: COMPANION_MANAGER_SERVICE,
-                    tag: TAG_COMPANION,
-                }
-            );
+            prop_assert_eq!(h, cm_header(src, broadcast));
         }
 
         /// Bytes that do not start with a SiON header are rejected as

@@ -381,17 +381,29 @@ impl<'n> Process<'n> {
         self.next_id += 1;
         self.send(&NodeMsg::File { id, request })?;
         loop {
-            match self.node.recv(None) {
-                Ok(Some(HostMsg::FileReply(r))) if r.id == id => return Ok(r),
-                Ok(Some(m)) => {
-                    self.on_host_msg(m);
-                    if self.ending.is_some() {
-                        return Err(CallError::Halt);
-                    }
-                }
-                Ok(None) => {}
-                Err(HostGone) => return Err(self.host_lost()),
+            if let Some(r) = self.next_from_host()?
+                && r.id == id
+            {
+                return Ok(r);
             }
+        }
+    }
+
+    /// Waits for `hostd`'s next message: a file reply is returned, anything
+    /// else (stdin, Kill) is handled. Errors: [`CallError::Halt`] when the
+    /// job is ending or `hostd` is gone.
+    fn next_from_host(&mut self) -> Result<Option<FileReply>, CallError> {
+        match self.node.recv(None) {
+            Ok(Some(HostMsg::FileReply(r))) => Ok(Some(r)),
+            Ok(Some(m)) => {
+                self.on_host_msg(m);
+                if self.ending.is_some() {
+                    return Err(CallError::Halt);
+                }
+                Ok(None)
+            }
+            Ok(None) => Ok(None),
+            Err(HostGone) => Err(self.host_lost()),
         }
     }
 
@@ -413,16 +425,8 @@ impl<'n> Process<'n> {
         let max = max.clamp(1, crate::job::CHUNK as u64) as u32;
         self.send(&NodeMsg::StdinWanted { max })?;
         while self.stdin.is_empty() && !self.stdin_eof {
-            match self.node.recv(None) {
-                Ok(Some(m)) => {
-                    self.on_host_msg(m);
-                    if self.ending.is_some() {
-                        return Err(CallError::Halt);
-                    }
-                }
-                Ok(None) => {}
-                Err(HostGone) => return Err(self.host_lost()),
-            }
+            // A file reply cannot come now (no request is pending).
+            self.next_from_host()?;
         }
         Ok(())
     }
