@@ -31,27 +31,29 @@ use nix::unistd::{AccessFlags, UnlinkatFlags, Whence, faccessat, ftruncate, lsee
 use sion_app_mgr::job::{Dir, FileReply, FileRequest, FileStat, encode_stat};
 use sion_app_mgr::path::{Jail, JailedPath};
 
+use nix::libc;
+
 /// `AT_SYMLINK_NOFOLLOW`.
-const AT_SYMLINK_NOFOLLOW: i32 = 0x100;
+const AT_SYMLINK_NOFOLLOW: i32 = libc::AT_SYMLINK_NOFOLLOW;
 /// `AT_REMOVEDIR`.
-const AT_REMOVEDIR: i32 = 0x200;
+const AT_REMOVEDIR: i32 = libc::AT_REMOVEDIR;
 /// `AT_EMPTY_PATH`.
-const AT_EMPTY_PATH: i32 = 0x1000;
+const AT_EMPTY_PATH: i32 = libc::AT_EMPTY_PATH;
 
 /// Open flags passed on to the host (others are dropped: `openat2` refuses
-/// unknown bits).
-const PASSED_FLAGS: i32 = 0o3 // O_ACCMODE
-    | 0o100 // O_CREAT
-    | 0o200 // O_EXCL
-    | 0o1000 // O_TRUNC
-    | 0o2000 // O_APPEND
-    | 0o4000 // O_NONBLOCK
-    | 0o10000 // O_DSYNC
-    | 0o200000 // O_DIRECTORY
-    | 0o400000 // O_NOFOLLOW
-    | 0o1000000 // O_NOATIME
-    | 0o4010000 // O_SYNC
-    | 0o20200000; // O_TMPFILE
+/// unknown bits). A job's flags are Linux's, as the host's are.
+const PASSED_FLAGS: i32 = libc::O_ACCMODE
+    | libc::O_CREAT
+    | libc::O_EXCL
+    | libc::O_TRUNC
+    | libc::O_APPEND
+    | libc::O_NONBLOCK
+    | libc::O_DSYNC
+    | libc::O_DIRECTORY
+    | libc::O_NOFOLLOW
+    | libc::O_NOATIME
+    | libc::O_SYNC
+    | libc::O_TMPFILE;
 
 /// A file the job has open.
 struct Handle {

@@ -18,7 +18,7 @@ use sion_abi::app::{self as abi, LinuxSyscall, TAG_LINUX_SYSCALL};
 use sion_abi::{Error, MessageInfo, Pid, Signal, WaitStatus};
 
 /// Linux's ENOSYS, returned to a SiON process that makes a Linux system call.
-const ENOSYS: i64 = 38;
+const ENOSYS: i64 = linux_raw_sys::errno::ENOSYS as i64;
 /// Largest single `app_read`/`app_write`, in bytes.
 const MAX_COPY: u64 = 1 << 20;
 
