@@ -333,10 +333,14 @@ mod tests {
         );
     }
 
+    /// Random datagrams (half with a valid magic and version) decode to a
+    /// header and payload that encode back to the same header and payload,
+    /// or fail with the error the first bad field calls for.
     #[test]
-    fn decode_never_panics_on_random_bytes() {
+    fn random_datagrams_round_trip_or_fail_for_their_first_bad_field() {
         let mut x = 0x1234_5678_9abc_def0u64;
         let mut buf = [0u8; 200];
+        let mut accepted = 0;
         for round in 0..20_000 {
             for b in buf.iter_mut() {
                 x ^= x << 13;
@@ -347,10 +351,36 @@ mod tests {
             if round % 2 == 0 {
                 buf[..4].copy_from_slice(&MAGIC);
                 buf[4] = VERSION;
+                if round % 4 == 0 {
+                    buf[6..8].copy_from_slice(&(HEADER_LEN as u16).to_be_bytes());
+                    buf[12..16].copy_from_slice(&((x % 150) as u32).to_be_bytes());
+                    buf[8..12].copy_from_slice(&DEFAULT_CLUSTER.to_be_bytes());
+                }
             }
             let len = (x % 200) as usize;
-            let _ = Header::decode(&buf[..len], DEFAULT_CLUSTER);
+            let datagram = &buf[..len];
+            match Header::decode(datagram, DEFAULT_CLUSTER) {
+                Ok((h, payload)) => {
+                    accepted += 1;
+                    let mut out = [0u8; 300];
+                    let n = h.encode(payload, &mut out).unwrap();
+                    assert_eq!(Header::decode(&out[..n], DEFAULT_CLUSTER), Ok((h, payload)));
+                }
+                Err(e) => {
+                    let expected = if len < HEADER_LEN {
+                        WireError::Truncated
+                    } else if datagram[..4] != MAGIC {
+                        WireError::BadMagic
+                    } else if datagram[4] != VERSION {
+                        WireError::BadVersion
+                    } else {
+                        e
+                    };
+                    assert_eq!(e, expected, "round {round}");
+                }
+            }
         }
+        assert!(accepted > 100, "only {accepted} valid datagrams were made");
     }
 
     #[test]
