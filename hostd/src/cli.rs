@@ -1,4 +1,5 @@
-//! The `hostd` command line: `daemon`, `nodes`, `place` and `submit`.
+//! The `hostd` command line: `daemon`, `nodes`, `place` and `submit`, and
+//! `completions`/`manpage` generated from the same definitions (clap).
 //!
 //! `nodes` and `place` find the group through [`crate::placement`] (a running
 //! `hostd daemon`, else a one-shot discovery) and print it through
@@ -87,6 +88,16 @@ pub enum Command {
         after_help = "Exit status: the job's (128 + signal when it faulted: 139 for SIGSEGV); 126 if the node refused the program (dynamically linked, not x86 ELF, ...); 124 after --timeout; 130 after Ctrl-C; 255 if the node vanished mid-job; 1 for hostd's own errors (no node, program unreadable).\nThe job's file system calls happen inside the job directory (--dir, default the current one); paths leaving it, also through symbolic links, fail with EACCES."
     )]
     Submit(Box<crate::submit::SubmitArgs>),
+    /// Print a shell completion script for hostd, e.g.
+    /// `hostd completions bash > /etc/bash_completion.d/hostd`.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print hostd's manual page (roff), e.g.
+    /// `hostd manpage > /usr/local/share/man/man1/hostd.1`.
+    Manpage,
 }
 
 /// Parses the command line and runs it; errors are printed as
@@ -125,6 +136,18 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Submit(args) => crate::submit::run(&socket, *args),
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "hostd", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Manpage => {
+            let cmd = <Cli as clap::CommandFactory>::command();
+            clap_mangen::Man::new(cmd)
+                .render(&mut std::io::stdout())
+                .context("writing the manual page")?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Place {
             weights,
             mode,
@@ -191,6 +214,39 @@ mod tests {
     #[test]
     fn cli_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn completions_and_the_manual_page_cover_every_subcommand() {
+        let mut bash = Vec::new();
+        clap_complete::generate(
+            clap_complete::Shell::Bash,
+            &mut Cli::command(),
+            "hostd",
+            &mut bash,
+        );
+        let bash = String::from_utf8(bash).unwrap();
+        let mut man = Vec::new();
+        clap_mangen::Man::new(Cli::command())
+            .render(&mut man)
+            .unwrap();
+        let man = String::from_utf8(man).unwrap();
+        assert!(man.starts_with(".ie") || man.contains(".TH hostd"), "{man}");
+        for sub in [
+            "daemon",
+            "nodes",
+            "place",
+            "submit",
+            "completions",
+            "manpage",
+        ] {
+            assert!(bash.contains(sub), "completion lacks {sub}");
+            assert!(man.contains(sub), "manual page lacks {sub}");
+        }
+        assert!(
+            bash.contains("--weights") && man.contains("\\-\\-socket"),
+            "{man}"
+        );
     }
 
     #[test]

@@ -232,3 +232,24 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod unit_file_tests {
+    /// The systemd unit in `hostd/contrib` starts the daemon and points it at
+    /// its socket through the variable hostd reads.
+    #[test]
+    fn the_systemd_unit_runs_the_daemon_with_the_socket_variable_hostd_reads() {
+        let unit = include_str!("../contrib/sion-hostd.service");
+        let exec = unit
+            .lines()
+            .find(|l| l.starts_with("ExecStart="))
+            .expect("an ExecStart line");
+        assert!(exec.contains("hostd daemon"), "{exec}");
+        assert!(
+            unit.contains(&format!("Environment={}=", super::SOCKET_ENV)),
+            "the unit sets {}",
+            super::SOCKET_ENV
+        );
+        assert!(unit.contains("[Install]") && unit.contains("WantedBy=multi-user.target"));
+    }
+}

@@ -23,6 +23,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod array;
 pub mod cli;
 pub mod control;
 pub mod daemon;

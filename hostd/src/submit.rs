@@ -90,6 +90,43 @@ pub struct SubmitArgs {
     /// Print the chosen node, the ranked scores and the timings to stderr.
     #[arg(long)]
     pub verbose: bool,
+    /// After the job, print a JSON summary (node, job number, placements,
+    /// timings, status; see [`SubmitSummary`]) as the last line of stderr:
+    /// stdout stays the program's own.
+    #[arg(long)]
+    pub json: bool,
+    /// Run a job array: one task per number of RANGE (`1-20`, `0-100:10`,
+    /// `1,4,9`), `{}` in the arguments replaced by the number.
+    #[arg(
+        long,
+        value_name = "RANGE",
+        conflicts_with = "each",
+        help_heading = "Job arrays"
+    )]
+    pub array: Option<String>,
+    /// Run one task per line of FILE, `{}` in the arguments replaced by the
+    /// line.
+    #[arg(long, value_name = "FILE", help_heading = "Job arrays")]
+    pub each: Option<PathBuf>,
+    /// Array tasks running at once [default: the alive nodes].
+    #[arg(long, value_name = "N", help_heading = "Job arrays")]
+    pub parallel: Option<usize>,
+    /// Where each array task's stdout goes (`%a`: the task's id).
+    #[arg(
+        long,
+        value_name = "PATTERN",
+        default_value = "array-%a.out",
+        help_heading = "Job arrays"
+    )]
+    pub output: String,
+    /// Where each array task's stderr goes (`%a`: the task's id).
+    #[arg(
+        long,
+        value_name = "PATTERN",
+        default_value = "array-%a.err",
+        help_heading = "Job arrays"
+    )]
+    pub error: String,
     /// The program (a static x86_64 or i386 Linux executable).
     pub program: PathBuf,
     /// Its arguments.
@@ -109,6 +146,9 @@ struct Target {
 /// A program that cannot be read, no node found, the node unreachable (exit
 /// status 1 through the caller); the job's own outcome is the `Ok` status.
 pub fn run(socket: &Path, a: SubmitArgs) -> Result<ExitCode> {
+    if a.array.is_some() || a.each.is_some() {
+        return crate::array::run(socket, &a);
+    }
     let program = std::fs::read(&a.program)
         .with_context(|| format!("cannot read the program {}", a.program.display()))?;
     let dir = match &a.dir {
@@ -194,6 +234,7 @@ pub fn run(socket: &Path, a: SubmitArgs) -> Result<ExitCode> {
         first: Some(first),
         decoder,
         accepted_at: None,
+        node: None,
         upload_started: t1,
         killed: false,
         timed_out: false,
@@ -203,12 +244,30 @@ pub fn run(socket: &Path, a: SubmitArgs) -> Result<ExitCode> {
         verbose: a.verbose,
     };
     let code = job.serve(&mut files, &stdin_tx)?;
+    let run = job.accepted_at.map(|t| t.elapsed());
+    let upload = job
+        .accepted_at
+        .map(|t| t.duration_since(t1))
+        .unwrap_or_default();
+    if a.json {
+        let summary = SubmitSummary {
+            node: SummaryNode {
+                id: job.node.as_ref().map(|n| n.0.clone()),
+                name: job.node.as_ref().map(|n| n.1.clone()),
+                address: target.ip,
+            },
+            job: job.node.as_ref().map(|n| n.2),
+            placements: excluded.len() + 1,
+            timings_ms: SummaryTimings {
+                placement: ms(placement),
+                upload: ms(upload),
+                run: run.map_or(0.0, ms),
+            },
+            status: code,
+        };
+        eprintln!("{}", serde_json::to_string(&summary)?);
+    }
     if a.verbose {
-        let run = job.accepted_at.map(|t| t.elapsed());
-        let upload = job
-            .accepted_at
-            .map(|t| t.duration_since(t1))
-            .unwrap_or_default();
         eprintln!(
             "hostd: timings: placement {:.1} ms, upload {:.1} ms, run {:.1} ms; exit status {code}",
             ms(placement),
@@ -217,6 +276,50 @@ pub fn run(socket: &Path, a: SubmitArgs) -> Result<ExitCode> {
         );
     }
     Ok(ExitCode::from(code))
+}
+
+/// `hostd submit --json`'s summary, printed as one line of JSON at the end of
+/// stderr. A stable shape:
+/// `{"node":{"id":"52:54:00:53:4e:00","name":"lively-finch-4e00","address":"169.254.86.160"},`
+/// `"job":3,"placements":1,"timings_ms":{"placement":1.8,"upload":7.2,"run":5.1},"status":0}`.
+/// `id`, `name` and `job` are `null` when the node never accepted the job
+/// (refused, lost before the start).
+#[derive(Debug, serde::Serialize, serde::Deserialize, PartialEq)]
+pub struct SubmitSummary {
+    /// The node the job went to.
+    pub node: SummaryNode,
+    /// The job's number on that node.
+    pub job: Option<u64>,
+    /// Placements tried (more than 1 when busy or unreachable nodes were
+    /// passed over).
+    pub placements: usize,
+    /// Where the time went, in milliseconds.
+    pub timings_ms: SummaryTimings,
+    /// hostd's exit status: the job's shell status (128 + signal for a
+    /// fault), 126 refused, 124 timed out, 255 node lost.
+    pub status: u8,
+}
+
+/// The node of a [`SubmitSummary`].
+#[derive(Debug, serde::Serialize, serde::Deserialize, PartialEq)]
+pub struct SummaryNode {
+    /// Its id (MAC address form).
+    pub id: Option<String>,
+    /// Its name.
+    pub name: Option<String>,
+    /// Its IPv4 address.
+    pub address: Ipv4Addr,
+}
+
+/// The timings of a [`SubmitSummary`], in milliseconds.
+#[derive(Debug, serde::Serialize, serde::Deserialize, PartialEq)]
+pub struct SummaryTimings {
+    /// Finding the node (all placements).
+    pub placement: f64,
+    /// Connecting and sending the program until the node accepted it.
+    pub upload: f64,
+    /// From the start to the end of the program.
+    pub run: f64,
 }
 
 /// How [`connect_upload`] ended.
@@ -537,6 +640,8 @@ fn stdin_pump(asks: mpsc::Receiver<u32>, writer: Arc<Mutex<TcpStream>>) {
 /// The connection of a running job to its node (not to be confused with
 /// [`crate::Session`], `hostd`'s membership in the group).
 struct JobConnection {
+    /// The node's id, name and job number, from `Accepted`.
+    node: Option<(String, String, u64)>,
     stream: TcpStream,
     writer: Arc<Mutex<TcpStream>>,
     /// The node's first answer, read while uploading.
@@ -577,6 +682,7 @@ impl JobConnection {
                         memory_limit,
                     } => {
                         self.accepted_at = Some(Instant::now());
+                        self.node = Some((node.clone(), name.clone(), job));
                         if self.verbose {
                             eprintln!(
                                 "hostd: job {job} accepted by {name} ({node}), memory limit {} MiB, upload {:.1} ms",

@@ -43,6 +43,9 @@ pub struct NetStack {
 }
 
 static NET: Mutex<Option<NetStack>> = Mutex::new(None);
+/// Received frames handled in one pass of [`poll`] before the rest wait for
+/// the next (a flood cannot keep the CPU in the network stack).
+const MAX_FRAMES_PER_POLL: usize = 256;
 /// The PIC line of the NIC's interrupt, once known.
 static NIC_IRQ: Mutex<Option<u8>> = Mutex::new(None);
 
@@ -111,7 +114,25 @@ pub fn poll() {
     };
     let Some(net) = guard.as_mut() else { return };
     for _ in 0..8 {
-        let changed = net.iface.poll(now(), &mut net.device, &mut net.sockets);
+        // Frames one at a time, each followed by a look at the IPC socket,
+        // so a burst of datagrams cannot overflow its receive buffer before
+        // they are handled (and counted); at most MAX_FRAMES_PER_POLL frames.
+        let mut changed = smoltcp::iface::PollResult::None;
+        for _ in 0..MAX_FRAMES_PER_POLL {
+            let r = net
+                .iface
+                .poll_ingress_single(now(), &mut net.device, &mut net.sockets);
+            if r == smoltcp::iface::PollIngressSingleResult::None {
+                break;
+            }
+            changed = smoltcp::iface::PollResult::SocketStateChanged;
+            ipc::process_incoming(net);
+        }
+        if net.iface.poll_egress(now(), &mut net.device, &mut net.sockets)
+            == smoltcp::iface::PollResult::SocketStateChanged
+        {
+            changed = smoltcp::iface::PollResult::SocketStateChanged;
+        }
         let now_ns = crate::time::now_ns();
         net.addr
             .advance(&mut net.iface, &mut net.sockets, &mut net.device, now_ns);
