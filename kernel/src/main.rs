@@ -61,13 +61,7 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     time::init();
     let ramdisk = mem::boot_ramdisk(boot_info.ramdisk_addr.into_option(), boot_info.ramdisk_len);
     ramdisk::init(ramdisk);
-    let nic = drivers::virtio::probe().map(|(nic, irq)| {
-        (
-            alloc::boxed::Box::new(nic) as alloc::boxed::Box<dyn drivers::Nic>,
-            irq,
-        )
-    });
-    net::init(nic);
+    net::init(drivers::probe_nic());
     proc::set_release_hook(net::release);
     let args = bootargs::BootArgs::read();
     let init = args.get("init").unwrap_or("init");
