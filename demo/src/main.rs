@@ -230,6 +230,8 @@ fn main() -> Result<()> {
     let opts = UpOptions {
         nodes: 3,
         memory: MEMORY.to_vec(),
+        nics: Vec::new(),
+        firmware: Vec::new(),
         cmdline: String::new(),
         image: image.path.clone(),
         wait: Some(Duration::from_secs(120)),

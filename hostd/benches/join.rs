@@ -26,6 +26,8 @@ fn main() {
     let opts = UpOptions {
         nodes: 3,
         memory: vec![256],
+        nics: Vec::new(),
+        firmware: Vec::new(),
         cmdline: String::new(),
         image,
         wait: None,

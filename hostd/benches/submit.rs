@@ -42,6 +42,8 @@ fn main() {
     let opts = UpOptions {
         nodes: 1,
         memory: vec![256],
+        nics: Vec::new(),
+        firmware: Vec::new(),
         cmdline: String::new(),
         image,
         wait: Some(Duration::from_secs(60)),

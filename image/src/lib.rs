@@ -29,6 +29,59 @@ impl Flavor {
     }
 }
 
+/// How a node's PC starts: which firmware QEMU runs and which image it boots.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Firmware {
+    /// Legacy BIOS (QEMU's default SeaBIOS) booting the MBR image.
+    #[default]
+    Bios,
+    /// UEFI (OVMF, Debian's `ovmf` package) booting the GPT image.
+    Uefi,
+}
+
+impl Firmware {
+    /// The name used on command lines: `bios` or `uefi`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Firmware::Bios => "bios",
+            Firmware::Uefi => "uefi",
+        }
+    }
+}
+
+impl std::str::FromStr for Firmware {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Firmware, String> {
+        match s.trim() {
+            "bios" => Ok(Firmware::Bios),
+            "uefi" => Ok(Firmware::Uefi),
+            other => Err(format!("`{other}` is not a firmware (bios or uefi)")),
+        }
+    }
+}
+
+/// Where OVMF's firmware image may be: Debian's `ovmf` package installs
+/// `/usr/share/ovmf/OVMF.fd` (code and variables in one file, for `-bios`).
+pub const OVMF_PATHS: &[&str] = &["/usr/share/ovmf/OVMF.fd", "/usr/share/qemu/OVMF.fd"];
+
+/// The OVMF firmware file, if installed (`SION_OVMF` overrides the search).
+pub fn ovmf() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("SION_OVMF") {
+        return Some(PathBuf::from(p));
+    }
+    OVMF_PATHS.iter().map(PathBuf::from).find(|p| p.is_file())
+}
+
+/// The UEFI image built beside the BIOS image `bios`: `NAME.img` becomes
+/// `NAME-uefi.img` in the same directory.
+pub fn uefi_image_for(bios: &Path) -> PathBuf {
+    let stem = bios.file_stem().unwrap_or_default().to_string_lossy();
+    let ext = bios
+        .extension()
+        .map_or(String::new(), |e| format!(".{}", e.to_string_lossy()));
+    bios.with_file_name(format!("{stem}-uefi{ext}"))
+}
+
 /// A built disk image.
 #[derive(Clone, Debug)]
 pub struct Image {
@@ -36,6 +89,8 @@ pub struct Image {
     pub path: PathBuf,
     /// Its size in bytes.
     pub size: u64,
+    /// Path of the UEFI disk image (same kernel and ramdisk), see [`uefi_image_for`].
+    pub uefi_path: PathBuf,
     /// The process images in its ramdisk.
     pub processes: Vec<String>,
 }
@@ -83,7 +138,7 @@ fn process_names(flavor: Flavor) -> Result<Vec<String>> {
 }
 
 /// Builds the kernel and processes (release, `x86_64-unknown-none`) and the
-/// disk image of `flavor`. Cargo's progress goes to stderr. Errors: a failed
+/// BIOS and UEFI disk images of `flavor`. Cargo's progress goes to stderr. Errors: a failed
 /// compilation, a missing binary, an I/O error.
 pub fn build(flavor: Flavor) -> Result<Image> {
     let root = workspace_root();
@@ -118,14 +173,20 @@ pub fn build(flavor: Flavor) -> Result<Image> {
     write_ramdisk(&ramdisk, &bin_dir, &processes)?;
 
     let out = target_dir().join(flavor.file_name());
-    bootloader::DiskImageBuilder::new(kernel)
-        .set_ramdisk(ramdisk)
+    let uefi_out = uefi_image_for(&out);
+    let mut builder = bootloader::DiskImageBuilder::new(kernel);
+    builder.set_ramdisk(ramdisk);
+    builder
         .create_bios_image(&out)
         .with_context(|| format!("writing the disk image {}", out.display()))?;
+    builder
+        .create_uefi_image(&uefi_out)
+        .with_context(|| format!("writing the UEFI disk image {}", uefi_out.display()))?;
     let size = std::fs::metadata(&out)?.len();
     Ok(Image {
         path: out,
         size,
+        uefi_path: uefi_out,
         processes,
     })
 }
@@ -182,4 +243,47 @@ pub fn qemu_args(image: &Path, memory_mb: u32, cmdline: &str, display: bool) -> 
         args.extend(["-cpu".into(), "qemu64,+smep,+smap,+umip".into()]);
     }
     args
+}
+
+/// QEMU's firmware arguments for `firmware`: none for BIOS (QEMU's default),
+/// `-bios OVMF.fd` for UEFI. Errors: OVMF not installed.
+pub fn firmware_args(firmware: Firmware) -> Result<Vec<String>> {
+    match firmware {
+        Firmware::Bios => Ok(Vec::new()),
+        Firmware::Uefi => {
+            let Some(ovmf) = ovmf() else {
+                bail!(
+                    "UEFI firmware not found at {}: install it with `apt-get install ovmf`",
+                    OVMF_PATHS.join(" or ")
+                );
+            };
+            Ok(vec!["-bios".into(), ovmf.display().to_string()])
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uefi_image_sits_beside_the_bios_one() {
+        assert_eq!(
+            uefi_image_for(Path::new("/t/sion.img")),
+            Path::new("/t/sion-uefi.img")
+        );
+        assert_eq!(
+            uefi_image_for(Path::new("/t/sion-test.img")),
+            Path::new("/t/sion-test-uefi.img")
+        );
+    }
+
+    #[test]
+    fn firmware_names_round_trip() {
+        for f in [Firmware::Bios, Firmware::Uefi] {
+            assert_eq!(f.name().parse::<Firmware>(), Ok(f));
+        }
+        assert!("efi".parse::<Firmware>().is_err());
+        assert!(firmware_args(Firmware::Bios).unwrap().is_empty());
+    }
 }

@@ -1,10 +1,11 @@
-//! `sion-image`: builds `target/sion.img` (or the test image) and optionally
-//! boots it as one node in QEMU with its serial log on the terminal.
+//! `sion-image`: builds `target/sion.img` and `target/sion-uefi.img` (or the
+//! test images) and optionally boots one as a node in QEMU with its serial log
+//! on the terminal.
 #![forbid(unsafe_code)]
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
-use sion_image::{Flavor, build, qemu_args};
+use sion_image::{Firmware, Flavor, build, firmware_args, qemu_args};
 use std::process::Command;
 
 /// Build SiON's bootable disk image; with `--boot`, run it as one node in QEMU.
@@ -17,6 +18,9 @@ struct Cli {
     /// Boot the image in QEMU after building it and show the node's log.
     #[arg(long)]
     boot: bool,
+    /// With --boot: start the node with UEFI firmware (OVMF) from the UEFI image.
+    #[arg(long, requires = "boot")]
+    uefi: bool,
     /// With --boot: open a window showing the node's screen.
     #[arg(long, requires = "boot")]
     display: bool,
@@ -39,15 +43,22 @@ fn main() -> Result<()> {
     );
     let image = build(flavor)?;
     println!(
-        "{} ({} bytes; processes: {})",
+        "{} ({} bytes; processes: {}); UEFI: {}",
         image.path.display(),
         image.size,
-        image.processes.join(", ")
+        image.processes.join(", "),
+        image.uefi_path.display()
     );
     if !cli.boot {
         return Ok(());
     }
-    let mut args = qemu_args(&image.path, cli.memory, &cli.cmdline, cli.display);
+    let (firmware, disk) = if cli.uefi {
+        (Firmware::Uefi, &image.uefi_path)
+    } else {
+        (Firmware::Bios, &image.path)
+    };
+    let mut args = qemu_args(disk, cli.memory, &cli.cmdline, cli.display);
+    args.extend(firmware_args(firmware)?);
     args.extend(["-serial".into(), "stdio".into()]);
     match cli.seconds {
         Some(s) => eprintln!("booting one node in QEMU for {s} s; its serial log follows"),

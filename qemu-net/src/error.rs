@@ -21,6 +21,12 @@ pub enum Error {
         "qemu-system-x86_64 was not found on PATH: install QEMU (Debian/Ubuntu package `qemu-system-x86`: `sudo apt-get install qemu-system-x86`)"
     )]
     QemuMissing,
+    /// A UEFI node was asked for but OVMF is not installed.
+    #[error(
+        "UEFI firmware (OVMF) was not found at {}: install it with `sudo apt-get install ovmf` (or set SION_OVMF to its OVMF.fd)",
+        sion_image::OVMF_PATHS.join(" or ")
+    )]
+    OvmfMissing,
     /// A host tool (`ip`, `unshare`, `nsenter`) is not on `PATH`.
     #[error("`{tool}` was not found on PATH: install the `{package}` package")]
     ToolMissing {

@@ -44,6 +44,11 @@ pub struct UpOptions {
     pub nodes: usize,
     /// Memory sizes in MiB: one for all nodes, or one per node.
     pub memory: Vec<u32>,
+    /// Network cards: none (all virtio), one for all nodes, or one per node.
+    pub nics: Vec<plan::NicModel>,
+    /// Firmware: none (all BIOS), one for all nodes, or one per node. UEFI
+    /// nodes boot the UEFI image beside `image` with OVMF.
+    pub firmware: Vec<sion_image::Firmware>,
     /// SiON boot arguments for every node ("" for none).
     pub cmdline: String,
     /// The disk image every node boots.
@@ -203,7 +208,24 @@ impl Lan {
         plan::no_comma(&image)?;
         let lock = self.lock()?;
         let run_dir = self.run_dir.canonicalize()?;
-        let nodes = plan::plan_nodes(opts.nodes, &opts.memory, &run_dir)?;
+        let hw = plan::Hardware {
+            memory: &opts.memory,
+            nics: &opts.nics,
+            firmware: &opts.firmware,
+        };
+        let nodes = plan::plan_nodes(opts.nodes, &hw, &run_dir)?;
+        let ovmf = if nodes
+            .iter()
+            .any(|n| n.firmware == sion_image::Firmware::Uefi)
+        {
+            let uefi = sion_image::uefi_image_for(&image);
+            if !uefi.is_file() {
+                return Err(Error::ImageMissing(uefi).into());
+            }
+            sion_image::ovmf().ok_or(Error::OvmfMissing)?
+        } else {
+            PathBuf::new()
+        };
         let userns = opts.userns || !is_root();
         if userns {
             check_tun_access()?;
@@ -250,7 +272,13 @@ impl Lan {
         };
         let mut children = Vec::new();
         let started = state.save(&run_dir).and_then(|()| {
-            self.start_nodes(&mut state, &nodes, &image, &opts.cmdline, &mut children)
+            self.start_nodes(
+                &mut state,
+                &nodes,
+                (&image, &ovmf),
+                &opts.cmdline,
+                &mut children,
+            )
         });
         if let Err(e) = started {
             if let Err(e2) = self.teardown(&state) {
@@ -286,7 +314,7 @@ impl Lan {
         &self,
         state: &mut RunState,
         nodes: &[NodePlan],
-        image: &Path,
+        (image, ovmf): (&Path, &Path),
         cmdline: &str,
         children: &mut Vec<Child>,
     ) -> Result<()> {
@@ -295,7 +323,7 @@ impl Lan {
         remove_old_logs(&self.run_dir)?;
         for node in nodes {
             let mut argv = vec![QEMU.to_string()];
-            argv.extend(plan::node_qemu_args(image, cmdline, node));
+            argv.extend(plan::node_qemu_args(image, ovmf, cmdline, node));
             let argv = state.isolation.wrap(&argv);
             let out = File::create(&node.qemu_log)
                 .with_context(|| format!("creating {}", node.qemu_log.display()))?;

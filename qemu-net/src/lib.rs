@@ -2,7 +2,8 @@
 //!
 //! A LAN is a network namespace holding a Linux bridge (`br0`, host address
 //! 169.254.0.1/16) and one tap per node; each node is a `qemu-system-x86_64`
-//! started inside that namespace with virtio-net on its tap, its serial log in
+//! started inside that namespace with its card (virtio-net or e1000, `--nic`)
+//! on its tap and its firmware (BIOS or UEFI, `--firmware`), its serial log in
 //! the run directory (`target/qemu-net/NAME/node-K.log`). As root the
 //! namespace is a named `ip netns` (`NAME-qemu-net`); otherwise a user +
 //! network namespace (as `unshare -Urn` makes) held open by a `sleep`.

@@ -35,6 +35,13 @@ enum Cmd {
         /// Memory per node in MiB: one size for all, or one per node (`256,384,512`).
         #[arg(long, value_name = "MB[,MB…]", default_value_t = plan::DEFAULT_MEMORY_MB.to_string())]
         memory: String,
+        /// Network card per node: one for all, or one per node (`virtio,e1000`).
+        #[arg(long, value_name = "virtio|e1000[,…]", default_value = "virtio")]
+        nic: String,
+        /// Firmware per node: one for all, or one per node (`bios,uefi`); UEFI
+        /// nodes boot the UEFI image beside --image (`sion-uefi.img`) with OVMF.
+        #[arg(long, value_name = "bios|uefi[,…]", default_value = "bios")]
+        firmware: String,
         /// SiON boot arguments passed to every node.
         #[arg(long, value_name = "STR", default_value = "")]
         cmdline: String,
@@ -86,6 +93,8 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Up {
             nodes,
             memory,
+            nic,
+            firmware,
             cmdline,
             image,
             wait,
@@ -95,6 +104,8 @@ fn run(cli: Cli) -> Result<()> {
         } => lan.up(&UpOptions {
             nodes,
             memory: plan::parse_memory_list(&memory)?,
+            nics: plan::parse_nic_list(&nic)?,
+            firmware: plan::parse_firmware_list(&firmware)?,
             cmdline,
             image: image.unwrap_or_else(default_image),
             wait: wait.then(|| Duration::from_secs(wait_timeout)),

@@ -1,6 +1,7 @@
 //! Pure planning of a LAN: node count, memory sizes, MACs, taps, log paths and
 //! the QEMU command line of each node. No I/O here, so all of it is unit-tested.
 
+use sion_image::Firmware;
 use std::path::{Path, PathBuf};
 
 /// Most nodes one LAN may have (the MAC's last byte and the tap names bound it).
@@ -21,7 +22,78 @@ pub const HOST_ADDR: &str = "169.254.0.1/16";
 /// prefix `52:54:00` followed by `53:4e` ("SN").
 pub const MAC_PREFIX: &str = "52:54:00:53:4e";
 
-/// A bad `--nodes`, `--memory` or `--name` value.
+/// The network card QEMU gives a node (`--nic`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum NicModel {
+    /// virtio-net on PCI (`virtio-net-pci`).
+    #[default]
+    Virtio,
+    /// Intel 82540EM (`e1000`, PCI 8086:100e), QEMU's default NIC.
+    E1000,
+}
+
+impl NicModel {
+    /// The name used on the command line: `virtio` or `e1000`.
+    pub fn name(self) -> &'static str {
+        match self {
+            NicModel::Virtio => "virtio",
+            NicModel::E1000 => "e1000",
+        }
+    }
+
+    /// QEMU's device name for it.
+    pub fn qemu_device(self) -> &'static str {
+        match self {
+            NicModel::Virtio => "virtio-net-pci",
+            NicModel::E1000 => "e1000",
+        }
+    }
+}
+
+/// Parses `--nic`: a comma-separated list of `virtio` and `e1000`, one for all
+/// nodes or one per node (spread by [`per_node`]).
+pub fn parse_nic_list(s: &str) -> Result<Vec<NicModel>, PlanError> {
+    s.split(',')
+        .map(|part| match part.trim() {
+            "virtio" => Ok(NicModel::Virtio),
+            "e1000" => Ok(NicModel::E1000),
+            other => Err(PlanError::Nic(other.to_string())),
+        })
+        .collect()
+}
+
+/// Parses `--firmware`: a comma-separated list of `bios` and `uefi`, one for
+/// all nodes or one per node (spread by [`per_node`]).
+pub fn parse_firmware_list(s: &str) -> Result<Vec<Firmware>, PlanError> {
+    s.split(',')
+        .map(|part| {
+            part.parse::<Firmware>()
+                .map_err(|_| PlanError::Firmware(part.trim().to_string()))
+        })
+        .collect()
+}
+
+/// Spreads a per-node option list over `nodes` nodes: none gives every node
+/// the default, one entry applies to all, otherwise node K gets entry K.
+/// Errors: any other list length, named by `option`.
+pub fn per_node<T: Copy + Default>(
+    option: &'static str,
+    list: &[T],
+    nodes: usize,
+) -> Result<Vec<T>, PlanError> {
+    match list.len() {
+        0 => Ok(vec![T::default(); nodes]),
+        1 => Ok(vec![list[0]; nodes]),
+        n if n == nodes => Ok(list.to_vec()),
+        given => Err(PlanError::ListCount {
+            option,
+            given,
+            nodes,
+        }),
+    }
+}
+
+/// A bad `--nodes`, `--memory`, `--nic`, `--firmware` or `--name` value.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum PlanError {
     /// `--nodes` out of range.
@@ -39,6 +111,22 @@ pub enum PlanError {
     )]
     MemoryCount {
         /// Sizes given.
+        given: usize,
+        /// Nodes asked for.
+        nodes: usize,
+    },
+    /// A `--nic` entry that is not a known card.
+    #[error("--nic: `{0}` is not a network card (virtio or e1000)")]
+    Nic(String),
+    /// A `--firmware` entry that is not a known firmware.
+    #[error("--firmware: `{0}` is not a firmware (bios or uefi)")]
+    Firmware(String),
+    /// A per-node list with neither one entry nor one per node.
+    #[error("{option} lists {given} entries for {nodes} nodes: give one for all, or one per node")]
+    ListCount {
+        /// The option.
+        option: &'static str,
+        /// Entries given.
         given: usize,
         /// Nodes asked for.
         nodes: usize,
@@ -126,25 +214,39 @@ pub struct NodePlan {
     pub tap: String,
     /// Its memory in MiB.
     pub memory_mb: u32,
+    /// Its network card.
+    pub nic: NicModel,
+    /// Its firmware (and so which of the two images it boots).
+    pub firmware: Firmware,
     /// Its serial log: `RUN_DIR/node-K.log`.
     pub log: PathBuf,
     /// QEMU's own stdout/stderr: `RUN_DIR/node-K.qemu.log`.
     pub qemu_log: PathBuf,
 }
 
-/// Plans `nodes` nodes with memory from `memory` (see [`memory_per_node`]) and
-/// logs in `run_dir`. Errors: a node count outside 1..=[`MAX_NODES`], a bad
-/// memory list, a run directory with a comma in it.
-pub fn plan_nodes(
-    nodes: usize,
-    memory: &[u32],
-    run_dir: &Path,
-) -> Result<Vec<NodePlan>, PlanError> {
+/// Per-node hardware choices of a LAN: each list has one entry for all nodes
+/// or one per node; an empty card or firmware list means the default.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Hardware<'a> {
+    /// Memory sizes in MiB (see [`memory_per_node`]).
+    pub memory: &'a [u32],
+    /// Network cards.
+    pub nics: &'a [NicModel],
+    /// Firmware.
+    pub firmware: &'a [Firmware],
+}
+
+/// Plans `nodes` nodes with the hardware of `hw` and logs in `run_dir`.
+/// Errors: a node count outside 1..=[`MAX_NODES`], a bad list, a run directory
+/// with a comma in it.
+pub fn plan_nodes(nodes: usize, hw: &Hardware, run_dir: &Path) -> Result<Vec<NodePlan>, PlanError> {
     if !(1..=MAX_NODES).contains(&nodes) {
         return Err(PlanError::NodeCount(nodes));
     }
     no_comma(run_dir)?;
-    let memory = memory_per_node(memory, nodes)?;
+    let memory = memory_per_node(hw.memory, nodes)?;
+    let nics = per_node("--nic", hw.nics, nodes)?;
+    let firmware = per_node("--firmware", hw.firmware, nodes)?;
     Ok(memory
         .into_iter()
         .enumerate()
@@ -153,6 +255,8 @@ pub fn plan_nodes(
             mac: mac_for(index),
             tap: tap_for(index),
             memory_mb,
+            nic: nics[index],
+            firmware: firmware[index],
             log: run_dir.join(format!("node-{index}.log")),
             qemu_log: run_dir.join(format!("node-{index}.qemu.log")),
         })
@@ -172,11 +276,21 @@ pub fn no_comma(path: &Path) -> Result<(), PlanError> {
 /// The `qemu-system-x86_64` arguments (without the program name) for `node`:
 /// [`sion_image::qemu_args`] (image, memory, no display, `cmdline` as SiON boot
 /// arguments) plus `-snapshot` (nodes share one image file; writes are thrown
-/// away), no monitor, serial to the node's log, a name, and virtio-net on the
-/// node's tap with its MAC. QEMU adds no default NIC when `-netdev` is given,
-/// so the tap is the node's only network.
-pub fn node_qemu_args(image: &Path, cmdline: &str, node: &NodePlan) -> Vec<String> {
-    let mut args = sion_image::qemu_args(image, node.memory_mb, cmdline, false);
+/// away), no monitor, serial to the node's log, a name, and the node's card
+/// (virtio-net or e1000) on its tap with its MAC. QEMU adds no default NIC when
+/// `-netdev` is given, so the tap is the node's only network. A UEFI node boots
+/// the UEFI image beside `image` ([`sion_image::uefi_image_for`]) with
+/// `-bios ovmf`.
+pub fn node_qemu_args(image: &Path, ovmf: &Path, cmdline: &str, node: &NodePlan) -> Vec<String> {
+    let mut args = match node.firmware {
+        Firmware::Bios => sion_image::qemu_args(image, node.memory_mb, cmdline, false),
+        Firmware::Uefi => {
+            let uefi = sion_image::uefi_image_for(image);
+            let mut a = sion_image::qemu_args(&uefi, node.memory_mb, cmdline, false);
+            a.extend(["-bios".into(), ovmf.display().to_string()]);
+            a
+        }
+    };
     args.extend([
         "-name".into(),
         format!("sion-node-{}", node.index),
@@ -188,7 +302,7 @@ pub fn node_qemu_args(image: &Path, cmdline: &str, node: &NodePlan) -> Vec<Strin
         "-netdev".into(),
         format!("tap,id=n0,ifname={},script=no,downscript=no", node.tap),
         "-device".into(),
-        format!("virtio-net-pci,netdev=n0,mac={}", node.mac),
+        format!("{},netdev=n0,mac={}", node.nic.qemu_device(), node.mac),
     ]);
     args
 }
@@ -259,26 +373,38 @@ mod tests {
         assert_eq!(netns_for("sion"), "sion-qemu-net");
     }
 
+    const ONE: Hardware<'static> = Hardware {
+        memory: &[256],
+        nics: &[],
+        firmware: &[],
+    };
+
     #[test]
     fn plan_gives_each_node_its_mac_tap_memory_and_logs() {
-        let plan = plan_nodes(3, &[256, 384, 512], Path::new("/r")).unwrap();
+        let hw = Hardware {
+            memory: &[256, 384, 512],
+            ..Hardware::default()
+        };
+        let plan = plan_nodes(3, &hw, Path::new("/r")).unwrap();
         assert_eq!(plan.len(), 3);
         assert_eq!(plan[2].index, 2);
         assert_eq!(plan[2].mac, "52:54:00:53:4e:02");
         assert_eq!(plan[2].tap, "tap2");
         assert_eq!(plan[2].memory_mb, 512);
+        assert_eq!(plan[2].nic, NicModel::Virtio);
+        assert_eq!(plan[2].firmware, Firmware::Bios);
         assert_eq!(plan[2].log, Path::new("/r/node-2.log"));
         assert_eq!(plan[2].qemu_log, Path::new("/r/node-2.qemu.log"));
         assert_eq!(
-            plan_nodes(0, &[256], Path::new("/r")),
+            plan_nodes(0, &ONE, Path::new("/r")),
             Err(PlanError::NodeCount(0))
         );
         assert_eq!(
-            plan_nodes(MAX_NODES + 1, &[256], Path::new("/r")),
+            plan_nodes(MAX_NODES + 1, &ONE, Path::new("/r")),
             Err(PlanError::NodeCount(MAX_NODES + 1))
         );
         assert!(matches!(
-            plan_nodes(1, &[256], Path::new("/a,b")),
+            plan_nodes(1, &ONE, Path::new("/a,b")),
             Err(PlanError::Comma(_))
         ));
     }
@@ -293,8 +419,13 @@ mod tests {
 
     #[test]
     fn qemu_command_puts_the_node_on_its_tap() {
-        let plan = plan_nodes(2, &[256, 384], Path::new("/run/x")).unwrap();
-        let args = node_qemu_args(Path::new("/img/sion.img"), "init=t-ipc", &plan[1]);
+        let hw = Hardware {
+            memory: &[256, 384],
+            ..Hardware::default()
+        };
+        let plan = plan_nodes(2, &hw, Path::new("/run/x")).unwrap();
+        let ovmf = Path::new("/fw/OVMF.fd");
+        let args = node_qemu_args(Path::new("/img/sion.img"), ovmf, "init=t-ipc", &plan[1]);
         assert_eq!(after(&args, "-m"), ["384M"]);
         assert_eq!(after(&args, "-drive"), ["format=raw,file=/img/sion.img"]);
         assert_eq!(
@@ -322,7 +453,60 @@ mod tests {
                 .iter()
                 .any(|a| a.contains("user") || a == "-net" || a == "-nic")
         );
-        let bare = node_qemu_args(Path::new("/img/sion.img"), "", &plan[0]);
+        let bare = node_qemu_args(Path::new("/img/sion.img"), ovmf, "", &plan[0]);
         assert!(after(&bare, "-fw_cfg").is_empty());
+        assert!(after(&bare, "-bios").is_empty());
+    }
+
+    #[test]
+    fn nics_and_firmware_are_chosen_per_node() {
+        assert_eq!(
+            parse_nic_list("virtio, e1000"),
+            Ok(vec![NicModel::Virtio, NicModel::E1000])
+        );
+        assert_eq!(
+            parse_nic_list("rtl8139"),
+            Err(PlanError::Nic("rtl8139".into()))
+        );
+        assert_eq!(
+            parse_firmware_list("bios,uefi"),
+            Ok(vec![Firmware::Bios, Firmware::Uefi])
+        );
+        assert_eq!(
+            parse_firmware_list("efi"),
+            Err(PlanError::Firmware("efi".into()))
+        );
+        assert_eq!(
+            per_node("--nic", &[NicModel::E1000, NicModel::Virtio], 3),
+            Err(PlanError::ListCount {
+                option: "--nic",
+                given: 2,
+                nodes: 3
+            })
+        );
+        let hw = Hardware {
+            memory: &[256],
+            nics: &[NicModel::E1000, NicModel::Virtio],
+            firmware: &[Firmware::Uefi, Firmware::Bios],
+        };
+        let plan = plan_nodes(2, &hw, Path::new("/run/x")).unwrap();
+        let ovmf = Path::new("/fw/OVMF.fd");
+        let e1000 = node_qemu_args(Path::new("/img/sion.img"), ovmf, "", &plan[0]);
+        assert_eq!(
+            after(&e1000, "-device")[1],
+            "e1000,netdev=n0,mac=52:54:00:53:4e:00"
+        );
+        assert_eq!(
+            after(&e1000, "-drive"),
+            ["format=raw,file=/img/sion-uefi.img"]
+        );
+        assert_eq!(after(&e1000, "-bios"), ["/fw/OVMF.fd"]);
+        let virtio = node_qemu_args(Path::new("/img/sion.img"), ovmf, "", &plan[1]);
+        assert_eq!(
+            after(&virtio, "-device")[1],
+            "virtio-net-pci,netdev=n0,mac=52:54:00:53:4e:01"
+        );
+        assert_eq!(after(&virtio, "-drive"), ["format=raw,file=/img/sion.img"]);
+        assert!(after(&virtio, "-bios").is_empty());
     }
 }

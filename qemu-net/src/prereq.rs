@@ -46,6 +46,12 @@ pub const BUSYBOX_STATIC: Tool = Tool {
     program: "/bin/busybox",
     package: "busybox-static",
 };
+/// OVMF, the UEFI firmware UEFI nodes start with, where Debian's `ovmf`
+/// package installs it (see [`sion_image::OVMF_PATHS`]).
+pub const OVMF: Tool = Tool {
+    program: "/usr/share/ovmf/OVMF.fd",
+    package: "ovmf",
+};
 /// gcc's 32-bit libraries, for `gcc -m32 -static` (checked by
 /// [`multilib_missing`], not on `PATH`).
 pub const MULTILIB_PACKAGE: &str = "gcc-multilib";

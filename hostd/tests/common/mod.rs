@@ -37,6 +37,18 @@ impl BootedLan {
     /// Boots one node per entry of `memory_mb` from `image` on a fresh LAN
     /// named `PREFIX-PID`, waiting up to 90 s for their addresses.
     pub fn boot(prefix: &str, image: PathBuf, memory_mb: &[u32]) -> BootedLan {
+        BootedLan::boot_hardware(prefix, image, memory_mb, &[], &[])
+    }
+
+    /// Like [`BootedLan::boot`], with each node's network card and firmware
+    /// (empty: virtio and BIOS; one entry: all nodes; else one per node).
+    pub fn boot_hardware(
+        prefix: &str,
+        image: PathBuf,
+        memory_mb: &[u32],
+        nics: &[qemu_net::plan::NicModel],
+        firmware: &[sion_image::Firmware],
+    ) -> BootedLan {
         let (lan, run_dir) = fresh_lan(prefix);
         let booted = BootedLan { lan, run_dir };
         booted
@@ -44,6 +56,8 @@ impl BootedLan {
             .up(&qemu_net::lan::UpOptions {
                 nodes: memory_mb.len(),
                 memory: memory_mb.to_vec(),
+                nics: nics.to_vec(),
+                firmware: firmware.to_vec(),
                 cmdline: String::new(),
                 image,
                 wait: Some(std::time::Duration::from_secs(90)),
