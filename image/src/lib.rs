@@ -67,7 +67,8 @@ pub const OVMF_PATHS: &[&str] = &["/usr/share/ovmf/OVMF.fd", "/usr/share/qemu/OV
 /// The OVMF firmware file, if installed (`SION_OVMF` overrides the search).
 pub fn ovmf() -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("SION_OVMF") {
-        return Some(PathBuf::from(p));
+        let p = PathBuf::from(p);
+        return p.is_file().then_some(p);
     }
     OVMF_PATHS.iter().map(PathBuf::from).find(|p| p.is_file())
 }

@@ -264,6 +264,8 @@ impl Lan {
                     mac: n.mac.clone(),
                     tap: n.tap.clone(),
                     memory_mb: n.memory_mb,
+                    nic: n.nic.name().into(),
+                    firmware: n.firmware.name().into(),
                     log: n.log.clone(),
                     qemu_log: n.qemu_log.clone(),
                     process: None,
@@ -639,6 +641,10 @@ pub struct NodeStatus {
     pub tap: String,
     /// Its memory in MiB.
     pub memory_mb: u32,
+    /// Its network card (`virtio` or `e1000`).
+    pub nic: String,
+    /// Its firmware (`bios` or `uefi`).
+    pub firmware: String,
     /// The address it logged with `net: configured`, once it has.
     pub address: Option<Ipv4Addr>,
     /// Its serial log.
@@ -684,6 +690,8 @@ impl StatusReport {
                     mac: n.mac.clone(),
                     tap: n.tap.clone(),
                     memory_mb: n.memory_mb,
+                    nic: n.nic.clone(),
+                    firmware: n.firmware.clone(),
                     address: read_configured_address(&n.log),
                     log: n.log.clone(),
                 })
@@ -702,18 +710,20 @@ impl StatusReport {
             self.host_addr
         );
         s.push_str(&format!(
-            "{:<5} {:<8} {:<5} {:<17} {:<6} {:>8}  {:<15} {}\n",
-            "NODE", "PID", "STATE", "MAC", "TAP", "MEMORY", "ADDRESS", "LOG"
+            "{:<5} {:<8} {:<5} {:<17} {:<6} {:>8}  {:<6} {:<4}  {:<15} {}\n",
+            "NODE", "PID", "STATE", "MAC", "TAP", "MEMORY", "NIC", "FW", "ADDRESS", "LOG"
         ));
         for n in &self.nodes {
             s.push_str(&format!(
-                "{:<5} {:<8} {:<5} {:<17} {:<6} {:>4} MiB  {:<15} {}\n",
+                "{:<5} {:<8} {:<5} {:<17} {:<6} {:>4} MiB  {:<6} {:<4}  {:<15} {}\n",
                 n.index,
                 n.pid,
                 if n.alive { "up" } else { "down" },
                 n.mac,
                 n.tap,
                 n.memory_mb,
+                n.nic,
+                n.firmware,
                 n.address.map_or("-".to_string(), |a| a.to_string()),
                 n.log.display()
             ));
@@ -742,6 +752,8 @@ mod tests {
             mac: plan::mac_for(index),
             tap: plan::tap_for(index),
             memory_mb: 256,
+            nic: if index == 0 { "e1000" } else { "virtio" }.into(),
+            firmware: "bios".into(),
             log: dir.join(format!("node-{index}.log")),
             qemu_log: dir.join(format!("node-{index}.qemu.log")),
             process,
@@ -771,11 +783,14 @@ mod tests {
         let table = report.table();
         assert!(table.contains("169.254.77.3"), "{table}");
         assert!(table.contains("52:54:00:53:4e:01"), "{table}");
+        assert!(table.contains(" e1000  bios "), "{table}");
         assert_eq!(table.lines().count(), 4);
         let json: serde_json::Value = serde_json::to_value(&report).unwrap();
         assert_eq!(json["nodes"][0]["address"], "169.254.77.3");
         assert_eq!(json["nodes"][1]["address"], serde_json::Value::Null);
         assert_eq!(json["isolation"]["kind"], "netns");
+        assert_eq!(json["nodes"][0]["nic"], "e1000");
+        assert_eq!(json["nodes"][1]["firmware"], "bios");
 
         // --wait gives up at once when a node's QEMU is gone, naming it.
         let err = wait_configured(&state, Duration::from_secs(5), None).unwrap_err();

@@ -37,12 +37,27 @@ pub struct NodeState {
     pub tap: String,
     /// Its memory in MiB.
     pub memory_mb: u32,
+    /// Its network card (`virtio` or `e1000`; runs recorded before cards
+    /// were chosen were virtio).
+    #[serde(default = "default_nic")]
+    pub nic: String,
+    /// Its firmware (`bios` or `uefi`; runs recorded before were BIOS).
+    #[serde(default = "default_firmware")]
+    pub firmware: String,
     /// Its serial log.
     pub log: PathBuf,
     /// QEMU's own output.
     pub qemu_log: PathBuf,
     /// Its QEMU process, once started.
     pub process: Option<ProcId>,
+}
+
+fn default_nic() -> String {
+    "virtio".into()
+}
+
+fn default_firmware() -> String {
+    "bios".into()
 }
 
 /// A run of the LAN, as written by `up`.
@@ -149,6 +164,8 @@ mod tests {
                     mac: "52:54:00:53:4e:00".into(),
                     tap: "tap0".into(),
                     memory_mb: 256,
+                    nic: "virtio".into(),
+                    firmware: "bios".into(),
                     log: "/r/node-0.log".into(),
                     qemu_log: "/r/node-0.qemu.log".into(),
                     process: Some(ProcId {
@@ -161,6 +178,8 @@ mod tests {
                     mac: "52:54:00:53:4e:01".into(),
                     tap: "tap1".into(),
                     memory_mb: 384,
+                    nic: "e1000".into(),
+                    firmware: "uefi".into(),
                     log: "/r/node-1.log".into(),
                     qemu_log: "/r/node-1.qemu.log".into(),
                     process: None,

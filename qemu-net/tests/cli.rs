@@ -130,6 +130,51 @@ fn bad_arguments_are_explained() {
 }
 
 #[test]
+fn bad_cards_and_firmware_are_explained() {
+    let dir = scratch("hardware");
+    let image = dir.join("fake.img");
+    std::fs::write(&image, b"").unwrap();
+    let image = image.to_str().unwrap();
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    script(&bin, "qemu-system-x86_64", "exit 1");
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let up = |extra: &[&str]| {
+        let mut args = vec!["up", "--nodes", "2", "--image", image];
+        args.extend_from_slice(extra);
+        stderr(&qemu_net(&dir, "t", &path, &args))
+    };
+    assert!(
+        up(&["--nic", "rtl8139"]).contains("`rtl8139` is not a network card (virtio or e1000)")
+    );
+    assert!(up(&["--nic", "e1000,virtio,e1000"]).contains("--nic lists 3 entries for 2 nodes"));
+    assert!(up(&["--firmware", "efi"]).contains("`efi` is not a firmware (bios or uefi)"));
+    // A UEFI node needs the UEFI image beside --image, then OVMF.
+    let err = up(&["--firmware", "bios,uefi"]);
+    assert!(
+        err.contains("fake-uefi.img") && err.contains("cargo run -p sion-image"),
+        "{err}"
+    );
+    std::fs::write(dir.join("fake-uefi.img"), b"").unwrap();
+    let out = Command::new(BIN)
+        .args(["--name", "t", "--run-dir"])
+        .arg(dir.join("run"))
+        .args(["up", "--nodes", "1", "--firmware", "uefi", "--image", image])
+        .env("PATH", &path)
+        .env("SION_OVMF", dir.join("no-such-OVMF.fd"))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("apt-get install ovmf"),
+        "{}",
+        stderr(&out)
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn a_qemu_that_fails_at_start_is_reported_and_its_lan_removed() {
     if qemu_net::prereq::must_skip(true, &[]) {
         return;
