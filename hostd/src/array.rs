@@ -309,12 +309,7 @@ pub fn run(socket: &Path, a: &SubmitArgs) -> Result<ExitCode> {
 /// Starts one task: stdin empty, stdout to its output file, stderr piped.
 fn start(exe: &Path, socket: &Path, a: &SubmitArgs, task: &Task) -> Result<Child> {
     let out_path = expand(&a.output, &task.id);
-    if let Some(parent) = Path::new(&out_path).parent()
-        && !parent.as_os_str().is_empty()
-    {
-        std::fs::create_dir_all(parent)
-            .with_context(|| format!("creating {}", parent.display()))?;
-    }
+    create_parent(&out_path)?;
     let out = std::fs::File::create(&out_path).with_context(|| format!("creating {out_path}"))?;
     Command::new(exe)
         .args(task_args(socket, a, &task.value))
@@ -323,6 +318,15 @@ fn start(exe: &Path, socket: &Path, a: &SubmitArgs, task: &Task) -> Result<Child
         .stderr(Stdio::piped())
         .spawn()
         .context("starting hostd submit for a task")
+}
+
+/// Creates the directory `path` is to be written in, if it has one.
+fn create_parent(path: &str) -> Result<()> {
+    match Path::new(path).parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating {}", parent.display())),
+        _ => Ok(()),
+    }
 }
 
 /// Collects a finished task: its stderr (without the summary line) to its
@@ -341,6 +345,7 @@ fn finish(task: Task, mut child: Child, a: &SubmitArgs) -> Result<Outcome> {
         lines.pop();
     }
     let err_path = expand(&a.error, &task.id);
+    create_parent(&err_path)?;
     let mut text = lines.join("\n");
     if !text.is_empty() {
         text.push('\n');

@@ -9,12 +9,11 @@
 
 mod common;
 
-use common::{BootedLan, alive_nodes};
+use common::{BootedLan, Daemon, alive_nodes};
 use qemu_net::prereq::{QEMU, must_skip};
 use sion_companion_mgr::NodeId;
 use sion_hostd::model::{NodesReport, PlacementReport, parse_node_id};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 const HOSTD: &str = env!("CARGO_BIN_EXE_hostd");
@@ -24,17 +23,8 @@ const DEAD_BOUND: Duration = Duration::from_secs(5 + 1 + 2);
 /// The LAN and the daemon; both are stopped when this drops, even on failure.
 struct Cluster {
     booted: BootedLan,
-    daemon: Option<Child>,
+    daemon: Option<Daemon>,
     socket: PathBuf,
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        if let Some(mut d) = self.daemon.take() {
-            let _ = d.kill();
-            let _ = d.wait();
-        }
-    }
 }
 
 impl Cluster {
@@ -87,22 +77,7 @@ fn hostd_sees_the_group_detects_a_death_and_places_by_memory() {
     eprintln!("3 nodes have addresses after {:?}", started.elapsed());
 
     // The daemon joins and keeps the view.
-    let cmd: Vec<String> = vec![
-        HOSTD.into(),
-        "--socket".into(),
-        cluster.socket.display().to_string(),
-        "daemon".into(),
-    ];
-    let daemon = cluster
-        .booted
-        .lan
-        .command(&cmd)
-        .unwrap()
-        .stdin(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    cluster.daemon = Some(daemon);
+    cluster.daemon = Some(cluster.booted.start_daemon(HOSTD));
 
     // 1. All three nodes alive, soon after they have addresses.
     let with_addresses = Instant::now();

@@ -186,6 +186,23 @@ fn static_linux_programs_run_on_a_node_through_hostd_submit() {
     expect(&run(&["./hello"]), 0, "hello from SiON\n");
     eprintln!("hello: {:?} for the whole hostd submit", t.elapsed());
 
+    // The --json summary: the last line of stderr; stdout stays the program's.
+    let out = run(&["--json", "./hello"]);
+    assert_eq!(text(&out.stdout), "hello from SiON\n");
+    let err = text(&out.stderr);
+    let summary: sion_hostd::submit::SubmitSummary =
+        serde_json::from_str(err.lines().last().unwrap_or("")).expect("a JSON summary");
+    assert_eq!(summary.node.id.as_deref(), Some(NODE), "{err}");
+    assert!(
+        summary.node.name.is_some() && summary.job.is_some(),
+        "{err}"
+    );
+    assert_eq!((summary.status, summary.placements), (0, 1), "{err}");
+    assert!(
+        summary.timings_ms.upload >= 0.0 && summary.timings_ms.run >= 0.0,
+        "{err}"
+    );
+
     // Exit codes.
     for code in ["0", "1", "42"] {
         expect(&run(&["./exitcode", code]), code.parse().unwrap(), "");

@@ -2,7 +2,6 @@
 //! [`sion_app_mgr::job`] over a [`TcpStream`], read without waiting or waited
 //! for through the [`Lobby`], which keeps serving the job port meanwhile.
 
-use alloc::vec;
 use alloc::vec::Vec;
 
 use sion_abi::Error;
@@ -40,7 +39,6 @@ const SEND_RETRY_NS: u64 = 20_000_000;
 pub struct Conn {
     stream: TcpStream,
     decoder: Decoder,
-    buf: Vec<u8>,
     closed: bool,
 }
 
@@ -50,7 +48,6 @@ impl Conn {
         Conn {
             stream,
             decoder: Decoder::new(),
-            buf: vec![0; RECV_BUF],
             closed: false,
         }
     }
@@ -118,9 +115,11 @@ impl Conn {
         if self.closed {
             return false;
         }
-        match self.stream.recv_timeout(&mut self.buf, 0) {
+        // On the stack: connections waiting in the lobby hold no buffer.
+        let mut buf = [0u8; RECV_BUF];
+        match self.stream.recv_timeout(&mut buf, 0) {
             Ok(0) => self.closed = true,
-            Ok(n) => self.decoder.push(&self.buf[..n]),
+            Ok(n) => self.decoder.push(&buf[..n]),
             Err(Error::TimedOut | Error::WouldBlock) => return false,
             Err(_) => self.closed = true,
         }

@@ -43,8 +43,9 @@ pub const STEP_TIMEOUT_NS: u64 = 10_000_000_000;
 pub const UPLOAD_BASE_NS: u64 = 30_000_000_000;
 /// Upload time allowed per MiB received (4 s, ns: at least 256 KiB/s).
 pub const NS_PER_MIB: u64 = 4_000_000_000;
-/// Connections without `Start` kept at once.
-pub const MAX_ARRIVING: usize = 16;
+/// Connections without `Start` kept at once (each may buffer up to one
+/// frame, 68 KiB, of the manager's heap).
+pub const MAX_ARRIVING: usize = 8;
 /// Uploads at once.
 pub const MAX_UPLOADS: usize = 4;
 /// Jobs waiting for the node (uploaded or waiting to upload) at once.

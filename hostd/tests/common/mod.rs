@@ -110,6 +110,43 @@ impl BootedLan {
     }
 }
 
+/// A `hostd daemon` running inside a LAN, killed when this drops.
+pub struct Daemon {
+    child: std::process::Child,
+    /// Its control socket.
+    pub socket: PathBuf,
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl BootedLan {
+    /// Starts `hostd` (the binary at `hostd`) as a daemon inside the LAN,
+    /// with its control socket in the run directory.
+    pub fn start_daemon(&self, hostd: &str) -> Daemon {
+        let socket = self.run_dir.join("hostd.sock");
+        let cmd: Vec<String> = vec![
+            hostd.into(),
+            "--socket".into(),
+            socket.display().to_string(),
+            "daemon".into(),
+        ];
+        let child = self
+            .lan
+            .command(&cmd)
+            .expect("a command inside the LAN")
+            .stdin(std::process::Stdio::null())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .expect("starting hostd daemon");
+        Daemon { child, socket }
+    }
+}
+
 /// The nodes a `hostd nodes --json` report lists as alive.
 pub fn alive_nodes(report: &sion_hostd::model::NodesReport) -> Vec<sion_companion_mgr::NodeId> {
     use sion_companion_mgr::{Role, Status};

@@ -17,8 +17,10 @@ pub mod sys;
 use core::fmt::Write;
 pub use sion_abi as abi;
 
-/// Size of each process's heap in bytes (a zero-filled array in `.bss`).
-pub const HEAP_SIZE: usize = 512 * 1024;
+/// Size of each process's heap in bytes (a zero-filled array in `.bss`):
+/// 4 MiB, what the App-Program Manager needs with its job port's connections
+/// and uploads at their limits (see its lobby) and a job running.
+pub const HEAP_SIZE: usize = 4 * 1024 * 1024;
 
 #[repr(align(4096))]
 struct HeapArea(#[allow(dead_code)] [u8; HEAP_SIZE]);
