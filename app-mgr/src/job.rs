@@ -49,7 +49,7 @@ use serde::{Deserialize, Serialize};
 use crate::exit::WaitStatus;
 
 /// Version of this protocol; a node refuses a [`Start`] with another.
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// Largest frame body in bytes (68 KiB): a [`CHUNK`] of data plus room for the
 /// message around it. Larger length prefixes are errors.
@@ -166,11 +166,70 @@ pub enum HostMsg {
     Kill,
     /// The answer to [`NodeMsg::File`].
     FileReply(FileReply),
+    /// Instead of `Start`, as a connection's first message: which jobs does
+    /// the node have? Answered by [`NodeMsg::Jobs`], then the node closes.
+    List {
+        /// [`PROTOCOL_VERSION`].
+        version: u32,
+    },
+    /// Instead of `Start`: end job `job` of this node (running: killed with
+    /// `SIGKILL`, its submitter sees status 137; waiting: dropped). Answered
+    /// by [`NodeMsg::Cancelled`].
+    Cancel {
+        /// [`PROTOCOL_VERSION`].
+        version: u32,
+        /// The job's number on the node.
+        job: u64,
+        /// Who asks (`user@host`), for the node's log.
+        by: String,
+    },
+}
+
+/// What a job on a node is doing ([`JobInfo::state`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum JobState {
+    /// Its program is arriving.
+    Uploading,
+    /// It waits for the node (another job runs).
+    Waiting,
+    /// It runs.
+    Running,
+    /// It ended with this wait status (`wait(2)`).
+    Exited(i32),
+    /// It was cancelled (`hostd cancel`).
+    Cancelled,
+}
+
+/// One job of a node, as [`NodeMsg::Jobs`] lists it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobInfo {
+    /// Its number on the node.
+    pub job: u64,
+    /// The program as the submitter named it (`argv[0]`).
+    pub program: String,
+    /// Who submitted it (`user@host`).
+    pub from: String,
+    /// What it is doing.
+    pub state: JobState,
+    /// Since it arrived (waiting, uploading), started (running), or how long
+    /// it ran (ended), in milliseconds.
+    pub elapsed_ms: u64,
 }
 
 /// A message from the node to `hostd`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum NodeMsg {
+    /// The answer to [`HostMsg::List`]: the running job, the jobs waiting or
+    /// uploading, and the last jobs that ended, most recent first.
+    Jobs(Vec<JobInfo>),
+    /// The answer to [`HostMsg::Cancel`]: whether that job was found (and
+    /// ended).
+    Cancelled {
+        /// The job's number.
+        job: u64,
+        /// It was running or waiting, and is now ended.
+        found: bool,
+    },
     /// The program was accepted and is starting.
     Accepted {
         /// The node's id (its MAC address, `52:54:00:12:34:56`).
@@ -580,6 +639,12 @@ mod tests {
             HostMsg::Program(vec![0x7f, b'E', b'L', b'F']),
             HostMsg::Program(vec![7; CHUNK]),
             HostMsg::Stdin(b"input\n".to_vec()),
+            HostMsg::List { version: 3 },
+            HostMsg::Cancel {
+                version: 3,
+                job: 9,
+                by: "user@pc".to_string(),
+            },
             HostMsg::Stdin(Vec::new()),
             HostMsg::StdinEof,
             HostMsg::Kill,
@@ -687,6 +752,26 @@ mod tests {
             },
             NodeMsg::Busy {
                 reason: "another job is running".to_string(),
+            },
+            NodeMsg::Jobs(vec![
+                JobInfo {
+                    job: 3,
+                    program: "./prog".to_string(),
+                    from: "user@pc".to_string(),
+                    state: JobState::Running,
+                    elapsed_ms: 1500,
+                },
+                JobInfo {
+                    job: 2,
+                    program: "./other".to_string(),
+                    from: "u@h".to_string(),
+                    state: JobState::Exited(139),
+                    elapsed_ms: 7,
+                },
+            ]),
+            NodeMsg::Cancelled {
+                job: 3,
+                found: true,
             },
             NodeMsg::Stdout(b"hello\n".to_vec()),
             NodeMsg::Stderr(vec![0; CHUNK]),

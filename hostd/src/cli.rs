@@ -88,6 +88,26 @@ pub enum Command {
         after_help = "Exit status: the job's (128 + signal when it faulted: 139 for SIGSEGV); 126 if the node refused the program (dynamically linked, not x86 ELF, ...); 124 after --timeout; 130 after Ctrl-C; 255 if the node vanished mid-job; 1 for hostd's own errors (no node, program unreadable).\nThe job's file system calls happen inside the job directory (--dir, default the current one); paths leaving it, also through symbolic links, fail with EACCES."
     )]
     Submit(Box<crate::submit::SubmitArgs>),
+    /// List the jobs of the group: running, uploading, waiting, and the last
+    /// ones that ended on each node (`NODE/NUMBER` ids for `hostd cancel`).
+    Jobs {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Where to look.
+        #[command(flatten)]
+        find: FindArgs,
+    },
+    /// End a job: running, it is killed (its submitter sees status 137);
+    /// waiting or uploading, it is dropped.
+    Cancel {
+        /// The job, `NODE/NUMBER` as `hostd jobs` shows it (NODE: name, id or
+        /// address).
+        id: String,
+        /// Where to look.
+        #[command(flatten)]
+        find: FindArgs,
+    },
     /// Print a shell completion script for hostd, e.g.
     /// `hostd completions bash > /etc/bash_completion.d/hostd`.
     Completions {
@@ -136,6 +156,24 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Submit(args) => crate::submit::run(&socket, *args),
+        Command::Jobs { json, find } => {
+            let report = crate::jobs::list(&socket, &find)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", report::format_jobs(&report));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Cancel { id, find } => {
+            if crate::jobs::cancel(&socket, &find, &id)? {
+                println!("hostd: job {id} cancelled");
+                Ok(ExitCode::SUCCESS)
+            } else {
+                eprintln!("hostd: no job {id} is running or waiting (see `hostd jobs`)");
+                Ok(ExitCode::FAILURE)
+            }
+        }
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut cmd, "hostd", &mut std::io::stdout());

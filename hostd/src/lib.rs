@@ -30,6 +30,7 @@ pub mod daemon;
 pub mod envelope;
 pub mod fileserve;
 pub mod iface;
+pub mod jobs;
 pub mod model;
 pub mod placement;
 pub mod report;

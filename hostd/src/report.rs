@@ -520,6 +520,37 @@ pub mod json {
     }
 }
 
+/// `hostd jobs`' table: one row per job, then the nodes that did not answer.
+pub fn format_jobs(report: &crate::jobs::JobsReport) -> String {
+    let mut out = String::new();
+    if report.jobs.is_empty() {
+        out.push_str("no jobs on the group's nodes\n");
+    } else {
+        out.push_str(&format!(
+            "{:<24} {:<10} {:>10}  {:<20} {}\n",
+            "ID", "STATE", "ELAPSED", "FROM", "PROGRAM"
+        ));
+        for j in &report.jobs {
+            let state = match (j.state.as_str(), j.status) {
+                ("exited", Some(s)) => format!("exit {}", sion_app_mgr::job::shell_status(s)),
+                (st, _) => st.to_string(),
+            };
+            out.push_str(&format!(
+                "{:<24} {:<10} {:>9.1}s  {:<20} {}\n",
+                j.id,
+                state,
+                j.elapsed_ms as f64 / 1000.0,
+                j.from,
+                j.program
+            ));
+        }
+    }
+    for (node, why) in &report.unreachable {
+        out.push_str(&format!("node {node} did not answer: {why}\n"));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -699,6 +699,9 @@ impl JobConnection {
                     NodeMsg::Busy { reason } => {
                         bail!("node {} said it is busy mid-job: {reason}", self.label)
                     }
+                    NodeMsg::Jobs(_) | NodeMsg::Cancelled { .. } => {
+                        bail!("node {} sent a job list to a running job", self.label)
+                    }
                     NodeMsg::Stdout(b) => {
                         let _ = stdout.write_all(&b);
                         let _ = stdout.flush();

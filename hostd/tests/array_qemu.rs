@@ -4,12 +4,17 @@
 //! task 0 (`expr 0 '*' 3` prints 0 and exits 1) is the failing task the
 //! summary must report; the tasks spread over more than one node.
 //!
+//! Then `hostd jobs` during a run and `hostd cancel`: a `busybox sleep 60`
+//! job shows as running on its node, is cancelled, ends with status 137 and
+//! is listed as cancelled.
+//!
 //! Needs root, QEMU and busybox-static (CI has them).
 
 mod common;
 
 use common::BootedLan;
 use qemu_net::prereq::{BUSYBOX_STATIC, QEMU, must_skip};
+use sion_hostd::jobs as hostd_jobs;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -101,6 +106,95 @@ fn an_array_of_twenty_tasks_runs_over_three_nodes_and_reports_its_failure() {
         20,
         "{per_node:?}"
     );
+    // `hostd jobs` while a job runs, then `hostd cancel`.
+    let node0 = "52:54:00:53:4e:00";
+    let cmd: Vec<String> = [
+        HOSTD,
+        "--socket",
+        &socket,
+        "submit",
+        "--node",
+        node0,
+        "./busybox",
+        "sleep",
+        "60",
+    ]
+    .map(String::from)
+    .to_vec();
+    let mut sleeper = lan
+        .lan
+        .command(&cmd)
+        .unwrap()
+        .current_dir(&job)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let jobs = |lan: &BootedLan| -> hostd_jobs::JobsReport {
+        let cmd: Vec<String> = [HOSTD, "--socket", &socket, "jobs", "--json"]
+            .map(String::from)
+            .to_vec();
+        let out = lan.run(&cmd, &job, b"", &[]);
+        serde_json::from_slice(&out.stdout).expect("hostd jobs --json")
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let running = loop {
+        let report = jobs(&lan);
+        if let Some(j) = report
+            .jobs
+            .iter()
+            .find(|j| j.state == "running" && j.program == "./busybox")
+        {
+            break j.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no running job listed: {report:?}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    assert_eq!(running.node.id, node0);
+    assert!(running.from.contains('@'), "{running:?}");
+    // The node's screen (its console) shows the job under the group table.
+    let shown = format!(
+        "running on this node's CPU: job {}: ./busybox sleep 60 from",
+        running.job
+    );
+    assert!(lan.log(0).contains(&shown), "{}", lan.log(0));
+    let cmd: Vec<String> = [HOSTD, "--socket", &socket, "cancel", &running.id]
+        .map(String::from)
+        .to_vec();
+    let out = lan.run(&cmd, &job, b"", &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let t = Instant::now();
+    let status = loop {
+        if let Some(s) = sleeper.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "the cancelled job did not end"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(status.code(), Some(137), "SIGKILL's shell status");
+    let after = jobs(&lan);
+    assert!(
+        after
+            .jobs
+            .iter()
+            .any(|j| j.id == running.id && j.state == "cancelled"),
+        "{after:?}"
+    );
+    // Cancelling it again finds nothing to end.
+    let out = lan.run(&cmd, &job, b"", &[]);
+    assert_eq!(out.status.code(), Some(1));
+
     let log = lan.log(0) + &lan.log(1) + &lan.log(2);
     assert!(
         !log.contains("panicked") && !log.contains("KERNEL"),

@@ -12,7 +12,7 @@ use sion_abi::{NO_TIMEOUT, Pid, TAG_TCP_READABLE};
 use sion_app_mgr::Abi;
 use sion_app_mgr::errno::Errno;
 use sion_app_mgr::job::{HostMsg, NodeMsg};
-use sion_app_mgr::process::{Event, HostGone, Node, Tls};
+use sion_app_mgr::process::{Event, HostGone, Node, Tls, WaitEnd};
 use sion_app_mgr::vm::Prot;
 use sion_rt::sys::{self, app};
 
@@ -33,6 +33,9 @@ pub struct AppNode<'a> {
     pub me: &'a ThisNode,
     /// Random bytes.
     pub rng: Rng,
+    /// The application's end, seen while waiting for `hostd` (it was
+    /// killed from outside the job: `hostd cancel`).
+    pub exited: Option<i32>,
 }
 
 /// The kernel's protection bits for `prot` (pages are always readable).
@@ -77,6 +80,9 @@ impl Node for AppNode<'_> {
     }
 
     fn next_event(&mut self) -> Event {
+        if let Some(status) = self.exited.take() {
+            return Event::Exited(status);
+        }
         let mut buf = [0u8; 128];
         loop {
             let Ok(info) = self.lobby.receive(&mut buf, NO_TIMEOUT) else {
@@ -145,15 +151,47 @@ impl Node for AppNode<'_> {
         self.conn.send(msg, self.lobby).map_err(|_| HostGone)
     }
 
-    fn recv(&mut self, deadline_ns: Option<u64>) -> Result<Option<HostMsg>, HostGone> {
-        let timeout = match deadline_ns {
-            None => NO_TIMEOUT,
-            Some(d) => d.saturating_sub(sys::clock_ns()),
-        };
-        match self.conn.recv(self.lobby, timeout) {
-            Ok(m) => Ok(Some(m)),
-            Err(crate::conn::ConnError::TimedOut) => Ok(None),
-            Err(_) => Err(HostGone),
+    fn recv(&mut self, deadline_ns: Option<u64>) -> Result<Option<HostMsg>, WaitEnd> {
+        let mut notice = [0u8; 64];
+        let mut armed = false;
+        loop {
+            match self.conn.next_msg() {
+                Ok(Some(m)) => {
+                    if armed {
+                        // The wait below may have taken the job loop's notice.
+                        self.conn.arm();
+                    }
+                    return Ok(Some(m));
+                }
+                Ok(None) => {}
+                Err(_) => return Err(WaitEnd::HostGone),
+            }
+            if self.conn.is_closed() {
+                return Err(WaitEnd::HostGone);
+            }
+            if self.conn.read_some() {
+                continue;
+            }
+            if self.exited.is_some() {
+                return Err(WaitEnd::AppEnded);
+            }
+            let now = sys::clock_ns();
+            let timeout = match deadline_ns {
+                Some(d) if d <= now => return Ok(None),
+                Some(d) => d - now,
+                None => NO_TIMEOUT,
+            };
+            self.conn.arm();
+            armed = true;
+            // Any wake-up leads to another look; the application's end is
+            // kept for the job loop.
+            if let Ok(info) = self.lobby.receive(&mut notice, timeout)
+                && info.tag == TAG_APP_EXITED
+                && info.sender == self.pid
+            {
+                let raw = u64::from_le_bytes(notice[..8].try_into().unwrap_or([0; 8]));
+                self.exited = Some(raw as i32);
+            }
         }
     }
 

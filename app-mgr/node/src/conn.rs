@@ -1,6 +1,6 @@
 //! The job's TCP connection to `hostd`: framed messages of
-//! [`sion_app_mgr::job`] over a [`TcpStream`], read without waiting or waited
-//! for through the [`Lobby`], which keeps serving the job port meanwhile.
+//! [`sion_app_mgr::job`] over a [`TcpStream`], read without waiting (the
+//! waits are [`crate::app_node`]'s, which serve the [`Lobby`] meanwhile).
 
 use alloc::vec::Vec;
 
@@ -17,8 +17,6 @@ pub enum ConnError {
     Closed,
     /// `hostd` sent something that is not a valid frame.
     Protocol(job::ProtoError),
-    /// The wait for a message timed out.
-    TimedOut,
 }
 
 impl From<job::ProtoError> for ConnError {
@@ -130,39 +128,6 @@ impl Conn {
     /// socket.
     pub fn next_msg(&mut self) -> Result<Option<HostMsg>, ConnError> {
         Ok(self.decoder.next_msg()?)
-    }
-
-    /// The next message, waiting up to `timeout_ns` for it
-    /// ([`sion_abi::NO_TIMEOUT`]: for ever) while `lobby` serves the job port.
-    /// The job's readable notice is left armed, as the job loop expects.
-    pub fn recv(&mut self, lobby: &mut Lobby, timeout_ns: u64) -> Result<HostMsg, ConnError> {
-        let deadline = sion_rt::sys::clock_ns().saturating_add(timeout_ns);
-        let mut notice = [0u8; 64];
-        let mut armed = false;
-        loop {
-            if let Some(msg) = self.decoder.next_msg()? {
-                if armed {
-                    // The notice may have been taken by the wait below.
-                    self.arm();
-                }
-                return Ok(msg);
-            }
-            if self.closed {
-                return Err(ConnError::Closed);
-            }
-            if self.read_some() {
-                continue;
-            }
-            let left = deadline.saturating_sub(sion_rt::sys::clock_ns());
-            if left == 0 {
-                return Err(ConnError::TimedOut);
-            }
-            self.arm();
-            armed = true;
-            // Any wake-up (our notice, the deadline, a message the job loop
-            // does not wait for here) leads to another look at the socket.
-            let _ = lobby.receive(&mut notice, left);
-        }
     }
 
     /// Reads what has arrived without waiting and returns the complete

@@ -38,8 +38,9 @@ pub const STAGING: u64 = 0x6000_0000_0000;
 const STACK_SIZE: u64 = 8 << 20;
 
 /// Loads and runs a job whose program has arrived (see [`Lobby`]), to its
-/// end. `job_state(n)` tells the Companion Manager how many jobs run.
-pub fn run(ready: Ready, lobby: &mut Lobby, me: &ThisNode, mut job_state: impl FnMut(u16)) {
+/// end. `job_state(n, what)` tells the Companion Manager how many jobs run
+/// and what runs.
+pub fn run(ready: Ready, lobby: &mut Lobby, me: &ThisNode, mut job_state: impl FnMut(u16, &str)) {
     let Ready {
         number,
         mut conn,
@@ -102,7 +103,9 @@ pub fn run(ready: Ready, lobby: &mut Lobby, me: &ThisNode, mut job_state: impl F
         lobby,
         me,
         rng: Rng::new(number),
+        exited: None,
     };
+    node.lobby.job_started(number, pid, &start);
     let mut process = Process::new(
         &mut node,
         number,
@@ -148,7 +151,18 @@ pub fn run(ready: Ready, lobby: &mut Lobby, me: &ThisNode, mut job_state: impl F
         command_line(&start.argv),
         me.name
     );
-    job_state(1);
+    job_state(
+        1,
+        &format!(
+            "job {number}: {} from {}",
+            command_line(&start.argv),
+            if start.from.is_empty() {
+                "?"
+            } else {
+                &start.from
+            }
+        ),
+    );
     let kabi = match plan.abi {
         Abi::X86_64 => kapp::ABI_X86_64,
         Abi::I386 => kapp::ABI_I386,
@@ -165,14 +179,17 @@ pub fn run(ready: Ready, lobby: &mut Lobby, me: &ThisNode, mut job_state: impl F
     let ms = (sys::clock_ns() - t0) / 1_000_000;
     // The node is free again before hostd hears of the end, so a placement
     // that follows at once is not denied as busy.
-    job_state(0);
+    job_state(0, "");
     let _ = process.send(&NodeMsg::Exited { status });
+    let stats = process.stats;
+    drop(process);
+    node.lobby.job_ended(status);
     sion_rt::println!(
         "apm: job {number} exited with status {} ({} ms, {} system calls, {} forwarded)",
         shell_status(status),
         ms,
-        process.stats.calls,
-        process.stats.forwarded
+        stats.calls,
+        stats.forwarded
     );
 }
 

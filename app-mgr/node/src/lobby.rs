@@ -29,7 +29,7 @@ use sion_abi::app as kapp;
 use sion_abi::{ANY_SENDER, Error, MessageInfo, NO_TIMEOUT, Pid, TAG_TCP_READABLE};
 use sion_app_mgr::abi::page_up;
 use sion_app_mgr::elf_load::SparseFile;
-use sion_app_mgr::job::{HostMsg, NodeMsg, PROTOCOL_VERSION, Start};
+use sion_app_mgr::job::{HostMsg, JobInfo, JobState, NodeMsg, PROTOCOL_VERSION, Start};
 use sion_rt::sys::{self, TcpListener, app};
 
 use crate::conn::Conn;
@@ -90,6 +90,7 @@ struct Waiting {
     number: u64,
     conn: Conn,
     start: Start,
+    since_ns: u64,
 }
 
 /// A job whose program has arrived: an application with the program in its
@@ -108,8 +109,23 @@ pub struct Ready {
 }
 
 /// The job port and every connection not yet running a job.
+/// The job that runs, for `hostd jobs` and `hostd cancel`.
+struct Current {
+    number: u64,
+    pid: Pid,
+    program: String,
+    from: String,
+    started_ns: u64,
+    cancelled: bool,
+}
+
+/// Ended jobs kept for `hostd jobs`.
+const RECENT: usize = 16;
+
 pub struct Lobby {
     listener: TcpListener,
+    current: Option<Current>,
+    recent: VecDeque<JobInfo>,
     arriving: VecDeque<Arriving>,
     uploads: Vec<Upload>,
     waiting: VecDeque<Waiting>,
@@ -127,6 +143,8 @@ impl Lobby {
         let _ = listener.notify_acceptable();
         Lobby {
             listener,
+            current: None,
+            recent: VecDeque::new(),
             arriving: VecDeque::new(),
             uploads: Vec::new(),
             waiting: VecDeque::new(),
@@ -156,7 +174,145 @@ impl Lobby {
     /// for waiting jobs, which start their uploads.
     pub fn job_done(&mut self) {
         self.busy = false;
+        self.current = None;
         self.promote();
+    }
+
+    /// Job `number` (application `pid`) starts running.
+    pub fn job_started(&mut self, number: u64, pid: Pid, start: &Start) {
+        self.current = Some(Current {
+            number,
+            pid,
+            program: program_name(start),
+            from: start.from.clone(),
+            started_ns: sys::clock_ns(),
+            cancelled: false,
+        });
+    }
+
+    /// The running job ended with wait status `status`.
+    pub fn job_ended(&mut self, status: i32) {
+        if let Some(c) = self.current.take() {
+            let state = if c.cancelled {
+                JobState::Cancelled
+            } else {
+                JobState::Exited(status)
+            };
+            self.remember(c.number, c.program, c.from, state, c.started_ns);
+        }
+    }
+
+    fn remember(&mut self, job: u64, program: String, from: String, state: JobState, since: u64) {
+        if self.recent.len() >= RECENT {
+            self.recent.pop_back();
+        }
+        self.recent.push_front(JobInfo {
+            job,
+            program,
+            from,
+            state,
+            elapsed_ms: (sys::clock_ns().saturating_sub(since)) / 1_000_000,
+        });
+    }
+
+    /// Every job the node knows: running, uploading, waiting, then ended.
+    fn jobs(&self) -> Vec<JobInfo> {
+        let now = sys::clock_ns();
+        let ms = |since: u64| now.saturating_sub(since) / 1_000_000;
+        let mut v = Vec::new();
+        if let Some(c) = &self.current {
+            v.push(JobInfo {
+                job: c.number,
+                program: c.program.clone(),
+                from: c.from.clone(),
+                state: JobState::Running,
+                elapsed_ms: ms(c.started_ns),
+            });
+        }
+        for u in &self.uploads {
+            v.push(JobInfo {
+                job: u.number,
+                program: program_name(&u.start),
+                from: u.start.from.clone(),
+                state: JobState::Uploading,
+                elapsed_ms: ms(u.began_ns),
+            });
+        }
+        for r in &self.ready {
+            v.push(JobInfo {
+                job: r.number,
+                program: program_name(&r.start),
+                from: r.start.from.clone(),
+                state: JobState::Waiting,
+                elapsed_ms: 0,
+            });
+        }
+        for w in &self.waiting {
+            v.push(JobInfo {
+                job: w.number,
+                program: program_name(&w.start),
+                from: w.start.from.clone(),
+                state: JobState::Waiting,
+                elapsed_ms: ms(w.since_ns),
+            });
+        }
+        v.extend(self.recent.iter().cloned());
+        v
+    }
+
+    /// Ends job `job`: the running one is killed, a waiting or uploading one
+    /// dropped with a refusal. False if the node has no such job.
+    fn cancel(&mut self, job: u64, by: &str) -> bool {
+        if let Some(c) = self.current.as_mut()
+            && c.number == job
+        {
+            if !c.cancelled {
+                c.cancelled = true;
+                sion_rt::println!("apm: job {job} cancelled by {by}");
+                let _ = app::kill(c.pid, u64::from(sion_abi::Signal::SIGKILL.number()));
+            }
+            return true;
+        }
+        let why = format!("cancelled by {by}");
+        if let Some(i) = self.uploads.iter().position(|u| u.number == job) {
+            let u = self.uploads.swap_remove(i);
+            let _ = app::kill(u.pid, 9);
+            self.remember(
+                job,
+                program_name(&u.start),
+                u.start.from.clone(),
+                JobState::Cancelled,
+                u.began_ns,
+            );
+            refuse(u.conn, job, &why);
+            return true;
+        }
+        if let Some(i) = self.ready.iter().position(|r| r.number == job) {
+            let r = self.ready.remove(i).expect("found above");
+            let _ = app::kill(r.pid, 9);
+            self.remember(
+                job,
+                program_name(&r.start),
+                r.start.from.clone(),
+                JobState::Cancelled,
+                sys::clock_ns(),
+            );
+            refuse(r.conn, job, &why);
+            return true;
+        }
+        if let Some(i) = self.waiting.iter().position(|w| w.number == job) {
+            let w = self.waiting.remove(i).expect("found above");
+            self.remember(
+                job,
+                program_name(&w.start),
+                w.start.from.clone(),
+                JobState::Cancelled,
+                w.since_ns,
+            );
+            refuse(w.conn, job, &why);
+            return true;
+        }
+        false
     }
 
     /// Receives the next message for the caller, as `sys::receive(buf,
@@ -261,6 +417,14 @@ impl Lobby {
         a.conn.read_some();
         match a.conn.next_msg() {
             Ok(Some(HostMsg::Start(start))) => self.on_start(a.number, a.conn, start),
+            Ok(Some(HostMsg::List { .. })) => {
+                let jobs = self.jobs();
+                a.conn.send_now(&NodeMsg::Jobs(jobs));
+            }
+            Ok(Some(HostMsg::Cancel { job, by, .. })) => {
+                let found = self.cancel(job, &by);
+                a.conn.send_now(&NodeMsg::Cancelled { job, found });
+            }
             Ok(Some(_)) => refuse(
                 a.conn,
                 a.number,
@@ -294,6 +458,7 @@ impl Lobby {
                 number,
                 conn,
                 start,
+                since_ns: sys::clock_ns(),
             });
             return;
         }
@@ -515,6 +680,15 @@ impl Upload {
         }
         Ok(())
     }
+}
+
+/// The program as the submitter named it (`argv[0]`).
+fn program_name(start: &Start) -> String {
+    start
+        .argv
+        .first()
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .unwrap_or_default()
 }
 
 /// Sends `Refused` and logs it; the connection then closes.

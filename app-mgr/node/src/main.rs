@@ -71,15 +71,21 @@ fn main(arg: &[u8]) -> i32 {
     let mut lobby = lobby::Lobby::new(listener);
     loop {
         let ready = lobby.next_ready();
-        load::run(ready, &mut lobby, &me, |running| job_state(cm, running));
+        load::run(ready, &mut lobby, &me, |running, what| {
+            job_state(cm, running, what)
+        });
         lobby.job_done();
     }
 }
 
-/// Tells the Companion Manager how many jobs run (0 or 1).
-fn job_state(cm: Pid, running: u16) {
+/// Tells the Companion Manager how many jobs run (0 or 1) and, for its
+/// screen, what runs (`what`, one line).
+fn job_state(cm: Pid, running: u16, what: &str) {
     if cm != 0 {
-        let _ = sys::send(cm, TAG_JOB_STATE, &running.to_le_bytes());
+        let mut msg = alloc::vec::Vec::with_capacity(2 + what.len());
+        msg.extend_from_slice(&running.to_le_bytes());
+        msg.extend_from_slice(what.as_bytes());
+        let _ = sys::send(cm, TAG_JOB_STATE, &msg);
     }
 }
 

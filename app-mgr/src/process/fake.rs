@@ -12,7 +12,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
 
-use super::{Event, HostGone, Node, Tls};
+use super::{Event, HostGone, Node, Tls, WaitEnd};
 use crate::errno::Errno;
 use crate::job::{FileReply, FileRequest, HostMsg, NodeMsg};
 use crate::vm::Prot;
@@ -189,7 +189,7 @@ impl Node for FakeNode {
         Ok(())
     }
 
-    fn recv(&mut self, deadline_ns: Option<u64>) -> Result<Option<HostMsg>, HostGone> {
+    fn recv(&mut self, deadline_ns: Option<u64>) -> Result<Option<HostMsg>, WaitEnd> {
         if let Some(m) = self.inbox.pop_front() {
             return Ok(Some(m));
         }
@@ -198,7 +198,7 @@ impl Node for FakeNode {
                 self.now_ns = self.now_ns.max(d);
                 Ok(None)
             }
-            None => Err(HostGone),
+            None => Err(WaitEnd::HostGone),
         }
     }
 

@@ -41,6 +41,16 @@ const MAX_COPY: usize = 64 * 1024;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct HostGone;
 
+/// Why [`Node::recv`] stopped waiting without a message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WaitEnd {
+    /// `hostd` is gone.
+    HostGone,
+    /// The application ended meanwhile (killed from outside the job, e.g.
+    /// `hostd cancel`); [`Node::next_event`] reports its end next.
+    AppEnded,
+}
+
 /// Which thread-local-storage register [`Node::set_tls`] sets.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Tls {
@@ -110,8 +120,8 @@ pub trait Node {
     fn send(&mut self, msg: &NodeMsg) -> Result<(), HostGone>;
     /// The next message from `hostd`, waiting until `deadline_ns` on
     /// [`Node::clock_ns`]'s clock (`None`: as long as it takes); `Ok(None)`
-    /// at the deadline. Errors: [`HostGone`].
-    fn recv(&mut self, deadline_ns: Option<u64>) -> Result<Option<HostMsg>, HostGone>;
+    /// at the deadline. Errors: [`WaitEnd`].
+    fn recv(&mut self, deadline_ns: Option<u64>) -> Result<Option<HostMsg>, WaitEnd>;
     /// Messages from `hostd` that have arrived, without waiting, and whether
     /// the connection has closed since.
     fn poll_host(&mut self) -> (Vec<HostMsg>, bool);
@@ -334,6 +344,18 @@ impl<'n> Process<'n> {
         CallError::Halt
     }
 
+    /// A wait for `hostd` ended without a message.
+    fn wait_ended(&mut self, end: WaitEnd) -> CallError {
+        match end {
+            WaitEnd::HostGone => self.host_lost(),
+            WaitEnd::AppEnded => {
+                // Its end status comes as the next event.
+                self.ending.get_or_insert(0);
+                CallError::Halt
+            }
+        }
+    }
+
     /// Handles a message that came while nothing in particular was awaited.
     fn on_host_msg(&mut self, msg: HostMsg) {
         match msg {
@@ -403,7 +425,7 @@ impl<'n> Process<'n> {
                 Ok(None)
             }
             Ok(None) => Ok(None),
-            Err(HostGone) => Err(self.host_lost()),
+            Err(end) => Err(self.wait_ended(end)),
         }
     }
 
@@ -443,7 +465,7 @@ impl<'n> Process<'n> {
                         return Err(CallError::Halt);
                     }
                 }
-                Err(HostGone) => return Err(self.host_lost()),
+                Err(end) => return Err(self.wait_ended(end)),
             }
         }
     }

@@ -77,6 +77,8 @@ fn main(_arg: &[u8]) -> i32 {
     let mut buf = vec![0u8; 2048];
     let mut next_state_update = 0;
     let mut running_jobs = 0u16;
+    // What runs, for the screen: the App-Program Manager's line and when.
+    let mut running_job: Option<(String, u64)> = None;
     loop {
         flush(&mut member);
         let mut changed = false;
@@ -85,7 +87,7 @@ fn main(_arg: &[u8]) -> i32 {
             changed |= !matches!(event, Event::PlacementDone(_));
         }
         if changed {
-            show_table(&member);
+            show_table(&member, running_job.as_ref());
         }
         let now_ns = sys::clock_ns();
         let wake = member.poll_at().as_nanos();
@@ -101,7 +103,15 @@ fn main(_arg: &[u8]) -> i32 {
             Ok(msg) if msg.node == 0 && msg.tag == TAG_JOB_STATE && msg.len >= 2 => {
                 // From the App-Program Manager on this node.
                 running_jobs = u16::from_le_bytes([buf[0], buf[1]]);
+                let len = (msg.len as usize).min(buf.len());
+                running_job = (running_jobs > 0).then(|| {
+                    (
+                        String::from_utf8_lossy(&buf[2..len]).into_owned(),
+                        sys::clock_ns(),
+                    )
+                });
                 next_state_update = 0;
+                show_table(&member, running_job.as_ref());
             }
             Ok(_) | Err(Error::TimedOut) => {}
             Err(e) => println!("cm: receive failed: {e}"),
@@ -236,8 +246,9 @@ fn report(event: &Event) {
     }
 }
 
-/// Prints the group table (the node's status screen).
-fn show_table(member: &Member) {
+/// Prints the group table (the node's status screen) and, under it, the job
+/// this node runs (`job`: the App-Program Manager's line and when it began).
+fn show_table(member: &Member, job: Option<&(String, u64)>) {
     let now = Instant::from_nanos(sys::clock_ns());
     let mut out = String::new();
     let _ = writeln!(out, "cm: group of {} members", member.view_len());
@@ -266,6 +277,20 @@ fn show_table(member: &Member) {
             m.state.cpu_speed,
             heard / 1000
         );
+    }
+    match job {
+        Some((what, since)) => {
+            let ms = sys::clock_ns().saturating_sub(*since) / 1_000_000;
+            let _ = writeln!(
+                out,
+                "  running on this node's CPU: {what} (for {}.{} s)",
+                ms / 1000,
+                ms % 1000 / 100
+            );
+        }
+        None => {
+            let _ = writeln!(out, "  no job running on this node");
+        }
     }
     let _ = sys::console_write(out.as_bytes());
 }
