@@ -234,7 +234,14 @@ impl TcpStream {
     pub fn send_timeout(&self, data: &[u8], timeout_ns: u64) -> Result<usize, Error> {
         call(
             Syscall::TcpSend,
-            [self.0, data.as_ptr() as u64, data.len() as u64, timeout_ns, 0, 0],
+            [
+                self.0,
+                data.as_ptr() as u64,
+                data.len() as u64,
+                timeout_ns,
+                0,
+                0,
+            ],
         )
         .map(|n| n as usize)
     }
