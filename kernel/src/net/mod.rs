@@ -128,7 +128,9 @@ pub fn poll() {
             changed = smoltcp::iface::PollResult::SocketStateChanged;
             ipc::process_incoming(net);
         }
-        if net.iface.poll_egress(now(), &mut net.device, &mut net.sockets)
+        if net
+            .iface
+            .poll_egress(now(), &mut net.device, &mut net.sockets)
             == smoltcp::iface::PollResult::SocketStateChanged
         {
             changed = smoltcp::iface::PollResult::SocketStateChanged;
