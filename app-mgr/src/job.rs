@@ -205,7 +205,8 @@ pub enum JobState {
 pub struct JobInfo {
     /// Its number on the node.
     pub job: u64,
-    /// The program as the submitter named it (`argv[0]`).
+    /// Its command line as the submitter gave it (shortened to about 80
+    /// characters).
     pub program: String,
     /// Who submitted it (`user@host`).
     pub from: String,

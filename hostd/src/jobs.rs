@@ -28,7 +28,7 @@ const ANSWER_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// One job of the group, as `hostd jobs --json` prints it. A stable shape:
 /// `{"id":"lively-finch-4e00/3","node":{"id":"52:54:00:53:4e:00","name":"lively-finch-4e00","address":"169.254.86.160"},`
-/// `"job":3,"program":"./prog","from":"user@pc","state":"running","status":null,"elapsed_ms":1520}`;
+/// `"job":3,"program":"./prog arg","from":"user@pc","state":"running","status":null,"elapsed_ms":1520}`;
 /// `state` is `running`, `uploading`, `waiting`, `exited` (with the wait
 /// `status`) or `cancelled`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -39,7 +39,7 @@ pub struct JobRow {
     pub node: JobNode,
     /// The job's number on the node.
     pub job: u64,
-    /// The program as its submitter named it.
+    /// Its command line (shortened to about 80 characters).
     pub program: String,
     /// Who submitted it (`user@host`).
     pub from: String,

@@ -528,7 +528,7 @@ pub fn format_jobs(report: &crate::jobs::JobsReport) -> String {
     } else {
         out.push_str(&format!(
             "{:<24} {:<10} {:>10}  {:<20} {}\n",
-            "ID", "STATE", "ELAPSED", "FROM", "PROGRAM"
+            "ID", "STATE", "ELAPSED", "FROM", "COMMAND"
         ));
         for j in &report.jobs {
             let state = match (j.state.as_str(), j.status) {

@@ -144,7 +144,7 @@ fn an_array_of_twenty_tasks_runs_over_three_nodes_and_reports_its_failure() {
         if let Some(j) = report
             .jobs
             .iter()
-            .find(|j| j.state == "running" && j.program == "./busybox")
+            .find(|j| j.state == "running" && j.program == "./busybox sleep 60")
         {
             break j.clone();
         }
@@ -157,11 +157,14 @@ fn an_array_of_twenty_tasks_runs_over_three_nodes_and_reports_its_failure() {
     assert_eq!(running.node.id, node0);
     assert!(running.from.contains('@'), "{running:?}");
     // The node's screen (its console) shows the job under the group table.
-    let shown = format!(
-        "running on this node's CPU: job {}: ./busybox sleep 60 from",
-        running.job
+    let shown = format!(": job {}: ./busybox sleep 60 from", running.job);
+    assert!(
+        lan.log(0)
+            .lines()
+            .any(|l| l.contains("running on this node's CPU since") && l.contains(&shown)),
+        "{}",
+        lan.log(0)
     );
-    assert!(lan.log(0).contains(&shown), "{}", lan.log(0));
     let cmd: Vec<String> = [HOSTD, "--socket", &socket, "cancel", &running.id]
         .map(String::from)
         .to_vec();

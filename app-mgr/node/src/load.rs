@@ -313,7 +313,7 @@ fn exe_path(start: &Start) -> Vec<u8> {
 }
 
 /// `argv` for the log, shortened to about 80 characters.
-fn command_line(argv: &[Vec<u8>]) -> String {
+pub fn command_line(argv: &[Vec<u8>]) -> String {
     let mut s = String::new();
     for a in argv {
         if !s.is_empty() {

@@ -682,13 +682,10 @@ impl Upload {
     }
 }
 
-/// The program as the submitter named it (`argv[0]`).
+/// The job's command line as the submitter gave it, shortened to about 80
+/// characters (the log's form).
 fn program_name(start: &Start) -> String {
-    start
-        .argv
-        .first()
-        .map(|a| String::from_utf8_lossy(a).into_owned())
-        .unwrap_or_default()
+    crate::load::command_line(&start.argv)
 }
 
 /// Sends `Refused` and logs it; the connection then closes.

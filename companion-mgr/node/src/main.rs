@@ -280,10 +280,12 @@ fn show_table(member: &Member, job: Option<&(String, u64)>) {
     }
     match job {
         Some((what, since)) => {
-            let ms = sys::clock_ns().saturating_sub(*since) / 1_000_000;
+            // A console scrolls: the start time stays true as time passes
+            // (the App-Program Manager logs how long the job ran at its end).
+            let ms = since / 1_000_000;
             let _ = writeln!(
                 out,
-                "  running on this node's CPU: {what} (for {}.{} s)",
+                "  running on this node's CPU since {}.{} s after boot: {what}",
                 ms / 1000,
                 ms % 1000 / 100
             );
