@@ -42,6 +42,7 @@ pub mod fd;
 pub mod job;
 pub mod path;
 pub mod process;
+pub mod sigframe;
 pub mod stack;
 pub mod stat;
 pub mod syscall;

@@ -14,7 +14,9 @@ use crate::arch::trap::{LINUX_INT80, TrapFrame};
 use crate::mem::space::Access;
 use crate::proc::{self, Block, Kind, Notice, State, WAKE_RETRY, scheduler, table};
 use alloc::vec;
-use sion_abi::app::{self as abi, LinuxSyscall, TAG_LINUX_SYSCALL};
+use sion_abi::app::{
+    self as abi, AppFault, AppRegs, LinuxSyscall, TAG_APP_FAULT, TAG_LINUX_SYSCALL,
+};
 use sion_abi::{Error, MessageInfo, Pid, Signal, WaitStatus};
 
 /// Linux's ENOSYS, returned to a SiON process that makes a Linux system call.
@@ -28,7 +30,11 @@ pub fn linux_syscall(frame: &mut TrapFrame) {
         let mut t = table();
         let p = t.current();
         match p.kind {
-            Kind::Application { manager, .. } => (p.pid, manager),
+            Kind::Application { manager, .. } => {
+                p.stopped_regs = *frame;
+                p.regs_changed = false;
+                (p.pid, manager)
+            }
             Kind::Sion => {
                 frame.rax = (-ENOSYS) as u64;
                 return;
@@ -83,11 +89,80 @@ pub fn linux_syscall(frame: &mut TrapFrame) {
     if value == Error::PeerDied.to_result() || value == WAKE_RETRY {
         proc::kill_current(Signal::SIGKILL, "its manager ended during a system call");
     }
+    if resume_with_set_regs(frame) {
+        return;
+    }
     frame.rax = if i386 {
         u64::from(value as i32 as u32)
     } else {
         value as u64
     };
+}
+
+/// After a stop: if the manager replaced the registers (`app_set_regs`), puts
+/// them in `frame` and says so.
+fn resume_with_set_regs(frame: &mut TrapFrame) -> bool {
+    let mut t = table();
+    let p = t.current();
+    if !p.regs_changed {
+        return false;
+    }
+    p.regs_changed = false;
+    *frame = p.stopped_regs;
+    true
+}
+
+/// A CPU fault in application code: stops the application and tells its
+/// manager ([`TAG_APP_FAULT`]), which delivers the signal (new registers, then
+/// a reply) or kills it. Returns when it is resumed; a SiON process, or an
+/// application whose manager cannot be told or resumes it without new
+/// registers, ends with `signal` as before.
+///
+/// Not yet called from `trap`: managers that do not answer [`TAG_APP_FAULT`]
+/// (the kernel's own test manager) must first opt in.
+#[allow(dead_code)]
+pub fn fault(frame: &mut TrapFrame, signal: Signal, address: u64, detail: &str) {
+    let manager = {
+        let mut t = table();
+        let p = t.current();
+        match p.kind {
+            Kind::Application { manager, .. } => {
+                p.stopped_regs = *frame;
+                p.regs_changed = false;
+                let report = AppFault {
+                    vector: frame.vector,
+                    error_code: frame.error_code,
+                    address,
+                    rip: frame.rip,
+                    signal: u64::from(signal.number()),
+                };
+                let info = MessageInfo {
+                    sender: p.pid,
+                    tag: TAG_APP_FAULT,
+                    len: AppFault::LEN as u64,
+                    wants_reply: 1,
+                    ..Default::default()
+                };
+                match proc::post_notice(&mut t, manager, Notice::new(info, &report.encode())) {
+                    Ok(()) => Some(manager),
+                    Err(_) => None,
+                }
+            }
+            Kind::Sion => None,
+        }
+    };
+    let Some(manager) = manager else {
+        proc::kill_current(signal, detail);
+    };
+    table().current().state = State::Blocked(Block::Fault { manager });
+    let value = scheduler::block();
+    if value == Error::PeerDied.to_result() || value == WAKE_RETRY {
+        proc::kill_current(Signal::SIGKILL, "its manager ended during a fault");
+    }
+    if !resume_with_set_regs(frame) {
+        // Resuming at the faulting instruction would fault again.
+        proc::kill_current(signal, detail);
+    }
 }
 
 /// Runs `f` on application `pid` if the caller manages it.
@@ -201,6 +276,71 @@ pub fn set_tls(pid: Pid, kind: u64, base: u64) -> Result<u64, Error> {
             Ok(u64::from(gdt::TLS_INDEX))
         }
         _ => Err(Error::InvalidArgument),
+    })
+}
+
+/// Runs `f` on application `pid`, managed by the caller and stopped in a
+/// Linux system call or a fault. Errors: [`Error::NotChild`];
+/// [`Error::InvalidArgument`] if it is not stopped.
+fn with_stopped_app<R>(
+    pid: Pid,
+    f: impl FnOnce(&mut proc::Process) -> Result<R, Error>,
+) -> Result<R, Error> {
+    with_app(pid, |app| match app.state {
+        State::Blocked(Block::LinuxSyscall { .. } | Block::Fault { .. }) => f(app),
+        _ => Err(Error::InvalidArgument),
+    })
+}
+
+/// `app_regs`: the stopped application's registers into the caller's `buf`.
+pub fn regs(pid: Pid, buf: u64, len: u64) -> Result<u64, Error> {
+    if len != AppRegs::LEN as u64 {
+        return Err(Error::InvalidArgument);
+    }
+    let f = with_stopped_app(pid, |app| Ok(app.stopped_regs))?;
+    let r = AppRegs {
+        gpr: [
+            f.rax, f.rbx, f.rcx, f.rdx, f.rsi, f.rdi, f.rbp, f.rsp, f.r8, f.r9, f.r10, f.r11,
+            f.r12, f.r13, f.r14, f.r15,
+        ],
+        rip: f.rip,
+        rflags: f.rflags,
+    };
+    table().current().space.write(buf, &r.encode())?;
+    Ok(0)
+}
+
+/// `app_set_regs`: replaces the stopped application's registers with those in
+/// the caller's `buf`, checked (user addresses, user flags).
+pub fn set_regs(pid: Pid, buf: u64, len: u64) -> Result<u64, Error> {
+    if len != AppRegs::LEN as u64 {
+        return Err(Error::InvalidArgument);
+    }
+    let mut bytes = [0u8; AppRegs::LEN];
+    table().current().space.read(buf, &mut bytes)?;
+    let r = AppRegs::decode(&bytes).ok_or(Error::InvalidArgument)?;
+    with_stopped_app(pid, |app| {
+        let abi64 = matches!(app.kind, Kind::Application { abi64: true, .. });
+        let limit = if abi64 {
+            crate::mem::space::USER_END
+        } else {
+            1 << 32
+        };
+        let rsp = r.gpr[AppRegs::RSP];
+        if r.rip >= limit || rsp >= limit {
+            return Err(Error::BadAddress);
+        }
+        let f = &mut app.stopped_regs;
+        let g = r.gpr;
+        [
+            f.rax, f.rbx, f.rcx, f.rdx, f.rsi, f.rdi, f.rbp, f.rsp, f.r8, f.r9, f.r10, f.r11,
+            f.r12, f.r13, f.r14, f.r15,
+        ] = g;
+        f.rip = r.rip;
+        // IF stays set; the rest of the system flags stay the kernel's.
+        f.rflags = (f.rflags & !abi::USER_RFLAGS) | (r.rflags & abi::USER_RFLAGS) | 0x200;
+        app.regs_changed = true;
+        Ok(0)
     })
 }
 

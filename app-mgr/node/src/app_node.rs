@@ -7,12 +7,14 @@
 use alloc::vec::Vec;
 use core::fmt;
 
-use sion_abi::app::{self as kapp, LinuxSyscall, TAG_APP_EXITED, TAG_LINUX_SYSCALL};
+use sion_abi::app::{
+    self as kapp, AppFault, AppRegs, LinuxSyscall, TAG_APP_EXITED, TAG_APP_FAULT, TAG_LINUX_SYSCALL,
+};
 use sion_abi::{NO_TIMEOUT, Pid, TAG_TCP_READABLE};
 use sion_app_mgr::Abi;
 use sion_app_mgr::errno::Errno;
 use sion_app_mgr::job::{HostMsg, NodeMsg};
-use sion_app_mgr::process::{Event, HostGone, Node, Tls, WaitEnd};
+use sion_app_mgr::process::{Event, Fault, HostGone, Node, Tls, WaitEnd};
 use sion_app_mgr::vm::Prot;
 use sion_rt::sys::{self, app};
 
@@ -79,6 +81,17 @@ impl Node for AppNode<'_> {
         let _ = app::kill(self.pid, status as u64);
     }
 
+    fn regs(&mut self) -> Result<AppRegs, Errno> {
+        app::regs(self.pid).map_err(|_| Errno::ESRCH)
+    }
+
+    fn set_regs(&mut self, regs: &AppRegs) -> Result<(), Errno> {
+        app::set_regs(self.pid, regs).map_err(|e| match e {
+            sion_abi::Error::BadAddress => Errno::EFAULT,
+            _ => Errno::ESRCH,
+        })
+    }
+
     fn next_event(&mut self) -> Event {
         if let Some(status) = self.exited.take() {
             return Event::Exited(status);
@@ -103,6 +116,18 @@ impl Node for AppNode<'_> {
                         nr: call.nr,
                         args: call.args,
                     };
+                }
+                TAG_APP_FAULT if info.sender == self.pid => {
+                    let Some(f) = AppFault::decode(&buf) else {
+                        continue;
+                    };
+                    return Event::Fault(Fault {
+                        vector: f.vector,
+                        error_code: f.error_code,
+                        address: f.address,
+                        rip: f.rip,
+                        signal: f.signal as i32,
+                    });
                 }
                 TAG_APP_EXITED if info.sender == self.pid => {
                     let raw = u64::from_le_bytes(buf[..8].try_into().unwrap_or([0; 8]));

@@ -16,6 +16,7 @@ use super::{Event, HostGone, Node, Tls, WaitEnd};
 use crate::errno::Errno;
 use crate::job::{FileReply, FileRequest, HostMsg, NodeMsg};
 use crate::vm::Prot;
+use sion_abi::app::AppRegs;
 
 const PAGE: u64 = 4096;
 
@@ -46,6 +47,10 @@ pub struct FakeNode {
     pub events: VecDeque<Event>,
     /// Values given to [`Node::reply`].
     pub replies: Vec<i64>,
+    /// The application's registers (what [`Node::regs`] reads).
+    pub regs: AppRegs,
+    /// Registers given to [`Node::set_regs`], in order.
+    pub set_regs: Vec<AppRegs>,
 }
 
 impl Default for FakeNode {
@@ -62,6 +67,8 @@ impl Default for FakeNode {
             yields: 0,
             events: VecDeque::new(),
             replies: Vec::new(),
+            regs: AppRegs::default(),
+            set_regs: Vec::new(),
         }
     }
 }
@@ -143,6 +150,16 @@ impl Node for FakeNode {
 
     fn kill(&mut self, status: i32) {
         self.killed.get_or_insert(status);
+    }
+
+    fn regs(&mut self) -> Result<AppRegs, Errno> {
+        Ok(self.regs)
+    }
+
+    fn set_regs(&mut self, regs: &AppRegs) -> Result<(), Errno> {
+        self.regs = *regs;
+        self.set_regs.push(*regs);
+        Ok(())
     }
 
     fn next_event(&mut self) -> Event {

@@ -21,6 +21,8 @@ use alloc::vec;
 use alloc::vec::Vec;
 use core::fmt;
 
+use sion_abi::app::AppRegs;
+
 use crate::Abi;
 use crate::errno::Errno;
 use crate::exit::Signal;
@@ -76,8 +78,30 @@ pub enum Event {
     },
     /// `hostd` sent something: read it with [`Node::poll_host`].
     HostReadable,
+    /// The application stopped on a CPU fault and waits to be resumed
+    /// (with new registers, [`Node::set_regs`], then [`Node::reply`]) or
+    /// killed.
+    Fault(Fault),
     /// The application ended with this wait status (`wait(2)`).
     Exited(i32),
+}
+
+/// A CPU fault of the application (the kernel's `sion_abi::app::AppFault`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Fault {
+    /// The exception vector (0 divide error, 1 debug, 3 breakpoint, 6 invalid
+    /// opcode, 13 general protection, 14 page fault, …; Intel SDM Vol. 3
+    /// §6.3.1).
+    pub vector: u64,
+    /// The CPU's error code (page fault: bit 0 protection violation, bit 1
+    /// write, bit 2 user).
+    pub error_code: u64,
+    /// The faulting address of a page fault (`cr2`), else 0.
+    pub address: u64,
+    /// The faulting instruction.
+    pub rip: u64,
+    /// The Linux signal for it.
+    pub signal: i32,
 }
 
 /// What the node provides to a [`Process`]: the application's memory and
@@ -99,6 +123,14 @@ pub trait Node {
     fn set_tls(&mut self, which: Tls, base: u64) -> Result<u64, Errno>;
     /// Ends the application with wait status `status`.
     fn kill(&mut self, status: i32);
+    /// The registers of the application, stopped in a system call or a
+    /// fault (as it entered it). Errors: `ESRCH` if it is not stopped.
+    fn regs(&mut self) -> Result<AppRegs, Errno>;
+    /// Replaces them: the next [`Node::reply`] resumes the application with
+    /// these registers (and not the reply's value in `rax`). Errors:
+    /// `ESRCH` if it is not stopped, `EFAULT` for a `rip`/`rsp` outside user
+    /// space.
+    fn set_regs(&mut self, regs: &AppRegs) -> Result<(), Errno>;
     /// Waits for the next event; the system calls of the application arrive
     /// here.
     fn next_event(&mut self) -> Event;
@@ -216,8 +248,18 @@ pub struct Process<'n> {
     pub unknown: BTreeSet<u64>,
     /// Recorded `rt_sigaction` handlers (kernel `struct sigaction` bytes).
     pub sigactions: BTreeMap<i32, Vec<u8>>,
-    /// Recorded signal mask.
+    /// The signal mask.
     pub sigmask: u64,
+    /// The mask `rt_sigsuspend` replaced, restored when the call returns
+    /// (through the handler's frame).
+    pub saved_mask: Option<u64>,
+    /// Pending signals (bit `n - 1` for signal `n`).
+    pub pending: u64,
+    /// The `siginfo_t` of each pending signal.
+    pub pending_info: BTreeMap<i32, crate::sigframe::SigInfo>,
+    /// The real-time interval timer (`alarm`, `setitimer(ITIMER_REAL)`): when
+    /// it fires next (node clock, ns) and its interval (ns, 0: once).
+    pub itimer_real: Option<(u64, u64)>,
     /// Recorded alternate signal stack (`stack_t` bytes).
     pub altstack: Option<Vec<u8>>,
     /// FS base set by `arch_prctl`.
@@ -272,6 +314,10 @@ impl<'n> Process<'n> {
             unknown: BTreeSet::new(),
             sigactions: BTreeMap::new(),
             sigmask: 0,
+            saved_mask: None,
+            pending: 0,
+            pending_info: BTreeMap::new(),
+            itimer_real: None,
             altstack: None,
             fs_base: 0,
             comm: [0; 16],
@@ -290,9 +336,14 @@ impl<'n> Process<'n> {
                         continue;
                     }
                     if let Some(v) = self.syscall(abi, nr, args) {
-                        self.node.reply(v);
+                        self.finish_call(v);
                     }
                     self.after_call();
+                }
+                Event::Fault(f) => {
+                    if self.ending.is_none() {
+                        self.on_fault(f);
+                    }
                 }
                 Event::HostReadable => self.poll_host(),
                 Event::Exited(status) => return status,
@@ -319,6 +370,69 @@ impl<'n> Process<'n> {
             Err(CallError::Errno(e)) => Some(e.to_return()),
             Err(CallError::Halt) => None,
         }
+    }
+
+    /// Answers the application's call with `v`, first delivering a signal
+    /// that became deliverable (its handler is entered on return, as Linux
+    /// does on its way back to user mode; `v` is then in the frame's `rax`).
+    pub fn finish_call(&mut self, v: i64) {
+        self.check_timers();
+        if let Some(sig) = self.deliverable()
+            && self.deliver(sig, Some(v)).is_err()
+        {
+            return;
+        }
+        if let Some(m) = self.saved_mask.take() {
+            self.sigmask = m;
+        }
+        self.node.reply(v);
+    }
+
+    /// A CPU fault: its signal goes to the program's handler when it has one
+    /// and does not block the signal; otherwise the job ends with the signal
+    /// (as Linux's `force_sig_fault` resets a blocked or ignored one).
+    pub fn on_fault(&mut self, f: Fault) {
+        use linux_raw_sys::general as g;
+        let sig = f.signal;
+        let (code, addr) = match f.vector {
+            // SEGV_ACCERR for a protection violation (error bit 0).
+            14 if f.error_code & 1 != 0 => (g::SEGV_ACCERR as i32, f.address),
+            14 => (g::SEGV_MAPERR as i32, f.address),
+            0 => (g::FPE_INTDIV as i32, f.rip),
+            6 => (g::ILL_ILLOPN as i32, f.rip),
+            1 => (g::TRAP_TRACE as i32, f.rip),
+            17 => (g::BUS_ADRALN as i32, 0),
+            16 | 19 => (g::FPE_FLTINV as i32, f.rip),
+            _ => (g::SI_KERNEL as i32, 0),
+        };
+        let act = self.action(sig);
+        let blocked = (1u64 << (sig - 1)) & self.sigmask != 0;
+        if act.handler > 1 && !blocked {
+            let info = crate::sigframe::SigInfo::new(
+                self.abi,
+                sig,
+                code,
+                crate::sigframe::Detail::Fault { addr },
+            );
+            let trap = (f.vector, f.error_code, f.address);
+            if self.enter_handler(sig, act, info, None, trap).is_some() {
+                self.node.reply(0);
+                return;
+            }
+        }
+        let number = self.number;
+        let (rip, vector, error, address) = (f.rip, f.vector, f.error_code, f.address);
+        self.node.log(format_args!(
+            "apm: job {number}: killed by signal {sig}: exception {vector} at rip={rip:#x} (error {error:#x}, address {address:#x})"
+        ));
+        let status = Signal::new(sig).map_or(sig, |s| {
+            if s.default_action() == crate::exit::DefaultAction::Core {
+                sion_abi::WaitStatus::Signaled(s).to_raw_core() as i32
+            } else {
+                sion_abi::WaitStatus::Signaled(s).to_raw() as i32
+            }
+        });
+        self.kill(status);
     }
 
     // ---- the connection ----
@@ -451,6 +565,23 @@ impl<'n> Process<'n> {
             self.next_from_host()?;
         }
         Ok(())
+    }
+
+    /// Waits for `hostd` until the node clock reads `deadline_ns` (`None`: as
+    /// long as it takes), handling what it sends. Errors:
+    /// [`CallError::Halt`] when the job ends meanwhile.
+    pub fn wait_host(&mut self, deadline_ns: Option<u64>) -> Result<(), CallError> {
+        match self.node.recv(deadline_ns) {
+            Ok(None) => Ok(()),
+            Ok(Some(m)) => {
+                self.on_host_msg(m);
+                if self.ending.is_some() {
+                    return Err(CallError::Halt);
+                }
+                Ok(())
+            }
+            Err(end) => Err(self.wait_ended(end)),
+        }
     }
 
     /// Sleeps until the node clock reads `deadline_ns`, still hearing

@@ -244,16 +244,21 @@ pub(super) fn kill(p: &mut Process<'_>, a: &Args) -> CallResult {
     let (pid, sig) = (a.int(0), a.int(1));
     let me = p.pid as i32;
     if pid == me || pid == 0 || pid == -1 || pid == -me {
-        p.raise(sig)
+        p.raise(sig, SI_USER)
     } else {
         Err(Errno::ESRCH.into())
     }
 }
 
+/// `si_code` of a signal from `kill(2)`.
+const SI_USER: i32 = linux_raw_sys::general::SI_USER as i32;
+/// `si_code` of a signal from `tkill(2)`/`tgkill(2)`.
+const SI_TKILL: i32 = linux_raw_sys::general::SI_TKILL;
+
 /// `tkill(tid, sig)`.
 pub(super) fn tkill(p: &mut Process<'_>, a: &Args) -> CallResult {
     if a.int(0) as u64 == p.pid {
-        p.raise(a.int(1))
+        p.raise(a.int(1), SI_TKILL)
     } else {
         Err(Errno::ESRCH.into())
     }
@@ -262,7 +267,7 @@ pub(super) fn tkill(p: &mut Process<'_>, a: &Args) -> CallResult {
 /// `tgkill(tgid, tid, sig)`.
 pub(super) fn tgkill(p: &mut Process<'_>, a: &Args) -> CallResult {
     if a.int(1) as u64 == p.pid && a.int(0) as u64 == p.pid {
-        p.raise(a.int(2))
+        p.raise(a.int(2), SI_TKILL)
     } else {
         Err(Errno::ESRCH.into())
     }

@@ -184,6 +184,14 @@ pub static ROWS: &[Row] = &[
     both(X64::rt_sigaction, I386::rt_sigaction, Node, signal::rt_sigaction),
     both(X64::rt_sigprocmask, I386::rt_sigprocmask, Node, signal::rt_sigprocmask),
     both(X64::sigaltstack, I386::sigaltstack, Node, signal::sigaltstack),
+    both(X64::rt_sigpending, I386::rt_sigpending, Node, signal::rt_sigpending),
+    both(X64::rt_sigsuspend, I386::rt_sigsuspend, Node, signal::rt_sigsuspend),
+    both(X64::pause, I386::pause, Node, signal::pause),
+    both(X64::alarm, I386::alarm, Node, signal::alarm),
+    both(X64::setitimer, I386::setitimer, Node, signal::setitimer),
+    both(X64::getitimer, I386::getitimer, Node, signal::getitimer),
+    both(X64::rt_sigreturn, I386::rt_sigreturn, Node, signal::rt_sigreturn),
+    i386(I386::sigreturn, Node, signal::sigreturn),
 ];
 
 /// Highest system-call number indexed (both ABIs stay below it).

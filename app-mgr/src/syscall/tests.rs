@@ -583,3 +583,225 @@ fn hostd_gone_halts_a_forwarded_call() {
     });
     assert_eq!(node.killed, Some(9));
 }
+
+// ---- signal delivery ----
+
+use crate::sigframe::{RtSigFrame32, RtSigFrame64, SigFrame32};
+use sion_abi::app::AppRegs;
+use zerocopy::FromBytes;
+
+const SA_SIGINFO: u64 = 4;
+const SA_RESTORER: u64 = 0x0400_0000;
+const HANDLER: u64 = 0x40_1000;
+const RESTORER: u64 = 0x40_2000;
+
+/// Installs a handler for `sig` with `flags` (the kernel `struct sigaction`
+/// of the process's ABI).
+fn handle(p: &mut Process<'_>, sig: u64, flags: u64) {
+    let act = crate::sigframe::Action {
+        handler: HANDLER,
+        flags,
+        restorer: RESTORER,
+        mask: 0,
+    }
+    .encode(p.abi);
+    let at = mem(p, 4096);
+    put(p, at, &act);
+    let nr = match p.abi {
+        Abi::X86_64 => X::rt_sigaction as u64,
+        Abi::I386 => I::rt_sigaction as u64,
+    };
+    assert_eq!(call(p, nr, &[sig, at, 0, 8]), Some(0));
+}
+
+/// Registers of a program stopped with its stack at the top of fresh memory.
+fn stopped_at(p: &mut Process<'_>) -> AppRegs {
+    let stack = mem(p, 64 * 1024);
+    let mut r = AppRegs::default();
+    r.gpr[AppRegs::RSP] = stack + 64 * 1024 - 0x100;
+    r.gpr[AppRegs::RBX] = 0x1234;
+    r.rip = 0x40_0abc;
+    r.rflags = 0x246;
+    r
+}
+
+#[test]
+fn raise_with_a_handler_enters_it_on_an_rt_sigframe_and_rt_sigreturn_restores() {
+    let mut node = FakeNode::default();
+    with(X64, &mut node, |p| {
+        handle(p, 10, SA_SIGINFO | SA_RESTORER);
+        let before = stopped_at(p);
+        p.node.set_regs(&before).unwrap();
+        let v = call(p, X::kill as u64, &[PID, 10]).unwrap();
+        assert_eq!(v, 0);
+        p.finish_call(v);
+        let h = p.node.regs().unwrap();
+        let frame = h.gpr[AppRegs::RSP];
+        assert_eq!(h.rip, HANDLER);
+        assert_eq!(frame % 16, 8, "as after a call");
+        assert!(
+            frame + 440 + 128 <= before.gpr[AppRegs::RSP],
+            "below the red zone"
+        );
+        assert_eq!(h.gpr[AppRegs::RDI], 10);
+        assert_eq!(h.gpr[AppRegs::RSI], frame + 312);
+        assert_eq!(h.gpr[AppRegs::RDX], frame + 8);
+        let bytes = get(p, frame, 440);
+        let (f, _) = RtSigFrame64::read_from_prefix(&bytes).unwrap();
+        assert_eq!(f.pretcode, RESTORER);
+        assert_eq!(f.uc.uc_mcontext.rip, 0x40_0abc);
+        assert_eq!(f.uc.uc_mcontext.rbx, 0x1234);
+        assert_eq!(f.uc.uc_mcontext.rax, 0, "kill's answer");
+        assert_eq!(
+            (f.info.signo, f.info.code, f.info.rest[1]),
+            (10, 0, PID as u32)
+        );
+        assert_eq!(f.info.rest[2], 1000, "si_uid");
+        assert_eq!(p.sigmask, 1 << 9, "blocked in its handler");
+        // The handler returns into the restorer: `ret` popped `pretcode`.
+        let mut r = h;
+        r.gpr[AppRegs::RSP] = frame + 8;
+        r.gpr[AppRegs::RBX] = 0x9999;
+        p.node.set_regs(&r).unwrap();
+        let v = call(p, X::rt_sigreturn as u64, &[]).unwrap();
+        p.finish_call(v);
+        let back = p.node.regs().unwrap();
+        assert_eq!(back.rip, before.rip);
+        assert_eq!(back.gpr[AppRegs::RSP], before.gpr[AppRegs::RSP]);
+        assert_eq!(back.gpr[AppRegs::RBX], 0x1234);
+        assert_eq!(back.gpr[AppRegs::RAX], 0);
+        assert_eq!(p.sigmask, 0);
+    });
+    assert_eq!(node.killed, None);
+}
+
+#[test]
+fn i386_frames_with_and_without_siginfo_round_trip() {
+    for siginfo in [false, true] {
+        let mut node = FakeNode::default();
+        with(I386, &mut node, |p| {
+            handle(p, 12, SA_RESTORER | if siginfo { SA_SIGINFO } else { 0 });
+            let before = stopped_at(p);
+            p.node.set_regs(&before).unwrap();
+            let v = call(p, I::kill as u64, &[PID, 12]).unwrap();
+            p.finish_call(v);
+            let h = p.node.regs().unwrap();
+            let frame = h.gpr[AppRegs::RSP];
+            assert_eq!((frame + 4) % 16, 0, "as after a call");
+            assert_eq!((h.rip, h.gpr[AppRegs::RAX]), (HANDLER, 12));
+            let after_ret = if siginfo {
+                let b = get(p, frame, size_of::<RtSigFrame32>() as u64);
+                let (f, _) = RtSigFrame32::read_from_prefix(&b).unwrap();
+                assert_eq!((f.pretcode, f.sig), (RESTORER as u32, 12));
+                assert_eq!(u64::from(f.pinfo), h.gpr[AppRegs::RDX]);
+                assert_eq!(u64::from(f.puc), h.gpr[AppRegs::RCX]);
+                assert_eq!(f.info.rest[0], PID as u32, "si_pid at 12");
+                assert_eq!(f.uc.uc_mcontext.eip, 0x40_0abc);
+                frame + 4
+            } else {
+                let b = get(p, frame, size_of::<SigFrame32>() as u64);
+                let (f, _) = SigFrame32::read_from_prefix(&b).unwrap();
+                assert_eq!((f.pretcode, f.sig), (RESTORER as u32, 12));
+                assert_eq!(f.sc.ebx, 0x1234);
+                frame + 8 // `ret`, then the restorer's `popl %eax`
+            };
+            let mut r = h;
+            r.gpr[AppRegs::RSP] = after_ret;
+            p.node.set_regs(&r).unwrap();
+            let nr = if siginfo {
+                I::rt_sigreturn
+            } else {
+                I::sigreturn
+            };
+            let v = call(p, nr as u64, &[]).unwrap();
+            p.finish_call(v);
+            let back = p.node.regs().unwrap();
+            assert_eq!(back.rip, before.rip);
+            assert_eq!(back.gpr[AppRegs::RSP], before.gpr[AppRegs::RSP]);
+            assert_eq!(back.gpr[AppRegs::RBX], 0x1234);
+            assert_eq!(p.sigmask, 0);
+        });
+        assert_eq!(node.killed, None);
+    }
+}
+
+#[test]
+fn alarm_interrupts_pause_and_nanosleep_and_blocked_signals_wait() {
+    let mut node = FakeNode::default();
+    with(X64, &mut node, |p| {
+        handle(p, 14, SA_RESTORER);
+        let regs = stopped_at(p);
+        p.node.set_regs(&regs).unwrap();
+        assert_eq!(call(p, X::alarm as u64, &[2]), Some(0));
+        assert_eq!(call(p, X::alarm as u64, &[1]), Some(2));
+        let start = p.node.clock_ns();
+        assert_eq!(call(p, X::pause as u64, &[]), err(Errno::EINTR));
+        assert_eq!(p.node.clock_ns() - start, 1_000_000_000);
+        assert_eq!(p.deliverable(), Some(14));
+        p.finish_call(Errno::EINTR.to_return());
+        assert_eq!(p.node.regs().unwrap().rip, HANDLER);
+        // nanosleep(5 s) cut by a 1 s alarm: EINTR, 4 s left.
+        p.sigmask = 0;
+        let ts = mem(p, 4096);
+        put(p, ts, &[5u64.to_le_bytes(), 0u64.to_le_bytes()].concat());
+        assert_eq!(call(p, X::alarm as u64, &[1]), Some(0));
+        assert_eq!(
+            call(p, X::nanosleep as u64, &[ts, ts + 16]),
+            err(Errno::EINTR)
+        );
+        assert_eq!(u64_at(p, ts + 16), 4);
+        // A blocked signal stays pending until unblocked.
+        p.pending = 0;
+        p.pending_info.clear();
+        let set = mem(p, 4096);
+        put(p, set, &(1u64 << 9).to_le_bytes());
+        handle(p, 10, SA_RESTORER);
+        assert_eq!(call(p, X::rt_sigprocmask as u64, &[0, set, 0, 8]), Some(0));
+        p.node.set_regs(&regs).unwrap();
+        let v = call(p, X::kill as u64, &[PID, 10]).unwrap();
+        p.finish_call(v);
+        assert_eq!(p.node.regs().unwrap().rip, regs.rip, "not delivered");
+        assert_eq!(call(p, X::rt_sigpending as u64, &[set + 8, 8]), Some(0));
+        assert_eq!(u64_at(p, set + 8), 1 << 9);
+        let v = call(p, X::rt_sigprocmask as u64, &[1, set, 0, 8]).unwrap();
+        p.finish_call(v);
+        assert_eq!(
+            p.node.regs().unwrap().rip,
+            HANDLER,
+            "delivered on unblocking"
+        );
+    });
+    assert_eq!(node.killed, None);
+}
+
+#[test]
+fn faults_go_to_the_handler_with_si_addr_or_end_the_job() {
+    use crate::process::Fault;
+    let segv = Fault {
+        vector: 14,
+        error_code: 6,
+        address: 0x10,
+        rip: 0x40_0abc,
+        signal: 11,
+    };
+    let mut node = FakeNode::default();
+    with(X64, &mut node, |p| {
+        handle(p, 11, SA_SIGINFO | SA_RESTORER);
+        let regs = stopped_at(p);
+        p.node.set_regs(&regs).unwrap();
+        p.on_fault(segv);
+        let h = p.node.regs().unwrap();
+        assert_eq!(h.rip, HANDLER);
+        let b = get(p, h.gpr[AppRegs::RSP], 440);
+        let (f, _) = RtSigFrame64::read_from_prefix(&b).unwrap();
+        assert_eq!((f.info.signo, f.info.code), (11, 1), "SEGV_MAPERR");
+        assert_eq!((f.info.rest[1], f.info.rest[2]), (0x10, 0), "si_addr");
+        assert_eq!((f.uc.uc_mcontext.trapno, f.uc.uc_mcontext.cr2), (14, 0x10));
+    });
+    assert_eq!(node.killed, None);
+    assert_eq!(node.replies, [0]);
+    // No handler: the job ends with SIGSEGV (core), as before.
+    let mut node = FakeNode::default();
+    with(I386, &mut node, |p| p.on_fault(segv));
+    assert_eq!(node.killed, Some(11 | 0x80));
+}

@@ -62,22 +62,22 @@ pub(super) fn time(p: &mut Process<'_>, a: &Args) -> CallResult {
     Ok(secs)
 }
 
-/// `nanosleep(req, rem)`: sleeps the whole time (no signal interrupts it).
+/// `nanosleep(req, rem)`: sleeps until the time passed or a signal comes
+/// (`EINTR`, the time left written to `rem` if not NULL).
 pub(super) fn nanosleep(p: &mut Process<'_>, a: &Args) -> CallResult {
     let ns = p.read_timespec(a.word(0), a.native_time())?;
     let deadline = p.node.clock_ns().saturating_add(ns);
-    p.sleep_until(deadline)?;
-    Ok(0)
+    p.sleep_interruptible(deadline, a.word(1), a.native_time())
 }
 
 /// `clock_nanosleep(clockid, flags, req, rem)`.
 pub(super) fn clock_nanosleep(p: &mut Process<'_>, a: &Args) -> CallResult {
-    p.clock_nanosleep(a.int(0), a.int(1), a.word(2), a.native_time())
+    p.clock_nanosleep(a.int(0), a.int(1), a.word(2), a.word(3), a.native_time())
 }
 
 /// i386 `clock_nanosleep_time64(clockid, flags, req, rem)`.
 pub(super) fn clock_nanosleep_time64(p: &mut Process<'_>, a: &Args) -> CallResult {
-    p.clock_nanosleep(a.int(0), a.int(1), a.word(2), TimeLayout::Time64)
+    p.clock_nanosleep(a.int(0), a.int(1), a.word(2), a.word(3), TimeLayout::Time64)
 }
 
 impl Process<'_> {
@@ -100,6 +100,7 @@ impl Process<'_> {
         clockid: i32,
         flags: i32,
         req: u64,
+        rem: u64,
         time: TimeLayout,
     ) -> CallResult {
         let t = self.read_timespec(req, time)?;
@@ -110,8 +111,24 @@ impl Process<'_> {
             t
         };
         let deadline = self.node.clock_ns().saturating_add(wait);
-        self.sleep_until(deadline)?;
-        Ok(0)
+        if flags & TIMER_ABSTIME as i32 != 0 {
+            // An absolute sleep reports no time left.
+            return self.sleep_interruptible(deadline, 0, time);
+        }
+        self.sleep_interruptible(deadline, rem, time)
+    }
+
+    /// Sleeps until the node clock reads `deadline`; a signal ends the sleep
+    /// with `EINTR` and the time left written to `rem` (if not 0).
+    fn sleep_interruptible(&mut self, deadline: u64, rem: u64, time: TimeLayout) -> CallResult {
+        if !self.wait_signal(Some(deadline))? {
+            return Ok(0);
+        }
+        if rem != 0 {
+            let left = deadline.saturating_sub(self.node.clock_ns());
+            self.write_timespec(rem, left, time, 1)?;
+        }
+        Err(Errno::EINTR.into())
     }
 
     /// Wall-clock time now: the submitter's time at submission plus the time

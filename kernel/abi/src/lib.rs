@@ -161,6 +161,17 @@ pub enum Syscall {
     /// a process can wait for sockets and messages in one `receive`. One-shot:
     /// call again after reading.
     TcpNotify = 29,
+    /// `app_regs(pid, buf, len) -> 0`: copy the saved user registers of an
+    /// application stopped in a Linux system call or a fault
+    /// ([`app::AppRegs`], `len` = [`app::AppRegs::LEN`]) into `buf`.
+    /// Errors: [`Error::NotChild`]; [`Error::InvalidArgument`] if it is not
+    /// stopped or `len` is wrong.
+    AppRegs = 30,
+    /// `app_set_regs(pid, buf, len) -> 0`: replace them (checked: user
+    /// addresses, user flags); the next reply resumes it with them.
+    /// Errors: as `app_regs`, and [`Error::BadAddress`] for a `rip`/`rsp`
+    /// outside user space.
+    AppSetRegs = 31,
 }
 
 /// Tag of the kernel's message that a socket armed with `tcp_notify` is readable.
@@ -201,6 +212,8 @@ impl Syscall {
             27 => AppSetTls,
             28 => AppKill,
             29 => TcpNotify,
+            30 => AppRegs,
+            31 => AppSetRegs,
             _ => return None,
         })
     }

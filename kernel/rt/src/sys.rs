@@ -370,4 +370,28 @@ pub mod app {
     pub fn kill(pid: Pid, status: u64) -> Result<(), Error> {
         call(Syscall::AppKill, [pid, status, 0, 0, 0, 0]).map(|_| ())
     }
+
+    /// The registers of the application, stopped in a Linux system call or a
+    /// fault. Errors: [`Error::NotChild`], [`Error::InvalidArgument`] (not
+    /// stopped).
+    pub fn regs(pid: Pid) -> Result<sion_abi::app::AppRegs, Error> {
+        let mut buf = [0u8; sion_abi::app::AppRegs::LEN];
+        call(
+            Syscall::AppRegs,
+            [pid, buf.as_mut_ptr() as u64, buf.len() as u64, 0, 0, 0],
+        )?;
+        sion_abi::app::AppRegs::decode(&buf).ok_or(Error::InvalidArgument)
+    }
+
+    /// Replaces the stopped application's registers; the next reply resumes
+    /// it with them. Errors: as [`regs`], and [`Error::BadAddress`] for a
+    /// `rip`/`rsp` outside user space.
+    pub fn set_regs(pid: Pid, regs: &sion_abi::app::AppRegs) -> Result<(), Error> {
+        let buf = regs.encode();
+        call(
+            Syscall::AppSetRegs,
+            [pid, buf.as_ptr() as u64, buf.len() as u64, 0, 0, 0],
+        )
+        .map(|_| ())
+    }
 }

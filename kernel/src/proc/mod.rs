@@ -56,6 +56,9 @@ pub enum Block {
     Network,
     /// An application in a Linux system call: until `manager` replies.
     LinuxSyscall { manager: Pid },
+    /// An application stopped on a CPU fault: until `manager` resumes it (a
+    /// reply, normally after `app_set_regs`) or kills it.
+    Fault { manager: Pid },
 }
 
 /// What kind of program a process runs.
@@ -157,6 +160,13 @@ pub struct Process {
     pub fs_base: u64,
     /// The base of the i386 TLS segment, if the application set one.
     pub tls_base: Option<u32>,
+    /// An application's user registers as they were when it stopped in its
+    /// last Linux system call or fault (`app_regs`), or as its manager set
+    /// them (`app_set_regs`).
+    pub stopped_regs: TrapFrame,
+    /// Its manager replaced [`Process::stopped_regs`]: they are what the
+    /// application resumes with.
+    pub regs_changed: bool,
     /// Kernel stack, saved stack pointer and FPU/SSE registers.
     context: Context,
 }
@@ -308,6 +318,8 @@ fn insert(
         notices: Queue::new(),
         fs_base: 0,
         tls_base: None,
+        stopped_regs: frame,
+        regs_changed: false,
         context,
     };
     t.procs.insert(pid, Box::new(process));
@@ -461,7 +473,9 @@ fn release_peers(t: &mut Table, pid: Pid) {
             State::Blocked(Block::AwaitReply { server, .. }) if server == pid => {
                 to_wake.push(p.pid)
             }
-            State::Blocked(Block::LinuxSyscall { manager }) if manager == pid => {
+            State::Blocked(Block::LinuxSyscall { manager } | Block::Fault { manager })
+                if manager == pid =>
+            {
                 to_wake.push(p.pid)
             }
             _ => {}

@@ -1,0 +1,99 @@
+//! Signal delivery within one process (issue 10), on a one-node qemu-net LAN
+//! booted from `target/sion.img`: `tests/programs/signals.c`, built with
+//! musl-gcc (x86_64) and gcc -m32 (i386, glibc), catches a SIGSEGV and
+//! `siglongjmp`s out (twice, with `si_code` and `si_addr`), waits in
+//! `pause()` for `alarm(1)`, runs a `raise(SIGUSR1)` handler on its
+//! `sigaltstack`, keeps SIGUSR2 pending while blocked, ignores SIGINT, has a
+//! `nanosleep` cut short by SIGALRM, and ends by a SIGUSR1 without a
+//! handler. Output and exit status are compared with the same program run on
+//! this host.
+//!
+//! Needs root, QEMU, musl-gcc and gcc-multilib (CI has them); otherwise it
+//! prints why and passes, unless `SION_REQUIRE_ALL=1`.
+
+mod common;
+
+use common::BootedLan;
+use qemu_net::prereq::{GCC, MUSL_GCC, QEMU, multilib_missing, must_skip, skip};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const HOSTD: &str = env!("CARGO_BIN_EXE_hostd");
+
+/// Compiles `tests/programs/<src>` with `cc args` into `dir/<out>`.
+fn build(dir: &Path, cc: &str, args: &[&str], src: &str, out: &str) -> PathBuf {
+    let target = dir.join(out);
+    let src = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/programs")
+        .join(src);
+    let o = Command::new(cc)
+        .args(args)
+        .arg(&src)
+        .arg("-o")
+        .arg(&target)
+        .output()
+        .unwrap_or_else(|e| panic!("{cc}: {e}"));
+    assert!(
+        o.status.success(),
+        "`{cc} {}` failed: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    target
+}
+
+/// Exit status as the shell shows it (128 + signal for a killed program).
+fn shell_status(out: &Output) -> i32 {
+    use std::os::unix::process::ExitStatusExt;
+    out.status
+        .code()
+        .unwrap_or_else(|| 128 + out.status.signal().unwrap_or(0))
+}
+
+#[test]
+#[ignore = "needs faults routed to the manager (kernel/src/trap.rs -> app::fault), which waits for the kernel test manager t-app to answer TAG_APP_FAULT"]
+fn handlers_run_for_both_abis_as_on_the_host() {
+    if must_skip(true, &[QEMU, MUSL_GCC, GCC]) {
+        return;
+    }
+    if let Some(why) = multilib_missing() {
+        skip(&why);
+        return;
+    }
+    let tmp =
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("signals-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    let job_dir = tmp.join("job");
+    std::fs::create_dir_all(&job_dir).unwrap();
+    let programs = [
+        build(&job_dir, "musl-gcc", &["-static", "-O2"], "signals.c", "signals64"),
+        build(&job_dir, "gcc", &["-m32", "-static", "-O2"], "signals.c", "signals32"),
+    ];
+    let image = sion_image::build(sion_image::Flavor::Node)
+        .expect("building target/sion.img")
+        .path;
+    let booted = BootedLan::boot("sg", image, &[256]);
+    for program in programs {
+        let name = program.file_name().unwrap().to_str().unwrap().to_string();
+        let host = Command::new(&program).current_dir(&job_dir).output().unwrap();
+        assert!(
+            String::from_utf8_lossy(&host.stdout).contains("segv again"),
+            "the host run: {host:?}"
+        );
+        let cmd = vec![HOSTD.to_string(), "submit".into(), format!("./{name}")];
+        let node = booted.run(&cmd, &job_dir, b"", &[]);
+        assert_eq!(
+            (
+                String::from_utf8_lossy(&node.stdout).into_owned(),
+                shell_status(&node)
+            ),
+            (
+                String::from_utf8_lossy(&host.stdout).into_owned(),
+                shell_status(&host)
+            ),
+            "{name} on the node (left) and on the host (right); stderr: {}\nnode log:\n{}",
+            String::from_utf8_lossy(&node.stderr),
+            booted.log(0)
+        );
+    }
+}

@@ -1,0 +1,96 @@
+/* Signal delivery within one process (signal(7)), for the QEMU signal test:
+ * a SIGSEGV handler that siglongjmps out (with si_addr), alarm + pause,
+ * raise(SIGUSR1) with an SA_SIGINFO handler, SIGUSR2 blocked until
+ * unblocked, SIGINT ignored, nanosleep cut by SIGALRM, a handler on a
+ * sigaltstack. Prints what happened; the output is compared with the host's. */
+#include <setjmp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static sigjmp_buf env;
+static volatile sig_atomic_t got;
+static volatile void *fault_addr;
+static volatile int fault_code;
+static volatile int on_alt;
+static char altstack[65536];
+
+static void on_segv(int sig, siginfo_t *si, void *uc) {
+    (void)uc;
+    fault_addr = si->si_addr;
+    fault_code = si->si_code;
+    siglongjmp(env, sig);
+}
+
+static void on_usr(int sig, siginfo_t *si, void *uc) {
+    (void)uc;
+    got = sig * 1000 + (si->si_code == SI_USER || si->si_code == SI_TKILL);
+    char here;
+    on_alt = &here >= altstack && &here < altstack + sizeof altstack;
+}
+
+static void on_alrm(int sig) { got = sig; }
+
+int main(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = on_segv;
+    sa.sa_flags = SA_SIGINFO;
+    sigaction(SIGSEGV, &sa, NULL);
+    int r = sigsetjmp(env, 1);
+    if (r == 0) {
+        *(volatile int *)16 = 1;
+        printf("no fault\n");
+    } else {
+        printf("segv: sig %d code %d addr %p\n", r, fault_code, (void *)fault_addr);
+    }
+    /* Again: siglongjmp restored the mask, so the handler runs twice. */
+    r = sigsetjmp(env, 1);
+    if (r == 0)
+        *(volatile int *)32 = 1;
+    printf("segv again: addr %p\n", (void *)fault_addr);
+
+    signal(SIGALRM, on_alrm);
+    alarm(1);
+    int p = pause();
+    printf("pause: %d, got %d\n", p, (int)got);
+
+    sa.sa_sigaction = on_usr;
+    sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
+    stack_t ss = {.ss_sp = altstack, .ss_size = sizeof altstack, .ss_flags = 0};
+    sigaltstack(&ss, NULL);
+    sigaction(SIGUSR1, &sa, NULL);
+    got = 0;
+    raise(SIGUSR1);
+    printf("raise: got %d on_alt %d\n", (int)got, on_alt);
+
+    sa.sa_flags = SA_SIGINFO;
+    sigaction(SIGUSR2, &sa, NULL);
+    sigset_t set, pend;
+    sigemptyset(&set);
+    sigaddset(&set, SIGUSR2);
+    sigprocmask(SIG_BLOCK, &set, NULL);
+    got = 0;
+    kill(getpid(), SIGUSR2);
+    sigpending(&pend);
+    printf("blocked: got %d pending %d\n", (int)got, sigismember(&pend, SIGUSR2));
+    sigprocmask(SIG_UNBLOCK, &set, NULL);
+    printf("unblocked: got %d\n", (int)got);
+
+    signal(SIGINT, SIG_IGN);
+    raise(SIGINT);
+    printf("SIGINT ignored\n");
+
+    struct timespec req = {3, 0}, rem = {0, 0};
+    alarm(1);
+    int n = nanosleep(&req, &rem);
+    printf("nanosleep: %d, got %d, rem %ld s\n", n, (int)got, (long)rem.tv_sec + (rem.tv_nsec > 500000000));
+    fflush(stdout);
+    /* No handler: the default action ends the program (status 138). */
+    signal(SIGUSR1, SIG_DFL);
+    raise(SIGUSR1);
+    return 0;
+}
