@@ -51,7 +51,6 @@ fn shell_status(out: &Output) -> i32 {
 }
 
 #[test]
-#[ignore = "needs faults routed to the manager (kernel/src/trap.rs -> app::fault), which waits for the kernel test manager t-app to answer TAG_APP_FAULT"]
 fn handlers_run_for_both_abis_as_on_the_host() {
     if must_skip(true, &[QEMU, MUSL_GCC, GCC]) {
         return;
@@ -66,8 +65,20 @@ fn handlers_run_for_both_abis_as_on_the_host() {
     let job_dir = tmp.join("job");
     std::fs::create_dir_all(&job_dir).unwrap();
     let programs = [
-        build(&job_dir, "musl-gcc", &["-static", "-O2"], "signals.c", "signals64"),
-        build(&job_dir, "gcc", &["-m32", "-static", "-O2"], "signals.c", "signals32"),
+        build(
+            &job_dir,
+            "musl-gcc",
+            &["-static", "-O2"],
+            "signals.c",
+            "signals64",
+        ),
+        build(
+            &job_dir,
+            "gcc",
+            &["-m32", "-static", "-O2"],
+            "signals.c",
+            "signals32",
+        ),
     ];
     let image = sion_image::build(sion_image::Flavor::Node)
         .expect("building target/sion.img")
@@ -75,7 +86,10 @@ fn handlers_run_for_both_abis_as_on_the_host() {
     let booted = BootedLan::boot("sg", image, &[256]);
     for program in programs {
         let name = program.file_name().unwrap().to_str().unwrap().to_string();
-        let host = Command::new(&program).current_dir(&job_dir).output().unwrap();
+        let host = Command::new(&program)
+            .current_dir(&job_dir)
+            .output()
+            .unwrap();
         assert!(
             String::from_utf8_lossy(&host.stdout).contains("segv again"),
             "the host run: {host:?}"

@@ -118,10 +118,13 @@ fn resume_with_set_regs(frame: &mut TrapFrame) -> bool {
 /// application whose manager cannot be told or resumes it without new
 /// registers, ends with `signal` as before.
 ///
-/// Not yet called from `trap`: managers that do not answer [`TAG_APP_FAULT`]
-/// (the kernel's own test manager) must first opt in.
-#[allow(dead_code)]
+/// Only applications started with `START_FAULTS_TO_MANAGER` stop: the
+/// others (those of managers that do not answer [`TAG_APP_FAULT`], such as
+/// the kernel's own test manager) end at once with `signal`, as before.
 pub fn fault(frame: &mut TrapFrame, signal: Signal, address: u64, detail: &str) {
+    if !table().current().faults_to_manager {
+        proc::kill_current(signal, detail);
+    }
     let manager = {
         let mut t = table();
         let p = t.current();
@@ -233,7 +236,8 @@ pub fn read(pid: Pid, addr: u64, buf: u64, len: u64) -> Result<u64, Error> {
 
 /// `app_start`.
 pub fn start(pid: Pid, entry: u64, sp: u64, abi_bits: u64) -> Result<u64, Error> {
-    let abi64 = match abi_bits {
+    let faults_to_manager = abi_bits & abi::START_FAULTS_TO_MANAGER != 0;
+    let abi64 = match abi_bits & !abi::START_FAULTS_TO_MANAGER {
         abi::ABI_X86_64 => true,
         abi::ABI_I386 => false,
         _ => return Err(Error::InvalidArgument),
@@ -251,6 +255,7 @@ pub fn start(pid: Pid, entry: u64, sp: u64, abi_bits: u64) -> Result<u64, Error>
         return Err(Error::NotChild);
     }
     app.kind = Kind::Application { manager: me, abi64 };
+    app.faults_to_manager = faults_to_manager;
     let frame = app.user_frame();
     *frame = TrapFrame::new_user(entry, sp);
     if !abi64 {

@@ -218,8 +218,12 @@ pub fn reply(to: Pid, buf: u64, len: u64) -> Result<u64, Error> {
     }
     t.current().space.check(buf, len, false)?;
     let target = t.procs.get(&to).ok_or(Error::NotWaiting)?;
-    if target.state == State::Blocked(Block::LinuxSyscall { manager: me }) {
-        // The answer to an application's Linux system call: an i64 result.
+    if target.state == State::Blocked(Block::LinuxSyscall { manager: me })
+        || target.state == State::Blocked(Block::Fault { manager: me })
+    {
+        // The answer to an application's Linux system call (an i64 result),
+        // or the end of its stop on a fault (it resumes with the registers
+        // its manager set, or ends).
         let mut value = [0u8; 8];
         let n = (len as usize).min(8);
         t.procs[&me].space.read(buf, &mut value[..n])?;

@@ -47,8 +47,10 @@ fn dispatch(frame: &mut TrapFrame) {
     }
 }
 
-/// A CPU exception: the program that caused it ends with the signal Linux
-/// would send; in kernel mode it is a kernel fault and the machine stops.
+/// A CPU exception: the program that caused it gets the signal Linux would
+/// send (the manager of an application started with
+/// `START_FAULTS_TO_MANAGER` delivers it or ends the application; any other
+/// process ends); in kernel mode it is a kernel fault and the machine stops.
 fn exception(frame: &mut TrapFrame) {
     let (name, signal) = exception_info(frame.vector);
     let cr2 = crate::arch::trap::fault_address();
@@ -66,7 +68,9 @@ fn exception(frame: &mut TrapFrame) {
                 frame.error_code
             )
         };
-        crate::proc::kill_current(signal, &detail);
+        let address = if frame.vector == 14 { cr2 } else { 0 };
+        crate::app::fault(frame, signal, address, &detail);
+        return;
     }
     crate::logger::force_unlock();
     log::error!(

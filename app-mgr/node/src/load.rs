@@ -163,10 +163,12 @@ pub fn run(ready: Ready, lobby: &mut Lobby, me: &ThisNode, mut job_state: impl F
             }
         ),
     );
+    // Faults come to this manager, which delivers them to the program's
+    // handler or ends the job with the signal.
     let kabi = match plan.abi {
         Abi::X86_64 => kapp::ABI_X86_64,
         Abi::I386 => kapp::ABI_I386,
-    };
+    } | kapp::START_FAULTS_TO_MANAGER;
     let t0 = sys::clock_ns();
     let status = match app::start(pid, entry, sp, kabi) {
         Ok(()) => process.run(),

@@ -32,6 +32,10 @@ pub const TAG_APP_FAULT: u64 = 0x4146_4C54; // "AFLT"
 pub const ABI_X86_64: u64 = 64;
 /// `app_start` ABI: 32-bit code in compatibility mode, `int 0x80`.
 pub const ABI_I386: u64 = 32;
+/// `app_start` flag, ORed into the ABI: on a CPU fault the application stops
+/// and its manager gets [`TAG_APP_FAULT`] (to deliver the signal, or end it)
+/// instead of the kernel ending it at once.
+pub const START_FAULTS_TO_MANAGER: u64 = 1 << 8;
 
 /// Page may be read.
 pub const PROT_READ: u64 = 1;

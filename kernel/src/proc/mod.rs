@@ -167,6 +167,9 @@ pub struct Process {
     /// Its manager replaced [`Process::stopped_regs`]: they are what the
     /// application resumes with.
     pub regs_changed: bool,
+    /// An application whose CPU faults go to its manager
+    /// ([`sion_abi::app::START_FAULTS_TO_MANAGER`]).
+    pub faults_to_manager: bool,
     /// Kernel stack, saved stack pointer and FPU/SSE registers.
     context: Context,
 }
@@ -320,6 +323,7 @@ fn insert(
         tls_base: None,
         stopped_regs: frame,
         regs_changed: false,
+        faults_to_manager: false,
         context,
     };
     t.procs.insert(pid, Box::new(process));
