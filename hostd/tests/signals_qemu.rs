@@ -15,32 +15,10 @@ mod common;
 
 use common::BootedLan;
 use qemu_net::prereq::{GCC, MUSL_GCC, QEMU, multilib_missing, must_skip, skip};
-use std::path::{Path, PathBuf};
+
 use std::process::{Command, Output};
 
 const HOSTD: &str = env!("CARGO_BIN_EXE_hostd");
-
-/// Compiles `tests/programs/<src>` with `cc args` into `dir/<out>`.
-fn build(dir: &Path, cc: &str, args: &[&str], src: &str, out: &str) -> PathBuf {
-    let target = dir.join(out);
-    let src = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../tests/programs")
-        .join(src);
-    let o = Command::new(cc)
-        .args(args)
-        .arg(&src)
-        .arg("-o")
-        .arg(&target)
-        .output()
-        .unwrap_or_else(|e| panic!("{cc}: {e}"));
-    assert!(
-        o.status.success(),
-        "`{cc} {}` failed: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    target
-}
 
 /// Exit status as the shell shows it (128 + signal for a killed program).
 fn shell_status(out: &Output) -> i32 {
@@ -59,20 +37,16 @@ fn handlers_run_for_both_abis_as_on_the_host() {
         skip(&why);
         return;
     }
-    let tmp =
-        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("signals-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&tmp);
-    let job_dir = tmp.join("job");
-    std::fs::create_dir_all(&job_dir).unwrap();
+    let job_dir = common::job_dir("signals");
     let programs = [
-        build(
+        common::build_program(
             &job_dir,
             "musl-gcc",
             &["-static", "-O2"],
             "signals.c",
             "signals64",
         ),
-        build(
+        common::build_program(
             &job_dir,
             "gcc",
             &["-m32", "-static", "-O2"],

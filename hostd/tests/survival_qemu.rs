@@ -28,8 +28,8 @@ use sion_app_mgr::job::{self, HostMsg, PROTOCOL_VERSION, Start};
 use sion_hostd::model::NodesReport;
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddrV4, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::PathBuf;
+use std::process::Output;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -40,29 +40,6 @@ const NODE0: &str = "52:54:00:53:4e:00";
 /// smoltcp's neighbour-cache entry lifetime (60 s) plus the time the nodes
 /// take to join (which is when node 0 last asked ARP for node 1), with room.
 const ARP_EXPIRED_AFTER_BOOT: Duration = Duration::from_secs(80);
-
-fn sources() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/programs")
-}
-
-/// Compiles `tests/programs/<src>` with `cc args` into `bin/<out>`.
-fn build(bin: &Path, cc: &str, args: &[&str], src: &str, out: &str) -> PathBuf {
-    let target = bin.join(out);
-    let o = Command::new(cc)
-        .args(args)
-        .arg(sources().join(src))
-        .arg("-o")
-        .arg(&target)
-        .output()
-        .unwrap_or_else(|e| panic!("{cc}: {e}"));
-    assert!(
-        o.status.success(),
-        "`{cc} {}` {src} failed: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    target
-}
 
 /// The LAN and the job directory the tests submit from.
 struct Cluster {
@@ -204,22 +181,18 @@ fn no_job_and_no_dead_peer_takes_a_node_out() {
         skip(&why);
         return;
     }
-    let tmp =
-        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("survival-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&tmp);
-    let job_dir = tmp.join("job");
-    std::fs::create_dir_all(&job_dir).unwrap();
+    let job_dir = common::job_dir("survival");
     let i386 = ["-m32", "-nostdlib", "-static"];
-    build(&job_dir, "gcc", &i386, "syscall32.S", "syscall32");
-    build(
+    common::build_program(&job_dir, "gcc", &i386, "syscall32.S", "syscall32");
+    common::build_program(
         &job_dir,
         "gcc",
         &[&i386[..], &["-DSYSENTER"]].concat(),
         "syscall32.S",
         "sysenter32",
     );
-    build(&job_dir, "musl-gcc", &["-static", "-O2"], "sgdt.c", "sgdt");
-    build(
+    common::build_program(&job_dir, "musl-gcc", &["-static", "-O2"], "sgdt.c", "sgdt");
+    common::build_program(
         &job_dir,
         "musl-gcc",
         &["-static", "-O2"],

@@ -157,3 +157,40 @@ pub fn alive_nodes(report: &sion_hostd::model::NodesReport) -> Vec<sion_companio
         .map(|n| n.id)
         .collect()
 }
+
+/// An empty job directory `CARGO_TARGET_TMPDIR/PREFIX-PID/job` for a test's
+/// programs and files.
+pub fn job_dir(prefix: &str) -> PathBuf {
+    let tmp =
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{prefix}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    let dir = tmp.join("job");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Compiles `tests/programs/<src>` with `cc args` into `dir/<out>`.
+///
+/// # Panics
+/// When the compiler fails: the tests check for their compilers first
+/// ([`qemu_net::prereq`]).
+pub fn build_program(dir: &Path, cc: &str, args: &[&str], src: &str, out: &str) -> PathBuf {
+    let target = dir.join(out);
+    let src_path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/programs")
+        .join(src);
+    let o = std::process::Command::new(cc)
+        .args(args)
+        .arg(&src_path)
+        .arg("-o")
+        .arg(&target)
+        .output()
+        .unwrap_or_else(|e| panic!("{cc}: {e}"));
+    assert!(
+        o.status.success(),
+        "`{cc} {}` {src} failed: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    target
+}
