@@ -112,6 +112,53 @@ fn resume_with_set_regs(frame: &mut TrapFrame) -> bool {
     true
 }
 
+/// `app_interrupt`: asks to stop application `pid` at its next timer tick in
+/// user mode ([`take_interrupt`]). Errors: [`Error::NotChild`].
+pub fn interrupt(pid: Pid) -> Result<u64, Error> {
+    with_app(pid, |app| {
+        app.interrupt_requested = true;
+        Ok(0)
+    })
+}
+
+/// At a timer tick that interrupted user code: if the current application's
+/// manager asked ([`interrupt`]), stops it and posts the manager
+/// [`abi::TAG_APP_INTERRUPTED`]; returns when the manager's reply resumes it,
+/// with the registers the manager set (a signal handler's frame) or as it
+/// was.
+pub fn take_interrupt(frame: &mut TrapFrame) {
+    {
+        let mut t = table();
+        let p = t.current();
+        let Kind::Application { manager, .. } = p.kind else {
+            return;
+        };
+        if !p.interrupt_requested || !p.faults_to_manager {
+            return;
+        }
+        p.interrupt_requested = false;
+        p.stopped_regs = *frame;
+        p.regs_changed = false;
+        let info = MessageInfo {
+            sender: p.pid,
+            tag: abi::TAG_APP_INTERRUPTED,
+            len: 8,
+            wants_reply: 1,
+            ..Default::default()
+        };
+        if proc::post_notice(&mut t, manager, Notice::new(info, &frame.rip.to_le_bytes())).is_err()
+        {
+            return;
+        }
+        t.current().state = State::Blocked(Block::Fault { manager });
+    }
+    let value = scheduler::block();
+    if value == Error::PeerDied.to_result() {
+        proc::kill_current(Signal::SIGKILL, "its manager ended while it was stopped");
+    }
+    resume_with_set_regs(frame);
+}
+
 /// A CPU fault in application code: stops the application and tells its
 /// manager ([`TAG_APP_FAULT`]), which delivers the signal (new registers, then
 /// a reply) or kills it. Returns when it is resumed; a SiON process, or an

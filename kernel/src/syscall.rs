@@ -74,6 +74,7 @@ fn handle(call: Syscall, a: [u64; 6]) -> Result<u64, Error> {
         Syscall::AppKill => app::kill(a[0], a[1]),
         Syscall::AppRegs => app::regs(a[0], a[1], a[2]),
         Syscall::AppSetRegs => app::set_regs(a[0], a[1], a[2]),
+        Syscall::AppInterrupt => app::interrupt(a[0]),
         Syscall::TcpListen => {
             let me = current_pid();
             net::with(|n| n.tcp.listen(&mut n.sockets, me, a[0] as u16))

@@ -24,6 +24,7 @@ fn dispatch(frame: &mut TrapFrame) {
             crate::net::poll();
             crate::proc::on_timer_tick();
             if frame.is_from_user() {
+                crate::app::take_interrupt(frame);
                 crate::proc::scheduler::preempt();
             }
         }

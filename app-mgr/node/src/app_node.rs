@@ -92,14 +92,26 @@ impl Node for AppNode<'_> {
         })
     }
 
-    fn next_event(&mut self) -> Event {
+    fn next_event(&mut self, deadline_ns: Option<u64>) -> Event {
         if let Some(status) = self.exited.take() {
             return Event::Exited(status);
         }
         let mut buf = [0u8; 128];
         loop {
-            let Ok(info) = self.lobby.receive(&mut buf, NO_TIMEOUT) else {
-                continue;
+            let timeout = match deadline_ns {
+                None => NO_TIMEOUT,
+                Some(d) => {
+                    let now = sys::clock_ns();
+                    if d <= now {
+                        return Event::Timeout;
+                    }
+                    d - now
+                }
+            };
+            let info = match self.lobby.receive(&mut buf, timeout) {
+                Ok(info) => info,
+                Err(sion_abi::Error::TimedOut) if deadline_ns.is_some() => return Event::Timeout,
+                Err(_) => continue,
             };
             match info.tag {
                 TAG_LINUX_SYSCALL if info.sender == self.pid => {
@@ -129,6 +141,9 @@ impl Node for AppNode<'_> {
                         signal: f.signal as i32,
                     });
                 }
+                kapp::TAG_APP_INTERRUPTED if info.sender == self.pid => {
+                    return Event::Interrupted;
+                }
                 TAG_APP_EXITED if info.sender == self.pid => {
                     let raw = u64::from_le_bytes(buf[..8].try_into().unwrap_or([0; 8]));
                     return Event::Exited(raw as i32);
@@ -142,6 +157,10 @@ impl Node for AppNode<'_> {
                 _ => {}
             }
         }
+    }
+
+    fn interrupt(&mut self) {
+        let _ = app::interrupt(self.pid);
     }
 
     fn reply(&mut self, value: i64) {

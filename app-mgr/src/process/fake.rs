@@ -47,6 +47,10 @@ pub struct FakeNode {
     pub events: VecDeque<Event>,
     /// Values given to [`Node::reply`].
     pub replies: Vec<i64>,
+    /// Interrupts asked for and not yet given as [`Event::Interrupted`].
+    pub interrupts: u32,
+    /// Interrupts asked for in all.
+    pub interrupted: u32,
     /// The application's registers (what [`Node::regs`] reads).
     pub regs: AppRegs,
     /// Registers given to [`Node::set_regs`], in order.
@@ -67,6 +71,8 @@ impl Default for FakeNode {
             yields: 0,
             events: VecDeque::new(),
             replies: Vec::new(),
+            interrupts: 0,
+            interrupted: 0,
             regs: AppRegs::default(),
             set_regs: Vec::new(),
         }
@@ -162,8 +168,30 @@ impl Node for FakeNode {
         Ok(())
     }
 
-    fn next_event(&mut self) -> Event {
-        self.events.pop_front().unwrap_or(Event::Exited(0))
+    fn next_event(&mut self, deadline_ns: Option<u64>) -> Event {
+        match (self.events.pop_front(), deadline_ns) {
+            (Some(e), _) => e,
+            // Time passes until the deadline: a timer is due.
+            (None, Some(d)) if self.interrupts == 0 => {
+                self.now_ns = self.now_ns.max(d);
+                Event::Timeout
+            }
+            // Asked to stop the program: it stops at its next tick.
+            (None, Some(_)) => {
+                self.interrupts -= 1;
+                Event::Interrupted
+            }
+            (None, None) if self.interrupts > 0 => {
+                self.interrupts -= 1;
+                Event::Interrupted
+            }
+            (None, None) => Event::Exited(0),
+        }
+    }
+
+    fn interrupt(&mut self) {
+        self.interrupts += 1;
+        self.interrupted += 1;
     }
 
     fn reply(&mut self, value: i64) {

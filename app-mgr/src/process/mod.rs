@@ -82,6 +82,12 @@ pub enum Event {
     /// (with new registers, [`Node::set_regs`], then [`Node::reply`]) or
     /// killed.
     Fault(Fault),
+    /// The application stopped at a timer tick because [`Node::interrupt`]
+    /// asked, and waits to be resumed ([`Node::reply`], after new registers
+    /// to enter a signal handler, or as it was).
+    Interrupted,
+    /// The deadline given to [`Node::next_event`] passed (a timer may be due).
+    Timeout,
     /// The application ended with this wait status (`wait(2)`).
     Exited(i32),
 }
@@ -131,9 +137,14 @@ pub trait Node {
     /// `ESRCH` if it is not stopped, `EFAULT` for a `rip`/`rsp` outside user
     /// space.
     fn set_regs(&mut self, regs: &AppRegs) -> Result<(), Errno>;
-    /// Waits for the next event; the system calls of the application arrive
-    /// here.
-    fn next_event(&mut self) -> Event;
+    /// Waits for the next event, at most until `deadline_ns` on
+    /// [`Node::clock_ns`]'s clock (`None`: as long as it takes, never
+    /// [`Event::Timeout`]); the system calls of the application arrive here.
+    fn next_event(&mut self, deadline_ns: Option<u64>) -> Event;
+    /// Stops the running application at its next timer tick
+    /// ([`Event::Interrupted`]), so a signal can reach a program that makes
+    /// no system call.
+    fn interrupt(&mut self);
     /// Answers the application's pending system call with `value`.
     fn reply(&mut self, value: i64);
     /// Lets other processes of the node run (`sched_yield(2)`).
@@ -330,7 +341,8 @@ impl<'n> Process<'n> {
     /// Serves the application until it ends; returns its wait status.
     pub fn run(&mut self) -> i32 {
         loop {
-            match self.node.next_event() {
+            let timer = self.itimer_real.map(|(deadline, _)| deadline);
+            match self.node.next_event(timer) {
                 Event::Syscall { abi, nr, args } => {
                     if self.ending.is_some() {
                         continue;
@@ -346,6 +358,26 @@ impl<'n> Process<'n> {
                     }
                 }
                 Event::HostReadable => self.poll_host(),
+                Event::Timeout => {
+                    // A timer fired while the program computes: stop it at
+                    // its next tick to deliver the signal (signal(7)).
+                    self.check_timers();
+                    if self.ending.is_none() && self.deliverable().is_some() {
+                        self.node.interrupt();
+                    }
+                }
+                Event::Interrupted => {
+                    if self.ending.is_some() {
+                        continue;
+                    }
+                    self.check_timers();
+                    if let Some(sig) = self.deliverable()
+                        && self.deliver(sig, None).is_err()
+                    {
+                        continue;
+                    }
+                    self.node.reply(0);
+                }
                 Event::Exited(status) => return status,
             }
         }

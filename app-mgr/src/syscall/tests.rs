@@ -805,3 +805,18 @@ fn faults_go_to_the_handler_with_si_addr_or_end_the_job() {
     with(I386, &mut node, |p| p.on_fault(segv));
     assert_eq!(node.killed, Some(11 | 0x80));
 }
+
+#[test]
+fn a_timer_reaches_a_program_that_makes_no_system_call() {
+    // alarm(1) with no handler, then the program computes: the manager's
+    // wait times out at the timer, stops the program, and SIGALRM's default
+    // action ends it.
+    let mut node = FakeNode::default();
+    let status = with(X64, &mut node, |p| {
+        assert_eq!(call(p, X::alarm as u64, &[1]), Some(0));
+        p.run()
+    });
+    assert_eq!(node.interrupted, 1, "the program was stopped once");
+    assert_eq!(node.killed, Some(14), "SIGALRM's default action");
+    assert_eq!(status, 0, "the fake node reports the end as 0");
+}

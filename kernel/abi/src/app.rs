@@ -25,6 +25,10 @@ pub const TAG_LINUX_SYSCALL: u64 = 0x4C53_5953; // "LSYS"
 /// Tag of the message that an application ended.
 pub const TAG_APP_EXITED: u64 = 0x4145_5849; // "AEXI"
 
+/// Tag of the message that an application stopped at a timer tick because
+/// its manager asked (`app_interrupt`); the payload is its `rip` (`u64`).
+pub const TAG_APP_INTERRUPTED: u64 = 0x4149_4E54; // "AINT"
+
 /// Tag of the message that an application stopped on a CPU fault ([`AppFault`]).
 pub const TAG_APP_FAULT: u64 = 0x4146_4C54; // "AFLT"
 

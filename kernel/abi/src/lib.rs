@@ -172,6 +172,13 @@ pub enum Syscall {
     /// Errors: as `app_regs`, and [`Error::BadAddress`] for a `rip`/`rsp`
     /// outside user space.
     AppSetRegs = 31,
+    /// `app_interrupt(pid) -> 0`: stop a running application (started with
+    /// [`app::START_FAULTS_TO_MANAGER`]) at its next timer tick in user mode
+    /// and post its manager [`app::TAG_APP_INTERRUPTED`], so the manager can
+    /// deliver a signal to a program that makes no system call; the manager's
+    /// reply resumes it (with the registers it set, if any).
+    /// Errors: [`Error::NotChild`].
+    AppInterrupt = 32,
 }
 
 /// Tag of the kernel's message that a socket armed with `tcp_notify` is readable.
@@ -214,6 +221,7 @@ impl Syscall {
             29 => TcpNotify,
             30 => AppRegs,
             31 => AppSetRegs,
+            32 => AppInterrupt,
             _ => return None,
         })
     }
@@ -455,11 +463,11 @@ mod tests {
 
     #[test]
     fn syscall_numbers_round_trip() {
-        for n in 0..=31 {
+        for n in 0..=32 {
             let s = Syscall::from_number(n).expect("defined");
             assert_eq!(s as u64, n);
         }
-        assert_eq!(Syscall::from_number(32), None);
+        assert_eq!(Syscall::from_number(33), None);
         assert_eq!(Syscall::from_number(u64::MAX), None);
     }
 

@@ -383,6 +383,12 @@ pub mod app {
         sion_abi::app::AppRegs::decode(&buf).ok_or(Error::InvalidArgument)
     }
 
+    /// Stops the running application `pid` at its next timer tick and posts
+    /// [`sion_abi::app::TAG_APP_INTERRUPTED`] (see `Syscall::AppInterrupt`).
+    pub fn interrupt(pid: Pid) -> Result<(), Error> {
+        call(Syscall::AppInterrupt, [pid, 0, 0, 0, 0, 0]).map(|_| ())
+    }
+
     /// Replaces the stopped application's registers; the next reply resumes
     /// it with them. Errors: as [`regs`], and [`Error::BadAddress`] for a
     /// `rip`/`rsp` outside user space.

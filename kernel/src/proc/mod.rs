@@ -170,6 +170,9 @@ pub struct Process {
     /// An application whose CPU faults go to its manager
     /// ([`sion_abi::app::START_FAULTS_TO_MANAGER`]).
     pub faults_to_manager: bool,
+    /// Its manager asked to stop it at its next timer tick in user mode
+    /// (`app_interrupt`).
+    pub interrupt_requested: bool,
     /// Kernel stack, saved stack pointer and FPU/SSE registers.
     context: Context,
 }
@@ -324,6 +327,7 @@ fn insert(
         stopped_regs: frame,
         regs_changed: false,
         faults_to_manager: false,
+        interrupt_requested: false,
         context,
     };
     t.procs.insert(pid, Box::new(process));
