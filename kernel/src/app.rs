@@ -121,42 +121,53 @@ pub fn interrupt(pid: Pid) -> Result<u64, Error> {
     })
 }
 
-/// At a timer tick that interrupted user code: if the current application's
-/// manager asked ([`interrupt`]), stops it and posts the manager
-/// [`abi::TAG_APP_INTERRUPTED`]; returns when the manager's reply resumes it,
-/// with the registers the manager set (a signal handler's frame) or as it
-/// was.
-pub fn take_interrupt(frame: &mut TrapFrame) {
+/// Stops the current application with `frame` as its saved registers, posts
+/// its manager `tag` with `payload` (a reply is awaited) and waits for the
+/// reply. Returns whether the manager set new registers (now in `frame`);
+/// `None` if this is no application or the manager could not be told.
+/// An application whose manager ends meanwhile is killed.
+fn stop_for_manager(frame: &mut TrapFrame, tag: u64, payload: &[u8]) -> Option<bool> {
     {
         let mut t = table();
         let p = t.current();
         let Kind::Application { manager, .. } = p.kind else {
-            return;
+            return None;
         };
-        if !p.interrupt_requested || !p.faults_to_manager {
-            return;
-        }
-        p.interrupt_requested = false;
         p.stopped_regs = *frame;
         p.regs_changed = false;
         let info = MessageInfo {
             sender: p.pid,
-            tag: abi::TAG_APP_INTERRUPTED,
-            len: 8,
+            tag,
+            len: payload.len() as u64,
             wants_reply: 1,
             ..Default::default()
         };
-        if proc::post_notice(&mut t, manager, Notice::new(info, &frame.rip.to_le_bytes())).is_err()
-        {
-            return;
-        }
+        proc::post_notice(&mut t, manager, Notice::new(info, payload)).ok()?;
         t.current().state = State::Blocked(Block::Fault { manager });
     }
     let value = scheduler::block();
-    if value == Error::PeerDied.to_result() {
+    if value == Error::PeerDied.to_result() || value == WAKE_RETRY {
         proc::kill_current(Signal::SIGKILL, "its manager ended while it was stopped");
     }
-    resume_with_set_regs(frame);
+    Some(resume_with_set_regs(frame))
+}
+
+/// At a timer tick that interrupted user code: if the current application's
+/// manager asked ([`interrupt`]), stops it and posts the manager
+/// [`abi::TAG_APP_INTERRUPTED`] (payload: `rip`); returns when the manager's
+/// reply resumes it, with the registers the manager set (a signal handler's
+/// frame) or as it was.
+pub fn take_interrupt(frame: &mut TrapFrame) {
+    {
+        let mut t = table();
+        let p = t.current();
+        if !p.interrupt_requested || !p.faults_to_manager {
+            return;
+        }
+        p.interrupt_requested = false;
+    }
+    let rip = frame.rip.to_le_bytes();
+    let _ = stop_for_manager(frame, abi::TAG_APP_INTERRUPTED, &rip);
 }
 
 /// A CPU fault in application code: stops the application and tells its
@@ -172,45 +183,16 @@ pub fn fault(frame: &mut TrapFrame, signal: Signal, address: u64, detail: &str) 
     if !table().current().faults_to_manager {
         proc::kill_current(signal, detail);
     }
-    let manager = {
-        let mut t = table();
-        let p = t.current();
-        match p.kind {
-            Kind::Application { manager, .. } => {
-                p.stopped_regs = *frame;
-                p.regs_changed = false;
-                let report = AppFault {
-                    vector: frame.vector,
-                    error_code: frame.error_code,
-                    address,
-                    rip: frame.rip,
-                    signal: u64::from(signal.number()),
-                };
-                let info = MessageInfo {
-                    sender: p.pid,
-                    tag: TAG_APP_FAULT,
-                    len: AppFault::LEN as u64,
-                    wants_reply: 1,
-                    ..Default::default()
-                };
-                match proc::post_notice(&mut t, manager, Notice::new(info, &report.encode())) {
-                    Ok(()) => Some(manager),
-                    Err(_) => None,
-                }
-            }
-            Kind::Sion => None,
-        }
+    let report = AppFault {
+        vector: frame.vector,
+        error_code: frame.error_code,
+        address,
+        rip: frame.rip,
+        signal: u64::from(signal.number()),
     };
-    let Some(manager) = manager else {
-        proc::kill_current(signal, detail);
-    };
-    table().current().state = State::Blocked(Block::Fault { manager });
-    let value = scheduler::block();
-    if value == Error::PeerDied.to_result() || value == WAKE_RETRY {
-        proc::kill_current(Signal::SIGKILL, "its manager ended during a fault");
-    }
-    if !resume_with_set_regs(frame) {
-        // Resuming at the faulting instruction would fault again.
+    if stop_for_manager(frame, TAG_APP_FAULT, &report.encode()) != Some(true) {
+        // Not told, or resumed without a handler: resuming at the faulting
+        // instruction would fault again.
         proc::kill_current(signal, detail);
     }
 }
