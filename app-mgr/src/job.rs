@@ -49,7 +49,7 @@ use serde::{Deserialize, Serialize};
 use crate::exit::WaitStatus;
 
 /// Version of this protocol; a node refuses a [`Start`] with another.
-pub const PROTOCOL_VERSION: u32 = 3;
+pub const PROTOCOL_VERSION: u32 = 4;
 
 /// Largest frame body in bytes (68 KiB): a [`CHUNK`] of data plus room for the
 /// message around it. Larger length prefixes are errors.
@@ -131,6 +131,9 @@ pub struct Start {
     /// Memory limit for the job in bytes; `None`: the node's default (what it
     /// can spare). A node lowers a larger request to what it can spare.
     pub memory_limit: Option<u64>,
+    /// Most Linux processes the job may have at once (`fork` beyond:
+    /// `EAGAIN`); 0: the node's default.
+    pub max_procs: u32,
     /// Wall-clock time at submission, nanoseconds since the Unix epoch: the
     /// node's `CLOCK_REALTIME` is this plus the time since the job started.
     pub realtime_ns: u64,
@@ -629,6 +632,7 @@ mod tests {
                     ypixel: 0,
                 }),
                 memory_limit: Some(64 << 20),
+                max_procs: 8,
                 realtime_ns: 1_700_000_000_000_000_000,
                 uid: 1000,
                 gid: 1000,

@@ -178,6 +178,26 @@ fn check_lengths(p: &[u8]) -> Result<(), Errno> {
     Ok(())
 }
 
+/// `path` made absolute against the directory `cwd` (an absolute host
+/// path): `path` itself if it is absolute, else `cwd/path` without leading
+/// `./` components (what `/proc/self/exe` shows for a program run by a
+/// relative path).
+pub fn absolute(cwd: &[u8], path: &[u8]) -> Vec<u8> {
+    if path.first() == Some(&b'/') {
+        return path.to_vec();
+    }
+    let mut rel = path;
+    while let Some(r) = rel.strip_prefix(b"./") {
+        rel = r;
+    }
+    let mut p = cwd.to_vec();
+    if p.last() != Some(&b'/') {
+        p.push(b'/');
+    }
+    p.extend_from_slice(rel);
+    p
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

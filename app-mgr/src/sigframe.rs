@@ -75,6 +75,16 @@ pub enum Detail {
         /// `si_addr`.
         addr: u64,
     },
+    /// A child's end (`SIGCHLD`, `waitid`): `si_pid`, `si_uid`,
+    /// `si_status` (the exit code, or the signal that ended it).
+    Child {
+        /// `si_pid`.
+        pid: u32,
+        /// `si_uid`.
+        uid: u32,
+        /// `si_status`.
+        status: i32,
+    },
     /// Nothing more (`SI_KERNEL`: timers).
     None,
 }
@@ -103,6 +113,11 @@ impl SigInfo {
                 if abi == Abi::X86_64 {
                     s.rest[at + 1] = (addr >> 32) as u32;
                 }
+            }
+            Detail::Child { pid, uid, status } => {
+                s.rest[at] = pid;
+                s.rest[at + 1] = uid;
+                s.rest[at + 2] = status as u32;
             }
             Detail::None => {}
         }

@@ -67,6 +67,11 @@ pub struct SubmitArgs {
     /// limit on the node (0: what the node can spare).
     #[arg(long, value_name = "MB", default_value_t = 0)]
     pub memory: u64,
+    /// Most Linux processes the job may have at once (its first process
+    /// and every fork); a `fork` beyond gets EAGAIN, so a fork bomb ends
+    /// with an error while the node goes on serving.
+    #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub max_procs: u32,
     /// Where to look for nodes.
     #[command(flatten)]
     pub find: FindArgs,
@@ -567,6 +572,7 @@ fn start_message(a: &SubmitArgs, program: &[u8], dir: &[u8]) -> Result<Start> {
         tty,
         winsize,
         memory_limit: (a.memory > 0).then_some(a.memory << 20),
+        max_procs: a.max_procs,
         realtime_ns: SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64),

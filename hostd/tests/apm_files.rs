@@ -40,21 +40,21 @@ fn node_for(dir: &std::path::Path) -> (FakeNode, Vec<u8>) {
 fn process<'n>(node: &'n mut FakeNode, abi: Abi, cwd: Vec<u8>) -> Process<'n> {
     let vm = AddressSpace::new(UserLayout::for_abi(abi), 64 << 20);
     let mut p = Process::new(node, 1, 7, abi, vm);
-    p.exe = [cwd.as_slice(), b"/prog"].concat();
-    p.cwd = cwd;
-    p.uid = nix::unistd::getuid().as_raw();
-    p.gid = nix::unistd::getgid().as_raw();
+    p.task.exe = [cwd.as_slice(), b"/prog"].concat();
+    p.task.cwd = cwd;
+    p.task.uid = nix::unistd::getuid().as_raw();
+    p.task.gid = nix::unistd::getgid().as_raw();
     p
 }
 
 fn call(p: &mut Process<'_>, nr: impl Into<u64>, args: &[u64]) -> i64 {
     let mut a = [0u64; 6];
     a[..args.len()].copy_from_slice(args);
-    p.syscall(p.abi, nr.into(), a).expect("an answer")
+    p.syscall(p.task.abi, nr.into(), a).expect("an answer")
 }
 
 fn mem(p: &mut Process<'_>) -> u64 {
-    let nr = match p.abi {
+    let nr = match p.task.abi {
         Abi::X86_64 => X::mmap as u64,
         Abi::I386 => I::mmap2 as u64,
     };

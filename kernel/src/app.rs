@@ -295,6 +295,74 @@ pub fn start(pid: Pid, entry: u64, sp: u64, abi_bits: u64) -> Result<u64, Error>
     Ok(0)
 }
 
+/// `app_fork`: a copy of application `pid`, stopped in a Linux system
+/// call; the copy is stopped too, as if in the same call, and the manager's
+/// reply starts it from the same point with `rax` 0 (`fork(2)`), on stack
+/// `child_sp` if it is not 0 (`clone(2)` with a new stack). Errors:
+/// [`Error::NotChild`], [`Error::InvalidArgument`] (not stopped),
+/// [`Error::BadAddress`] (`child_sp` outside user space),
+/// [`Error::NoMemory`].
+pub fn fork(pid: Pid, child_sp: u64) -> Result<u64, Error> {
+    let (space, from) = with_stopped_app(pid, |app| {
+        let mut frame = app.stopped_regs;
+        frame.rax = 0;
+        if child_sp != 0 {
+            if child_sp >= user_limit(app) {
+                return Err(Error::BadAddress);
+            }
+            frame.rsp = child_sp;
+        }
+        let from = proc::Inherited {
+            kind: app.kind,
+            frame,
+            fs_base: app.fs_base,
+            tls_base: app.tls_base,
+            faults_to_manager: app.faults_to_manager,
+        };
+        Ok((app.space.duplicate()?, from))
+    })?;
+    Ok(proc::fork_application(space, from))
+}
+
+/// `app_exec`: application `pid`, stopped in a Linux system call, gets an
+/// empty address space, no TLS, and ABI `abi_bits` (as `app_start`'s);
+/// its manager then builds the new image and sets its registers
+/// (`execve(2)`). Errors: [`Error::NotChild`], [`Error::InvalidArgument`],
+/// [`Error::NoMemory`].
+pub fn exec(pid: Pid, abi_bits: u64) -> Result<u64, Error> {
+    let abi64 = match abi_bits {
+        abi::ABI_X86_64 => true,
+        abi::ABI_I386 => false,
+        _ => return Err(Error::InvalidArgument),
+    };
+    let space = crate::mem::space::AddressSpace::new()?;
+    with_stopped_app(pid, |app| {
+        let Kind::Application { manager, .. } = app.kind else {
+            return Err(Error::NotChild);
+        };
+        app.space = space;
+        app.kind = Kind::Application { manager, abi64 };
+        app.fs_base = 0;
+        app.tls_base = None;
+        let mut frame = TrapFrame::new_user(0, 0);
+        if !abi64 {
+            frame.cs = u64::from(gdt::USER_CODE32.0);
+        }
+        app.stopped_regs = frame;
+        app.regs_changed = true;
+        Ok(0)
+    })
+}
+
+/// First address past what application `app` may use.
+fn user_limit(app: &proc::Process) -> u64 {
+    if matches!(app.kind, Kind::Application { abi64: true, .. }) {
+        crate::mem::space::USER_END
+    } else {
+        1 << 32
+    }
+}
+
 /// `app_set_tls`.
 pub fn set_tls(pid: Pid, kind: u64, base: u64) -> Result<u64, Error> {
     with_app(pid, |app| match kind {
@@ -354,12 +422,7 @@ pub fn set_regs(pid: Pid, buf: u64, len: u64) -> Result<u64, Error> {
     table().current().space.read(buf, &mut bytes)?;
     let r = AppRegs::decode(&bytes).ok_or(Error::InvalidArgument)?;
     with_stopped_app(pid, |app| {
-        let abi64 = matches!(app.kind, Kind::Application { abi64: true, .. });
-        let limit = if abi64 {
-            crate::mem::space::USER_END
-        } else {
-            1 << 32
-        };
+        let limit = user_limit(app);
         let rsp = r.gpr[AppRegs::RSP];
         if r.rip >= limit || rsp >= limit {
             return Err(Error::BadAddress);

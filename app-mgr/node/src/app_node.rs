@@ -1,9 +1,10 @@
-//! What this node provides to one running application
-//! ([`sion_app_mgr::process::Node`]): its memory and mappings through the
-//! kernel's application calls, its system calls as kernel messages, the
+//! What this node provides to a running job's applications
+//! ([`sion_app_mgr::process::Node`]): their memory and mappings through the
+//! kernel's application calls, their system calls as kernel messages, the
 //! connection to `hostd`, the clock and randomness. Every wait also serves the
 //! job port through the [`Lobby`].
 
+use alloc::collections::{BTreeSet, VecDeque};
 use alloc::vec::Vec;
 use core::fmt;
 
@@ -23,10 +24,14 @@ use crate::conn::Conn;
 use crate::lobby::Lobby;
 use crate::rng::Rng;
 
-/// The node side of one application.
+/// The node side of one job's applications.
 pub struct AppNode<'a> {
-    /// The application.
+    /// The job's first application (its end ends a wait for `hostd`).
     pub pid: Pid,
+    /// Every application of the job that has not ended (forks add theirs).
+    pub apps: BTreeSet<Pid>,
+    /// Application events that came while waiting for `hostd`, in order.
+    pub queued: VecDeque<Event>,
     /// The connection to `hostd`.
     pub conn: Conn,
     /// The job port, served whenever the application's manager waits.
@@ -35,9 +40,73 @@ pub struct AppNode<'a> {
     pub me: &'a ThisNode,
     /// Random bytes.
     pub rng: Rng,
-    /// The application's end, seen while waiting for `hostd` (it was
-    /// killed from outside the job: `hostd cancel`).
-    pub exited: Option<i32>,
+    /// The first application's end was seen while waiting for `hostd`
+    /// (it was killed from outside the job: `hostd cancel`).
+    pub leader_ended: bool,
+}
+
+impl<'a> AppNode<'a> {
+    /// The node side of a job whose first application is `pid`.
+    pub fn new(pid: Pid, conn: Conn, lobby: &'a mut Lobby, me: &'a ThisNode, rng: Rng) -> Self {
+        AppNode {
+            pid,
+            apps: BTreeSet::from([pid]),
+            queued: VecDeque::new(),
+            conn,
+            lobby,
+            me,
+            rng,
+            leader_ended: false,
+        }
+    }
+
+    /// The event a kernel message from one of the job's applications is
+    /// (`buf` its payload); `None` for anything else.
+    fn app_event(&mut self, info: &sion_abi::MessageInfo, buf: &[u8]) -> Option<Event> {
+        let pid = info.sender;
+        if !self.apps.contains(&pid) {
+            return None;
+        }
+        match info.tag {
+            TAG_LINUX_SYSCALL => {
+                let call = LinuxSyscall::decode(buf)?;
+                let abi = if call.abi == kapp::ABI_I386 {
+                    Abi::I386
+                } else {
+                    Abi::X86_64
+                };
+                Some(Event::Syscall {
+                    pid,
+                    abi,
+                    nr: call.nr,
+                    args: call.args,
+                })
+            }
+            TAG_APP_FAULT => {
+                let f = AppFault::decode(buf)?;
+                Some(Event::Fault(
+                    pid,
+                    Fault {
+                        vector: f.vector,
+                        error_code: f.error_code,
+                        address: f.address,
+                        rip: f.rip,
+                        signal: f.signal as i32,
+                    },
+                ))
+            }
+            kapp::TAG_APP_INTERRUPTED => Some(Event::Interrupted(pid)),
+            TAG_APP_EXITED => {
+                let raw = u64::from_le_bytes(buf.get(..8)?.try_into().ok()?);
+                self.apps.remove(&pid);
+                if pid == self.pid {
+                    self.leader_ended = true;
+                }
+                Some(Event::Exited(pid, raw as i32))
+            }
+            _ => None,
+        }
+    }
 }
 
 /// The kernel's protection bits for `prot` (pages are always readable).
@@ -53,48 +122,66 @@ fn kernel_prot(prot: Prot) -> u64 {
 }
 
 impl Node for AppNode<'_> {
-    fn read(&mut self, addr: u64, buf: &mut [u8]) -> Result<(), Errno> {
-        app::read(self.pid, addr, buf).map_err(|_| Errno::EFAULT)
+    fn read(&mut self, pid: u64, addr: u64, buf: &mut [u8]) -> Result<(), Errno> {
+        app::read(pid, addr, buf).map_err(|_| Errno::EFAULT)
     }
 
-    fn write(&mut self, addr: u64, data: &[u8]) -> Result<(), Errno> {
-        app::write(self.pid, addr, data).map_err(|_| Errno::EFAULT)
+    fn write(&mut self, pid: u64, addr: u64, data: &[u8]) -> Result<(), Errno> {
+        app::write(pid, addr, data).map_err(|_| Errno::EFAULT)
     }
 
-    fn map(&mut self, addr: u64, len: u64, prot: Prot) -> Result<(), Errno> {
-        app::map(self.pid, addr, len, kernel_prot(prot)).map_err(|_| Errno::ENOMEM)
+    fn map(&mut self, pid: u64, addr: u64, len: u64, prot: Prot) -> Result<(), Errno> {
+        app::map(pid, addr, len, kernel_prot(prot)).map_err(|_| Errno::ENOMEM)
     }
 
-    fn unmap(&mut self, addr: u64, len: u64) -> Result<(), Errno> {
-        app::unmap(self.pid, addr, len).map_err(|_| Errno::EINVAL)
+    fn unmap(&mut self, pid: u64, addr: u64, len: u64) -> Result<(), Errno> {
+        app::unmap(pid, addr, len).map_err(|_| Errno::EINVAL)
     }
 
-    fn set_tls(&mut self, which: Tls, base: u64) -> Result<u64, Errno> {
+    fn set_tls(&mut self, pid: u64, which: Tls, base: u64) -> Result<u64, Errno> {
         let (kind, err) = match which {
             Tls::FsBase => (kapp::TLS_FS_BASE, Errno::EPERM),
             Tls::I386Segment => (kapp::TLS_I386_SEGMENT, Errno::EINVAL),
         };
-        app::set_tls(self.pid, kind, base).map_err(|_| err)
+        app::set_tls(pid, kind, base).map_err(|_| err)
     }
 
-    fn kill(&mut self, status: i32) {
-        let _ = app::kill(self.pid, status as u64);
+    fn kill(&mut self, pid: u64, status: i32) {
+        let _ = app::kill(pid, status as u64);
     }
 
-    fn regs(&mut self) -> Result<AppRegs, Errno> {
-        app::regs(self.pid).map_err(|_| Errno::ESRCH)
+    fn regs(&mut self, pid: u64) -> Result<AppRegs, Errno> {
+        app::regs(pid).map_err(|_| Errno::ESRCH)
     }
 
-    fn set_regs(&mut self, regs: &AppRegs) -> Result<(), Errno> {
-        app::set_regs(self.pid, regs).map_err(|e| match e {
+    fn set_regs(&mut self, pid: u64, regs: &AppRegs) -> Result<(), Errno> {
+        app::set_regs(pid, regs).map_err(|e| match e {
             sion_abi::Error::BadAddress => Errno::EFAULT,
             _ => Errno::ESRCH,
         })
     }
 
+    fn fork(&mut self, pid: u64, child_sp: u64) -> Result<u64, Errno> {
+        let child = app::fork(pid, child_sp).map_err(|_| Errno::ENOMEM)?;
+        self.apps.insert(child);
+        Ok(child)
+    }
+
+    fn exec(&mut self, pid: u64, abi: Abi) -> Result<(), Errno> {
+        let kabi = match abi {
+            Abi::X86_64 => kapp::ABI_X86_64,
+            Abi::I386 => kapp::ABI_I386,
+        };
+        app::exec(pid, kabi).map_err(|_| Errno::ENOMEM)
+    }
+
+    fn create_staging(&mut self) -> Result<u64, Errno> {
+        app::create().map_err(|_| Errno::ENOMEM)
+    }
+
     fn next_event(&mut self, deadline_ns: Option<u64>) -> Event {
-        if let Some(status) = self.exited.take() {
-            return Event::Exited(status);
+        if let Some(e) = self.queued.pop_front() {
+            return e;
         }
         let mut buf = [0u8; 128];
         loop {
@@ -113,58 +200,24 @@ impl Node for AppNode<'_> {
                 Err(sion_abi::Error::TimedOut) if deadline_ns.is_some() => return Event::Timeout,
                 Err(_) => continue,
             };
-            match info.tag {
-                TAG_LINUX_SYSCALL if info.sender == self.pid => {
-                    let Some(call) = LinuxSyscall::decode(&buf) else {
-                        continue;
-                    };
-                    let abi = if call.abi == kapp::ABI_I386 {
-                        Abi::I386
-                    } else {
-                        Abi::X86_64
-                    };
-                    return Event::Syscall {
-                        abi,
-                        nr: call.nr,
-                        args: call.args,
-                    };
-                }
-                TAG_APP_FAULT if info.sender == self.pid => {
-                    let Some(f) = AppFault::decode(&buf) else {
-                        continue;
-                    };
-                    return Event::Fault(Fault {
-                        vector: f.vector,
-                        error_code: f.error_code,
-                        address: f.address,
-                        rip: f.rip,
-                        signal: f.signal as i32,
-                    });
-                }
-                kapp::TAG_APP_INTERRUPTED if info.sender == self.pid => {
-                    return Event::Interrupted;
-                }
-                TAG_APP_EXITED if info.sender == self.pid => {
-                    let raw = u64::from_le_bytes(buf[..8].try_into().unwrap_or([0; 8]));
-                    return Event::Exited(raw as i32);
-                }
-                TAG_TCP_READABLE
-                    if info.is_kernel_notice()
-                        && buf[..8] == self.conn.handle().to_le_bytes()[..] =>
-                {
-                    return Event::HostReadable;
-                }
-                _ => {}
+            if info.tag == TAG_TCP_READABLE
+                && info.is_kernel_notice()
+                && buf[..8] == self.conn.handle().to_le_bytes()[..]
+            {
+                return Event::HostReadable;
+            }
+            if let Some(e) = self.app_event(&info, &buf) {
+                return e;
             }
         }
     }
 
-    fn interrupt(&mut self) {
-        let _ = app::interrupt(self.pid);
+    fn interrupt(&mut self, pid: u64) {
+        let _ = app::interrupt(pid);
     }
 
-    fn reply(&mut self, value: i64) {
-        let _ = sys::reply(self.pid, &value.to_le_bytes());
+    fn reply(&mut self, pid: u64, value: i64) {
+        let _ = sys::reply(pid, &value.to_le_bytes());
     }
 
     fn yield_now(&mut self) {
@@ -196,7 +249,7 @@ impl Node for AppNode<'_> {
     }
 
     fn recv(&mut self, deadline_ns: Option<u64>) -> Result<Option<HostMsg>, WaitEnd> {
-        let mut notice = [0u8; 64];
+        let mut notice = [0u8; 128];
         let mut armed = false;
         loop {
             match self.conn.next_msg() {
@@ -216,7 +269,7 @@ impl Node for AppNode<'_> {
             if self.conn.read_some() {
                 continue;
             }
-            if self.exited.is_some() {
+            if self.leader_ended {
                 return Err(WaitEnd::AppEnded);
             }
             let now = sys::clock_ns();
@@ -227,14 +280,12 @@ impl Node for AppNode<'_> {
             };
             self.conn.arm();
             armed = true;
-            // Any wake-up leads to another look; the application's end is
-            // kept for the job loop.
+            // Any wake-up leads to another look; the applications' events
+            // are kept for the job loop.
             if let Ok(info) = self.lobby.receive(&mut notice, timeout)
-                && info.tag == TAG_APP_EXITED
-                && info.sender == self.pid
+                && let Some(e) = self.app_event(&info, &notice)
             {
-                let raw = u64::from_le_bytes(notice[..8].try_into().unwrap_or([0; 8]));
-                self.exited = Some(raw as i32);
+                self.queued.push_back(e);
             }
         }
     }

@@ -23,10 +23,25 @@ const PAGE: u64 = 4096;
 /// Answers a forwarded file request (`id`, request) as `hostd` would.
 pub type FileServe = Box<dyn FnMut(u64, FileRequest) -> FileReply>;
 
+/// One application's memory: pages by page number, with their protection.
+pub type Pages = BTreeMap<u64, (Box<[u8; PAGE as usize]>, Prot)>;
+
 /// The fake node.
 pub struct FakeNode {
-    /// Mapped pages by page number: data and protection.
-    pub pages: BTreeMap<u64, (Box<[u8; PAGE as usize]>, Prot)>,
+    /// The first application's mapped pages.
+    pub pages: Pages,
+    /// The pages of applications made by [`Node::fork`] and
+    /// [`Node::create_staging`], by pid (every other pid is the first
+    /// application).
+    pub spaces: BTreeMap<u64, Pages>,
+    /// The next pid [`Node::fork`] or [`Node::create_staging`] gives.
+    pub next_pid: u64,
+    /// Every `kill`: pid and wait status.
+    pub kills: Vec<(u64, i32)>,
+    /// Every `reply`: pid and value.
+    pub replied: Vec<(u64, i64)>,
+    /// Every `exec`: pid and ABI.
+    pub execs: Vec<(u64, crate::Abi)>,
     /// Messages sent to `hostd`, in order (file requests included).
     pub sent: Vec<NodeMsg>,
     /// Messages `hostd` will send, in order (stdin, Kill, ...).
@@ -43,7 +58,8 @@ pub struct FakeNode {
     pub log: Vec<String>,
     /// Times `yield_now` was called.
     pub yields: u64,
-    /// Events [`Node::next_event`] returns, in order; `Exited(0)` when empty.
+    /// Events [`Node::next_event`] returns, in order; the first
+    /// application's `Exited(0)` when empty.
     pub events: VecDeque<Event>,
     /// Values given to [`Node::reply`].
     pub replies: Vec<i64>,
@@ -55,12 +71,20 @@ pub struct FakeNode {
     pub regs: AppRegs,
     /// Registers given to [`Node::set_regs`], in order.
     pub set_regs: Vec<AppRegs>,
+    /// The pid of the first application (what the events that end a run
+    /// name).
+    pub first_pid: u64,
 }
 
 impl Default for FakeNode {
     fn default() -> Self {
         FakeNode {
             pages: BTreeMap::new(),
+            spaces: BTreeMap::new(),
+            next_pid: 100,
+            kills: Vec::new(),
+            replied: Vec::new(),
+            execs: Vec::new(),
             sent: Vec::new(),
             inbox: VecDeque::new(),
             files: None,
@@ -75,6 +99,7 @@ impl Default for FakeNode {
             interrupted: 0,
             regs: AppRegs::default(),
             set_regs: Vec::new(),
+            first_pid: 1,
         }
     }
 }
@@ -104,6 +129,15 @@ impl FakeNode {
             .collect()
     }
 
+    /// Application `pid`'s pages.
+    pub fn space(&mut self, pid: u64) -> &mut Pages {
+        if self.spaces.contains_key(&pid) {
+            self.spaces.get_mut(&pid).expect("checked")
+        } else {
+            &mut self.pages
+        }
+    }
+
     fn page_range(addr: u64, len: u64) -> Result<(u64, u64), Errno> {
         let end = addr.checked_add(len).ok_or(Errno::EFAULT)?;
         Ok((addr / PAGE, end.div_ceil(PAGE)))
@@ -111,28 +145,31 @@ impl FakeNode {
 }
 
 impl Node for FakeNode {
-    fn read(&mut self, addr: u64, buf: &mut [u8]) -> Result<(), Errno> {
+    fn read(&mut self, pid: u64, addr: u64, buf: &mut [u8]) -> Result<(), Errno> {
+        let pages = self.space(pid);
         for (i, b) in buf.iter_mut().enumerate() {
             let at = addr.checked_add(i as u64).ok_or(Errno::EFAULT)?;
-            let (page, _) = self.pages.get(&(at / PAGE)).ok_or(Errno::EFAULT)?;
+            let (page, _) = pages.get(&(at / PAGE)).ok_or(Errno::EFAULT)?;
             *b = page[(at % PAGE) as usize];
         }
         Ok(())
     }
 
-    fn write(&mut self, addr: u64, data: &[u8]) -> Result<(), Errno> {
+    fn write(&mut self, pid: u64, addr: u64, data: &[u8]) -> Result<(), Errno> {
+        let pages = self.space(pid);
         for (i, b) in data.iter().enumerate() {
             let at = addr.checked_add(i as u64).ok_or(Errno::EFAULT)?;
-            let (page, _) = self.pages.get_mut(&(at / PAGE)).ok_or(Errno::EFAULT)?;
+            let (page, _) = pages.get_mut(&(at / PAGE)).ok_or(Errno::EFAULT)?;
             page[(at % PAGE) as usize] = *b;
         }
         Ok(())
     }
 
-    fn map(&mut self, addr: u64, len: u64, prot: Prot) -> Result<(), Errno> {
+    fn map(&mut self, pid: u64, addr: u64, len: u64, prot: Prot) -> Result<(), Errno> {
         let (first, end) = Self::page_range(addr, len).map_err(|_| Errno::ENOMEM)?;
+        let pages = self.space(pid);
         for p in first..end {
-            self.pages
+            pages
                 .entry(p)
                 .and_modify(|e| e.1 = prot)
                 .or_insert_with(|| (Box::new([0; PAGE as usize]), prot));
@@ -140,13 +177,13 @@ impl Node for FakeNode {
         Ok(())
     }
 
-    fn unmap(&mut self, addr: u64, len: u64) -> Result<(), Errno> {
+    fn unmap(&mut self, pid: u64, addr: u64, len: u64) -> Result<(), Errno> {
         let (first, end) = Self::page_range(addr, len).map_err(|_| Errno::EINVAL)?;
-        self.pages.retain(|p, _| *p < first || *p >= end);
+        self.space(pid).retain(|p, _| *p < first || *p >= end);
         Ok(())
     }
 
-    fn set_tls(&mut self, which: Tls, base: u64) -> Result<u64, Errno> {
+    fn set_tls(&mut self, _pid: u64, which: Tls, base: u64) -> Result<u64, Errno> {
         if which == Tls::FsBase && base >= 1 << 47 {
             return Err(Errno::EPERM);
         }
@@ -154,15 +191,39 @@ impl Node for FakeNode {
         Ok(12)
     }
 
-    fn kill(&mut self, status: i32) {
-        self.killed.get_or_insert(status);
+    fn kill(&mut self, pid: u64, status: i32) {
+        self.kills.push((pid, status));
+        if !self.spaces.contains_key(&pid) {
+            self.killed.get_or_insert(status);
+        }
     }
 
-    fn regs(&mut self) -> Result<AppRegs, Errno> {
+    fn regs(&mut self, _pid: u64) -> Result<AppRegs, Errno> {
         Ok(self.regs)
     }
 
-    fn set_regs(&mut self, regs: &AppRegs) -> Result<(), Errno> {
+    fn fork(&mut self, pid: u64, _child_sp: u64) -> Result<u64, Errno> {
+        let child = self.next_pid;
+        self.next_pid += 1;
+        let copy = self.space(pid).clone();
+        self.spaces.insert(child, copy);
+        Ok(child)
+    }
+
+    fn exec(&mut self, pid: u64, abi: crate::Abi) -> Result<(), Errno> {
+        self.space(pid).clear();
+        self.execs.push((pid, abi));
+        Ok(())
+    }
+
+    fn create_staging(&mut self) -> Result<u64, Errno> {
+        let pid = self.next_pid;
+        self.next_pid += 1;
+        self.spaces.insert(pid, Pages::new());
+        Ok(pid)
+    }
+
+    fn set_regs(&mut self, _pid: u64, regs: &AppRegs) -> Result<(), Errno> {
         self.regs = *regs;
         self.set_regs.push(*regs);
         Ok(())
@@ -179,22 +240,23 @@ impl Node for FakeNode {
             // Asked to stop the program: it stops at its next tick.
             (None, Some(_)) => {
                 self.interrupts -= 1;
-                Event::Interrupted
+                Event::Interrupted(self.first_pid)
             }
             (None, None) if self.interrupts > 0 => {
                 self.interrupts -= 1;
-                Event::Interrupted
+                Event::Interrupted(self.first_pid)
             }
-            (None, None) => Event::Exited(0),
+            (None, None) => Event::Exited(self.first_pid, 0),
         }
     }
 
-    fn interrupt(&mut self) {
+    fn interrupt(&mut self, _pid: u64) {
         self.interrupts += 1;
         self.interrupted += 1;
     }
 
-    fn reply(&mut self, value: i64) {
+    fn reply(&mut self, pid: u64, value: i64) {
+        self.replied.push((pid, value));
         self.replies.push(value);
     }
 

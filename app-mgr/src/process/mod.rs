@@ -1,11 +1,16 @@
-//! A running Linux program as the App-Program Manager keeps it, and the
-//! serving of its system calls, behind the [`Node`] trait for what the node
-//! provides (sans-IO, as foca's `Runtime` or virtio-drivers' `Hal`).
+//! A running job — a group of Linux processes on one node — as the
+//! App-Program Manager keeps it, and the serving of their system calls,
+//! behind the [`Node`] trait for what the node provides (sans-IO, as foca's
+//! `Runtime` or virtio-drivers' `Hal`).
 //!
-//! A [`Process`] holds what Linux keeps for a process that SiON serves outside
-//! the kernel (docs/ARCHITECTURE.md "Where the design goes next"): the address-space bookkeeping, the
-//! descriptor table, in-node pipes, the current directory, credentials,
-//! signal dispositions. Its system calls are served by the handlers of
+//! Each Linux process is a [`Task`]: what Linux keeps for a process that SiON
+//! serves outside the kernel (the address-space bookkeeping, the descriptor
+//! table, the current directory, credentials, signal dispositions, its
+//! parent and process group). A [`Process`] is the job: its tasks, what they
+//! share (pipes, the job's stdio, files `hostd` holds open, the connection),
+//! and the task being served now ([`Process::task`]), which the serving loop
+//! switches as each task's call comes (`fork(2)`, `wait4(2)`, `pipe(7)`,
+//! `credentials(7)`). Its system calls are served by the handlers of
 //! [`crate::syscall`]'s table, which use the helpers here (memory, the
 //! connection to `hostd`). Whatever touches the world goes through [`Node`]: application memory and
 //! mappings (the kernel's `app_*` calls on a node), the connection to the
@@ -69,6 +74,8 @@ pub enum Event {
     /// The application made a Linux system call and waits for its answer
     /// ([`Node::reply`]).
     Syscall {
+        /// The application.
+        pid: u64,
         /// Its ABI (`int 0x80`: i386; `syscall`: x86_64).
         abi: Abi,
         /// The system-call number.
@@ -80,16 +87,16 @@ pub enum Event {
     HostReadable,
     /// The application stopped on a CPU fault and waits to be resumed
     /// (with new registers, [`Node::set_regs`], then [`Node::reply`]) or
-    /// killed.
-    Fault(Fault),
+    /// killed: its pid and the fault.
+    Fault(u64, Fault),
     /// The application stopped at a timer tick because [`Node::interrupt`]
     /// asked, and waits to be resumed ([`Node::reply`], after new registers
-    /// to enter a signal handler, or as it was).
-    Interrupted,
+    /// to enter a signal handler, or as it was): its pid.
+    Interrupted(u64),
     /// The deadline given to [`Node::next_event`] passed (a timer may be due).
     Timeout,
-    /// The application ended with this wait status (`wait(2)`).
-    Exited(i32),
+    /// The application `pid` ended with this wait status (`wait(2)`).
+    Exited(u64, i32),
 }
 
 /// A CPU fault of the application (the kernel's `sion_abi::app::AppFault`).
@@ -114,39 +121,53 @@ pub struct Fault {
 /// mappings, its scheduling, the connection to `hostd`, time and randomness.
 /// Memory errors are `EFAULT`, mapping errors `ENOMEM`.
 pub trait Node {
-    /// Reads application memory at `addr` into `buf`. Errors: `EFAULT`.
-    fn read(&mut self, addr: u64, buf: &mut [u8]) -> Result<(), Errno>;
+    /// Reads application `pid`'s memory at `addr` into `buf`. Errors: `EFAULT`.
+    fn read(&mut self, pid: u64, addr: u64, buf: &mut [u8]) -> Result<(), Errno>;
     /// Writes `data` into application memory at `addr`, whatever the page
     /// protection (a loader's write). Errors: `EFAULT`.
-    fn write(&mut self, addr: u64, data: &[u8]) -> Result<(), Errno>;
+    fn write(&mut self, pid: u64, addr: u64, data: &[u8]) -> Result<(), Errno>;
     /// Maps `[addr, addr + len)` with `prot` (fresh pages are zero; pages
     /// already mapped keep their data and get `prot`). Errors: `ENOMEM`.
-    fn map(&mut self, addr: u64, len: u64, prot: Prot) -> Result<(), Errno>;
+    fn map(&mut self, pid: u64, addr: u64, len: u64, prot: Prot) -> Result<(), Errno>;
     /// Unmaps `[addr, addr + len)`. Errors: `EINVAL`.
-    fn unmap(&mut self, addr: u64, len: u64) -> Result<(), Errno>;
+    fn unmap(&mut self, pid: u64, addr: u64, len: u64) -> Result<(), Errno>;
     /// Sets a TLS register of the application; returns the GDT entry for
     /// [`Tls::I386Segment`]. Errors: `EINVAL`, `EPERM`.
-    fn set_tls(&mut self, which: Tls, base: u64) -> Result<u64, Errno>;
+    fn set_tls(&mut self, pid: u64, which: Tls, base: u64) -> Result<u64, Errno>;
     /// Ends the application with wait status `status`.
-    fn kill(&mut self, status: i32);
+    fn kill(&mut self, pid: u64, status: i32);
     /// The registers of the application, stopped in a system call or a
     /// fault (as it entered it). Errors: `ESRCH` if it is not stopped.
-    fn regs(&mut self) -> Result<AppRegs, Errno>;
+    fn regs(&mut self, pid: u64) -> Result<AppRegs, Errno>;
     /// Replaces them: the next [`Node::reply`] resumes the application with
     /// these registers (and not the reply's value in `rax`). Errors:
     /// `ESRCH` if it is not stopped, `EFAULT` for a `rip`/`rsp` outside user
     /// space.
-    fn set_regs(&mut self, regs: &AppRegs) -> Result<(), Errno>;
-    /// Waits for the next event, at most until `deadline_ns` on
-    /// [`Node::clock_ns`]'s clock (`None`: as long as it takes, never
-    /// [`Event::Timeout`]); the system calls of the application arrive here.
+    fn set_regs(&mut self, pid: u64, regs: &AppRegs) -> Result<(), Errno>;
+    /// A copy of application `pid` (stopped in a system call) with a copy
+    /// of its memory, stopped as if in the same call: [`Node::reply`] starts
+    /// it with 0 in `rax`, on stack `child_sp` unless it is 0 (`fork(2)`).
+    /// Returns its pid; its events come from [`Node::next_event`] from now
+    /// on. Errors: `ENOMEM`.
+    fn fork(&mut self, pid: u64, child_sp: u64) -> Result<u64, Errno>;
+    /// Application `pid` (stopped in a system call) gets an empty address
+    /// space, no TLS and `abi`, for a new image (`execve(2)`); its manager
+    /// then maps and fills it and sets its registers. Errors: `ENOMEM`.
+    fn exec(&mut self, pid: u64, abi: Abi) -> Result<(), Errno>;
+    /// A new, empty application that never runs, to stage a program file in
+    /// (`execve(2)` reads the file into it before the old image is given
+    /// up); ended with [`Node::kill`]. Errors: `ENOMEM`.
+    fn create_staging(&mut self) -> Result<u64, Errno>;
+    /// Waits for the next event of any of the job's applications or of
+    /// `hostd`, at most until `deadline_ns` on [`Node::clock_ns`]'s clock
+    /// (`None`: as long as it takes, never [`Event::Timeout`]).
     fn next_event(&mut self, deadline_ns: Option<u64>) -> Event;
     /// Stops the running application at its next timer tick
     /// ([`Event::Interrupted`]), so a signal can reach a program that makes
     /// no system call.
-    fn interrupt(&mut self);
+    fn interrupt(&mut self, pid: u64);
     /// Answers the application's pending system call with `value`.
-    fn reply(&mut self, value: i64);
+    fn reply(&mut self, pid: u64, value: i64);
     /// Lets other processes of the node run (`sched_yield(2)`).
     fn yield_now(&mut self);
     /// The node's clock: nanoseconds since boot.
@@ -155,7 +176,8 @@ pub trait Node {
     fn random(&mut self, buf: &mut [u8]);
     /// The node's name (`uname -n`).
     fn node_name(&self) -> &str;
-    /// The pid of the App-Program Manager (the application's parent).
+    /// The pid of the App-Program Manager (the parent of the job's first
+    /// process).
     fn manager_pid(&self) -> u64;
     /// Writes a line to the node's log.
     fn log(&mut self, line: fmt::Arguments<'_>);
@@ -163,7 +185,9 @@ pub trait Node {
     fn send(&mut self, msg: &NodeMsg) -> Result<(), HostGone>;
     /// The next message from `hostd`, waiting until `deadline_ns` on
     /// [`Node::clock_ns`]'s clock (`None`: as long as it takes); `Ok(None)`
-    /// at the deadline. Errors: [`WaitEnd`].
+    /// at the deadline. Events of the applications that come meanwhile are
+    /// kept for [`Node::next_event`]. Errors: [`WaitEnd`] (`AppEnded`: the
+    /// job's first application ended).
     fn recv(&mut self, deadline_ns: Option<u64>) -> Result<Option<HostMsg>, WaitEnd>;
     /// Messages from `hostd` that have arrived, without waiting, and whether
     /// the connection has closed since.
@@ -180,6 +204,10 @@ pub enum CallError {
     Errno(Errno),
     /// Do not answer: the job is ending (exit, kill, `hostd` gone).
     Halt,
+    /// Do not answer yet: the call waits for another task (a pipe, a child,
+    /// a signal) or until the node clock reads the deadline; it is served
+    /// again after each event until it answers.
+    Block(Option<u64>),
 }
 
 impl From<Errno> for CallError {
@@ -209,54 +237,49 @@ pub struct Stats {
     pub forwarded: u64,
 }
 
-/// A running Linux program and what its system calls need.
-pub struct Process<'n> {
-    /// What the node provides.
-    pub node: &'n mut dyn Node,
-    /// Job number on this node.
-    pub number: u64,
-    /// The application's pid.
+/// A call a task made that waits ([`CallError::Block`]): served again after
+/// each event until it answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Parked {
+    /// The call's ABI.
+    pub abi: Abi,
+    /// Its number.
+    pub nr: u64,
+    /// Its argument registers.
+    pub args: [u64; 6],
+    /// Serve it again by then at the latest (node clock, ns).
+    pub until: Option<u64>,
+}
+
+/// One Linux process of the job: what Linux keeps per process that SiON
+/// serves outside the kernel. `fork(2)` copies it (with the descriptors,
+/// which share their open files, and the signal dispositions); `execve(2)`
+/// replaces its image.
+#[derive(Clone, Debug)]
+pub struct Task {
+    /// Its pid (the kernel's pid of its application).
     pub pid: u64,
+    /// Its parent's pid; 0 for the job's first process, whose parent is the
+    /// App-Program Manager (`getppid` answers the manager's pid).
+    pub ppid: u64,
+    /// Its process group (`setpgid(2)`).
+    pub pgid: u64,
+    /// Its session (`setsid(2)`).
+    pub sid: u64,
     /// Its ABI.
     pub abi: Abi,
     /// Address-space bookkeeping.
     pub vm: AddressSpace,
     /// Descriptors.
     pub fds: FdTable,
-    /// In-node pipe buffers by id.
-    pub pipes: BTreeMap<u32, VecDeque<u8>>,
-    /// Next pipe id.
-    pub next_pipe: u32,
-    /// Stdin bytes received and not yet read.
-    pub stdin: VecDeque<u8>,
-    /// `hostd`'s stdin ended.
-    pub stdin_eof: bool,
-    /// Files `hostd` holds open for the job, by handle.
-    pub host_files: BTreeMap<u64, HostFile>,
     /// Current directory (absolute host path).
     pub cwd: Vec<u8>,
     /// The program's absolute path (what `/proc/self/exe` reads as).
     pub exe: Vec<u8>,
-    /// Whether stdin, stdout, stderr are terminals.
-    pub tty: [bool; 3],
-    /// The submitter's terminal size.
-    pub winsize: Option<Winsize>,
     /// User id the program sees.
     pub uid: u32,
     /// Group id the program sees.
     pub gid: u32,
-    /// Wall-clock time at submission (ns since the epoch).
-    pub realtime_ns: u64,
-    /// Node clock at the job's start (ns since boot).
-    pub start_ns: u64,
-    /// Next forwarded request id.
-    pub next_id: u64,
-    /// Set once the job is being ended (status given to [`Node::kill`]).
-    pub ending: Option<i32>,
-    /// `hostd` is gone.
-    pub host_gone: bool,
-    /// Unknown system-call numbers already logged.
-    pub unknown: BTreeSet<u64>,
     /// Recorded `rt_sigaction` handlers (kernel `struct sigaction` bytes).
     pub sigactions: BTreeMap<i32, Vec<u8>>,
     /// The signal mask.
@@ -282,47 +305,37 @@ pub struct Process<'n> {
     /// The file-creation mask (`umask(2)`), reported only: `hostd` applies
     /// its own when it creates files.
     pub umask: u32,
-    /// Counters.
-    pub stats: Stats,
+    /// Set once it is being ended (status given to [`Node::kill`]).
+    pub ending: Option<i32>,
+    /// Its wait status once it has ended: a zombie until its parent waits.
+    pub exited: Option<i32>,
+    /// Its call that waits, if any.
+    pub parked: Option<Parked>,
+    /// The deadline of the sleep it is in (`nanosleep` served again keeps
+    /// its first deadline).
+    pub sleep_until: Option<u64>,
+    /// The child of its `vfork(2)`: it waits until that child execs or ends.
+    pub vfork_child: Option<u64>,
+    /// It has replaced its image since it was forked (`execve(2)`).
+    pub execed: bool,
 }
 
-impl<'n> Process<'n> {
-    /// A process about to start, served through `node`: job `number`,
-    /// application `pid` of `abi` with address space `vm`. The rest (cwd,
-    /// exe, terminal facts, ids, wall-clock time) starts empty or zero; the
-    /// loader sets it from the job's `Start`.
-    pub fn new(
-        node: &'n mut dyn Node,
-        number: u64,
-        pid: u64,
-        abi: Abi,
-        vm: AddressSpace,
-    ) -> Process<'n> {
-        let start_ns = node.clock_ns();
-        Process {
-            node,
-            number,
+impl Task {
+    /// The first process of a job: application `pid` of `abi` with address
+    /// space `vm`, its own process group and session.
+    pub fn new(pid: u64, abi: Abi, vm: AddressSpace) -> Task {
+        Task {
             pid,
+            ppid: 0,
+            pgid: pid,
+            sid: pid,
             abi,
             vm,
             fds: FdTable::default(),
-            pipes: BTreeMap::new(),
-            next_pipe: 0,
-            stdin: VecDeque::new(),
-            stdin_eof: false,
-            host_files: BTreeMap::new(),
             cwd: Vec::new(),
             exe: Vec::new(),
-            tty: [false; 3],
-            winsize: None,
             uid: 0,
             gid: 0,
-            realtime_ns: 0,
-            start_ns,
-            next_id: 1,
-            ending: None,
-            host_gone: false,
-            unknown: BTreeSet::new(),
             sigactions: BTreeMap::new(),
             sigmask: 0,
             saved_mask: None,
@@ -334,59 +347,284 @@ impl<'n> Process<'n> {
             comm: [0; 16],
             stack_len: 0,
             umask: 0o022,
+            ending: None,
+            exited: None,
+            parked: None,
+            sleep_until: None,
+            vfork_child: None,
+            execed: false,
+        }
+    }
+
+    /// The child `fork(2)` makes of it: application `pid`, with a copy of
+    /// everything but its pending signals, timers and waits (`fork(2)`:
+    /// "the child's set of pending signals is initially empty"; timers are
+    /// not inherited).
+    pub fn forked(&self, pid: u64) -> Task {
+        Task {
+            pid,
+            ppid: self.pid,
+            pending: 0,
+            pending_info: BTreeMap::new(),
+            itimer_real: None,
+            saved_mask: None,
+            ending: None,
+            exited: None,
+            parked: None,
+            sleep_until: None,
+            vfork_child: None,
+            execed: false,
+            ..self.clone()
+        }
+    }
+
+    /// It runs or waits (it has not ended and is not being ended).
+    pub fn alive(&self) -> bool {
+        self.exited.is_none() && self.ending.is_none()
+    }
+}
+
+/// The default cap on a job's processes (`hostd submit --max-procs`).
+pub const DEFAULT_MAX_PROCS: usize = 64;
+
+/// A running job: its Linux processes ([`Task`]s), what they share, and
+/// what their system calls need.
+pub struct Process<'n> {
+    /// What the node provides.
+    pub node: &'n mut dyn Node,
+    /// Job number on this node.
+    pub number: u64,
+    /// The task being served now (the handlers' `p.task`).
+    pub task: Task,
+    /// The job's other tasks, by pid (zombies included, until waited for).
+    pub others: BTreeMap<u64, Task>,
+    /// The job's first process: its wait status is the job's.
+    pub leader: u64,
+    /// Most processes the job may have at once (`fork` beyond: `EAGAIN`).
+    pub max_procs: usize,
+    /// In-node pipe buffers by id.
+    pub pipes: BTreeMap<u32, VecDeque<u8>>,
+    /// Next pipe id.
+    pub next_pipe: u32,
+    /// Stdin bytes received and not yet read.
+    pub stdin: VecDeque<u8>,
+    /// `hostd`'s stdin ended.
+    pub stdin_eof: bool,
+    /// Files `hostd` holds open for the job, by handle.
+    pub host_files: BTreeMap<u64, HostFile>,
+    /// Whether stdin, stdout, stderr are terminals.
+    pub tty: [bool; 3],
+    /// The submitter's terminal size.
+    pub winsize: Option<Winsize>,
+    /// Wall-clock time at submission (ns since the epoch).
+    pub realtime_ns: u64,
+    /// Node clock at the job's start (ns since boot).
+    pub start_ns: u64,
+    /// Next forwarded request id.
+    pub next_id: u64,
+    /// `hostd` is gone.
+    pub host_gone: bool,
+    /// Unknown system-call numbers already logged.
+    pub unknown: BTreeSet<u64>,
+    /// Counters.
+    pub stats: Stats,
+}
+
+impl<'n> Process<'n> {
+    /// A job about to start, served through `node`: job `number`, its first
+    /// process application `pid` of `abi` with address space `vm`. The rest
+    /// (cwd, exe, terminal facts, ids, wall-clock time) starts empty or zero;
+    /// the loader sets it from the job's `Start`.
+    pub fn new(
+        node: &'n mut dyn Node,
+        number: u64,
+        pid: u64,
+        abi: Abi,
+        vm: AddressSpace,
+    ) -> Process<'n> {
+        let start_ns = node.clock_ns();
+        Process {
+            node,
+            number,
+            task: Task::new(pid, abi, vm),
+            others: BTreeMap::new(),
+            leader: pid,
+            max_procs: DEFAULT_MAX_PROCS,
+            pipes: BTreeMap::new(),
+            next_pipe: 0,
+            stdin: VecDeque::new(),
+            stdin_eof: false,
+            host_files: BTreeMap::new(),
+            tty: [false; 3],
+            winsize: None,
+            realtime_ns: 0,
+            start_ns,
+            next_id: 1,
+            host_gone: false,
+            unknown: BTreeSet::new(),
             stats: Stats::default(),
         }
     }
 
-    /// Serves the application until it ends; returns its wait status.
+    /// The pid of the task being served.
+    pub fn pid(&self) -> u64 {
+        self.task.pid
+    }
+
+    /// Makes task `pid` the one served; false if the job has no such task.
+    pub fn switch_to(&mut self, pid: u64) -> bool {
+        if self.task.pid == pid {
+            return true;
+        }
+        let Some(next) = self.others.remove(&pid) else {
+            return false;
+        };
+        let old = core::mem::replace(&mut self.task, next);
+        self.others.insert(old.pid, old);
+        true
+    }
+
+    /// The task `pid`, whether served now or not.
+    pub fn task_of(&self, pid: u64) -> Option<&Task> {
+        if self.task.pid == pid {
+            Some(&self.task)
+        } else {
+            self.others.get(&pid)
+        }
+    }
+
+    /// Every task's pid, in increasing order.
+    pub fn pids(&self) -> Vec<u64> {
+        let mut v: Vec<u64> = self.others.keys().copied().collect();
+        v.push(self.task.pid);
+        v.sort_unstable();
+        v
+    }
+
+    /// The tasks that have not ended.
+    pub fn live_tasks(&self) -> usize {
+        self.others.values().filter(|t| t.exited.is_none()).count()
+            + usize::from(self.task.exited.is_none())
+    }
+
+    /// How many descriptors of all the job's tasks refer to `file` (an open
+    /// file description is released when the last goes).
+    pub fn references(&self, file: crate::fd::OpenFile) -> usize {
+        self.task.fds.references(file)
+            + self
+                .others
+                .values()
+                .map(|t| t.fds.references(file))
+                .sum::<usize>()
+    }
+
+    /// Serves the job until its first process has ended and every other
+    /// has too; returns the first process's wait status.
     pub fn run(&mut self) -> i32 {
         loop {
-            let timer = self.itimer_real.map(|(deadline, _)| deadline);
-            match self.node.next_event(timer) {
-                Event::Syscall { abi, nr, args } => {
-                    if self.ending.is_some() {
+            let deadline = self.next_deadline();
+            match self.node.next_event(deadline) {
+                Event::Syscall { pid, abi, nr, args } => {
+                    if !self.switch_to(pid) || self.task.ending.is_some() {
                         continue;
                     }
+                    self.stats.calls += 1;
                     if let Some(v) = self.syscall(abi, nr, args) {
                         self.finish_call(v);
                     }
                     self.after_call();
                 }
-                Event::Fault(f) => {
-                    if self.ending.is_none() {
+                Event::Fault(pid, f) => {
+                    if self.switch_to(pid) && self.task.ending.is_none() {
                         self.on_fault(f);
                     }
                 }
                 Event::HostReadable => self.poll_host(),
-                Event::Timeout => {
-                    // A timer fired while the program computes: stop it at
-                    // its next tick to deliver the signal (signal(7)).
-                    self.check_timers();
-                    if self.ending.is_none() && self.deliverable().is_some() {
-                        self.node.interrupt();
-                    }
-                }
-                Event::Interrupted => {
-                    if self.ending.is_some() {
+                Event::Timeout => self.on_timeout(),
+                Event::Interrupted(pid) => {
+                    if !self.switch_to(pid) || self.task.ending.is_some() {
                         continue;
                     }
                     self.check_timers();
-                    if let Some(sig) = self.deliverable()
+                    if self.task.parked.is_none()
+                        && let Some(sig) = self.deliverable()
                         && self.deliver(sig, None).is_err()
                     {
                         continue;
                     }
-                    self.node.reply(0);
+                    self.node.reply(pid, 0);
                 }
-                Event::Exited(status) => return status,
+                Event::Exited(pid, status) => {
+                    if let Some(status) = self.on_exit(pid, status) {
+                        return status;
+                    }
+                }
+            }
+            self.serve_parked();
+        }
+    }
+
+    /// When the loop must look again at the latest: the next timer of any
+    /// task, or the deadline of a waiting call.
+    fn next_deadline(&self) -> Option<u64> {
+        core::iter::once(&self.task)
+            .chain(self.others.values())
+            .filter(|t| t.alive())
+            .flat_map(|t| {
+                [
+                    t.itimer_real.map(|(d, _)| d),
+                    t.parked.and_then(|c| c.until),
+                ]
+            })
+            .flatten()
+            .min()
+    }
+
+    /// A timer is due (or a waiting call's deadline passed): tasks with a
+    /// deliverable signal that compute are stopped at their next tick to
+    /// take it (signal(7)); waiting calls are served again after this.
+    fn on_timeout(&mut self) {
+        for pid in self.pids() {
+            if !self.switch_to(pid) || !self.task.alive() {
+                continue;
+            }
+            self.check_timers();
+            if self.task.parked.is_none() && self.deliverable().is_some() {
+                self.node.interrupt(pid);
             }
         }
     }
 
-    /// Decodes and serves one call ([`syscall::table`]); `None` when it must
-    /// not be answered.
+    /// Serves the waiting calls again until none answers (a pipe written
+    /// lets its reader go on, whose exit lets its parent's `wait4` go on…).
+    fn serve_parked(&mut self) {
+        loop {
+            let mut answered = false;
+            for pid in self.pids() {
+                if !self.switch_to(pid) {
+                    continue;
+                }
+                let Some(call) = self.task.parked.take() else {
+                    continue;
+                };
+                if !self.task.alive() {
+                    continue;
+                }
+                self.check_timers();
+                if let Some(v) = self.syscall(call.abi, call.nr, call.args) {
+                    self.finish_call(v);
+                    answered = true;
+                }
+            }
+            if !answered {
+                return;
+            }
+        }
+    }
+
+    /// Decodes and serves one call of the current task
+    /// ([`syscall::table`]); `None` when it must not be answered (now).
     pub fn syscall(&mut self, abi: Abi, nr: u64, args: [u64; 6]) -> Option<i64> {
-        self.stats.calls += 1;
         let Some(r) = syscall::dispatch(self, abi, nr, args) else {
             if self.unknown.insert(nr) {
                 let number = self.number;
@@ -401,27 +639,49 @@ impl<'n> Process<'n> {
             Ok(v) => Some(v as i64),
             Err(CallError::Errno(e)) => Some(e.to_return()),
             Err(CallError::Halt) => None,
+            Err(CallError::Block(until)) => {
+                self.task.parked = Some(Parked {
+                    abi,
+                    nr,
+                    args,
+                    until,
+                });
+                None
+            }
         }
     }
 
-    /// Answers the application's call with `v`, first delivering a signal
+    /// Answers the current task's call with `v`, first delivering a signal
     /// that became deliverable (its handler is entered on return, as Linux
     /// does on its way back to user mode; `v` is then in the frame's `rax`).
     pub fn finish_call(&mut self, v: i64) {
+        self.task.sleep_until = None;
         self.check_timers();
         if let Some(sig) = self.deliverable()
             && self.deliver(sig, Some(v)).is_err()
         {
             return;
         }
-        if let Some(m) = self.saved_mask.take() {
-            self.sigmask = m;
+        if let Some(m) = self.task.saved_mask.take() {
+            self.task.sigmask = m;
         }
-        self.node.reply(v);
+        self.node.reply(self.task.pid, v);
+    }
+
+    /// What a call that would wait answers now: `EINTR` if a signal can be
+    /// delivered (signal(7): the call is interrupted), else
+    /// [`CallError::Block`] until `until`.
+    pub fn block(&mut self, until: Option<u64>) -> CallError {
+        self.check_timers();
+        if self.deliverable().is_some() {
+            Errno::EINTR.into()
+        } else {
+            CallError::Block(until)
+        }
     }
 
     /// A CPU fault: its signal goes to the program's handler when it has one
-    /// and does not block the signal; otherwise the job ends with the signal
+    /// and does not block the signal; otherwise the task ends with the signal
     /// (as Linux's `force_sig_fault` resets a blocked or ignored one).
     pub fn on_fault(&mut self, f: Fault) {
         use linux_raw_sys::general as g;
@@ -438,24 +698,25 @@ impl<'n> Process<'n> {
             _ => (g::SI_KERNEL as i32, 0),
         };
         let act = self.action(sig);
-        let blocked = (1u64 << (sig - 1)) & self.sigmask != 0;
+        let blocked = (1u64 << (sig - 1)) & self.task.sigmask != 0;
         if act.handler > 1 && !blocked {
             let info = crate::sigframe::SigInfo::new(
-                self.abi,
+                self.task.abi,
                 sig,
                 code,
                 crate::sigframe::Detail::Fault { addr },
             );
             let trap = (f.vector, f.error_code, f.address);
             if self.enter_handler(sig, act, info, None, trap).is_some() {
-                self.node.reply(0);
+                self.node.reply(self.task.pid, 0);
                 return;
             }
         }
         let number = self.number;
         let (rip, vector, error, address) = (f.rip, f.vector, f.error_code, f.address);
+        let pid = self.task.pid;
         self.node.log(format_args!(
-            "apm: job {number}: killed by signal {sig}: exception {vector} at rip={rip:#x} (error {error:#x}, address {address:#x})"
+            "apm: job {number}: process {pid} killed by signal {sig}: exception {vector} at rip={rip:#x} (error {error:#x}, address {address:#x})"
         ));
         let status = Signal::new(sig).map_or(sig, |s| {
             if s.default_action() == crate::exit::DefaultAction::Core {
@@ -469,11 +730,121 @@ impl<'n> Process<'n> {
 
     // ---- the connection ----
 
-    /// Ends the application with wait status `status` (once).
+    /// Ends the current task with wait status `status` (once).
     pub fn kill(&mut self, status: i32) {
-        if self.ending.is_none() {
-            self.ending = Some(status);
-            self.node.kill(status);
+        if self.task.ending.is_none() && self.task.exited.is_none() {
+            self.task.ending = Some(status);
+            self.task.parked = None;
+            self.node.kill(self.task.pid, status);
+        }
+    }
+
+    /// Ends the job: the first process with `status`, every other process
+    /// with `SIGKILL`.
+    pub fn kill_job(&mut self, status: i32) {
+        let me = self.task.pid;
+        for pid in self.pids() {
+            if self.switch_to(pid) {
+                let s = if pid == self.leader {
+                    status
+                } else {
+                    KILLED_HOST_GONE.to_raw() as i32
+                };
+                self.kill(s);
+            }
+        }
+        self.switch_to(me);
+    }
+
+    /// Application `pid` ended with `status`: it becomes a zombie (or is
+    /// reaped at once when its parent ignores `SIGCHLD`), its descriptors
+    /// close, its children go to the job's first process, and its parent
+    /// gets `SIGCHLD` (`wait(2)`, `signal(7)`). When the first process has
+    /// ended, the others are killed; once none is left, returns the first
+    /// process's status, the job's.
+    pub fn on_exit(&mut self, pid: u64, status: i32) -> Option<i32> {
+        if self.switch_to(pid) && self.task.exited.is_none() {
+            self.task.exited = Some(status);
+            self.task.ending.get_or_insert(status);
+            self.task.parked = None;
+            let open: Vec<i32> = self.task.fds.iter().map(|(fd, _)| fd).collect();
+            for fd in open {
+                if let Ok(closed) = self.task.fds.close(fd) {
+                    self.release(closed.file);
+                }
+            }
+            let leader_alive = pid != self.leader
+                && self
+                    .task_of(self.leader)
+                    .is_some_and(|t| t.exited.is_none());
+            for t in self.others.values_mut() {
+                if t.ppid == pid {
+                    t.ppid = if leader_alive { self.leader } else { 0 };
+                }
+            }
+            let ppid = self.task.ppid;
+            if pid == self.leader {
+                let left: Vec<u64> = self
+                    .others
+                    .values()
+                    .filter(|t| t.exited.is_none())
+                    .map(|t| t.pid)
+                    .collect();
+                if !left.is_empty() {
+                    let number = self.number;
+                    let n = left.len();
+                    self.node.log(format_args!(
+                        "apm: job {number}: its first process ended; killing {n} process(es) still running"
+                    ));
+                }
+                for child in left {
+                    if self.switch_to(child) {
+                        self.kill(KILLED_HOST_GONE.to_raw() as i32);
+                    }
+                }
+            } else {
+                self.child_ended(ppid, pid, status);
+            }
+        }
+        // Ended tasks nobody will wait for go (the first process's children
+        // have no parent to wait for them once it has ended).
+        self.switch_to(self.leader);
+        self.others
+            .retain(|_, t| !(t.exited.is_some() && t.ppid == 0));
+        if self.task.exited.is_some() && self.others.is_empty() {
+            return self.task.exited;
+        }
+        None
+    }
+
+    /// Tells task `ppid` that its child `pid` ended with `status`:
+    /// `SIGCHLD` with `CLD_EXITED`/`CLD_KILLED`/`CLD_DUMPED`, or the child
+    /// is reaped at once if `SIGCHLD` is ignored or `SA_NOCLDWAIT` is set
+    /// (`sigaction(2)`).
+    fn child_ended(&mut self, ppid: u64, pid: u64, status: i32) {
+        use linux_raw_sys::general as g;
+        if ppid == 0 || !self.switch_to(ppid) || !self.task.alive() {
+            if ppid == 0
+                && let Some(t) = self.others.get_mut(&pid)
+            {
+                t.ppid = 0;
+            }
+            return;
+        }
+        let act = self.action(g::SIGCHLD as i32);
+        if act.handler == 1 || act.flags & u64::from(g::SA_NOCLDWAIT) != 0 {
+            self.others.remove(&pid);
+        }
+        let info = self.child_info(pid, status);
+        self.post_signal(g::SIGCHLD as i32, info);
+        self.kick();
+    }
+
+    /// The current task has a signal to take: if it computes, stop it at its
+    /// next tick (a waiting call is interrupted when served again).
+    pub fn kick(&mut self) {
+        if self.task.alive() && self.task.parked.is_none() && self.deliverable().is_some() {
+            self.node.interrupt(self.task.pid);
         }
     }
 
@@ -486,7 +857,7 @@ impl<'n> Process<'n> {
                 "apm: job {number}: hostd went away; killing the job"
             ));
         }
-        self.kill(KILLED_HOST_GONE.to_raw() as i32);
+        self.kill_job(KILLED_HOST_GONE.to_raw() as i32);
         CallError::Halt
     }
 
@@ -495,8 +866,9 @@ impl<'n> Process<'n> {
         match end {
             WaitEnd::HostGone => self.host_lost(),
             WaitEnd::AppEnded => {
-                // Its end status comes as the next event.
-                self.ending.get_or_insert(0);
+                // The first process ended (killed from outside the job);
+                // its end comes as an event and ends the rest.
+                self.task.ending.get_or_insert(0);
                 CallError::Halt
             }
         }
@@ -511,7 +883,7 @@ impl<'n> Process<'n> {
                 let number = self.number;
                 self.node
                     .log(format_args!("apm: job {number}: killed by its submitter"));
-                self.kill(KILLED_BY_USER.to_raw() as i32);
+                self.kill_job(KILLED_BY_USER.to_raw() as i32);
             }
             _ => {}
         }
@@ -565,7 +937,7 @@ impl<'n> Process<'n> {
             Ok(Some(HostMsg::FileReply(r))) => Ok(Some(r)),
             Ok(Some(m)) => {
                 self.on_host_msg(m);
-                if self.ending.is_some() {
+                if self.task.ending.is_some() {
                     return Err(CallError::Halt);
                 }
                 Ok(None)
@@ -607,7 +979,7 @@ impl<'n> Process<'n> {
             Ok(None) => Ok(()),
             Ok(Some(m)) => {
                 self.on_host_msg(m);
-                if self.ending.is_some() {
+                if self.task.ending.is_some() {
                     return Err(CallError::Halt);
                 }
                 Ok(())
@@ -624,7 +996,7 @@ impl<'n> Process<'n> {
                 Ok(None) => return Ok(()),
                 Ok(Some(m)) => {
                     self.on_host_msg(m);
-                    if self.ending.is_some() {
+                    if self.task.ending.is_some() {
                         return Err(CallError::Halt);
                     }
                 }
@@ -643,8 +1015,9 @@ impl<'n> Process<'n> {
         }
         addr.checked_add(len as u64).ok_or(Errno::EFAULT)?;
         let mut out = vec![0u8; len];
+        let pid = self.task.pid;
         for (i, chunk) in out.chunks_mut(MAX_COPY).enumerate() {
-            self.node.read(addr + (i * MAX_COPY) as u64, chunk)?;
+            self.node.read(pid, addr + (i * MAX_COPY) as u64, chunk)?;
         }
         Ok(out)
     }
@@ -652,22 +1025,24 @@ impl<'n> Process<'n> {
     /// Writes `data` into application memory at `addr`, which must be mapped
     /// writable (as the kernel checks a `copy_to_user`). Errors: `EFAULT`.
     pub fn write_mem(&mut self, addr: u64, data: &[u8]) -> Result<(), CallError> {
-        self.vm.check_access(addr, data.len() as u64, true)?;
+        self.task.vm.check_access(addr, data.len() as u64, true)?;
         self.load_mem(addr, data)
     }
 
     /// Writes `data` at `addr` whatever the page protection (a loader's
     /// write). Errors: `EFAULT` for unmapped pages.
     pub fn load_mem(&mut self, addr: u64, data: &[u8]) -> Result<(), CallError> {
+        let pid = self.task.pid;
         for (i, chunk) in data.chunks(MAX_COPY).enumerate() {
-            self.node.write(addr + (i * MAX_COPY) as u64, chunk)?;
+            self.node.write(pid, addr + (i * MAX_COPY) as u64, chunk)?;
         }
         Ok(())
     }
 
     /// Checks that `[addr, addr + len)` is writable before doing I/O into it.
     pub fn check_writable(&self, addr: u64, len: u64) -> Result<(), CallError> {
-        self.vm
+        self.task
+            .vm
             .check_access(addr, len, true)
             .map_err(CallError::from)
     }
@@ -681,7 +1056,7 @@ impl<'n> Process<'n> {
             let page_end = (at | 0xfff) + 1;
             let n = ((page_end - at) as usize).min(max - out.len());
             let mut chunk = vec![0u8; n];
-            self.node.read(at, &mut chunk)?;
+            self.node.read(self.task.pid, at, &mut chunk)?;
             if let Some(nul) = chunk.iter().position(|&b| b == 0) {
                 out.extend_from_slice(&chunk[..nul]);
                 return Ok(out);

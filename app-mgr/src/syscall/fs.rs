@@ -154,14 +154,14 @@ pub(super) fn renameat2(p: &mut Process<'_>, a: &Args) -> CallResult {
 pub(super) fn chdir(p: &mut Process<'_>, a: &Args) -> CallResult {
     let path = p.path(a.word(0))?;
     let (_, data) = p.host_value(FileRequest::Chdir { path })?;
-    p.cwd = data;
+    p.task.cwd = data;
     Ok(0)
 }
 
 /// `getcwd(buf, size)`: answered on the node; returns the length with the NUL.
 pub(super) fn getcwd(p: &mut Process<'_>, a: &Args) -> CallResult {
     let (buf, size) = (a.word(0), a.word(1));
-    let mut cwd = p.cwd.clone();
+    let mut cwd = p.task.cwd.clone();
     cwd.push(0);
     if size < cwd.len() as u64 {
         return Err(Errno::ERANGE.into());
@@ -182,7 +182,7 @@ impl Process<'_> {
         if dirfd == AT_FDCWD || path.first() == Some(&b'/') {
             return Ok(Dir::Cwd);
         }
-        match self.fds.file(dirfd)? {
+        match self.task.fds.file(dirfd)? {
             OpenFile::HostFile(h) if self.host_files.get(&h).is_none_or(|f| f.is_dir) => {
                 Ok(Dir::Handle(h))
             }
@@ -200,6 +200,7 @@ impl Process<'_> {
                 PipeEnd::Write
             };
             let fd = self
+                .task
                 .fds
                 .insert(OpenFile::Pipe { id: DEV_NULL, end }, cloexec)?;
             return Ok(fd as u64);
@@ -211,7 +212,7 @@ impl Process<'_> {
             flags,
             mode,
         })?;
-        match self.fds.insert(OpenFile::HostFile(h), cloexec) {
+        match self.task.fds.insert(OpenFile::HostFile(h), cloexec) {
             Ok(fd) => {
                 self.host_files.insert(
                     h,
@@ -283,7 +284,7 @@ impl Process<'_> {
         }
         let path = self.path(pathname)?;
         let target = if path == PROC_SELF_EXE {
-            self.exe.clone()
+            self.task.exe.clone()
         } else {
             let dir = self.dir(dirfd, &path)?;
             let len = bufsiz.min(PATH_MAX as u64) as u32;

@@ -13,7 +13,7 @@ use linux_raw_sys::general as g;
 use super::{Args, OffsetWidth, StatLayout};
 use crate::abi::Abi;
 use crate::errno::Errno;
-use crate::fd::{Closed, OpenFile, PipeEnd, StdStream};
+use crate::fd::{OpenFile, PipeEnd, StdStream};
 use crate::job::{self, CHUNK, FileRequest, NodeMsg};
 use crate::process::{CallError, CallResult, Process};
 use crate::stat;
@@ -21,6 +21,8 @@ use crate::stat;
 /// Most bytes an in-node pipe holds; a write beyond is short (`EAGAIN` if
 /// nothing fits: one task cannot wait for a reader).
 const PIPE_CAPACITY: usize = 64 * 1024;
+/// Writes of at most this many bytes to a pipe are atomic (`pipe(7)`).
+const PIPE_BUF: usize = g::PIPE_BUF as usize;
 
 /// The pipe id `open("/dev/null")` gives: reads see end of file, writes
 /// vanish.
@@ -91,8 +93,8 @@ pub(super) fn pwrite64(p: &mut Process<'_>, a: &Args) -> CallResult {
 
 /// `close(fd)`.
 pub(super) fn close(p: &mut Process<'_>, a: &Args) -> CallResult {
-    let closed = p.fds.close(a.int(0))?;
-    p.release(closed);
+    let closed = p.task.fds.close(a.int(0))?;
+    p.release(closed.file);
     Ok(0)
 }
 
@@ -135,23 +137,23 @@ pub(super) fn fcntl(p: &mut Process<'_>, a: &Args) -> CallResult {
 
 /// `dup(oldfd)`.
 pub(super) fn dup(p: &mut Process<'_>, a: &Args) -> CallResult {
-    Ok(p.fds.dup(a.int(0))? as u64)
+    Ok(p.task.fds.dup(a.int(0))? as u64)
 }
 
 /// `dup2(oldfd, newfd)`.
 pub(super) fn dup2(p: &mut Process<'_>, a: &Args) -> CallResult {
-    let (fd, closed) = p.fds.dup2(a.int(0), a.int(1))?;
+    let (fd, closed) = p.task.fds.dup2(a.int(0), a.int(1))?;
     if let Some(c) = closed {
-        p.release(c);
+        p.release(c.file);
     }
     Ok(fd as u64)
 }
 
 /// `dup3(oldfd, newfd, flags)`.
 pub(super) fn dup3(p: &mut Process<'_>, a: &Args) -> CallResult {
-    let (fd, closed) = p.fds.dup3(a.int(0), a.int(1), a.int(2))?;
+    let (fd, closed) = p.task.fds.dup3(a.int(0), a.int(1), a.int(2))?;
     if let Some(c) = closed {
-        p.release(c);
+        p.release(c.file);
     }
     Ok(fd as u64)
 }
@@ -225,7 +227,7 @@ impl Process<'_> {
         }
         self.check_writable(fds, 8)?;
         let id = self.next_pipe;
-        let (r, w) = self.fds.insert_pipe(id, flags & O_CLOEXEC != 0)?;
+        let (r, w) = self.task.fds.insert_pipe(id, flags & O_CLOEXEC != 0)?;
         self.next_pipe += 1;
         self.pipes.insert(id, VecDeque::new());
         let mut b = Vec::with_capacity(8);
@@ -244,18 +246,21 @@ impl Process<'_> {
     /// `hostd`'s handle of descriptor `fd`. Errors: `EBADF` if closed,
     /// `ESPIPE` for stdio and pipes.
     pub fn host_handle(&self, fd: i32) -> Result<u64, CallError> {
-        match self.fds.file(fd)? {
+        match self.task.fds.file(fd)? {
             OpenFile::HostFile(h) => Ok(h),
             _ => Err(Errno::ESPIPE.into()),
         }
     }
 
-    /// Releases what a closed descriptor referred to, if it was the last.
-    pub fn release(&mut self, closed: Closed) {
-        if !closed.last_reference {
+    /// Releases open file `file` once no descriptor of any task refers to
+    /// it: a host file is closed on `hostd`; a pipe whose two ends are gone
+    /// is freed (on the last write end readers see end-of-file, on the last
+    /// read end writers get `EPIPE`: both from the reference counts).
+    pub fn release(&mut self, file: OpenFile) {
+        if self.references(file) > 0 {
             return;
         }
-        match closed.file {
+        match file {
             OpenFile::HostFile(handle) => {
                 self.host_files.remove(&handle);
                 let _ = self.host_call(FileRequest::Close { handle });
@@ -268,7 +273,7 @@ impl Process<'_> {
                         PipeEnd::Write => PipeEnd::Read,
                     },
                 };
-                if self.fds.references(other) == 0 {
+                if self.references(other) == 0 {
                     self.pipes.remove(&id);
                 }
             }
@@ -276,10 +281,35 @@ impl Process<'_> {
         }
     }
 
+    /// Whether another live task holds `end` of pipe `id` (and so may yet
+    /// read or write it).
+    fn held_by_others(&self, id: u32, end: PipeEnd) -> bool {
+        let file = OpenFile::Pipe { id, end };
+        self.others
+            .values()
+            .any(|t| t.alive() && t.fds.references(file) > 0)
+    }
+
+    /// A write to a pipe with no reader: `SIGPIPE` to the writer (delivered
+    /// when the call returns).
+    fn raise_sigpipe(&mut self) {
+        let sig = g::SIGPIPE as i32;
+        let info = crate::sigframe::SigInfo::new(
+            self.task.abi,
+            sig,
+            g::SI_USER as i32,
+            crate::sigframe::Detail::Sender {
+                pid: self.task.pid as u32,
+                uid: self.task.uid,
+            },
+        );
+        self.post_signal(sig, info);
+    }
+
     /// Serves one read of at most `count` bytes into `buf` (at `offset` for
     /// `pread64`).
     fn read_fd(&mut self, fd: i32, buf: u64, count: u64, offset: Option<i64>) -> CallResult {
-        let file = self.fds.file(fd)?;
+        let file = self.task.fds.file(fd)?;
         let count = count.min(CHUNK as u64);
         if count == 0 {
             return Ok(0);
@@ -297,16 +327,19 @@ impl Process<'_> {
                 if end != PipeEnd::Read {
                     return Err(Errno::EBADF.into());
                 }
-                let writers = self.fds.references(OpenFile::Pipe {
+                let writers = self.references(OpenFile::Pipe {
                     id,
                     end: PipeEnd::Write,
                 });
                 let pipe = self.pipes.entry(id).or_default();
                 if pipe.is_empty() {
-                    // No writer: end of file. A writer exists but this is the
-                    // only task: it can never write, so say "try again".
+                    // No writer: end of file. A writer that is another task
+                    // may still write: wait for it; a writer that is only
+                    // this task never will (pipe(7) would block for ever).
                     return if writers == 0 {
                         Ok(0)
+                    } else if self.held_by_others(id, PipeEnd::Write) {
+                        Err(self.block(None))
                     } else {
                         Err(Errno::EAGAIN.into())
                     };
@@ -338,8 +371,8 @@ impl Process<'_> {
     /// Serves one write of `count` bytes from `buf` (at `offset` for
     /// `pwrite64`).
     fn write_fd(&mut self, fd: i32, buf: u64, count: u64, offset: Option<i64>) -> CallResult {
-        let file = self.fds.file(fd)?;
-        self.vm.check_access(buf, count, false)?;
+        let file = self.task.fds.file(fd)?;
+        self.task.vm.check_access(buf, count, false)?;
         let mut done = 0u64;
         while done < count {
             let n = (count - done).min(CHUNK as u64);
@@ -377,17 +410,24 @@ impl Process<'_> {
                 if end != PipeEnd::Write {
                     return Err(Errno::EBADF.into());
                 }
-                let readers = self.fds.references(OpenFile::Pipe {
+                let readers = self.references(OpenFile::Pipe {
                     id,
                     end: PipeEnd::Read,
                 });
                 if readers == 0 {
+                    // pipe(7): EPIPE, and SIGPIPE to the writer.
+                    self.raise_sigpipe();
                     return Err(Errno::EPIPE.into());
                 }
                 let pipe = self.pipes.entry(id).or_default();
                 let room = PIPE_CAPACITY.saturating_sub(pipe.len());
-                if room == 0 {
-                    return Err(Errno::EAGAIN.into());
+                // Writes of at most PIPE_BUF bytes are atomic (pipe(7)).
+                if room == 0 || (data.len() <= PIPE_BUF && room < data.len()) {
+                    return Err(if self.held_by_others(id, PipeEnd::Read) {
+                        self.block(None)
+                    } else {
+                        Errno::EAGAIN.into()
+                    });
                 }
                 let take = room.min(data.len());
                 pipe.extend(&data[..take]);
@@ -412,8 +452,8 @@ impl Process<'_> {
         if !(0..=1024).contains(&iovcnt) {
             return Err(Errno::EINVAL.into());
         }
-        self.fds.file(fd)?;
-        let w = self.abi.word_size() as u64;
+        self.task.fds.file(fd)?;
+        let w = self.task.abi.word_size() as u64;
         let raw = self.read_mem(iov, iovcnt as u64 * 2 * w)?;
         let word = |i: usize| {
             let mut v = [0u8; 8];
@@ -439,7 +479,7 @@ impl Process<'_> {
                     }
                     // A read that got some stdin stops rather than waiting for
                     // more (a terminal gives one line at a time).
-                    if !write && matches!(self.fds.file(fd), Ok(OpenFile::Stdio(_))) {
+                    if !write && matches!(self.task.fds.file(fd), Ok(OpenFile::Stdio(_))) {
                         break;
                     }
                 }
@@ -463,10 +503,11 @@ impl Process<'_> {
         const FIONBIO: u32 = linux_raw_sys::ioctl::FIONBIO;
         const FIOCLEX: u32 = linux_raw_sys::ioctl::FIOCLEX;
         const FIONCLEX: u32 = linux_raw_sys::ioctl::FIONCLEX;
-        let file = self.fds.file(fd)?;
+        let file = self.task.fds.file(fd)?;
         match cmd {
             FIOCLEX => {
                 return self
+                    .task
                     .fds
                     .set_cloexec(fd, true)
                     .map(|_| 0)
@@ -474,6 +515,7 @@ impl Process<'_> {
             }
             FIONCLEX => {
                 return self
+                    .task
                     .fds
                     .set_cloexec(fd, false)
                     .map(|_| 0)
@@ -519,7 +561,7 @@ impl Process<'_> {
                 Ok(0)
             }
             TIOCGPGRP => {
-                self.write_mem(arg, &(self.pid as u32).to_le_bytes())?;
+                self.write_mem(arg, &(self.task.pid as u32).to_le_bytes())?;
                 Ok(0)
             }
             _ => Err(Errno::ENOTTY.into()),
@@ -547,14 +589,17 @@ impl Process<'_> {
         const F_OFD_SETLKW: i32 = g::F_OFD_SETLKW as i32;
         const F_DUPFD_CLOEXEC: i32 = g::F_DUPFD_CLOEXEC as i32;
         const F_GETPIPE_SZ: i32 = g::F_GETPIPE_SZ as i32;
-        let file = self.fds.file(fd)?;
+        let file = self.task.fds.file(fd)?;
         match cmd {
             F_DUPFD | F_DUPFD_CLOEXEC => {
-                Ok(self.fds.dup_min(fd, arg as i32, cmd == F_DUPFD_CLOEXEC)? as u64)
+                Ok(self
+                    .task
+                    .fds
+                    .dup_min(fd, arg as i32, cmd == F_DUPFD_CLOEXEC)? as u64)
             }
-            F_GETFD => Ok(u64::from(self.fds.cloexec(fd)?)),
+            F_GETFD => Ok(u64::from(self.task.fds.cloexec(fd)?)),
             F_SETFD => {
-                self.fds.set_cloexec(fd, arg & 1 != 0)?;
+                self.task.fds.set_cloexec(fd, arg & 1 != 0)?;
                 Ok(0)
             }
             F_GETFL => Ok(match file {
@@ -595,7 +640,7 @@ impl Process<'_> {
         width: OffsetWidth,
     ) -> CallResult {
         let handle = self.host_handle(in_fd).map_err(|_| Errno::EINVAL)?;
-        let out = self.fds.file(out_fd)?;
+        let out = self.task.fds.file(out_fd)?;
         let owidth = match width {
             OffsetWidth::Off32 => 4,
             OffsetWidth::Off64 => 8,
@@ -664,20 +709,23 @@ impl Process<'_> {
 
     /// What `fstat` says about `fd`.
     pub fn stat_fd(&mut self, fd: i32) -> Result<job::FileStat, CallError> {
-        match self.fds.file(fd)? {
+        match self.task.fds.file(fd)? {
             OpenFile::HostFile(handle) => {
                 let (_, data) = self.host_value(FileRequest::Fstat { handle })?;
                 job::decode_stat(&data).map_err(|_| CallError::Errno(Errno::EIO))
             }
             OpenFile::Stdio(s) => Ok(stat::node_stat(
                 self.tty[s as usize],
-                self.uid,
-                self.gid,
+                self.task.uid,
+                self.task.gid,
                 self.now_secs(),
             )),
-            OpenFile::Pipe { .. } => {
-                Ok(stat::node_stat(false, self.uid, self.gid, self.now_secs()))
-            }
+            OpenFile::Pipe { .. } => Ok(stat::node_stat(
+                false,
+                self.task.uid,
+                self.task.gid,
+                self.now_secs(),
+            )),
         }
     }
 

@@ -20,7 +20,7 @@ const MADV_DONTNEED: i32 = g::MADV_DONTNEED as i32;
 
 /// `brk(addr)`: returns the new (or unchanged) program break.
 pub(super) fn brk(p: &mut Process<'_>, a: &Args) -> CallResult {
-    let (v, effects) = p.vm.brk(a.word(0));
+    let (v, effects) = p.task.vm.brk(a.word(0));
     p.apply(&effects)?;
     Ok(v)
 }
@@ -59,7 +59,7 @@ pub(super) fn mmap2(p: &mut Process<'_>, a: &Args) -> CallResult {
 
 /// `munmap(addr, length)`.
 pub(super) fn munmap(p: &mut Process<'_>, a: &Args) -> CallResult {
-    let effects = p.vm.munmap(a.word(0), a.word(1))?;
+    let effects = p.task.vm.munmap(a.word(0), a.word(1))?;
     p.apply(&effects)?;
     Ok(0)
 }
@@ -67,7 +67,7 @@ pub(super) fn munmap(p: &mut Process<'_>, a: &Args) -> CallResult {
 /// `mprotect(addr, len, prot)`.
 pub(super) fn mprotect(p: &mut Process<'_>, a: &Args) -> CallResult {
     let prot = Prot::from_linux(a.word(2))?;
-    let effects = p.vm.mprotect(a.word(0), a.word(1), prot)?;
+    let effects = p.task.vm.mprotect(a.word(0), a.word(1), prot)?;
     p.apply(&effects)?;
     Ok(0)
 }
@@ -75,7 +75,9 @@ pub(super) fn mprotect(p: &mut Process<'_>, a: &Args) -> CallResult {
 /// `mremap(old_address, old_size, new_size, flags, new_address)`.
 pub(super) fn mremap(p: &mut Process<'_>, a: &Args) -> CallResult {
     let (addr, effects) =
-        p.vm.mremap(a.word(0), a.word(1), a.word(2), a.word(3), a.word(4))?;
+        p.task
+            .vm
+            .mremap(a.word(0), a.word(1), a.word(2), a.word(3), a.word(4))?;
     p.apply(&effects)?;
     Ok(addr)
 }
@@ -116,7 +118,7 @@ impl Process<'_> {
             if offset & 0xfff != 0 {
                 return Err(Errno::EINVAL.into());
             }
-            match self.fds.file(fd)? {
+            match self.task.fds.file(fd)? {
                 OpenFile::HostFile(h) => {
                     if f.shared && prot.write {
                         // Writes could not reach the host file.
@@ -127,9 +129,9 @@ impl Process<'_> {
                 _ => return Err(Errno::ENODEV.into()),
             }
         };
-        let (start, effects) = self.vm.mmap(f.placement(addr), length, prot, kind)?;
+        let (start, effects) = self.task.vm.mmap(f.placement(addr), length, prot, kind)?;
         if let Err(e) = self.apply(&effects) {
-            if let Ok(undo) = self.vm.munmap(start, length) {
+            if let Ok(undo) = self.task.vm.munmap(start, length) {
                 let _ = self.apply(&undo);
             }
             return Err(e);
@@ -166,12 +168,15 @@ impl Process<'_> {
                     if prot == Prot::NONE {
                         Ok(())
                     } else {
-                        self.node.map(start, end - start, prot)
+                        self.node.map(self.task.pid, start, end - start, prot)
                     }
                 }
-                VmEffect::Unmap { start, end } => self.node.unmap(start, end - start),
+                VmEffect::Unmap { start, end } => {
+                    self.node.unmap(self.task.pid, start, end - start)
+                }
                 VmEffect::Protect { start, end, prot } => {
-                    self.node.map(start, end - start, readable(prot))
+                    self.node
+                        .map(self.task.pid, start, end - start, readable(prot))
                 }
                 VmEffect::Move { from, to, len } => self.move_pages(from, to, len),
             };
@@ -185,23 +190,24 @@ impl Process<'_> {
     /// Moves mapped pages (for `mremap`): maps the destination, copies, and
     /// unmaps the source. Unmapped source pages (`PROT_NONE`) stay zero.
     fn move_pages(&mut self, from: u64, to: u64, len: u64) -> Result<(), Errno> {
-        let prot = self.vm.region_at(to).map_or(Prot::RW, |r| r.prot);
-        self.node.map(to, len, readable(prot))?;
+        let prot = self.task.vm.region_at(to).map_or(Prot::RW, |r| r.prot);
+        self.node.map(self.task.pid, to, len, readable(prot))?;
         let mut buf = vec![0u8; 4096];
         let mut off = 0;
         while off < len {
-            if self.node.read(from + off, &mut buf).is_ok() {
-                self.node.write(to + off, &buf)?;
+            if self.node.read(self.task.pid, from + off, &mut buf).is_ok() {
+                self.node.write(self.task.pid, to + off, &buf)?;
             }
             off += 4096;
         }
-        self.node.unmap(from, len)
+        self.node.unmap(self.task.pid, from, len)
     }
 
     /// `MADV_DONTNEED`: the pages read as zero afterwards (fresh frames).
     fn discard(&mut self, addr: u64, length: u64) -> Result<(), CallError> {
         let end = addr.saturating_add(length).saturating_add(0xfff) & !0xfff;
         let pieces: Vec<(u64, u64, Prot)> = self
+            .task
             .vm
             .regions()
             .filter(|r| r.start < end && addr < r.end)
@@ -209,8 +215,10 @@ impl Process<'_> {
             .collect();
         for (s, e, prot) in pieces {
             if prot != Prot::NONE {
-                let _ = self.node.unmap(s, e - s);
-                self.node.map(s, e - s, prot).map_err(|_| Errno::ENOMEM)?;
+                let _ = self.node.unmap(self.task.pid, s, e - s);
+                self.node
+                    .map(self.task.pid, s, e - s, prot)
+                    .map_err(|_| Errno::ENOMEM)?;
             }
         }
         Ok(())

@@ -5,7 +5,8 @@
 //! `syscalls` crate), where it is served ([`Served`]) and its handler. The
 //! handlers live in one file per family, each decoding its arguments
 //! ([`Args`]) next to serving them: [`io`] (descriptors), [`fs`] (paths),
-//! [`mm`] (memory), [`process`], [`time`] and [`signal`]. A number the table
+//! [`mm`] (memory), [`lifecycle`] (fork, wait, exit, kill, process
+//! groups), [`process`], [`time`] and [`signal`]. A number the table
 //! does not know is answered with `-ENOSYS`.
 //!
 //! Argument widths follow the kernel's entry code: on i386 every register is 32
@@ -13,8 +14,10 @@
 //! sign-extended, 64-bit offsets come in two registers, low word first); on
 //! x86_64 `int` arguments are the low 32 bits of the register.
 
+pub mod exec;
 pub mod fs;
 pub mod io;
+pub mod lifecycle;
 pub mod mm;
 pub mod process;
 pub mod signal;
@@ -48,7 +51,7 @@ pub fn dispatch(p: &mut Process<'_>, abi: Abi, nr: u64, args: [u64; 6]) -> Optio
     let a = Args::new(abi, args);
     let forwarded = match row.served {
         Served::Submitter => true,
-        Served::ByFd => p.fds.route(a.int(0)) == Ok(Served::Submitter),
+        Served::ByFd => p.task.fds.route(a.int(0)) == Ok(Served::Submitter),
         Served::Node => false,
     };
     if forwarded {

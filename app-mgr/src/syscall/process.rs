@@ -17,7 +17,6 @@ use linux_raw_sys::{general as g, prctl as pr};
 use super::{Args, TimeLayout};
 use crate::abi::Abi;
 use crate::errno::Errno;
-use crate::exit::WaitStatus;
 use crate::job::CHUNK;
 use crate::process::{CallError, CallResult, Process, Tls};
 
@@ -48,12 +47,6 @@ const PR_SET_NO_NEW_PRIVS: i32 = pr::PR_SET_NO_NEW_PRIVS as i32;
 const PR_GET_NO_NEW_PRIVS: i32 = pr::PR_GET_NO_NEW_PRIVS as i32;
 const PR_SET_VMA: i32 = pr::PR_SET_VMA as i32;
 
-/// `exit(status)` and `exit_group(status)`: the job ends; no answer.
-pub(super) fn exit(p: &mut Process<'_>, a: &Args) -> CallResult {
-    p.kill(WaitStatus::from_exit_call(a.int(0)).to_raw() as i32);
-    Err(CallError::Halt)
-}
-
 /// x86_64 `arch_prctl(code, addr)`.
 pub(super) fn arch_prctl(p: &mut Process<'_>, a: &Args) -> CallResult {
     p.arch_prctl(a.int(0), a.word(1))
@@ -67,7 +60,7 @@ pub(super) fn set_thread_area(p: &mut Process<'_>, a: &Args) -> CallResult {
     let base = u32::from_le_bytes(raw[4..8].try_into().unwrap_or([0; 4]));
     let entry = p
         .node
-        .set_tls(Tls::I386Segment, u64::from(base))
+        .set_tls(p.task.pid, Tls::I386Segment, u64::from(base))
         .map_err(|_| Errno::EINVAL)?;
     p.write_mem(u_info, &(entry as u32).to_le_bytes())?;
     Ok(0)
@@ -75,25 +68,20 @@ pub(super) fn set_thread_area(p: &mut Process<'_>, a: &Args) -> CallResult {
 
 /// `getpid()`, `gettid()` and `set_tid_address(tidptr)`: the one thread's id.
 pub(super) fn getpid(p: &mut Process<'_>, _: &Args) -> CallResult {
-    Ok(p.pid)
-}
-
-/// `getppid()`: the App-Program Manager.
-pub(super) fn getppid(p: &mut Process<'_>, _: &Args) -> CallResult {
-    Ok(p.node.manager_pid())
+    Ok(p.task.pid)
 }
 
 /// `umask(mask)`: returns the previous mask.
 pub(super) fn umask(p: &mut Process<'_>, a: &Args) -> CallResult {
-    let old = p.umask;
-    p.umask = a.uint(0) & 0o777;
+    let old = p.task.umask;
+    p.task.umask = a.uint(0) & 0o777;
     Ok(u64::from(old))
 }
 
 /// `set_robust_list(head, len)`: accepted when `len` is the ABI's
 /// `struct robust_list_head` size.
 pub(super) fn set_robust_list(p: &mut Process<'_>, a: &Args) -> CallResult {
-    if a.word(1) != 3 * p.abi.word_size() as u64 {
+    if a.word(1) != 3 * p.task.abi.word_size() as u64 {
         return Err(Errno::EINVAL.into());
     }
     Ok(0)
@@ -112,7 +100,7 @@ pub(super) fn prctl(p: &mut Process<'_>, a: &Args) -> CallResult {
 /// `uname(buf)`: Linux, the node's name, the ABI's machine.
 pub(super) fn uname(p: &mut Process<'_>, a: &Args) -> CallResult {
     let mut u = vec![0u8; 6 * 65];
-    let machine: &[u8] = match p.abi {
+    let machine: &[u8] = match p.task.abi {
         Abi::X86_64 => b"x86_64",
         Abi::I386 => b"i686",
     };
@@ -135,12 +123,12 @@ pub(super) fn uname(p: &mut Process<'_>, a: &Args) -> CallResult {
 
 /// `getuid()`/`geteuid()` (x86_64; i386 `getuid32`/`geteuid32`).
 pub(super) fn getuid(p: &mut Process<'_>, _: &Args) -> CallResult {
-    Ok(u64::from(p.uid))
+    Ok(u64::from(p.task.uid))
 }
 
 /// `getgid()`/`getegid()` (x86_64; i386 `getgid32`/`getegid32`).
 pub(super) fn getgid(p: &mut Process<'_>, _: &Args) -> CallResult {
-    Ok(u64::from(p.gid))
+    Ok(u64::from(p.task.gid))
 }
 
 /// The 16-bit id an i386 legacy call answers (65534, "nobody", above 65535).
@@ -150,12 +138,12 @@ fn id16(id: u32) -> u64 {
 
 /// i386 16-bit `getuid()`/`geteuid()`.
 pub(super) fn getuid16(p: &mut Process<'_>, _: &Args) -> CallResult {
-    Ok(id16(p.uid))
+    Ok(id16(p.task.uid))
 }
 
 /// i386 16-bit `getgid()`/`getegid()`.
 pub(super) fn getgid16(p: &mut Process<'_>, _: &Args) -> CallResult {
-    Ok(id16(p.gid))
+    Ok(id16(p.task.gid))
 }
 
 /// `getrlimit(resource, rlim)` with the ABI's `unsigned long` (x86_64
@@ -177,7 +165,7 @@ pub(super) fn old_getrlimit(p: &mut Process<'_>, a: &Args) -> CallResult {
 /// new limits are accepted and not applied.
 pub(super) fn prlimit64(p: &mut Process<'_>, a: &Args) -> CallResult {
     let (pid, resource, old_limit) = (a.int(0), a.uint(1), a.word(3));
-    if pid != 0 && pid as u64 != p.pid {
+    if pid != 0 && pid as u64 != p.task.pid {
         return Err(Errno::ESRCH.into());
     }
     let (cur, max) = p.rlimit(resource)?;
@@ -198,12 +186,12 @@ pub(super) fn getrusage(p: &mut Process<'_>, a: &Args) -> CallResult {
     let (who, usage) = (a.int(0), a.word(1));
     let (utime_ns, maxrss_kib) = match who {
         w if w == RUSAGE_SELF as i32 || w == RUSAGE_THREAD as i32 => {
-            (p.node.clock_ns() - p.start_ns, p.vm.used() >> 10)
+            (p.node.clock_ns() - p.start_ns, p.task.vm.used() >> 10)
         }
         RUSAGE_CHILDREN => (0, 0),
         _ => return Err(Errno::EINVAL.into()),
     };
-    let word = p.abi.word_size();
+    let word = p.task.abi.word_size();
     let mut b = vec![0u8; 4 * word + 14 * word];
     let mut put =
         |i: usize, v: u64| b[i * word..(i + 1) * word].copy_from_slice(&v.to_le_bytes()[..word]);
@@ -239,25 +227,12 @@ pub(super) fn sched_yield(p: &mut Process<'_>, _: &Args) -> CallResult {
     Ok(0)
 }
 
-/// `kill(pid, sig)`: only this process (or its group) can be reached.
-pub(super) fn kill(p: &mut Process<'_>, a: &Args) -> CallResult {
-    let (pid, sig) = (a.int(0), a.int(1));
-    let me = p.pid as i32;
-    if pid == me || pid == 0 || pid == -1 || pid == -me {
-        p.raise(sig, SI_USER)
-    } else {
-        Err(Errno::ESRCH.into())
-    }
-}
-
-/// `si_code` of a signal from `kill(2)`.
-const SI_USER: i32 = linux_raw_sys::general::SI_USER as i32;
 /// `si_code` of a signal from `tkill(2)`/`tgkill(2)`.
 const SI_TKILL: i32 = linux_raw_sys::general::SI_TKILL;
 
 /// `tkill(tid, sig)`.
 pub(super) fn tkill(p: &mut Process<'_>, a: &Args) -> CallResult {
-    if a.int(0) as u64 == p.pid {
+    if a.int(0) as u64 == p.task.pid {
         p.raise(a.int(1), SI_TKILL)
     } else {
         Err(Errno::ESRCH.into())
@@ -266,7 +241,7 @@ pub(super) fn tkill(p: &mut Process<'_>, a: &Args) -> CallResult {
 
 /// `tgkill(tgid, tid, sig)`.
 pub(super) fn tgkill(p: &mut Process<'_>, a: &Args) -> CallResult {
-    if a.int(1) as u64 == p.pid && a.int(0) as u64 == p.pid {
+    if a.int(1) as u64 == p.task.pid && a.int(0) as u64 == p.task.pid {
         p.raise(a.int(2), SI_TKILL)
     } else {
         Err(Errno::ESRCH.into())
@@ -306,19 +281,19 @@ impl Process<'_> {
     }
 
     fn arch_prctl(&mut self, code: i32, addr: u64) -> CallResult {
-        if self.abi == Abi::I386 {
+        if self.task.abi == Abi::I386 {
             return Err(Errno::EINVAL.into());
         }
         match code {
             ARCH_SET_FS => {
                 self.node
-                    .set_tls(Tls::FsBase, addr)
+                    .set_tls(self.task.pid, Tls::FsBase, addr)
                     .map_err(|_| Errno::EPERM)?;
-                self.fs_base = addr;
+                self.task.fs_base = addr;
                 Ok(0)
             }
             ARCH_GET_FS => {
-                self.write_mem(addr, &self.fs_base.to_le_bytes())?;
+                self.write_mem(addr, &self.task.fs_base.to_le_bytes())?;
                 Ok(0)
             }
             ARCH_GET_GS => {
@@ -337,13 +312,13 @@ impl Process<'_> {
                 let name = self
                     .read_cstr(arg2, 16)
                     .or_else(|_| self.read_mem(arg2, 15))?;
-                self.comm = [0; 16];
+                self.task.comm = [0; 16];
                 let n = name.len().min(15);
-                self.comm[..n].copy_from_slice(&name[..n]);
+                self.task.comm[..n].copy_from_slice(&name[..n]);
                 Ok(0)
             }
             PR_GET_NAME => {
-                let comm = self.comm;
+                let comm = self.task.comm;
                 self.write_mem(arg2, &comm)?;
                 Ok(0)
             }
@@ -363,8 +338,8 @@ impl Process<'_> {
     /// space, one process, no core files; others unlimited.
     fn rlimit(&self, resource: u32) -> Result<(u64, u64), CallError> {
         Ok(match resource {
-            RLIMIT_DATA | RLIMIT_AS => (self.vm.limit(), self.vm.limit()),
-            RLIMIT_STACK => (self.stack_len, self.stack_len),
+            RLIMIT_DATA | RLIMIT_AS => (self.task.vm.limit(), self.task.vm.limit()),
+            RLIMIT_STACK => (self.task.stack_len, self.task.stack_len),
             RLIMIT_CORE => (0, 0),
             RLIMIT_NPROC => (1, 1),
             RLIMIT_NOFILE => (1024, 1024),

@@ -55,7 +55,7 @@ pub(super) fn rt_sigaction(p: &mut Process<'_>, a: &Args) -> CallResult {
     if act != 0 && (signum == SIGKILL as i32 || signum == SIGSTOP as i32) {
         return Err(Errno::EINVAL.into());
     }
-    let size = match p.abi {
+    let size = match p.task.abi {
         Abi::X86_64 => 32,
         Abi::I386 => 20,
     };
@@ -66,6 +66,7 @@ pub(super) fn rt_sigaction(p: &mut Process<'_>, a: &Args) -> CallResult {
     };
     if oldact != 0 {
         let old = p
+            .task
             .sigactions
             .get(&signum)
             .cloned()
@@ -73,7 +74,7 @@ pub(super) fn rt_sigaction(p: &mut Process<'_>, a: &Args) -> CallResult {
         p.write_mem(oldact, &old)?;
     }
     if let Some(new) = new {
-        p.sigactions.insert(signum, new);
+        p.task.sigactions.insert(signum, new);
     }
     Ok(0)
 }
@@ -94,13 +95,13 @@ pub(super) fn rt_sigprocmask(p: &mut Process<'_>, a: &Args) -> CallResult {
         return Err(Errno::EINVAL.into());
     }
     if oldset != 0 {
-        let mask = p.sigmask;
+        let mask = p.task.sigmask;
         p.write_mem(oldset, &mask.to_le_bytes())?;
     }
     if let Some(s) = new {
-        p.sigmask = match how {
-            0 => p.sigmask | s,
-            1 => p.sigmask & !s,
+        p.task.sigmask = match how {
+            0 => p.task.sigmask | s,
+            1 => p.task.sigmask & !s,
             _ => s,
         } & !UNBLOCKABLE;
     }
@@ -110,7 +111,7 @@ pub(super) fn rt_sigprocmask(p: &mut Process<'_>, a: &Args) -> CallResult {
 /// `sigaltstack(ss, old_ss)`: a `stack_t` (24 bytes on x86_64, 12 on i386).
 pub(super) fn sigaltstack(p: &mut Process<'_>, a: &Args) -> CallResult {
     let (ss, old_ss) = (a.word(0), a.word(1));
-    let size = match p.abi {
+    let size = match p.task.abi {
         Abi::X86_64 => 24,
         Abi::I386 => 12,
     };
@@ -120,17 +121,17 @@ pub(super) fn sigaltstack(p: &mut Process<'_>, a: &Args) -> CallResult {
         None
     };
     if old_ss != 0 {
-        let old = p.altstack.clone().unwrap_or_else(|| {
+        let old = p.task.altstack.clone().unwrap_or_else(|| {
             // { ss_sp = 0, ss_flags = SS_DISABLE, ss_size = 0 }
             let mut b = vec![0u8; size as usize];
-            let at = p.abi.word_size();
+            let at = p.task.abi.word_size();
             b[at..at + 4].copy_from_slice(&SS_DISABLE.to_le_bytes());
             b
         });
         p.write_mem(old_ss, &old)?;
     }
     if new.is_some() {
-        p.altstack = new;
+        p.task.altstack = new;
     }
     Ok(0)
 }
@@ -142,7 +143,7 @@ pub(super) fn rt_sigpending(p: &mut Process<'_>, a: &Args) -> CallResult {
         return Err(Errno::EINVAL.into());
     }
     p.check_timers();
-    let pending = p.pending;
+    let pending = p.task.pending;
     let n = a.word(1) as usize;
     p.write_mem(a.word(0), &pending.to_le_bytes()[..n])?;
     Ok(0)
@@ -164,8 +165,11 @@ pub(super) fn rt_sigsuspend(p: &mut Process<'_>, a: &Args) -> CallResult {
     }
     let b = p.read_mem(a.word(0), 8)?;
     let mask = u64::from_le_bytes(b[..8].try_into().unwrap_or([0; 8]));
-    p.saved_mask = Some(p.sigmask);
-    p.sigmask = mask & !UNBLOCKABLE;
+    // Served again while it waits, the call keeps the mask it replaced.
+    if p.task.saved_mask.is_none() {
+        p.task.saved_mask = Some(p.task.sigmask);
+    }
+    p.task.sigmask = mask & !UNBLOCKABLE;
     p.wait_signal(None)?;
     Err(Errno::EINTR.into())
 }
@@ -213,6 +217,7 @@ pub(super) fn getitimer(p: &mut Process<'_>, a: &Args) -> CallResult {
     p.check_timers();
     let now = p.node.clock_ns();
     let (left, every) = p
+        .task
         .itimer_real
         .map_or((0, 0), |(d, i)| (d.saturating_sub(now).max(1), i));
     p.write_itimerval(a.word(1), every, left)?;
@@ -234,9 +239,10 @@ pub(super) fn sigreturn(p: &mut Process<'_>, _a: &Args) -> CallResult {
 impl Process<'_> {
     /// The recorded disposition of `sig`.
     pub fn action(&self, sig: i32) -> Action {
-        self.sigactions
+        self.task
+            .sigactions
             .get(&sig)
-            .map_or(Action::default(), |b| Action::decode(self.abi, b))
+            .map_or(Action::default(), |b| Action::decode(self.task.abi, b))
     }
 
     /// Whether `sig` would be dropped: ignored, or default-ignored (job
@@ -261,29 +267,29 @@ impl Process<'_> {
         if self.ignored(sig) {
             return;
         }
-        self.pending |= bit(sig);
-        self.pending_info.entry(sig).or_insert(info);
+        self.task.pending |= bit(sig);
+        self.task.pending_info.entry(sig).or_insert(info);
     }
 
     /// The lowest pending signal the mask lets through.
     pub fn deliverable(&self) -> Option<i32> {
-        let ready = self.pending & !self.sigmask;
+        let ready = self.task.pending & !self.task.sigmask;
         (ready != 0).then(|| ready.trailing_zeros() as i32 + 1)
     }
 
     /// Fires the real-time timer if it is due (`SIGALRM`, `SI_KERNEL`).
     pub fn check_timers(&mut self) {
         let now = self.node.clock_ns();
-        let Some((deadline, interval)) = self.itimer_real else {
+        let Some((deadline, interval)) = self.task.itimer_real else {
             return;
         };
         if now < deadline {
             return;
         }
-        self.itimer_real = (now - deadline)
+        self.task.itimer_real = (now - deadline)
             .checked_div(interval)
             .map(|missed| (deadline + (missed + 1) * interval, interval));
-        let info = SigInfo::new(self.abi, SIGALRM as i32, SI_KERNEL, Detail::None);
+        let info = SigInfo::new(self.task.abi, SIGALRM as i32, SI_KERNEL, Detail::None);
         self.post_signal(SIGALRM as i32, info);
     }
 
@@ -292,19 +298,20 @@ impl Process<'_> {
     fn set_itimer(&mut self, value: u64, interval: u64) -> (u64, u64) {
         let now = self.node.clock_ns();
         let old = self
+            .task
             .itimer_real
             .map_or((0, 0), |(d, i)| (d.saturating_sub(now).max(1), i));
-        self.itimer_real = (value > 0).then(|| (now.saturating_add(value), interval));
+        self.task.itimer_real = (value > 0).then(|| (now.saturating_add(value), interval));
         old
     }
 
     fn read_itimerval(&mut self, addr: u64) -> Result<(u64, u64), CallError> {
-        let w = self.abi.word_size();
+        let w = self.task.abi.word_size();
         let b = self.read_mem(addr, 4 * w as u64)?;
         let field = |i: usize| -> i64 {
             let mut v = [0u8; 8];
             v[..w].copy_from_slice(&b[i * w..i * w + w]);
-            match self.abi {
+            match self.task.abi {
                 Abi::I386 => i64::from(u32::from_le_bytes([v[0], v[1], v[2], v[3]]) as i32),
                 Abi::X86_64 => i64::from_le_bytes(v),
             }
@@ -320,7 +327,7 @@ impl Process<'_> {
     }
 
     fn write_itimerval(&mut self, addr: u64, interval: u64, value: u64) -> Result<(), CallError> {
-        let w = self.abi.word_size();
+        let w = self.task.abi.word_size();
         let mut out = vec![];
         for ns in [interval, value] {
             // Round up to whole microseconds, so an armed timer never reads 0.
@@ -336,6 +343,18 @@ impl Process<'_> {
     /// Returns whether a signal came. Errors: [`CallError::Halt`] when the job
     /// ends meanwhile.
     pub fn wait_signal(&mut self, until: Option<u64>) -> Result<bool, CallError> {
+        if self.live_tasks() > 1 {
+            // Other tasks must go on meanwhile: the call waits in the job's
+            // loop and is served again after each event.
+            self.check_timers();
+            if self.deliverable().is_some() {
+                return Ok(true);
+            }
+            if until.is_some_and(|u| self.node.clock_ns() >= u) {
+                return Ok(false);
+            }
+            return Err(CallError::Block(until));
+        }
         loop {
             self.check_timers();
             if self.deliverable().is_some() {
@@ -345,7 +364,7 @@ impl Process<'_> {
             if until.is_some_and(|u| now >= u) {
                 return Ok(false);
             }
-            let timer = self.itimer_real.map(|(d, _)| d);
+            let timer = self.task.itimer_real.map(|(d, _)| d);
             let next = match (until, timer) {
                 (Some(u), Some(t)) => Some(u.min(t)),
                 (u, t) => u.or(t),
@@ -366,16 +385,16 @@ impl Process<'_> {
             return Err(Errno::EINVAL.into());
         }
         let info = SigInfo::new(
-            self.abi,
+            self.task.abi,
             sig,
             code,
             Detail::Sender {
-                pid: self.pid as u32,
-                uid: self.uid,
+                pid: self.task.pid as u32,
+                uid: self.task.uid,
             },
         );
         self.post_signal(sig, info);
-        if self.pending & bit(sig) & !self.sigmask != 0 && self.action(sig).handler == 0 {
+        if self.task.pending & bit(sig) & !self.task.sigmask != 0 && self.action(sig).handler == 0 {
             self.deliver(sig, None)?;
         }
         Ok(0)
@@ -387,8 +406,8 @@ impl Process<'_> {
     /// [`CallError::Halt`] when it ends the job (a default action, or a
     /// frame that cannot be written: `SIGSEGV`, as Linux's `force_sigsegv`).
     pub fn deliver(&mut self, sig: i32, ret: Option<i64>) -> Result<(), CallError> {
-        self.pending &= !bit(sig);
-        let info = self.pending_info.remove(&sig);
+        self.task.pending &= !bit(sig);
+        let info = self.task.pending_info.remove(&sig);
         let act = self.action(sig);
         let Some(s) = Signal::new(sig) else {
             return Ok(());
@@ -412,7 +431,7 @@ impl Process<'_> {
             1 => return Ok(()),
             _ => {}
         }
-        let info = info.unwrap_or_else(|| SigInfo::new(self.abi, sig, 0, Detail::None));
+        let info = info.unwrap_or_else(|| SigInfo::new(self.task.abi, sig, 0, Detail::None));
         if self.enter_handler(sig, act, info, ret, (0, 0, 0)).is_none() {
             let number = self.number;
             self.node.log(format_args!(
@@ -434,12 +453,12 @@ impl Process<'_> {
         ret: Option<i64>,
         fault: (u64, u64, u64),
     ) -> Option<()> {
-        if self.abi == Abi::X86_64 && act.flags & u64::from(SA_RESTORER) == 0 {
+        if self.task.abi == Abi::X86_64 && act.flags & u64::from(SA_RESTORER) == 0 {
             return None;
         }
-        let mut regs = self.node.regs().ok()?;
+        let mut regs = self.node.regs(self.task.pid).ok()?;
         if let Some(v) = ret {
-            regs.gpr[AppRegs::RAX] = match self.abi {
+            regs.gpr[AppRegs::RAX] = match self.task.abi {
                 Abi::I386 => u64::from(v as u32),
                 Abi::X86_64 => v as u64,
             };
@@ -460,9 +479,9 @@ impl Process<'_> {
         } else {
             0
         };
-        let old_mask = self.saved_mask.take().unwrap_or(self.sigmask);
+        let old_mask = self.task.saved_mask.take().unwrap_or(self.task.sigmask);
         let d = Delivery {
-            abi: self.abi,
+            abi: self.task.abi,
             sig,
             action: act,
             info,
@@ -473,19 +492,21 @@ impl Process<'_> {
         };
         let built = sigframe::build(&d, &regs)?;
         self.write_mem(built.addr, &built.bytes).ok()?;
-        self.node.set_regs(&built.regs).ok()?;
+        self.node.set_regs(self.task.pid, &built.regs).ok()?;
         let mut mask = old_mask | act.mask;
         if act.flags & u64::from(SA_NODEFER) == 0 {
             mask |= bit(sig);
         }
-        self.sigmask = mask & !UNBLOCKABLE;
+        self.task.sigmask = mask & !UNBLOCKABLE;
         if act.flags & u64::from(SA_RESETHAND) != 0 {
             let reset = Action {
                 handler: 0,
                 flags: act.flags & !u64::from(linux_raw_sys::general::SA_SIGINFO),
                 ..act
             };
-            self.sigactions.insert(sig, reset.encode(self.abi));
+            self.task
+                .sigactions
+                .insert(sig, reset.encode(self.task.abi));
         }
         Some(())
     }
@@ -493,10 +514,10 @@ impl Process<'_> {
     /// The recorded `sigaltstack`: `ss_sp`, `ss_flags`, `ss_size`
     /// (`SS_DISABLE` when none).
     fn altstack_fields(&self) -> (u64, i32, u64) {
-        let Some(b) = &self.altstack else {
+        let Some(b) = &self.task.altstack else {
             return (0, SS_DISABLE as i32, 0);
         };
-        let w = self.abi.word_size();
+        let w = self.task.abi.word_size();
         let word = |at: usize| -> u64 {
             let mut v = [0u8; 8];
             v[..w].copy_from_slice(&b[at..at + w]);
@@ -512,11 +533,11 @@ impl Process<'_> {
     /// with `SIGSEGV`, as Linux's `signal_fault`.
     fn sigreturn(&mut self, kind: Return) -> CallResult {
         let restored = (|| {
-            let regs = self.node.regs().ok()?;
-            let (at, len) = sigframe::frame_at(self.abi, kind, regs.gpr[AppRegs::RSP]);
+            let regs = self.node.regs(self.task.pid).ok()?;
+            let (at, len) = sigframe::frame_at(self.task.abi, kind, regs.gpr[AppRegs::RSP]);
             let frame = self.read_mem(at, len as u64).ok()?;
-            let (new, mask) = sigframe::restore(self.abi, kind, &frame, &regs)?;
-            self.node.set_regs(&new).ok()?;
+            let (new, mask) = sigframe::restore(self.task.abi, kind, &frame, &regs)?;
+            self.node.set_regs(self.task.pid, &new).ok()?;
             Some((new, mask))
         })();
         let Some((new, mask)) = restored else {
@@ -527,7 +548,7 @@ impl Process<'_> {
             self.kill(WaitStatus::Signaled(Signal::SIGSEGV).to_raw_core() as i32);
             return Err(CallError::Halt);
         };
-        self.sigmask = mask & !UNBLOCKABLE;
+        self.task.sigmask = mask & !UNBLOCKABLE;
         // The answer is the restored `rax` (the node resumes with the set
         // registers whatever the answer).
         Ok(new.gpr[AppRegs::RAX])

@@ -12,7 +12,7 @@
 use syscalls::x86::Sysno as I386;
 use syscalls::x86_64::Sysno as X64;
 
-use super::{Args, Served, fs, io, mm, process, signal, time};
+use super::{Args, Served, exec, fs, io, lifecycle, mm, process, signal, time};
 use crate::Abi;
 use crate::process::{CallResult, Process};
 
@@ -137,9 +137,25 @@ pub static ROWS: &[Row] = &[
     both(X64::mprotect, I386::mprotect, Node, mm::mprotect),
     both(X64::mremap, I386::mremap, Node, mm::mremap),
     both(X64::madvise, I386::madvise, Node, mm::madvise),
+    // ---- the job's processes: lifecycle.rs, exec.rs ----
+    both(X64::exit, I386::exit, Node, lifecycle::exit),
+    both(X64::exit_group, I386::exit_group, Node, lifecycle::exit),
+    both(X64::fork, I386::fork, Node, lifecycle::fork),
+    both(X64::vfork, I386::vfork, Node, lifecycle::vfork),
+    both(X64::clone, I386::clone, Node, lifecycle::clone),
+    both(X64::execve, I386::execve, Submitter, exec::execve),
+    both(X64::execveat, I386::execveat, Submitter, exec::execveat),
+    both(X64::wait4, I386::wait4, Node, lifecycle::wait4),
+    i386(I386::waitpid, Node, lifecycle::waitpid),
+    both(X64::waitid, I386::waitid, Node, lifecycle::waitid),
+    both(X64::kill, I386::kill, Node, lifecycle::kill),
+    both(X64::getppid, I386::getppid, Node, lifecycle::getppid),
+    both(X64::getpgid, I386::getpgid, Node, lifecycle::getpgid),
+    both(X64::getpgrp, I386::getpgrp, Node, lifecycle::getpgrp),
+    both(X64::setpgid, I386::setpgid, Node, lifecycle::setpgid),
+    both(X64::getsid, I386::getsid, Node, lifecycle::getsid),
+    both(X64::setsid, I386::setsid, Node, lifecycle::setsid),
     // ---- process: process.rs ----
-    both(X64::exit, I386::exit, Node, process::exit),
-    both(X64::exit_group, I386::exit_group, Node, process::exit),
     both(X64::arch_prctl, I386::arch_prctl, Node, process::arch_prctl),
     i386(I386::set_thread_area, Node, process::set_thread_area),
     both(X64::set_tid_address, I386::set_tid_address, Node, process::getpid),
@@ -149,7 +165,6 @@ pub static ROWS: &[Row] = &[
     both(X64::uname, I386::uname, Node, process::uname),
     both(X64::getpid, I386::getpid, Node, process::getpid),
     both(X64::gettid, I386::gettid, Node, process::getpid),
-    both(X64::getppid, I386::getppid, Node, process::getppid),
     both(X64::umask, I386::umask, Node, process::umask),
     both(X64::getuid, I386::getuid32, Node, process::getuid),
     both(X64::geteuid, I386::geteuid32, Node, process::getuid),
@@ -165,7 +180,6 @@ pub static ROWS: &[Row] = &[
     both(X64::getrusage, I386::getrusage, Node, process::getrusage),
     both(X64::getrandom, I386::getrandom, Node, process::getrandom),
     both(X64::sched_yield, I386::sched_yield, Node, process::sched_yield),
-    both(X64::kill, I386::kill, Node, process::kill),
     both(X64::tkill, I386::tkill, Node, process::tkill),
     both(X64::tgkill, I386::tgkill, Node, process::tgkill),
     both(X64::futex, I386::futex, Node, process::futex),

@@ -26,11 +26,12 @@ const UNMAPPED: u64 = 0x10;
 /// Runs `f` on a process of `abi` served by `node`.
 fn with<R>(abi: Abi, node: &mut FakeNode, f: impl FnOnce(&mut Process<'_>) -> R) -> R {
     let vm = AddressSpace::new(UserLayout::for_abi(abi), 64 << 20);
+    node.first_pid = PID;
     let mut p = Process::new(node, 1, PID, abi, vm);
-    p.cwd = b"/home/u/job".to_vec();
-    p.exe = b"/home/u/job/prog".to_vec();
-    p.uid = 1000;
-    p.gid = 100;
+    p.task.cwd = b"/home/u/job".to_vec();
+    p.task.exe = b"/home/u/job/prog".to_vec();
+    p.task.uid = 1000;
+    p.task.gid = 100;
     p.realtime_ns = 1_700_000_000_000_000_000;
     f(&mut p)
 }
@@ -39,7 +40,7 @@ fn with<R>(abi: Abi, node: &mut FakeNode, f: impl FnOnce(&mut Process<'_>) -> R)
 fn call(p: &mut Process<'_>, nr: u64, args: &[u64]) -> Option<i64> {
     let mut a = [0u64; 6];
     a[..args.len()].copy_from_slice(args);
-    p.syscall(p.abi, nr, a)
+    p.syscall(p.task.abi, nr, a)
 }
 
 fn err(e: Errno) -> Option<i64> {
@@ -48,7 +49,7 @@ fn err(e: Errno) -> Option<i64> {
 
 /// `len` bytes of fresh anonymous read-write memory.
 fn mem(p: &mut Process<'_>, len: u64) -> u64 {
-    let (mmap, flags) = match p.abi {
+    let (mmap, flags) = match p.task.abi {
         Abi::X86_64 => (X::mmap as u64, 0x22),
         Abi::I386 => (I::mmap2 as u64, 0x22),
     };
@@ -90,17 +91,17 @@ fn every_row_is_found_by_its_numbers_and_unknown_numbers_are_enosys() {
         }
         assert!(row.x86_64.is_some() || row.i386.is_some());
     }
-    assert!(lookup(X64, X::fork as u64).is_none());
+    assert!(lookup(X64, X::io_uring_setup as u64).is_none());
     assert!(lookup(X64, 1 << 40).is_none());
     let mut node = FakeNode::default();
     with(X64, &mut node, |p| {
-        assert_eq!(call(p, X::fork as u64, &[]), err(Errno::ENOSYS));
-        assert_eq!(call(p, X::fork as u64, &[]), err(Errno::ENOSYS));
+        assert_eq!(call(p, X::io_uring_setup as u64, &[]), err(Errno::ENOSYS));
+        assert_eq!(call(p, X::io_uring_setup as u64, &[]), err(Errno::ENOSYS));
         assert_eq!(call(p, 100_000, &[]), err(Errno::ENOSYS));
     });
     // Each unknown number is logged once.
     assert_eq!(node.log.len(), 2, "{:?}", node.log);
-    assert!(node.log[0].contains("fork"), "{:?}", node.log);
+    assert!(node.log[0].contains("io_uring_setup"), "{:?}", node.log);
 }
 
 // ---- descriptors ----
@@ -353,7 +354,7 @@ fn i386_old_mmap_reads_its_arguments_from_memory() {
 fn process_identity_uname_and_limits() {
     let mut node = FakeNode::default();
     with(I386, &mut node, |p| {
-        p.uid = 70_000;
+        p.task.uid = 70_000;
         assert_eq!(call(p, I::getpid as u64, &[]), Some(PID as i64));
         assert_eq!(call(p, I::getppid as u64, &[]), Some(2));
         assert_eq!(call(p, I::getuid32 as u64, &[]), Some(70_000));
@@ -561,7 +562,7 @@ fn signal_bookkeeping_records_and_checks() {
             call(p, X::rt_sigprocmask as u64, &[2, m, m + 8, 8]),
             Some(0)
         );
-        assert_eq!(p.sigmask, !((1 << 8) | (1 << 18)));
+        assert_eq!(p.task.sigmask, !((1 << 8) | (1 << 18)));
         assert_eq!(
             call(p, X::rt_sigprocmask as u64, &[7, m, 0, 8]),
             err(Errno::EINVAL)
@@ -604,10 +605,10 @@ fn handle(p: &mut Process<'_>, sig: u64, flags: u64) {
         restorer: RESTORER,
         mask: 0,
     }
-    .encode(p.abi);
+    .encode(p.task.abi);
     let at = mem(p, 4096);
     put(p, at, &act);
-    let nr = match p.abi {
+    let nr = match p.task.abi {
         Abi::X86_64 => X::rt_sigaction as u64,
         Abi::I386 => I::rt_sigaction as u64,
     };
@@ -631,11 +632,11 @@ fn raise_with_a_handler_enters_it_on_an_rt_sigframe_and_rt_sigreturn_restores() 
     with(X64, &mut node, |p| {
         handle(p, 10, SA_SIGINFO | SA_RESTORER);
         let before = stopped_at(p);
-        p.node.set_regs(&before).unwrap();
+        p.node.set_regs(p.task.pid, &before).unwrap();
         let v = call(p, X::kill as u64, &[PID, 10]).unwrap();
         assert_eq!(v, 0);
         p.finish_call(v);
-        let h = p.node.regs().unwrap();
+        let h = p.node.regs(p.task.pid).unwrap();
         let frame = h.gpr[AppRegs::RSP];
         assert_eq!(h.rip, HANDLER);
         assert_eq!(frame % 16, 8, "as after a call");
@@ -657,20 +658,20 @@ fn raise_with_a_handler_enters_it_on_an_rt_sigframe_and_rt_sigreturn_restores() 
             (10, 0, PID as u32)
         );
         assert_eq!(f.info.rest[2], 1000, "si_uid");
-        assert_eq!(p.sigmask, 1 << 9, "blocked in its handler");
+        assert_eq!(p.task.sigmask, 1 << 9, "blocked in its handler");
         // The handler returns into the restorer: `ret` popped `pretcode`.
         let mut r = h;
         r.gpr[AppRegs::RSP] = frame + 8;
         r.gpr[AppRegs::RBX] = 0x9999;
-        p.node.set_regs(&r).unwrap();
+        p.node.set_regs(p.task.pid, &r).unwrap();
         let v = call(p, X::rt_sigreturn as u64, &[]).unwrap();
         p.finish_call(v);
-        let back = p.node.regs().unwrap();
+        let back = p.node.regs(p.task.pid).unwrap();
         assert_eq!(back.rip, before.rip);
         assert_eq!(back.gpr[AppRegs::RSP], before.gpr[AppRegs::RSP]);
         assert_eq!(back.gpr[AppRegs::RBX], 0x1234);
         assert_eq!(back.gpr[AppRegs::RAX], 0);
-        assert_eq!(p.sigmask, 0);
+        assert_eq!(p.task.sigmask, 0);
     });
     assert_eq!(node.killed, None);
 }
@@ -682,10 +683,10 @@ fn i386_frames_with_and_without_siginfo_round_trip() {
         with(I386, &mut node, |p| {
             handle(p, 12, SA_RESTORER | if siginfo { SA_SIGINFO } else { 0 });
             let before = stopped_at(p);
-            p.node.set_regs(&before).unwrap();
+            p.node.set_regs(p.task.pid, &before).unwrap();
             let v = call(p, I::kill as u64, &[PID, 12]).unwrap();
             p.finish_call(v);
-            let h = p.node.regs().unwrap();
+            let h = p.node.regs(p.task.pid).unwrap();
             let frame = h.gpr[AppRegs::RSP];
             assert_eq!((frame + 4) % 16, 0, "as after a call");
             assert_eq!((h.rip, h.gpr[AppRegs::RAX]), (HANDLER, 12));
@@ -707,7 +708,7 @@ fn i386_frames_with_and_without_siginfo_round_trip() {
             };
             let mut r = h;
             r.gpr[AppRegs::RSP] = after_ret;
-            p.node.set_regs(&r).unwrap();
+            p.node.set_regs(p.task.pid, &r).unwrap();
             let nr = if siginfo {
                 I::rt_sigreturn
             } else {
@@ -715,11 +716,11 @@ fn i386_frames_with_and_without_siginfo_round_trip() {
             };
             let v = call(p, nr as u64, &[]).unwrap();
             p.finish_call(v);
-            let back = p.node.regs().unwrap();
+            let back = p.node.regs(p.task.pid).unwrap();
             assert_eq!(back.rip, before.rip);
             assert_eq!(back.gpr[AppRegs::RSP], before.gpr[AppRegs::RSP]);
             assert_eq!(back.gpr[AppRegs::RBX], 0x1234);
-            assert_eq!(p.sigmask, 0);
+            assert_eq!(p.task.sigmask, 0);
         });
         assert_eq!(node.killed, None);
     }
@@ -731,7 +732,7 @@ fn alarm_interrupts_pause_and_nanosleep_and_blocked_signals_wait() {
     with(X64, &mut node, |p| {
         handle(p, 14, SA_RESTORER);
         let regs = stopped_at(p);
-        p.node.set_regs(&regs).unwrap();
+        p.node.set_regs(p.task.pid, &regs).unwrap();
         assert_eq!(call(p, X::alarm as u64, &[2]), Some(0));
         assert_eq!(call(p, X::alarm as u64, &[1]), Some(2));
         let start = p.node.clock_ns();
@@ -739,9 +740,9 @@ fn alarm_interrupts_pause_and_nanosleep_and_blocked_signals_wait() {
         assert_eq!(p.node.clock_ns() - start, 1_000_000_000);
         assert_eq!(p.deliverable(), Some(14));
         p.finish_call(Errno::EINTR.to_return());
-        assert_eq!(p.node.regs().unwrap().rip, HANDLER);
+        assert_eq!(p.node.regs(p.task.pid,).unwrap().rip, HANDLER);
         // nanosleep(5 s) cut by a 1 s alarm: EINTR, 4 s left.
-        p.sigmask = 0;
+        p.task.sigmask = 0;
         let ts = mem(p, 4096);
         put(p, ts, &[5u64.to_le_bytes(), 0u64.to_le_bytes()].concat());
         assert_eq!(call(p, X::alarm as u64, &[1]), Some(0));
@@ -751,22 +752,26 @@ fn alarm_interrupts_pause_and_nanosleep_and_blocked_signals_wait() {
         );
         assert_eq!(u64_at(p, ts + 16), 4);
         // A blocked signal stays pending until unblocked.
-        p.pending = 0;
-        p.pending_info.clear();
+        p.task.pending = 0;
+        p.task.pending_info.clear();
         let set = mem(p, 4096);
         put(p, set, &(1u64 << 9).to_le_bytes());
         handle(p, 10, SA_RESTORER);
         assert_eq!(call(p, X::rt_sigprocmask as u64, &[0, set, 0, 8]), Some(0));
-        p.node.set_regs(&regs).unwrap();
+        p.node.set_regs(p.task.pid, &regs).unwrap();
         let v = call(p, X::kill as u64, &[PID, 10]).unwrap();
         p.finish_call(v);
-        assert_eq!(p.node.regs().unwrap().rip, regs.rip, "not delivered");
+        assert_eq!(
+            p.node.regs(p.task.pid,).unwrap().rip,
+            regs.rip,
+            "not delivered"
+        );
         assert_eq!(call(p, X::rt_sigpending as u64, &[set + 8, 8]), Some(0));
         assert_eq!(u64_at(p, set + 8), 1 << 9);
         let v = call(p, X::rt_sigprocmask as u64, &[1, set, 0, 8]).unwrap();
         p.finish_call(v);
         assert_eq!(
-            p.node.regs().unwrap().rip,
+            p.node.regs(p.task.pid,).unwrap().rip,
             HANDLER,
             "delivered on unblocking"
         );
@@ -788,9 +793,9 @@ fn faults_go_to_the_handler_with_si_addr_or_end_the_job() {
     with(X64, &mut node, |p| {
         handle(p, 11, SA_SIGINFO | SA_RESTORER);
         let regs = stopped_at(p);
-        p.node.set_regs(&regs).unwrap();
+        p.node.set_regs(p.task.pid, &regs).unwrap();
         p.on_fault(segv);
-        let h = p.node.regs().unwrap();
+        let h = p.node.regs(p.task.pid).unwrap();
         assert_eq!(h.rip, HANDLER);
         let b = get(p, h.gpr[AppRegs::RSP], 440);
         let (f, _) = RtSigFrame64::read_from_prefix(&b).unwrap();

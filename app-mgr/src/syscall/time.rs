@@ -121,6 +121,9 @@ impl Process<'_> {
     /// Sleeps until the node clock reads `deadline`; a signal ends the sleep
     /// with `EINTR` and the time left written to `rem` (if not 0).
     fn sleep_interruptible(&mut self, deadline: u64, rem: u64, time: TimeLayout) -> CallResult {
+        // Served again while it waits (other tasks run meanwhile), the sleep
+        // keeps the deadline it started with.
+        let deadline = *self.task.sleep_until.get_or_insert(deadline);
         if !self.wait_signal(Some(deadline))? {
             return Ok(0);
         }

@@ -179,6 +179,18 @@ pub enum Syscall {
     /// reply resumes it (with the registers it set, if any).
     /// Errors: [`Error::NotChild`].
     AppInterrupt = 32,
+    /// `app_fork(pid, child_sp) -> Pid`: a copy of the application `pid`
+    /// (stopped in a Linux system call), managed by the caller and stopped as
+    /// if in the same call: the caller's reply starts it from the same point
+    /// with 0 in `rax` (`fork(2)`), on stack `child_sp` unless it is 0. Errors: [`Error::NotChild`],
+    /// [`Error::InvalidArgument`] (not stopped), [`Error::BadAddress`],
+    /// [`Error::NoMemory`].
+    AppFork = 33,
+    /// `app_exec(pid, abi) -> 0`: the stopped application gets an empty
+    /// address space, no TLS and ABI `abi` ([`app::ABI_X86_64`] or
+    /// [`app::ABI_I386`]); the caller builds the new image and sets its
+    /// registers before replying (`execve(2)`). Errors: as `app_fork`.
+    AppExec = 34,
 }
 
 /// Tag of the kernel's message that a socket armed with `tcp_notify` is readable.
@@ -222,6 +234,8 @@ impl Syscall {
             30 => AppRegs,
             31 => AppSetRegs,
             32 => AppInterrupt,
+            33 => AppFork,
+            34 => AppExec,
             _ => return None,
         })
     }
@@ -463,11 +477,11 @@ mod tests {
 
     #[test]
     fn syscall_numbers_round_trip() {
-        for n in 0..=32 {
+        for n in 0..=34 {
             let s = Syscall::from_number(n).expect("defined");
             assert_eq!(s as u64, n);
         }
-        assert_eq!(Syscall::from_number(33), None);
+        assert_eq!(Syscall::from_number(35), None);
         assert_eq!(Syscall::from_number(u64::MAX), None);
     }
 

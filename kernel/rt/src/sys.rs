@@ -389,6 +389,19 @@ pub mod app {
         call(Syscall::AppInterrupt, [pid, 0, 0, 0, 0, 0]).map(|_| ())
     }
 
+    /// A copy of the application `pid`, stopped in a Linux system call, that
+    /// is stopped as if in the same call; a reply starts it with 0 in `rax`,
+    /// on stack `child_sp` unless it is 0 (see `Syscall::AppFork`); its pid.
+    pub fn fork(pid: Pid, child_sp: u64) -> Result<Pid, Error> {
+        call(Syscall::AppFork, [pid, child_sp, 0, 0, 0, 0])
+    }
+
+    /// Gives the stopped application an empty address space, no TLS and ABI
+    /// `abi`, for a new image (see `Syscall::AppExec`).
+    pub fn exec(pid: Pid, abi: u64) -> Result<(), Error> {
+        call(Syscall::AppExec, [pid, abi, 0, 0, 0, 0]).map(|_| ())
+    }
+
     /// Replaces the stopped application's registers; the next reply resumes
     /// it with them. Errors: as [`regs`], and [`Error::BadAddress`] for a
     /// `rip`/`rsp` outside user space.

@@ -301,6 +301,22 @@ impl AddressSpace {
         Ok(())
     }
 
+    /// A copy of this address space for `fork(2)`: the kernel's upper half
+    /// shared as always, and every user page copied to a fresh frame with
+    /// the same permissions (an eager copy, not copy-on-write: the cost is
+    /// one 4 KiB copy per mapped page). Errors: [`Error::NoMemory`], with
+    /// nothing kept.
+    pub fn duplicate(&self) -> Result<AddressSpace, Error> {
+        let copy = AddressSpace::new()?;
+        copy_table(
+            self.pml4.start_address(),
+            copy.pml4.start_address(),
+            4,
+            0..256,
+        )?;
+        Ok(copy)
+    }
+
     /// Copies `len` bytes from `src_addr` in `src` straight to `dst_addr` in
     /// `dst`, frame to frame through the physical-memory map, with no buffer in
     /// between: the single copy of SiON's IPC (paper §4.2.3, Fig. 7).
@@ -369,6 +385,48 @@ impl Drop for AddressSpace {
         free_table(self.pml4.start_address(), 4, 0..256);
         frame::free(self.pml4);
     }
+}
+
+/// Copies the entries `range` of the level-`level` table `src` into the
+/// (zeroed where not yet filled) table `dst`: each present lower table is
+/// copied into a fresh one, each leaf frame into a fresh frame. A frame that
+/// cannot be had ends the copy with [`Error::NoMemory`]; what was copied is
+/// reachable from `dst` and freed with it.
+fn copy_table(
+    src: PhysAddr,
+    dst: PhysAddr,
+    level: u8,
+    range: core::ops::Range<usize>,
+) -> Result<(), Error> {
+    for i in range {
+        // SAFETY: `src` is a page-table frame of a live address space, only
+        // read; `dst` is a frame of the new address space, which no CPU uses
+        // yet. Both are reached through the physical map.
+        let (entry, flags) = unsafe {
+            let e = &(&*table_at(src))[i];
+            (e.addr(), e.flags())
+        };
+        if !flags.contains(Flags::PRESENT) {
+            continue;
+        }
+        let frame = frame::allocate_zeroed().ok_or(Error::NoMemory)?;
+        // SAFETY: as above; the new frame is ours alone.
+        unsafe { (&mut *table_at(dst))[i].set_addr(frame.start_address(), flags) };
+        if level > 1 && !flags.contains(Flags::HUGE_PAGE) {
+            copy_table(entry, frame.start_address(), level - 1, 0..512)?;
+        } else {
+            // SAFETY: both are whole 4 KiB frames reached through the
+            // physical map; the source is a user page, the destination fresh.
+            unsafe {
+                core::ptr::copy_nonoverlapping(
+                    phys_to_virt(entry).as_ptr::<u8>(),
+                    phys_to_virt(frame.start_address()).as_mut_ptr::<u8>(),
+                    PAGE_SIZE as usize,
+                )
+            };
+        }
+    }
+    Ok(())
 }
 
 /// Frees every frame reachable from the page table at `table` (a level-`level`

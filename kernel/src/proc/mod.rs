@@ -297,6 +297,46 @@ pub fn create_application(manager: Pid, name: &str) -> Result<Pid, Error> {
     ))
 }
 
+/// What a forked application inherits besides its address space
+/// ([`fork_application`]).
+pub struct Inherited {
+    /// Its manager and ABI.
+    pub kind: Kind,
+    /// Its user registers on its first run (the parent's, `rax` 0).
+    pub frame: TrapFrame,
+    /// The FS base.
+    pub fs_base: u64,
+    /// The i386 TLS segment base.
+    pub tls_base: Option<u32>,
+    /// Faults go to the manager.
+    pub faults_to_manager: bool,
+}
+
+/// A new application with `space` and what it inherits from the
+/// application it was forked from (`fork(2)`), stopped as if in a Linux
+/// system call: its manager's reply starts it. Returns its pid.
+pub fn fork_application(space: AddressSpace, from: Inherited) -> Pid {
+    let Kind::Application { manager, .. } = from.kind else {
+        unreachable!("only applications fork");
+    };
+    let pid = insert(
+        space,
+        from.frame,
+        Some(manager),
+        "app",
+        from.kind,
+        State::Embryo,
+    );
+    let mut t = table();
+    if let Some(p) = t.procs.get_mut(&pid) {
+        p.fs_base = from.fs_base;
+        p.tls_base = from.tls_base;
+        p.faults_to_manager = from.faults_to_manager;
+        p.state = State::Blocked(Block::LinuxSyscall { manager });
+    }
+    pid
+}
+
 /// Adds a process to the table with a fresh kernel stack that enters ring 3
 /// with `frame` when first scheduled; returns its new pid.
 fn insert(

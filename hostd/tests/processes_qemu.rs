@@ -1,0 +1,163 @@
+//! A job as a group of Linux processes (issue 10), on a one-node qemu-net
+//! LAN booted from `target/sion.img`: Debian's static busybox runs shell
+//! command lines that fork, exec (`/proc/self/exe`), wait, and connect
+//! processes with pipes — pipelines, command substitution, loops running
+//! other applets, background jobs and `wait`, `gzip | gunzip | md5sum`, a
+//! nested shell's exit status, `yes | head` ending `yes` by SIGPIPE, a
+//! shell that kills itself — and each one's stdout and exit status are
+//! compared with the same command line run on this host. Then a job whose
+//! first process ends while a child sleeps ends at once, and a fork bomb
+//! stops at the job's process cap (`--max-procs`) while the node goes on
+//! serving the next job.
+//!
+//! Needs root, QEMU and busybox-static (CI has them); otherwise it prints why
+//! and passes, unless `SION_REQUIRE_ALL=1`.
+
+mod common;
+
+use common::BootedLan;
+use qemu_net::prereq::{QEMU, must_skip, skip};
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+const HOSTD: &str = env!("CARGO_BIN_EXE_hostd");
+
+/// Exit status as the shell shows it (128 + signal for a killed program).
+fn shell_status(out: &Output) -> i32 {
+    use std::os::unix::process::ExitStatusExt;
+    out.status
+        .code()
+        .unwrap_or_else(|| 128 + out.status.signal().unwrap_or(0))
+}
+
+/// Shell command lines whose output and status must be the host's.
+const SCRIPTS: &[&str] = &[
+    "seq 1 1000 | sort -rn | head -3",
+    "x=$(echo hi); echo \"got $x\"",
+    "for i in 1 2 3; do expr $i '*' 2; done",
+    "printf 'b\\na\\nb\\n' | sort | uniq -c",
+    "echo abcdef > f.txt; gzip -c f.txt | gunzip -c | md5sum; rm f.txt",
+    "sh -c 'exit 3'; echo \"nested: $?\"",
+    "yes | head -2; echo \"pipeline: $?\"",
+    "(sleep 1; echo late) & echo early; wait; echo \"waited: $?\"",
+    "false | true; echo $?; true | false",
+    "echo out; kill -TERM $$; echo never",
+];
+
+#[test]
+fn busybox_shell_pipelines_run_as_on_the_host() {
+    if must_skip(true, &[QEMU]) {
+        return;
+    }
+    let busybox = Path::new("/bin/busybox");
+    if !busybox.exists() {
+        skip("busybox-static is not installed (apt-get install busybox-static)");
+        return;
+    }
+    let job_dir = common::job_dir("processes");
+    std::fs::copy(busybox, job_dir.join("busybox")).unwrap();
+    let image = sion_image::build(sion_image::Flavor::Node)
+        .expect("building target/sion.img")
+        .path;
+    let booted = BootedLan::boot("pr", image, &[512]);
+
+    for script in SCRIPTS {
+        let host = Command::new(job_dir.join("busybox"))
+            .args(["sh", "-c", script])
+            .current_dir(&job_dir)
+            .output()
+            .unwrap();
+        let cmd: Vec<String> = [HOSTD, "submit", "./busybox", "sh", "-c", script]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let node = booted.run(&cmd, &job_dir, b"", &[]);
+        assert_eq!(
+            (
+                String::from_utf8_lossy(&node.stdout).into_owned(),
+                shell_status(&node)
+            ),
+            (
+                String::from_utf8_lossy(&host.stdout).into_owned(),
+                shell_status(&host)
+            ),
+            "`{script}` on the node (left) and on the host (right); stderr: {}\nnode log:\n{}",
+            String::from_utf8_lossy(&node.stderr),
+            booted.log(0)
+        );
+    }
+
+    // The first process ends while its child sleeps: the job ends with the
+    // first process's status, and the child is killed (a batch job step).
+    let started = Instant::now();
+    let cmd: Vec<String> = [
+        HOSTD,
+        "submit",
+        "./busybox",
+        "sh",
+        "-c",
+        "sleep 100 & echo bye; exit 4",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let node = booted.run(&cmd, &job_dir, b"", &[]);
+    assert_eq!(
+        (
+            String::from_utf8_lossy(&node.stdout).as_ref(),
+            shell_status(&node)
+        ),
+        ("bye\n", 4),
+        "stderr: {}",
+        String::from_utf8_lossy(&node.stderr)
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "the job waited for its sleeping child"
+    );
+    assert!(
+        booted
+            .log(0)
+            .contains("its first process ended; killing 1 process"),
+        "the node log says the child was killed:\n{}",
+        booted.log(0)
+    );
+
+    // A fork bomb stops at the cap; the node serves the next job.
+    let cmd: Vec<String> = [
+        HOSTD,
+        "submit",
+        "--max-procs",
+        "6",
+        "./busybox",
+        "sh",
+        "-c",
+        "for i in 1 2 3 4 5 6 7 8 9 10; do sleep 2 & done; wait",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let node = booted.run(&cmd, &job_dir, b"", &[]);
+    let stderr = String::from_utf8_lossy(&node.stderr);
+    // A non-interactive busybox shell gives up at a refused fork, status 2.
+    assert!(
+        stderr.contains("can't fork") && shell_status(&node) == 2,
+        "busybox reports the refused fork and ends: {stderr} {:?}",
+        node.status
+    );
+    assert!(
+        booted
+            .log(0)
+            .contains("fork refused: the job has its 6 processes"),
+        "{}",
+        booted.log(0)
+    );
+    let cmd: Vec<String> = [HOSTD, "submit", "./busybox", "echo", "still serving"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let node = booted.run(&cmd, &job_dir, b"", &[]);
+    assert_eq!(String::from_utf8_lossy(&node.stdout), "still serving\n");
+}
