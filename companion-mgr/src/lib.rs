@@ -96,6 +96,7 @@ extern crate alloc;
 pub mod member;
 pub mod node;
 pub mod placement;
+mod table;
 pub mod time;
 pub mod wire;
 

@@ -1,55 +1,81 @@
-//! The sans-IO group member: join, heartbeat, suspect, dead, leave, and placement.
+//! The sans-IO group member: join, SWIM-style liveness (probe, indirect probe,
+//! suspicion, refutation, Lifeguard local health), piggybacked dissemination,
+//! leave, and placement.
+//!
+//! Sources: SWIM (Das, Gupta, Motivala, DSN 2002): §4.1 infection-style
+//! dissemination, §4.2 suspicion and incarnation numbers, §4.3 round-robin probe
+//! target selection; Lifeguard (Dadgar, Phillips, Currey, 2018, arXiv:1707.00788):
+//! §IV-A local health multiplier (LHA-Probe), §IV-B dynamic suspicion timeouts
+//! (LHA-Suspicion), §IV-C buddy system (a suspect is told in the probe itself).
 
-use alloc::collections::{BTreeMap, BinaryHeap, VecDeque};
+use alloc::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
 use alloc::vec::Vec;
 use core::cmp::Reverse;
-use core::ops::Bound;
 use core::time::Duration;
 
 use crate::node::{Addr, LocalNode, MAX_CPU_LOAD, Name, NodeId, NodeState, Role};
 use crate::placement::{
-    Answer, Denial, JobSpec, Mode, PlacementId, RTT_FLOOR, Ranking, Verdict, Weights, decide, rank,
+    Answer, Denial, JobSpec, Mode, PlacementId, Ranking, Verdict, Weights, decide, rank,
 };
+use crate::table::{Entry, Table};
 use crate::time::{Instant, duration_nanos};
-use crate::wire::{Announce, DecodeError, MAX_VIEW_CHUNK, Message};
+use crate::wire::{Announce, DecodeError, ID_MAX, MAX_UPDATES, MAX_VIEW_CHUNK, Message, Update};
 
 /// Timing and size parameters of a [`Member`]. All members of a group should use the
 /// same liveness values.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Config {
-    /// Period of the broadcast heartbeat. Default 1 s.
-    pub heartbeat_interval: Duration,
-    /// A member not heard from for this long becomes [`Status::Suspect`] and is
-    /// probed. Default 3 s.
-    pub suspect_after: Duration,
-    /// A member not heard from for this long is declared dead and dropped from the
-    /// view. Default 5 s.
-    pub dead_after: Duration,
-    /// Period of the unicast probes sent to a suspect. Default 1 s.
+    /// SWIM's protocol period T: every period a member pings one other member (round
+    /// robin over a shuffled list, SWIM §4.3). Scaled by the local health
+    /// multiplier (Lifeguard §IV-A). Default 500 ms.
     pub probe_interval: Duration,
+    /// How long a ping waits for its ack before [`Config::indirect_probes`]
+    /// relays are asked to ping the target too; also how long a relay waits before
+    /// it answers the prober with a nack. Scaled like the period. Default 150 ms.
+    pub probe_timeout: Duration,
+    /// k of SWIM's indirect probes: relays asked when a ping goes unanswered.
+    /// Default 3.
+    pub indirect_probes: u8,
+    /// Shortest suspicion: a member whose probes failed is declared dead at the
+    /// earliest this long after the suspicion began, if
+    /// [`Config::suspicion_confirmations`] other members suspect it too (Lifeguard
+    /// §IV-B). Default 1 s.
+    pub suspicion_min: Duration,
+    /// Longest suspicion: a suspect nobody else confirms is declared dead this long
+    /// after the suspicion began, unless it answers or refutes. Default 2 s.
+    pub suspicion_max: Duration,
+    /// Lifeguard's K: independent suspicions that bring the timeout down to
+    /// [`Config::suspicion_min`]. Default 3.
+    pub suspicion_confirmations: u8,
+    /// Largest local health multiplier (Lifeguard's S); the period and the probe
+    /// timeout are multiplied by `1 + multiplier`. Default 8.
+    pub max_local_health: u8,
+    /// Each update is piggybacked `gossip_mult × ⌈log10(N + 1)⌉` times by every
+    /// member that learns it (SWIM §4.1's λ log N). Default 3.
+    pub gossip_mult: u8,
+    /// Most updates piggybacked on one ping or ack (at most
+    /// [`MAX_UPDATES`]). Default 8.
+    pub piggyback_max: usize,
     /// How long a joining member waits for a join reply before broadcasting its join
-    /// again. Default 1 s.
+    /// again; a view transfer with gaps asks for them after a fifth of this.
+    /// Default 1 s.
     pub join_retry: Duration,
-    /// How many joins a member broadcasts at most: it stops as soon as it has a reply
-    /// or knows any other member (whoever joins later learns it from the join reply);
-    /// a member alone on the LAN is found by others through its heartbeats. Default 3.
+    /// How many joins a member broadcasts at most: it stops at the first reply; a
+    /// member that hears none is the first of its group. Default 3.
     pub join_attempts: u8,
     /// Number of members that answer a join with their whole view (split in chunks of
-    /// [`MAX_VIEW_CHUNK`]): the alive members whose ids follow the joiner's on the
-    /// ring of ids. The others answer with their own entry only, so
-    /// a join costs O(N) replies, not O(N²) entries. Views that fit one reply are
-    /// always sent whole. A member that joined less than one heartbeat interval ago
-    /// may not know everyone yet and never sends its whole view (this also keeps a
-    /// mass boot of N members from costing N² entries). Default 2.
+    /// [`MAX_VIEW_CHUNK`]) once the view no longer fits one reply: the synced members
+    /// whose ids follow the joiner's on the ring of ids. While the view fits one
+    /// reply, every member answers. Default 2.
     pub join_view_responders: u16,
-    /// Most candidates asked per placement (k). Default 8.
+    /// Candidates asked per placement (k of "power of k choices"). Default 3.
     pub placement_candidates: usize,
     /// How long a requester waits for task replies. Default 200 ms.
     pub placement_timeout: Duration,
     /// Retransmissions of a task request to candidates that have not answered, evenly
     /// spaced within the timeout. Default 1.
     pub placement_retries: u8,
-    /// How long a dead or left member's last sequence number is remembered, so that
+    /// How long a dead or left member's last incarnation is remembered, so that
     /// late datagrams do not bring it back. Default 30 s.
     pub tombstone_ttl: Duration,
     /// Most undelivered [`Event`]s kept; older ones are dropped and counted in
@@ -63,14 +89,19 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Config {
         Config {
-            heartbeat_interval: Duration::from_secs(1),
-            suspect_after: Duration::from_secs(3),
-            dead_after: Duration::from_secs(5),
-            probe_interval: Duration::from_secs(1),
+            probe_interval: Duration::from_millis(500),
+            probe_timeout: Duration::from_millis(150),
+            indirect_probes: 3,
+            suspicion_min: Duration::from_secs(1),
+            suspicion_max: Duration::from_secs(2),
+            suspicion_confirmations: 3,
+            max_local_health: 8,
+            gossip_mult: 3,
+            piggyback_max: 8,
             join_retry: Duration::from_secs(1),
             join_attempts: 3,
             join_view_responders: 2,
-            placement_candidates: 8,
+            placement_candidates: 3,
             placement_timeout: Duration::from_millis(200),
             placement_retries: 1,
             tombstone_ttl: Duration::from_secs(30),
@@ -83,10 +114,10 @@ impl Default for Config {
 /// Liveness of a member in the local view.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Status {
-    /// Heard from within [`Config::suspect_after`] (the local member is always alive).
+    /// Answers probes (the local member is always alive).
     Alive,
-    /// Not heard from for [`Config::suspect_after`]; probed; dropped after
-    /// [`Config::dead_after`], restored to alive if heard again.
+    /// Some member's probes went unanswered and it has not refuted yet; declared
+    /// dead by its suspecter when the suspicion times out.
     Suspect,
 }
 
@@ -100,19 +131,17 @@ pub struct MemberInfo {
     /// Node or host.
     pub role: Role,
     /// Where to send it datagrams: the source address of its last direct datagram, or
-    /// the address it announced if it was learned from another member's view.
+    /// the address it announced if it was learned from another member.
     pub addr: Addr,
-    /// The load it last reported (heartbeat or task reply).
+    /// The load it last reported (ping, ack, task reply or gossiped entry).
     pub state: NodeState,
     /// Alive or suspect.
     pub status: Status,
-    /// Its current incarnation (changes when it restarts).
+    /// Its current run (changes when it restarts).
     pub incarnation: u64,
-    /// When the local member last heard a newer heartbeat of it (for the local member:
-    /// the last `now` it was given).
+    /// When the local member last heard from it or about it being alive, to 10 ms
+    /// (for the local member: the last `now` it was given).
     pub last_heard: Instant,
-    /// When it entered the local view.
-    pub since: Instant,
 }
 
 /// Where a [`Transmit`] goes.
@@ -139,11 +168,11 @@ pub struct Transmit {
 pub enum Event {
     /// A member entered the view.
     Joined(NodeId),
-    /// A member restarted (new incarnation): whatever it ran is gone.
+    /// A member restarted (new run): whatever it ran is gone.
     Restarted(NodeId),
     /// A member became suspect.
     Suspect(NodeId),
-    /// A suspect was heard again.
+    /// A suspect refuted the suspicion.
     Restored(NodeId),
     /// A member was declared dead and dropped.
     Dead(NodeId),
@@ -160,27 +189,47 @@ pub struct Stats {
     pub sent_broadcast: u64,
     /// Unicast datagrams queued.
     pub sent_unicast: u64,
+    /// Bytes of all datagrams queued.
+    pub sent_bytes: u64,
     /// Datagrams given to [`Member::handle_datagram`] (valid or not) plus messages
     /// given to [`Member::handle_message`].
     pub received: u64,
     /// Datagrams rejected by the decoder.
     pub decode_errors: u64,
     /// Valid datagrams ignored: own broadcasts looped back, stale or duplicate
-    /// announces, late replies, probes for someone else.
+    /// announces, late replies, pings for someone else.
     pub ignored: u64,
+    /// Probes started (one per protocol period).
+    pub probes: u64,
+    /// Probes that needed indirect probes.
+    pub indirect_probes: u64,
+    /// Suspicions this member raised itself (its probes failed).
+    pub suspicions: u64,
+    /// Suspicions about this member it refuted.
+    pub refutations: u64,
+    /// Members this member declared dead itself.
+    pub declared_dead: u64,
     /// Events dropped because nobody called [`Member::poll_event`].
     pub events_dropped: u64,
     /// Messages that could not be encoded (a bug if ever non-zero).
     pub encode_errors: u64,
 }
 
-struct Entry {
-    info: MemberInfo,
-    seq: u64,
-    prev_incarnation: Option<u64>,
-    /// Time of this entry's pending liveness timer.
-    check_at: Instant,
-    next_probe: Instant,
+/// Most gossip updates waiting to be piggybacked; beyond, the most sent are dropped.
+const GOSSIP_CAPACITY: usize = 256;
+
+/// Most indirect probes a member relays at once.
+const RELAY_CAPACITY: usize = 64;
+/// Most responders a joiner remembers for asking the gaps of its view transfer.
+const VIEW_SOURCES: usize = 4;
+/// Rounds of gap requests before a joiner takes its view as it is.
+const VIEW_REQUEST_ROUNDS: u8 = 8;
+
+/// A member that restarted lately: its previous run, whose late datagrams are
+/// ignored.
+struct Restart {
+    previous: u64,
+    expires: Instant,
 }
 
 struct Tombstone {
@@ -188,6 +237,44 @@ struct Tombstone {
     /// Announces of `incarnation` with `seq <= this` are stale (`u64::MAX` after leave).
     seq: u64,
     expires: Instant,
+}
+
+/// The probe of the current protocol period.
+struct Probe {
+    target: NodeId,
+    addr: Addr,
+    nonce: u32,
+    indirect_at: Instant,
+    indirect_sent: u8,
+    nacks: u8,
+    acked: bool,
+}
+
+/// An indirect probe this member relays.
+struct Relay {
+    nonce: u32,
+    target: NodeId,
+    origin: Addr,
+    origin_nonce: u32,
+    nack_at: Instant,
+}
+
+/// A suspicion this member raised itself and times.
+struct Suspicion {
+    seq: u64,
+    incarnation: u64,
+    started: Instant,
+    deadline: Instant,
+    confirmers: Vec<NodeId>,
+    probed_at: Instant,
+}
+
+struct Gossip {
+    update: Update,
+    sent: u8,
+    limit: u8,
+    order: u64,
+    queued: Instant,
 }
 
 struct Candidate {
@@ -224,19 +311,39 @@ pub struct Member {
     seq: u64,
     leaving: bool,
     accepting: bool,
-    members: BTreeMap<NodeId, Entry>,
-    /// Number of entries of `members` with [`Status::Suspect`].
-    suspects: usize,
-    /// Encoded own-entry join reply, valid for (`seq`, local state).
-    join_reply_cache: Option<((u64, NodeState), Vec<u8>)>,
+    rng: fastrand::Rng,
+    members: Table,
+    restarts: BTreeMap<NodeId, Restart>,
+    probe: Option<Probe>,
+    next_period: Instant,
+    next_nonce: u32,
+    /// Lifeguard's local health multiplier, `0..=max_local_health`.
+    health: u8,
+    relays: VecDeque<Relay>,
+    suspicions: BTreeMap<NodeId, Suspicion>,
+    /// Suspicion deadlines (validated against `suspicions` when popped).
     timers: BinaryHeap<Reverse<(Instant, NodeId)>>,
+    gossip: BTreeMap<NodeId, Gossip>,
+    /// `(sent, newest first, id)`: the order in which updates are piggybacked.
+    gossip_order: BTreeSet<(u8, Reverse<u64>, NodeId)>,
+    gossip_seq: u64,
+    /// While handling a message: how often what it teaches is piggybacked (`None`:
+    /// [`Member::gossip_limit`]; `Some(0)`: never).
+    learn_limit: Option<u8>,
     tombstones: BTreeMap<NodeId, Tombstone>,
     tomb_sweep_at: Instant,
-    next_heartbeat: Instant,
     join_left: u8,
     join_at: Instant,
-    /// Set by the first join reply or the first other member learned: no more joins.
+    /// Set by the first join reply: no more joins.
     join_done: bool,
+    /// The view transfer is complete (or given up on): this member may answer joins
+    /// with its whole view.
+    synced: bool,
+    /// Id ranges `[lo, hi]` the view transfer has covered, sorted and disjoint.
+    coverage: Vec<(u64, u64)>,
+    view_sources: Vec<Addr>,
+    view_req_at: Instant,
+    view_req_left: u8,
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
     pending: Vec<Pending>,
@@ -247,23 +354,26 @@ pub struct Member {
 
 impl Member {
     /// Starts a member at `now`: queues the join broadcast and schedules the first
-    /// heartbeat at a random phase within one interval.
+    /// probe at a random phase within one period.
     ///
     /// `seed` is the caller's randomness (RDRAND, TSC jitter, `getrandom`); it picks
-    /// this run's incarnation and the heartbeat phase, so it must differ between runs
-    /// of the same node. `config` is used as given except that the heartbeat and probe
-    /// intervals are at least 1 ms and `dead_after` is at least `suspect_after`;
-    /// `local.state` is clamped as by [`set_local_state`](Member::set_local_state).
+    /// this run's incarnation, the probe phase and order, so it must differ between
+    /// runs of the same node. `config` is used as given except that the period and
+    /// the probe timeout are at least 1 ms, the probe timeout at most the period,
+    /// `suspicion_max` at least `suspicion_min` and `piggyback_max` at most
+    /// [`MAX_UPDATES`]; `local.state` is clamped as by
+    /// [`set_local_state`](Member::set_local_state).
     pub fn new(config: Config, mut local: LocalNode, now: Instant, seed: u64) -> Member {
         let mut config = config;
         let min = Duration::from_millis(1);
-        config.heartbeat_interval = config.heartbeat_interval.max(min);
         config.probe_interval = config.probe_interval.max(min);
-        config.dead_after = config.dead_after.max(config.suspect_after);
+        config.probe_timeout = config.probe_timeout.max(min).min(config.probe_interval);
+        config.suspicion_max = config.suspicion_max.max(config.suspicion_min);
+        config.piggyback_max = config.piggyback_max.min(MAX_UPDATES);
         local.state = clamp_state(local.state);
         let mut rng = fastrand::Rng::with_seed(seed ^ local.id.as_u64().rotate_left(23));
         let incarnation = rng.u64(..);
-        let phase = rng.u64(..duration_nanos(config.heartbeat_interval).max(1));
+        let phase = rng.u64(..duration_nanos(config.probe_interval).max(1));
         let info = MemberInfo {
             id: local.id,
             name: local.name.unwrap_or_else(|| Name::derive(local.id)),
@@ -273,7 +383,6 @@ impl Member {
             status: Status::Alive,
             incarnation,
             last_heard: now,
-            since: now,
         };
         let mut m = Member {
             cfg: config,
@@ -281,16 +390,30 @@ impl Member {
             seq: 0,
             leaving: false,
             accepting: true,
-            members: BTreeMap::new(),
-            suspects: 0,
-            join_reply_cache: None,
+            rng,
+            members: Table::new(now),
+            restarts: BTreeMap::new(),
+            probe: None,
+            next_period: now + Duration::from_nanos(phase),
+            next_nonce: 1,
+            health: 0,
+            relays: VecDeque::new(),
+            suspicions: BTreeMap::new(),
             timers: BinaryHeap::new(),
+            gossip: BTreeMap::new(),
+            gossip_order: BTreeSet::new(),
+            gossip_seq: 0,
+            learn_limit: None,
             tombstones: BTreeMap::new(),
-            tomb_sweep_at: now + config.tombstone_ttl,
-            next_heartbeat: now + Duration::from_nanos(phase),
+            tomb_sweep_at: now + config.tombstone_ttl / 4,
             join_left: config.join_attempts,
             join_at: now,
             join_done: false,
+            synced: false,
+            coverage: Vec::new(),
+            view_sources: Vec::new(),
+            view_req_at: Instant::MAX,
+            view_req_left: VIEW_REQUEST_ROUNDS,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             pending: Vec::new(),
@@ -318,16 +441,15 @@ impl Member {
     }
 
     /// Every member of the group as seen locally, the local member included, in
-    /// [`NodeId`] order. Suspects are included (with [`Status::Suspect`]); dead and
-    /// left members are not.
-    pub fn view(&self) -> impl Iterator<Item = &MemberInfo> + '_ {
+    /// [`NodeId`] order. Members this member suspects are included (with
+    /// [`Status::Suspect`]); dead and left members are not.
+    pub fn view(&self) -> impl Iterator<Item = MemberInfo> + '_ {
         let id = self.local.id;
-        let below = self.members.range(..id).map(|(_, e)| &e.info);
-        let above = self
-            .members
-            .range((Bound::Excluded(id), Bound::Unbounded))
-            .map(|(_, e)| &e.info);
-        below.chain(core::iter::once(&self.local)).chain(above)
+        let below = self.members.before(id).map(|e| self.members.info(e));
+        let above = self.members.after(id).map(|e| self.members.info(e));
+        below
+            .chain(core::iter::once(self.local.clone()))
+            .chain(above)
     }
 
     /// Number of members in [`view`](Member::view), the local member included.
@@ -336,12 +458,18 @@ impl Member {
     }
 
     /// One member's entry, if it is in the view (the local member included).
-    pub fn member(&self, id: NodeId) -> Option<&MemberInfo> {
+    pub fn member(&self, id: NodeId) -> Option<MemberInfo> {
         if id == self.local.id {
-            Some(&self.local)
+            Some(self.local.clone())
         } else {
-            self.members.get(&id).map(|e| &e.info)
+            self.members.get(id).map(|e| self.members.info(e))
         }
+    }
+
+    /// True if `id` is in the view (the local member included); cheaper than
+    /// [`member`](Member::member).
+    pub fn knows(&self, id: NodeId) -> bool {
+        id == self.local.id || self.members.contains(id)
     }
 
     /// Counters.
@@ -349,15 +477,39 @@ impl Member {
         self.stats
     }
 
+    /// Lifeguard's local health multiplier, `0..=`[`Config::max_local_health`]:
+    /// 0 when this member's own probes and acks get through; it grows with probes
+    /// that fail without nacks from the relays and with suspicions about this member,
+    /// and stretches the probe period and timeout by `1 + multiplier`.
+    pub fn local_health(&self) -> u8 {
+        self.health
+    }
+
+    /// True once the view transfer of the join is complete (or, when gaps could not
+    /// be filled, given up on); a member alone on its LAN is synced after its last
+    /// join attempt.
+    pub fn is_synced(&self) -> bool {
+        self.synced
+    }
+
     /// True after [`leave`](Member::leave).
     pub fn is_leaving(&self) -> bool {
         self.leaving
     }
 
-    /// Replaces the load reported in the next heartbeats and task replies;
-    /// `cpu_load` above [`MAX_CPU_LOAD`] is clamped to it.
+    /// Replaces the load reported in the next pings, acks and task replies;
+    /// `cpu_load` above [`MAX_CPU_LOAD`] is clamped to it. A change of
+    /// `running_jobs` is published to the group (a new SWIM incarnation number,
+    /// gossiped), so that placements elsewhere know the node is busy.
     pub fn set_local_state(&mut self, state: NodeState) {
-        self.local.state = clamp_state(state);
+        let state = clamp_state(state);
+        let publish = state.running_jobs != self.local.state.running_jobs;
+        self.local.state = state;
+        if publish && !self.leaving {
+            self.seq += 1;
+            let a = self.current_announce();
+            self.enqueue(Update::Alive(a));
+        }
     }
 
     /// Switches job acceptance: when `false`, task requests are denied with
@@ -367,7 +519,7 @@ impl Member {
     }
 
     /// Leaves the group gracefully: broadcasts a leave (twice, against loss), stops
-    /// heartbeats and liveness checks, and from now on denies task requests with
+    /// probing, and from now on denies task requests with
     /// [`DenyReason::ShuttingDown`](crate::DenyReason::ShuttingDown). Pending
     /// placements still finish. Idempotent.
     pub fn leave(&mut self, now: Instant) {
@@ -395,8 +547,9 @@ impl Member {
     }
 
     /// When [`poll`](Member::poll) must next be called: the earliest of the next
-    /// heartbeat, liveness deadline, join retry and placement deadline;
-    /// [`Instant::MAX`] if none. Calling earlier is harmless.
+    /// protocol period, indirect probe, relay nack, suspicion deadline, join retry,
+    /// view request and placement deadline; [`Instant::MAX`] if none. Calling
+    /// earlier is harmless.
     pub fn poll_at(&self) -> Instant {
         let mut t = Instant::MAX;
         for p in &self.pending {
@@ -405,42 +558,56 @@ impl Member {
         if self.leaving {
             return t;
         }
-        t = t.min(self.next_heartbeat);
+        t = t.min(self.next_period);
+        if let Some(p) = &self.probe
+            && !p.acked
+            && p.indirect_sent == 0
+        {
+            t = t.min(p.indirect_at);
+        }
+        if let Some(r) = self.relays.front() {
+            t = t.min(r.nack_at);
+        }
         if let Some(Reverse((at, _))) = self.timers.peek() {
             t = t.min(*at);
         }
-        if self.join_pending() {
+        if self.join_pending() || (!self.synced && self.view_sources.is_empty()) {
             t = t.min(self.join_at);
+        }
+        if !self.synced {
+            t = t.min(self.view_req_at);
         }
         t
     }
 
-    /// Runs the timers due at `now`: join retries, heartbeats, suspect/dead
-    /// transitions and probes, placement retransmissions and timeouts.
+    /// Runs the timers due at `now`: join retries, view requests, the protocol
+    /// period (probe, indirect probes, suspicion), relay nacks, suspicion timeouts,
+    /// placement retransmissions and timeouts.
     pub fn poll(&mut self, now: Instant) {
         self.touch(now);
         self.poll_placements(now);
         if self.leaving {
             return;
         }
-        if self.join_pending() && now >= self.join_at {
-            self.join_left -= 1;
-            self.join_at = now + self.cfg.join_retry;
-            let msg = Message::Join(self.announce());
-            self.send(Dest::Broadcast, &msg);
-        }
-        if now >= self.next_heartbeat {
-            self.next_heartbeat += self.cfg.heartbeat_interval;
-            if self.next_heartbeat <= now {
-                self.next_heartbeat = now + self.cfg.heartbeat_interval;
-            }
-            let msg = Message::Heartbeat(self.announce());
-            self.send(Dest::Broadcast, &msg);
-        }
-        self.poll_liveness(now);
+        self.poll_join(now);
+        self.poll_probe(now);
+        self.poll_relays(now);
+        self.poll_suspicions(now);
         if now >= self.tomb_sweep_at {
             self.tombstones.retain(|_, t| t.expires > now);
-            self.tomb_sweep_at = now + self.cfg.tombstone_ttl;
+            self.restarts.retain(|_, r| r.expires > now);
+            // News older than half a tombstone's life is dropped, so that it never
+            // outlives the tombstones that keep the dead and the left out.
+            let stale = now - self.cfg.tombstone_ttl / 2;
+            let order = &mut self.gossip_order;
+            self.gossip.retain(|&id, g| {
+                let keep = g.queued > stale;
+                if !keep {
+                    order.remove(&(g.sent, Reverse(g.order), id));
+                }
+                keep
+            });
+            self.tomb_sweep_at = now + self.cfg.tombstone_ttl / 4;
         }
     }
 
@@ -480,32 +647,104 @@ impl Member {
             self.stats.ignored += 1;
             return;
         }
+        // A view transfer teaches nothing new to the group: not gossiped.
+        self.learn_limit = match msg {
+            Message::JoinReply { .. } => Some(0),
+            _ => None,
+        };
+        self.dispatch(now, from, msg);
+        self.learn_limit = None;
+    }
+
+    fn dispatch(&mut self, now: Instant, from: Addr, msg: &Message) {
         match *msg {
             Message::Join(ref a) => {
                 if a.id == self.local.id {
                     self.stats.ignored += 1;
                     return;
                 }
-                let id = a.id;
                 self.observe(now, a, from, true);
-                self.answer_join(now, from, id);
+                self.answer_join(from, a.id);
             }
-            Message::JoinReply { ref entries } => {
-                self.join_done = true;
-                for (i, a) in entries.iter().enumerate() {
-                    self.observe(now, a, from, i == 0);
-                }
-            }
-            Message::Heartbeat(ref a) => self.observe(now, a, from, true),
-            Message::Probe { from: _, target } => {
-                if target == self.local.id {
-                    let msg = Message::Heartbeat(self.announce());
-                    self.send(Dest::Unicast(from), &msg);
-                } else {
+            Message::JoinReply {
+                lo,
+                hi,
+                ref entries,
+            } => self.on_view_chunk(now, from, lo, hi, entries),
+            Message::ViewRequest { from: _, lo, hi } => self.send_view(from, lo, hi),
+            Message::Ping {
+                from: ref a,
+                nonce,
+                target,
+                ref updates,
+            } => {
+                self.apply_updates(now, updates);
+                if target != self.local.id {
                     self.stats.ignored += 1;
+                    return;
+                }
+                self.observe(now, a, from, true);
+                let updates = self.piggyback(Some(a.id));
+                let msg = Message::Ack {
+                    from: self.current_announce(),
+                    nonce,
+                    updates,
+                };
+                self.send(Dest::Unicast(from), &msg);
+            }
+            Message::Ack {
+                from: ref a,
+                nonce,
+                ref updates,
+            } => {
+                self.apply_updates(now, updates);
+                self.on_ack(now, from, a, nonce);
+            }
+            Message::PingReq {
+                from: prober,
+                nonce,
+                target,
+                target_addr,
+                ref updates,
+            } => {
+                self.apply_updates(now, updates);
+                if target == self.local.id || prober == self.local.id {
+                    self.stats.ignored += 1;
+                    return;
+                }
+                if self.relays.len() >= RELAY_CAPACITY {
+                    self.relays.pop_front();
+                }
+                let relay_nonce = self.nonce();
+                let scale = u32::from(self.health) + 1;
+                self.relays.push_back(Relay {
+                    nonce: relay_nonce,
+                    target,
+                    origin: from,
+                    origin_nonce: nonce,
+                    nack_at: now + self.cfg.probe_timeout * scale,
+                });
+                let updates = self.piggyback(Some(target));
+                let msg = Message::Ping {
+                    from: self.current_announce(),
+                    nonce: relay_nonce,
+                    target,
+                    updates,
+                };
+                self.send(Dest::Unicast(target_addr), &msg);
+            }
+            Message::Nack { nonce } => match &mut self.probe {
+                Some(p) if p.nonce == nonce => p.nacks = p.nacks.saturating_add(1),
+                _ => self.stats.ignored += 1,
+            },
+            Message::Gossip { ref updates } => self.apply_updates(now, updates),
+            Message::Leave { id, incarnation } => {
+                if self.on_leave(now, id, incarnation) {
+                    // Replaces any news of it still queued, for those that lost the
+                    // broadcast.
+                    self.enqueue(Update::Left { id, incarnation });
                 }
             }
-            Message::Leave { id, incarnation } => self.on_leave(now, id, incarnation),
             Message::TaskRequest {
                 requester: _,
                 placement,
@@ -538,45 +777,64 @@ impl Member {
         }
     }
 
-    /// Starts a placement for `job` (SiON paper §3.2.2 and Fig. 5 c): picks up to
-    /// [`Config::placement_candidates`] alive [`Role::Node`] members other than the
-    /// local one, sends each a task request, and collects the answers until all are
-    /// in or [`Config::placement_timeout`] passes; the result then appears at
-    /// [`placement_result`](Member::placement_result) and as
+    /// Starts a placement for `job` (SiON paper §3.2.2 and Fig. 5 c): picks
+    /// [`Config::placement_candidates`] (k) alive [`Role::Node`] members other than
+    /// the local one at random, sends each a task request, and collects the answers
+    /// until all are in or [`Config::placement_timeout`] passes; the result then
+    /// appears at [`placement_result`](Member::placement_result) and as
     /// [`Event::PlacementDone`].
     ///
-    /// When more nodes are alive than k, the k best by the same `weights` applied to
-    /// their last heartbeat state are asked (in [`Mode::Exclusive`], idle nodes
-    /// first). With no candidate the placement finishes at once with an empty
+    /// "Power of k choices" (Mitzenmacher, 2001): up to `4k` alive nodes are drawn
+    /// at random and k of them asked; in [`Mode::Exclusive`] nodes the view knows
+    /// to be running a job (their `running_jobs` is gossiped when it changes) are
+    /// asked only when too few idle ones were drawn. The cost is O(k), whatever the
+    /// group's size. With no candidate the placement finishes at once with an empty
     /// ranking.
     pub fn start_placement(&mut self, now: Instant, job: JobSpec, weights: Weights) -> PlacementId {
         self.touch(now);
         let id = PlacementId(self.next_placement);
         self.next_placement = self.next_placement.wrapping_add(1);
-        let known: Vec<Answer> = self
-            .members
-            .values()
-            .map(|e| &e.info)
-            .filter(|i| i.role == Role::Node && i.status == Status::Alive)
-            .map(|i| Answer {
-                node: i.id,
-                addr: i.addr,
-                verdict: Verdict::Permit,
-                state: i.state,
-                rtt: RTT_FLOOR,
-            })
-            .collect();
-        let mut order = rank(&known, &weights);
+        let k = self.cfg.placement_candidates;
+        let eligible = |e: &Entry| e.role == Role::Node && e.status == Status::Alive;
+        let mut drawn: Vec<NodeId> = if self.members.len() <= 4 * k {
+            let mut all: Vec<NodeId> = self
+                .members
+                .ordered()
+                .filter(|e| eligible(e))
+                .map(|e| e.id)
+                .collect();
+            self.rng.shuffle(&mut all);
+            all
+        } else {
+            let mut out = Vec::with_capacity(4 * k);
+            for _ in 0..16 * k {
+                if out.len() >= 4 * k {
+                    break;
+                }
+                if let Some(e) = self.members.random(&mut self.rng)
+                    && eligible(e)
+                    && !out.contains(&e.id)
+                {
+                    out.push(e.id);
+                }
+            }
+            out
+        };
         if job.mode == Mode::Exclusive {
-            // Stable: keeps score order within the idle and the busy group.
-            order.sort_by_key(|r| r.state.running_jobs > 0);
+            // Stable: keeps the random order within the idle and the busy group.
+            drawn.sort_by_key(|id| {
+                self.members
+                    .get(*id)
+                    .is_some_and(|e| e.state.running_jobs > 0)
+            });
         }
-        order.truncate(self.cfg.placement_candidates);
-        let candidates: Vec<Candidate> = order
+        drawn.truncate(k);
+        let candidates: Vec<Candidate> = drawn
             .iter()
-            .map(|r| Candidate {
-                id: r.node,
-                addr: r.addr,
+            .filter_map(|id| self.members.get(*id))
+            .map(|e| Candidate {
+                id: e.id,
+                addr: e.addr,
                 answer: None,
             })
             .collect();
@@ -624,7 +882,7 @@ impl Member {
         self.pending.iter().any(|p| p.id == id)
     }
 
-    // ----- internals -----
+    // ----- internals: plumbing -----
 
     fn join_pending(&self) -> bool {
         self.join_left > 0 && !self.join_done
@@ -634,14 +892,13 @@ impl Member {
         self.local.last_heard = self.local.last_heard.max(now);
     }
 
-    /// Our entry with a new sequence number (heartbeats, joins).
-    fn announce(&mut self) -> Announce {
-        self.seq += 1;
-        self.current_announce()
+    fn nonce(&mut self) -> u32 {
+        let n = self.next_nonce;
+        self.next_nonce = self.next_nonce.wrapping_add(1).max(1);
+        n
     }
 
-    /// Our entry with the last sequence number sent (join replies: a receiver that
-    /// already has it loses nothing by ignoring it).
+    /// Our entry with the current SWIM incarnation number.
     fn current_announce(&self) -> Announce {
         Announce {
             id: self.local.id,
@@ -661,6 +918,7 @@ impl Member {
                     Dest::Broadcast => self.stats.sent_broadcast += 1,
                     Dest::Unicast(_) => self.stats.sent_unicast += 1,
                 }
+                self.stats.sent_bytes += bytes.len() as u64;
                 self.transmits.push_back(Transmit { dest, bytes });
             }
             Err(_) => self.stats.encode_errors += 1,
@@ -679,13 +937,55 @@ impl Member {
         self.events.push_back(e);
     }
 
-    fn schedule(&mut self, id: NodeId, at: Instant) {
-        self.timers.push(Reverse((at, id)));
+    fn scale(&self) -> u32 {
+        u32::from(self.health) + 1
+    }
+
+    fn health_delta(&mut self, delta: i8) {
+        self.health = if delta < 0 {
+            self.health.saturating_sub(delta.unsigned_abs())
+        } else {
+            self.health
+                .saturating_add(delta.unsigned_abs())
+                .min(self.cfg.max_local_health)
+        };
+    }
+
+    // ----- membership table -----
+
+    fn announce_of(e: &Entry) -> Announce {
+        Announce {
+            id: e.id,
+            incarnation: e.incarnation,
+            seq: e.seq(),
+            role: e.role,
+            name: e.name(),
+            addr: e.addr,
+            state: e.state,
+        }
+    }
+
+    /// Marks `id` alive and stops timing our suspicion of it; true if it was suspect.
+    fn set_alive(&mut self, id: NodeId) -> bool {
+        self.suspicions.remove(&id);
+        self.members.set_status(id, Status::Alive)
+    }
+
+    fn remove_member(&mut self, id: NodeId) -> Option<Entry> {
+        self.suspicions.remove(&id);
+        self.members.remove(id)
     }
 
     /// Takes an announce of another member. `direct` means it came from that member
     /// itself, so `from` is its address.
     fn observe(&mut self, now: Instant, a: &Announce, from: Addr, direct: bool) {
+        self.observe_as(now, a, from, direct, false);
+    }
+
+    /// [`observe`](Member::observe); `gossiped`: the announce came as an
+    /// [`Update::Alive`], so a newer number is news the member spread and we spread
+    /// it on.
+    fn observe_as(&mut self, now: Instant, a: &Announce, from: Addr, direct: bool, gossiped: bool) {
         if a.id == self.local.id {
             // Our own broadcast looped back, or our entry in someone's view.
             self.stats.ignored += 1;
@@ -699,158 +999,738 @@ impl Member {
             self.tombstones.remove(&a.id);
         }
         let addr = if direct { from } else { a.addr };
-        if let Some(e) = self.members.get_mut(&a.id) {
-            if e.info.incarnation != a.incarnation {
-                if e.prev_incarnation == Some(a.incarnation) {
+        if let Some(e) = self.members.get_mut(a.id) {
+            if e.incarnation != a.incarnation {
+                if self
+                    .restarts
+                    .get(&a.id)
+                    .is_some_and(|r| r.previous == a.incarnation)
+                {
                     self.stats.ignored += 1;
                     return;
                 }
-                e.prev_incarnation = Some(e.info.incarnation);
-                e.info.incarnation = a.incarnation;
-                e.seq = a.seq;
-                e.info.name = a.name.clone();
-                e.info.role = a.role;
-                e.info.addr = addr;
-                e.info.state = a.state;
-                if e.info.status == Status::Suspect {
-                    e.info.status = Status::Alive;
-                    self.suspects -= 1;
-                }
-                e.info.last_heard = now;
+                self.restarts.insert(
+                    a.id,
+                    Restart {
+                        previous: e.incarnation,
+                        expires: now + self.cfg.tombstone_ttl,
+                    },
+                );
+                e.incarnation = a.incarnation;
+                e.set_seq(a.seq);
+                e.set_name(&a.name);
+                e.role = a.role;
+                e.addr = addr;
+                e.state = a.state;
+                self.members.heard(a.id, now);
+                self.set_alive(a.id);
                 self.event(Event::Restarted(a.id));
+                self.enqueue(Update::Alive(a.clone()));
                 return;
             }
-            if a.seq <= e.seq {
+            if a.seq < e.seq() {
                 self.stats.ignored += 1;
                 return;
             }
-            e.seq = a.seq;
-            if e.info.name != a.name {
-                e.info.name = a.name.clone();
-            }
-            e.info.role = a.role;
+            let newer = a.seq > e.seq();
+            e.set_seq(a.seq);
+            e.set_name(&a.name);
+            e.role = a.role;
             if direct {
-                e.info.addr = addr;
+                e.addr = addr;
             }
-            e.info.state = a.state;
-            e.info.last_heard = now;
-            if e.info.status == Status::Suspect {
-                e.info.status = Status::Alive;
-                self.suspects -= 1;
-                self.event(Event::Restored(a.id));
+            e.state = a.state;
+            self.members.heard(a.id, now);
+            if newer {
+                if self.set_alive(a.id) {
+                    self.event(Event::Restored(a.id));
+                }
+                // A new state the member gossiped spreads on; a number heard in a
+                // ping or ack (a refutation, straight or relayed) does not: only
+                // its suspecter needed it.
+                if gossiped {
+                    self.enqueue(Update::Alive(a.clone()));
+                }
             }
             return;
         }
-        let check_at = now + self.cfg.suspect_after;
-        let id = a.id;
-        self.members.insert(
+        let e = Entry::new(a.id, a.incarnation, a.seq, a.role, &a.name, addr, a.state);
+        self.members.insert(e, now);
+        self.event(Event::Joined(a.id));
+        self.enqueue(Update::Alive(a.clone()));
+    }
+
+    // ----- dissemination -----
+
+    /// How many times each member piggybacks an update: `gossip_mult × ⌈log10(N + 1)⌉`.
+    fn gossip_limit(&self) -> u8 {
+        let mut digits = 1u8;
+        let mut n = self.view_len() + 1;
+        while n > 10 {
+            n = n.div_ceil(10);
+            digits += 1;
+        }
+        self.cfg.gossip_mult.saturating_mul(digits).max(1)
+    }
+
+    fn enqueue(&mut self, update: Update) {
+        let limit = self.learn_limit.unwrap_or_else(|| self.gossip_limit());
+        if limit == 0 {
+            return;
+        }
+        let id = update.id();
+        if let Some(old) = self.gossip.remove(&id) {
+            self.gossip_order
+                .remove(&(old.sent, Reverse(old.order), id));
+        }
+        self.gossip_seq += 1;
+        let order = self.gossip_seq;
+        self.gossip.insert(
             id,
-            Entry {
-                info: MemberInfo {
-                    id,
-                    name: a.name.clone(),
-                    role: a.role,
-                    addr,
-                    state: a.state,
-                    status: Status::Alive,
-                    incarnation: a.incarnation,
-                    last_heard: now,
-                    since: now,
-                },
-                seq: a.seq,
-                prev_incarnation: None,
-                check_at,
-                next_probe: Instant::MAX,
+            Gossip {
+                update,
+                sent: 0,
+                limit,
+                order,
+                queued: self.local.last_heard,
             },
         );
-        self.schedule(id, check_at);
-        self.join_done = true;
-        self.event(Event::Joined(id));
+        self.gossip_order.insert((0, Reverse(order), id));
+        if self.gossip.len() > GOSSIP_CAPACITY
+            && let Some(&(_, _, worst)) = self.gossip_order.last()
+        {
+            self.gossip_order.pop_last();
+            self.gossip.remove(&worst);
+        }
     }
 
-    /// Answers a join from `joiner` at `to`: our own entry, plus the whole view if it
-    /// fits one reply or if we are one of the `join_view_responders` members after the
-    /// joiner on the id ring.
-    fn answer_join(&mut self, now: Instant, to: Addr, joiner: NodeId) {
-        // Alive members other than the joiner, in O(log N).
-        let joiner_alive = self
-            .members
-            .get(&joiner)
-            .is_some_and(|e| e.info.status == Status::Alive);
-        let alive = self.members.len() - self.suspects - usize::from(joiner_alive);
-        let established = now >= self.local.since + self.cfg.heartbeat_interval;
-        let whole = alive < MAX_VIEW_CHUNK || established && self.is_view_responder(joiner);
-        if !whole {
-            // The common case; in a mass boot a member answers many joins between two
-            // heartbeats, so the encoding is kept until the sequence number or the
-            // state changes.
-            let key = (self.seq, self.local.state);
-            let bytes = match &self.join_reply_cache {
-                Some((k, bytes)) if *k == key => bytes.clone(),
-                _ => {
-                    let msg = Message::JoinReply {
-                        entries: alloc::vec![self.current_announce()],
-                    };
-                    match msg.encode() {
-                        Ok(bytes) => {
-                            self.join_reply_cache = Some((key, bytes.clone()));
-                            bytes
-                        }
-                        Err(_) => {
-                            self.stats.encode_errors += 1;
-                            return;
-                        }
-                    }
-                }
-            };
-            self.stats.sent_unicast += 1;
-            self.transmits.push_back(Transmit {
-                dest: Dest::Unicast(to),
-                bytes,
+    /// The updates to piggyback on a message to `to`: first, if we suspect `to`,
+    /// our suspicion (so that it can refute, Lifeguard's buddy system), then the
+    /// least-sent, newest updates.
+    fn piggyback(&mut self, to: Option<NodeId>) -> Vec<Update> {
+        let max = self.cfg.piggyback_max;
+        let mut out = Vec::new();
+        if max == 0 {
+            return out;
+        }
+        if let Some(to) = to
+            && let Some(s) = self.suspicions.get(&to)
+        {
+            out.push(Update::Suspect {
+                id: to,
+                incarnation: s.incarnation,
+                seq: s.seq,
+                by: self.local.id,
             });
+        }
+        let keys: Vec<(u8, Reverse<u64>, NodeId)> = self
+            .gossip_order
+            .iter()
+            .take(max - out.len())
+            .copied()
+            .collect();
+        for key in keys {
+            self.gossip_order.remove(&key);
+            let id = key.2;
+            let Some(g) = self.gossip.get_mut(&id) else {
+                continue;
+            };
+            out.push(g.update.clone());
+            g.sent = g.sent.saturating_add(1);
+            if g.sent >= g.limit {
+                self.gossip.remove(&id);
+            } else {
+                self.gossip_order.insert((g.sent, Reverse(g.order), id));
+            }
+        }
+        out
+    }
+
+    fn apply_updates(&mut self, now: Instant, updates: &[Update]) {
+        for u in updates {
+            self.apply_update(now, u);
+        }
+    }
+
+    fn apply_update(&mut self, now: Instant, u: &Update) {
+        match *u {
+            Update::Alive(ref a) => self.observe_as(now, a, a.addr, false, true),
+            Update::Suspect {
+                id,
+                incarnation,
+                seq,
+                by,
+            } => {
+                if id == self.local.id {
+                    if incarnation != self.local.incarnation {
+                        return;
+                    }
+                    if seq >= self.seq {
+                        self.refute(seq);
+                    }
+                    // Straight to the suspecter, whatever the number: it alone
+                    // decides, and it may not have our latest.
+                    if let Some(addr) = self.members.get(by).map(|e| e.addr) {
+                        let msg = Message::Ack {
+                            from: self.current_announce(),
+                            nonce: 0,
+                            updates: Vec::new(),
+                        };
+                        self.send(Dest::Unicast(addr), &msg);
+                    }
+                    return;
+                }
+                // Only the suspecter times a suspicion; another member's suspicion of
+                // the same incarnation confirms ours and shortens it (Lifeguard §IV-B).
+                self.confirm(now, id, seq, by);
+            }
+            Update::Dead {
+                id,
+                incarnation,
+                seq,
+                by: _,
+            } => {
+                if id == self.local.id {
+                    if incarnation == self.local.incarnation {
+                        // Declared dead while alive: come back with a newer number,
+                        // by broadcast, since the others dropped us.
+                        self.refute(seq);
+                        let msg = Message::Join(self.current_announce());
+                        self.send(Dest::Broadcast, &msg);
+                    }
+                    return;
+                }
+                let Some(e) = self.members.get(id) else {
+                    return;
+                };
+                if e.incarnation != incarnation || seq < e.seq() {
+                    self.stats.ignored += 1;
+                    return;
+                }
+                self.remove_member(id);
+                self.tombstones.insert(
+                    id,
+                    Tombstone {
+                        incarnation,
+                        seq,
+                        expires: now + self.cfg.tombstone_ttl,
+                    },
+                );
+                self.event(Event::Dead(id));
+                self.enqueue(u.clone());
+            }
+            Update::Left { id, incarnation } => {
+                if self.on_leave(now, id, incarnation) {
+                    self.enqueue(u.clone());
+                }
+            }
+        }
+    }
+
+    /// SWIM §4.2: a member suspected (or declared dead) at incarnation number `seq`
+    /// refutes with a larger one. The new number travels in our acks and pings and
+    /// straight to the suspecter; only suspecters act on suspicions, so it is not
+    /// gossiped.
+    fn refute(&mut self, seq: u64) {
+        self.seq = self.seq.max(seq) + 1;
+        self.stats.refutations += 1;
+        // Lifeguard §IV-A: being suspected hints that our own messages are late.
+        self.health_delta(1);
+    }
+
+    // ----- probing -----
+
+    fn poll_probe(&mut self, now: Instant) {
+        let scale = self.scale();
+        let mut indirect = None;
+        if let Some(p) = &mut self.probe
+            && !p.acked
+            && p.indirect_sent == 0
+            && now >= p.indirect_at
+        {
+            indirect = Some((p.target, p.addr, p.nonce));
+        }
+        if let Some((target, addr, nonce)) = indirect {
+            let sent = self.send_ping_reqs(target, addr, nonce);
+            if let Some(p) = &mut self.probe {
+                p.indirect_sent = sent.max(1);
+            }
+            self.stats.indirect_probes += 1;
+        }
+        if now < self.next_period {
             return;
         }
-        let own = self.current_announce();
-        let others: Vec<Announce> = self
-            .members
-            .values()
-            .filter(|e| e.info.status == Status::Alive && e.info.id != joiner)
-            .map(|e| Announce {
-                id: e.info.id,
-                incarnation: e.info.incarnation,
-                seq: e.seq,
-                role: e.info.role,
-                name: e.info.name.clone(),
-                addr: e.info.addr,
-                state: e.info.state,
-            })
-            .collect();
-        let mut chunks = others.chunks(MAX_VIEW_CHUNK - 1);
-        let mut first = true;
-        loop {
-            let chunk = chunks.next();
-            if chunk.is_none() && !first {
-                break;
+        if let Some(p) = self.probe.take() {
+            if p.acked {
+                self.health_delta(-1);
+            } else {
+                // Lifeguard §IV-A: missing nacks mean our own link is at fault.
+                let missing = p.indirect_sent.saturating_sub(p.nacks);
+                let delta = if p.indirect_sent > 0 && self.cfg.indirect_probes > 0 {
+                    missing
+                } else {
+                    1
+                };
+                self.health_delta(i8::try_from(delta).unwrap_or(i8::MAX));
+                self.probe_failed(now, p.target);
             }
-            first = false;
-            let mut entries = Vec::with_capacity(MAX_VIEW_CHUNK);
-            entries.push(own.clone());
-            entries.extend_from_slice(chunk.unwrap_or(&[]));
-            self.send(Dest::Unicast(to), &Message::JoinReply { entries });
+        }
+        let scale_now = self.scale();
+        self.next_period = now + self.cfg.probe_interval * scale_now;
+        let _ = scale;
+        let Some(target) = self.next_target(now) else {
+            return;
+        };
+        let Some(addr) = self.members.get(target).map(|e| e.addr) else {
+            return;
+        };
+        let nonce = self.nonce();
+        self.stats.probes += 1;
+        self.probe = Some(Probe {
+            target,
+            addr,
+            nonce,
+            indirect_at: now + self.cfg.probe_timeout * scale_now,
+            indirect_sent: 0,
+            nacks: 0,
+            acked: false,
+        });
+        let updates = self.piggyback(Some(target));
+        let msg = Message::Ping {
+            from: self.current_announce(),
+            nonce,
+            target,
+            updates,
+        };
+        self.send(Dest::Unicast(addr), &msg);
+    }
+
+    /// This period's target: a member we suspect (the one probed longest ago), else
+    /// the next of the round-robin in random order (SWIM §4.3).
+    fn next_target(&mut self, now: Instant) -> Option<NodeId> {
+        if let Some((&id, _)) = self.suspicions.iter().min_by_key(|(_, s)| s.probed_at) {
+            if let Some(s) = self.suspicions.get_mut(&id) {
+                s.probed_at = now;
+            }
+            return Some(id);
+        }
+        self.members.next_in_round(&mut self.rng)
+    }
+
+    /// Asks up to k random alive members to ping `target`; returns how many.
+    fn send_ping_reqs(&mut self, target: NodeId, target_addr: Addr, nonce: u32) -> u8 {
+        let k = usize::from(self.cfg.indirect_probes);
+        let ok = |e: &Entry| e.id != target && e.status == Status::Alive;
+        let relays: Vec<(NodeId, Addr)> = if self.members.len() <= 2 * k + 1 {
+            let mut all: Vec<(NodeId, Addr)> = self
+                .members
+                .ordered()
+                .filter(|e| ok(e))
+                .map(|e| (e.id, e.addr))
+                .collect();
+            self.rng.shuffle(&mut all);
+            all.truncate(k);
+            all
+        } else {
+            let mut out: Vec<(NodeId, Addr)> = Vec::with_capacity(k);
+            for _ in 0..4 * k {
+                if out.len() >= k {
+                    break;
+                }
+                if let Some(e) = self.members.random(&mut self.rng)
+                    && ok(e)
+                    && !out.iter().any(|r| r.0 == e.id)
+                {
+                    out.push((e.id, e.addr));
+                }
+            }
+            out
+        };
+        for &(id, addr) in &relays {
+            let updates = self.piggyback(Some(id));
+            let msg = Message::PingReq {
+                from: self.local.id,
+                nonce,
+                target,
+                target_addr,
+                updates,
+            };
+            self.send(Dest::Unicast(addr), &msg);
+        }
+        u8::try_from(relays.len()).unwrap_or(u8::MAX)
+    }
+
+    fn on_ack(&mut self, now: Instant, src: Addr, a: &Announce, nonce: u32) {
+        // Our own probe?
+        if let Some(p) = &mut self.probe
+            && p.nonce == nonce
+            && p.target == a.id
+        {
+            p.acked = true;
+            let direct = src == p.addr;
+            self.observe(now, a, src, direct);
+            // Alive evidence: stop timing our suspicion (the ack carries the
+            // refutation when the suspect heard of it from our ping).
+            self.suspicions.remove(&a.id);
+            return;
+        }
+        // An indirect probe we relay?
+        if let Some(i) = self
+            .relays
+            .iter()
+            .position(|r| r.nonce == nonce && r.target == a.id)
+        {
+            let r = self.relays.remove(i).expect("index from position");
+            self.observe(now, a, src, true);
+            let updates = self.piggyback(None);
+            let msg = Message::Ack {
+                from: a.clone(),
+                nonce: r.origin_nonce,
+                updates,
+            };
+            self.send(Dest::Unicast(r.origin), &msg);
+            return;
+        }
+        // A refutation sent straight to us (nonce 0), or a late ack: proof of life.
+        self.observe(now, a, src, src == a.addr);
+        if nonce != 0 {
+            self.stats.ignored += 1;
         }
     }
 
-    fn on_leave(&mut self, now: Instant, id: NodeId, incarnation: u64) {
-        if id == self.local.id {
+    fn poll_relays(&mut self, now: Instant) {
+        while let Some(r) = self.relays.front() {
+            if r.nack_at > now {
+                break;
+            }
+            let r = self.relays.pop_front().expect("front exists");
+            // Lifeguard §IV-A: tell the prober we tried, so that it does not blame
+            // its own link.
+            self.send(
+                Dest::Unicast(r.origin),
+                &Message::Nack {
+                    nonce: r.origin_nonce,
+                },
+            );
+        }
+    }
+
+    /// Our probe of `id` went unanswered for a whole period: suspect it (SWIM §4.2)
+    /// and time the suspicion. Suspicions are not spread through the group: only the
+    /// suspecter declares a death, so nobody else needs to hear the refutation in
+    /// time (which, at 10,000 members, would take many protocol periods).
+    fn probe_failed(&mut self, now: Instant, id: NodeId) {
+        let me = self.local.id;
+        let Some(e) = self.members.get(id) else {
+            return;
+        };
+        let (seq, incarnation) = (e.seq(), e.incarnation);
+        if self.suspicions.contains_key(&id) {
+            return;
+        }
+        self.members.set_status(id, Status::Suspect);
+        self.event(Event::Suspect(id));
+        self.stats.suspicions += 1;
+        let mut s = Suspicion {
+            seq,
+            incarnation,
+            started: now,
+            deadline: now,
+            confirmers: Vec::new(),
+            probed_at: now,
+        };
+        s.deadline = now + self.suspicion_timeout(0);
+        let at = s.deadline;
+        self.suspicions.insert(id, s);
+        self.timers.push(Reverse((at, id)));
+        // Tell the suspect at once (it refutes straight back), and the others on our
+        // next messages (those that suspect it too shorten their suspicion).
+        if let Some(addr) = self.members.get(id).map(|e| e.addr) {
+            let suspect = Update::Suspect {
+                id,
+                incarnation,
+                seq,
+                by: me,
+            };
+            let msg = Message::Gossip {
+                updates: alloc::vec![suspect.clone()],
+            };
+            self.send(Dest::Unicast(addr), &msg);
+            let limit = self.gossip_limit();
+            self.learn_limit = Some(limit);
+            self.enqueue(suspect);
+            self.learn_limit = None;
+        }
+    }
+
+    /// Lifeguard §IV-B: `max − (max − min) · log(C + 1) / log(K + 1)`, at least `min`.
+    fn suspicion_timeout(&self, confirmations: usize) -> Duration {
+        let (min, max) = (self.cfg.suspicion_min, self.cfg.suspicion_max);
+        let k = u64::from(self.cfg.suspicion_confirmations);
+        let c = (confirmations as u64).min(k);
+        if k == 0 || c == 0 {
+            return max;
+        }
+        let frac = log2_q16(c + 1) * 1000 / log2_q16(k + 1).max(1); // permille
+        let span = duration_nanos(max - min);
+        let cut = u64::try_from(u128::from(span) * u128::from(frac) / 1000).unwrap_or(span);
+        max - Duration::from_nanos(cut.min(span))
+    }
+
+    fn confirm(&mut self, now: Instant, id: NodeId, seq: u64, by: NodeId) {
+        if by == self.local.id {
+            return;
+        }
+        let k = usize::from(self.cfg.suspicion_confirmations);
+        let Some(s) = self.suspicions.get_mut(&id) else {
+            return;
+        };
+        if s.seq != seq || s.confirmers.contains(&by) || s.confirmers.len() >= k {
+            return;
+        }
+        s.confirmers.push(by);
+        let n = s.confirmers.len();
+        let started = s.started;
+        let deadline = (started + self.suspicion_timeout(n)).max(now);
+        if let Some(s) = self.suspicions.get_mut(&id) {
+            s.deadline = deadline;
+        }
+        self.timers.push(Reverse((deadline, id)));
+    }
+
+    fn poll_suspicions(&mut self, now: Instant) {
+        while let Some(&Reverse((at, id))) = self.timers.peek() {
+            if at > now {
+                break;
+            }
+            self.timers.pop();
+            let Some(s) = self.suspicions.get(&id) else {
+                continue;
+            };
+            if s.deadline != at {
+                continue; // superseded
+            }
+            let seq = s.seq;
+            let Some(e) = self.remove_member(id) else {
+                continue;
+            };
+            let incarnation = e.incarnation;
+            let seq = seq.max(e.seq());
+            self.tombstones.insert(
+                id,
+                Tombstone {
+                    incarnation,
+                    seq,
+                    expires: now + self.cfg.tombstone_ttl,
+                },
+            );
+            self.stats.declared_dead += 1;
+            self.event(Event::Dead(id));
+            let dead = Update::Dead {
+                id,
+                incarnation,
+                seq,
+                by: self.local.id,
+            };
+            // Everyone needs this at once: one broadcast, then gossip for the few
+            // that lost it.
+            self.send(
+                Dest::Broadcast,
+                &Message::Gossip {
+                    updates: alloc::vec![dead.clone()],
+                },
+            );
+            self.enqueue(dead);
+        }
+    }
+
+    // ----- join and view transfer -----
+
+    fn poll_join(&mut self, now: Instant) {
+        if self.join_pending() && now >= self.join_at {
+            self.join_left -= 1;
+            self.join_at = now + self.cfg.join_retry;
+            let msg = Message::Join(self.current_announce());
+            self.send(Dest::Broadcast, &msg);
+        } else if !self.synced
+            && !self.join_pending()
+            && self.view_sources.is_empty()
+            && now >= self.join_at
+        {
+            // No synced member sent us its view: we are among the first, and the
+            // others answered our joins themselves. Our view is the group's.
+            self.join_done = true;
+            self.synced = true;
+            self.view_req_at = Instant::MAX;
+        }
+        if !self.synced && now >= self.view_req_at {
+            if self.view_req_left == 0 || self.members.len() == 0 {
+                // The gaps could not be filled: take the view as it is.
+                self.synced = true;
+                self.view_req_at = Instant::MAX;
+                return;
+            }
+            self.view_req_left -= 1;
+            let round = usize::from(VIEW_REQUEST_ROUNDS - self.view_req_left);
+            let src = match self
+                .view_sources
+                .get(round % self.view_sources.len().max(1))
+            {
+                // Every other round, a random member: a source may have died.
+                Some(&a) if round % 2 == 1 => a,
+                _ => match self.members.random(&mut self.rng) {
+                    Some(e) => e.addr,
+                    None => return,
+                },
+            };
+            for (lo, hi) in self.gaps().into_iter().take(8) {
+                let msg = Message::ViewRequest {
+                    from: self.local.id,
+                    lo,
+                    hi,
+                };
+                self.send(Dest::Unicast(src), &msg);
+            }
+            self.view_req_at = now + self.cfg.join_retry / 2;
+        }
+    }
+
+    /// Id ranges not yet covered by the view transfer.
+    fn gaps(&self) -> Vec<(u64, u64)> {
+        let mut out = Vec::new();
+        let mut next = 0u64;
+        for &(lo, hi) in &self.coverage {
+            if lo > next {
+                out.push((next, lo - 1));
+            }
+            if hi == ID_MAX {
+                return out;
+            }
+            next = next.max(hi + 1);
+        }
+        out.push((next, ID_MAX));
+        out
+    }
+
+    fn cover(&mut self, lo: u64, hi: u64) {
+        self.coverage.push((lo, hi));
+        self.coverage.sort_unstable();
+        let mut merged: Vec<(u64, u64)> = Vec::with_capacity(self.coverage.len());
+        for &(l, h) in &self.coverage {
+            match merged.last_mut() {
+                Some(last) if l <= last.1.saturating_add(1) => last.1 = last.1.max(h),
+                _ => merged.push((l, h)),
+            }
+        }
+        self.coverage = merged;
+    }
+
+    fn on_view_chunk(&mut self, now: Instant, from: Addr, lo: u64, hi: u64, entries: &[Announce]) {
+        for (i, a) in entries.iter().enumerate() {
+            self.observe(now, a, from, i == 0);
+        }
+        let own_only = entries
+            .first()
+            .is_some_and(|a| lo == hi && a.id.as_u64() == lo);
+        if self.synced || own_only {
+            // An unsynced member vouches for itself only: keep joining.
+            return;
+        }
+        self.join_done = true;
+        if !self.view_sources.contains(&from) && self.view_sources.len() < VIEW_SOURCES {
+            self.view_sources.push(from);
+        }
+        self.cover(lo, hi);
+        if self.coverage == [(0, ID_MAX)] {
+            self.synced = true;
+            self.view_req_at = Instant::MAX;
+        } else {
+            // Ask for the gaps once the burst of chunks is over.
+            self.view_req_at = now + self.cfg.join_retry / 5;
+        }
+    }
+
+    /// Answers a join from `joiner` at `to`: the whole view if it fits one reply, or
+    /// if we are synced and one of the `join_view_responders` members after the
+    /// joiner on the id ring; nothing otherwise (the joiner is told by the others
+    /// through gossip and its own probes).
+    fn answer_join(&mut self, to: Addr, joiner: NodeId) {
+        let joiner_alive = self
+            .members
+            .get(joiner)
+            .is_some_and(|e| e.status == Status::Alive);
+        let alive = self.members.len() - self.members.suspects() - usize::from(joiner_alive);
+        if !self.synced || alive < MAX_VIEW_CHUNK || self.is_view_responder(joiner) {
+            // Unsynced, `send_view` sends our own entry only: the joiner may not
+            // know us yet, and no synced member may know us either.
+            self.send_view(to, 0, ID_MAX);
+        }
+    }
+
+    /// Sends our entry and every member with an id in `lo..=hi` to `to`, in chunks
+    /// that together cover `lo..=hi`.
+    fn send_view(&mut self, to: Addr, lo: u64, hi: u64) {
+        if lo > hi || hi > ID_MAX {
             self.stats.ignored += 1;
             return;
         }
-        let known = match self.members.get(&id) {
-            Some(e) if e.info.incarnation == incarnation => true,
+        let own = self.current_announce();
+        if !self.synced {
+            // Our view may lack members that joined before us: we vouch for
+            // ourselves only; the joiner asks a synced member for the rest.
+            let me = self.local.id.as_u64();
+            let msg = Message::JoinReply {
+                lo: me,
+                hi: me,
+                entries: alloc::vec![own],
+            };
+            self.send(Dest::Unicast(to), &msg);
+            return;
+        }
+        let range = NodeId::from_u64(lo)..=NodeId::from_u64(hi);
+        let others: Vec<Announce> = self.members.range(range).map(Self::announce_of).collect();
+        let mut chunks = others.chunks(MAX_VIEW_CHUNK - 1).peekable();
+        let mut chunk_lo = lo;
+        if chunks.peek().is_none() {
+            let msg = Message::JoinReply {
+                lo,
+                hi,
+                entries: alloc::vec![own],
+            };
+            self.send(Dest::Unicast(to), &msg);
+            return;
+        }
+        while let Some(chunk) = chunks.next() {
+            let chunk_hi = if chunks.peek().is_none() {
+                hi
+            } else {
+                chunk.last().map_or(hi, |a| a.id.as_u64())
+            };
+            let mut entries = Vec::with_capacity(chunk.len() + 1);
+            entries.push(own.clone());
+            entries.extend_from_slice(chunk);
+            let msg = Message::JoinReply {
+                lo: chunk_lo,
+                hi: chunk_hi,
+                entries,
+            };
+            self.send(Dest::Unicast(to), &msg);
+            chunk_lo = chunk_hi.saturating_add(1);
+        }
+    }
+
+    /// Returns true if the member was known (and is now dropped).
+    fn on_leave(&mut self, now: Instant, id: NodeId, incarnation: u64) -> bool {
+        if id == self.local.id {
+            self.stats.ignored += 1;
+            return false;
+        }
+        let known = match self.members.get(id) {
+            Some(e) if e.incarnation == incarnation => true,
             Some(_) => {
                 // A leave of an older (or unknown) incarnation: keep the member.
                 self.stats.ignored += 1;
-                return;
+                return false;
             }
             None => false,
         };
@@ -866,6 +1746,7 @@ impl Member {
                 expires: now + self.cfg.tombstone_ttl,
             },
         );
+        known
     }
 
     /// True if fewer than [`Config::join_view_responders`] alive members lie between
@@ -875,18 +1756,18 @@ impl Member {
     fn is_view_responder(&self, joiner: NodeId) -> bool {
         let r = usize::from(self.cfg.join_view_responders);
         let me = self.local.id;
-        let alive = |(_, e): &(&NodeId, &Entry)| e.info.status == Status::Alive;
-        let after_joiner = (Bound::Excluded(joiner), Bound::Unbounded);
+        let alive = |e: &&Entry| e.status == Status::Alive;
         let between = if me > joiner {
             self.members
-                .range((Bound::Excluded(joiner), Bound::Excluded(me)))
+                .after(joiner)
+                .take_while(|e| e.id < me)
                 .filter(alive)
                 .take(r)
                 .count()
         } else {
             self.members
-                .range(after_joiner)
-                .chain(self.members.range(..me))
+                .after(joiner)
+                .chain(self.members.before(me))
                 .filter(alive)
                 .take(r)
                 .count()
@@ -894,71 +1775,7 @@ impl Member {
         between < r
     }
 
-    fn remove_member(&mut self, id: NodeId) {
-        if let Some(e) = self.members.remove(&id)
-            && e.info.status == Status::Suspect
-        {
-            self.suspects -= 1;
-        }
-    }
-
-    fn poll_liveness(&mut self, now: Instant) {
-        while let Some(&Reverse((at, id))) = self.timers.peek() {
-            if at > now {
-                break;
-            }
-            self.timers.pop();
-            let Some(e) = self.members.get_mut(&id) else {
-                continue;
-            };
-            if e.check_at != at {
-                continue; // superseded timer
-            }
-            let quiet = now.saturating_duration_since(e.info.last_heard);
-            if quiet >= self.cfg.dead_after {
-                let (inc, seq) = (e.info.incarnation, e.seq);
-                self.remove_member(id);
-                self.tombstones.insert(
-                    id,
-                    Tombstone {
-                        incarnation: inc,
-                        seq,
-                        expires: now + self.cfg.tombstone_ttl,
-                    },
-                );
-                self.event(Event::Dead(id));
-                continue;
-            }
-            let mut became_suspect = false;
-            let mut probe_to = None;
-            if quiet >= self.cfg.suspect_after {
-                if e.info.status == Status::Alive {
-                    e.info.status = Status::Suspect;
-                    self.suspects += 1;
-                    became_suspect = true;
-                }
-                if became_suspect || now >= e.next_probe {
-                    e.next_probe = now + self.cfg.probe_interval;
-                    probe_to = Some(e.info.addr);
-                }
-                e.check_at = (e.info.last_heard + self.cfg.dead_after).min(e.next_probe);
-            } else {
-                e.check_at = e.info.last_heard + self.cfg.suspect_after;
-            }
-            let next = e.check_at;
-            if became_suspect {
-                self.event(Event::Suspect(id));
-            }
-            if let Some(to) = probe_to {
-                let msg = Message::Probe {
-                    from: self.local.id,
-                    target: id,
-                };
-                self.send(Dest::Unicast(to), &msg);
-            }
-            self.schedule(id, next);
-        }
-    }
+    // ----- placement -----
 
     fn task_request(&self, p: &Pending, attempt: u8) -> Message {
         Message::TaskRequest {
@@ -980,8 +1797,8 @@ impl Member {
         verdict: Verdict,
         state: NodeState,
     ) {
-        if let Some(e) = self.members.get_mut(&responder) {
-            e.info.state = state;
+        if let Some(e) = self.members.get_mut(responder) {
+            e.state = state;
         }
         let Some(pi) = self.pending.iter().position(|p| p.id == placement) else {
             self.stats.ignored += 1;
@@ -1052,8 +1869,8 @@ impl Member {
         // A host never runs jobs, whatever it answered.
         ranked.retain(|r| {
             self.members
-                .get(&r.node)
-                .is_none_or(|e| e.info.role == Role::Node)
+                .get(r.node)
+                .is_none_or(|e| e.role == Role::Node)
         });
         let mut denied: Vec<Denial> = answers
             .iter()
@@ -1097,6 +1914,26 @@ fn clamp_state(mut s: NodeState) -> NodeState {
     s
 }
 
+/// `log2(x)` in unsigned Q16 fixed point (16 fractional bits), for `x >= 1`; 0 for 0.
+/// Bit by bit by repeated squaring of the mantissa (no floating point in `no_std`).
+fn log2_q16(x: u64) -> u64 {
+    if x <= 1 {
+        return 0;
+    }
+    let n = 63 - u64::from(x.leading_zeros());
+    // The mantissa x / 2^n in [1, 2), as Q32.
+    let mut y: u128 = (u128::from(x) << 32) >> n;
+    let mut frac = 0u64;
+    for bit in (0..16).rev() {
+        y = (y * y) >> 32;
+        if y >= 2u128 << 32 {
+            y >>= 1;
+            frac |= 1 << bit;
+        }
+    }
+    (n << 16) | frac
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1111,8 +1948,35 @@ mod tests {
         core::iter::from_fn(|| m.poll_transmit()).collect()
     }
 
+    fn announce_of(m: &Member) -> Announce {
+        m.current_announce()
+    }
+
     #[test]
-    fn starts_with_a_join_and_heartbeats_every_interval() {
+    fn log2_fixed_point() {
+        assert_eq!(log2_q16(1), 0);
+        assert_eq!(log2_q16(2), 1 << 16);
+        assert_eq!(log2_q16(1024), 10 << 16);
+        // log2(3) = 1.58496...
+        let l3 = log2_q16(3);
+        assert!((103_872..=103_874).contains(&l3), "{l3}");
+    }
+
+    #[test]
+    fn suspicion_timeout_follows_lifeguard() {
+        let m = member(1, Instant::ZERO);
+        let cfg = Config::default();
+        assert_eq!(m.suspicion_timeout(0), cfg.suspicion_max);
+        // max - (max - min) * log(2)/log(4) = 2 s - 0.5 s
+        assert_eq!(m.suspicion_timeout(1), Duration::from_millis(1500));
+        let two = m.suspicion_timeout(2);
+        assert!(two > cfg.suspicion_min && two < Duration::from_millis(1500));
+        assert_eq!(m.suspicion_timeout(3), cfg.suspicion_min);
+        assert_eq!(m.suspicion_timeout(9), cfg.suspicion_min);
+    }
+
+    #[test]
+    fn alone_it_joins_three_times_then_probes_nobody() {
         let mut m = member(1, Instant::ZERO);
         let out = drain(&mut m);
         assert_eq!(out.len(), 1);
@@ -1121,68 +1985,106 @@ mod tests {
             Message::decode(&out[0].bytes),
             Ok(Message::Join(_))
         ));
-        let mut beats = 0;
         let mut now = Instant::ZERO;
+        let mut joins = 1;
         while now < Instant::from_secs(10) {
             now = m.poll_at();
             m.poll(now);
             for t in drain(&mut m) {
                 match Message::decode(&t.bytes).unwrap() {
-                    Message::Heartbeat(a) => {
-                        beats += 1;
-                        assert_eq!(a.seq, m.seq);
-                    }
-                    Message::Join(_) => {} // alone: retried
+                    Message::Join(_) => joins += 1,
                     other => panic!("{other:?}"),
                 }
             }
             assert!(m.poll_at() > now);
         }
-        assert!((9..=11).contains(&beats), "{beats}");
-        assert_eq!(m.stats().sent_broadcast, beats + 3);
+        assert_eq!(joins, 3);
+        assert!(m.is_synced());
     }
 
     #[test]
-    fn timers_are_never_left_due_after_poll() {
-        // Found by the `member` fuzz target: when the only other member died, a join
-        // retry was left due in the past.
+    fn pings_one_member_per_period_and_suspects_a_silent_one() {
         let mut a = member(1, Instant::ZERO);
         let b = member(2, Instant::ZERO);
         drain(&mut a);
-        let hb = Message::Heartbeat(Announce {
-            id: b.id(),
-            incarnation: b.local().incarnation,
-            seq: 1,
-            role: Role::Node,
-            name: b.local().name.clone(),
-            addr: b.local().addr,
-            state: NodeState::default(),
-        });
-        a.handle_message(Instant::from_millis(1), b.local().addr, &hb);
+        let join = Message::Join(announce_of(&b));
+        a.handle_message(Instant::from_millis(1), b.local().addr, &join);
         assert_eq!(a.poll_event(), Some(Event::Joined(b.id())));
         let mut now = Instant::from_millis(1);
-        while now < Instant::from_secs(8) {
+        let mut pings = 0;
+        while now < Instant::from_secs(10) {
             now = a.poll_at();
             a.poll(now);
-            drain(&mut a);
+            for t in drain(&mut a) {
+                if let Ok(Message::Ping { target, .. }) = Message::decode(&t.bytes) {
+                    assert_eq!(target, b.id());
+                    pings += 1;
+                }
+            }
             assert!(a.poll_at() > now);
         }
-        assert_eq!(a.view_len(), 1);
+        // Alone with a silent member: suspected after the first period, dead
+        // `suspicion_max` later (no relay to ask, so no nack: local health grows).
         let evs: Vec<Event> = core::iter::from_fn(|| a.poll_event()).collect();
         assert_eq!(evs, [Event::Suspect(b.id()), Event::Dead(b.id())]);
-        // A late heartbeat of the dead incarnation does not revive it...
-        a.handle_message(now, b.local().addr, &hb);
+        assert!(pings >= 2, "{pings}");
         assert_eq!(a.view_len(), 1);
-        // ...a newer one does.
-        if let Message::Heartbeat(mut ann) = hb {
-            ann.seq = 2;
-            a.handle_message(now, b.local().addr, &Message::Heartbeat(ann));
-        }
+        assert!(a.local_health() > 0);
+        // A late join of the dead run is ignored only if not newer; a newer one counts.
+        let mut ann = announce_of(&b);
+        a.handle_message(now, b.local().addr, &Message::Join(ann.clone()));
+        assert_eq!(a.view_len(), 1);
+        ann.seq += 1;
+        a.handle_message(now, b.local().addr, &Message::Join(ann));
         assert_eq!(a.view_len(), 2);
     }
 
     #[test]
-    fn out_of_range_load_is_clamped_so_heartbeats_still_go_out() {
+    fn a_suspected_member_refutes_in_its_ack() {
+        let mut b = member(2, Instant::ZERO);
+        let a = member(1, Instant::ZERO);
+        drain(&mut b);
+        let seq = b.seq;
+        let ping = Message::Ping {
+            from: announce_of(&a),
+            nonce: 7,
+            target: b.id(),
+            updates: alloc::vec![Update::Suspect {
+                id: b.id(),
+                incarnation: b.local().incarnation,
+                seq,
+                by: a.id(),
+            }],
+        };
+        b.handle_message(Instant::from_millis(5), a.local().addr, &ping);
+        let out = drain(&mut b);
+        let ack = out
+            .iter()
+            .find_map(|t| match Message::decode(&t.bytes) {
+                Ok(Message::Ack { from, nonce, .. }) => Some((from, nonce)),
+                _ => None,
+            })
+            .expect("an ack");
+        assert_eq!(ack.1, 7);
+        assert_eq!(ack.0.seq, seq + 1, "refuted with a larger number");
+        assert_eq!(b.stats().refutations, 1);
+        assert_eq!(b.local_health(), 1);
+    }
+
+    #[test]
+    fn view_chunks_cover_the_id_space_and_gaps_are_found() {
+        let mut m = member(1, Instant::ZERO);
+        m.cover(10, 20);
+        m.cover(0, 9);
+        m.cover(30, ID_MAX);
+        assert_eq!(m.coverage, [(0, 20), (30, ID_MAX)]);
+        assert_eq!(m.gaps(), [(21, 29)]);
+        m.cover(21, 29);
+        assert!(m.gaps().is_empty());
+    }
+
+    #[test]
+    fn out_of_range_load_is_clamped() {
         let mut m = member(1, Instant::ZERO);
         drain(&mut m);
         m.set_local_state(NodeState {
@@ -1190,9 +2092,6 @@ mod tests {
             ..NodeState::default()
         });
         assert_eq!(m.local().state.cpu_load, MAX_CPU_LOAD);
-        let now = m.poll_at();
-        m.poll(now);
-        assert!(!drain(&mut m).is_empty());
         assert_eq!(m.stats().encode_errors, 0);
     }
 
@@ -1201,20 +2100,16 @@ mod tests {
         let mut m = member(5, Instant::ZERO);
         for last in [9u8, 1, 7, 3] {
             let o = member(last, Instant::ZERO);
-            let ann = Announce {
-                id: o.id(),
-                incarnation: 1,
-                seq: 1,
-                role: Role::Node,
-                name: o.local().name.clone(),
-                addr: o.local().addr,
-                state: NodeState::default(),
-            };
-            m.handle_message(Instant::ZERO, o.local().addr, &Message::Heartbeat(ann));
+            m.handle_message(
+                Instant::ZERO,
+                o.local().addr,
+                &Message::Join(announce_of(&o)),
+            );
         }
         let order: Vec<u8> = m.view().map(|i| i.id.to_mac()[5]).collect();
         assert_eq!(order, [1, 3, 5, 7, 9]);
         assert_eq!(m.view_len(), 5);
+        assert_eq!(m.members.len(), 4);
         assert!(m.member(m.id()).is_some());
     }
 }

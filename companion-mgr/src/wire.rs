@@ -26,14 +26,23 @@ use crate::node::{Addr, Name, NodeId, NodeState, Role};
 use crate::placement::{JobSpec, PlacementId, Verdict};
 
 /// The protocol version this crate speaks: the first byte of every datagram.
-pub const PROTOCOL_VERSION: u8 = 1;
+/// Version 2 is the SWIM-style protocol (probes, indirect probes, piggybacked
+/// updates); version 1 (heartbeat broadcasts) members ignore it and are ignored.
+pub const PROTOCOL_VERSION: u8 = 2;
 
 /// Most member entries in one [`Message::JoinReply`]; a longer view is split over
 /// several replies.
 pub const MAX_VIEW_CHUNK: usize = 12;
 
+/// Most membership updates piggybacked on one message.
+pub const MAX_UPDATES: usize = 12;
+
 /// Upper bound on the length of any encoded message, in bytes.
 pub const MAX_MESSAGE_LEN: usize = 1200;
+
+/// The largest node id value: the top of the id space `0..=ID_MAX` that view
+/// transfers cover ([`Message::JoinReply`]).
+pub const ID_MAX: u64 = 0xffff_ffff_ffff;
 
 /// Bytes around the body: the version byte and the CRC.
 const OVERHEAD: usize = 1 + 4;
@@ -46,7 +55,8 @@ pub fn crc32(bytes: &[u8]) -> u32 {
     CRC32.checksum(bytes)
 }
 
-/// A member describing itself: sent in joins, join replies and heartbeats.
+/// A member describing itself: sent in joins, join replies, pings and acks, and
+/// gossiped in [`Update::Alive`].
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Announce {
     /// Who.
@@ -54,9 +64,9 @@ pub struct Announce {
     /// Which run of that node: a fresh random value at every start, so that a restart
     /// is told from a late message of the previous run.
     pub incarnation: u64,
-    /// Heartbeat sequence number within the incarnation, increasing with every
-    /// heartbeat the member sends; a receiver ignores an announce that is not newer
-    /// than the last one it took.
+    /// SWIM's incarnation number within the run (SWIM paper §4.2): only the member
+    /// itself raises it, to refute a suspicion or to publish a new state (a job
+    /// started or ended). Updates about the member are ordered by it.
     pub seq: u64,
     /// Node or host.
     pub role: Role,
@@ -68,28 +78,141 @@ pub struct Announce {
     pub state: NodeState,
 }
 
-/// One Companion Manager message (the SiON paper's Fig. 4 b–g protocol, as designed
-/// here; see the crate documentation for the flow).
+/// One membership change, piggybacked on probes and acks (SWIM paper §4.1,
+/// "infection-style dissemination") and broadcast for deaths.
+///
+/// Updates about one member are ordered by (`incarnation` equal, `seq`): an
+/// alive update overrides a suspicion only with a larger `seq`; a suspicion
+/// overrides alive with an equal or larger `seq`; a death overrides both with an
+/// equal or larger `seq` (SWIM §4.2).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Update {
+    /// The member is alive with this entry (joined, refuted, new state).
+    Alive(Announce),
+    /// `by` suspects the member: its probes went unanswered.
+    Suspect {
+        /// The suspect.
+        id: NodeId,
+        /// Its run.
+        incarnation: u64,
+        /// Its SWIM incarnation number the suspicion is about.
+        seq: u64,
+        /// Who suspects it (distinct suspecters shorten the suspicion, Lifeguard §IV-B).
+        by: NodeId,
+    },
+    /// `by` declared the member dead after its suspicion timed out.
+    Dead {
+        /// The dead member.
+        id: NodeId,
+        /// Its run.
+        incarnation: u64,
+        /// Its SWIM incarnation number when declared dead.
+        seq: u64,
+        /// Who declared it.
+        by: NodeId,
+    },
+    /// The member left the group gracefully.
+    Left {
+        /// Who left.
+        id: NodeId,
+        /// Its run.
+        incarnation: u64,
+    },
+}
+
+impl Update {
+    /// The member the update is about.
+    pub fn id(&self) -> NodeId {
+        match self {
+            Update::Alive(a) => a.id,
+            Update::Suspect { id, .. } | Update::Dead { id, .. } | Update::Left { id, .. } => *id,
+        }
+    }
+
+    fn validate(&self) -> Result<(), InvalidField> {
+        match self {
+            Update::Alive(a) => a.validate(),
+            Update::Suspect { id, by, .. } | Update::Dead { id, by, .. } => check_ids(&[*id, *by]),
+            Update::Left { id, .. } => check_ids(&[*id]),
+        }
+    }
+}
+
+/// One Companion Manager message (the SiON paper's Fig. 4 b–g protocol with SWIM
+/// liveness; see the crate documentation for the flow).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Message {
     /// Broadcast by a member when it starts: "I am here, who is there?" (Fig. 5 a).
     Join(Announce),
-    /// Unicast answer to a [`Message::Join`]: the responder's own announce first, then
-    /// (in some replies) up to `MAX_VIEW_CHUNK - 1` other alive members.
+    /// Unicast part of a view transfer, in answer to a [`Message::Join`] or a
+    /// [`Message::ViewRequest`]: the responder's own entry first, then every member
+    /// it knows whose id lies in `lo..=hi` (at most [`MAX_VIEW_CHUNK`] entries in
+    /// all). The chunks of one transfer cover the asked id range without gaps, so
+    /// the receiver knows which part of the view it has.
     JoinReply {
-        /// Responder first, then other members.
+        /// Lowest id this chunk covers.
+        lo: u64,
+        /// Highest id this chunk covers (inclusive; [`ID_MAX`] for the last one).
+        hi: u64,
+        /// Responder first, then members with ids in `lo..=hi`.
         entries: Vec<Announce>,
     },
-    /// Broadcast every heartbeat interval, and unicast in answer to a
-    /// [`Message::Probe`]: the sender's own state only (Fig. 5 b).
-    Heartbeat(Announce),
-    /// Unicast to a suspect member: "are you alive?"; answered with a unicast
-    /// [`Message::Heartbeat`].
-    Probe {
+    /// Unicast from a joiner whose view transfer has gaps: "send me the members with
+    /// ids in `lo..=hi`".
+    ViewRequest {
+        /// The joiner.
+        from: NodeId,
+        /// Lowest id wanted.
+        lo: u64,
+        /// Highest id wanted (inclusive).
+        hi: u64,
+    },
+    /// SWIM's probe: unicast to `target` (by the prober, or by a relay on behalf of
+    /// a prober), answered with a [`Message::Ack`] echoing `nonce`.
+    Ping {
+        /// The sender (prober or relay) and its current state.
+        from: Announce,
+        /// Matches the ack to this ping.
+        nonce: u32,
+        /// Who is probed; any other receiver ignores the ping.
+        target: NodeId,
+        /// Piggybacked membership updates.
+        updates: Vec<Update>,
+    },
+    /// Answer to a [`Message::Ping`], or forwarded by a relay to the prober.
+    Ack {
+        /// The probed member (also when forwarded by a relay).
+        from: Announce,
+        /// Echo of the ping's nonce (the prober's, when forwarded).
+        nonce: u32,
+        /// Piggybacked membership updates.
+        updates: Vec<Update>,
+    },
+    /// SWIM's indirect probe request: "ping `target` for me and forward its ack".
+    PingReq {
         /// The prober.
         from: NodeId,
-        /// The suspect; a member that is not `target` ignores the probe.
+        /// The prober's nonce, echoed in the forwarded ack.
+        nonce: u32,
+        /// Who to ping.
         target: NodeId,
+        /// Where it receives datagrams.
+        target_addr: Addr,
+        /// Piggybacked membership updates.
+        updates: Vec<Update>,
+    },
+    /// Lifeguard's nack: a relay of a [`Message::PingReq`] got no ack from the target
+    /// within its probe timeout. It tells the prober that its own link works.
+    Nack {
+        /// The prober's nonce.
+        nonce: u32,
+    },
+    /// Membership updates on their own: broadcast for what every member needs at
+    /// once (a death declared by its suspecter), unicast for a refutation sent
+    /// straight to the suspecter.
+    Gossip {
+        /// The updates.
+        updates: Vec<Update>,
     },
     /// Broadcast by a member that shuts down.
     Leave {
@@ -151,8 +274,11 @@ pub enum InvalidField {
     Name,
     /// `cpu_load` above 1000.
     CpuLoad,
-    /// A join reply with no entries or more than [`MAX_VIEW_CHUNK`].
+    /// A join reply with no entries or more than [`MAX_VIEW_CHUNK`], or a message
+    /// with more than [`MAX_UPDATES`] updates.
     ViewLength,
+    /// An id range with `lo > hi` or `hi` above [`ID_MAX`].
+    Range,
 }
 
 impl fmt::Display for DecodeError {
@@ -236,14 +362,43 @@ impl Message {
     /// Checks field ranges.
     fn validate(&self) -> Result<(), InvalidField> {
         match self {
-            Message::Join(a) | Message::Heartbeat(a) => a.validate(),
-            Message::JoinReply { entries } => {
+            Message::Join(a) => a.validate(),
+            Message::JoinReply { lo, hi, entries } => {
                 if entries.is_empty() || entries.len() > MAX_VIEW_CHUNK {
                     return Err(InvalidField::ViewLength);
                 }
+                check_range(*lo, *hi)?;
                 entries.iter().try_for_each(Announce::validate)
             }
-            Message::Probe { from, target } => check_ids(&[*from, *target]),
+            Message::ViewRequest { from, lo, hi } => {
+                check_ids(&[*from])?;
+                check_range(*lo, *hi)
+            }
+            Message::Ping {
+                from,
+                target,
+                updates,
+                ..
+            } => {
+                from.validate()?;
+                check_ids(&[*target])?;
+                check_updates(updates)
+            }
+            Message::Ack { from, updates, .. } => {
+                from.validate()?;
+                check_updates(updates)
+            }
+            Message::PingReq {
+                from,
+                target,
+                updates,
+                ..
+            } => {
+                check_ids(&[*from, *target])?;
+                check_updates(updates)
+            }
+            Message::Gossip { updates } => check_updates(updates),
+            Message::Nack { .. } => Ok(()),
             Message::Leave { id, .. } => check_ids(&[*id]),
             Message::TaskRequest { requester, .. } => check_ids(&[*requester]),
             Message::TaskReply {
@@ -260,8 +415,12 @@ impl Message {
         match self {
             Message::Join(_) => "join",
             Message::JoinReply { .. } => "join-reply",
-            Message::Heartbeat(_) => "heartbeat",
-            Message::Probe { .. } => "probe",
+            Message::ViewRequest { .. } => "view-request",
+            Message::Ping { .. } => "ping",
+            Message::Ack { .. } => "ack",
+            Message::PingReq { .. } => "ping-req",
+            Message::Gossip { .. } => "gossip",
+            Message::Nack { .. } => "nack",
             Message::Leave { .. } => "leave",
             Message::TaskRequest { .. } => "task-request",
             Message::TaskReply { .. } => "task-reply",
@@ -285,6 +444,21 @@ fn check_ids(ids: &[NodeId]) -> Result<(), InvalidField> {
     } else {
         Err(InvalidField::NodeId)
     }
+}
+
+fn check_range(lo: u64, hi: u64) -> Result<(), InvalidField> {
+    if lo <= hi && hi <= ID_MAX {
+        Ok(())
+    } else {
+        Err(InvalidField::Range)
+    }
+}
+
+fn check_updates(updates: &[Update]) -> Result<(), InvalidField> {
+    if updates.len() > MAX_UPDATES {
+        return Err(InvalidField::ViewLength);
+    }
+    updates.iter().try_for_each(Update::validate)
 }
 
 fn check_state(s: &NodeState) -> Result<(), InvalidField> {

@@ -8,7 +8,8 @@ use std::collections::BTreeSet;
 use sim::Rng;
 use sion_companion_mgr::placement::{DenyReason, JobSpec, Mode, PlacementId, Verdict};
 use sion_companion_mgr::wire::{
-    Announce, DecodeError, InvalidField, MAX_MESSAGE_LEN, MAX_VIEW_CHUNK, PROTOCOL_VERSION, crc32,
+    Announce, DecodeError, ID_MAX, InvalidField, MAX_MESSAGE_LEN, MAX_UPDATES, MAX_VIEW_CHUNK,
+    PROTOCOL_VERSION, Update, crc32,
 };
 use sion_companion_mgr::{Addr, Message, Name, NodeId, NodeState, Role};
 
@@ -43,6 +44,8 @@ const LONG_NAME: &str = "ノード-long-name-of-32-bytes!";
 fn samples() -> Vec<Message> {
     assert_eq!(LONG_NAME.len(), 32);
     let max_reply = Message::JoinReply {
+        lo: 0,
+        hi: ID_MAX,
         entries: (0..MAX_VIEW_CHUNK as u64)
             .map(|i| announce(i, LONG_NAME, true))
             .collect(),
@@ -56,14 +59,62 @@ fn samples() -> Vec<Message> {
         Message::Join(announce(1, "amber-otter-0001", false)),
         Message::Join(announce(2, LONG_NAME, true)),
         Message::JoinReply {
+            lo: 3,
+            hi: 3,
             entries: vec![announce(3, "a", false)],
         },
         max_reply,
-        Message::Heartbeat(announce(4, "calm-heron-0004", false)),
-        Message::Heartbeat(announce(5, LONG_NAME, true)),
-        Message::Probe {
+        Message::ViewRequest {
             from: NodeId::from_u64(1),
+            lo: 0,
+            hi: ID_MAX,
+        },
+        Message::Ping {
+            from: announce(4, "calm-heron-0004", false),
+            nonce: 1,
             target: NodeId::from_u64(0xffff_ffff_ffff),
+            updates: vec![],
+        },
+        Message::Ping {
+            from: announce(5, LONG_NAME, true),
+            nonce: u32::MAX,
+            target: NodeId::from_u64(5),
+            updates: (0..MAX_UPDATES as u64)
+                .map(|i| Update::Alive(announce(i, LONG_NAME, true)))
+                .collect(),
+        },
+        Message::Ack {
+            from: announce(6, "a", false),
+            nonce: 0,
+            updates: vec![
+                Update::Suspect {
+                    id: NodeId::from_u64(1),
+                    incarnation: u64::MAX,
+                    seq: u64::MAX,
+                    by: NodeId::from_u64(2),
+                },
+                Update::Dead {
+                    id: NodeId::from_u64(1),
+                    incarnation: 1,
+                    seq: 2,
+                    by: NodeId::from_u64(3),
+                },
+                Update::Left {
+                    id: NodeId::from_u64(1),
+                    incarnation: 9,
+                },
+            ],
+        },
+        Message::PingReq {
+            from: NodeId::from_u64(1),
+            nonce: 7,
+            target: NodeId::from_u64(2),
+            target_addr: Addr::new([169, 254, 1, 2], 7420),
+            updates: vec![],
+        },
+        Message::Nack { nonce: 7 },
+        Message::Gossip {
+            updates: vec![Update::Alive(announce(7, "b", false))],
         },
         Message::Leave {
             id: NodeId::from_u64(9),
@@ -135,8 +186,12 @@ fn every_kind_round_trips() {
         BTreeSet::from([
             "join",
             "join-reply",
-            "heartbeat",
-            "probe",
+            "view-request",
+            "ping",
+            "ack",
+            "ping-req",
+            "nack",
+            "gossip",
             "leave",
             "task-request",
             "task-reply"
@@ -257,7 +312,7 @@ fn other_versions_are_rejected() {
     let m = &samples()[0];
     let body = &m.encode().unwrap()[1..];
     let body = &body[..body.len() - 4];
-    for v in [0u8, 2, 0x7f, 0xff] {
+    for v in [0u8, 1, 3, 0x7f, 0xff] {
         assert_eq!(
             Message::decode(&frame(v, body)),
             Err(DecodeError::UnsupportedVersion(v))
@@ -287,7 +342,7 @@ fn out_of_range_fields_are_rejected_on_both_sides() {
     // cpu_load above 1000.
     let mut a = announce(1, "n", false);
     a.state.cpu_load = 1001;
-    let m = Message::Heartbeat(a);
+    let m = Message::Join(a);
     assert!(m.encode().is_err());
     assert_eq!(
         Message::decode(&raw(&m)),
@@ -296,6 +351,8 @@ fn out_of_range_fields_are_rejected_on_both_sides() {
     // A join reply longer than MAX_VIEW_CHUNK, and an empty one.
     for n in [0, MAX_VIEW_CHUNK + 1] {
         let m = Message::JoinReply {
+            lo: 0,
+            hi: ID_MAX,
             entries: (0..n as u64).map(|i| announce(i, "n", false)).collect(),
         };
         assert!(m.encode().is_err());
@@ -305,7 +362,7 @@ fn out_of_range_fields_are_rejected_on_both_sides() {
         );
     }
     // A name with a control character (patched into a valid encoding).
-    let m = Message::Heartbeat(announce(1, "ab", false));
+    let m = Message::Join(announce(1, "ab", false));
     let mut body = postcard::to_allocvec(&m).unwrap();
     let at = body.windows(3).position(|w| w == [2, b'a', b'b']).unwrap();
     body[at + 1] = b'\n';
@@ -314,14 +371,23 @@ fn out_of_range_fields_are_rejected_on_both_sides() {
         Err(DecodeError::Invalid(InvalidField::Name))
     );
     // A node id above 48 bits (patched: postcard writes the id as a varint).
-    let m = Message::Probe {
+    let m = Message::ViewRequest {
         from: NodeId::from_u64(1),
-        target: NodeId::from_u64(2),
+        lo: 2,
+        hi: 2,
     };
     let mut body = postcard::to_allocvec(&m).unwrap();
-    assert_eq!(body, [3, 1, 2]);
-    body.truncate(2);
+    assert_eq!(body, [2, 1, 2, 2]);
+    // lo above hi.
+    let mut bad = body.clone();
+    bad[2] = 3;
+    assert_eq!(
+        Message::decode(&frame(PROTOCOL_VERSION, &bad)),
+        Err(DecodeError::Invalid(InvalidField::Range))
+    );
+    body.truncate(1);
     body.extend_from_slice(&[0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01]); // 2^49
+    body.extend_from_slice(&[2, 2]);
     assert_eq!(
         Message::decode(&frame(PROTOCOL_VERSION, &body)),
         Err(DecodeError::Invalid(InvalidField::NodeId))

@@ -94,7 +94,7 @@ fn newcomer_learns_the_group_despite_loss() {
     assert!(s.converged());
     let new = s.add_node(s.now, Config::default(), Role::Node);
     s.run_for(10 * MS);
-    // 10 % loss: the full-view replies make up for most lost own-entry replies.
+    // 10 % loss: the view transfer's lost chunks are asked for again.
     assert!(
         s.member(new).view_len() >= 37,
         "{}",
@@ -105,34 +105,40 @@ fn newcomer_learns_the_group_despite_loss() {
 }
 
 #[test]
-fn a_stopped_node_is_declared_dead_by_everyone_within_the_bound() {
+fn a_stopped_node_is_declared_dead_by_everyone() {
     let cfg = Config::default();
     let mut s = converge(50, 5);
     s.run_for(Duration::from_secs(10));
     let victim = 17;
     let stop_at = s.now;
     s.stop(victim);
-    let bound = cfg.dead_after + s.net.delay_max + MS;
-    s.run_until(stop_at + bound);
+    s.run_for(Duration::from_secs(10));
+    let mut suspecters = 0;
+    let mut first_dead = Instant::MAX;
     for i in s.running_nodes() {
-        assert!(
-            s.member(i).member(id_of(victim)).is_none(),
-            "node {i} still has it"
-        );
+        assert!(!s.member(i).knows(id_of(victim)), "node {i} still has it");
         let evs: Vec<_> = events_of(&s, i)
             .iter()
             .filter(|(t, _)| *t >= stop_at)
             .collect();
-        // Suspect at >= 3 s of silence, dead at >= 5 s (the last heartbeat was at
-        // most 1 s before the stop).
-        assert_eq!(evs.len(), 2, "node {i}: {evs:?}");
-        assert_eq!(evs[0].1, Event::Suspect(id_of(victim)));
-        assert_eq!(evs[1].1, Event::Dead(id_of(victim)));
-        let dead_at = evs[1].0;
-        assert!(dead_at >= stop_at + cfg.dead_after - cfg.heartbeat_interval);
-        assert!(dead_at <= stop_at + bound);
-        assert!(evs[0].0 >= stop_at + cfg.suspect_after - cfg.heartbeat_interval);
+        // Its suspecters saw it suspect first; everyone else learns the death from
+        // the suspecter's broadcast.
+        match evs.as_slice() {
+            [(_, Event::Suspect(a)), (t, Event::Dead(b))] if *a == id_of(victim) => {
+                assert_eq!(*b, id_of(victim));
+                suspecters += 1;
+                first_dead = first_dead.min(*t);
+            }
+            [(t, Event::Dead(b))] => {
+                assert_eq!(*b, id_of(victim));
+                first_dead = first_dead.min(*t);
+            }
+            other => panic!("node {i}: {other:?}"),
+        }
     }
+    assert!(suspecters >= 1);
+    // No death before a whole suspicion.
+    assert!(first_dead >= stop_at + cfg.suspicion_min);
     // It stays out.
     s.run_for(Duration::from_secs(40));
     assert!(s.converged());
@@ -159,49 +165,43 @@ fn a_leaving_node_is_dropped_at_once() {
 }
 
 #[test]
-fn a_suspect_heard_again_is_restored() {
+fn a_suspect_that_answers_again_is_restored_not_dead() {
     let mut s = converge(10, 7);
     s.run_for(Duration::from_secs(2));
-    // Cut node 3 off right after its heartbeat, for 3.3 s: the others hear nothing
-    // from it for more than 3 s (suspect) and at most 4 s (probe answered).
-    let sent = s.member(3).stats().sent_broadcast;
-    s.run_until_true(s.now + Duration::from_secs(2), MS, |s| {
-        s.member(3).stats().sent_broadcast > sent
-    })
-    .expect("node 3 heartbeats");
+    // Cut node 3 off for 1.2 s: the members that probe it meanwhile suspect it,
+    // and it answers their next probes before any suspicion (2 s) runs out.
     let at = s.now;
     s.nodes[3].isolated = true;
-    s.run_for(Duration::from_millis(3300));
+    s.run_for(Duration::from_millis(1200));
     s.nodes[3].isolated = false;
-    s.run_for(Duration::from_secs(2));
+    s.run_for(Duration::from_secs(3));
     assert!(s.converged());
+    let mut restored = 0;
     for i in s.running_nodes().into_iter().filter(|&i| i != 3) {
         let evs: Vec<Event> = events_of(&s, i)
             .iter()
-            .filter(|(t, _)| *t >= at)
+            .filter(|(t, e)| *t >= at && !matches!(e, Event::Joined(_)))
             .map(|(_, e)| *e)
+            .filter(|e| matches!(e, Event::Suspect(x) | Event::Restored(x) | Event::Dead(x) if *x == id_of(3)))
             .collect();
-        assert_eq!(
-            evs,
-            [Event::Suspect(id_of(3)), Event::Restored(id_of(3))],
-            "node {i}"
-        );
+        match evs.as_slice() {
+            [] => {}
+            [Event::Suspect(_), Event::Restored(_)] => restored += 1,
+            other => panic!("node {i}: {other:?}"),
+        }
     }
-    // The isolated node suspected everyone; those it last heard from more than 1.7 s
-    // before the cut may have been declared dead (then rejoined with their next
-    // heartbeat); the views above converged again either way.
+    assert!(restored >= 1, "nobody probed node 3 while it was cut off");
 }
 
 #[test]
 fn a_restarted_node_is_seen_as_restarted() {
-    let cfg = Config::default();
     let mut s = converge(10, 8);
     s.run_for(Duration::from_secs(2));
     let at = s.now;
     s.stop(5);
     s.run_for(Duration::from_millis(500));
-    s.restart(5, cfg);
-    s.run_for(Duration::from_secs(2));
+    s.restart(5, Config::default());
+    s.run_for(Duration::from_secs(3));
     assert!(s.converged());
     for i in s.running_nodes().into_iter().filter(|&i| i != 5) {
         let evs: Vec<Event> = events_of(&s, i)
@@ -209,7 +209,13 @@ fn a_restarted_node_is_seen_as_restarted() {
             .filter(|(t, _)| *t >= at)
             .map(|(_, e)| *e)
             .collect();
-        assert_eq!(evs, [Event::Restarted(id_of(5))], "node {i}");
+        // Restarted (perhaps suspected around it, while it was down); never dead:
+        // the new run answered within the suspicion.
+        assert!(
+            evs.contains(&Event::Restarted(id_of(5))),
+            "node {i}: {evs:?}"
+        );
+        assert!(!evs.contains(&Event::Dead(id_of(5))), "node {i}: {evs:?}");
     }
 }
 
@@ -236,7 +242,7 @@ fn no_false_positives_with_five_percent_loss_over_ten_minutes() {
             suspects += usize::from(matches!(e, Event::Suspect(_)));
         }
     }
-    // Three heartbeats in a row are lost now and then; probing restores the suspect.
+    // A probe and its indirect probes all fail now and then; the suspect refutes.
     println!("suspicions in 10 min x 50 nodes at 5 % loss: {suspects}");
     assert!(s.stats.lost > 0);
 }

@@ -148,8 +148,8 @@ mod tests {
     const ME: NodeId = NodeId::from_mac([0x02, 0, 0, 0, 0, 1]);
     const NODE: NodeId = NodeId::from_mac([0x52, 0x54, 0, 0x12, 0x34, 0x56]);
 
-    fn heartbeat() -> Vec<u8> {
-        Message::Heartbeat(Announce {
+    fn join() -> Vec<u8> {
+        Message::Join(Announce {
             id: NODE,
             incarnation: 7,
             seq: 3,
@@ -181,7 +181,7 @@ mod tests {
 
     #[test]
     fn wrapped_header_is_what_nodes_expect() {
-        let payload = heartbeat();
+        let payload = join();
         for broadcast in [true, false] {
             let d = wrap(ME, broadcast, &payload).unwrap();
             assert_eq!(d.len(), HEADER_LEN + payload.len());
@@ -216,7 +216,7 @@ mod tests {
 
     #[test]
     fn unwraps_node_datagrams_broadcast_and_unicast() {
-        let payload = heartbeat();
+        let payload = join();
         for dst in [ALL_NODES, ME.as_u64()] {
             let d = node_datagram(dst, COMPANION_MANAGER_SERVICE, TAG_COMPANION, &payload);
             let (h, p) = unwrap(ME, &d).unwrap();
@@ -234,7 +234,7 @@ mod tests {
 
     #[test]
     fn rejects_foreign_and_malformed_datagrams() {
-        let payload = heartbeat();
+        let payload = join();
         let ping = node_datagram(ALL_NODES, KERNEL_SERVICE, TAG_PING, b"x");
         assert_eq!(unwrap(ME, &ping), Err(Reject::OtherService(0)));
         let app = node_datagram(ALL_NODES, 2, TAG_COMPANION, &payload);
@@ -289,12 +289,7 @@ mod tests {
     /// `patch` (at offset `at`, clipped to the header): the deeper checks of
     /// [`unwrap`] see every field take arbitrary values.
     fn patched(at: usize, patch: &[u8], trailing: &[u8]) -> Vec<u8> {
-        let mut d = node_datagram(
-            ALL_NODES,
-            COMPANION_MANAGER_SERVICE,
-            TAG_COMPANION,
-            &heartbeat(),
-        );
+        let mut d = node_datagram(ALL_NODES, COMPANION_MANAGER_SERVICE, TAG_COMPANION, &join());
         let end = (at + patch.len()).min(HEADER_LEN);
         d[at..end].copy_from_slice(&patch[..end - at]);
         d.extend_from_slice(trailing);
@@ -335,7 +330,7 @@ mod tests {
         /// rejected as truncated.
         #[test]
         fn every_truncation_is_rejected_as_truncated(cut in 0usize..1000) {
-            let good = node_datagram(ALL_NODES, 1, TAG_COMPANION, &heartbeat());
+            let good = node_datagram(ALL_NODES, 1, TAG_COMPANION, &join());
             let cut = cut % good.len();
             prop_assert_eq!(unwrap(ME, &good[..cut]), Err(Reject::Wire(WireError::Truncated)));
         }

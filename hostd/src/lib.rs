@@ -3,7 +3,7 @@
 //! The user's Linux PC becomes a full member of the SiON group (SiON paper
 //! §3.2.2: "the same group-management function runs as a daemon on the user's
 //! computer") by running the Companion Manager library, `sion_companion_mgr`,
-//! as [`Role::Host`](sion_companion_mgr::Role::Host): it joins, heartbeats and
+//! as [`Role::Host`](sion_companion_mgr::Role::Host): it joins, probes and
 //! keeps the view like any node, but is never a placement candidate.
 //!
 //! - [`envelope`]: every Companion Manager message inside a SiON network IPC

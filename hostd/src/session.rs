@@ -97,7 +97,7 @@ pub fn name_from(s: &str) -> Option<Name> {
     Name::new(out.trim()).ok()
 }
 
-/// A random seed for the member's incarnation and heartbeat phase: std's
+/// A random seed for the member's incarnation and probe phase: std's
 /// per-process random hash keys, the time and the pid.
 pub fn random_seed() -> u64 {
     let nanos = std::time::SystemTime::now()

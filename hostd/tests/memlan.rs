@@ -36,10 +36,10 @@ const BROADCAST: Ipv4Addr = Ipv4Addr::new(169, 254, 255, 255);
 
 fn fast() -> Config {
     Config {
-        heartbeat_interval: Duration::from_millis(100),
-        suspect_after: Duration::from_millis(300),
-        dead_after: Duration::from_millis(600),
-        probe_interval: Duration::from_millis(100),
+        probe_interval: Duration::from_millis(50),
+        probe_timeout: Duration::from_millis(20),
+        suspicion_min: Duration::from_millis(200),
+        suspicion_max: Duration::from_millis(400),
         join_retry: Duration::from_millis(100),
         placement_timeout: Duration::from_millis(300),
         ..Config::default()

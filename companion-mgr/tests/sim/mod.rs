@@ -77,6 +77,8 @@ pub struct NetStats {
     pub delivered: u64,
     /// Deliveries lost.
     pub lost: u64,
+    /// Bytes of the deliveries made.
+    pub delivered_bytes: u64,
 }
 
 enum Kind {
@@ -356,7 +358,14 @@ impl Sim {
         }
         for t in out {
             self.stats.sent += 1;
-            let packet = self.packet(t.bytes);
+            let packet = match t.dest {
+                Dest::Broadcast => self.packet(t.bytes),
+                // Probes are all different: decode without the cache.
+                Dest::Unicast(_) => Rc::new(Packet {
+                    msg: Message::decode(&t.bytes).expect("members send valid datagrams"),
+                    bytes: t.bytes,
+                }),
+            };
             match t.dest {
                 Dest::Broadcast => {
                     // One frame on the LAN: it reaches all receivers at the same
@@ -420,6 +429,7 @@ impl Sim {
             return false;
         };
         self.stats.delivered += 1;
+        self.stats.delivered_bytes += packet.bytes.len() as u64;
         if decode {
             m.handle_datagram(now, src, &packet.bytes)
                 .expect("simulated datagrams are valid");
@@ -537,11 +547,12 @@ impl Sim {
             })
     }
 
-    /// True if every running node's view has `n` members (cheap convergence check when
-    /// nobody has failed).
+    /// True if every node has started and every running node's view has `n` members
+    /// (cheap convergence check; stopped nodes are skipped).
     pub fn all_views_have(&self, n: usize) -> bool {
-        self.nodes
-            .iter()
-            .all(|node| node.member.as_ref().is_some_and(|m| m.view_len() == n))
+        self.nodes.iter().all(|node| match &node.member {
+            Some(m) => m.view_len() == n,
+            None => node.start.is_none(),
+        })
     }
 }
