@@ -165,7 +165,7 @@ pub enum HostMsg {
     Stdin(Vec<u8>),
     /// `hostd`'s stdin is at its end.
     StdinEof,
-    /// Kill the job (the user pressed Ctrl-C): it ends with `SIGINT`.
+    /// Kill the job (the user pressed Ctrl-C twice): it ends with `SIGINT`.
     Kill,
     /// The answer to [`NodeMsg::File`].
     FileReply(FileReply),
@@ -186,6 +186,11 @@ pub enum HostMsg {
         /// Who asks (`user@host`), for the node's log.
         by: String,
     },
+    /// Deliver this Linux signal to the job's process group (its first
+    /// process's): what the submitter received (Ctrl-C's `SIGINT`,
+    /// `SIGTERM`, `SIGHUP`, `SIGUSR1`, `SIGUSR2`), as a shell passes a
+    /// terminal's signal to its foreground job.
+    Signal(i32),
 }
 
 /// What a job on a node is doing ([`JobInfo::state`]).
@@ -448,6 +453,16 @@ pub enum FileRequest {
         handle: u64,
         /// New length.
         length: i64,
+    },
+    /// `fchmodat(2)` (`chmod`, `fchmod` with an empty path on a handle):
+    /// result 0. Symbolic links are followed inside the job directory only.
+    Chmod {
+        /// Base directory (or the file itself, with an empty path).
+        dir: Dir,
+        /// Path.
+        path: Vec<u8>,
+        /// Permission bits (`07777`).
+        mode: u32,
     },
 }
 
@@ -740,6 +755,11 @@ mod tests {
             FileRequest::Ftruncate {
                 handle: 2,
                 length: 1 << 40,
+            },
+            FileRequest::Chmod {
+                dir: Dir::Cwd,
+                path: p(),
+                mode: 0o755,
             },
         ]
     }

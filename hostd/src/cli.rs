@@ -85,7 +85,7 @@ pub enum Command {
     /// here: arguments, environment, stdio and file I/O in the job directory
     /// pass through; the exit status is the job's.
     #[command(
-        after_help = "Exit status: the job's (128 + signal when it faulted: 139 for SIGSEGV); 126 if the node refused the program (dynamically linked, not x86 ELF, ...); 124 after --timeout; 130 after Ctrl-C; 255 if the node vanished mid-job; 1 for hostd's own errors (no node, program unreadable).\nThe job's file system calls happen inside the job directory (--dir, default the current one); paths leaving it, also through symbolic links, fail with EACCES."
+        after_help = "Exit status: the job's (128 + signal when it faulted: 139 for SIGSEGV); 126 if the node refused the program (dynamically linked, not x86 ELF, ...); 124 after --timeout; Ctrl-C passes SIGINT to the job (its status then, 130 if it dies of it), a second Ctrl-C kills it (130); SIGTERM, SIGHUP, SIGUSR1 and SIGUSR2 are passed to the job; 255 if the node vanished mid-job; 1 for hostd's own errors (no node, program unreadable).\nThe job's file system calls happen inside the job directory (--dir, default the current one); paths leaving it, also through symbolic links, fail with EACCES."
     )]
     Submit(Box<crate::submit::SubmitArgs>),
     /// List the jobs of the group: running, uploading, waiting, and the last

@@ -26,7 +26,10 @@ use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
 use nix::fcntl::{AtFlags, OFlag, OpenHow, ResolveFlag, openat2};
-use nix::sys::stat::{FileStat as NixStat, Mode, fstat, fstatat, major, minor, mkdirat};
+use nix::sys::stat::{
+    FchmodatFlags, FileStat as NixStat, Mode, fchmod, fchmodat, fstat, fstatat, major, minor,
+    mkdirat,
+};
 use nix::unistd::{AccessFlags, UnlinkatFlags, Whence, faccessat, ftruncate, lseek, unlinkat};
 use sion_app_mgr::job::{Dir, FileReply, FileRequest, FileStat, encode_stat};
 use sion_app_mgr::path::{Jail, JailedPath};
@@ -284,6 +287,28 @@ impl FileServer {
             FileRequest::Ftruncate { handle, length } => {
                 let h = self.handle(handle)?;
                 ftruncate(h.file.as_fd(), length)?;
+                Ok((0, Vec::new()))
+            }
+            FileRequest::Chmod { dir, path, mode } => {
+                let mode = Mode::from_bits_truncate(mode & 0o7777);
+                if path.is_empty() {
+                    let Dir::Handle(handle) = dir else {
+                        return Err(Errno::ENOENT);
+                    };
+                    fchmod(self.handle(handle)?.file.as_fd(), mode)?;
+                } else {
+                    // The file as resolved beneath the job directory, changed
+                    // through its /proc/self/fd link (an O_PATH descriptor
+                    // cannot be fchmod'ed).
+                    let fd = self.open_beneath(dir, &path, OFlag::O_PATH, 0)?;
+                    let link = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&fd));
+                    fchmodat(
+                        nix::fcntl::AT_FDCWD,
+                        link.as_str(),
+                        mode,
+                        FchmodatFlags::FollowSymlink,
+                    )?;
+                }
                 Ok((0, Vec::new()))
             }
         }

@@ -8,7 +8,9 @@
 //! `--env`) and the program, then serves the job until it ends: its stdout
 //! and stderr are written here, stdin is read only when the job asks, file
 //! system calls are performed inside the job directory
-//! ([`crate::fileserve`]), Ctrl-C kills the remote job. The exit status is
+//! ([`crate::fileserve`]); Ctrl-C passes `SIGINT` to the job's process group
+//! (a second Ctrl-C kills the job), as do `SIGTERM`, `SIGHUP`, `SIGUSR1` and
+//! `SIGUSR2` sent to `hostd submit`. The exit status is
 //! the job's (128 + signal for a fault, 126 for a refused program, 124 after
 //! `--timeout`, 255 if the node vanished).
 
@@ -18,7 +20,7 @@ use std::net::{Ipv4Addr, SocketAddrV4, TcpStream};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -161,10 +163,10 @@ pub fn run(socket: &Path, a: SubmitArgs) -> Result<ExitCode> {
         None => std::env::current_dir().context("the current directory")?,
     };
     let mut files = FileServer::new(&dir)?;
-    // Ctrl-C: the first kills the remote job, the second gives up waiting.
-    let _ = ctrlc::set_handler(|| {
-        INTERRUPT_COUNT.fetch_add(1, Ordering::SeqCst);
-    });
+    // Ctrl-C: the first passes SIGINT to the job, the second kills it, the
+    // third gives up waiting; SIGTERM, SIGHUP, SIGUSR1 and SIGUSR2 are
+    // passed to the job.
+    watch_signals();
     let mut start = start_message(&a, &program, files.dir())?;
     // In exclusive mode a permit is not a reservation: two submitters may
     // pick the same node. The node runs one job at a time and answers
@@ -211,7 +213,7 @@ pub fn run(socket: &Path, a: SubmitArgs) -> Result<ExitCode> {
                     said_full = true;
                 }
                 for _ in 0..10 {
-                    if INTERRUPT_COUNT.load(Ordering::SeqCst) > 0 {
+                    if interrupted_before_start() {
                         eprintln!("hostd: interrupted before the job started");
                         std::process::exit(130);
                     }
@@ -244,6 +246,7 @@ pub fn run(socket: &Path, a: SubmitArgs) -> Result<ExitCode> {
         killed: false,
         timed_out: false,
         interrupts_seen: 0,
+        sigint_sent: false,
         timeout: a.timeout.map(Duration::from_secs_f64),
         label: target.label.clone(),
         verbose: a.verbose,
@@ -445,7 +448,7 @@ fn connect_upload(
                     return lost(e, "waiting for");
                 }
             }
-            if INTERRUPT_COUNT.load(Ordering::SeqCst) > 0 {
+            if interrupted_before_start() {
                 eprintln!("hostd: interrupted before the job started");
                 std::process::exit(130);
             }
@@ -658,6 +661,8 @@ struct JobConnection {
     killed: bool,
     timed_out: bool,
     interrupts_seen: usize,
+    /// Ctrl-C's `SIGINT` was passed to the job (the next press kills it).
+    sigint_sent: bool,
     timeout: Option<Duration>,
     label: String,
     verbose: bool,
@@ -755,7 +760,7 @@ impl JobConnection {
         }
     }
 
-    /// Ctrl-C and `--timeout`.
+    /// Ctrl-C, the signals passed on, and `--timeout`.
     fn check_interrupts(&mut self) -> Result<()> {
         let n = INTERRUPT_COUNT.load(Ordering::SeqCst);
         if n > self.interrupts_seen {
@@ -764,8 +769,23 @@ impl JobConnection {
                 eprintln!("hostd: interrupted again; not waiting for the node");
                 std::process::exit(130);
             }
-            eprintln!("hostd: interrupt: killing the job on {}", self.label);
-            self.kill()?;
+            if self.sigint_sent {
+                eprintln!("hostd: interrupt: killing the job on {}", self.label);
+                self.kill()?;
+            } else {
+                eprintln!(
+                    "hostd: interrupt: SIGINT sent to the job on {} (Ctrl-C again kills it)",
+                    self.label
+                );
+                self.sigint_sent = true;
+                send(&self.writer, &HostMsg::Signal(nix::libc::SIGINT))?;
+            }
+        }
+        let pending = PENDING_SIGNALS.swap(0, Ordering::SeqCst);
+        for sig in PASSED_SIGNALS {
+            if pending & (1 << sig) != 0 && !self.killed {
+                send(&self.writer, &HostMsg::Signal(sig))?;
+            }
         }
         if let (Some(limit), Some(at)) = (self.timeout, self.accepted_at)
             && !self.killed
@@ -796,5 +816,41 @@ impl JobConnection {
     }
 }
 
-/// Ctrl-C presses seen by the handler.
+/// Ctrl-C presses (`SIGINT`) received.
 static INTERRUPT_COUNT: AtomicUsize = AtomicUsize::new(0);
+/// Signals received that are passed to the job (bit `n` for signal `n`).
+static PENDING_SIGNALS: AtomicU64 = AtomicU64::new(0);
+/// The signals besides `SIGINT` that `hostd submit` passes to its job.
+const PASSED_SIGNALS: [i32; 4] = [
+    nix::libc::SIGTERM,
+    nix::libc::SIGHUP,
+    nix::libc::SIGUSR1,
+    nix::libc::SIGUSR2,
+];
+
+/// Counts Ctrl-C presses and records the signals passed to the job, from a
+/// thread that `signal_hook` wakes (no work in a signal handler).
+fn watch_signals() {
+    let mut wanted = vec![nix::libc::SIGINT];
+    wanted.extend(PASSED_SIGNALS);
+    let Ok(mut signals) = signal_hook::iterator::Signals::new(&wanted) else {
+        eprintln!("hostd: cannot watch signals; Ctrl-C will end hostd at once");
+        return;
+    };
+    std::thread::spawn(move || {
+        for sig in signals.forever() {
+            if sig == nix::libc::SIGINT {
+                INTERRUPT_COUNT.fetch_add(1, Ordering::SeqCst);
+            } else {
+                PENDING_SIGNALS.fetch_or(1 << sig, Ordering::SeqCst);
+            }
+        }
+    });
+}
+
+/// Ctrl-C, `SIGTERM` or `SIGHUP` came before the job started.
+fn interrupted_before_start() -> bool {
+    let ending = (1u64 << nix::libc::SIGTERM) | (1u64 << nix::libc::SIGHUP);
+    INTERRUPT_COUNT.load(Ordering::SeqCst) > 0
+        || PENDING_SIGNALS.load(Ordering::SeqCst) & ending != 0
+}

@@ -10,16 +10,27 @@
 //! stops at the job's process cap (`--max-procs`) while the node goes on
 //! serving the next job.
 //!
-//! Needs root, QEMU and busybox-static (CI has them); otherwise it prints why
-//! and passes, unless `SION_REQUIRE_ALL=1`.
+//! `tests/programs/procs.c`, built with musl-gcc (x86_64) and gcc -m32
+//! (i386, glibc), covers what the shell does not show: a pipe's worth of
+//! data through `dup2`, wait statuses, `SIGCHLD`, `WNOHANG`, `waitid`,
+//! process groups, `kill` between processes, `SIGPIPE` ignored and default,
+//! `execve`'s errors (`ENOENT`, `EACCES`, `ENOEXEC`) and an `execve` of the
+//! other ABI's build with descriptors kept and `O_CLOEXEC` ones closed; its
+//! output and status are compared with the host's. Ctrl-C at the submitter
+//! reaches a program's `SIGINT` handler, and ends a program without one
+//! with status 130.
+//!
+//! Needs root, QEMU, busybox-static, musl-gcc and gcc-multilib (CI has
+//! them); otherwise it prints why and passes, unless `SION_REQUIRE_ALL=1`.
 
 mod common;
 
 use common::BootedLan;
-use qemu_net::prereq::{QEMU, must_skip, skip};
+use qemu_net::prereq::{GCC, MUSL_GCC, QEMU, multilib_missing, must_skip, skip};
 
+use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 const HOSTD: &str = env!("CARGO_BIN_EXE_hostd");
@@ -48,7 +59,11 @@ const SCRIPTS: &[&str] = &[
 
 #[test]
 fn busybox_shell_pipelines_run_as_on_the_host() {
-    if must_skip(true, &[QEMU]) {
+    if must_skip(true, &[QEMU, MUSL_GCC, GCC]) {
+        return;
+    }
+    if let Some(why) = multilib_missing() {
+        skip(&why);
         return;
     }
     let busybox = Path::new("/bin/busybox");
@@ -58,6 +73,20 @@ fn busybox_shell_pipelines_run_as_on_the_host() {
     }
     let job_dir = common::job_dir("processes");
     std::fs::copy(busybox, job_dir.join("busybox")).unwrap();
+    common::build_program(
+        &job_dir,
+        "musl-gcc",
+        &["-static", "-O2"],
+        "procs.c",
+        "procs64",
+    );
+    common::build_program(
+        &job_dir,
+        "gcc",
+        &["-m32", "-static", "-O2"],
+        "procs.c",
+        "procs32",
+    );
     let image = sion_image::build(sion_image::Flavor::Node)
         .expect("building target/sion.img")
         .path;
@@ -160,4 +189,93 @@ fn busybox_shell_pipelines_run_as_on_the_host() {
         .collect();
     let node = booted.run(&cmd, &job_dir, b"", &[]);
     assert_eq!(String::from_utf8_lossy(&node.stdout), "still serving\n");
+
+    // C programs of both ABIs, each exec'ing the other.
+    for (program, peer) in [("./procs64", "./procs32"), ("./procs32", "./procs64")] {
+        let host = Command::new(job_dir.join(program))
+            .arg(peer)
+            .current_dir(&job_dir)
+            .output()
+            .unwrap();
+        assert!(
+            String::from_utf8_lossy(&host.stdout).contains("exec'd program: exited 5"),
+            "the host run: {host:?}"
+        );
+        let cmd: Vec<String> = [HOSTD, "submit", program, peer]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let node = booted.run(&cmd, &job_dir, b"", &[]);
+        assert_eq!(
+            (
+                String::from_utf8_lossy(&node.stdout).into_owned(),
+                shell_status(&node)
+            ),
+            (
+                String::from_utf8_lossy(&host.stdout).into_owned(),
+                shell_status(&host)
+            ),
+            "{program} on the node (left) and on the host (right); stderr: {}\nnode log:\n{}",
+            String::from_utf8_lossy(&node.stderr),
+            booted.log(0)
+        );
+    }
+
+    // Ctrl-C: caught by a handler, or ending a program without one.
+    let (out, status) = interrupt_once(&booted, &job_dir, &["./procs64", "sigint"], "ready");
+    assert_eq!((out.as_str(), status), ("ready\ncaught SIGINT\n", 7));
+    let (_, status) = interrupt_once(
+        &booted,
+        &job_dir,
+        &["./busybox", "sh", "-c", "echo ready; sleep 100"],
+        "ready",
+    );
+    assert_eq!(status, 130, "a job without a handler dies of SIGINT");
+}
+
+/// Runs `hostd submit PROGRAM…` in the LAN, presses Ctrl-C (SIGINT to
+/// hostd) once the job has printed the line `ready`, and returns the job's
+/// stdout and hostd's exit status.
+fn interrupt_once(booted: &BootedLan, dir: &Path, program: &[&str], ready: &str) -> (String, i32) {
+    let mut cmd = vec![HOSTD.to_string(), "submit".into()];
+    cmd.extend(program.iter().map(|s| s.to_string()));
+    let mut c = booted.lan.command(&cmd).expect("a command inside the LAN");
+    c.current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = c.spawn().expect("starting hostd submit");
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !first.ends_with('\n') && Instant::now() < deadline {
+        if stdout.read_line(&mut first).unwrap_or(0) == 0 {
+            break;
+        }
+    }
+    assert_eq!(first.trim_end(), ready, "{program:?} did not get ready");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let mut rest = String::new();
+    stdout.read_to_string(&mut rest).unwrap();
+    let status = child.wait().unwrap();
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    use std::os::unix::process::ExitStatusExt;
+    let code = status
+        .code()
+        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
+    assert!(
+        err.contains("SIGINT sent to the job"),
+        "hostd says what it did: {err}"
+    );
+    (first + &rest, code)
 }

@@ -885,6 +885,24 @@ impl<'n> Process<'n> {
                     .log(format_args!("apm: job {number}: killed by its submitter"));
                 self.kill_job(KILLED_BY_USER.to_raw() as i32);
             }
+            HostMsg::Signal(sig) => {
+                if crate::exit::Signal::new(sig).is_none() {
+                    return;
+                }
+                let number = self.number;
+                self.node.log(format_args!(
+                    "apm: job {number}: signal {sig} from its submitter"
+                ));
+                let group = self.task_of(self.leader).map_or(self.leader, |t| t.pgid);
+                for pid in self.pids() {
+                    if self
+                        .task_of(pid)
+                        .is_some_and(|t| t.alive() && t.pgid == group)
+                    {
+                        self.signal_task(pid, sig, 0);
+                    }
+                }
+            }
             _ => {}
         }
     }

@@ -120,6 +120,31 @@ pub(super) fn mkdirat(p: &mut Process<'_>, a: &Args) -> CallResult {
     p.mkdir(a.int(0), a.word(1), a.uint(2))
 }
 
+/// `chmod(pathname, mode)`.
+pub(super) fn chmod(p: &mut Process<'_>, a: &Args) -> CallResult {
+    p.chmod(AT_FDCWD, a.word(0), a.uint(1))
+}
+
+/// `fchmodat(dirfd, pathname, mode)` (and `fchmodat2` without flags).
+pub(super) fn fchmodat(p: &mut Process<'_>, a: &Args) -> CallResult {
+    p.chmod(a.int(0), a.word(1), a.uint(2))
+}
+
+/// `fchmod(fd, mode)`: of a file `hostd` holds open; stdio and pipes keep
+/// their modes (answered 0).
+pub(super) fn fchmod(p: &mut Process<'_>, a: &Args) -> CallResult {
+    let handle = match p.task.fds.file(a.int(0))? {
+        OpenFile::HostFile(h) => h,
+        _ => return Ok(0),
+    };
+    p.host_value(FileRequest::Chmod {
+        dir: Dir::Handle(handle),
+        path: Vec::new(),
+        mode: a.uint(1),
+    })?;
+    Ok(0)
+}
+
 /// `unlink(pathname)`.
 pub(super) fn unlink(p: &mut Process<'_>, a: &Args) -> CallResult {
     p.unlink(AT_FDCWD, a.word(0), 0)
@@ -301,6 +326,13 @@ impl Process<'_> {
         let path = self.path(pathname)?;
         let dir = self.dir(dirfd, &path)?;
         self.host_value(FileRequest::Mkdir { dir, path, mode })?;
+        Ok(0)
+    }
+
+    fn chmod(&mut self, dirfd: i32, pathname: u64, mode: u32) -> CallResult {
+        let path = self.path(pathname)?;
+        let dir = self.dir(dirfd, &path)?;
+        self.host_value(FileRequest::Chmod { dir, path, mode })?;
         Ok(0)
     }
 

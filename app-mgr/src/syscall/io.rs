@@ -285,9 +285,11 @@ impl Process<'_> {
     /// read or write it).
     fn held_by_others(&self, id: u32, end: PipeEnd) -> bool {
         let file = OpenFile::Pipe { id, end };
+        // A task being ended still counts until its end closes its
+        // descriptors (then the waiting call is served again).
         self.others
             .values()
-            .any(|t| t.alive() && t.fds.references(file) > 0)
+            .any(|t| t.exited.is_none() && t.fds.references(file) > 0)
     }
 
     /// A write to a pipe with no reader: `SIGPIPE` to the writer (delivered

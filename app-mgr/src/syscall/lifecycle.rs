@@ -165,7 +165,7 @@ pub(super) fn kill(p: &mut Process<'_>, a: &Args) -> CallResult {
         return Err(Errno::EINVAL.into());
     }
     for t in targets.iter().copied().filter(|&t| t != me) {
-        p.signal_task(t, sig);
+        p.signal_task(t, sig, me);
     }
     if targets.contains(&me) {
         p.raise(sig, SI_USER)?;
@@ -442,10 +442,11 @@ impl Process<'_> {
             .ok_or(Errno::ESRCH.into())
     }
 
-    /// Sends `sig` to another task of the job (`kill(2)`): `SIGKILL` ends it
-    /// at once; any other is made pending there and taken at its next
-    /// system call, or at its next tick if it computes.
-    pub fn signal_task(&mut self, pid: u64, sig: i32) {
+    /// Sends `sig` from task `from` (0: the submitter) to task `pid`
+    /// (`kill(2)`): `SIGKILL` ends it at once; any other is made pending
+    /// there and taken at its next system call, or at its next tick if it
+    /// computes.
+    pub fn signal_task(&mut self, pid: u64, sig: i32, from: u64) {
         let me = self.task.pid;
         let uid = self.task.uid;
         if !self.switch_to(pid) {
@@ -459,7 +460,7 @@ impl Process<'_> {
                 sig,
                 SI_USER,
                 Detail::Sender {
-                    pid: me as u32,
+                    pid: from as u32,
                     uid,
                 },
             );
