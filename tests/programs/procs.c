@@ -5,7 +5,9 @@
  * process after the child it reports on has ended, so the output is the
  * same on every run.
  *
- *   procs PEER     the whole sequence; PEER is the program to exec
+ *   procs PEER     the whole sequence; PEER is the program to exec (the
+ *                  last part: a read interrupted by a handler, restarted
+ *                  with SA_RESTART and EINTR without)
  *   procs child    what the exec'd program does: prints and exits 5
  *   procs sigint   waits in pause() for SIGINT (Ctrl-C at the submitter)
  */
@@ -25,6 +27,8 @@ static volatile sig_atomic_t int_seen;
 
 static void on_chld(int sig) { (void)sig; chld_seen++; }
 static void on_int(int sig) { (void)sig; int_seen = 1; }
+static volatile sig_atomic_t alrm_seen;
+static void on_alrm(int sig) { (void)sig; alrm_seen = 1; }
 
 static void status_line(const char *what, int st) {
     if (WIFEXITED(st))
@@ -169,5 +173,33 @@ int main(int argc, char **argv) {
     printf("O_CLOEXEC pipe sees EOF: %zd\n", read(gone[0], buf, 1));
     waitpid(c, &st, 0);
     status_line("exec'd program", st);
+
+    /* 7. A read from a pipe interrupted by SIGALRM's handler: restarted
+     * with SA_RESTART, EINTR without. */
+    for (int restart = 1; restart >= 0; restart--) {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = on_alrm;
+        sa.sa_flags = restart ? SA_RESTART : 0;
+        sigaction(SIGALRM, &sa, NULL);
+        if (pipe(fds) != 0) return 106;
+        c = fork();
+        if (c == 0) {
+            close(fds[0]);
+            sleep(2);
+            write(fds[1], "y", 1);
+            _exit(0);
+        }
+        close(fds[1]);
+        alrm_seen = 0;
+        alarm(1);
+        errno = 0;
+        n = read(fds[0], buf, 1);
+        int e = errno;
+        printf("read with%s SA_RESTART: %zd (%s), handler ran: %d\n",
+               restart ? "" : "out", n, n < 0 ? strerror(e) : "data", alrm_seen);
+        waitpid(c, &st, 0);
+        close(fds[0]);
+    }
     return 0;
 }

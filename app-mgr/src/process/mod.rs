@@ -318,6 +318,10 @@ pub struct Task {
     pub vfork_child: Option<u64>,
     /// It has replaced its image since it was forked (`execve(2)`).
     pub execed: bool,
+    /// Its waiting call was interrupted by a signal and is restarted after a
+    /// handler installed with `SA_RESTART` (signal(7) "Interruption of
+    /// system calls").
+    pub restartable: bool,
 }
 
 impl Task {
@@ -353,6 +357,7 @@ impl Task {
             sleep_until: None,
             vfork_child: None,
             execed: false,
+            restartable: false,
         }
     }
 
@@ -374,6 +379,7 @@ impl Task {
             sleep_until: None,
             vfork_child: None,
             execed: false,
+            restartable: false,
             ..self.clone()
         }
     }
@@ -410,6 +416,8 @@ pub struct Process<'n> {
     pub stdin: VecDeque<u8>,
     /// `hostd`'s stdin ended.
     pub stdin_eof: bool,
+    /// Stdin bytes were asked of `hostd` and have not come yet.
+    pub stdin_asked: bool,
     /// Files `hostd` holds open for the job, by handle.
     pub host_files: BTreeMap<u64, HostFile>,
     /// Whether stdin, stdout, stderr are terminals.
@@ -454,6 +462,7 @@ impl<'n> Process<'n> {
             next_pipe: 0,
             stdin: VecDeque::new(),
             stdin_eof: false,
+            stdin_asked: false,
             host_files: BTreeMap::new(),
             tty: [false; 3],
             winsize: None,
@@ -523,45 +532,53 @@ impl<'n> Process<'n> {
     pub fn run(&mut self) -> i32 {
         loop {
             let deadline = self.next_deadline();
-            match self.node.next_event(deadline) {
-                Event::Syscall { pid, abi, nr, args } => {
-                    if !self.switch_to(pid) || self.task.ending.is_some() {
-                        continue;
-                    }
+            let event = self.node.next_event(deadline);
+            if let Some(status) = self.handle(event) {
+                return status;
+            }
+        }
+    }
+
+    /// Handles one event, then serves the waiting calls again; the job's
+    /// wait status once it has ended.
+    pub fn handle(&mut self, event: Event) -> Option<i32> {
+        match event {
+            Event::Syscall { pid, abi, nr, args } => {
+                if self.switch_to(pid) && self.task.ending.is_none() {
                     self.stats.calls += 1;
                     if let Some(v) = self.syscall(abi, nr, args) {
                         self.finish_call(v);
                     }
                     self.after_call();
                 }
-                Event::Fault(pid, f) => {
-                    if self.switch_to(pid) && self.task.ending.is_none() {
-                        self.on_fault(f);
-                    }
+            }
+            Event::Fault(pid, f) => {
+                if self.switch_to(pid) && self.task.ending.is_none() {
+                    self.on_fault(f);
                 }
-                Event::HostReadable => self.poll_host(),
-                Event::Timeout => self.on_timeout(),
-                Event::Interrupted(pid) => {
-                    if !self.switch_to(pid) || self.task.ending.is_some() {
-                        continue;
-                    }
+            }
+            Event::HostReadable => self.poll_host(),
+            Event::Timeout => self.on_timeout(),
+            Event::Interrupted(pid) => {
+                if self.switch_to(pid) && self.task.ending.is_none() {
                     self.check_timers();
-                    if self.task.parked.is_none()
-                        && let Some(sig) = self.deliverable()
-                        && self.deliver(sig, None).is_err()
-                    {
-                        continue;
-                    }
-                    self.node.reply(pid, 0);
-                }
-                Event::Exited(pid, status) => {
-                    if let Some(status) = self.on_exit(pid, status) {
-                        return status;
+                    let ended = self.task.parked.is_none()
+                        && self
+                            .deliverable()
+                            .is_some_and(|sig| self.deliver(sig, None).is_err());
+                    if !ended {
+                        self.node.reply(pid, 0);
                     }
                 }
             }
-            self.serve_parked();
+            Event::Exited(pid, status) => {
+                if let Some(status) = self.on_exit(pid, status) {
+                    return Some(status);
+                }
+            }
         }
+        self.serve_parked();
+        None
     }
 
     /// When the loop must look again at the latest: the next timer of any
@@ -662,6 +679,7 @@ impl<'n> Process<'n> {
         {
             return;
         }
+        self.task.restartable = false;
         if let Some(m) = self.task.saved_mask.take() {
             self.task.sigmask = m;
         }
@@ -669,11 +687,13 @@ impl<'n> Process<'n> {
     }
 
     /// What a call that would wait answers now: `EINTR` if a signal can be
-    /// delivered (signal(7): the call is interrupted), else
+    /// delivered (signal(7): the call is interrupted, and restarted after a
+    /// handler with `SA_RESTART`), else
     /// [`CallError::Block`] until `until`.
     pub fn block(&mut self, until: Option<u64>) -> CallError {
         self.check_timers();
         if self.deliverable().is_some() {
+            self.task.restartable = true;
             Errno::EINTR.into()
         } else {
             CallError::Block(until)
@@ -877,8 +897,14 @@ impl<'n> Process<'n> {
     /// Handles a message that came while nothing in particular was awaited.
     fn on_host_msg(&mut self, msg: HostMsg) {
         match msg {
-            HostMsg::Stdin(bytes) => self.stdin.extend(bytes),
-            HostMsg::StdinEof => self.stdin_eof = true,
+            HostMsg::Stdin(bytes) => {
+                self.stdin.extend(bytes);
+                self.stdin_asked = false;
+            }
+            HostMsg::StdinEof => {
+                self.stdin_eof = true;
+                self.stdin_asked = false;
+            }
             HostMsg::Kill => {
                 let number = self.number;
                 self.node
@@ -981,7 +1007,15 @@ impl<'n> Process<'n> {
             return Ok(());
         }
         let max = max.clamp(1, crate::job::CHUNK as u64) as u32;
-        self.send(&NodeMsg::StdinWanted { max })?;
+        if !self.stdin_asked {
+            self.send(&NodeMsg::StdinWanted { max })?;
+            self.stdin_asked = true;
+        }
+        if self.live_tasks() > 1 {
+            // Other tasks go on meanwhile: the read waits in the job's loop
+            // and is served again once hostd's bytes have come.
+            return Err(self.block(None));
+        }
         while self.stdin.is_empty() && !self.stdin_eof {
             // A file reply cannot come now (no request is pending).
             self.next_from_host()?;

@@ -20,7 +20,7 @@ use crate::stat;
 
 /// Most bytes an in-node pipe holds; a write beyond is short (`EAGAIN` if
 /// nothing fits: one task cannot wait for a reader).
-const PIPE_CAPACITY: usize = 64 * 1024;
+pub(super) const PIPE_CAPACITY: usize = 64 * 1024;
 /// Writes of at most this many bytes to a pipe are atomic (`pipe(7)`).
 const PIPE_BUF: usize = g::PIPE_BUF as usize;
 

@@ -19,6 +19,7 @@ pub mod fs;
 pub mod io;
 pub mod lifecycle;
 pub mod mm;
+pub mod poll;
 pub mod process;
 pub mod signal;
 pub mod table;

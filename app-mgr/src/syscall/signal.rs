@@ -43,7 +43,7 @@ const fn bit(sig: i32) -> u64 {
 }
 
 /// SIGKILL and SIGSTOP, which no mask blocks.
-const UNBLOCKABLE: u64 = bit(SIGKILL as i32) | bit(SIGSTOP as i32);
+pub(super) const UNBLOCKABLE: u64 = bit(SIGKILL as i32) | bit(SIGSTOP as i32);
 
 /// `rt_sigaction(signum, act, oldact, sigsetsize)`: the kernel `struct
 /// sigaction` (32 bytes on x86_64, 20 on i386) is recorded as given.
@@ -457,7 +457,15 @@ impl Process<'_> {
             return None;
         }
         let mut regs = self.node.regs(self.task.pid).ok()?;
-        if let Some(v) = ret {
+        let restart = ret == Some(Errno::EINTR.to_return())
+            && self.task.restartable
+            && act.flags & u64::from(linux_raw_sys::general::SA_RESTART) != 0;
+        if restart {
+            // Back to the call instruction (`syscall` and `int 0x80` are two
+            // bytes) with its number in `rax`, as at entry: the handler's
+            // return makes the call again.
+            regs.rip -= 2;
+        } else if let Some(v) = ret {
             regs.gpr[AppRegs::RAX] = match self.task.abi {
                 Abi::I386 => u64::from(v as u32),
                 Abi::X86_64 => v as u64,

@@ -12,7 +12,7 @@
 use syscalls::x86::Sysno as I386;
 use syscalls::x86_64::Sysno as X64;
 
-use super::{Args, Served, exec, fs, io, lifecycle, mm, process, signal, time};
+use super::{Args, Served, exec, fs, io, lifecycle, mm, poll, process, signal, time};
 use crate::Abi;
 use crate::process::{CallResult, Process};
 
@@ -140,6 +140,10 @@ pub static ROWS: &[Row] = &[
     both(X64::mprotect, I386::mprotect, Node, mm::mprotect),
     both(X64::mremap, I386::mremap, Node, mm::mremap),
     both(X64::madvise, I386::madvise, Node, mm::madvise),
+    // ---- waiting for descriptors: poll.rs ----
+    both(X64::poll, I386::poll, Node, poll::poll),
+    both(X64::ppoll, I386::ppoll, Node, poll::ppoll),
+    i386(I386::ppoll_time64, Node, poll::ppoll_time64),
     // ---- the job's processes: lifecycle.rs, exec.rs ----
     both(X64::exit, I386::exit, Node, lifecycle::exit),
     both(X64::exit_group, I386::exit_group, Node, lifecycle::exit),

@@ -15,7 +15,7 @@ use crate::abi::{Abi, UserLayout};
 use crate::errno::Errno;
 use crate::job::{Dir, FileReply, FileRequest, HostMsg, NodeMsg};
 use crate::process::fake::FakeNode;
-use crate::process::{Process, Tls};
+use crate::process::{Event, Process, Tls};
 use crate::vm::AddressSpace;
 
 const X64: Abi = Abi::X86_64;
@@ -824,4 +824,258 @@ fn a_timer_reaches_a_program_that_makes_no_system_call() {
     assert_eq!(node.interrupted, 1, "the program was stopped once");
     assert_eq!(node.killed, Some(14), "SIGALRM's default action");
     assert_eq!(status, 0, "the fake node reports the end as 0");
+}
+
+// ---- the job's processes ----
+
+/// A system call of task `pid` as the node reports it.
+fn sys(pid: u64, nr: u64, args: &[u64]) -> Event {
+    let mut a = [0u64; 6];
+    a[..args.len()].copy_from_slice(args);
+    Event::Syscall {
+        pid,
+        abi: X64,
+        nr,
+        args: a,
+    }
+}
+
+/// The fake node gives its first forked child this pid.
+const CHILD: u64 = 100;
+/// `-1` as a register.
+const MINUS_1: u64 = u64::MAX;
+
+#[test]
+fn fork_then_wait4_reaps_the_child_with_its_exit_status() {
+    let mut node = FakeNode::default();
+    let status = with(X64, &mut node, |p| {
+        let wstatus = mem(p, 4096);
+        assert_eq!(p.handle(sys(PID, X::fork as u64, &[])), None);
+        let child = p.task_of(CHILD).expect("the child's task");
+        assert_eq!((child.ppid, child.pgid, child.sid), (PID, PID, PID));
+        // No child has ended: the call waits.
+        p.handle(sys(PID, X::wait4 as u64, &[MINUS_1, wstatus, 0, 0]));
+        assert!(p.task.parked.is_some() || p.task_of(PID).unwrap().parked.is_some());
+        p.handle(sys(CHILD, X::getppid as u64, &[]));
+        p.handle(sys(CHILD, X::exit_group as u64, &[3]));
+        assert_eq!(p.handle(Event::Exited(CHILD, 3 << 8)), None);
+        assert!(p.switch_to(PID));
+        assert_eq!(get(p, wstatus, 4), (3i32 << 8).to_le_bytes());
+        assert!(p.task_of(CHILD).is_none(), "reaped");
+        p.handle(sys(PID, X::wait4 as u64, &[MINUS_1, 0, 1, 0]));
+        p.handle(sys(PID, X::exit_group as u64, &[0]));
+        p.handle(Event::Exited(PID, 0))
+    });
+    assert_eq!(status, Some(0));
+    let echild = Errno::ECHILD.to_return();
+    assert_eq!(
+        node.replied,
+        [
+            (CHILD, 0),          // the child starts, fork answering 0
+            (PID, CHILD as i64), // fork
+            (CHILD, PID as i64), // the child's getppid
+            (PID, CHILD as i64), // wait4, once the child ended
+            (PID, echild),       // wait4 with no children left
+        ],
+        "{:?}",
+        node.replied
+    );
+    assert_eq!(node.spaces.len(), 1, "the child got a copy of the memory");
+}
+
+#[test]
+fn a_pipe_between_tasks_blocks_then_delivers_then_ends() {
+    let mut node = FakeNode::default();
+    with(X64, &mut node, |p| {
+        let fds = mem(p, 4096);
+        let buf = fds + 64;
+        assert_eq!(call(p, X::pipe as u64, &[fds]), Some(0));
+        let (r, w) = (3u64, 4u64);
+        assert_eq!(get(p, fds, 8), [3, 0, 0, 0, 4, 0, 0, 0]);
+        p.handle(sys(PID, X::fork as u64, &[]));
+        p.handle(sys(PID, X::close as u64, &[w]));
+        // Nothing written yet, a writer alive: the read waits.
+        p.handle(sys(PID, X::read as u64, &[r, buf, 16]));
+        assert!(p.task_of(PID).unwrap().parked.is_some());
+        p.load_mem(buf + 32, b"hi").unwrap();
+        p.handle(sys(CHILD, X::write as u64, &[w, buf + 32, 2]));
+        assert!(
+            p.task_of(PID).unwrap().parked.is_none(),
+            "the read answered"
+        );
+        assert!(p.switch_to(PID));
+        assert_eq!(get(p, buf, 2), b"hi");
+        // The writer ends: end of file.
+        p.handle(sys(CHILD, X::exit_group as u64, &[0]));
+        p.handle(Event::Exited(CHILD, 0));
+        p.handle(sys(PID, X::read as u64, &[r, buf, 16]));
+    });
+    let last: Vec<i64> = node
+        .replied
+        .iter()
+        .filter(|(pid, _)| *pid == PID)
+        .map(|(_, v)| *v)
+        .collect();
+    // fork, close, read 2 bytes, read 0 at the end.
+    assert_eq!(last[last.len() - 3..], [0, 2, 0], "{:?}", node.replied);
+}
+
+#[test]
+fn a_pipe_without_readers_gives_epipe_and_sigpipe() {
+    let mut node = FakeNode::default();
+    with(X64, &mut node, |p| {
+        let fds = mem(p, 4096);
+        assert_eq!(call(p, X::pipe as u64, &[fds]), Some(0));
+        assert_eq!(call(p, X::close as u64, &[3]), Some(0));
+        p.handle(sys(PID, X::write as u64, &[4, fds, 1]));
+    });
+    // SIGPIPE's default action ends the process.
+    assert_eq!(node.kills, [(PID, 13)]);
+}
+
+#[test]
+fn the_first_process_ending_kills_the_others_and_is_the_jobs_status() {
+    let mut node = FakeNode::default();
+    let status = with(X64, &mut node, |p| {
+        p.handle(sys(PID, X::fork as u64, &[]));
+        p.handle(sys(PID, X::exit_group as u64, &[4]));
+        assert_eq!(
+            p.handle(Event::Exited(PID, 4 << 8)),
+            None,
+            "a child is left"
+        );
+        p.handle(Event::Exited(CHILD, 9))
+    });
+    assert_eq!(status, Some(4 << 8));
+    assert_eq!(node.kills, [(PID, 4 << 8), (CHILD, 9)]);
+    assert!(node.log.iter().any(|l| l.contains("killing 1 process")));
+}
+
+#[test]
+fn forks_beyond_the_process_cap_get_eagain() {
+    let mut node = FakeNode::default();
+    with(X64, &mut node, |p| {
+        p.max_procs = 2;
+        p.handle(sys(PID, X::fork as u64, &[]));
+        p.handle(sys(PID, X::fork as u64, &[]));
+        // Threads are not served yet.
+        let clone_vm = u64::from(linux_raw_sys::general::CLONE_VM);
+        p.handle(sys(PID, X::clone as u64, &[clone_vm, 0, 0, 0, 0]));
+    });
+    let answers: Vec<i64> = node.replied.iter().map(|r| r.1).collect();
+    assert_eq!(
+        answers,
+        [
+            0,
+            CHILD as i64,
+            Errno::EAGAIN.to_return(),
+            Errno::ENOSYS.to_return()
+        ]
+    );
+}
+
+#[test]
+fn kill_reaches_a_task_waiting_in_pause() {
+    let mut node = FakeNode::default();
+    with(X64, &mut node, |p| {
+        p.handle(sys(PID, X::fork as u64, &[]));
+        p.handle(sys(CHILD, X::pause as u64, &[]));
+        assert!(p.task_of(CHILD).unwrap().parked.is_some());
+        // kill(child, SIGTERM): the pause is interrupted and SIGTERM's
+        // default action ends the child.
+        p.handle(sys(PID, X::kill as u64, &[CHILD, 15]));
+        // kill(-pgid, 0) finds the group; a pid outside the job does not.
+        p.handle(sys(PID, X::kill as u64, &[MINUS_1 - (PID - 1), 0]));
+        p.handle(sys(PID, X::kill as u64, &[4242, 0]));
+    });
+    assert_eq!(node.kills, [(CHILD, 15)]);
+    let parent: Vec<i64> = node
+        .replied
+        .iter()
+        .filter(|r| r.0 == PID)
+        .map(|r| r.1)
+        .collect();
+    assert_eq!(parent[parent.len() - 3..], [0, 0, Errno::ESRCH.to_return()]);
+}
+
+#[test]
+fn poll_reports_pipe_readiness_and_waits_for_data() {
+    let mut node = FakeNode::default();
+    with(X64, &mut node, |p| {
+        let fds = mem(p, 4096);
+        assert_eq!(call(p, X::pipe as u64, &[fds]), Some(0));
+        let pollfd = fds + 16;
+        // { fd 3, POLLIN }, { fd 4, POLLOUT }
+        let mut b = Vec::new();
+        for (fd, ev) in [(3i32, 1i16), (4, 4)] {
+            b.extend_from_slice(&fd.to_le_bytes());
+            b.extend_from_slice(&ev.to_le_bytes());
+            b.extend_from_slice(&0i16.to_le_bytes());
+        }
+        put(p, pollfd, &b);
+        // Only the write end is ready.
+        assert_eq!(call(p, X::poll as u64, &[pollfd, 2, 0]), Some(1));
+        assert_eq!(get(p, pollfd + 6, 2), [0, 0]);
+        assert_eq!(get(p, pollfd + 14, 2), [4, 0]);
+        put(p, fds + 64, b"x");
+        assert_eq!(call(p, X::write as u64, &[4, fds + 64, 1]), Some(1));
+        assert_eq!(call(p, X::poll as u64, &[pollfd, 2, 0]), Some(2));
+        assert_eq!(get(p, pollfd + 6, 2), [1, 0]);
+        // A bad descriptor is POLLNVAL.
+        put(p, pollfd, &9i32.to_le_bytes());
+        assert_eq!(call(p, X::poll as u64, &[pollfd, 1, 0]), Some(1));
+        assert_eq!(get(p, pollfd + 6, 2), [0x20, 0]);
+    });
+}
+
+#[test]
+fn execve_of_a_missing_or_unloadable_program_gives_linuxs_errno() {
+    let files: crate::process::fake::FileServe = Box::new(|id, req| match req {
+        FileRequest::Open { path, .. } if path == b"prog" => FileReply {
+            id,
+            result: 5,
+            data: vec![0],
+        },
+        FileRequest::Open { .. } => FileReply {
+            id,
+            result: Errno::ENOENT.to_return(),
+            data: vec![],
+        },
+        FileRequest::Fstat { .. } => FileReply {
+            id,
+            result: 0,
+            data: crate::job::encode_stat(&crate::job::FileStat {
+                mode: 0o100755,
+                size: 14,
+                ..Default::default()
+            }),
+        },
+        FileRequest::Read { .. } => FileReply {
+            id,
+            result: 14,
+            data: b"not a program\n".to_vec(),
+        },
+        _ => FileReply {
+            id,
+            result: 0,
+            data: vec![],
+        },
+    });
+    let mut node = FakeNode {
+        files: Some(files),
+        ..FakeNode::default()
+    };
+    with(X64, &mut node, |p| {
+        let s = mem(p, 4096);
+        put(p, s, b"missing\0prog\0");
+        assert_eq!(call(p, X::execve as u64, &[s, 0, 0]), err(Errno::ENOENT));
+        assert_eq!(
+            call(p, X::execve as u64, &[s + 8, 0, 0]),
+            err(Errno::ENOEXEC)
+        );
+        assert!(!p.task.execed, "the caller keeps its image");
+    });
+    assert!(node.execs.is_empty());
+    // The staging application was given up.
+    assert_eq!(node.kills.len(), 1);
 }
