@@ -63,10 +63,17 @@ fn totals(s: &Sim) -> Totals {
     t
 }
 
+/// From this size on the group starts seeded (see the module documentation).
+const SEEDED_FROM: usize = 5000;
+
 fn boot(n: usize, seed: u64) -> (Sim, Duration) {
     let cfg = Config::default();
     let mut s = Sim::new(NetConfig::default(), seed);
     s.record_events = false;
+    if n >= SEEDED_FROM {
+        s.add_seeded_nodes(n, Instant::ZERO, cfg);
+        return (s, Duration::ZERO);
+    }
     let spread = Duration::from_millis((n as u64).max(1000));
     s.add_nodes(n, Instant::ZERO, spread, cfg);
     let last_start = s
@@ -139,6 +146,40 @@ fn detect(s: &mut Sim, rng: &mut Rng) -> Detection {
         stops.push((v, sim::id_of(v), s.now));
     }
     s.run_for(Duration::from_secs(20));
+    if std::env::var("DEBUG_DETECT").is_ok() {
+        for &(v, id, stop) in &stops {
+            let mut sus = Vec::new();
+            let mut dead = Vec::new();
+            for i in s.running_nodes() {
+                for &(at, e) in &s.nodes[i].events {
+                    let dt = at.saturating_duration_since(stop).as_secs_f64();
+                    match e {
+                        Event::Suspect(x) if x == id => sus.push(dt),
+                        Event::Dead(x) if x == id => dead.push(dt),
+                        _ => {}
+                    }
+                }
+            }
+            sus.sort_by(f64::total_cmp);
+            dead.sort_by(f64::total_cmp);
+            let q = |v: &[f64], f: f64| {
+                v.get(((v.len() as f64 * f) as usize).min(v.len().saturating_sub(1)))
+                    .copied()
+                    .unwrap_or(-1.0)
+            };
+            eprintln!(
+                "# victim {v}: suspicions {} first {:.2} s; dead {} first {:.2} p50 {:.2} p90 {:.2} p99 {:.2} max {:.2}",
+                sus.len(),
+                q(&sus, 0.0),
+                dead.len(),
+                q(&dead, 0.0),
+                q(&dead, 0.5),
+                q(&dead, 0.9),
+                q(&dead, 0.99),
+                q(&dead, 1.0)
+            );
+        }
+    }
     let mut times = Vec::new();
     for i in s.running_nodes() {
         for &(at, e) in &s.nodes[i].events {
@@ -266,22 +307,36 @@ fn main() {
     for &n in &ns {
         let wall = Wall::now();
         let (mut s, booted) = boot(n, 0x5100 + n as u64);
-        println!(
-            "# N={n} boot: {n} members started within {:.1} s, all views complete {:.3} s after the last start (wall {:.1} s)",
-            (n as f64 / 1000.0).max(1.0),
-            booted.as_secs_f64(),
-            wall.elapsed().as_secs_f64()
-        );
+        if n >= SEEDED_FROM {
+            println!(
+                "# N={n} boot: seeded, {n} members running with complete views from one shared view (wall {:.1} s)",
+                wall.elapsed().as_secs_f64()
+            );
+        } else {
+            println!(
+                "# N={n} boot: {n} members started within {:.1} s, all views complete {:.3} s after the last start (wall {:.1} s)",
+                (n as f64 / 1000.0).max(1.0),
+                booted.as_secs_f64(),
+                wall.elapsed().as_secs_f64()
+            );
+        }
         // The boot's own traffic (joins answered, view transfers) dies down.
         s.run_for(Duration::from_secs(10));
         let mut rng = Rng::new(0xdead ^ n as u64);
-        for loss in [0u32, 5, 10] {
+        let losses: Vec<u32> = std::env::var("LOSSES").map_or(vec![0, 5, 10], |l| {
+            l.split(',').filter_map(|x| x.parse().ok()).collect()
+        });
+        for loss in losses {
             let wall = Wall::now();
             s.net.loss_ppm = loss * 10_000;
             let converge = join_newcomer(&mut s);
             let t0 = totals(&s);
             let (d0, b0) = (s.stats.delivered, s.stats.delivered_bytes);
-            let secs = MINUTES * 60;
+            let secs = std::env::var("MINUTES")
+                .ok()
+                .and_then(|m| m.parse().ok())
+                .unwrap_or(MINUTES)
+                * 60;
             if std::env::var("DEBUG_FP").is_ok() {
                 s.record_events = true;
             }
@@ -314,12 +369,13 @@ fn main() {
                 per(b1 - b0),
             );
             println!(
-                "#   sent/node/s {:.2} ({:.0} B), indirect probes {:.2} %, suspicions {} refutations {} over {MINUTES} min; detection samples {} missed {}; wall {:.1} s",
+                "#   sent/node/s {:.2} ({:.0} B), indirect probes {:.2} %, suspicions {} refutations {} over {} min; detection samples {} missed {}; wall {:.1} s",
                 per(t1.sent - t0.sent),
                 per(t1.sent_bytes - t0.sent_bytes),
                 100.0 * (t1.indirect - t0.indirect) as f64 / (t1.probes - t0.probes).max(1) as f64,
                 t1.suspicions - t0.suspicions,
                 t1.refutations - t0.refutations,
+                secs / 60,
                 d.samples,
                 d.missed,
                 wall.elapsed().as_secs_f64()

@@ -106,5 +106,6 @@ pub use placement::{
     Answer, Denial, DenyReason, JobSpec, Mode, PlacementId, Ranked, Ranking, ScoreParts, Verdict,
     Weights,
 };
+pub use table::SharedView;
 pub use time::Instant;
 pub use wire::{DecodeError, Message};

@@ -261,3 +261,48 @@ fn hosts_are_full_members() {
         assert_eq!(h.role, Role::Host);
     }
 }
+
+#[test]
+fn a_seeded_group_behaves_as_a_joined_one() {
+    // 300 members start with complete views from one shared view (as simbench's
+    // largest groups do): they probe each other, take a newcomer, drop a crashed
+    // member and take it back as a new run.
+    let n = 300;
+    let mut s = Sim::new(NetConfig::default(), 11);
+    s.add_seeded_nodes(n, Instant::ZERO, Config::default());
+    assert!(s.converged());
+    s.run_for(Duration::from_secs(5));
+    assert!(s.converged());
+    for i in 0..n {
+        let st = s.member(i).stats();
+        assert!(st.probes >= 9, "node {i}: {st:?}");
+        assert_eq!(st.sent_broadcast, 0, "node {i} broadcast: {st:?}");
+        assert!(
+            events_of(&s, i).is_empty(),
+            "node {i}: {:?}",
+            events_of(&s, i)
+        );
+    }
+    let new = s.add_node(s.now, Config::default(), Role::Node);
+    let t = s.run_until_true(s.now + Duration::from_secs(5), 10 * MS, |s| {
+        s.all_views_have(n + 1)
+    });
+    assert!(t.is_some(), "the newcomer is not in every view");
+    assert!(s.converged());
+    let victim = 42;
+    s.stop(victim);
+    s.run_for(Duration::from_secs(10));
+    for i in s.running_nodes() {
+        assert!(!s.member(i).knows(id_of(victim)), "node {i} still has it");
+        assert!(
+            events_of(&s, i)
+                .iter()
+                .any(|(_, e)| *e == Event::Dead(id_of(victim))),
+            "node {i}: no death event"
+        );
+    }
+    s.restart(victim, Config::default());
+    s.run_for(Duration::from_secs(3));
+    assert!(s.converged());
+    assert_eq!(s.member(new).view_len(), n + 1);
+}

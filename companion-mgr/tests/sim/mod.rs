@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use sion_companion_mgr::{
     Addr, Config, Dest, Event, Instant, LocalNode, Member, Message, NodeId, NodeState, Role,
+    SharedView,
 };
 
 /// UDP port every simulated member listens on.
@@ -244,6 +245,48 @@ impl Sim {
         for _ in 0..n {
             let at = Instant::from_nanos(from.as_nanos() + self.rng.below(spread.max(1)));
             self.add_node(at, cfg, Role::Node);
+        }
+    }
+
+    /// Adds `n` nodes that are running at `at` with complete views, as if they had
+    /// joined and finished their view transfers: every member is made with
+    /// [`Member::with_view`] from one [`SharedView`] of all `n` (their entries are
+    /// shared until a member changes one). Their first probes fall at random
+    /// phases within one period, as after a join. Only on an empty simulation.
+    ///
+    /// # Panics
+    /// If nodes were added before.
+    pub fn add_seeded_nodes(&mut self, n: usize, at: Instant, cfg: Config) {
+        assert!(self.nodes.is_empty(), "seeded nodes come first");
+        let starts: Vec<(LocalNode, u64)> = (0..n)
+            .map(|i| {
+                let mut local = LocalNode::new(id_of(i), Role::Node, addr_of(i));
+                local.state = idle_state();
+                (local, self.rng.next_u64())
+            })
+            .collect();
+        // The same seed gives the same incarnation: read each member's entry from a
+        // member made the ordinary way.
+        let view = SharedView::new(
+            starts
+                .iter()
+                .map(|(local, seed)| Member::new(cfg, local.clone(), at, *seed).local().clone()),
+        );
+        for (i, (local, seed)) in starts.into_iter().enumerate() {
+            self.nodes.push(Node {
+                member: Some(Member::with_view(cfg, local, at, seed, &view)),
+                addr: addr_of(i),
+                extra_delay: Duration::ZERO,
+                isolated: false,
+                start: None,
+                start_at: at,
+                wake: Instant::MAX,
+                events: Vec::new(),
+            });
+            let now = self.now;
+            self.now = at;
+            self.flush(i);
+            self.now = now;
         }
     }
 
