@@ -6,11 +6,12 @@
 //! include/uapi/asm-generic/siginfo.h).
 //!
 //! The layouts are `#[repr(C)]` structs whose offsets are checked at compile
-//! time against the ones glibc and Linux use. SiON does not save the FPU in
-//! the frame: the `fpstate` area holds the reset state (`fxsave` format,
-//! control word 0x037F, MXCSR 0x1F80) and a signal return leaves the FPU as
-//! the handler left it (the x87 control word and MXCSR, the only FPU state C
-//! code keeps across calls, are rarely changed by handlers).
+//! time against the ones glibc and Linux use. The FPU/SSE registers of the
+//! interrupted code are saved in the frame's `fpstate` area in `fxsave`
+//! format (x86_64 `struct _fpstate_64`; i386 `struct _fpstate_32`, whose
+//! `fxsave` image follows the legacy header), the handler starts with a
+//! reset FPU, and the signal return restores them (Linux's
+//! `copy_fpstate_to_sigframe` and `fpu__restore_sig`, without `xsave`).
 
 use core::mem::{offset_of, size_of};
 
@@ -377,6 +378,8 @@ pub struct Delivery {
     pub stack_top: u64,
     /// `trapno`, `err` and `cr2` of a fault (zero otherwise).
     pub fault: (u64, u64, u64),
+    /// The interrupted code's FPU/SSE registers (`fxsave` image).
+    pub fxsave: [u8; FXSAVE_LEN],
 }
 
 /// A frame ready to be written: its bytes at `addr`, and the registers that
@@ -391,8 +394,9 @@ pub struct Built {
     pub regs: AppRegs,
 }
 
-/// The `fxsave` area of a reset FPU (control word 0x037F, MXCSR 0x1F80).
-fn reset_fxsave() -> [u8; FXSAVE_LEN] {
+/// The `fxsave` area of a reset FPU (control word 0x037F, MXCSR 0x1F80):
+/// what a handler starts with.
+pub fn reset_fxsave() -> [u8; FXSAVE_LEN] {
     let mut a = [0u8; FXSAVE_LEN];
     a[0..2].copy_from_slice(&0x037Fu16.to_le_bytes());
     a[24..28].copy_from_slice(&0x1F80u32.to_le_bytes());
@@ -448,7 +452,7 @@ fn build64(d: &Delivery, r: &AppRegs) -> Option<Built> {
     f.info = d.info;
     let mut bytes = f.as_bytes().to_vec();
     bytes.resize((fp - frame) as usize, 0);
-    bytes.extend_from_slice(&reset_fxsave());
+    bytes.extend_from_slice(&d.fxsave);
     let mut regs = *r;
     regs.gpr[AppRegs::RDI] = d.sig as u64;
     regs.gpr[AppRegs::RSI] = frame + offset_of!(RtSigFrame64, info) as u64;
@@ -552,11 +556,11 @@ fn build32(d: &Delivery, r: &AppRegs) -> Option<Built> {
         f.as_bytes().to_vec()
     };
     bytes.resize((fx - frame) as usize, 0);
-    // The legacy header says "fxsave follows" (`magic` 0, X86_FXSR_MAGIC).
-    let fxsave = reset_fxsave();
+    // The legacy header keeps the control word and says "fxsave follows"
+    // (`magic` 0, X86_FXSR_MAGIC).
     let h = (fp - frame) as usize;
-    bytes[h..h + 2].copy_from_slice(&fxsave[0..2]);
-    bytes.extend_from_slice(&fxsave);
+    bytes[h..h + 2].copy_from_slice(&d.fxsave[0..2]);
+    bytes.extend_from_slice(&d.fxsave);
     regs.gpr[AppRegs::RAX] = d.sig as u64;
     regs.gpr[AppRegs::RSP] = frame;
     regs.rip = d.action.handler & 0xFFFF_FFFF;
@@ -589,10 +593,23 @@ pub fn frame_at(abi: Abi, kind: Return, sp: u64) -> (u64, usize) {
     }
 }
 
-/// The registers and signal mask a signal return restores from `frame`
-/// (the bytes [`frame_at`] located), onto `regs` (flags: only the bits Linux
-/// restores, `FIX_EFLAGS`). `None` if `frame` is short.
-pub fn restore(abi: Abi, kind: Return, frame: &[u8], regs: &AppRegs) -> Option<(AppRegs, u64)> {
+/// What a signal return restores.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Restored {
+    /// The registers.
+    pub regs: AppRegs,
+    /// The signal mask.
+    pub mask: u64,
+    /// Where the `fxsave` image of the FPU/SSE registers is (`None`: the
+    /// frame has no FPU area and the FPU is reset, as Linux does for a NULL
+    /// `fpstate`).
+    pub fxsave_at: Option<u64>,
+}
+
+/// The registers, signal mask and FPU area a signal return restores from
+/// `frame` (the bytes [`frame_at`] located), onto `regs` (flags: only the
+/// bits Linux restores, `FIX_EFLAGS`). `None` if `frame` is short.
+pub fn restore(abi: Abi, kind: Return, frame: &[u8], regs: &AppRegs) -> Option<Restored> {
     let mut out = *regs;
     let fix = sion_abi::app::USER_RFLAGS;
     match abi {
@@ -610,7 +627,11 @@ pub fn restore(abi: Abi, kind: Return, frame: &[u8], regs: &AppRegs) -> Option<(
             out.gpr[AppRegs::RSP] = sc.rsp;
             out.rip = sc.rip;
             out.rflags = (regs.rflags & !fix) | (sc.eflags & fix);
-            Some((out, f.uc.uc_sigmask))
+            Some(Restored {
+                regs: out,
+                mask: f.uc.uc_sigmask,
+                fxsave_at: (sc.fpstate != 0).then_some(sc.fpstate),
+            })
         }
         Abi::I386 => {
             let (sc, mask) = match kind {
@@ -638,7 +659,11 @@ pub fn restore(abi: Abi, kind: Return, frame: &[u8], regs: &AppRegs) -> Option<(
             set(&mut out, AppRegs::RAX, sc.eax);
             out.rip = u64::from(sc.eip);
             out.rflags = (regs.rflags & !fix) | (u64::from(sc.eflags) & fix);
-            Some((out, mask))
+            Some(Restored {
+                regs: out,
+                mask,
+                fxsave_at: (sc.fpstate != 0).then(|| u64::from(sc.fpstate) + FSAVE_HEADER as u64),
+            })
         }
     }
 }

@@ -4,7 +4,9 @@
 //! `siglongjmp`s out (twice, with `si_code` and `si_addr`), waits in
 //! `pause()` for `alarm(1)`, runs a `raise(SIGUSR1)` handler on its
 //! `sigaltstack`, keeps SIGUSR2 pending while blocked, ignores SIGINT, has a
-//! `nanosleep` cut short by SIGALRM, and ends by a SIGUSR1 without a
+//! `nanosleep` cut short by SIGALRM, keeps its floating-point sums through
+//! a 2 ms interval timer whose handler computes too (FPU state in the
+//! frame), and ends by a SIGUSR1 without a
 //! handler. Output and exit status are compared with the same program run on
 //! this host.
 //!

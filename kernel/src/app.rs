@@ -318,6 +318,7 @@ pub fn fork(pid: Pid, child_sp: u64) -> Result<u64, Error> {
             fs_base: app.fs_base,
             tls_base: app.tls_base,
             faults_to_manager: app.faults_to_manager,
+            fpu: app.fpu().clone(),
         };
         Ok((app.space.duplicate()?, from))
     })?;
@@ -344,6 +345,7 @@ pub fn exec(pid: Pid, abi_bits: u64) -> Result<u64, Error> {
         app.kind = Kind::Application { manager, abi64 };
         app.fs_base = 0;
         app.tls_base = None;
+        *app.fpu_mut() = crate::arch::fpu::FpuState::new();
         let mut frame = TrapFrame::new_user(0, 0);
         if !abi64 {
             frame.cs = u64::from(gdt::USER_CODE32.0);
@@ -437,6 +439,31 @@ pub fn set_regs(pid: Pid, buf: u64, len: u64) -> Result<u64, Error> {
         // IF stays set; the rest of the system flags stay the kernel's.
         f.rflags = (f.rflags & !abi::USER_RFLAGS) | (r.rflags & abi::USER_RFLAGS) | 0x200;
         app.regs_changed = true;
+        Ok(0)
+    })
+}
+
+/// `app_fpu`: the stopped application's FPU/SSE registers (the 512-byte
+/// `fxsave` image) into the caller's `buf`.
+pub fn fpu(pid: Pid, buf: u64, len: u64) -> Result<u64, Error> {
+    if len != 512 {
+        return Err(Error::InvalidArgument);
+    }
+    let image = with_stopped_app(pid, |app| Ok(*app.fpu().bytes()))?;
+    table().current().space.write(buf, &image)?;
+    Ok(0)
+}
+
+/// `app_set_fpu`: replaces them with the `fxsave` image in the caller's
+/// `buf` (MXCSR limited to the bits the CPU has).
+pub fn set_fpu(pid: Pid, buf: u64, len: u64) -> Result<u64, Error> {
+    if len != 512 {
+        return Err(Error::InvalidArgument);
+    }
+    let mut image = [0u8; 512];
+    table().current().space.read(buf, &mut image)?;
+    with_stopped_app(pid, |app| {
+        app.fpu_mut().set_bytes(&image);
         Ok(0)
     })
 }

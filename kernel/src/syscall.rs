@@ -76,6 +76,8 @@ fn handle(call: Syscall, a: [u64; 6]) -> Result<u64, Error> {
         Syscall::AppSetRegs => app::set_regs(a[0], a[1], a[2]),
         Syscall::AppFork => app::fork(a[0], a[1]),
         Syscall::AppExec => app::exec(a[0], a[1]),
+        Syscall::AppFpu => app::fpu(a[0], a[1], a[2]),
+        Syscall::AppSetFpu => app::set_fpu(a[0], a[1], a[2]),
         Syscall::AppInterrupt => app::interrupt(a[0]),
         Syscall::TcpListen => {
             let me = current_pid();

@@ -11,7 +11,7 @@ use core::fmt;
 use sion_abi::app::{
     self as kapp, AppFault, AppRegs, LinuxSyscall, TAG_APP_EXITED, TAG_APP_FAULT, TAG_LINUX_SYSCALL,
 };
-use sion_abi::{NO_TIMEOUT, Pid, TAG_TCP_READABLE};
+use sion_abi::{MessageInfo, NO_TIMEOUT, Pid, TAG_TCP_READABLE};
 use sion_app_mgr::Abi;
 use sion_app_mgr::errno::Errno;
 use sion_app_mgr::job::{HostMsg, NodeMsg};
@@ -24,47 +24,26 @@ use crate::conn::Conn;
 use crate::lobby::Lobby;
 use crate::rng::Rng;
 
-/// The node side of one job's applications.
-pub struct AppNode<'a> {
+/// The job's applications as the node sees them: which are alive, and the
+/// events of theirs that came while the manager waited for something else.
+pub struct Apps {
     /// The job's first application (its end ends a wait for `hostd`).
-    pub pid: Pid,
+    pub leader: Pid,
     /// Every application of the job that has not ended (forks add theirs).
-    pub apps: BTreeSet<Pid>,
-    /// Application events that came while waiting for `hostd`, in order.
+    pub live: BTreeSet<Pid>,
+    /// Their events that came while waiting for `hostd`, in order.
     pub queued: VecDeque<Event>,
-    /// The connection to `hostd`.
-    pub conn: Conn,
-    /// The job port, served whenever the application's manager waits.
-    pub lobby: &'a mut Lobby,
-    /// This node.
-    pub me: &'a ThisNode,
-    /// Random bytes.
-    pub rng: Rng,
     /// The first application's end was seen while waiting for `hostd`
     /// (it was killed from outside the job: `hostd cancel`).
     pub leader_ended: bool,
 }
 
-impl<'a> AppNode<'a> {
-    /// The node side of a job whose first application is `pid`.
-    pub fn new(pid: Pid, conn: Conn, lobby: &'a mut Lobby, me: &'a ThisNode, rng: Rng) -> Self {
-        AppNode {
-            pid,
-            apps: BTreeSet::from([pid]),
-            queued: VecDeque::new(),
-            conn,
-            lobby,
-            me,
-            rng,
-            leader_ended: false,
-        }
-    }
-
+impl Apps {
     /// The event a kernel message from one of the job's applications is
     /// (`buf` its payload); `None` for anything else.
-    fn app_event(&mut self, info: &sion_abi::MessageInfo, buf: &[u8]) -> Option<Event> {
+    fn event(&mut self, info: &MessageInfo, buf: &[u8]) -> Option<Event> {
         let pid = info.sender;
-        if !self.apps.contains(&pid) {
+        if !self.live.contains(&pid) {
             return None;
         }
         match info.tag {
@@ -98,13 +77,53 @@ impl<'a> AppNode<'a> {
             kapp::TAG_APP_INTERRUPTED => Some(Event::Interrupted(pid)),
             TAG_APP_EXITED => {
                 let raw = u64::from_le_bytes(buf.get(..8)?.try_into().ok()?);
-                self.apps.remove(&pid);
-                if pid == self.pid {
+                self.live.remove(&pid);
+                if pid == self.leader {
                     self.leader_ended = true;
                 }
                 Some(Event::Exited(pid, raw as i32))
             }
             _ => None,
+        }
+    }
+
+    /// Keeps the event a message received during another wait is, for
+    /// [`Node::next_event`]: none is lost.
+    fn keep(&mut self, info: &MessageInfo, buf: &[u8]) {
+        if let Some(e) = self.event(info, buf) {
+            self.queued.push_back(e);
+        }
+    }
+}
+
+/// The node side of one job's applications.
+pub struct AppNode<'a> {
+    /// The job's applications.
+    pub apps: Apps,
+    /// The connection to `hostd`.
+    pub conn: Conn,
+    /// The job port, served whenever the application's manager waits.
+    pub lobby: &'a mut Lobby,
+    /// This node.
+    pub me: &'a ThisNode,
+    /// Random bytes.
+    pub rng: Rng,
+}
+
+impl<'a> AppNode<'a> {
+    /// The node side of a job whose first application is `pid`.
+    pub fn new(pid: Pid, conn: Conn, lobby: &'a mut Lobby, me: &'a ThisNode, rng: Rng) -> Self {
+        AppNode {
+            apps: Apps {
+                leader: pid,
+                live: BTreeSet::from([pid]),
+                queued: VecDeque::new(),
+                leader_ended: false,
+            },
+            conn,
+            lobby,
+            me,
+            rng,
         }
     }
 }
@@ -161,9 +180,17 @@ impl Node for AppNode<'_> {
         })
     }
 
+    fn fpu(&mut self, pid: u64) -> Result<[u8; 512], Errno> {
+        app::fpu(pid).map_err(|_| Errno::ESRCH)
+    }
+
+    fn set_fpu(&mut self, pid: u64, image: &[u8; 512]) -> Result<(), Errno> {
+        app::set_fpu(pid, image).map_err(|_| Errno::ESRCH)
+    }
+
     fn fork(&mut self, pid: u64, child_sp: u64) -> Result<u64, Errno> {
         let child = app::fork(pid, child_sp).map_err(|_| Errno::ENOMEM)?;
-        self.apps.insert(child);
+        self.apps.live.insert(child);
         Ok(child)
     }
 
@@ -180,7 +207,7 @@ impl Node for AppNode<'_> {
     }
 
     fn next_event(&mut self, deadline_ns: Option<u64>) -> Event {
-        if let Some(e) = self.queued.pop_front() {
+        if let Some(e) = self.apps.queued.pop_front() {
             return e;
         }
         let mut buf = [0u8; 128];
@@ -206,7 +233,7 @@ impl Node for AppNode<'_> {
             {
                 return Event::HostReadable;
             }
-            if let Some(e) = self.app_event(&info, &buf) {
+            if let Some(e) = self.apps.event(&info, &buf) {
                 return e;
             }
         }
@@ -245,7 +272,10 @@ impl Node for AppNode<'_> {
     }
 
     fn send(&mut self, msg: &NodeMsg) -> Result<(), HostGone> {
-        self.conn.send(msg, self.lobby).map_err(|_| HostGone)
+        let apps = &mut self.apps;
+        self.conn
+            .send(msg, self.lobby, |info, buf| apps.keep(info, buf))
+            .map_err(|_| HostGone)
     }
 
     fn recv(&mut self, deadline_ns: Option<u64>) -> Result<Option<HostMsg>, WaitEnd> {
@@ -269,7 +299,7 @@ impl Node for AppNode<'_> {
             if self.conn.read_some() {
                 continue;
             }
-            if self.leader_ended {
+            if self.apps.leader_ended {
                 return Err(WaitEnd::AppEnded);
             }
             let now = sys::clock_ns();
@@ -282,10 +312,8 @@ impl Node for AppNode<'_> {
             armed = true;
             // Any wake-up leads to another look; the applications' events
             // are kept for the job loop.
-            if let Ok(info) = self.lobby.receive(&mut notice, timeout)
-                && let Some(e) = self.app_event(&info, &notice)
-            {
-                self.queued.push_back(e);
+            if let Ok(info) = self.lobby.receive(&mut notice, timeout) {
+                self.apps.keep(&info, &notice);
             }
         }
     }

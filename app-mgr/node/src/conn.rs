@@ -4,7 +4,7 @@
 
 use alloc::vec::Vec;
 
-use sion_abi::Error;
+use sion_abi::{Error, MessageInfo};
 use sion_app_mgr::job::{self, Decoder, HostMsg, NodeMsg};
 use sion_rt::sys::TcpStream;
 
@@ -61,12 +61,19 @@ impl Conn {
     }
 
     /// Sends one message; while `hostd` is slow to take it, `lobby` serves
-    /// the job port. Errors: [`ConnError::Closed`], also when `hostd` took
-    /// nothing for 60 s.
-    pub fn send(&mut self, msg: &NodeMsg, lobby: &mut Lobby) -> Result<(), ConnError> {
+    /// the job port, and any other message received meanwhile (a system
+    /// call or the end of one of the job's applications) is given to
+    /// `keep`. Errors: [`ConnError::Closed`], also when `hostd` took nothing
+    /// for 60 s.
+    pub fn send(
+        &mut self,
+        msg: &NodeMsg,
+        lobby: &mut Lobby,
+        mut keep: impl FnMut(&MessageInfo, &[u8]),
+    ) -> Result<(), ConnError> {
         let frame = job::encode(msg)?;
         let mut rest = &frame[..];
-        let mut notice = [0u8; 64];
+        let mut notice = [0u8; 128];
         let mut stalled_since = None;
         let mut waited = false;
         while !rest.is_empty() {
@@ -81,7 +88,9 @@ impl Conn {
                     if now - since > SEND_STALL_NS {
                         return Err(ConnError::Closed);
                     }
-                    let _ = lobby.receive(&mut notice, SEND_RETRY_NS);
+                    if let Ok(info) = lobby.receive(&mut notice, SEND_RETRY_NS) {
+                        keep(&info, &notice);
+                    }
                     waited = true;
                 }
                 Err(_) => return Err(ConnError::Closed),

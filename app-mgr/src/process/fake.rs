@@ -42,6 +42,8 @@ pub struct FakeNode {
     pub replied: Vec<(u64, i64)>,
     /// Every `exec`: pid and ABI.
     pub execs: Vec<(u64, crate::Abi)>,
+    /// FPU images set by [`Node::set_fpu`], by pid (others read as reset).
+    pub fpu: BTreeMap<u64, [u8; 512]>,
     /// Messages sent to `hostd`, in order (file requests included).
     pub sent: Vec<NodeMsg>,
     /// Messages `hostd` will send, in order (stdin, Kill, ...).
@@ -85,6 +87,7 @@ impl Default for FakeNode {
             kills: Vec::new(),
             replied: Vec::new(),
             execs: Vec::new(),
+            fpu: BTreeMap::new(),
             sent: Vec::new(),
             inbox: VecDeque::new(),
             files: None,
@@ -200,6 +203,20 @@ impl Node for FakeNode {
 
     fn regs(&mut self, _pid: u64) -> Result<AppRegs, Errno> {
         Ok(self.regs)
+    }
+
+    fn fpu(&mut self, pid: u64) -> Result<[u8; 512], Errno> {
+        Ok(self.fpu.get(&pid).copied().unwrap_or_else(|| {
+            let mut a = [0u8; 512];
+            a[0..2].copy_from_slice(&0x037Fu16.to_le_bytes());
+            a[24..28].copy_from_slice(&0x1F80u32.to_le_bytes());
+            a
+        }))
+    }
+
+    fn set_fpu(&mut self, pid: u64, image: &[u8; 512]) -> Result<(), Errno> {
+        self.fpu.insert(pid, *image);
+        Ok(())
     }
 
     fn fork(&mut self, pid: u64, _child_sp: u64) -> Result<u64, Errno> {

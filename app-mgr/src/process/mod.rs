@@ -144,6 +144,12 @@ pub trait Node {
     /// `ESRCH` if it is not stopped, `EFAULT` for a `rip`/`rsp` outside user
     /// space.
     fn set_regs(&mut self, pid: u64, regs: &AppRegs) -> Result<(), Errno>;
+    /// The FPU/SSE registers of the stopped application, as the 512-byte
+    /// `fxsave` image (Intel SDM Vol. 1 Table 10-2). Errors: `ESRCH` if it
+    /// is not stopped.
+    fn fpu(&mut self, pid: u64) -> Result<[u8; 512], Errno>;
+    /// Replaces them: what the application resumes with. Errors: `ESRCH`.
+    fn set_fpu(&mut self, pid: u64, image: &[u8; 512]) -> Result<(), Errno>;
     /// A copy of application `pid` (stopped in a system call) with a copy
     /// of its memory, stopped as if in the same call: [`Node::reply`] starts
     /// it with 0 in `rax`, on stack `child_sp` unless it is 0 (`fork(2)`).

@@ -487,6 +487,7 @@ impl Process<'_> {
         } else {
             0
         };
+        let fxsave = self.node.fpu(self.task.pid).ok()?;
         let old_mask = self.task.saved_mask.take().unwrap_or(self.task.sigmask);
         let d = Delivery {
             abi: self.task.abi,
@@ -497,10 +498,16 @@ impl Process<'_> {
             altstack: (ss_sp, uc_flags, ss_size),
             stack_top,
             fault,
+            fxsave,
         };
         let built = sigframe::build(&d, &regs)?;
         self.write_mem(built.addr, &built.bytes).ok()?;
         self.node.set_regs(self.task.pid, &built.regs).ok()?;
+        // The handler starts with a reset FPU (Linux's
+        // `fpu__clear_user_states`); the return restores the saved one.
+        self.node
+            .set_fpu(self.task.pid, &sigframe::reset_fxsave())
+            .ok()?;
         let mut mask = old_mask | act.mask;
         if act.flags & u64::from(SA_NODEFER) == 0 {
             mask |= bit(sig);
@@ -544,9 +551,17 @@ impl Process<'_> {
             let regs = self.node.regs(self.task.pid).ok()?;
             let (at, len) = sigframe::frame_at(self.task.abi, kind, regs.gpr[AppRegs::RSP]);
             let frame = self.read_mem(at, len as u64).ok()?;
-            let (new, mask) = sigframe::restore(self.task.abi, kind, &frame, &regs)?;
-            self.node.set_regs(self.task.pid, &new).ok()?;
-            Some((new, mask))
+            let r = sigframe::restore(self.task.abi, kind, &frame, &regs)?;
+            let fxsave = match r.fxsave_at {
+                Some(at) => {
+                    let b = self.read_mem(at, 512).ok()?;
+                    <[u8; 512]>::try_from(b.as_slice()).ok()?
+                }
+                None => sigframe::reset_fxsave(),
+            };
+            self.node.set_regs(self.task.pid, &r.regs).ok()?;
+            self.node.set_fpu(self.task.pid, &fxsave).ok()?;
+            Some((r.regs, r.mask))
         })();
         let Some((new, mask)) = restored else {
             let number = self.number;

@@ -632,6 +632,7 @@ fn raise_with_a_handler_enters_it_on_an_rt_sigframe_and_rt_sigreturn_restores() 
     with(X64, &mut node, |p| {
         handle(p, 10, SA_SIGINFO | SA_RESTORER);
         let before = stopped_at(p);
+        p.node.set_fpu(PID, &fpu_marker()).unwrap();
         p.node.set_regs(p.task.pid, &before).unwrap();
         let v = call(p, X::kill as u64, &[PID, 10]).unwrap();
         assert_eq!(v, 0);
@@ -659,6 +660,10 @@ fn raise_with_a_handler_enters_it_on_an_rt_sigframe_and_rt_sigreturn_restores() 
         );
         assert_eq!(f.info.rest[2], 1000, "si_uid");
         assert_eq!(p.task.sigmask, 1 << 9, "blocked in its handler");
+        // The interrupted code's FPU is in the frame; the handler's is reset.
+        let saved = get(p, f.uc.uc_mcontext.fpstate, 512);
+        assert_eq!(saved, fpu_marker());
+        assert_eq!(p.node.fpu(PID).unwrap(), crate::sigframe::reset_fxsave());
         // The handler returns into the restorer: `ret` popped `pretcode`.
         let mut r = h;
         r.gpr[AppRegs::RSP] = frame + 8;
@@ -672,8 +677,17 @@ fn raise_with_a_handler_enters_it_on_an_rt_sigframe_and_rt_sigreturn_restores() 
         assert_eq!(back.gpr[AppRegs::RBX], 0x1234);
         assert_eq!(back.gpr[AppRegs::RAX], 0);
         assert_eq!(p.task.sigmask, 0);
+        assert_eq!(p.node.fpu(PID).unwrap(), fpu_marker(), "FPU restored");
     });
     assert_eq!(node.killed, None);
+}
+
+/// An `fxsave` image with `xmm0` and MXCSR set, to follow through a frame.
+fn fpu_marker() -> [u8; 512] {
+    let mut a = crate::sigframe::reset_fxsave();
+    a[24..28].copy_from_slice(&0x3F80u32.to_le_bytes());
+    a[160..176].copy_from_slice(&[0xAB; 16]);
+    a
 }
 
 #[test]
@@ -683,6 +697,7 @@ fn i386_frames_with_and_without_siginfo_round_trip() {
         with(I386, &mut node, |p| {
             handle(p, 12, SA_RESTORER | if siginfo { SA_SIGINFO } else { 0 });
             let before = stopped_at(p);
+            p.node.set_fpu(PID, &fpu_marker()).unwrap();
             p.node.set_regs(p.task.pid, &before).unwrap();
             let v = call(p, I::kill as u64, &[PID, 12]).unwrap();
             p.finish_call(v);
@@ -698,6 +713,9 @@ fn i386_frames_with_and_without_siginfo_round_trip() {
                 assert_eq!(u64::from(f.puc), h.gpr[AppRegs::RCX]);
                 assert_eq!(f.info.rest[0], PID as u32, "si_pid at 12");
                 assert_eq!(f.uc.uc_mcontext.eip, 0x40_0abc);
+                // The fxsave image follows the 112-byte legacy header.
+                let fx = u64::from(f.uc.uc_mcontext.fpstate) + 112;
+                assert_eq!(get(p, fx, 512), fpu_marker());
                 frame + 4
             } else {
                 let b = get(p, frame, size_of::<SigFrame32>() as u64);
@@ -721,6 +739,7 @@ fn i386_frames_with_and_without_siginfo_round_trip() {
             assert_eq!(back.gpr[AppRegs::RSP], before.gpr[AppRegs::RSP]);
             assert_eq!(back.gpr[AppRegs::RBX], 0x1234);
             assert_eq!(p.task.sigmask, 0);
+            assert_eq!(p.node.fpu(PID).unwrap(), fpu_marker(), "FPU restored");
         });
         assert_eq!(node.killed, None);
     }

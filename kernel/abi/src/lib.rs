@@ -191,6 +191,15 @@ pub enum Syscall {
     /// [`app::ABI_I386`]); the caller builds the new image and sets its
     /// registers before replying (`execve(2)`). Errors: as `app_fork`.
     AppExec = 34,
+    /// `app_fpu(pid, buf, 512) -> 0`: the FPU/SSE registers of an
+    /// application stopped in a Linux system call or a fault, as the
+    /// 512-byte `fxsave` image (Intel SDM Vol. 1 Table 10-2), into `buf`
+    /// (for a signal frame's `fpstate`). Errors: as `app_regs`.
+    AppFpu = 35,
+    /// `app_set_fpu(pid, buf, 512) -> 0`: replaces them with the `fxsave`
+    /// image in `buf` (MXCSR bits the CPU lacks are cleared), what the
+    /// application resumes with (`sigreturn`). Errors: as `app_regs`.
+    AppSetFpu = 36,
 }
 
 /// Tag of the kernel's message that a socket armed with `tcp_notify` is readable.
@@ -236,6 +245,8 @@ impl Syscall {
             32 => AppInterrupt,
             33 => AppFork,
             34 => AppExec,
+            35 => AppFpu,
+            36 => AppSetFpu,
             _ => return None,
         })
     }
@@ -477,11 +488,11 @@ mod tests {
 
     #[test]
     fn syscall_numbers_round_trip() {
-        for n in 0..=34 {
+        for n in 0..=36 {
             let s = Syscall::from_number(n).expect("defined");
             assert_eq!(s as u64, n);
         }
-        assert_eq!(Syscall::from_number(35), None);
+        assert_eq!(Syscall::from_number(37), None);
         assert_eq!(Syscall::from_number(u64::MAX), None);
     }
 

@@ -402,6 +402,25 @@ pub mod app {
         call(Syscall::AppExec, [pid, abi, 0, 0, 0, 0]).map(|_| ())
     }
 
+    /// The stopped application's FPU/SSE registers (`fxsave` image).
+    pub fn fpu(pid: Pid) -> Result<[u8; 512], Error> {
+        let mut buf = [0u8; 512];
+        call(
+            Syscall::AppFpu,
+            [pid, buf.as_mut_ptr() as u64, buf.len() as u64, 0, 0, 0],
+        )?;
+        Ok(buf)
+    }
+
+    /// Replaces them with the `fxsave` image `image`.
+    pub fn set_fpu(pid: Pid, image: &[u8; 512]) -> Result<(), Error> {
+        call(
+            Syscall::AppSetFpu,
+            [pid, image.as_ptr() as u64, image.len() as u64, 0, 0, 0],
+        )
+        .map(|_| ())
+    }
+
     /// Replaces the stopped application's registers; the next reply resumes
     /// it with them. Errors: as [`regs`], and [`Error::BadAddress`] for a
     /// `rip`/`rsp` outside user space.

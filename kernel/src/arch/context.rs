@@ -74,6 +74,16 @@ impl Context {
         Context(inner)
     }
 
+    /// The FPU/SSE registers saved when the process last left the CPU.
+    pub fn fpu(&self) -> &FpuState {
+        &self.0.fpu
+    }
+
+    /// Mutable access to them (what the process resumes with).
+    pub fn fpu_mut(&mut self) -> &mut FpuState {
+        &mut self.0.fpu
+    }
+
     /// The top of the kernel stack (16-byte aligned), for the TSS's RSP0.
     pub fn stack_top(&self) -> u64 {
         self.0.top()

@@ -21,6 +21,22 @@ impl FpuState {
         FpuState(area)
     }
 
+    /// The 512 bytes, as `fxsave64` wrote them.
+    pub fn bytes(&self) -> &[u8; 512] {
+        &self.0
+    }
+
+    /// Replaces the area with `image` (an `fxsave` image a process gave),
+    /// keeping only MXCSR bits this CPU has (`MXCSR_MASK`, SDM Vol. 1
+    /// §11.6.6), so `fxrstor64` cannot fault on it.
+    pub fn set_bytes(&mut self, image: &[u8; 512]) {
+        self.0 = *image;
+        let mxcsr = u32::from_le_bytes([image[24], image[25], image[26], image[27]]);
+        self.0[24..28].copy_from_slice(&(mxcsr & mxcsr_mask()).to_le_bytes());
+        // The mask field itself is the CPU's to report.
+        self.0[28..32].copy_from_slice(&mxcsr_mask().to_le_bytes());
+    }
+
     /// Saves the CPU's current FPU/SSE registers here.
     pub fn save(&mut self) {
         // SAFETY: the area is 512 bytes and 16-byte aligned as FXSAVE64 requires;
@@ -34,6 +50,20 @@ impl FpuState {
         // MXCSR bits are clear and FXRSTOR64 cannot fault.
         unsafe { core::arch::asm!("fxrstor64 [{}]", in(reg) self.0.as_ptr(), options(nostack)) };
     }
+}
+
+/// The MXCSR bits this CPU supports: `MXCSR_MASK` from an `fxsave` image,
+/// 0xFFBF where it reads 0 (SDM Vol. 1 §11.6.6).
+pub fn mxcsr_mask() -> u32 {
+    static MASK: spin::Once<u32> = spin::Once::new();
+    *MASK.call_once(|| {
+        let mut area = FpuState::new();
+        area.save();
+        match u32::from_le_bytes([area.0[28], area.0[29], area.0[30], area.0[31]]) {
+            0 => 0xFFBF,
+            m => m,
+        }
+    })
 }
 
 /// Enables x87 and SSE for all privilege levels: CR0.EM = 0, CR0.MP = 1,

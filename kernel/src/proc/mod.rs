@@ -310,6 +310,8 @@ pub struct Inherited {
     pub tls_base: Option<u32>,
     /// Faults go to the manager.
     pub faults_to_manager: bool,
+    /// Its FPU/SSE registers.
+    pub fpu: crate::arch::fpu::FpuState,
 }
 
 /// A new application with `space` and what it inherits from the
@@ -332,6 +334,7 @@ pub fn fork_application(space: AddressSpace, from: Inherited) -> Pid {
         p.fs_base = from.fs_base;
         p.tls_base = from.tls_base;
         p.faults_to_manager = from.faults_to_manager;
+        *p.fpu_mut() = from.fpu;
         p.state = State::Blocked(Block::LinuxSyscall { manager });
     }
     pid
@@ -378,6 +381,16 @@ impl Process {
     /// The user-state frame at the top of the kernel stack.
     pub fn user_frame(&mut self) -> &mut TrapFrame {
         self.context.user_frame()
+    }
+
+    /// Its FPU/SSE registers as saved when it left the CPU (`fxsave`).
+    pub fn fpu(&self) -> &crate::arch::fpu::FpuState {
+        self.context.fpu()
+    }
+
+    /// Mutable access to them: what it resumes with.
+    pub fn fpu_mut(&mut self) -> &mut crate::arch::fpu::FpuState {
+        self.context.fpu_mut()
     }
 }
 
