@@ -5,7 +5,9 @@
 //! run as `hostd submit --verbose` reports them, plus the whole command's
 //! wall time; then the cost of one system call served on the node (getpid)
 //! and of one forwarded to `hostd` (a 1-byte file read), median over many
-//! calls (tests/programs/syscost.c).
+//! calls (tests/programs/syscost.c); and what a `fork` costs for a process
+//! with 1 MiB and 64 MiB of touched memory (tests/programs/forkcost.c: the
+//! node copies the address space eagerly).
 //!
 //! Run with `cargo bench -p sion-hostd --bench submit` as root with QEMU and
 //! musl-gcc.
@@ -33,7 +35,7 @@ fn main() {
     let job = run_dir.join("job");
     std::fs::create_dir_all(&job).expect("job directory");
     let programs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/programs");
-    for p in ["exitcode", "syscost"] {
+    for p in ["exitcode", "syscost", "forkcost"] {
         compile(&programs.join(format!("{p}.c")), &job.join(p));
     }
     std::fs::write(job.join("syscost.dat"), b"x").unwrap();
@@ -157,6 +159,12 @@ fn bench(lan: &Lan, run_dir: &Path, job: &Path) {
     c.extend(["./syscost", "5000"].map(String::from));
     let out = in_job(lan, job, &c).stdin(Stdio::null()).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let mut c = hostd(&socket);
+    c.extend(["submit", "--node"].map(String::from));
+    c.push(node_ip(lan, run_dir));
+    c.push("./forkcost".into());
+    let out = in_job(lan, job, &c).stdin(Stdio::null()).output().unwrap();
+    let forks = String::from_utf8_lossy(&out.stdout).into_owned();
 
     let _ = nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(daemon.id() as i32),
@@ -190,6 +198,7 @@ fn bench(lan: &Lan, run_dir: &Path, job: &Path) {
             );
         }
     }
+    print!("{forks}");
 }
 
 fn ns(v: &str) -> f64 {
