@@ -86,6 +86,16 @@ pub enum Detail {
         /// `si_status`.
         status: i32,
     },
+    /// A POSIX timer's expiry (`SI_TIMER`): `si_timerid`, `si_overrun`,
+    /// `si_value`.
+    Timer {
+        /// `si_timerid`.
+        id: i32,
+        /// `si_overrun`.
+        overrun: u32,
+        /// `si_value` (`sigval_t`, a word of the ABI).
+        value: u64,
+    },
     /// Nothing more (`SI_KERNEL`: timers).
     None,
 }
@@ -119,6 +129,15 @@ impl SigInfo {
                 s.rest[at] = pid;
                 s.rest[at + 1] = uid;
                 s.rest[at + 2] = status as u32;
+            }
+            Detail::Timer { id, overrun, value } => {
+                s.rest[at] = id as u32;
+                s.rest[at + 1] = overrun;
+                // `si_value` follows: at 24 on x86_64, at 20 on i386.
+                s.rest[at + 2] = value as u32;
+                if abi == Abi::X86_64 {
+                    s.rest[at + 3] = (value >> 32) as u32;
+                }
             }
             Detail::None => {}
         }

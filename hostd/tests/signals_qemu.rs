@@ -6,7 +6,8 @@
 //! `sigaltstack`, keeps SIGUSR2 pending while blocked, ignores SIGINT, has a
 //! `nanosleep` cut short by SIGALRM, keeps its floating-point sums through
 //! a 2 ms interval timer whose handler computes too (FPU state in the
-//! frame), and ends by a SIGUSR1 without a
+//! frame), gets a POSIX timer's signal with `SI_TIMER` and its value, and
+//! ends by a SIGUSR1 without a
 //! handler. Output and exit status are compared with the same program run on
 //! this host.
 //!

@@ -4,7 +4,8 @@
  * unblocked, SIGINT ignored, nanosleep cut by SIGALRM, a handler on a
  * sigaltstack, SIGALRM reaching a busy loop, floating-point work in the
  * main program surviving a timer whose handler does floating-point work
- * too (the FPU/SSE registers are saved in the frame). Prints what happened;
+ * too (the FPU/SSE registers are saved in the frame), a POSIX timer's
+ * signal with SI_TIMER and its value. Prints what happened;
  * the output is compared with the host's. */
 #include <setjmp.h>
 #include <sys/time.h>
@@ -37,6 +38,14 @@ static void on_usr(int sig, siginfo_t *si, void *uc) {
 }
 
 static void on_alrm(int sig) { got = sig; }
+
+static volatile int timer_code, timer_value;
+static void on_timer(int sig, siginfo_t *si, void *uc) {
+    (void)sig;
+    (void)uc;
+    timer_code = si->si_code == SI_TIMER;
+    timer_value = si->si_value.sival_int;
+}
 
 static volatile double fp_junk;
 static volatile int ticks;
@@ -112,6 +121,26 @@ int main(void) {
     while (!got) {
     }
     printf("busy loop: got %d\n", (int)got);
+    /* A POSIX timer (timer_create) sends its signal with SI_TIMER. */
+    struct sigaction ta;
+    memset(&ta, 0, sizeof ta);
+    ta.sa_sigaction = on_timer;
+    ta.sa_flags = SA_SIGINFO;
+    sigaction(SIGVTALRM, &ta, NULL);
+    struct sigevent sev;
+    memset(&sev, 0, sizeof sev);
+    sev.sigev_notify = SIGEV_SIGNAL;
+    sev.sigev_signo = SIGVTALRM;
+    sev.sigev_value.sival_int = 42;
+    timer_t timer;
+    if (timer_create(CLOCK_MONOTONIC, &sev, &timer) != 0)
+        printf("timer_create failed\n");
+    struct itimerspec its = {{0, 0}, {0, 100000000}};
+    timer_settime(timer, 0, &its, NULL);
+    while (!timer_code)
+        pause();
+    printf("timer: SI_TIMER %d, value %d\n", timer_code, timer_value);
+    timer_delete(timer);
     /* Floating-point sums under a 2 ms interval timer whose handler does
      * floating-point work: the same result as without it. */
     signal(SIGALRM, on_tick);

@@ -302,6 +302,8 @@ pub struct Task {
     pub itimer_real: Option<(u64, u64)>,
     /// Recorded alternate signal stack (`stack_t` bytes).
     pub altstack: Option<Vec<u8>>,
+    /// POSIX timers (`timer_create(2)`) by id.
+    pub timers: BTreeMap<i32, crate::syscall::timer::PosixTimer>,
     /// FS base set by `arch_prctl`.
     pub fs_base: u64,
     /// Name set by `prctl(PR_SET_NAME)`.
@@ -353,6 +355,7 @@ impl Task {
             pending_info: BTreeMap::new(),
             itimer_real: None,
             altstack: None,
+            timers: BTreeMap::new(),
             fs_base: 0,
             comm: [0; 16],
             stack_len: 0,
@@ -378,6 +381,7 @@ impl Task {
             pending: 0,
             pending_info: BTreeMap::new(),
             itimer_real: None,
+            timers: BTreeMap::new(),
             saved_mask: None,
             ending: None,
             exited: None,
@@ -597,6 +601,7 @@ impl<'n> Process<'n> {
                 [
                     t.itimer_real.map(|(d, _)| d),
                     t.parked.and_then(|c| c.until),
+                    t.timers.values().filter_map(|p| p.deadline).min(),
                 ]
             })
             .flatten()

@@ -221,6 +221,8 @@ impl Process<'_> {
         self.task.vm = AddressSpace::new(*layout_of(plan.abi), limit);
         self.task.fs_base = 0;
         self.task.altstack = None;
+        // POSIX timers go; the alarm stays (execve(2)).
+        self.task.timers.clear();
         self.task.execed = true;
         // Handled signals return to their default action; ignored stay
         // ignored (execve(2)).

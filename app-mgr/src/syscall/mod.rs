@@ -26,6 +26,7 @@ pub mod table;
 #[cfg(test)]
 mod tests;
 pub mod time;
+pub mod timer;
 
 use crate::abi::Abi;
 use crate::errno::Errno;

@@ -49,10 +49,7 @@ pub(super) const UNBLOCKABLE: u64 = bit(SIGKILL as i32) | bit(SIGSTOP as i32);
 /// sigaction` (32 bytes on x86_64, 20 on i386) is recorded as given.
 pub(super) fn rt_sigaction(p: &mut Process<'_>, a: &Args) -> CallResult {
     let (signum, act, oldact, sigsetsize) = (a.int(0), a.word(1), a.word(2), a.word(3));
-    if sigsetsize != 8 || !(1..=64).contains(&signum) {
-        return Err(Errno::EINVAL.into());
-    }
-    if act != 0 && (signum == SIGKILL as i32 || signum == SIGSTOP as i32) {
+    if sigsetsize != 8 {
         return Err(Errno::EINVAL.into());
     }
     let size = match p.task.abi {
@@ -60,23 +57,61 @@ pub(super) fn rt_sigaction(p: &mut Process<'_>, a: &Args) -> CallResult {
         Abi::I386 => 20,
     };
     let new = if act != 0 {
-        Some(p.read_mem(act, size)?)
+        Some(Action::decode(p.task.abi, &p.read_mem(act, size)?))
     } else {
         None
     };
+    let old = p.set_action(signum, new)?;
     if oldact != 0 {
-        let old = p
-            .task
-            .sigactions
-            .get(&signum)
-            .cloned()
-            .unwrap_or_else(|| vec![0; size as usize]);
-        p.write_mem(oldact, &old)?;
-    }
-    if let Some(new) = new {
-        p.task.sigactions.insert(signum, new);
+        let bytes = old.encode(p.task.abi);
+        p.write_mem(oldact, &bytes)?;
     }
     Ok(0)
+}
+
+/// i386 `sigaction(signum, act, oldact)` with the old `struct
+/// old_sigaction` (handler, 32-bit mask, flags, restorer:
+/// arch/x86/include/asm/signal.h); the mask's upper half is cleared.
+pub(super) fn old_sigaction(p: &mut Process<'_>, a: &Args) -> CallResult {
+    let (signum, act, oldact) = (a.int(0), a.word(1), a.word(2));
+    let new = if act != 0 {
+        let b = p.read_mem(act, 16)?;
+        let w = |i: usize| {
+            u64::from(u32::from_le_bytes(
+                b[i * 4..i * 4 + 4].try_into().unwrap_or([0; 4]),
+            ))
+        };
+        Some(Action {
+            handler: w(0),
+            mask: w(1),
+            flags: w(2),
+            restorer: w(3),
+        })
+    } else {
+        None
+    };
+    let old = p.set_action(signum, new)?;
+    if oldact != 0 {
+        let mut b = alloc::vec::Vec::with_capacity(16);
+        for v in [old.handler, old.mask, old.flags, old.restorer] {
+            b.extend_from_slice(&(v as u32).to_le_bytes());
+        }
+        p.write_mem(oldact, &b)?;
+    }
+    Ok(0)
+}
+
+/// i386 `signal(signum, handler)`: a one-shot handler that does not block
+/// its signal (`SA_RESETHAND | SA_NODEFER`, as Linux's `sys_signal`);
+/// answers the previous handler.
+pub(super) fn signal(p: &mut Process<'_>, a: &Args) -> CallResult {
+    let new = Action {
+        handler: a.word(1),
+        flags: u64::from(SA_RESETHAND | SA_NODEFER),
+        restorer: 0,
+        mask: 0,
+    };
+    p.set_action(a.int(0), Some(new)).map(|old| old.handler)
 }
 
 /// `rt_sigprocmask(how, set, oldset, sigsetsize)`.
@@ -85,27 +120,27 @@ pub(super) fn rt_sigprocmask(p: &mut Process<'_>, a: &Args) -> CallResult {
     if sigsetsize != 8 {
         return Err(Errno::EINVAL.into());
     }
-    let new = if set != 0 {
-        let b = p.read_mem(set, 8)?;
-        Some(u64::from_le_bytes(b[..8].try_into().unwrap_or([0; 8])))
-    } else {
-        None
-    };
-    if new.is_some() && !(0..=2).contains(&how) {
-        return Err(Errno::EINVAL.into());
-    }
-    if oldset != 0 {
-        let mask = p.task.sigmask;
-        p.write_mem(oldset, &mask.to_le_bytes())?;
-    }
-    if let Some(s) = new {
-        p.task.sigmask = match how {
-            0 => p.task.sigmask | s,
-            1 => p.task.sigmask & !s,
-            _ => s,
-        } & !UNBLOCKABLE;
-    }
+    p.sigprocmask(how, set, oldset, 8)
+}
+
+/// i386 `sigprocmask(how, set, oldset)` on the old 32-bit `old_sigset_t`:
+/// the mask's upper half is kept.
+pub(super) fn old_sigprocmask(p: &mut Process<'_>, a: &Args) -> CallResult {
+    p.sigprocmask(a.int(0), a.word(1), a.word(2), 4)
+}
+
+/// i386 `sigpending(set)`: the lower 32 pending signals.
+pub(super) fn old_sigpending(p: &mut Process<'_>, a: &Args) -> CallResult {
+    p.check_timers();
+    let pending = p.task.pending as u32;
+    p.write_mem(a.word(0), &pending.to_le_bytes())?;
     Ok(0)
+}
+
+/// i386 `sigsuspend(unused, unused, mask)`: `rt_sigsuspend` with the old
+/// 32-bit mask (the upper half cleared, as Linux's `siginitset`).
+pub(super) fn old_sigsuspend(p: &mut Process<'_>, a: &Args) -> CallResult {
+    p.sigsuspend(u64::from(a.uint(2)))
 }
 
 /// `sigaltstack(ss, old_ss)`: a `stack_t` (24 bytes on x86_64, 12 on i386).
@@ -164,14 +199,7 @@ pub(super) fn rt_sigsuspend(p: &mut Process<'_>, a: &Args) -> CallResult {
         return Err(Errno::EINVAL.into());
     }
     let b = p.read_mem(a.word(0), 8)?;
-    let mask = u64::from_le_bytes(b[..8].try_into().unwrap_or([0; 8]));
-    // Served again while it waits, the call keeps the mask it replaced.
-    if p.task.saved_mask.is_none() {
-        p.task.saved_mask = Some(p.task.sigmask);
-    }
-    p.task.sigmask = mask & !UNBLOCKABLE;
-    p.wait_signal(None)?;
-    Err(Errno::EINTR.into())
+    p.sigsuspend(u64::from_le_bytes(b[..8].try_into().unwrap_or([0; 8])))
 }
 
 /// `alarm(seconds)`: arms (0: disarms) the real-time timer; answers the
@@ -237,6 +265,71 @@ pub(super) fn sigreturn(p: &mut Process<'_>, _a: &Args) -> CallResult {
 }
 
 impl Process<'_> {
+    /// Sets the disposition of `signum` to `new` (if given); returns the
+    /// one before. Errors: `EINVAL` for a number out of range, or a new
+    /// disposition of `SIGKILL` or `SIGSTOP`.
+    fn set_action(&mut self, signum: i32, new: Option<Action>) -> Result<Action, CallError> {
+        if !(1..=64).contains(&signum) {
+            return Err(Errno::EINVAL.into());
+        }
+        if new.is_some() && (signum == SIGKILL as i32 || signum == SIGSTOP as i32) {
+            return Err(Errno::EINVAL.into());
+        }
+        let old = self.action(signum);
+        if let Some(new) = new {
+            let bytes = new.encode(self.task.abi);
+            self.task.sigactions.insert(signum, bytes);
+        }
+        Ok(old)
+    }
+
+    /// `sigprocmask(2)` with a set of `setsize` bytes (8, or the old 4 whose
+    /// change keeps the mask's upper half).
+    fn sigprocmask(&mut self, how: i32, set: u64, oldset: u64, setsize: usize) -> CallResult {
+        let new = if set != 0 {
+            let b = self.read_mem(set, setsize as u64)?;
+            let mut v = [0u8; 8];
+            v[..setsize].copy_from_slice(&b);
+            Some(u64::from_le_bytes(v))
+        } else {
+            None
+        };
+        if new.is_some() && !(0..=2).contains(&how) {
+            return Err(Errno::EINVAL.into());
+        }
+        if oldset != 0 {
+            let mask = self.task.sigmask;
+            self.write_mem(oldset, &mask.to_le_bytes()[..setsize])?;
+        }
+        if let Some(s) = new {
+            let kept = if setsize < 8 {
+                self.task.sigmask & !((1u64 << (setsize * 8)) - 1)
+            } else {
+                0
+            };
+            let cur = self.task.sigmask;
+            self.task.sigmask = match how {
+                0 => cur | s,
+                1 => cur & !s,
+                _ => kept | s,
+            } & !UNBLOCKABLE;
+        }
+        Ok(0)
+    }
+
+    /// Waits for a signal with `mask` in place (`sigsuspend(2)`); the
+    /// handler's frame records the mask from before, which the return
+    /// restores. Answers `EINTR`.
+    fn sigsuspend(&mut self, mask: u64) -> CallResult {
+        // Served again while it waits, the call keeps the mask it replaced.
+        if self.task.saved_mask.is_none() {
+            self.task.saved_mask = Some(self.task.sigmask);
+        }
+        self.task.sigmask = mask & !UNBLOCKABLE;
+        self.wait_signal(None)?;
+        Err(Errno::EINTR.into())
+    }
+
     /// The recorded disposition of `sig`.
     pub fn action(&self, sig: i32) -> Action {
         self.task
@@ -279,6 +372,7 @@ impl Process<'_> {
 
     /// Fires the real-time timer if it is due (`SIGALRM`, `SI_KERNEL`).
     pub fn check_timers(&mut self) {
+        self.fire_posix_timers();
         let now = self.node.clock_ns();
         let Some((deadline, interval)) = self.task.itimer_real else {
             return;
@@ -364,7 +458,13 @@ impl Process<'_> {
             if until.is_some_and(|u| now >= u) {
                 return Ok(false);
             }
-            let timer = self.task.itimer_real.map(|(d, _)| d);
+            let timer = [
+                self.task.itimer_real.map(|(d, _)| d),
+                self.next_posix_timer(),
+            ]
+            .into_iter()
+            .flatten()
+            .min();
             let next = match (until, timer) {
                 (Some(u), Some(t)) => Some(u.min(t)),
                 (u, t) => u.or(t),

@@ -12,7 +12,7 @@
 use syscalls::x86::Sysno as I386;
 use syscalls::x86_64::Sysno as X64;
 
-use super::{Args, Served, exec, fs, io, lifecycle, mm, poll, process, signal, time};
+use super::{Args, Served, exec, fs, io, lifecycle, mm, poll, process, signal, time, timer};
 use crate::Abi;
 use crate::process::{CallResult, Process};
 
@@ -213,6 +213,18 @@ pub static ROWS: &[Row] = &[
     both(X64::getitimer, I386::getitimer, Node, signal::getitimer),
     both(X64::rt_sigreturn, I386::rt_sigreturn, Node, signal::rt_sigreturn),
     i386(I386::sigreturn, Node, signal::sigreturn),
+    both(X64::timer_create, I386::timer_create, Node, timer::timer_create),
+    both(X64::timer_settime, I386::timer_settime, Node, timer::timer_settime),
+    i386(I386::timer_settime64, Node, timer::timer_settime64),
+    both(X64::timer_gettime, I386::timer_gettime, Node, timer::timer_gettime),
+    i386(I386::timer_gettime64, Node, timer::timer_gettime64),
+    both(X64::timer_getoverrun, I386::timer_getoverrun, Node, timer::timer_getoverrun),
+    both(X64::timer_delete, I386::timer_delete, Node, timer::timer_delete),
+    i386(I386::sigaction, Node, signal::old_sigaction),
+    i386(I386::signal, Node, signal::signal),
+    i386(I386::sigprocmask, Node, signal::old_sigprocmask),
+    i386(I386::sigpending, Node, signal::old_sigpending),
+    i386(I386::sigsuspend, Node, signal::old_sigsuspend),
 ];
 
 /// Highest system-call number indexed (both ABIs stay below it).

@@ -1098,3 +1098,96 @@ fn execve_of_a_missing_or_unloadable_program_gives_linuxs_errno() {
     // The staging application was given up.
     assert_eq!(node.kills.len(), 1);
 }
+
+#[test]
+fn i386_legacy_signal_calls_share_the_dispositions_and_mask() {
+    let mut node = FakeNode::default();
+    with(I386, &mut node, |p| {
+        let m = mem(p, 4096);
+        // signal(SIGUSR1, h): one-shot, no self-blocking; answers SIG_DFL.
+        assert_eq!(call(p, I::signal as u64, &[10, 0x40_1000]), Some(0));
+        assert_eq!(call(p, I::signal as u64, &[10, 1]), Some(0x40_1000));
+        // sigaction: old_sigaction { handler, mask, flags, restorer }.
+        let mut act = Vec::new();
+        for v in [0x40_2000u32, 1 << 1, 0x0400_0000, 0x40_3000] {
+            act.extend_from_slice(&v.to_le_bytes());
+        }
+        put(p, m, &act);
+        assert_eq!(call(p, I::sigaction as u64, &[12, m, m + 16]), Some(0));
+        assert_eq!(get(p, m + 16, 4), 0u32.to_le_bytes(), "SIG_DFL before");
+        assert_eq!(call(p, I::sigaction as u64, &[12, 0, m + 32]), Some(0));
+        assert_eq!(get(p, m + 32, 16), act, "read back as given");
+        // The same disposition through rt_sigaction (handler, flags,
+        // restorer, 64-bit mask).
+        assert_eq!(
+            call(p, I::rt_sigaction as u64, &[12, 0, m + 64, 8]),
+            Some(0)
+        );
+        assert_eq!(get(p, m + 64, 4), 0x40_2000u32.to_le_bytes());
+        assert_eq!(get(p, m + 68, 4), 0x0400_0000u32.to_le_bytes());
+        // sigprocmask on 32 bits keeps the upper half of the mask.
+        p.task.sigmask = 1 << 40;
+        put(p, m + 128, &(1u32 << 3).to_le_bytes());
+        assert_eq!(
+            call(p, I::sigprocmask as u64, &[2, m + 128, m + 132]),
+            Some(0)
+        );
+        assert_eq!(p.task.sigmask, (1 << 40) | (1 << 3));
+        assert_eq!(get(p, m + 132, 4), 0u32.to_le_bytes());
+        // SIGKILL's disposition cannot change.
+        assert_eq!(call(p, I::signal as u64, &[9, 1]), err(Errno::EINVAL));
+    });
+}
+
+#[test]
+fn a_posix_timer_sends_its_signal_with_si_timer_then_rearms() {
+    let mut node = FakeNode::default();
+    with(X64, &mut node, |p| {
+        let m = mem(p, 4096);
+        // sigevent { sigev_value = 77, sigev_signo = SIGUSR2, SIGEV_SIGNAL }.
+        let mut sev = 77u64.to_le_bytes().to_vec();
+        sev.extend_from_slice(&12i32.to_le_bytes());
+        sev.extend_from_slice(&0i32.to_le_bytes());
+        put(p, m, &sev);
+        assert_eq!(call(p, X::timer_create as u64, &[1, m, m + 64]), Some(0));
+        let id = u64::from_le_bytes(get(p, m + 64, 8).try_into().unwrap()) & 0xffff_ffff;
+        // it_interval 0.5 s, it_value 1 s.
+        let spec: Vec<u8> = [0u64, 500_000_000, 1, 0]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
+        put(p, m + 128, &spec);
+        assert_eq!(
+            call(p, X::timer_settime as u64, &[id, 0, m + 128, 0]),
+            Some(0)
+        );
+        assert_eq!(call(p, X::timer_gettime as u64, &[id, m + 192]), Some(0));
+        assert_eq!(u64_at(p, m + 200), 500_000_000, "interval");
+        assert_eq!(u64_at(p, m + 208), 1, "1 s left");
+        assert_eq!(p.task.pending, 0);
+        advance(p, 1_000_000_000);
+        p.check_timers();
+        assert_eq!(p.task.pending, 1 << 11, "SIGUSR2 pending");
+        let info = p.task.pending_info[&12];
+        assert_eq!(info.code, linux_raw_sys::general::SI_TIMER);
+        assert_eq!((info.rest[1], info.rest[3]), (id as u32, 77), "id, value");
+        // Fired again while still pending: an overrun.
+        advance(p, 500_000_000);
+        p.check_timers();
+        assert_eq!(call(p, X::timer_getoverrun as u64, &[id]), Some(1));
+        assert_eq!(call(p, X::timer_delete as u64, &[id]), Some(0));
+        assert_eq!(call(p, X::timer_delete as u64, &[id]), err(Errno::EINVAL));
+        // SIGEV_THREAD needs threads.
+        put(p, m + 12, &2i32.to_le_bytes());
+        assert_eq!(
+            call(p, X::timer_create as u64, &[1, m, m + 64]),
+            err(Errno::EINVAL)
+        );
+    });
+}
+
+/// Lets `ns` of the fake node's clock pass (a wait for `hostd` until then).
+fn advance(p: &mut Process<'_>, ns: u64) {
+    let until = p.node.clock_ns() + ns;
+    assert_eq!(p.node.recv(Some(until)), Ok(None));
+}
