@@ -287,6 +287,9 @@ pub enum NodeMsg {
         /// number for a kill or fault, plus `0x80` when it dumped core. See
         /// [`wait_status`] and [`shell_status`].
         status: i32,
+        /// Processes of the job still running when its first process ended,
+        /// which the node killed (a batch job step's end).
+        killed: u32,
     },
 }
 
@@ -801,8 +804,14 @@ mod tests {
             NodeMsg::Stdout(b"hello\n".to_vec()),
             NodeMsg::Stderr(vec![0; CHUNK]),
             NodeMsg::StdinWanted { max: 65536 },
-            NodeMsg::Exited { status: 139 },
-            NodeMsg::Exited { status: 42 << 8 },
+            NodeMsg::Exited {
+                status: 139,
+                killed: 0,
+            },
+            NodeMsg::Exited {
+                status: 42 << 8,
+                killed: 3,
+            },
         ];
         for (i, request) in sample_requests().into_iter().enumerate() {
             v.push(NodeMsg::File {

@@ -728,8 +728,15 @@ impl JobConnection {
                         let reply = files.serve(id, request);
                         send(&self.writer, &HostMsg::FileReply(reply))?;
                     }
-                    NodeMsg::Exited { status } => {
+                    NodeMsg::Exited { status, killed } => {
                         let _ = stdout.flush();
+                        if killed > 0 {
+                            eprintln!(
+                                "hostd: the job's first process ended; {killed} process{} of the job still running {} killed",
+                                if killed == 1 { "" } else { "es" },
+                                if killed == 1 { "was" } else { "were" }
+                            );
+                        }
                         let status = wait_status(status);
                         if let (true, WaitStatus::Signaled(sig)) = (self.verbose, status) {
                             eprintln!(

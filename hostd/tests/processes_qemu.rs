@@ -147,6 +147,12 @@ fn busybox_shell_pipelines_run_as_on_the_host() {
         "the job waited for its sleeping child"
     );
     assert!(
+        String::from_utf8_lossy(&node.stderr)
+            .contains("1 process of the job still running was killed"),
+        "hostd reports the killed child: {}",
+        String::from_utf8_lossy(&node.stderr)
+    );
+    assert!(
         booted
             .log(0)
             .contains("its first process ended; killing 1 process"),

@@ -183,7 +183,8 @@ pub fn run(ready: Ready, lobby: &mut Lobby, me: &ThisNode, mut job_state: impl F
     // The node is free again before hostd hears of the end, so a placement
     // that follows at once is not denied as busy.
     job_state(0, "");
-    let _ = process.send(&NodeMsg::Exited { status });
+    let killed = process.killed_at_end;
+    let _ = process.send(&NodeMsg::Exited { status, killed });
     let stats = process.stats;
     drop(process);
     node.lobby.job_ended(status);

@@ -418,6 +418,8 @@ pub struct Process<'n> {
     pub leader: u64,
     /// Most processes the job may have at once (`fork` beyond: `EAGAIN`).
     pub max_procs: usize,
+    /// Processes still running when the first ended, killed then.
+    pub killed_at_end: u32,
     /// In-node pipe buffers by id.
     pub pipes: BTreeMap<u32, VecDeque<u8>>,
     /// Next pipe id.
@@ -468,6 +470,7 @@ impl<'n> Process<'n> {
             others: BTreeMap::new(),
             leader: pid,
             max_procs: DEFAULT_MAX_PROCS,
+            killed_at_end: 0,
             pipes: BTreeMap::new(),
             next_pipe: 0,
             stdin: VecDeque::new(),
@@ -821,6 +824,7 @@ impl<'n> Process<'n> {
                     .filter(|t| t.exited.is_none())
                     .map(|t| t.pid)
                     .collect();
+                self.killed_at_end = left.len() as u32;
                 if !left.is_empty() {
                     let number = self.number;
                     let n = left.len();
