@@ -409,3 +409,48 @@ fn links_inside_and_directory_calls_work() {
     );
     assert_eq!(r.result, 0);
 }
+
+#[test]
+fn chmod_changes_files_inside_and_never_outside() {
+    use std::os::unix::fs::PermissionsExt;
+    let t = Tree::new();
+    let mut fs = FileServer::new(&t.job()).unwrap();
+    let chmod = |fs: &mut FileServer, path: &[u8], mode: u32| {
+        fs.serve(
+            1,
+            FileRequest::Chmod {
+                dir: Dir::Cwd,
+                path: path.to_vec(),
+                mode,
+            },
+        )
+        .result
+    };
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(chmod(&mut fs, b"in.txt", 0o755), 0);
+    assert_eq!(mode(&t.job().join("in.txt")), 0o755);
+    // Through a link inside the job directory: the target changes.
+    symlink("in.txt", t.job().join("good-link")).unwrap();
+    assert_eq!(chmod(&mut fs, b"good-link", 0o600), 0);
+    assert_eq!(mode(&t.job().join("in.txt")), 0o600);
+    // Out of it, by a path or a link: refused, the file keeps its mode.
+    let secret = t.base.join("outside/secret");
+    let before = mode(&secret);
+    symlink(&secret, t.job().join("out-link")).unwrap();
+    assert_eq!(chmod(&mut fs, b"../outside/secret", 0o777), EACCES);
+    assert_eq!(chmod(&mut fs, b"out-link", 0o777), EACCES);
+    assert_eq!(mode(&secret), before);
+    assert_eq!(chmod(&mut fs, b"missing", 0o777), ENOENT);
+    // fchmod of an open handle.
+    let h = open(&mut fs, b"in.txt", 0).result as u64;
+    let r = fs.serve(
+        2,
+        FileRequest::Chmod {
+            dir: Dir::Handle(h),
+            path: Vec::new(),
+            mode: 0o640,
+        },
+    );
+    assert_eq!(r.result, 0);
+    assert_eq!(mode(&t.job().join("in.txt")), 0o640);
+}
