@@ -37,6 +37,36 @@ use sion_companion_mgr::{Config, Event, Instant, JobSpec, Mode, NodeState, Weigh
 
 const MINUTES: u64 = 10;
 
+/// The members' configuration: the default, or for experiments changed by the
+/// environment (`PERIOD_MS`, `PROBE_TIMEOUT_MS`, `SUSPICION_MIN_MS`,
+/// `SUSPICION_MAX_MS`, `INDIRECT`, `DIRECT_RETRY`, `MAX_HEALTH`).
+fn config() -> Config {
+    let mut c = Config::default();
+    let env = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<u64>().ok());
+    if let Some(v) = env("PERIOD_MS") {
+        c.probe_interval = Duration::from_millis(v);
+    }
+    if let Some(v) = env("PROBE_TIMEOUT_MS") {
+        c.probe_timeout = Duration::from_millis(v);
+    }
+    if let Some(v) = env("SUSPICION_MIN_MS") {
+        c.suspicion_min = Duration::from_millis(v);
+    }
+    if let Some(v) = env("SUSPICION_MAX_MS") {
+        c.suspicion_max = Duration::from_millis(v);
+    }
+    if let Some(v) = env("INDIRECT") {
+        c.indirect_probes = v as u8;
+    }
+    if let Some(v) = env("DIRECT_RETRY") {
+        c.direct_retry = v != 0;
+    }
+    if let Some(v) = env("MAX_HEALTH") {
+        c.max_local_health = v as u8;
+    }
+    c
+}
+
 #[derive(Default, Clone, Copy)]
 struct Totals {
     sent: u64,
@@ -67,7 +97,7 @@ fn totals(s: &Sim) -> Totals {
 const SEEDED_FROM: usize = 5000;
 
 fn boot(n: usize, seed: u64) -> (Sim, Duration) {
-    let cfg = Config::default();
+    let cfg = config();
     let mut s = Sim::new(NetConfig::default(), seed);
     s.record_events = false;
     if n >= SEEDED_FROM {
@@ -96,11 +126,29 @@ fn boot(n: usize, seed: u64) -> (Sim, Duration) {
 fn join_newcomer(s: &mut Sim) -> Option<Duration> {
     let n = s.running_nodes().len() + 1;
     let start = s.now;
-    let i = s.add_node(start, Config::default(), sion_companion_mgr::Role::Node);
+    let i = s.add_node(start, config(), sion_companion_mgr::Role::Node);
+    let debug = std::env::var("DEBUG_JOIN").is_ok();
+    let mut next_report = start;
     let t = s.run_until_true(
         start + Duration::from_secs(30),
         Duration::from_millis(10),
-        |s| s.all_views_have(n),
+        |s| {
+            if debug && s.now >= next_report && s.running(i) {
+                next_report = s.now + Duration::from_millis(250);
+                let id = sim::id_of(i);
+                let lacking = s
+                    .running_nodes()
+                    .iter()
+                    .filter(|&&j| !s.member(j).knows(id))
+                    .count();
+                eprintln!(
+                    "# join +{:.2} s: newcomer knows {}/{n}, {lacking} members lack it",
+                    s.now.saturating_duration_since(start).as_secs_f64(),
+                    s.member(i).view_len()
+                );
+            }
+            s.all_views_have(n)
+        },
     );
     if t.is_none() {
         let mut hist = std::collections::BTreeMap::new();
@@ -213,7 +261,7 @@ fn detect(s: &mut Sim, rng: &mut Rng) -> Detection {
     let n = s.running_nodes().len() + victims;
     let stops_idx: Vec<usize> = stops.iter().map(|x| x.0).collect();
     for (v, _, _) in stops {
-        s.restart(v, Config::default());
+        s.restart(v, config());
     }
     let back = s.run_until_true(
         s.now + Duration::from_secs(60),
@@ -278,7 +326,7 @@ fn placement_quality(s: &mut Sim, rng: &mut Rng) {
             idle_found += 1;
         }
     }
-    let k = Config::default().placement_candidates;
+    let k = config().placement_candidates;
     println!(
         "# placement N={}: half busy, k={k}: an idle node chosen in {idle_found}/{tries} placements ({:.1} %), {:.2} asked on average; random choice would find one in {:.1} %",
         running.len(),
@@ -320,8 +368,9 @@ fn main() {
                 wall.elapsed().as_secs_f64()
             );
         }
-        // The boot's own traffic (joins answered, view transfers) dies down.
-        s.run_for(Duration::from_secs(10));
+        // The boot's own traffic (joins answered, view transfers, the gossip of
+        // every join) dies down: news is dropped after 15 s.
+        s.run_for(Duration::from_secs(30));
         let mut rng = Rng::new(0xdead ^ n as u64);
         let losses: Vec<u32> = std::env::var("LOSSES").map_or(vec![0, 5, 10], |l| {
             l.split(',').filter_map(|x| x.parse().ok()).collect()
@@ -355,6 +404,14 @@ fn main() {
                 }
             }
             let t1 = totals(&s);
+            let healths: Vec<u8> = s
+                .running_nodes()
+                .iter()
+                .map(|&i| s.member(i).local_health())
+                .collect();
+            let health_mean =
+                healths.iter().map(|&h| f64::from(h)).sum::<f64>() / healths.len() as f64;
+            let health_max = healths.iter().copied().max().unwrap_or(0);
             let (d1, b1) = (s.stats.delivered, s.stats.delivered_bytes);
             let members = s.running_nodes().len() as f64;
             let per = |v: u64| v as f64 / members / secs as f64;
@@ -369,7 +426,7 @@ fn main() {
                 per(b1 - b0),
             );
             println!(
-                "#   sent/node/s {:.2} ({:.0} B), indirect probes {:.2} %, suspicions {} refutations {} over {} min; detection samples {} missed {}; wall {:.1} s",
+                "#   sent/node/s {:.2} ({:.0} B), indirect probes {:.2} %, suspicions {} refutations {} over {} min, local health at the end mean {health_mean:.2} max {health_max}; detection samples {} missed {}; wall {:.1} s",
                 per(t1.sent - t0.sent),
                 per(t1.sent_bytes - t0.sent_bytes),
                 100.0 * (t1.indirect - t0.indirect) as f64 / (t1.probes - t0.probes).max(1) as f64,
@@ -381,7 +438,7 @@ fn main() {
                 wall.elapsed().as_secs_f64()
             );
         }
-        if n == last {
+        if n == last && std::env::var("NO_PLACEMENT").is_err() {
             s.net.loss_ppm = 50_000;
             placement_quality(&mut s, &mut rng);
         }

@@ -36,6 +36,9 @@ pub struct Config {
     /// k of SWIM's indirect probes: relays asked when a ping goes unanswered.
     /// Default 3.
     pub indirect_probes: u8,
+    /// Send the ping again, straight, along with the indirect probes (as
+    /// memberlist's fallback ping; not in SWIM). Default true.
+    pub direct_retry: bool,
     /// Shortest suspicion: a member whose probes failed is declared dead at the
     /// earliest this long after the suspicion began, if
     /// [`Config::suspicion_confirmations`] other members suspect it too (Lifeguard
@@ -92,6 +95,7 @@ impl Default for Config {
             probe_interval: Duration::from_millis(500),
             probe_timeout: Duration::from_millis(150),
             indirect_probes: 3,
+            direct_retry: true,
             suspicion_min: Duration::from_secs(1),
             suspicion_max: Duration::from_secs(2),
             suspicion_confirmations: 3,
@@ -224,6 +228,9 @@ const RELAY_CAPACITY: usize = 64;
 const VIEW_SOURCES: usize = 4;
 /// Rounds of gap requests before a joiner takes its view as it is.
 const VIEW_REQUEST_ROUNDS: u8 = 8;
+/// Most gaps a joiner asks for per round (one small request each): a transfer of
+/// 10,000 entries (about 900 chunks) that lost 10 % has about 90.
+const VIEW_GAPS_PER_ROUND: usize = 256;
 
 /// A member that restarted lately: its previous run, whose late datagrams are
 /// ignored.
@@ -1246,10 +1253,16 @@ impl Member {
                 let Some(e) = self.members.get(id) else {
                     return;
                 };
-                if e.incarnation != incarnation || seq < e.seq() {
+                // SWIM §4.2: a confirmed death overrides any alive or suspect
+                // number of the same run. A member that refuted to others but not
+                // to its declarer would otherwise stay in their views until they
+                // probe it themselves (once per N periods); if it is alive after
+                // all, it hears of its death and joins again with a larger number.
+                if e.incarnation != incarnation {
                     self.stats.ignored += 1;
                     return;
                 }
+                let seq = seq.max(e.seq());
                 self.remove_member(id);
                 self.tombstones.insert(
                     id,
@@ -1294,6 +1307,21 @@ impl Member {
             indirect = Some((p.target, p.addr, p.nonce));
         }
         if let Some((target, addr, nonce)) = indirect {
+            // The ping again, straight, with the indirect probes (as memberlist's
+            // fallback ping): a lost ping or ack is the usual reason for a late
+            // ack, and one more datagram makes a probe of a live member fail
+            // about ten times less often at 5 % loss (simbench: 729 suspicions
+            // instead of about 7500 in 10 minutes at N = 10,000).
+            if self.cfg.direct_retry {
+                let updates = self.piggyback(Some(target));
+                let msg = Message::Ping {
+                    from: self.current_announce(),
+                    nonce,
+                    target,
+                    updates,
+                };
+                self.send(Dest::Unicast(addr), &msg);
+            }
             let sent = self.send_ping_reqs(target, addr, nonce);
             if let Some(p) = &mut self.probe {
                 p.indirect_sent = sent.max(1);
@@ -1626,7 +1654,7 @@ impl Member {
                     None => return,
                 },
             };
-            for (lo, hi) in self.gaps().into_iter().take(8) {
+            for (lo, hi) in self.gaps().into_iter().take(VIEW_GAPS_PER_ROUND) {
                 let msg = Message::ViewRequest {
                     from: self.local.id,
                     lo,
@@ -2117,6 +2145,101 @@ mod tests {
         assert_eq!(ack.0.seq, seq + 1, "refuted with a larger number");
         assert_eq!(b.stats().refutations, 1);
         assert_eq!(b.local_health(), 1);
+    }
+
+    #[test]
+    fn a_death_overrides_a_larger_number_of_the_same_run() {
+        let mut a = member(1, Instant::ZERO);
+        let b = member(2, Instant::ZERO);
+        drain(&mut a);
+        let mut ann = announce_of(&b);
+        ann.seq = 5;
+        a.handle_message(
+            Instant::from_millis(1),
+            b.local().addr,
+            &Message::Join(ann.clone()),
+        );
+        let dead = |incarnation, seq| Message::Gossip {
+            updates: alloc::vec![Update::Dead {
+                id: b.id(),
+                incarnation,
+                seq,
+                by: NodeId::from_u64(9),
+            }],
+        };
+        // Another run's death changes nothing.
+        let other_run = b.local().incarnation.wrapping_add(1);
+        a.handle_message(Instant::from_millis(2), b.local().addr, &dead(other_run, 9));
+        assert!(a.knows(b.id()));
+        // The declarer had an older number (it missed a refutation): still dead
+        // (SWIM §4.2), and the tombstone keeps the larger number out.
+        a.handle_message(
+            Instant::from_millis(3),
+            b.local().addr,
+            &dead(ann.incarnation, 3),
+        );
+        assert!(!a.knows(b.id()));
+        a.handle_message(
+            Instant::from_millis(4),
+            b.local().addr,
+            &Message::Join(ann.clone()),
+        );
+        assert!(!a.knows(b.id()));
+        // Its refutation (a larger number) brings it back.
+        ann.seq = 6;
+        a.handle_message(Instant::from_millis(5), b.local().addr, &Message::Join(ann));
+        assert!(a.knows(b.id()));
+    }
+
+    #[test]
+    fn a_late_ack_brings_the_ping_again_and_indirect_probes() {
+        let mut a = member(1, Instant::ZERO);
+        drain(&mut a);
+        for mac in 2..=6 {
+            let b = member(mac, Instant::ZERO);
+            a.handle_message(
+                Instant::from_millis(1),
+                b.local().addr,
+                &Message::Join(announce_of(&b)),
+            );
+        }
+        drain(&mut a);
+        // Run to the first ping, then to the ack's deadline.
+        let (target, ping_at) = loop {
+            let now = a.poll_at();
+            a.poll(now);
+            if let Some(target) =
+                drain(&mut a)
+                    .iter()
+                    .find_map(|t| match Message::decode(&t.bytes) {
+                        Ok(Message::Ping { target, .. }) => Some(target),
+                        _ => None,
+                    })
+            {
+                break (target, now);
+            }
+        };
+        let now = a.poll_at();
+        assert_eq!(now, ping_at + Config::default().probe_timeout);
+        a.poll(now);
+        let (mut pings, mut reqs) = (0, 0);
+        for t in drain(&mut a) {
+            match Message::decode(&t.bytes).unwrap() {
+                Message::Ping { target: t, .. } => {
+                    assert_eq!(t, target);
+                    pings += 1;
+                }
+                Message::PingReq { target: t, .. } => {
+                    assert_eq!(t, target);
+                    reqs += 1;
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(
+            (pings, reqs),
+            (1, usize::from(Config::default().indirect_probes))
+        );
     }
 
     #[test]
