@@ -6,9 +6,9 @@
 //! nested shell's exit status, `yes | head` ending `yes` by SIGPIPE, a
 //! shell that kills itself — and each one's stdout and exit status are
 //! compared with the same command line run on this host. Then a job whose
-//! first process ends while a child sleeps ends at once, and a fork bomb
-//! stops at the job's process cap (`--max-procs`) while the node goes on
-//! serving the next job.
+//! first process ends while a child sleeps ends at once, and a loop of
+//! background jobs and a real fork bomb stop at the job's process cap
+//! (`--max-procs`) while the node goes on serving the next job.
 //!
 //! `tests/programs/procs.c`, built with musl-gcc (x86_64) and gcc -m32
 //! (i386, glibc), covers what the shell does not show: a pipe's worth of
@@ -160,7 +160,7 @@ fn busybox_shell_pipelines_run_as_on_the_host() {
         booted.log(0)
     );
 
-    // A fork bomb stops at the cap; the node serves the next job.
+    // Background jobs beyond the cap: the shell cannot fork and gives up.
     let cmd: Vec<String> = [
         HOSTD,
         "submit",
@@ -186,6 +186,34 @@ fn busybox_shell_pipelines_run_as_on_the_host() {
         booted
             .log(0)
             .contains("fork refused: the job has its 6 processes"),
+        "{}",
+        booted.log(0)
+    );
+    // A real fork bomb: each function call starts two more.
+    let cmd: Vec<String> = [
+        HOSTD,
+        "submit",
+        "--max-procs",
+        "12",
+        "./busybox",
+        "sh",
+        "-c",
+        "f() { f | f; }; f",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let node = booted.run(&cmd, &job_dir, b"", &[]);
+    assert_ne!(shell_status(&node), 0, "the bomb fails");
+    assert!(
+        String::from_utf8_lossy(&node.stderr).contains("can't fork"),
+        "{}",
+        String::from_utf8_lossy(&node.stderr)
+    );
+    assert!(
+        booted
+            .log(0)
+            .contains("fork refused: the job has its 12 processes"),
         "{}",
         booted.log(0)
     );

@@ -940,7 +940,7 @@ impl<'n> Process<'n> {
                         .task_of(pid)
                         .is_some_and(|t| t.alive() && t.pgid == group)
                     {
-                        self.signal_task(pid, sig, 0);
+                        self.signal_task(pid, sig, 0, crate::syscall::lifecycle::SI_USER);
                     }
                 }
             }

@@ -37,7 +37,7 @@ const WCLONE: i32 = g::__WCLONE as i32;
 const WNOTHREAD: i32 = g::__WNOTHREAD as i32;
 
 /// `si_code` of a signal from `kill(2)`.
-const SI_USER: i32 = g::SI_USER as i32;
+pub(crate) const SI_USER: i32 = g::SI_USER as i32;
 
 /// What a `clone` asks for.
 #[derive(Clone, Copy, Debug, Default)]
@@ -165,7 +165,7 @@ pub(super) fn kill(p: &mut Process<'_>, a: &Args) -> CallResult {
         return Err(Errno::EINVAL.into());
     }
     for t in targets.iter().copied().filter(|&t| t != me) {
-        p.signal_task(t, sig, me);
+        p.signal_task(t, sig, me, SI_USER);
     }
     if targets.contains(&me) {
         p.raise(sig, SI_USER)?;
@@ -442,11 +442,11 @@ impl Process<'_> {
             .ok_or(Errno::ESRCH.into())
     }
 
-    /// Sends `sig` from task `from` (0: the submitter) to task `pid`
-    /// (`kill(2)`): `SIGKILL` ends it at once; any other is made pending
-    /// there and taken at its next system call, or at its next tick if it
-    /// computes.
-    pub fn signal_task(&mut self, pid: u64, sig: i32, from: u64) {
+    /// Sends `sig` from task `from` (0: the submitter) to task `pid` with
+    /// `si_code` `code` (`kill(2)`, `tkill(2)`): `SIGKILL` ends it at once;
+    /// any other is made pending there and taken at its next system call,
+    /// or at its next tick if it computes.
+    pub fn signal_task(&mut self, pid: u64, sig: i32, from: u64, code: i32) {
         let me = self.task.pid;
         let uid = self.task.uid;
         if !self.switch_to(pid) {
@@ -458,7 +458,7 @@ impl Process<'_> {
             let info = SigInfo::new(
                 self.task.abi,
                 sig,
-                SI_USER,
+                code,
                 Detail::Sender {
                     pid: from as u32,
                     uid,

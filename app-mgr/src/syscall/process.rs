@@ -230,21 +230,45 @@ pub(super) fn sched_yield(p: &mut Process<'_>, _: &Args) -> CallResult {
 /// `si_code` of a signal from `tkill(2)`/`tgkill(2)`.
 const SI_TKILL: i32 = linux_raw_sys::general::SI_TKILL;
 
-/// `tkill(tid, sig)`.
+/// `tkill(tid, sig)`: to any process of the job (each has one thread, its
+/// tid its pid).
 pub(super) fn tkill(p: &mut Process<'_>, a: &Args) -> CallResult {
-    if a.int(0) as u64 == p.task.pid {
-        p.raise(a.int(1), SI_TKILL)
-    } else {
-        Err(Errno::ESRCH.into())
-    }
+    p.tkill(a.int(0), a.int(1))
 }
 
-/// `tgkill(tgid, tid, sig)`.
+/// `tgkill(tgid, tid, sig)`: as `tkill`, when `tid` belongs to `tgid`.
 pub(super) fn tgkill(p: &mut Process<'_>, a: &Args) -> CallResult {
-    if a.int(1) as u64 == p.task.pid && a.int(0) as u64 == p.task.pid {
-        p.raise(a.int(2), SI_TKILL)
-    } else {
-        Err(Errno::ESRCH.into())
+    if a.int(0) != a.int(1) {
+        return Err(if a.int(0) <= 0 || a.int(1) <= 0 {
+            Errno::EINVAL
+        } else {
+            Errno::ESRCH
+        }
+        .into());
+    }
+    p.tkill(a.int(1), a.int(2))
+}
+
+impl Process<'_> {
+    fn tkill(&mut self, tid: i32, sig: i32) -> CallResult {
+        if tid <= 0 || !(0..=64).contains(&sig) {
+            return Err(Errno::EINVAL.into());
+        }
+        let tid = tid as u64;
+        if tid == self.task.pid {
+            return self.raise(sig, SI_TKILL);
+        }
+        if !self.task_of(tid).is_some_and(|t| t.exited.is_none()) {
+            return Err(Errno::ESRCH.into());
+        }
+        if sig != 0 {
+            if crate::exit::Signal::new(sig).is_none() {
+                return Err(Errno::EINVAL.into());
+            }
+            let me = self.task.pid;
+            self.signal_task(tid, sig, me, SI_TKILL);
+        }
+        Ok(0)
     }
 }
 
