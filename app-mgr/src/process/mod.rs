@@ -420,6 +420,8 @@ pub struct Process<'n> {
     pub max_procs: usize,
     /// Processes still running when the first ended, killed then.
     pub killed_at_end: u32,
+    /// Forks refused at the process cap (logged once).
+    pub refused_forks: u64,
     /// In-node pipe buffers by id.
     pub pipes: BTreeMap<u32, VecDeque<u8>>,
     /// Next pipe id.
@@ -471,6 +473,7 @@ impl<'n> Process<'n> {
             leader: pid,
             max_procs: DEFAULT_MAX_PROCS,
             killed_at_end: 0,
+            refused_forks: 0,
             pipes: BTreeMap::new(),
             next_pipe: 0,
             stdin: VecDeque::new(),

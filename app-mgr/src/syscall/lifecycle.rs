@@ -283,10 +283,13 @@ impl Process<'_> {
             return Err(Errno::ENOSYS.into());
         }
         if self.live_tasks() >= self.max_procs {
-            let (number, max) = (self.number, self.max_procs);
-            self.node.log(format_args!(
-                "apm: job {number}: fork refused: the job has its {max} processes (hostd submit --max-procs) -> EAGAIN"
-            ));
+            self.refused_forks += 1;
+            if self.refused_forks == 1 {
+                let (number, max) = (self.number, self.max_procs);
+                self.node.log(format_args!(
+                    "apm: job {number}: fork refused: the job has its {max} processes (hostd submit --max-procs) -> EAGAIN"
+                ));
+            }
             return Err(Errno::EAGAIN.into());
         }
         let in_use: u64 = self.task.vm.used()
