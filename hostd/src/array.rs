@@ -147,6 +147,10 @@ pub fn task_args(socket: &Path, a: &SubmitArgs, value: &str) -> Vec<OsString> {
     };
     opt("--mode", mode.into());
     opt("--memory", a.memory.to_string());
+    opt("--max-procs", a.max_procs.to_string());
+    for p in &a.ro {
+        opt("--ro", p.display().to_string());
+    }
     opt("--discover-ms", a.find.discover_ms.to_string());
     if let Some(i) = &a.find.iface {
         opt("--iface", i.clone());

@@ -12,6 +12,12 @@
 //! parent directory that way and act on the last component with the `*at`
 //! call, which never follows it.
 //!
+//! Paths of the submitter's system that dynamically linked programs need
+//! (their interpreter, libraries, `/etc/ld.so.cache`, time zones) can be
+//! exported read-only ([`system::SystemPaths`]): an absolute path under one
+//! of those roots is opened (read-only, `EROFS` for writes) on the host
+//! itself, after checking that its resolved form stays in the exported set.
+//!
 //! Results follow Linux conventions (`>= 0` or `-errno`) with data inline,
 //! as [`sion_app_mgr::job::FileRequest`] documents.
 
@@ -33,6 +39,9 @@ use nix::sys::stat::{
 use nix::unistd::{AccessFlags, UnlinkatFlags, Whence, faccessat, ftruncate, lseek, unlinkat};
 use sion_app_mgr::job::{Dir, FileReply, FileRequest, FileStat, encode_stat};
 use sion_app_mgr::path::{Jail, JailedPath};
+
+pub mod system;
+use system::SystemPaths;
 
 use nix::libc;
 
@@ -68,6 +77,9 @@ struct Handle {
     /// the position in them.
     entries: Option<Vec<(u64, u8, Vec<u8>)>>,
     cursor: usize,
+    /// A file of an exported system path (read-only; names relative to it
+    /// are not resolved).
+    system: bool,
 }
 
 /// The file side of a job: the job directory, the job's current directory in
@@ -78,6 +90,7 @@ pub struct FileServer {
     cwd: JailedPath,
     handles: HashMap<u64, Handle>,
     next: u64,
+    system: SystemPaths,
 }
 
 /// A request's outcome: the result value and data.
@@ -105,7 +118,18 @@ impl FileServer {
             cwd: JailedPath::root(),
             handles: HashMap::new(),
             next: 3,
+            system: SystemPaths::none(),
         })
+    }
+
+    /// Exports `system` read-only besides the job directory.
+    pub fn set_system_paths(&mut self, system: SystemPaths) {
+        self.system = system;
+    }
+
+    /// The exported system paths.
+    pub fn system_paths(&self) -> &SystemPaths {
+        &self.system
     }
 
     /// The job directory (absolute).
@@ -218,6 +242,13 @@ impl FileServer {
                 mode,
                 flags,
             } => {
+                if let Some(found) = self.system.lookup(&path) {
+                    if mode & 2 != 0 {
+                        return Err(Errno::EROFS);
+                    }
+                    nix::unistd::access(&found?, AccessFlags::from_bits_truncate(mode & 7))?;
+                    return Ok((0, Vec::new()));
+                }
                 let mode = AccessFlags::from_bits_truncate(mode & 7);
                 if flags & AT_SYMLINK_NOFOLLOW != 0 && !self.resolve(dir, &path)?.is_root() {
                     let (parent, name) = self.parent(dir, &path)?;
@@ -327,6 +358,9 @@ impl FileServer {
                 if !h.is_dir {
                     return Err(Errno::ENOTDIR);
                 }
+                if h.system {
+                    return Err(Errno::EACCES);
+                }
                 &h.path
             }
         };
@@ -397,6 +431,9 @@ impl FileServer {
     }
 
     fn open(&mut self, dir: Dir, path: &[u8], flags: i32, mode: u32) -> Out {
+        if let Some(found) = self.system.lookup(path) {
+            return self.open_system(&found?, flags);
+        }
         let creating = flags & 0o100 != 0 || flags & 0o20000000 != 0;
         let flags = OFlag::from_bits_truncate(flags & PASSED_FLAGS);
         let p = self.resolve(dir, path)?;
@@ -418,12 +455,46 @@ impl FileServer {
                 is_dir,
                 entries: None,
                 cursor: 0,
+                system: false,
+            },
+        );
+        Ok((handle as i64, vec![u8::from(is_dir)]))
+    }
+
+    /// Opens the resolved system file `path` read-only. Errors: `EROFS` for
+    /// any write or creation, and what `open(2)` gives.
+    fn open_system(&mut self, path: &Path, flags: i32) -> Out {
+        let writes = libc::O_WRONLY | libc::O_RDWR | libc::O_CREAT | libc::O_TRUNC | libc::O_APPEND;
+        if flags & writes != 0 || flags & libc::O_TMPFILE == libc::O_TMPFILE {
+            return Err(Errno::EROFS);
+        }
+        let keep = OFlag::from_bits_truncate(flags & (libc::O_DIRECTORY | libc::O_NOFOLLOW));
+        let fd = nix::fcntl::open(
+            path,
+            OFlag::O_RDONLY | OFlag::O_CLOEXEC | keep,
+            Mode::empty(),
+        )?;
+        let is_dir = fstat(fd.as_fd())?.st_mode & libc_s_ifmt() == 0o040000;
+        let handle = self.next;
+        self.next += 1;
+        self.handles.insert(
+            handle,
+            Handle {
+                file: File::from(fd),
+                path: JailedPath::root(),
+                is_dir,
+                entries: None,
+                cursor: 0,
+                system: true,
             },
         );
         Ok((handle as i64, vec![u8::from(is_dir)]))
     }
 
     fn stat(&self, dir: Dir, path: &[u8], flags: i32) -> Result<FileStat, Errno> {
+        if let Some(found) = self.system.lookup(path) {
+            return Ok(convert(&nix::sys::stat::stat(&found?)?));
+        }
         if path.is_empty() && flags & AT_EMPTY_PATH != 0 {
             let fd = match dir {
                 Dir::Cwd => self.open_jailed(&self.cwd, OFlag::O_PATH, 0)?,

@@ -94,6 +94,12 @@ pub struct SubmitArgs {
     /// Start from an empty environment instead of this one.
     #[arg(long)]
     pub env_clear: bool,
+    /// Also let the job read PATH (absolute) of this machine, read-only,
+    /// besides the system paths dynamically linked programs need (`/lib`,
+    /// `/usr/lib`, `/etc/ld.so.cache`, `/usr/share/zoneinfo`, …; `--verbose`
+    /// lists them). Repeatable.
+    #[arg(long, value_name = "PATH")]
+    pub ro: Vec<PathBuf>,
     /// Print the chosen node, the ranked scores and the timings to stderr.
     #[arg(long)]
     pub verbose: bool,
@@ -163,6 +169,15 @@ pub fn run(socket: &Path, a: SubmitArgs) -> Result<ExitCode> {
         None => std::env::current_dir().context("the current directory")?,
     };
     let mut files = FileServer::new(&dir)?;
+    files.set_system_paths(crate::fileserve::system::SystemPaths::defaults_and(&a.ro)?);
+    if a.verbose {
+        let roots: Vec<String> = files
+            .system_paths()
+            .roots()
+            .map(|p| p.display().to_string())
+            .collect();
+        eprintln!("hostd: read-only for the job: {}", roots.join(" "));
+    }
     // Ctrl-C: the first passes SIGINT to the job, the second kills it, the
     // third gives up waiting; SIGTERM, SIGHUP, SIGUSR1 and SIGUSR2 are
     // passed to the job.
