@@ -12,37 +12,48 @@
 //! # Protocol
 //!
 //! - **Join** (Fig. 5 a). A starting member broadcasts [`Message::Join`] with its own
-//!   entry. Every member that hears it adds the newcomer and answers by unicast
-//!   [`Message::JoinReply`] with its own entry, so the newcomer knows the group after
-//!   one round trip. When the view fits one reply ([`wire::MAX_VIEW_CHUNK`] entries)
-//!   the reply carries the whole view; otherwise [`Config::join_view_responders`]
+//!   entry; every member that hears it adds the newcomer. While the view fits one
+//!   reply ([`wire::MAX_VIEW_CHUNK`] entries) every member answers with its whole
+//!   view ([`Message::JoinReply`]); beyond, [`Config::join_view_responders`] synced
 //!   members (those whose ids follow the newcomer's on the ring of ids) send their
-//!   whole view in chunks, which covers replies lost on the way (members that joined
-//!   less than a heartbeat interval ago never do, so a mass boot of N members costs
-//!   O(N²) small replies, not O(N³) entries). A member that has heard from nobody
-//!   repeats its join ([`Config::join_retry`], [`Config::join_attempts`]).
-//! - **Liveness** (Fig. 5 b). Every member broadcasts a [`Message::Heartbeat`] every
-//!   [`Config::heartbeat_interval`] (1 s) carrying only its own entry: id, name, role,
-//!   address and [`NodeState`] (CPU load, free memory, CPU speed, running jobs). With
-//!   N members that is N broadcasts per second and N − 1 receptions per member, not
-//!   the N² entries per second of full-view gossip. A member not heard for
-//!   [`Config::suspect_after`] (3 s) becomes [`Status::Suspect`] and is probed by
-//!   unicast [`Message::Probe`] every [`Config::probe_interval`]; it answers with a
-//!   unicast heartbeat, which restores it. A member not heard for
-//!   [`Config::dead_after`] (5 s) is declared dead and dropped. A member that shuts
-//!   down broadcasts [`Message::Leave`]. Heartbeats carry an incarnation (new at every
-//!   start) and a sequence number, so late or duplicated datagrams never roll a
-//!   member's state back or revive a dead member.
+//!   whole view in chunks, each covering an id range, and the newcomer asks for the
+//!   ranges it lacks ([`Message::ViewRequest`]). Members whose own transfer is not
+//!   over answer with their own entry only, so a mass boot still converges. A member
+//!   that hears nobody repeats its join ([`Config::join_retry`],
+//!   [`Config::join_attempts`]).
+//! - **Liveness**: SWIM (Das, Gupta, Motivala, 2002) with Lifeguard (Dadgar et al.,
+//!   2018). Every [`Config::probe_interval`] (500 ms) a member pings the next member
+//!   of a round robin in random order ([`Message::Ping`]); if no [`Message::Ack`]
+//!   came within [`Config::probe_timeout`] (150 ms) it pings again and asks
+//!   [`Config::indirect_probes`] (3) random members to ping the target for it
+//!   ([`Message::PingReq`]; a relay that gets no ack answers [`Message::Nack`]). A
+//!   target that answered none of them by the end of the period becomes
+//!   [`Status::Suspect`] at the prober only: the prober tells it at once and in
+//!   every ping, re-probes it every period and declares it dead
+//!   [`Config::suspicion_max`] (1.5 s) later, down to [`Config::suspicion_min`]
+//!   when other suspecters confirm it; it broadcasts the death and gossips it. The
+//!   suspect refutes with a larger SWIM incarnation number straight to its
+//!   suspecter. Lifeguard's local health multiplier (missing nacks, refutations)
+//!   stretches a member's own period and timeouts. A member that shuts down
+//!   broadcasts [`Message::Leave`]. Entries carry the run's incarnation (new at
+//!   every start) and the SWIM number, so late or duplicated datagrams never roll a
+//!   member back or revive a dead one.
+//! - **Dissemination**: joins, deaths, leaves and state changes ([`NodeState`]) ride
+//!   on pings and acks ([`wire::Update`]), each `gossip_mult × ⌈log10(N + 1)⌉` times
+//!   by every member that learns it, least-sent first. About 4 datagrams are sent
+//!   and received per member per second without loss, whatever N is.
 //! - **Placement** (§3.2.2, Fig. 5 c). The requester ([`Member::start_placement`])
-//!   picks up to k alive [`Role::Node`] members (default 8), sends each a
-//!   [`Message::TaskRequest`] with the [`JobSpec`] (program size, memory, [`Mode`]),
-//!   and collects [`Message::TaskReply`]s until all are in or the timeout (200 ms)
-//!   passes. Each candidate answers with [`placement::decide`]: permit, or deny with
-//!   a [`DenyReason`], plus its current load. The requester measures each answer's
-//!   round trip as the network speed, scores every permitting node as the weighted
-//!   sum of normalised metrics ([`Weights`], [`ScoreParts`]) and returns the
-//!   [`Ranking`], best first, with every score's parts. Hosts ([`Role::Host`], the
-//!   user's PC running `hostd`) are full members but never candidates.
+//!   asks [`Config::placement_candidates`] (k = 3) random alive [`Role::Node`]
+//!   members (power of k choices; in [`Mode::Exclusive`], nodes known to be busy
+//!   only if too few idle ones were drawn) with a [`Message::TaskRequest`] carrying
+//!   the [`JobSpec`], and collects [`Message::TaskReply`]s until all are in or
+//!   [`Config::placement_timeout`] (200 ms) passes. Each candidate answers with
+//!   [`placement::decide`]: permit, or deny with a [`DenyReason`], plus its load.
+//!   The requester measures each answer's round trip as the network speed, scores
+//!   every permitting node by the weighted sum of normalised metrics ([`Weights`],
+//!   [`ScoreParts`]) and returns the [`Ranking`], best first. Hosts
+//!   ([`Role::Host`], the user's PC running `hostd`) are full members but never
+//!   candidates.
 //!
 //! # Driver
 //!
@@ -84,9 +95,10 @@
 //! }
 //! ```
 //!
-//! The `tests/` directory drives up to 1000 members through a simulated network with
+//! The `tests/` directory drives up to 5000 members through a simulated network with
 //! loss and delay; `examples/simbench.rs` measures convergence, message rates and
-//! failure detection.
+//! failure detection up to 10,000 members (the largest groups start from one
+//! [`SharedView`], see [`Member::with_view`]).
 
 #![no_std]
 #![forbid(unsafe_code)]
