@@ -1,8 +1,10 @@
 //! ELF checks and the loading plan: which executables a node accepts, and the
 //! segments, load bias, entry point, program break and `AT_PHDR` of an accepted one.
 //!
-//! Accepted: ELF64 x86_64 and ELF32 i386 executables, static (`ET_EXEC`) or
-//! static-PIE (`ET_DYN` without `PT_INTERP`). Everything else is refused with an
+//! Accepted: ELF64 x86_64 and ELF32 i386 executables, static (`ET_EXEC`),
+//! static-PIE (`ET_DYN` without `PT_INTERP`), or dynamically linked (naming a
+//! program interpreter in `PT_INTERP`, which the caller loads beside the
+//! program: [`ElfKind::Dynamic`]). Everything else is refused with an
 //! [`ElfError`] whose `Display` says what is wrong and what to do.
 //!
 //! Sources: System V gABI "Program Loading" (program header, `PT_LOAD`
@@ -171,6 +173,12 @@ pub enum ElfKind {
     /// `ET_DYN` without `PT_INTERP` or `DT_NEEDED` (`gcc -static-pie`): loaded at
     /// a chosen bias; its own start code applies its relocations.
     StaticPie,
+    /// Names a program interpreter (`PT_INTERP`, [`LoadPlan::interp`]):
+    /// `ET_EXEC` at its linked addresses, or `ET_DYN` (a PIE) at a chosen
+    /// bias as a static-PIE; the interpreter is loaded beside it and runs
+    /// first, finding the program through `AT_PHDR`, `AT_ENTRY` and
+    /// `AT_BASE` (`ld.so(8)`).
+    Dynamic,
 }
 
 /// One `PT_LOAD` segment to load. Addresses are biased (final), in bytes.
@@ -298,6 +306,9 @@ pub struct LoadPlan {
     /// The `PT_GNU_STACK` segment, if any (absent means the historical default:
     /// executable stack; SiON maps the stack non-executable unless asked).
     pub gnu_stack: Option<GnuStack>,
+    /// The program interpreter's path (`PT_INTERP`, without its NUL) of a
+    /// [`ElfKind::Dynamic`] program.
+    pub interp: Option<Vec<u8>>,
 }
 
 impl LoadPlan {
@@ -466,6 +477,10 @@ pub struct LoadConfig {
     /// Most bytes the mapped segments may take (page-rounded sum), refused with
     /// [`ElfError::TooLarge`] above it. Default 1 GiB.
     pub max_image_size: u64,
+    /// Programs naming an interpreter (`PT_INTERP`) are planned
+    /// ([`ElfKind::Dynamic`]) rather than refused as dynamically linked.
+    /// Default `true`.
+    pub allow_interpreter: bool,
 }
 
 impl LoadConfig {
@@ -484,6 +499,7 @@ impl Default for LoadConfig {
             x86_64: UserLayout::for_abi(Abi::X86_64),
             i386: UserLayout::for_abi(Abi::I386),
             max_image_size: 1 << 30,
+            allow_interpreter: true,
         }
     }
 }
@@ -658,18 +674,30 @@ pub fn load_plan_from<S: ElfSource + ?Sized>(
     let mut tls = None;
     let mut gnu_stack = None;
     let mut pt_phdr = None;
+    let mut interp = None;
+    let mut needs_libraries = false;
     for ph in phdrs.iter() {
         match ph.p_type {
-            abi::PT_INTERP => return Err(ElfError::DynamicallyLinked { interpreter: true }),
+            abi::PT_INTERP => {
+                if !config.allow_interpreter {
+                    return Err(ElfError::DynamicallyLinked { interpreter: true });
+                }
+                let bytes = segment_bytes(file, &ph, "program interpreter (PT_INTERP)")?;
+                let path = bytes.split(|&b| b == 0).next().unwrap_or(&[]);
+                if path.is_empty() {
+                    return Err(ElfError::Malformed {
+                        what: "an empty program interpreter path (PT_INTERP)",
+                    });
+                }
+                interp = Some(path.to_vec());
+            }
             abi::PT_DYNAMIC => {
                 let bytes = segment_bytes(file, &ph, "dynamic section (PT_DYNAMIC)")?;
                 let table = elf::dynamic::DynamicTable::new(ehdr.endianness, ehdr.class, bytes);
                 for d in table.iter() {
                     match d.d_tag {
                         abi::DT_NULL => break,
-                        abi::DT_NEEDED => {
-                            return Err(ElfError::DynamicallyLinked { interpreter: false });
-                        }
+                        abi::DT_NEEDED => needs_libraries = true,
                         _ => {}
                     }
                 }
@@ -702,6 +730,10 @@ pub fn load_plan_from<S: ElfSource + ?Sized>(
             abi::PT_PHDR => pt_phdr = Some(ph),
             _ => {}
         }
+    }
+    if needs_libraries && interp.is_none() {
+        // Libraries to load but no interpreter to load them.
+        return Err(ElfError::DynamicallyLinked { interpreter: false });
     }
     if loads.is_empty() {
         return Err(ElfError::NoLoadSegments);
@@ -741,6 +773,7 @@ pub fn load_plan_from<S: ElfSource + ?Sized>(
     }
 
     let (kind, bias) = match ehdr.e_type {
+        abi::ET_EXEC if interp.is_some() => (ElfKind::Dynamic, 0),
         abi::ET_EXEC => (ElfKind::Static, 0),
         _ => {
             let align = loads
@@ -755,7 +788,12 @@ pub fn load_plan_from<S: ElfSource + ?Sized>(
                 .pie_base
                 .checked_add(align - 1)
                 .map_or(u64::MAX, |b| b & !(align - 1));
-            (ElfKind::StaticPie, base.saturating_sub(lowest))
+            let kind = if interp.is_some() {
+                ElfKind::Dynamic
+            } else {
+                ElfKind::StaticPie
+            };
+            (kind, base.saturating_sub(lowest))
         }
     };
 
@@ -854,6 +892,7 @@ pub fn load_plan_from<S: ElfSource + ?Sized>(
             align: ph.p_align,
         }),
         gnu_stack,
+        interp,
     };
     let size = plan.image_size();
     if size > limit {

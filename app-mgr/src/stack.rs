@@ -50,6 +50,8 @@ pub struct AuxValues {
     pub phnum: u64,
     /// `AT_ENTRY`: the program's entry point.
     pub entry: u64,
+    /// `AT_BASE`: where the program interpreter is loaded (0 without one).
+    pub base: u64,
     /// `AT_UID`.
     pub uid: u32,
     /// `AT_EUID`.
@@ -121,6 +123,7 @@ impl<'a> StackSpec<'a> {
                 phent: u64::from(plan.phent),
                 phnum: u64::from(plan.phnum),
                 entry: plan.entry,
+                base: 0,
                 uid: 0,
                 euid: 0,
                 gid: 0,
@@ -310,7 +313,7 @@ pub fn build(spec: &StackSpec<'_>) -> Result<InitialStack, Errno> {
         (at::AT_PHDR.into(), phdr_at.unwrap_or(aux.phdr)),
         (at::AT_PHENT.into(), aux.phent),
         (at::AT_PHNUM.into(), aux.phnum),
-        (at::AT_BASE.into(), 0),
+        (at::AT_BASE.into(), aux.base),
         (at::AT_FLAGS.into(), 0),
         (at::AT_ENTRY.into(), aux.entry),
         (at::AT_UID.into(), aux.uid.into()),

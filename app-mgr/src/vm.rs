@@ -268,6 +268,28 @@ impl AddressSpace {
     /// program break to [`LoadPlan::brk_start`]. Returns the `Map` effects.
     /// Errors: `EEXIST` if something is mapped there, `ENOMEM` over the limit.
     pub fn map_image(&mut self, plan: &LoadPlan) -> Result<Vec<VmEffect>, Errno> {
+        let effects = self.map_segments(plan)?;
+        self.brk_start = plan.brk_start;
+        self.brk = plan.brk_start;
+        Ok(effects)
+    }
+
+    /// Maps a program interpreter's segments (`plan`, loaded beside the
+    /// program) as image regions; the program break stays the program's.
+    /// Errors: as [`AddressSpace::map_image`].
+    pub fn map_interpreter(&mut self, plan: &LoadPlan) -> Result<Vec<VmEffect>, Errno> {
+        self.map_segments(plan)
+    }
+
+    /// A free, page-aligned range of `len` bytes (aligned to `align`, a
+    /// power of two) for an interpreter, top-down below the mmap area's top.
+    pub fn free_range(&self, len: u64, align: u64) -> Option<u64> {
+        let len = page_up(len)?.checked_add(align.max(PAGE_SIZE))?;
+        let at = self.find_free_top_down(len, self.layout.mmap_top)?;
+        Some((at + align.max(PAGE_SIZE) - 1) & !(align.max(PAGE_SIZE) - 1))
+    }
+
+    fn map_segments(&mut self, plan: &LoadPlan) -> Result<Vec<VmEffect>, Errno> {
         let maps = plan.mappings();
         let total: u64 = maps.iter().map(|m| m.end - m.start).sum();
         if maps.iter().any(|m| self.overlaps(m.start, m.end)) {
@@ -288,8 +310,6 @@ impl AddressSpace {
                 prot: m.prot,
             });
         }
-        self.brk_start = plan.brk_start;
-        self.brk = plan.brk_start;
         Ok(effects)
     }
 

@@ -203,7 +203,7 @@ fn check_accepted(name: &str, file: &[u8], abi: Abi, kind: ElfKind) {
             assert_eq!(linux["phdr"], phdr, "{name}: AT_PHDR");
             assert_eq!(linux["entry"], plan.entry, "{name}: AT_ENTRY");
         }
-        ElfKind::StaticPie => {
+        ElfKind::StaticPie | ElfKind::Dynamic => {
             // Linux chose another base; the offsets within the image agree.
             assert_eq!(
                 linux["entry"] - linux["phdr"],
@@ -285,32 +285,51 @@ fn glibc_static_pie_i386() {
 }
 
 #[test]
-fn dynamically_linked_programs_are_refused() {
+fn dynamically_linked_programs_name_their_interpreter() {
+    // Debian's /bin/true: a glibc PIE, loaded as a static-PIE would be,
+    // beside its interpreter.
     for path in ["/bin/true", "/usr/bin/true"] {
         let Ok(file) = std::fs::read(path) else {
             continue;
         };
-        let err = load_plan(&file, &LoadConfig::default()).unwrap_err();
+        let plan = load_plan(&file, &LoadConfig::default()).unwrap();
+        assert_eq!(plan.kind, ElfKind::Dynamic, "{path}");
         assert_eq!(
-            err,
-            ElfError::DynamicallyLinked { interpreter: true },
+            plan.interp.as_deref(),
+            Some(&b"/lib64/ld-linux-x86-64.so.2"[..]),
             "{path}"
         );
+        // Refused where interpreters are not allowed, with what to do.
+        let strict = LoadConfig {
+            allow_interpreter: false,
+            ..LoadConfig::default()
+        };
+        let err = load_plan(&file, &strict).unwrap_err();
+        assert_eq!(err, ElfError::DynamicallyLinked { interpreter: true });
         assert!(err.to_string().contains("rebuild with -static"));
+        // The interpreter itself is a static-PIE.
+        let ld = std::fs::read("/lib64/ld-linux-x86-64.so.2").unwrap();
+        let ld_plan = load_plan(&ld, &LoadConfig::default()).unwrap();
+        assert_eq!((ld_plan.kind, ld_plan.interp), (ElfKind::StaticPie, None));
         return;
     }
     skip("no /bin/true to test");
 }
 
 #[test]
-fn dynamic_builds_are_refused() {
+fn dynamic_builds_are_planned_with_their_interpreter() {
     if let Some(file) = build("gcc", &["-O1"], "glibc-dynamic") {
-        let err = load_plan(&file, &LoadConfig::default()).unwrap_err();
-        assert_eq!(err, ElfError::DynamicallyLinked { interpreter: true });
+        let plan = load_plan(&file, &LoadConfig::default()).unwrap();
+        assert_eq!(plan.kind, ElfKind::Dynamic);
+        assert_eq!(
+            plan.interp.as_deref(),
+            Some(&b"/lib64/ld-linux-x86-64.so.2"[..])
+        );
     }
     if let Some(file) = build("gcc", &["-m32", "-O1"], "glibc-dynamic-i386") {
-        let err = load_plan(&file, &LoadConfig::default()).unwrap_err();
-        assert_eq!(err, ElfError::DynamicallyLinked { interpreter: true });
+        let plan = load_plan(&file, &LoadConfig::default()).unwrap();
+        assert_eq!(plan.abi, Abi::I386);
+        assert_eq!(plan.interp.as_deref(), Some(&b"/lib/ld-linux.so.2"[..]));
     }
 }
 

@@ -11,8 +11,9 @@
 //! - `int 0x80` as i386 and as x86_64 code, floating point, 64 MiB touched
 //!   page by page, a static glibc i386 program;
 //! - a segfault (status 139) followed by a successful job on the same node;
-//! - a dynamically linked program and random bytes refused with the node's
-//!   message and nothing run;
+//! - a dynamically linked program running with the submitter's libraries;
+//!   one whose interpreter is not exported, and random bytes, refused with
+//!   the node's message and nothing run;
 //! - Debian's busybox-static gives the host's stdout and status for a few
 //!   applets.
 //!
@@ -151,6 +152,15 @@ fn static_linux_programs_run_on_a_node_through_hostd_submit() {
         "hello32",
     );
     let dynamic = build(&bin, "gcc", &["-O2"], "hello.c", "hello-dynamic").unwrap();
+    // Its interpreter is nowhere the submitter exports.
+    let lost_interp = build(
+        &bin,
+        "gcc",
+        &["-O2", "-Wl,--dynamic-linker=/opt/nowhere/ld.so.2"],
+        "hello.c",
+        "hello-lost-interp",
+    )
+    .unwrap();
     let random = bin.join("random.bin");
     std::fs::write(
         &random,
@@ -295,13 +305,16 @@ fn static_linux_programs_run_on_a_node_through_hostd_submit() {
         expect(&run(&[p.to_str().unwrap()]), 0, "hello from SiON\n");
     }
 
+    // A dynamically linked program runs with the submitter's libraries.
+    expect(&run(&[dynamic.to_str().unwrap()]), 0, "hello from SiON\n");
+
     // Refused programs: the node's message, exit 126, nothing run.
     let before = node.log().matches("exited with status").count();
-    let out = run(&[dynamic.to_str().unwrap()]);
+    let out = run(&[lost_interp.to_str().unwrap()]);
     let err = text(&out.stderr);
     assert_eq!(out.status.code(), Some(126), "{err}");
     assert!(
-        err.contains("dynamically linked") && err.contains("-static"),
+        err.contains("program interpreter /opt/nowhere/ld.so.2") && err.contains("--ro"),
         "{err}"
     );
     let out = run(&[random.to_str().unwrap()]);

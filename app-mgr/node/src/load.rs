@@ -121,7 +121,18 @@ pub fn run(ready: Ready, lobby: &mut Lobby, me: &ThisNode, mut job_state: impl F
         envp: &envp,
         execfn: argv.first().copied().unwrap_or(b""),
     };
-    let built = process.build_image(pid, &plan, &image);
+    // A dynamically linked program's interpreter comes from the submitter's
+    // exported system paths.
+    let built = match process.plan_interpreter(&plan, limit) {
+        Ok(interp) => {
+            let built = process.build_image(pid, &plan, interp.as_ref(), &image);
+            if let Some(i) = interp {
+                let _ = app::kill(i.staging, 9);
+            }
+            built
+        }
+        Err(why) => Err(why),
+    };
     let _ = app::unmap(pid, STAGING, staged);
     let (entry, sp) = match built {
         Ok(v) => v,

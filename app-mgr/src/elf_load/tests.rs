@@ -181,7 +181,11 @@ fn static_pie_linked_high_gets_no_negative_bias() {
 }
 
 #[test]
-fn interpreter_is_refused_as_dynamic() {
+fn an_interpreter_makes_a_dynamic_plan_or_is_refused_where_not_allowed() {
+    let strict = LoadConfig {
+        allow_interpreter: false,
+        ..LoadConfig::default()
+    };
     let mut e = TestElf::exec64();
     let interp = b"/lib64/ld-linux-x86-64.so.2\0";
     e.phdrs.insert(
@@ -196,12 +200,16 @@ fn interpreter_is_refused_as_dynamic() {
         ),
     );
     e.patches.push((0x1080, interp.to_vec()));
-    let er = err(&e);
+    let p = plan(&e).unwrap();
+    assert_eq!((p.kind, p.bias), (ElfKind::Dynamic, 0));
+    assert_eq!(p.interp.as_deref(), Some(&interp[..interp.len() - 1]));
+    let er = load_plan(&e.bytes(), &strict).unwrap_err();
     assert_eq!(er, ElfError::DynamicallyLinked { interpreter: true });
     let msg = er.to_string();
     assert!(msg.contains("dynamically linked"), "{msg}");
     assert!(msg.contains("rebuild with -static"), "{msg}");
-    // A PIE with an interpreter is a normal dynamic PIE: also refused.
+    // A PIE with an interpreter (and DT_NEEDED libraries) is a dynamic PIE,
+    // biased as a static-PIE.
     let mut pie = TestElf::pie64();
     pie.phdrs.push(Ph::other(
         elf::abi::PT_INTERP,
@@ -212,7 +220,16 @@ fn interpreter_is_refused_as_dynamic() {
         interp.len() as u64,
     ));
     pie.patches.push((0x1080, interp.to_vec()));
-    assert_eq!(err(&pie), ElfError::DynamicallyLinked { interpreter: true });
+    pie.patches.push((0x2040, dyn64(&[(1, 1), (0, 0)])));
+    let p = plan(&pie).unwrap();
+    assert_eq!(p.kind, ElfKind::Dynamic);
+    assert!(p.bias > 0);
+    // An empty interpreter path is malformed.
+    let mut e = TestElf::pie64();
+    e.phdrs
+        .push(Ph::other(elf::abi::PT_INTERP, R, 0x1080, 0x1080, 1, 1));
+    e.patches.push((0x1080, vec![0]));
+    assert!(matches!(err(&e), ElfError::Malformed { .. }));
 }
 
 #[test]

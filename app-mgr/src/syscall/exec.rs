@@ -61,6 +61,16 @@ pub fn layout_of(abi: Abi) -> &'static UserLayout {
 static X86_64_LAYOUT: UserLayout = UserLayout::for_abi(Abi::X86_64);
 static I386_LAYOUT: UserLayout = UserLayout::for_abi(Abi::I386);
 
+/// A program interpreter (`PT_INTERP`, `ld.so(8)`) staged and planned at
+/// the base it loads at, beside its program.
+pub struct Interpreter {
+    /// The application its file is staged in (at [`STAGING`]); ended once
+    /// the image is built.
+    pub staging: u64,
+    /// Its plan (a static-PIE at its base).
+    pub plan: LoadPlan,
+}
+
 /// What the new image's stack carries.
 pub struct Image<'a> {
     /// `argv`.
@@ -80,6 +90,7 @@ impl Process<'_> {
         &mut self,
         staging: u64,
         plan: &LoadPlan,
+        interp: Option<&Interpreter>,
         image: &Image<'_>,
     ) -> Result<(u64, u64), String> {
         let pid = self.task.pid;
@@ -88,21 +99,14 @@ impl Process<'_> {
         let effects = self.task.vm.map_image(plan).map_err(too_big)?;
         self.apply(&effects)
             .map_err(|_| String::from("the node ran out of memory loading the program"))?;
-        let mut buf = vec![0u8; 64 * 1024];
-        for seg in &plan.segments {
-            let mut done = 0u64;
-            while done < seg.file_len {
-                let n = (seg.file_len - done).min(buf.len() as u64) as usize;
-                self.node
-                    .read(staging, STAGING + seg.file_offset + done, &mut buf[..n])
-                    .and_then(|()| self.node.write(pid, seg.vaddr + done, &buf[..n]))
-                    .map_err(|e| {
-                        format!("loading a segment failed: {}", e.name().unwrap_or("?"))
-                    })?;
-                done += n as u64;
-            }
+        self.copy_segments(staging, plan)?;
+        if let Some(i) = interp {
+            let effects = self.task.vm.map_interpreter(&i.plan).map_err(too_big)?;
+            self.apply(&effects).map_err(|_| {
+                String::from("the node ran out of memory loading the program interpreter")
+            })?;
+            self.copy_segments(i.staging, &i.plan)?;
         }
-        drop(buf);
 
         let layout = *layout_of(self.task.abi);
         let wanted = plan.gnu_stack.map_or(0, |g| g.size);
@@ -144,6 +148,9 @@ impl Process<'_> {
             image.execfn,
             random,
         );
+        if let Some(i) = interp {
+            spec.aux.base = i.plan.bias;
+        }
         spec.aux.uid = self.task.uid;
         spec.aux.euid = self.task.uid;
         spec.aux.gid = self.task.gid;
@@ -166,7 +173,85 @@ impl Process<'_> {
         }
         self.load_mem(st.sp, &st.bytes)
             .map_err(|_: CallError| String::from("cannot write the initial stack"))?;
-        Ok((plan.entry, st.sp))
+        // A dynamic program starts in its interpreter, which finds the
+        // program through the auxiliary vector.
+        let entry = interp.map_or(plan.entry, |i| i.plan.entry);
+        Ok((entry, st.sp))
+    }
+
+    /// Copies `plan`'s segment bytes from the file staged in application
+    /// `staging` into the current task.
+    fn copy_segments(&mut self, staging: u64, plan: &LoadPlan) -> Result<(), String> {
+        let pid = self.task.pid;
+        let mut buf = vec![0u8; 64 * 1024];
+        for seg in &plan.segments {
+            let mut done = 0u64;
+            while done < seg.file_len {
+                let n = (seg.file_len - done).min(buf.len() as u64) as usize;
+                self.node
+                    .read(staging, STAGING + seg.file_offset + done, &mut buf[..n])
+                    .and_then(|()| self.node.write(pid, seg.vaddr + done, &buf[..n]))
+                    .map_err(|e| {
+                        format!("loading a segment failed: {}", e.name().unwrap_or("?"))
+                    })?;
+                done += n as u64;
+            }
+        }
+        Ok(())
+    }
+
+    /// For a dynamically linked `plan`, reads its program interpreter from
+    /// `hostd` (an exported system path) into a staging application and
+    /// plans it at a free base below the mmap area's top of an address space
+    /// holding the program (job memory limit `limit`); `None` for a static
+    /// program. Errors: why the interpreter cannot be used, for the
+    /// submitter and the log.
+    pub fn plan_interpreter(
+        &mut self,
+        plan: &LoadPlan,
+        limit: u64,
+    ) -> Result<Option<Interpreter>, String> {
+        let Some(path) = &plan.interp else {
+            return Ok(None);
+        };
+        let shown = String::from_utf8_lossy(path).into_owned();
+        let why = |e: CallError| match e {
+            CallError::Errno(e) => format!(
+                "its program interpreter {shown} cannot be read from the submitter ({}); make its directory readable with hostd submit --ro",
+                e.name().unwrap_or("error")
+            ),
+            _ => format!("its program interpreter {shown} cannot be read: hostd went away"),
+        };
+        let (staging, len) = self.stage_bytes(Dir::Cwd, path.clone()).map_err(why)?;
+        let layout = *layout_of(plan.abi);
+        let mut planned = || -> Result<LoadPlan, String> {
+            let mut vm = AddressSpace::new(layout, limit);
+            vm.map_image(plan)
+                .map_err(|_| String::from("the program does not fit in its memory limit"))?;
+            let first = self
+                .plan_staged(staging, len, limit, None)
+                .map_err(|e| format!("its program interpreter {shown}: {e}"))?;
+            let base = vm
+                .free_range(first.image_size(), 2 << 20)
+                .ok_or_else(|| String::from("no room for the program interpreter"))?;
+            let iplan = self
+                .plan_staged(staging, len, limit, Some(base))
+                .map_err(|e| format!("its program interpreter {shown}: {e}"))?;
+            if iplan.abi != plan.abi || iplan.interp.is_some() {
+                return Err(format!(
+                    "its program interpreter {shown} is not an {} interpreter",
+                    plan.abi
+                ));
+            }
+            Ok(iplan)
+        };
+        match planned() {
+            Ok(plan) => Ok(Some(Interpreter { staging, plan })),
+            Err(e) => {
+                self.node.kill(staging, 9);
+                Err(e)
+            }
+        }
     }
 
     /// `execve(2)`: the program at `pathname` (relative to `dirfd`; the
@@ -208,15 +293,28 @@ impl Process<'_> {
             (dir, path.clone(), exe)
         };
         let (staging, plan) = self.stage(dir, open_path)?;
+        let limit = self.task.vm.limit();
+        let interp = match self.plan_interpreter(&plan, limit) {
+            Ok(i) => i,
+            Err(why) => {
+                self.node.kill(staging, 9);
+                let number = self.number;
+                self.node
+                    .log(format_args!("apm: job {number}: execve refused: {why}"));
+                return Err(Errno::ENOENT.into());
+            }
+        };
 
         // The point of no return: the old image goes.
         let number = self.number;
         let pid = self.task.pid;
         if self.node.exec(pid, plan.abi).is_err() {
             self.node.kill(staging, 9);
+            if let Some(i) = &interp {
+                self.node.kill(i.staging, 9);
+            }
             return Err(Errno::ENOMEM.into());
         }
-        let limit = self.task.vm.limit();
         self.task.abi = plan.abi;
         self.task.vm = AddressSpace::new(*layout_of(plan.abi), limit);
         self.task.fs_base = 0;
@@ -254,8 +352,11 @@ impl Process<'_> {
             envp: &envp_refs,
             execfn: &path,
         };
-        let built = self.build_image(staging, &plan, &image);
+        let built = self.build_image(staging, &plan, interp.as_ref(), &image);
         self.node.kill(staging, 9);
+        if let Some(i) = &interp {
+            self.node.kill(i.staging, 9);
+        }
         let (entry, sp) = match built {
             Ok(v) => v,
             Err(why) => {
@@ -280,10 +381,30 @@ impl Process<'_> {
 
     /// Reads the program file at `path` from `hostd` into a new staging
     /// application and plans its loading; returns the staging application
-    /// and the plan. Errors: what `open` gives, `EACCES`
-    /// for a file that is not a regular executable file, `ENOEXEC` for one
-    /// the loader refuses, `ENOMEM`.
+    /// and the plan. Errors: what `open` gives, `EACCES` for a file that is
+    /// not a regular executable file, `ENOEXEC` for one the loader refuses,
+    /// `ENOMEM`.
     fn stage(&mut self, dir: Dir, path: Vec<u8>) -> Result<(u64, LoadPlan), CallError> {
+        let (staging, len) = self.stage_bytes(dir, path)?;
+        let limit = self.task.vm.limit();
+        match self.plan_staged(staging, len, limit, None) {
+            Ok(plan) => Ok((staging, plan)),
+            Err(why) => {
+                self.node.kill(staging, 9);
+                let number = self.number;
+                self.node.log(format_args!(
+                    "apm: job {number}: execve refused: {why} -> ENOEXEC"
+                ));
+                Err(Errno::ENOEXEC.into())
+            }
+        }
+    }
+
+    /// Reads the file at `path` from `hostd` into a new staging application
+    /// at [`STAGING`]; the application and the file's length. Errors: what
+    /// `open` gives, `EACCES` for a file that is not a regular executable
+    /// file, `ENOMEM`.
+    fn stage_bytes(&mut self, dir: Dir, path: Vec<u8>) -> Result<(u64, u64), CallError> {
         let (handle, data) = self.host_value(FileRequest::Open {
             dir,
             path,
@@ -295,7 +416,7 @@ impl Process<'_> {
         staged
     }
 
-    fn stage_file(&mut self, handle: u64, is_dir: bool) -> Result<(u64, LoadPlan), CallError> {
+    fn stage_file(&mut self, handle: u64, is_dir: bool) -> Result<(u64, u64), CallError> {
         if is_dir {
             return Err(Errno::EACCES.into());
         }
@@ -305,25 +426,22 @@ impl Process<'_> {
             return Err(Errno::EACCES.into());
         }
         let len = u64::try_from(st.size).map_err(|_| Errno::EIO)?;
-        let limit = self.task.vm.limit();
-        if len > limit.min(1 << 30) {
+        if len > self.task.vm.limit().min(1 << 30) {
             return Err(Errno::ENOMEM.into());
         }
         let staging = self.node.create_staging()?;
-        let result = self.fill_staging(staging, handle, len, limit);
-        if result.is_err() {
-            self.node.kill(staging, 9);
+        match self.fill_staging(staging, handle, len) {
+            Ok(done) => Ok((staging, done)),
+            Err(e) => {
+                self.node.kill(staging, 9);
+                Err(e)
+            }
         }
-        result.map(|plan| (staging, plan))
     }
 
-    fn fill_staging(
-        &mut self,
-        staging: u64,
-        handle: u64,
-        len: u64,
-        limit: u64,
-    ) -> Result<LoadPlan, CallError> {
+    /// Copies the file `handle` (`len` bytes) into `staging`; the bytes
+    /// copied.
+    fn fill_staging(&mut self, staging: u64, handle: u64, len: u64) -> Result<u64, CallError> {
         let rw = Prot {
             read: true,
             write: true,
@@ -342,34 +460,43 @@ impl Process<'_> {
             self.node.write(staging, STAGING + done, &data[..n])?;
             done += n as u64;
         }
-        let config = LoadConfig {
+        Ok(done)
+    }
+
+    /// Plans the file of `len` bytes staged in `staging` (a static-PIE at
+    /// `pie_base` when given); why not, for the log.
+    fn plan_staged(
+        &mut self,
+        staging: u64,
+        len: u64,
+        limit: u64,
+        pie_base: Option<u64>,
+    ) -> Result<LoadPlan, String> {
+        let mut config = LoadConfig {
             max_image_size: limit.min(1 << 30),
             ..LoadConfig::default()
         };
-        let mut sparse = SparseFile::new(done);
+        if let Some(base) = pie_base {
+            config.x86_64.pie_base = base;
+            config.i386.pie_base = base;
+        }
+        let mut sparse = SparseFile::new(len);
         let node = &mut *self.node;
         let plan = elf_load::load_plan_sparse(&mut sparse, &config, |off, n| {
             let mut v = vec![0u8; n as usize];
             node.read(staging, STAGING + off, &mut v).ok()?;
             Some(v)
-        });
-        let plan = match plan {
-            Ok(plan) => plan,
-            Err(e) => {
-                let number = self.number;
-                let why = e.to_string();
-                self.node.log(format_args!(
-                    "apm: job {number}: execve refused: {why} -> ENOEXEC"
-                ));
-                return Err(Errno::ENOEXEC.into());
-            }
-        };
+        })
+        .map_err(|e| e.to_string())?;
+        let staged = page_up(len.max(1)).unwrap_or(u64::MAX);
         if plan
             .segments
             .iter()
-            .any(|s| s.start < STAGING + rounded && STAGING < s.end)
+            .any(|s| s.start < STAGING + staged && STAGING < s.end)
         {
-            return Err(Errno::ENOEXEC.into());
+            return Err(format!(
+                "it loads at {STAGING:#x}, where this node stages programs; relink it elsewhere"
+            ));
         }
         Ok(plan)
     }

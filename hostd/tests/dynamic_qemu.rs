@@ -1,0 +1,104 @@
+//! Dynamically linked programs (issue 11), on a one-node qemu-net LAN booted
+//! from `target/sion.img`: the node loads each program's interpreter
+//! (`PT_INTERP`, glibc's `ld.so`) from the submitter's read-only system
+//! paths, and `ld.so` maps the libraries through the ordinary file calls.
+//! Debian's dynamic coreutils (`sort`, `sha256sum`), `gzip`, and a program
+//! built with plain `gcc` for x86_64 and `gcc -m32` for i386 (when the
+//! i386 libc is installed) give the host's output and status; a shell that
+//! runs a dynamic program of `/usr/bin` through `execve` does too once
+//! `--ro /usr/bin` exports it.
+//!
+//! Needs root, QEMU, gcc (and gcc-multilib for i386) and busybox-static (CI
+//! has them); otherwise it prints why and passes, unless
+//! `SION_REQUIRE_ALL=1`.
+
+mod common;
+
+use common::BootedLan;
+use qemu_net::prereq::{GCC, QEMU, multilib_missing, must_skip, skip};
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+const HOSTD: &str = env!("CARGO_BIN_EXE_hostd");
+
+/// Exit status as the shell shows it (128 + signal for a killed program).
+fn shell_status(out: &Output) -> i32 {
+    use std::os::unix::process::ExitStatusExt;
+    out.status
+        .code()
+        .unwrap_or_else(|| 128 + out.status.signal().unwrap_or(0))
+}
+
+#[test]
+fn dynamic_programs_run_as_on_the_host() {
+    if must_skip(true, &[QEMU, GCC]) {
+        return;
+    }
+    if let Some(why) = multilib_missing() {
+        skip(&why);
+        return;
+    }
+    let job_dir = common::job_dir("dynamic");
+    common::build_program(
+        &job_dir,
+        "gcc",
+        &["-O2", "-Wl,--no-as-needed", "-lm"],
+        "dynhello.c",
+        "hello64",
+    );
+    common::build_program(
+        &job_dir,
+        "gcc",
+        &["-m32", "-O2", "-Wl,--no-as-needed", "-lm"],
+        "dynhello.c",
+        "hello32",
+    );
+    std::fs::write(job_dir.join("words.txt"), b"pear\napple\nfig\napple\n").unwrap();
+    std::fs::copy("/bin/busybox", job_dir.join("busybox")).unwrap();
+    let image = sion_image::build(sion_image::Flavor::Node)
+        .expect("building target/sion.img")
+        .path;
+    let booted = BootedLan::boot("dy", image, &[512]);
+
+    // (hostd submit's options, the command line)
+    let cases: &[(&[&str], &[&str])] = &[
+        (&[], &["./hello64", "one", "two words"]),
+        (&[], &["./hello32", "one", "two words"]),
+        (&[], &["/usr/bin/sort", "words.txt"]),
+        (&[], &["/usr/bin/sha256sum", "words.txt"]),
+        (&[], &["/bin/gzip", "-c", "-n", "words.txt"]),
+        // A shell exec'ing a dynamic program of the submitter's /usr/bin,
+        // exported read-only with --ro.
+        (
+            &["--ro", "/usr/bin"],
+            &[
+                "./busybox",
+                "sh",
+                "-c",
+                "/usr/bin/sort -r words.txt | ./hello64 x",
+            ],
+        ),
+    ];
+    for (options, case) in cases {
+        if !Path::new(case[0]).exists() && !job_dir.join(case[0]).exists() {
+            panic!("{} is missing on this host", case[0]);
+        }
+        let host = Command::new(case[0])
+            .args(&case[1..])
+            .current_dir(&job_dir)
+            .output()
+            .unwrap();
+        let mut cmd = vec![HOSTD.to_string(), "submit".into()];
+        cmd.extend(options.iter().map(|s| s.to_string()));
+        cmd.extend(case.iter().map(|s| s.to_string()));
+        let node = booted.run(&cmd, &job_dir, b"", &[]);
+        assert_eq!(
+            (node.stdout.clone(), shell_status(&node)),
+            (host.stdout.clone(), shell_status(&host)),
+            "{case:?} on the node (left) and on the host (right); stderr: {}\nnode log:\n{}",
+            String::from_utf8_lossy(&node.stderr),
+            booted.log(0)
+        );
+    }
+}
