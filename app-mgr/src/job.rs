@@ -457,6 +457,13 @@ pub enum FileRequest {
         /// New length.
         length: i64,
     },
+    /// `fsync(2)` (or `fdatasync(2)` when `data_only`) of a handle: result 0.
+    Fsync {
+        /// The handle.
+        handle: u64,
+        /// Only the data (`fdatasync`).
+        data_only: bool,
+    },
     /// `fchmodat(2)` (`chmod`, `fchmod` with an empty path on a handle):
     /// result 0. Symbolic links are followed inside the job directory only.
     Chmod {
@@ -763,6 +770,10 @@ mod tests {
                 dir: Dir::Cwd,
                 path: p(),
                 mode: 0o755,
+            },
+            FileRequest::Fsync {
+                handle: 3,
+                data_only: true,
             },
         ]
     }

@@ -320,6 +320,15 @@ impl FileServer {
                 ftruncate(h.file.as_fd(), length)?;
                 Ok((0, Vec::new()))
             }
+            FileRequest::Fsync { handle, data_only } => {
+                let h = self.handle(handle)?;
+                if data_only {
+                    h.file.sync_data().map_err(io_errno)?;
+                } else {
+                    h.file.sync_all().map_err(io_errno)?;
+                }
+                Ok((0, Vec::new()))
+            }
             FileRequest::Chmod { dir, path, mode } => {
                 let mode = Mode::from_bits_truncate(mode & 0o7777);
                 if path.is_empty() {
@@ -461,6 +470,38 @@ impl FileServer {
         Ok((handle as i64, vec![u8::from(is_dir)]))
     }
 
+    /// `path` if it names, absolutely, a directory above the job directory
+    /// (`/`, `/home`, `/home/user` for `/home/user/job`).
+    fn ancestor(&self, path: &[u8]) -> Option<PathBuf> {
+        if path.first() != Some(&b'/') {
+            return None;
+        }
+        let mut norm: Vec<&[u8]> = Vec::new();
+        for c in path.split(|&b| b == b'/') {
+            match c {
+                b"" | b"." => {}
+                b".." => {
+                    norm.pop();
+                }
+                c => norm.push(c),
+            }
+        }
+        let job: Vec<&[u8]> = self
+            .jail
+            .dir()
+            .split(|&b| b == b'/')
+            .filter(|c| !c.is_empty())
+            .collect();
+        if norm.len() >= job.len() || job[..norm.len()] != norm[..] {
+            return None;
+        }
+        let mut p = PathBuf::from("/");
+        for c in norm {
+            p.push(OsStr::from_bytes(c));
+        }
+        Some(p)
+    }
+
     /// Opens the resolved system file `path` read-only. Errors: `EROFS` for
     /// any write or creation, and what `open(2)` gives.
     fn open_system(&mut self, path: &Path, flags: i32) -> Out {
@@ -494,6 +535,12 @@ impl FileServer {
     fn stat(&self, dir: Dir, path: &[u8], flags: i32) -> Result<FileStat, Errno> {
         if let Some(found) = self.system.lookup(path) {
             return Ok(convert(&nix::sys::stat::stat(&found?)?));
+        }
+        if let Some(ancestor) = self.ancestor(path) {
+            // What a program sees walking up from its directory (SQLite
+            // checks each component is not a link): the directories above
+            // the job directory, by their metadata only.
+            return Ok(convert(&nix::sys::stat::lstat(&ancestor)?));
         }
         if path.is_empty() && flags & AT_EMPTY_PATH != 0 {
             let fd = match dir {

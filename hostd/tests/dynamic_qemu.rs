@@ -56,6 +56,18 @@ fn dynamic_programs_run_as_on_the_host() {
     );
     std::fs::write(job_dir.join("words.txt"), b"pear\napple\nfig\napple\n").unwrap();
     std::fs::copy("/bin/busybox", job_dir.join("busybox")).unwrap();
+    let programs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/programs");
+    std::fs::copy(programs.join("csvsum.py"), job_dir.join("csvsum.py")).unwrap();
+    let mut csv = String::from("kind,amount\n");
+    for i in 0..200 {
+        csv.push_str(&format!(
+            "{},{}.{:02}\n",
+            ["a", "b", "c"][i % 3],
+            i,
+            i % 100
+        ));
+    }
+    std::fs::write(job_dir.join("data.csv"), csv).unwrap();
     let image = sion_image::build(sion_image::Flavor::Node)
         .expect("building target/sion.img")
         .path;
@@ -68,6 +80,20 @@ fn dynamic_programs_run_as_on_the_host() {
         (&[], &["/usr/bin/sort", "words.txt"]),
         (&[], &["/usr/bin/sha256sum", "words.txt"]),
         (&[], &["/bin/gzip", "-c", "-n", "words.txt"]),
+        // Python with its standard library, reading and writing job files.
+        (
+            &[],
+            &["/usr/bin/python3", "csvsum.py", "data.csv", "result.json"],
+        ),
+        // SQLite's shell creating, filling and querying a database.
+        (
+            &[],
+            &[
+                "/usr/bin/sqlite3",
+                "test.db",
+                "create table t(k text, v int); insert into t values ('a', 1), ('b', 2), ('a', 40); select k, sum(v) from t group by k; drop table t;",
+            ],
+        ),
         // A shell exec'ing a dynamic program of the submitter's /usr/bin,
         // exported read-only with --ro.
         (
@@ -81,6 +107,8 @@ fn dynamic_programs_run_as_on_the_host() {
         ),
     ];
     for (options, case) in cases {
+        let _ = std::fs::remove_file(job_dir.join("result.json"));
+        let _ = std::fs::remove_file(job_dir.join("test.db"));
         if !Path::new(case[0]).exists() && !job_dir.join(case[0]).exists() {
             panic!("{} is missing on this host", case[0]);
         }
@@ -100,5 +128,9 @@ fn dynamic_programs_run_as_on_the_host() {
             String::from_utf8_lossy(&node.stderr),
             booted.log(0)
         );
+        if case.contains(&"csvsum.py") {
+            let written = std::fs::read_to_string(job_dir.join("result.json")).unwrap();
+            assert!(written.contains("\"rows\": 200"), "{written}");
+        }
     }
 }

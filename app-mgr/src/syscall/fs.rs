@@ -145,6 +145,30 @@ pub(super) fn fchmod(p: &mut Process<'_>, a: &Args) -> CallResult {
     Ok(0)
 }
 
+/// `chown(path, owner, group)`, `lchown` and `fchown(fd, owner, group)`: a
+/// job's files belong to its submitter, so only a change to the
+/// submitter's own ids (or -1, "keep") succeeds; anything else is `EPERM`,
+/// as for an unprivileged user.
+pub(super) fn chown(p: &mut Process<'_>, a: &Args) -> CallResult {
+    p.chown_ids(a.uint(1), a.uint(2))
+}
+
+/// `fchownat(dirfd, path, owner, group, flags)`: as `chown`.
+pub(super) fn fchownat(p: &mut Process<'_>, a: &Args) -> CallResult {
+    p.chown_ids(a.uint(2), a.uint(3))
+}
+
+impl Process<'_> {
+    fn chown_ids(&self, uid: u32, gid: u32) -> CallResult {
+        let keep = u32::MAX;
+        if (uid == keep || uid == self.task.uid) && (gid == keep || gid == self.task.gid) {
+            Ok(0)
+        } else {
+            Err(Errno::EPERM.into())
+        }
+    }
+}
+
 /// `unlink(pathname)`.
 pub(super) fn unlink(p: &mut Process<'_>, a: &Args) -> CallResult {
     p.unlink(AT_FDCWD, a.word(0), 0)

@@ -200,6 +200,24 @@ pub(super) fn getdents64(p: &mut Process<'_>, a: &Args) -> CallResult {
     Ok(n)
 }
 
+/// `fsync(fd)`: a host file's data and metadata reach its disk; stdio and
+/// pipes cannot be synced (`EINVAL`, as Linux).
+pub(super) fn fsync(p: &mut Process<'_>, a: &Args) -> CallResult {
+    p.fsync(a.int(0), false)
+}
+
+/// `fdatasync(fd)`.
+pub(super) fn fdatasync(p: &mut Process<'_>, a: &Args) -> CallResult {
+    p.fsync(a.int(0), true)
+}
+
+/// `fadvise64(fd, offset, len, advice)` (and i386 `fadvise64_64`): advice
+/// only; accepted for any open descriptor.
+pub(super) fn fadvise(p: &mut Process<'_>, a: &Args) -> CallResult {
+    p.task.fds.file(a.int(0))?;
+    Ok(0)
+}
+
 /// `ftruncate(fd, length)`.
 pub(super) fn ftruncate(p: &mut Process<'_>, a: &Args) -> CallResult {
     p.ftruncate(a.int(0), a.long(1))
@@ -221,6 +239,15 @@ pub(super) fn fstat64(p: &mut Process<'_>, a: &Args) -> CallResult {
 }
 
 impl Process<'_> {
+    fn fsync(&mut self, fd: i32, data_only: bool) -> CallResult {
+        match self.task.fds.file(fd)? {
+            OpenFile::HostFile(handle) => self
+                .host_value(FileRequest::Fsync { handle, data_only })
+                .map(|(v, _)| v),
+            _ => Err(Errno::EINVAL.into()),
+        }
+    }
+
     fn pipe(&mut self, fds: u64, flags: i32) -> CallResult {
         if flags & !(O_CLOEXEC | g::O_NONBLOCK as i32 | g::O_DIRECT as i32) != 0 {
             return Err(Errno::EINVAL.into());

@@ -454,3 +454,31 @@ fn chmod_changes_files_inside_and_never_outside() {
     assert_eq!(r.result, 0);
     assert_eq!(mode(&t.job().join("in.txt")), 0o640);
 }
+
+#[test]
+fn directories_above_the_job_directory_can_be_stat_ed_not_opened() {
+    let t = Tree::new();
+    let mut fs = FileServer::new(&t.job()).unwrap();
+    let base = std::fs::canonicalize(&t.base).unwrap();
+    let stat = |fs: &mut FileServer, p: &[u8]| {
+        fs.serve(
+            1,
+            FileRequest::Stat {
+                dir: Dir::Cwd,
+                path: p.to_vec(),
+                flags: 0x100,
+            },
+        )
+    };
+    let above = base.as_os_str().as_bytes().to_vec();
+    let r = stat(&mut fs, &above);
+    assert_eq!(r.result, 0);
+    let st = sion_app_mgr::job::decode_stat(&r.data).unwrap();
+    assert_eq!(st.mode & 0o170000, 0o040000, "a directory");
+    assert_eq!(stat(&mut fs, b"/").result, 0);
+    // A sibling of the job directory, or a file above it: refused.
+    let mut outside = above.clone();
+    outside.extend_from_slice(b"/outside/secret");
+    assert_eq!(stat(&mut fs, &outside).result, EACCES);
+    assert_eq!(open(&mut fs, &above, 0o200000).result, EACCES, "not opened");
+}
