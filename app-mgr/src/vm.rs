@@ -342,6 +342,11 @@ impl AddressSpace {
         self.used
     }
 
+    /// The address layout it places mappings in.
+    pub fn layout(&self) -> &UserLayout {
+        &self.layout
+    }
+
     /// The memory limit in bytes.
     pub fn limit(&self) -> u64 {
         self.limit

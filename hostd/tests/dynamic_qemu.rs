@@ -6,7 +6,10 @@
 //! built with plain `gcc` for x86_64 and `gcc -m32` for i386 (when the
 //! i386 libc is installed) give the host's output and status; a shell that
 //! runs a dynamic program of `/usr/bin` through `execve` does too once
-//! `--ro /usr/bin` exports it.
+//! `--ro /usr/bin` exports it. Threads: `tests/programs/threads.c` (a
+//! mutex-protected counter, a condition variable, a barrier, joins) built
+//! with musl (static), glibc (dynamic) and glibc i386 (static) gives the
+//! exact totals.
 //!
 //! Needs root, QEMU, gcc (and gcc-multilib for i386) and busybox-static (CI
 //! has them); otherwise it prints why and passes, unless
@@ -15,7 +18,7 @@
 mod common;
 
 use common::BootedLan;
-use qemu_net::prereq::{GCC, QEMU, multilib_missing, must_skip, skip};
+use qemu_net::prereq::{GCC, MUSL_GCC, QEMU, multilib_missing, must_skip, skip};
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -32,7 +35,7 @@ fn shell_status(out: &Output) -> i32 {
 
 #[test]
 fn dynamic_programs_run_as_on_the_host() {
-    if must_skip(true, &[QEMU, GCC]) {
+    if must_skip(true, &[QEMU, GCC, MUSL_GCC]) {
         return;
     }
     if let Some(why) = multilib_missing() {
@@ -55,6 +58,28 @@ fn dynamic_programs_run_as_on_the_host() {
         "hello32",
     );
     std::fs::write(job_dir.join("words.txt"), b"pear\napple\nfig\napple\n").unwrap();
+    // pthreads: musl static, glibc dynamic, glibc static i386.
+    common::build_program(
+        &job_dir,
+        "musl-gcc",
+        &["-static", "-O2"],
+        "threads.c",
+        "threads-musl",
+    );
+    common::build_program(
+        &job_dir,
+        "gcc",
+        &["-O2", "-pthread"],
+        "threads.c",
+        "threads-glibc",
+    );
+    common::build_program(
+        &job_dir,
+        "gcc",
+        &["-m32", "-static", "-O2", "-pthread"],
+        "threads.c",
+        "threads32",
+    );
     std::fs::copy("/bin/busybox", job_dir.join("busybox")).unwrap();
     let programs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/programs");
     std::fs::copy(programs.join("csvsum.py"), job_dir.join("csvsum.py")).unwrap();
@@ -75,6 +100,9 @@ fn dynamic_programs_run_as_on_the_host() {
 
     // (hostd submit's options, the command line)
     let cases: &[(&[&str], &[&str])] = &[
+        (&[], &["./threads-musl"]),
+        (&[], &["./threads-glibc"]),
+        (&[], &["./threads32"]),
         (&[], &["./hello64", "one", "two words"]),
         (&[], &["./hello32", "one", "two words"]),
         (&[], &["/usr/bin/sort", "words.txt"]),

@@ -13,6 +13,7 @@ use crate::arch::gdt;
 use crate::arch::trap::{LINUX_INT80, TrapFrame};
 use crate::mem::space::Access;
 use crate::proc::{self, Block, Kind, Notice, State, WAKE_RETRY, scheduler, table};
+use alloc::sync::Arc;
 use alloc::vec;
 use sion_abi::app::{
     self as abi, AppFault, AppRegs, LinuxSyscall, TAG_APP_FAULT, TAG_LINUX_SYSCALL,
@@ -298,11 +299,13 @@ pub fn start(pid: Pid, entry: u64, sp: u64, abi_bits: u64) -> Result<u64, Error>
 /// `app_fork`: a copy of application `pid`, stopped in a Linux system
 /// call; the copy is stopped too, as if in the same call, and the manager's
 /// reply starts it from the same point with `rax` 0 (`fork(2)`), on stack
-/// `child_sp` if it is not 0 (`clone(2)` with a new stack). Errors:
+/// `child_sp` if it is not 0 (`clone(2)` with a new stack). With
+/// [`abi::FORK_SHARE_SPACE`] in `flags` the copy shares the address space
+/// instead (a thread, `CLONE_VM`). Errors:
 /// [`Error::NotChild`], [`Error::InvalidArgument`] (not stopped),
 /// [`Error::BadAddress`] (`child_sp` outside user space),
 /// [`Error::NoMemory`].
-pub fn fork(pid: Pid, child_sp: u64) -> Result<u64, Error> {
+pub fn fork(pid: Pid, child_sp: u64, flags: u64) -> Result<u64, Error> {
     let (space, from) = with_stopped_app(pid, |app| {
         let mut frame = app.stopped_regs;
         frame.rax = 0;
@@ -320,7 +323,12 @@ pub fn fork(pid: Pid, child_sp: u64) -> Result<u64, Error> {
             faults_to_manager: app.faults_to_manager,
             fpu: app.fpu().clone(),
         };
-        Ok((app.space.duplicate()?, from))
+        let space = if flags & abi::FORK_SHARE_SPACE != 0 {
+            Arc::clone(&app.space)
+        } else {
+            Arc::new(app.space.duplicate()?)
+        };
+        Ok((space, from))
     })?;
     Ok(proc::fork_application(space, from))
 }
@@ -341,7 +349,7 @@ pub fn exec(pid: Pid, abi_bits: u64) -> Result<u64, Error> {
         let Kind::Application { manager, .. } = app.kind else {
             return Err(Error::NotChild);
         };
-        app.space = space;
+        app.space = Arc::new(space);
         app.kind = Kind::Application { manager, abi64 };
         app.fs_base = 0;
         app.tls_base = None;

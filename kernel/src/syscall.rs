@@ -74,7 +74,7 @@ fn handle(call: Syscall, a: [u64; 6]) -> Result<u64, Error> {
         Syscall::AppKill => app::kill(a[0], a[1]),
         Syscall::AppRegs => app::regs(a[0], a[1], a[2]),
         Syscall::AppSetRegs => app::set_regs(a[0], a[1], a[2]),
-        Syscall::AppFork => app::fork(a[0], a[1]),
+        Syscall::AppFork => app::fork(a[0], a[1], a[2]),
         Syscall::AppExec => app::exec(a[0], a[1]),
         Syscall::AppFpu => app::fpu(a[0], a[1], a[2]),
         Syscall::AppSetFpu => app::set_fpu(a[0], a[1], a[2]),

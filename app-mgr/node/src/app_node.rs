@@ -188,8 +188,9 @@ impl Node for AppNode<'_> {
         app::set_fpu(pid, image).map_err(|_| Errno::ESRCH)
     }
 
-    fn fork(&mut self, pid: u64, child_sp: u64) -> Result<u64, Errno> {
-        let child = app::fork(pid, child_sp).map_err(|_| Errno::ENOMEM)?;
+    fn fork(&mut self, pid: u64, child_sp: u64, share: bool) -> Result<u64, Errno> {
+        let flags = if share { kapp::FORK_SHARE_SPACE } else { 0 };
+        let child = app::fork(pid, child_sp, flags).map_err(|_| Errno::ENOMEM)?;
         self.apps.live.insert(child);
         Ok(child)
     }

@@ -34,6 +34,9 @@ pub struct FakeNode {
     /// [`Node::create_staging`], by pid (every other pid is the first
     /// application).
     pub spaces: BTreeMap<u64, Pages>,
+    /// Threads made by [`Node::fork`] with `share`: thread → the
+    /// application whose memory it shares.
+    pub threads: BTreeMap<u64, u64>,
     /// The next pid [`Node::fork`] or [`Node::create_staging`] gives.
     pub next_pid: u64,
     /// Every `kill`: pid and wait status.
@@ -83,6 +86,7 @@ impl Default for FakeNode {
         FakeNode {
             pages: BTreeMap::new(),
             spaces: BTreeMap::new(),
+            threads: BTreeMap::new(),
             next_pid: 100,
             kills: Vec::new(),
             replied: Vec::new(),
@@ -132,8 +136,14 @@ impl FakeNode {
             .collect()
     }
 
+    /// Whose memory application `pid` uses (a thread shares its process's).
+    fn owner(&self, pid: u64) -> u64 {
+        self.threads.get(&pid).copied().unwrap_or(pid)
+    }
+
     /// Application `pid`'s pages.
     pub fn space(&mut self, pid: u64) -> &mut Pages {
+        let pid = self.owner(pid);
         if self.spaces.contains_key(&pid) {
             self.spaces.get_mut(&pid).expect("checked")
         } else {
@@ -219,11 +229,16 @@ impl Node for FakeNode {
         Ok(())
     }
 
-    fn fork(&mut self, pid: u64, _child_sp: u64) -> Result<u64, Errno> {
+    fn fork(&mut self, pid: u64, _child_sp: u64, share: bool) -> Result<u64, Errno> {
         let child = self.next_pid;
         self.next_pid += 1;
-        let copy = self.space(pid).clone();
-        self.spaces.insert(child, copy);
+        if share {
+            let owner = self.owner(pid);
+            self.threads.insert(child, owner);
+        } else {
+            let copy = self.space(pid).clone();
+            self.spaces.insert(child, copy);
+        }
         Ok(child)
     }
 

@@ -151,11 +151,12 @@ pub trait Node {
     /// Replaces them: what the application resumes with. Errors: `ESRCH`.
     fn set_fpu(&mut self, pid: u64, image: &[u8; 512]) -> Result<(), Errno>;
     /// A copy of application `pid` (stopped in a system call) with a copy
-    /// of its memory, stopped as if in the same call: [`Node::reply`] starts
-    /// it with 0 in `rax`, on stack `child_sp` unless it is 0 (`fork(2)`).
-    /// Returns its pid; its events come from [`Node::next_event`] from now
-    /// on. Errors: `ENOMEM`.
-    fn fork(&mut self, pid: u64, child_sp: u64) -> Result<u64, Errno>;
+    /// of its memory — or, with `share`, sharing it (a thread) — stopped as
+    /// if in the same call: [`Node::reply`] starts it with 0 in `rax`, on
+    /// stack `child_sp` unless it is 0 (`fork(2)`, `clone(2)`). Returns its
+    /// pid; its events come from [`Node::next_event`] from now on. Errors:
+    /// `ENOMEM`.
+    fn fork(&mut self, pid: u64, child_sp: u64, share: bool) -> Result<u64, Errno>;
     /// Application `pid` (stopped in a system call) gets an empty address
     /// space, no TLS and `abi`, for a new image (`execve(2)`); its manager
     /// then maps and fills it and sets its registers. Errors: `ENOMEM`.
@@ -263,8 +264,17 @@ pub struct Parked {
 /// replaces its image.
 #[derive(Clone, Debug)]
 pub struct Task {
-    /// Its pid (the kernel's pid of its application).
+    /// Its pid (the kernel's pid of its application); for a thread, its
+    /// thread id (`gettid(2)`).
     pub pid: u64,
+    /// Its thread group: the pid of the process it is a thread of
+    /// (`getpid(2)`); its own pid for a process's first thread.
+    pub tgid: u64,
+    /// `clear_child_tid` (`set_tid_address(2)`, `CLONE_CHILD_CLEARTID`): at
+    /// its end 0 is written there and one waiter woken (`pthread_join`).
+    pub clear_child_tid: u64,
+    /// The futex it waits on (`futex(2)`), if any.
+    pub futex: Option<FutexWait>,
     /// Its parent's pid; 0 for the job's first process, whose parent is the
     /// App-Program Manager (`getppid` answers the manager's pid).
     pub ppid: u64,
@@ -332,12 +342,26 @@ pub struct Task {
     pub restartable: bool,
 }
 
+/// A thread's wait on a futex word.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FutexWait {
+    /// The word's address (in its thread group's address space).
+    pub addr: u64,
+    /// `FUTEX_WAIT_BITSET`'s bitset (all ones for `FUTEX_WAIT`).
+    pub bitset: u32,
+    /// A `FUTEX_WAKE` chose it: the wait answers 0.
+    pub woken: bool,
+}
+
 impl Task {
     /// The first process of a job: application `pid` of `abi` with address
     /// space `vm`, its own process group and session.
     pub fn new(pid: u64, abi: Abi, vm: AddressSpace) -> Task {
         Task {
             pid,
+            tgid: pid,
+            clear_child_tid: 0,
+            futex: None,
             ppid: 0,
             pgid: pid,
             sid: pid,
@@ -377,7 +401,10 @@ impl Task {
     pub fn forked(&self, pid: u64) -> Task {
         Task {
             pid,
-            ppid: self.pid,
+            tgid: pid,
+            clear_child_tid: 0,
+            futex: None,
+            ppid: self.tgid,
             pending: 0,
             pending_info: BTreeMap::new(),
             itimer_real: None,
@@ -392,6 +419,44 @@ impl Task {
             restartable: false,
             ..self.clone()
         }
+    }
+
+    /// A new thread `tid` of its thread group (`clone(2)` with `CLONE_VM`,
+    /// `CLONE_THREAD`): its own signal mask and nothing pending; what the
+    /// group shares stays with the thread that holds it
+    /// ([`Task::swap_shared`]): the new one starts with none.
+    pub fn thread(&self, tid: u64) -> Task {
+        let mut t = self.forked(tid);
+        t.tgid = self.tgid;
+        t.ppid = self.ppid;
+        t.altstack = None;
+        let mut empty = Task::new(tid, self.abi, AddressSpace::new(*self.vm.layout(), 0));
+        empty.fds = FdTable::new(0);
+        Task::swap_shared(&mut t, &mut empty);
+        t
+    }
+
+    /// A thread that is not its group's leader.
+    pub fn is_thread(&self) -> bool {
+        self.pid != self.tgid
+    }
+
+    /// Swaps what a thread group shares (address space, descriptors,
+    /// dispositions, directory, ids, timers) between `a` and `b`: exactly
+    /// one task of a group holds it — the one served now, or else the
+    /// group's leader — and the others hold empty stand-ins, so sums over
+    /// all tasks (open-file references, memory in use) count it once.
+    pub fn swap_shared(a: &mut Task, b: &mut Task) {
+        use core::mem::swap;
+        swap(&mut a.vm, &mut b.vm);
+        swap(&mut a.fds, &mut b.fds);
+        swap(&mut a.cwd, &mut b.cwd);
+        swap(&mut a.exe, &mut b.exe);
+        swap(&mut a.sigactions, &mut b.sigactions);
+        swap(&mut a.itimer_real, &mut b.itimer_real);
+        swap(&mut a.timers, &mut b.timers);
+        swap(&mut a.umask, &mut b.umask);
+        swap(&mut a.stack_len, &mut b.stack_len);
     }
 
     /// It runs or waits (it has not ended and is not being ended).
@@ -501,9 +566,26 @@ impl<'n> Process<'n> {
         if self.task.pid == pid {
             return true;
         }
-        let Some(next) = self.others.remove(&pid) else {
+        if !self.others.contains_key(&pid) {
+            return false;
+        }
+        // A thread's group state goes back to its leader, and comes to the
+        // next thread from its leader ([`Task::swap_shared`]).
+        if self.task.is_thread()
+            && let Some(leader) = self.others.get_mut(&self.task.tgid)
+        {
+            Task::swap_shared(&mut self.task, leader);
+        }
+        let Some(mut next) = self.others.remove(&pid) else {
             return false;
         };
+        if next.is_thread() {
+            if next.tgid == self.task.pid {
+                Task::swap_shared(&mut next, &mut self.task);
+            } else if let Some(leader) = self.others.get_mut(&next.tgid) {
+                Task::swap_shared(&mut next, leader);
+            }
+        }
         let old = core::mem::replace(&mut self.task, next);
         self.others.insert(old.pid, old);
         true
@@ -776,6 +858,25 @@ impl<'n> Process<'n> {
         }
     }
 
+    /// Ends every thread of the current task's process with `status`
+    /// (`exit_group(2)`).
+    pub fn kill_thread_group(&mut self, status: i32) {
+        let (me, group) = (self.task.pid, self.task.tgid);
+        let threads: Vec<u64> = self
+            .others
+            .values()
+            .filter(|t| t.tgid == group && t.alive())
+            .map(|t| t.pid)
+            .collect();
+        for tid in threads {
+            if self.switch_to(tid) {
+                self.kill(status);
+            }
+        }
+        self.switch_to(me);
+        self.kill(status);
+    }
+
     /// Ends the job: the first process with `status`, every other process
     /// with `SIGKILL`.
     pub fn kill_job(&mut self, status: i32) {
@@ -800,7 +901,25 @@ impl<'n> Process<'n> {
     /// ended, the others are killed; once none is left, returns the first
     /// process's status, the job's.
     pub fn on_exit(&mut self, pid: u64, status: i32) -> Option<i32> {
+        if self.task_of(pid).is_some_and(|t| t.is_thread()) {
+            self.thread_ended(pid);
+            return None;
+        }
         if self.switch_to(pid) && self.task.exited.is_none() {
+            // Its other threads end with it.
+            let group = self.task.pid;
+            let threads: Vec<u64> = self
+                .others
+                .values()
+                .filter(|t| t.tgid == group && t.alive())
+                .map(|t| t.pid)
+                .collect();
+            for tid in threads {
+                if self.switch_to(tid) {
+                    self.kill(status);
+                }
+            }
+            self.switch_to(pid);
             self.task.exited = Some(status);
             self.task.ending.get_or_insert(status);
             self.task.parked = None;
@@ -815,7 +934,7 @@ impl<'n> Process<'n> {
                     .task_of(self.leader)
                     .is_some_and(|t| t.exited.is_none());
             for t in self.others.values_mut() {
-                if t.ppid == pid {
+                if t.ppid == pid && !t.is_thread() {
                     t.ppid = if leader_alive { self.leader } else { 0 };
                 }
             }
@@ -853,6 +972,52 @@ impl<'n> Process<'n> {
             return self.task.exited;
         }
         None
+    }
+
+    /// A thread (not its process's first) ended: 0 goes to its
+    /// `clear_child_tid` and one waiter on it is woken (`pthread_join`);
+    /// it leaves the job, its process's state staying with the leader.
+    fn thread_ended(&mut self, tid: u64) {
+        if !self.switch_to(tid) {
+            return;
+        }
+        let (group, clear) = (self.task.tgid, self.task.clear_child_tid);
+        self.task.exited.get_or_insert(0);
+        self.task.parked = None;
+        // Hand the process's state back to its leader, then forget the
+        // thread.
+        if !self.switch_to(group) {
+            self.switch_to(self.leader);
+        }
+        if self.task.pid != tid {
+            self.others.remove(&tid);
+        }
+        let Some(leader) = self.task_of(group) else {
+            return;
+        };
+        if clear == 0
+            || !leader.alive() && !self.others.values().any(|t| t.tgid == group && t.alive())
+        {
+            return;
+        }
+        // Write through any live thread of the process (they share memory).
+        let via = core::iter::once(&self.task)
+            .chain(self.others.values())
+            .find(|t| t.tgid == group && t.alive())
+            .map(|t| t.pid);
+        if let Some(via) = via
+            && self.switch_to(via)
+            && self.write_mem(clear, &0u32.to_le_bytes()).is_ok()
+        {
+            self.futex_wake(clear, 1, u32::MAX, None);
+            // `futex_wake` skips the caller: a joiner served now is woken
+            // by hand.
+            if let Some(w) = &mut self.task.futex
+                && w.addr == clear
+            {
+                w.woken = true;
+            }
+        }
     }
 
     /// Tells task `ppid` that its child `pid` ended with `status`:

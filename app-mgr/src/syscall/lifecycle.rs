@@ -26,6 +26,7 @@ const CLONE_FILES: u64 = g::CLONE_FILES as u64;
 const CLONE_SETTLS: u64 = g::CLONE_SETTLS as u64;
 const CLONE_PARENT_SETTID: u64 = g::CLONE_PARENT_SETTID as u64;
 const CLONE_CHILD_SETTID: u64 = g::CLONE_CHILD_SETTID as u64;
+const CLONE_CHILD_CLEARTID: u64 = g::CLONE_CHILD_CLEARTID as u64;
 
 const WNOHANG: i32 = g::WNOHANG as i32;
 const WUNTRACED: i32 = g::WUNTRACED as i32;
@@ -49,9 +50,22 @@ struct CloneArgs {
     tls: u64,
 }
 
-/// `exit(status)` and `exit_group(status)`: the task ends; no answer.
+/// `exit(status)`: the calling thread ends (the process, if it is its
+/// last thread or its first: SiON ends a process with its leader); no
+/// answer.
 pub(super) fn exit(p: &mut Process<'_>, a: &Args) -> CallResult {
-    p.kill(WaitStatus::from_exit_call(a.int(0)).to_raw() as i32);
+    let status = WaitStatus::from_exit_call(a.int(0)).to_raw() as i32;
+    if p.task.is_thread() {
+        p.kill(status);
+    } else {
+        p.kill_thread_group(status);
+    }
+    Err(CallError::Halt)
+}
+
+/// `exit_group(status)`: every thread of the process ends; no answer.
+pub(super) fn exit_group(p: &mut Process<'_>, a: &Args) -> CallResult {
+    p.kill_thread_group(WaitStatus::from_exit_call(a.int(0)).to_raw() as i32);
     Err(CallError::Halt)
 }
 
@@ -147,6 +161,7 @@ pub(super) fn kill(p: &mut Process<'_>, a: &Args) -> CallResult {
                 return false;
             };
             task.exited.is_none()
+                && !task.is_thread()
                 && match pid {
                     0 => task.pgid == my_group,
                     -1 => t != me,
@@ -272,12 +287,16 @@ impl Process<'_> {
             return Ok(child);
         }
         let vfork = c.flags & CLONE_VFORK != 0;
+        let thread = CLONE_VM | CLONE_THREAD | CLONE_SIGHAND;
+        if c.flags & thread == thread && !vfork {
+            return self.clone_thread(c);
+        }
         if c.flags & (CLONE_THREAD | CLONE_SIGHAND | CLONE_FILES) != 0
             || (c.flags & CLONE_VM != 0 && !vfork)
         {
             let number = self.number;
             self.node.log(format_args!(
-                "apm: job {number}: clone with shared memory or descriptors (flags {:#x}): threads are not served yet -> ENOSYS",
+                "apm: job {number}: clone sharing memory or descriptors without being a thread (flags {:#x}) is not served -> ENOSYS",
                 c.flags
             ));
             return Err(Errno::ENOSYS.into());
@@ -307,7 +326,7 @@ impl Process<'_> {
             return Err(Errno::EAGAIN.into());
         }
         let parent = self.task.pid;
-        let child = self.node.fork(parent, c.stack)?;
+        let child = self.node.fork(parent, c.stack, false)?;
         let mut t = self.task.forked(child);
         if c.flags & CLONE_SETTLS != 0
             && self.task.abi == Abi::X86_64
@@ -331,6 +350,57 @@ impl Process<'_> {
         Ok(child)
     }
 
+    /// A new thread of the caller's process (`clone(2)` as
+    /// `pthread_create` calls it: `CLONE_VM | CLONE_THREAD | CLONE_SIGHAND`
+    /// and the rest): it shares the address space, descriptors and
+    /// dispositions, starts on `stack` with the TLS of `CLONE_SETTLS`, and
+    /// its id goes where `CLONE_PARENT_SETTID` and `CLONE_CHILD_SETTID` say;
+    /// `CLONE_CHILD_CLEARTID` is where its end writes 0 and wakes a waiter.
+    /// Errors: `EAGAIN` at the job's process cap, `ENOMEM`.
+    fn clone_thread(&mut self, c: CloneArgs) -> CallResult {
+        if self.live_tasks() >= self.max_procs {
+            self.refused_forks += 1;
+            if self.refused_forks == 1 {
+                let (number, max) = (self.number, self.max_procs);
+                self.node.log(format_args!(
+                    "apm: job {number}: thread refused: the job has its {max} processes and threads (hostd submit --max-procs) -> EAGAIN"
+                ));
+            }
+            return Err(Errno::EAGAIN.into());
+        }
+        let tid = self.node.fork(self.task.pid, c.stack, true)?;
+        let mut t = self.task.thread(tid);
+        if c.flags & CLONE_SETTLS != 0 {
+            match self.task.abi {
+                Abi::X86_64 => {
+                    if self.node.set_tls(tid, Tls::FsBase, c.tls).is_ok() {
+                        t.fs_base = c.tls;
+                    }
+                }
+                Abi::I386 => {
+                    // A `struct user_desc`: its base at offset 4.
+                    if let Ok(d) = self.read_mem(c.tls, 16) {
+                        let base = u32::from_le_bytes(d[4..8].try_into().unwrap_or([0; 4]));
+                        let _ = self.node.set_tls(tid, Tls::I386Segment, u64::from(base));
+                    }
+                }
+            }
+        }
+        let id = (tid as u32).to_le_bytes();
+        if c.flags & CLONE_PARENT_SETTID != 0 {
+            let _ = self.write_mem(c.parent_tid, &id);
+        }
+        if c.flags & CLONE_CHILD_SETTID != 0 {
+            let _ = self.write_mem(c.child_tid, &id);
+        }
+        if c.flags & CLONE_CHILD_CLEARTID != 0 {
+            t.clear_child_tid = c.child_tid;
+        }
+        self.others.insert(tid, t);
+        self.node.reply(tid, 0);
+        Ok(tid)
+    }
+
     /// A child of the caller that `which` selects (`wait4(2)`: > 0 that pid,
     /// -1 any, 0 the caller's group, < -1 group `-which`) has ended: its pid
     /// and wait status, removed from the job when `reap`. `None` when
@@ -342,13 +412,14 @@ impl Process<'_> {
         options: i32,
         reap: bool,
     ) -> Result<Option<(u64, i32)>, CallError> {
-        let me = self.task.pid;
+        let me = self.task.tgid;
         let group = self.task.pgid;
         let matching: alloc::vec::Vec<(u64, Option<i32>)> = self
             .others
             .values()
             .filter(|t| {
                 t.ppid == me
+                    && !t.is_thread()
                     && match which {
                         -1 => true,
                         0 => t.pgid == group,

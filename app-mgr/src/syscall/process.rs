@@ -18,7 +18,7 @@ use super::{Args, TimeLayout};
 use crate::abi::Abi;
 use crate::errno::Errno;
 use crate::job::CHUNK;
-use crate::process::{CallError, CallResult, Process, Tls};
+use crate::process::{CallError, CallResult, FutexWait, Process, Tls};
 
 // arch_prctl(2) codes (arch/x86/include/uapi/asm/prctl.h); linux-raw-sys
 // has only ARCH_SET_FS.
@@ -66,8 +66,20 @@ pub(super) fn set_thread_area(p: &mut Process<'_>, a: &Args) -> CallResult {
     Ok(0)
 }
 
-/// `getpid()`, `gettid()` and `set_tid_address(tidptr)`: the one thread's id.
+/// `getpid()`: the thread group's id.
 pub(super) fn getpid(p: &mut Process<'_>, _: &Args) -> CallResult {
+    Ok(p.task.tgid)
+}
+
+/// `gettid()`: the thread's own id.
+pub(super) fn gettid(p: &mut Process<'_>, _: &Args) -> CallResult {
+    Ok(p.task.pid)
+}
+
+/// `set_tid_address(tidptr)`: where 0 is written (and a futex waiter woken)
+/// when the thread ends; answers its id.
+pub(super) fn set_tid_address(p: &mut Process<'_>, a: &Args) -> CallResult {
+    p.task.clear_child_tid = a.word(0);
     Ok(p.task.pid)
 }
 
@@ -294,18 +306,12 @@ impl Process<'_> {
 /// `futex(uaddr, futex_op, val, timeout, uaddr2, val3)` with the ABI's
 /// `timespec`.
 pub(super) fn futex(p: &mut Process<'_>, a: &Args) -> CallResult {
-    p.futex(a.word(0), a.int(1), a.uint(2), a.word(3), a.native_time())
+    p.futex(a, a.native_time())
 }
 
 /// i386 `futex_time64`: a 64-bit `timespec`.
 pub(super) fn futex_time64(p: &mut Process<'_>, a: &Args) -> CallResult {
-    p.futex(
-        a.word(0),
-        a.int(1),
-        a.uint(2),
-        a.word(3),
-        TimeLayout::Time64,
-    )
+    p.futex(a, TimeLayout::Time64)
 }
 
 impl Process<'_> {
@@ -393,43 +399,177 @@ impl Process<'_> {
         })
     }
 
-    fn futex(
-        &mut self,
-        uaddr: u64,
-        op: i32,
-        val: u32,
-        timeout: u64,
-        time: TimeLayout,
-    ) -> CallResult {
+    /// `futex(uaddr, op, val, timeout, uaddr2, val3)` (futex(2)) among the
+    /// threads of the caller's thread group (a word is known by its address
+    /// in their shared address space): `WAIT` and `WAIT_BITSET` wait in the
+    /// job's loop until woken, timed out (`ETIMEDOUT`) or interrupted
+    /// (`EINTR`); `WAKE`, `WAKE_BITSET`, `REQUEUE`, `CMP_REQUEUE` and
+    /// `WAKE_OP` wake waiters.
+    fn futex(&mut self, a: &Args, time: TimeLayout) -> CallResult {
+        let (uaddr, op, val, timeout, uaddr2, val3) = (
+            a.word(0),
+            a.int(1),
+            a.uint(2),
+            a.word(3),
+            a.word(4),
+            a.uint(5),
+        );
         let cmd = op & !(FUTEX_PRIVATE | FUTEX_CLOCK_REALTIME);
         match cmd {
             FUTEX_WAIT | FUTEX_WAIT_BITSET => {
-                let b = self.read_mem(uaddr, 4)?;
-                if u32::from_le_bytes(b[..4].try_into().unwrap_or([0; 4])) != val {
-                    return Err(Errno::EAGAIN.into());
-                }
-                if timeout == 0 {
-                    // One thread: nobody could wake it. Do not hang the job.
-                    return Err(Errno::EAGAIN.into());
-                }
-                let t = self.read_timespec(timeout, time)?;
-                let wait = if cmd == FUTEX_WAIT_BITSET {
-                    let clock = if op & FUTEX_CLOCK_REALTIME != 0 {
-                        CLOCK_REALTIME
-                    } else {
-                        CLOCK_MONOTONIC
-                    };
-                    t.saturating_sub(self.clock(clock as i32)?)
+                let bitset = if cmd == FUTEX_WAIT_BITSET {
+                    val3
                 } else {
-                    t
+                    u32::MAX
                 };
-                self.sleep_until(self.node.clock_ns().saturating_add(wait))?;
-                Err(Errno::ETIMEDOUT.into())
+                if bitset == 0 {
+                    return Err(Errno::EINVAL.into());
+                }
+                if let Some(w) = self.task.futex {
+                    // Served again: woken, timed out, interrupted, or still
+                    // waiting.
+                    let now = self.node.clock_ns();
+                    if w.woken {
+                        self.task.futex = None;
+                        return Ok(0);
+                    }
+                    if self.task.sleep_until.is_some_and(|d| now >= d) {
+                        self.task.futex = None;
+                        return Err(Errno::ETIMEDOUT.into());
+                    }
+                    let e = self.block(self.task.sleep_until);
+                    if e != CallError::Block(self.task.sleep_until) {
+                        self.task.futex = None;
+                    }
+                    return Err(e);
+                }
+                if self.read_u32(uaddr)? != val {
+                    return Err(Errno::EAGAIN.into());
+                }
+                let deadline = if timeout == 0 {
+                    None
+                } else {
+                    let t = self.read_timespec(timeout, time)?;
+                    let now = self.node.clock_ns();
+                    let wait = if cmd == FUTEX_WAIT_BITSET {
+                        let clock = if op & FUTEX_CLOCK_REALTIME != 0 {
+                            CLOCK_REALTIME
+                        } else {
+                            CLOCK_MONOTONIC
+                        };
+                        t.saturating_sub(self.clock(clock as i32)?)
+                    } else {
+                        t
+                    };
+                    Some(
+                        *self
+                            .task
+                            .sleep_until
+                            .get_or_insert(now.saturating_add(wait)),
+                    )
+                };
+                let e = self.block(deadline);
+                if matches!(e, CallError::Block(_)) {
+                    self.task.futex = Some(FutexWait {
+                        addr: uaddr,
+                        bitset,
+                        woken: false,
+                    });
+                }
+                Err(e)
             }
-            FUTEX_WAKE | FUTEX_WAKE_BITSET | FUTEX_REQUEUE | FUTEX_CMP_REQUEUE | FUTEX_WAKE_OP => {
-                Ok(0)
+            FUTEX_WAKE | FUTEX_WAKE_BITSET => {
+                let bitset = if cmd == FUTEX_WAKE_BITSET {
+                    val3
+                } else {
+                    u32::MAX
+                };
+                if bitset == 0 {
+                    return Err(Errno::EINVAL.into());
+                }
+                Ok(self.futex_wake(uaddr, val as usize, bitset, None))
+            }
+            FUTEX_REQUEUE | FUTEX_CMP_REQUEUE => {
+                if cmd == FUTEX_CMP_REQUEUE && self.read_u32(uaddr)? != val3 {
+                    return Err(Errno::EAGAIN.into());
+                }
+                // `val2`, the most to requeue, travels in `timeout`.
+                let woken = self.futex_wake(uaddr, val as usize, u32::MAX, None);
+                let moved = self.futex_wake(uaddr, timeout as u32 as usize, u32::MAX, Some(uaddr2));
+                Ok(if cmd == FUTEX_CMP_REQUEUE {
+                    woken + moved
+                } else {
+                    woken
+                })
+            }
+            FUTEX_WAKE_OP => {
+                let old = self.read_u32(uaddr2)?;
+                let (opcode, cmp) = ((val3 >> 28) & 0xf, (val3 >> 24) & 0xf);
+                let mut oparg = (val3 >> 12) & 0xfff;
+                let cmparg = val3 & 0xfff;
+                if opcode & 8 != 0 {
+                    oparg = 1u32.checked_shl(oparg).unwrap_or(0);
+                }
+                let new = match opcode & 7 {
+                    0 => oparg,
+                    1 => old.wrapping_add(oparg),
+                    2 => old | oparg,
+                    3 => old & !oparg,
+                    4 => old ^ oparg,
+                    _ => return Err(Errno::ENOSYS.into()),
+                };
+                self.write_mem(uaddr2, &new.to_le_bytes())?;
+                let mut n = self.futex_wake(uaddr, val as usize, u32::MAX, None);
+                let hit = match cmp {
+                    0 => old == cmparg,
+                    1 => old != cmparg,
+                    2 => (old as i32) < cmparg as i32,
+                    3 => (old as i32) <= cmparg as i32,
+                    4 => (old as i32) > cmparg as i32,
+                    5 => (old as i32) >= cmparg as i32,
+                    _ => return Err(Errno::ENOSYS.into()),
+                };
+                if hit {
+                    n += self.futex_wake(uaddr2, timeout as u32 as usize, u32::MAX, None);
+                }
+                Ok(n)
             }
             _ => Err(Errno::ENOSYS.into()),
         }
+    }
+
+    /// Wakes (or, with `requeue_to`, moves to that word) at most `n`
+    /// threads of the caller's group waiting on `addr` with a bitset
+    /// meeting `bitset`; how many.
+    pub fn futex_wake(&mut self, addr: u64, n: usize, bitset: u32, requeue_to: Option<u64>) -> u64 {
+        let group = self.task.tgid;
+        let me = self.task.pid;
+        let mut done = 0;
+        for t in self.others.values_mut() {
+            if done >= n {
+                break;
+            }
+            if t.tgid != group || t.pid == me || t.exited.is_some() {
+                continue;
+            }
+            if let Some(w) = &mut t.futex
+                && w.addr == addr
+                && !w.woken
+                && w.bitset & bitset != 0
+            {
+                match requeue_to {
+                    Some(to) => w.addr = to,
+                    None => w.woken = true,
+                }
+                done += 1;
+            }
+        }
+        done as u64
+    }
+
+    /// The `u32` at `addr`. Errors: `EFAULT`.
+    fn read_u32(&mut self, addr: u64) -> Result<u32, CallError> {
+        let b = self.read_mem(addr, 4)?;
+        Ok(u32::from_le_bytes(b[..4].try_into().unwrap_or([0; 4])))
     }
 }

@@ -41,6 +41,10 @@ pub const ABI_I386: u64 = 32;
 /// instead of the kernel ending it at once.
 pub const START_FAULTS_TO_MANAGER: u64 = 1 << 8;
 
+/// `app_fork` flag: the copy shares the address space (a thread,
+/// `clone(2)` with `CLONE_VM`) instead of getting a copy of it.
+pub const FORK_SHARE_SPACE: u64 = 1;
+
 /// Page may be read.
 pub const PROT_READ: u64 = 1;
 /// Page may be written.

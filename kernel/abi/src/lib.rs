@@ -179,10 +179,11 @@ pub enum Syscall {
     /// reply resumes it (with the registers it set, if any).
     /// Errors: [`Error::NotChild`].
     AppInterrupt = 32,
-    /// `app_fork(pid, child_sp) -> Pid`: a copy of the application `pid`
+    /// `app_fork(pid, child_sp, flags) -> Pid`: a copy of the application `pid`
     /// (stopped in a Linux system call), managed by the caller and stopped as
     /// if in the same call: the caller's reply starts it from the same point
-    /// with 0 in `rax` (`fork(2)`), on stack `child_sp` unless it is 0. Errors: [`Error::NotChild`],
+    /// with 0 in `rax` (`fork(2)`), on stack `child_sp` unless it is 0;
+    /// with [`app::FORK_SHARE_SPACE`] it shares the address space (a thread). Errors: [`Error::NotChild`],
     /// [`Error::InvalidArgument`] (not stopped), [`Error::BadAddress`],
     /// [`Error::NoMemory`].
     AppFork = 33,

@@ -391,9 +391,11 @@ pub mod app {
 
     /// A copy of the application `pid`, stopped in a Linux system call, that
     /// is stopped as if in the same call; a reply starts it with 0 in `rax`,
-    /// on stack `child_sp` unless it is 0 (see `Syscall::AppFork`); its pid.
-    pub fn fork(pid: Pid, child_sp: u64) -> Result<Pid, Error> {
-        call(Syscall::AppFork, [pid, child_sp, 0, 0, 0, 0])
+    /// on stack `child_sp` unless it is 0, sharing the address space with
+    /// `flags` [`sion_abi::app::FORK_SHARE_SPACE`] (see `Syscall::AppFork`);
+    /// its pid.
+    pub fn fork(pid: Pid, child_sp: u64, flags: u64) -> Result<Pid, Error> {
+        call(Syscall::AppFork, [pid, child_sp, flags, 0, 0, 0])
     }
 
     /// Gives the stopped application an empty address space, no TLS and ABI

@@ -83,9 +83,13 @@ impl AddressSpace {
         unsafe { Cr3::write(self.pml4, Cr3Flags::empty()) };
     }
 
-    fn mapper(&mut self) -> OffsetPageTable<'_> {
+    fn mapper(&self) -> OffsetPageTable<'_> {
         // SAFETY: the PML4 frame is owned by `self` and all physical memory is
         // mapped at PHYS_OFFSET; the borrow of `self` keeps the table alive.
+        // An address space may be shared by several threads (`Arc`): every
+        // edit happens with the process table locked on the one CPU that
+        // runs the kernel (it is not preemptible), so no two mappers of one
+        // table are ever used at once.
         unsafe {
             OffsetPageTable::new(
                 &mut *table_at(self.pml4.start_address()),
@@ -98,7 +102,7 @@ impl AddressSpace {
     /// with `access`. Pages already mapped are kept, with their permissions
     /// widened. Errors: [`Error::BadAddress`] outside user space,
     /// [`Error::NoMemory`].
-    pub fn map(&mut self, start: u64, len: u64, access: Access) -> Result<(), Error> {
+    pub fn map(&self, start: u64, len: u64, access: Access) -> Result<(), Error> {
         let end = start.checked_add(len).ok_or(Error::BadAddress)?;
         if start < USER_START || end > USER_END {
             return Err(Error::BadAddress);
@@ -151,7 +155,7 @@ impl AddressSpace {
 
     /// Like [`AddressSpace::map`], but pages already mapped get exactly
     /// `access` (an application's `mprotect` may also narrow permissions).
-    pub fn map_exact(&mut self, start: u64, len: u64, access: Access) -> Result<(), Error> {
+    pub fn map_exact(&self, start: u64, len: u64, access: Access) -> Result<(), Error> {
         self.map(start, len, access)?;
         let (first, last) = page_range(start, len)?;
         let flags = user_flags(access);
@@ -169,7 +173,7 @@ impl AddressSpace {
     /// Unmaps `[start, start + len)` (rounded out to pages) and frees the
     /// frames; unmapped pages in the range are skipped.
     /// Errors: [`Error::BadAddress`] outside user space.
-    pub fn unmap(&mut self, start: u64, len: u64) -> Result<(), Error> {
+    pub fn unmap(&self, start: u64, len: u64) -> Result<(), Error> {
         if len == 0 {
             return Ok(());
         }

@@ -15,6 +15,7 @@ use crate::mem::space::{Access, AddressSpace};
 use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::string::String;
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering};
 use sion_abi::{Error, MAX_SPAWN_ARG, Pid, Signal, WaitStatus};
@@ -144,8 +145,8 @@ pub struct Process {
     pub name: String,
     /// Scheduling state.
     pub state: State,
-    /// Its address space.
-    pub space: AddressSpace,
+    /// Its address space (shared by the threads of one application).
+    pub space: Arc<AddressSpace>,
     /// Processes blocked sending to this one, oldest first.
     pub senders: Queue<Pid, MAX_SENDERS>,
     /// The result a blocking system call returns once the process is woken.
@@ -317,7 +318,7 @@ pub struct Inherited {
 /// A new application with `space` and what it inherits from the
 /// application it was forked from (`fork(2)`), stopped as if in a Linux
 /// system call: its manager's reply starts it. Returns its pid.
-pub fn fork_application(space: AddressSpace, from: Inherited) -> Pid {
+pub fn fork_application(space: Arc<AddressSpace>, from: Inherited) -> Pid {
     let Kind::Application { manager, .. } = from.kind else {
         unreachable!("only applications fork");
     };
@@ -343,7 +344,7 @@ pub fn fork_application(space: AddressSpace, from: Inherited) -> Pid {
 /// Adds a process to the table with a fresh kernel stack that enters ring 3
 /// with `frame` when first scheduled; returns its new pid.
 fn insert(
-    space: AddressSpace,
+    space: impl Into<Arc<AddressSpace>>,
     frame: TrapFrame,
     parent: Option<Pid>,
     name: &str,
@@ -359,7 +360,7 @@ fn insert(
         parent,
         name: name.into(),
         state,
-        space,
+        space: space.into(),
         senders: Queue::new(),
         wake_value: 0,
         deadline: None,
