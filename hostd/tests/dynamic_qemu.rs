@@ -9,7 +9,7 @@
 //! `--ro /usr/bin` exports it. Threads: `tests/programs/threads.c` (a
 //! mutex-protected counter, a condition variable, a barrier, joins) built
 //! with musl (static), glibc (dynamic) and glibc i386 (static) gives the
-//! exact totals.
+//! exact totals, and an OpenMP program (libgomp, 4 threads) its exact sums.
 //!
 //! Needs root, QEMU, gcc (and gcc-multilib for i386) and busybox-static (CI
 //! has them); otherwise it prints why and passes, unless
@@ -80,6 +80,8 @@ fn dynamic_programs_run_as_on_the_host() {
         "threads.c",
         "threads32",
     );
+    // OpenMP with libgomp (dynamic), 4 threads.
+    common::build_program(&job_dir, "gcc", &["-O2", "-fopenmp"], "omp.c", "omp");
     std::fs::copy("/bin/busybox", job_dir.join("busybox")).unwrap();
     let programs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/programs");
     std::fs::copy(programs.join("csvsum.py"), job_dir.join("csvsum.py")).unwrap();
@@ -103,6 +105,7 @@ fn dynamic_programs_run_as_on_the_host() {
         (&[], &["./threads-musl"]),
         (&[], &["./threads-glibc"]),
         (&[], &["./threads32"]),
+        (&[], &["./omp"]),
         (&[], &["./hello64", "one", "two words"]),
         (&[], &["./hello32", "one", "two words"]),
         (&[], &["/usr/bin/sort", "words.txt"]),
