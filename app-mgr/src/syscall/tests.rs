@@ -1191,3 +1191,75 @@ fn advance(p: &mut Process<'_>, ns: u64) {
     let until = p.node.clock_ns() + ns;
     assert_eq!(p.node.recv(Some(until)), Ok(None));
 }
+
+#[test]
+fn threads_share_the_process_and_futexes_wake_their_waiters() {
+    use linux_raw_sys::general as g;
+    let mut node = FakeNode::default();
+    with(X64, &mut node, |p| {
+        let m = mem(p, 4096);
+        let flags = u64::from(
+            g::CLONE_VM
+                | g::CLONE_FS
+                | g::CLONE_FILES
+                | g::CLONE_SIGHAND
+                | g::CLONE_THREAD
+                | g::CLONE_SYSVSEM
+                | g::CLONE_SETTLS
+                | g::CLONE_PARENT_SETTID
+                | g::CLONE_CHILD_CLEARTID,
+        );
+        p.handle(sys(
+            PID,
+            X::clone as u64,
+            &[flags, m + 2048, m, m + 8, 0x7000],
+        ));
+        let t = p.task_of(CHILD).expect("the thread").clone();
+        assert_eq!((t.tgid, t.clear_child_tid, t.fs_base), (PID, m + 8, 0x7000));
+        // A pipe made by the thread is the process's.
+        p.handle(sys(CHILD, X::pipe as u64, &[m + 64]));
+        assert!(p.switch_to(PID));
+        assert_eq!(get(p, m, 4), (CHILD as u32).to_le_bytes(), "parent_tid");
+        assert!(
+            p.task.fds.get(3).is_ok(),
+            "the thread's pipe is the process's"
+        );
+        p.handle(sys(CHILD, X::getpid as u64, &[]));
+        p.handle(sys(CHILD, X::gettid as u64, &[]));
+        // The main thread waits on a futex; the thread wakes it.
+        let (wait, wake) = (
+            u64::from(g::FUTEX_WAIT_PRIVATE),
+            u64::from(g::FUTEX_WAKE_PRIVATE),
+        );
+        p.handle(sys(PID, X::futex as u64, &[m + 16, wait, 0, 0]));
+        assert!(p.task_of(PID).unwrap().futex.is_some());
+        p.handle(sys(CHILD, X::futex as u64, &[m + 16, wake, 1]));
+        assert!(p.task_of(PID).unwrap().futex.is_none(), "woken");
+        // A join: the main thread waits on the thread's id word, which the
+        // thread's end clears, waking it.
+        p.load_mem(m + 8, &(CHILD as u32).to_le_bytes()).unwrap();
+        p.handle(sys(PID, X::futex as u64, &[m + 8, wait, CHILD]));
+        p.handle(sys(CHILD, X::exit as u64, &[0]));
+        assert_eq!(p.handle(Event::Exited(CHILD, 0)), None);
+        assert!(p.task_of(CHILD).is_none(), "the thread is gone");
+        assert!(p.switch_to(PID));
+        assert_eq!(get(p, m + 8, 4), [0, 0, 0, 0], "clear_child_tid");
+    });
+    let main: Vec<i64> = node
+        .replied
+        .iter()
+        .filter(|r| r.0 == PID)
+        .map(|r| r.1)
+        .collect();
+    // clone, futex wait (woken), futex wait (joined).
+    assert_eq!(main, [CHILD as i64, 0, 0], "{:?}", node.replied);
+    let thread: Vec<i64> = node
+        .replied
+        .iter()
+        .filter(|r| r.0 == CHILD)
+        .map(|r| r.1)
+        .collect();
+    // start, pipe, getpid, gettid, futex wake (1 woken).
+    assert_eq!(thread, [0, 0, PID as i64, CHILD as i64, 1]);
+    assert_eq!(node.kills, [(CHILD, 0)], "only the thread ended");
+}
