@@ -344,7 +344,8 @@ fn placement_quality(s: &mut Sim, rng: &mut Rng) {
             .member_mut(r)
             .start_placement(now, job, Weights::default());
         s.flush(r);
-        s.run_for(Duration::from_millis(250));
+        // Two rounds of at most 200 ms each.
+        s.run_for(Duration::from_millis(500));
         let res = s
             .member(r)
             .placement_result(id)
@@ -355,12 +356,14 @@ fn placement_quality(s: &mut Sim, rng: &mut Rng) {
         }
     }
     let k = config().placement_candidates;
+    let rounds = config().placement_rounds;
     println!(
-        "# placement N={}: half busy, k={k}: an idle node chosen in {idle_found}/{tries} placements ({:.1} %), {:.2} asked on average; random choice would find one in {:.1} %",
+        "# placement N={}: half busy, k={k}, {rounds} rounds: an idle node chosen in {idle_found}/{tries} placements ({:.1} %), {:.2} asked on average; one round of random choices would find one in {:.1} %, {rounds} rounds in {:.1} %",
         running.len(),
         100.0 * f64::from(idle_found) / f64::from(tries),
         asked as f64 / f64::from(tries),
-        100.0 * (1.0 - 0.5f64.powi(k as i32))
+        100.0 * (1.0 - 0.5f64.powi(k as i32)),
+        100.0 * (1.0 - 0.5f64.powi(k as i32 * i32::from(rounds)))
     );
 }
 

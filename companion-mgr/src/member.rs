@@ -81,6 +81,13 @@ pub struct Config {
     /// Retransmissions of a task request to candidates that have not answered, evenly
     /// spaced within the timeout. Default 1.
     pub placement_retries: u8,
+    /// Rounds of k candidates a placement may ask: when a round ends (every
+    /// candidate answered, or the timeout passed) without a permit, k other
+    /// candidates are asked, with a fresh timeout. With half the nodes busy, an
+    /// exclusive job and a view that does not know which (at 10,000 members the
+    /// gossip of thousands of simultaneous state changes lags), 1 − 0.5^(k × rounds)
+    /// of placements still find an idle node. Default 2.
+    pub placement_rounds: u8,
     /// How long a dead or left member's last incarnation is remembered, so that
     /// late datagrams do not bring it back. Default 30 s.
     pub tombstone_ttl: Duration,
@@ -111,6 +118,7 @@ impl Default for Config {
             placement_candidates: 3,
             placement_timeout: Duration::from_millis(200),
             placement_retries: 1,
+            placement_rounds: 2,
             tombstone_ttl: Duration::from_secs(30),
             event_capacity: 1024,
             finished_placements: 64,
@@ -299,6 +307,11 @@ struct Pending {
     weights: Weights,
     deadline: Instant,
     next_retry: Instant,
+    retries_left: u8,
+    /// Further rounds of candidates it may ask.
+    rounds_left: u8,
+    /// When each attempt (a round's first requests or a retransmission) was sent;
+    /// requests carry its index.
     sent_at: Vec<Instant>,
     candidates: Vec<Candidate>,
     answered: usize,
@@ -827,16 +840,45 @@ impl Member {
     /// "Power of k choices" (Mitzenmacher, 2001): up to `4k` alive nodes are drawn
     /// at random and k of them asked; in [`Mode::Exclusive`] nodes the view knows
     /// to be running a job (their `running_jobs` is gossiped when it changes) are
-    /// asked only when too few idle ones were drawn. The cost is O(k), whatever the
-    /// group's size. With no candidate the placement finishes at once with an empty
-    /// ranking.
+    /// asked only when too few idle ones were drawn. If a round ends without a
+    /// permit, k other candidates are asked, up to [`Config::placement_rounds`]
+    /// rounds (each with its own timeout). The cost is O(k) per round, whatever
+    /// the group's size. With no candidate the placement finishes at once with an
+    /// empty ranking.
     pub fn start_placement(&mut self, now: Instant, job: JobSpec, weights: Weights) -> PlacementId {
         self.touch(now);
         let id = PlacementId(self.next_placement);
         self.next_placement = self.next_placement.wrapping_add(1);
+        let mut p = Pending {
+            id,
+            job,
+            weights,
+            deadline: now,
+            next_retry: Instant::MAX,
+            retries_left: 0,
+            rounds_left: self.cfg.placement_rounds.saturating_sub(1),
+            sent_at: Vec::new(),
+            candidates: Vec::new(),
+            answered: 0,
+        };
+        let fresh = self.draw_candidates(&job, &[]);
+        if fresh.is_empty() {
+            self.finish(p);
+        } else {
+            self.start_round(now, &mut p, fresh);
+            self.pending.push(p);
+        }
+        id
+    }
+
+    /// Up to k alive nodes not in `exclude`, drawn at random (idle ones first for
+    /// an exclusive job).
+    fn draw_candidates(&mut self, job: &JobSpec, exclude: &[NodeId]) -> Vec<Candidate> {
         let k = self.cfg.placement_candidates;
-        let eligible = |e: &Entry| e.role == Role::Node && e.status == Status::Alive;
-        let mut drawn: Vec<NodeId> = if self.members.len() <= 4 * k {
+        let eligible = |e: &Entry| {
+            e.role == Role::Node && e.status == Status::Alive && !exclude.contains(&e.id)
+        };
+        let mut drawn: Vec<NodeId> = if self.members.len() <= 4 * k + exclude.len() {
             let mut all: Vec<NodeId> = self
                 .members
                 .ordered()
@@ -869,7 +911,7 @@ impl Member {
             });
         }
         drawn.truncate(k);
-        let candidates: Vec<Candidate> = drawn
+        drawn
             .iter()
             .filter_map(|id| self.members.get(*id))
             .map(|e| Candidate {
@@ -877,32 +919,45 @@ impl Member {
                 addr: e.addr,
                 answer: None,
             })
-            .collect();
-        let step = self.cfg.placement_timeout / (u32::from(self.cfg.placement_retries) + 1);
-        let p = Pending {
-            id,
-            job,
-            weights,
-            deadline: now + self.cfg.placement_timeout,
-            next_retry: if self.cfg.placement_retries > 0 {
-                now + step
-            } else {
-                Instant::MAX
-            },
-            sent_at: alloc::vec![now],
-            candidates,
-            answered: 0,
+            .collect()
+    }
+
+    /// Asks `fresh` candidates for `p` now, with a fresh timeout and retries.
+    fn start_round(&mut self, now: Instant, p: &mut Pending, fresh: Vec<Candidate>) {
+        let attempt = u8::try_from(p.sent_at.len()).unwrap_or(u8::MAX);
+        p.sent_at.push(now);
+        p.deadline = now + self.cfg.placement_timeout;
+        p.retries_left = self.cfg.placement_retries;
+        p.next_retry = if p.retries_left > 0 {
+            now + self.cfg.placement_timeout / (u32::from(self.cfg.placement_retries) + 1)
+        } else {
+            Instant::MAX
         };
-        for c in &p.candidates {
-            let msg = self.task_request(&p, 0);
+        for c in &fresh {
+            let msg = self.task_request(p, attempt);
             self.send(Dest::Unicast(c.addr), &msg);
         }
-        if p.candidates.is_empty() {
-            self.finish(p);
-        } else {
-            self.pending.push(p);
+        p.candidates.extend(fresh);
+    }
+
+    /// A round of `p` is over (all answered, or the timeout): another round if no
+    /// candidate permitted and rounds are left, else the result.
+    fn end_round(&mut self, now: Instant, mut p: Pending) {
+        let permitted = p
+            .candidates
+            .iter()
+            .any(|c| c.answer.is_some_and(|a| a.verdict == Verdict::Permit));
+        if !permitted && p.rounds_left > 0 {
+            let asked: Vec<NodeId> = p.candidates.iter().map(|c| c.id).collect();
+            let fresh = self.draw_candidates(&p.job, &asked);
+            if !fresh.is_empty() {
+                p.rounds_left -= 1;
+                self.start_round(now, &mut p, fresh);
+                self.pending.push(p);
+                return;
+            }
         }
-        id
+        self.finish(p);
     }
 
     /// The result of a finished placement, if it is finished and still kept (the last
@@ -1906,7 +1961,7 @@ impl Member {
         p.answered += 1;
         if p.answered == p.candidates.len() {
             let p = self.pending.swap_remove(pi);
-            self.finish(p);
+            self.end_round(now, p);
         }
     }
 
@@ -1915,14 +1970,16 @@ impl Member {
         while i < self.pending.len() {
             if now >= self.pending[i].deadline {
                 let p = self.pending.swap_remove(i);
-                self.finish(p);
+                // A new round goes to the end of `pending`, after `i`.
+                self.end_round(now, p);
                 continue;
             }
             if now >= self.pending[i].next_retry {
                 let p = &mut self.pending[i];
                 let attempt = u8::try_from(p.sent_at.len()).unwrap_or(u8::MAX);
                 p.sent_at.push(now);
-                p.next_retry = if attempt < self.cfg.placement_retries {
+                p.retries_left = p.retries_left.saturating_sub(1);
+                p.next_retry = if p.retries_left > 0 {
                     now + self.cfg.placement_timeout / (u32::from(self.cfg.placement_retries) + 1)
                 } else {
                     Instant::MAX
@@ -2243,6 +2300,82 @@ mod tests {
             (pings, reqs),
             (1, usize::from(Config::default().indirect_probes))
         );
+    }
+
+    #[test]
+    fn a_placement_that_only_hears_denials_asks_k_others() {
+        let mut a = member(1, Instant::ZERO);
+        drain(&mut a);
+        let others: Vec<Member> = (2..=9).map(|mac| member(mac, Instant::ZERO)).collect();
+        for b in &others {
+            a.handle_message(
+                Instant::from_millis(1),
+                b.local().addr,
+                &Message::Join(announce_of(b)),
+            );
+        }
+        drain(&mut a);
+        let job = JobSpec {
+            program_size: 1,
+            memory: 1,
+            mode: Mode::Exclusive,
+        };
+        let now = Instant::from_millis(2);
+        let id = a.start_placement(now, job, Weights::default());
+        let asked = |a: &mut Member| -> Vec<(NodeId, PlacementId, u8)> {
+            drain(a)
+                .iter()
+                .filter_map(|t| match Message::decode(&t.bytes) {
+                    Ok(Message::TaskRequest {
+                        placement, attempt, ..
+                    }) => {
+                        let Dest::Unicast(addr) = t.dest else {
+                            panic!("a task request is unicast")
+                        };
+                        let node = others.iter().find(|b| b.local().addr == addr).unwrap();
+                        Some((node.id(), placement, attempt))
+                    }
+                    _ => None,
+                })
+                .collect()
+        };
+        let reply =
+            |a: &mut Member, (node, placement, attempt): (NodeId, PlacementId, u8), verdict| {
+                let from = others.iter().find(|b| b.id() == node).unwrap().local().addr;
+                let msg = Message::TaskReply {
+                    responder: node,
+                    placement,
+                    attempt,
+                    verdict,
+                    state: NodeState::default(),
+                };
+                a.handle_message(Instant::from_millis(3), from, &msg);
+            };
+        let first = asked(&mut a);
+        let k = Config::default().placement_candidates;
+        assert_eq!(first.len(), k);
+        for &r in &first {
+            reply(&mut a, r, Verdict::Deny(crate::DenyReason::Busy));
+        }
+        // Every one busy: k others, none asked before.
+        assert!(a.placement_pending(id));
+        let second = asked(&mut a);
+        assert_eq!(second.len(), k);
+        assert!(second.iter().all(|s| first.iter().all(|f| f.0 != s.0)));
+        assert!(
+            second.iter().all(|s| s.2 == 1),
+            "the second round's attempt: {second:?}"
+        );
+        reply(&mut a, second[0], Verdict::Permit);
+        for &r in &second[1..] {
+            reply(&mut a, r, Verdict::Deny(crate::DenyReason::Busy));
+        }
+        // Default: 2 rounds; one permit ends it anyway.
+        assert!(!a.placement_pending(id));
+        let res = a.placement_result(id).expect("finished");
+        assert_eq!(res.best().map(|b| b.node), Some(second[0].0));
+        assert_eq!(res.denied.len(), 2 * k - 1);
+        assert!(asked(&mut a).is_empty());
     }
 
     #[test]

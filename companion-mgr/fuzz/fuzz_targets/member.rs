@@ -1,15 +1,17 @@
 //! Fuzz target: a `Member` fed arbitrary well-framed datagrams from arbitrary
 //! addresses at arbitrary times never panics and keeps its view consistent.
 //!
-//! Input: records of `[time step in ms: u8][source: u8][length: u8][body]`; each body
-//! is framed with the version byte and a valid CRC before it is handed over.
+//! Input: `[start: u8]` (odd: the member starts as `Member::with_view` with a shared
+//! view of `1 + (start >> 1) % 16` members, sources 1 up; even: it joins), then
+//! records of `[time step in ms: u8][source: u8][length: u8][body]`; each body is
+//! framed with the version byte and a valid CRC before it is handed over.
 
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use sion_companion_mgr::wire::{PROTOCOL_VERSION, crc32};
 use sion_companion_mgr::{
-    Addr, Config, Instant, JobSpec, LocalNode, Member, Mode, NodeId, Role, Weights,
+    Addr, Config, Instant, JobSpec, LocalNode, Member, Mode, NodeId, Role, SharedView, Weights,
 };
 
 fuzz_target!(|data: &[u8]| {
@@ -19,8 +21,25 @@ fuzz_target!(|data: &[u8]| {
         Addr::new([10, 0, 0, 1], 7070),
     );
     let mut now = Instant::ZERO;
-    let mut m = Member::new(Config::default(), me, now, 1);
-    let mut rest = data;
+    let (mut m, mut rest) = match data {
+        [size, rest @ ..] if size % 2 == 1 => {
+            let count = 1 + (size >> 1) % 16;
+            let view = SharedView::new((1..=count).map(|i| {
+                let mut l = LocalNode::new(
+                    NodeId::from_mac([2, 0, 0, 0, 0, i]),
+                    Role::Node,
+                    Addr::new([10, 0, 0, i], 7070),
+                );
+                l.state.free_mem = u64::from(i) << 20;
+                Member::new(Config::default(), l, now, u64::from(i))
+                    .local()
+                    .clone()
+            }));
+            (Member::with_view(Config::default(), me, now, 1, &view), rest)
+        }
+        [_, rest @ ..] => (Member::new(Config::default(), me, now, 1), rest),
+        [] => return,
+    };
     let mut n = 0u32;
     while let [dt, src, len, tail @ ..] = rest {
         let len = usize::from(*len).min(tail.len());
