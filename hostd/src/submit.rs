@@ -72,7 +72,7 @@ pub struct SubmitArgs {
     /// Most Linux processes the job may have at once (its first process
     /// and every fork); a `fork` beyond gets EAGAIN, so a fork bomb ends
     /// with an error while the node goes on serving.
-    #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=128))]
     pub max_procs: u32,
     /// Where to look for nodes.
     #[command(flatten)]

@@ -7,8 +7,8 @@
 //! shell that kills itself — and each one's stdout and exit status are
 //! compared with the same command line run on this host. Then a job whose
 //! first process ends while a child sleeps ends at once, and a loop of
-//! background jobs and a real fork bomb stop at the job's process cap
-//! (`--max-procs`) while the node goes on serving the next job.
+//! background jobs, a real fork bomb and a thread bomb stop at the job's
+//! process cap (`--max-procs`) while the node goes on serving the next job.
 //!
 //! `tests/programs/procs.c`, built with musl-gcc (x86_64) and gcc -m32
 //! (i386, glibc), covers what the shell does not show: a pipe's worth of
@@ -216,6 +216,28 @@ fn busybox_shell_pipelines_run_as_on_the_host() {
             .contains("fork refused: the job has its 12 processes"),
         "{}",
         booted.log(0)
+    );
+    // A thread bomb at the highest cap: the job, not the node, runs out.
+    common::build_program(
+        &job_dir,
+        "musl-gcc",
+        &["-static", "-O2"],
+        "threadbomb.c",
+        "threadbomb",
+    );
+    let cmd: Vec<String> = [HOSTD, "submit", "--max-procs", "128", "./threadbomb"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let node = booted.run(&cmd, &job_dir, b"", &[]);
+    assert_eq!(
+        (
+            String::from_utf8_lossy(&node.stdout).as_ref(),
+            shell_status(&node)
+        ),
+        ("made over 100 threads, then pthread_create failed\n", 0),
+        "stderr: {}",
+        String::from_utf8_lossy(&node.stderr)
     );
     let cmd: Vec<String> = [HOSTD, "submit", "./busybox", "echo", "still serving"]
         .iter()

@@ -306,6 +306,9 @@ pub fn start(pid: Pid, entry: u64, sp: u64, abi_bits: u64) -> Result<u64, Error>
 /// [`Error::BadAddress`] (`child_sp` outside user space),
 /// [`Error::NoMemory`].
 pub fn fork(pid: Pid, child_sp: u64, flags: u64) -> Result<u64, Error> {
+    proc::room_for_a_process()?;
+    let me = table().current.expect("a caller");
+    proc::room_for_an_application(me)?;
     let (space, from) = with_stopped_app(pid, |app| {
         let mut frame = app.stopped_regs;
         frame.rax = 0;

@@ -101,7 +101,9 @@ pub fn run(ready: Ready, lobby: &mut Lobby, me: &ThisNode, mut job_state: impl F
         AddressSpace::new(layout, limit),
     );
     if start.max_procs > 0 {
-        process.max_procs = start.max_procs as usize;
+        // hostd allows 128; the kernel's own cap on a manager's
+        // applications is above that.
+        process.max_procs = (start.max_procs as usize).min(128);
     }
     process.task.cwd = start.cwd.clone();
     process.task.exe = if start.exe.is_empty() {

@@ -319,14 +319,20 @@ impl Process<'_> {
                 .map(|t| t.vm.used())
                 .sum::<u64>();
         if in_use.saturating_add(self.task.vm.used()) > self.task.vm.limit() {
-            let number = self.number;
-            self.node.log(format_args!(
-                "apm: job {number}: fork refused: the copy would pass the job's memory limit -> EAGAIN"
-            ));
+            self.refused_forks += 1;
+            if self.refused_forks == 1 {
+                let number = self.number;
+                self.node.log(format_args!(
+                    "apm: job {number}: fork refused: the copy would pass the job's memory limit -> EAGAIN"
+                ));
+            }
             return Err(Errno::EAGAIN.into());
         }
         let parent = self.task.pid;
-        let child = self.node.fork(parent, c.stack, false)?;
+        let child = self
+            .node
+            .fork(parent, c.stack, false)
+            .map_err(|_| Errno::EAGAIN)?;
         let mut t = self.task.forked(child);
         if c.flags & CLONE_SETTLS != 0
             && self.task.abi == Abi::X86_64
@@ -368,7 +374,10 @@ impl Process<'_> {
             }
             return Err(Errno::EAGAIN.into());
         }
-        let tid = self.node.fork(self.task.pid, c.stack, true)?;
+        let tid = self
+            .node
+            .fork(self.task.pid, c.stack, true)
+            .map_err(|_| Errno::EAGAIN)?;
         let mut t = self.task.thread(tid);
         if c.flags & CLONE_SETTLS != 0 {
             match self.task.abi {

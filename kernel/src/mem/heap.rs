@@ -10,6 +10,17 @@ pub const HEAP_SIZE: u64 = 16 * 1024 * 1024;
 #[global_allocator]
 static ALLOCATOR: LockedHeap = LockedHeap::empty();
 
+/// Bytes of the kernel heap kept free for the kernel's own work (network
+/// buffers, IPC, the process table): creating a process never takes them.
+pub const HEAP_RESERVE: usize = 2 * 1024 * 1024;
+
+/// Whether `bytes` more can be taken from the heap for a new process
+/// without eating into [`HEAP_RESERVE`], so a job that makes processes or
+/// threads without end gets an error, not a kernel out of memory.
+pub fn has_room_for(bytes: usize) -> bool {
+    ALLOCATOR.lock().free() >= bytes.saturating_add(HEAP_RESERVE)
+}
+
 /// Hands `HEAP_SIZE` bytes at `start` to the allocator.
 pub fn init(start: VirtAddr) {
     // SAFETY: `start` maps HEAP_SIZE bytes of usable RAM that the frame allocator

@@ -75,8 +75,51 @@ pub enum Kind {
 /// Largest payload of a [`Notice`], in bytes: an application's system call
 /// ([`sion_abi::app::LinuxSyscall::LEN`]), the largest the kernel sends.
 pub const NOTICE_PAYLOAD: usize = sion_abi::app::LinuxSyscall::LEN;
-/// Notices a process can have waiting; more are refused ([`post_notice`]).
-pub const MAX_NOTICES: usize = 64;
+/// Notices a SiON process can have waiting; more are refused
+/// ([`post_notice`]). A manager gets at most two from each of its
+/// applications at a time (a system call or stop, and its end), so with at
+/// most [`MAX_APPLICATIONS`] of them an end is never refused.
+pub const MAX_NOTICES: usize = 512;
+/// Applications one manager may have at once (`app_create`, `app_fork`
+/// beyond: [`Error::WouldBlock`]).
+pub const MAX_APPLICATIONS: usize = 200;
+
+/// A process's queue of notices: room for `capacity` allocated when the
+/// process is made, so posting (from interrupt context too) never
+/// allocates; applications, which receive nothing, get none.
+pub struct Notices {
+    queue: VecDeque<Notice>,
+    capacity: usize,
+}
+
+impl Notices {
+    /// Room for `capacity` notices.
+    fn with_capacity(capacity: usize) -> Notices {
+        Notices {
+            queue: VecDeque::with_capacity(capacity),
+            capacity,
+        }
+    }
+
+    /// Appends `notice`; false (and `notice` dropped) if the queue is full.
+    fn push_back(&mut self, notice: Notice) -> bool {
+        if self.queue.len() >= self.capacity {
+            return false;
+        }
+        self.queue.push_back(notice);
+        true
+    }
+
+    /// The notices, oldest first.
+    pub fn iter(&self) -> impl Iterator<Item = &Notice> {
+        self.queue.iter()
+    }
+
+    /// Removes and returns the notice at `index` (0 the oldest).
+    pub fn remove(&mut self, index: usize) -> Option<Notice> {
+        self.queue.remove(index)
+    }
+}
 /// Processes that can wait in one process's sender queue; more are refused
 /// ([`Error::WouldBlock`] to the sender).
 pub const MAX_SENDERS: usize = 64;
@@ -156,7 +199,7 @@ pub struct Process {
     /// SiON process or Linux application.
     pub kind: Kind,
     /// Messages from the kernel waiting for `receive`.
-    pub notices: Queue<Notice, MAX_NOTICES>,
+    pub notices: Notices,
     /// The FS base register (x86_64 TLS), restored when the process runs.
     pub fs_base: u64,
     /// The base of the i386 TLS segment, if the application set one.
@@ -257,6 +300,7 @@ pub fn spawn(name: &str, arg: &[u8], parent: Option<Pid>) -> Result<Pid, Error> 
         return Err(Error::InvalidArgument);
     }
     let image = crate::ramdisk::find(name).ok_or(Error::NotFound)?;
+    room_for_a_process()?;
     let mut space = AddressSpace::new()?;
     let entry = elf::load(&mut space, image)?;
     let stack_base = USER_STACK_TOP - USER_STACK_SIZE;
@@ -283,6 +327,8 @@ pub fn spawn(name: &str, arg: &[u8], parent: Option<Pid>) -> Result<Pid, Error> 
 /// Creates an empty application managed by `manager` (state [`State::Embryo`]).
 /// Errors: [`Error::NoMemory`].
 pub fn create_application(manager: Pid, name: &str) -> Result<Pid, Error> {
+    room_for_a_process()?;
+    room_for_an_application(manager)?;
     let space = AddressSpace::new()?;
     let kind = Kind::Application {
         manager,
@@ -341,6 +387,32 @@ pub fn fork_application(space: Arc<AddressSpace>, from: Inherited) -> Pid {
     pid
 }
 
+/// Checks `manager` may have one more application ([`MAX_APPLICATIONS`]).
+/// Errors: [`Error::WouldBlock`].
+pub fn room_for_an_application(manager: Pid) -> Result<(), Error> {
+    let apps = table()
+        .procs
+        .values()
+        .filter(|p| matches!(p.kind, Kind::Application { manager: m, .. } if m == manager))
+        .count();
+    if apps < MAX_APPLICATIONS {
+        Ok(())
+    } else {
+        Err(Error::WouldBlock)
+    }
+}
+
+/// Checks the kernel heap has room for another process's kernel stack and
+/// table entry. Errors: [`Error::NoMemory`].
+pub fn room_for_a_process() -> Result<(), Error> {
+    let needed = KERNEL_STACK_SIZE + core::mem::size_of::<Process>() + 4096;
+    if crate::mem::heap::has_room_for(needed) {
+        Ok(())
+    } else {
+        Err(Error::NoMemory)
+    }
+}
+
 /// Adds a process to the table with a fresh kernel stack that enters ring 3
 /// with `frame` when first scheduled; returns its new pid.
 fn insert(
@@ -365,7 +437,7 @@ fn insert(
         wake_value: 0,
         deadline: None,
         kind,
-        notices: Queue::new(),
+        notices: Notices::with_capacity(if kind == Kind::Sion { MAX_NOTICES } else { 0 }),
         fs_base: 0,
         tls_base: None,
         stopped_regs: frame,
@@ -404,7 +476,7 @@ pub fn post_notice(t: &mut Table, pid: Pid, notice: Notice) -> Result<(), Error>
     let Some(p) = t.procs.get_mut(&pid) else {
         return Err(Error::NoSuchProcess);
     };
-    if p.notices.push_back(notice).is_err() {
+    if !p.notices.push_back(notice) {
         let n = NOTICES_REFUSED.fetch_add(1, Ordering::Relaxed) + 1;
         log::warn!(
             "notice for process {pid} refused: {MAX_NOTICES} already wait ({n} refused so far)"
