@@ -290,6 +290,9 @@ pub enum NodeMsg {
         /// Processes of the job still running when its first process ended,
         /// which the node killed (a batch job step's end).
         killed: u32,
+        /// The system calls the job made that SiON does not serve (answered
+        /// `ENOSYS`), by name, for `hostd submit --verbose`.
+        unsupported: Vec<String>,
     },
 }
 
@@ -818,10 +821,12 @@ mod tests {
             NodeMsg::Exited {
                 status: 139,
                 killed: 0,
+                unsupported: Vec::new(),
             },
             NodeMsg::Exited {
                 status: 42 << 8,
                 killed: 3,
+                unsupported: vec!["io_uring_setup".into()],
             },
         ];
         for (i, request) in sample_requests().into_iter().enumerate() {

@@ -743,8 +743,18 @@ impl JobConnection {
                         let reply = files.serve(id, request);
                         send(&self.writer, &HostMsg::FileReply(reply))?;
                     }
-                    NodeMsg::Exited { status, killed } => {
+                    NodeMsg::Exited {
+                        status,
+                        killed,
+                        unsupported,
+                    } => {
                         let _ = stdout.flush();
+                        if self.verbose && !unsupported.is_empty() {
+                            eprintln!(
+                                "hostd: system calls the job made that SiON does not serve (ENOSYS): {}",
+                                unsupported.join(", ")
+                            );
+                        }
                         if killed > 0 {
                             eprintln!(
                                 "hostd: the job's first process ended; {killed} process{} of the job still running {} killed",

@@ -197,7 +197,12 @@ pub fn run(ready: Ready, lobby: &mut Lobby, me: &ThisNode, mut job_state: impl F
     // that follows at once is not denied as busy.
     job_state(0, "");
     let killed = process.killed_at_end;
-    let _ = process.send(&NodeMsg::Exited { status, killed });
+    let unsupported = core::mem::take(&mut process.unsupported);
+    let _ = process.send(&NodeMsg::Exited {
+        status,
+        killed,
+        unsupported,
+    });
     let stats = process.stats;
     drop(process);
     node.lobby.job_ended(status);

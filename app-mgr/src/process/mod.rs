@@ -513,6 +513,8 @@ pub struct Process<'n> {
     pub host_gone: bool,
     /// Unknown system-call numbers already logged.
     pub unknown: BTreeSet<u64>,
+    /// Their names, in the order first met (for `hostd submit --verbose`).
+    pub unsupported: Vec<alloc::string::String>,
     /// Counters.
     pub stats: Stats,
 }
@@ -552,6 +554,7 @@ impl<'n> Process<'n> {
             next_id: 1,
             host_gone: false,
             unknown: BTreeSet::new(),
+            unsupported: Vec::new(),
             stats: Stats::default(),
         }
     }
@@ -743,6 +746,8 @@ impl<'n> Process<'n> {
     pub fn syscall(&mut self, abi: Abi, nr: u64, args: [u64; 6]) -> Option<i64> {
         let Some(r) = syscall::dispatch(self, abi, nr, args) else {
             if self.unknown.insert(nr) {
+                let name = syscall::name(abi, nr).unwrap_or("?");
+                self.unsupported.push(alloc::format!("{name} ({abi} {nr})"));
                 let number = self.number;
                 self.node.log(format_args!(
                     "apm: job {number}: unsupported {abi} system call {} ({nr}) -> ENOSYS",

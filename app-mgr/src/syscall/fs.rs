@@ -8,7 +8,7 @@ use alloc::vec::Vec;
 
 use linux_raw_sys::general as g;
 
-use super::io::{DEV_NULL, native_stat};
+use super::io::{DEVICES, native_stat};
 use super::{Args, StatLayout};
 use crate::errno::Errno;
 use crate::fd::{OpenFile, PipeEnd};
@@ -242,16 +242,13 @@ impl Process<'_> {
     fn open(&mut self, dirfd: i32, pathname: u64, flags: i32, mode: u32) -> CallResult {
         let path = self.path(pathname)?;
         let cloexec = flags & O_CLOEXEC != 0;
-        if path == b"/dev/null" {
+        if let Some(&(_, id)) = DEVICES.iter().find(|(p, _)| *p == path.as_slice()) {
             let end = if flags & O_ACCMODE == 0 {
                 PipeEnd::Read
             } else {
                 PipeEnd::Write
             };
-            let fd = self
-                .task
-                .fds
-                .insert(OpenFile::Pipe { id: DEV_NULL, end }, cloexec)?;
+            let fd = self.task.fds.insert(OpenFile::Pipe { id, end }, cloexec)?;
             return Ok(fd as u64);
         }
         let dir = self.dir(dirfd, &path)?;

@@ -27,6 +27,25 @@ const PIPE_BUF: usize = g::PIPE_BUF as usize;
 /// The pipe id `open("/dev/null")` gives: reads see end of file, writes
 /// vanish.
 pub const DEV_NULL: u32 = u32::MAX;
+/// The pipe id of `/dev/zero`: reads give zeros, writes vanish.
+pub const DEV_ZERO: u32 = u32::MAX - 1;
+/// The pipe id of `/dev/urandom` and `/dev/random`: reads give the node's
+/// random bytes (as `getrandom(2)`), writes vanish.
+pub const DEV_URANDOM: u32 = u32::MAX - 2;
+
+/// The devices a job may open, by path, and their pipe ids (`null(4)`,
+/// `zero(4)`, `random(4)`).
+pub const DEVICES: [(&[u8], u32); 4] = [
+    (b"/dev/null", DEV_NULL),
+    (b"/dev/zero", DEV_ZERO),
+    (b"/dev/urandom", DEV_URANDOM),
+    (b"/dev/random", DEV_URANDOM),
+];
+
+/// Whether pipe id `id` is one of [`DEVICES`].
+pub const fn is_device(id: u32) -> bool {
+    id >= DEV_URANDOM
+}
 
 /// `O_CLOEXEC`.
 const O_CLOEXEC: i32 = g::O_CLOEXEC as i32;
@@ -352,6 +371,14 @@ impl Process<'_> {
             }
             OpenFile::Stdio(_) => return Err(Errno::EBADF.into()),
             OpenFile::Pipe { id: DEV_NULL, .. } => return Ok(0),
+            OpenFile::Pipe { id: DEV_ZERO, .. } => alloc::vec![0u8; count as usize],
+            OpenFile::Pipe {
+                id: DEV_URANDOM, ..
+            } => {
+                let mut v = alloc::vec![0u8; count as usize];
+                self.node.random(&mut v);
+                v
+            }
             OpenFile::Pipe { id, end } => {
                 if end != PipeEnd::Read {
                     return Err(Errno::EBADF.into());
@@ -434,7 +461,7 @@ impl Process<'_> {
                 Ok(n)
             }
             OpenFile::Stdio(StdStream::Stdin) => Err(Errno::EBADF.into()),
-            OpenFile::Pipe { id: DEV_NULL, .. } => Ok(n),
+            OpenFile::Pipe { id, .. } if is_device(id) => Ok(n),
             OpenFile::Pipe { id, end } => {
                 if end != PipeEnd::Write {
                     return Err(Errno::EBADF.into());

@@ -99,6 +99,39 @@ pub(super) fn clone(p: &mut Process<'_>, a: &Args) -> CallResult {
     })
 }
 
+/// `clone3(cl_args, size)`: `struct clone_args` (64-bit fields, the same
+/// on both ABIs; the first 64 bytes, `CLONE_ARGS_SIZE_VER0`, are read, and
+/// larger structures must be zero beyond what is known). `stack` is the
+/// lowest address of the new stack, `stack_size` its size.
+pub(super) fn clone3(p: &mut Process<'_>, a: &Args) -> CallResult {
+    const VER0: u64 = 64;
+    let (at, size) = (a.word(0), a.word(1));
+    if !(VER0..=4096).contains(&size) {
+        return Err(Errno::EINVAL.into());
+    }
+    let raw = p.read_mem(at, size)?;
+    if raw[VER0 as usize..].iter().any(|&b| b != 0) {
+        // set_tid, set_tid_size, cgroup and later fields: not served.
+        return Err(Errno::E2BIG.into());
+    }
+    let w = |i: usize| u64::from_le_bytes(raw[i * 8..i * 8 + 8].try_into().unwrap_or([0; 8]));
+    let (flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls) =
+        (w(0), w(1), w(2), w(3), w(4), w(5), w(6), w(7));
+    if flags & u64::from(g::CLONE_PIDFD) != 0 || pidfd != 0 || exit_signal > 64 {
+        return Err(Errno::EINVAL.into());
+    }
+    if (stack == 0) != (stack_size == 0) {
+        return Err(Errno::EINVAL.into());
+    }
+    p.clone_task(CloneArgs {
+        flags: flags | exit_signal,
+        stack: stack.saturating_add(stack_size),
+        parent_tid,
+        child_tid,
+        tls,
+    })
+}
+
 /// `wait4(pid, wstatus, options, rusage)`.
 pub(super) fn wait4(p: &mut Process<'_>, a: &Args) -> CallResult {
     p.wait4(a.int(0), a.word(1), a.int(2), a.word(3))

@@ -6,7 +6,7 @@
 
 use linux_raw_sys::general as g;
 
-use super::io::{DEV_NULL, PIPE_CAPACITY};
+use super::io::{PIPE_CAPACITY, is_device};
 use super::signal::UNBLOCKABLE;
 use super::{Args, TimeLayout};
 use crate::errno::Errno;
@@ -123,7 +123,7 @@ impl Process<'_> {
                 }
             }
             OpenFile::Stdio(_) => (write, false),
-            OpenFile::Pipe { id: DEV_NULL, .. } => (read | write, false),
+            OpenFile::Pipe { id, .. } if is_device(id) => (read | write, false),
             OpenFile::Pipe { id, end } => {
                 let held = self.pipes.get(&id).map_or(0, |p| p.len());
                 let other = OpenFile::Pipe {

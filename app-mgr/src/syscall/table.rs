@@ -158,6 +158,7 @@ pub static ROWS: &[Row] = &[
     both(X64::fork, I386::fork, Node, lifecycle::fork),
     both(X64::vfork, I386::vfork, Node, lifecycle::vfork),
     both(X64::clone, I386::clone, Node, lifecycle::clone),
+    both(X64::clone3, I386::clone3, Node, lifecycle::clone3),
     both(X64::execve, I386::execve, Submitter, exec::execve),
     both(X64::execveat, I386::execveat, Submitter, exec::execveat),
     both(X64::wait4, I386::wait4, Node, lifecycle::wait4),

@@ -1263,3 +1263,41 @@ fn threads_share_the_process_and_futexes_wake_their_waiters() {
     assert_eq!(thread, [0, 0, PID as i64, CHILD as i64, 1]);
     assert_eq!(node.kills, [(CHILD, 0)], "only the thread ended");
 }
+
+#[test]
+fn dev_zero_and_urandom_are_served_on_the_node_and_clone3_forks() {
+    let mut node = FakeNode::default();
+    with(X64, &mut node, |p| {
+        let m = mem(p, 4096);
+        put(p, m, b"/dev/zero\0/dev/urandom\0");
+        let zero = call(p, X::open as u64, &[m, 2]).unwrap();
+        let rand = call(p, X::openat as u64, &[(-100i64) as u64, m + 10, 0]).unwrap();
+        assert!(zero >= 3 && rand > zero, "{zero} {rand}");
+        put(p, m + 100, &[0xff; 16]);
+        assert_eq!(
+            call(p, X::read as u64, &[zero as u64, m + 100, 16]),
+            Some(16)
+        );
+        assert_eq!(get(p, m + 100, 16), [0; 16]);
+        assert_eq!(call(p, X::write as u64, &[zero as u64, m, 4]), Some(4));
+        assert_eq!(
+            call(p, X::read as u64, &[rand as u64, m + 200, 16]),
+            Some(16)
+        );
+        assert_ne!(get(p, m + 200, 16), [0; 16]);
+        // clone3 with struct clone_args of glibc's size (88 bytes): a fork.
+        let mut args = vec![0u8; 88];
+        args[32..40].copy_from_slice(&17u64.to_le_bytes()); // exit_signal SIGCHLD
+        put(p, m + 512, &args);
+        p.handle(sys(PID, X::clone3 as u64, &[m + 512, 88]));
+        assert!(
+            p.task_of(CHILD)
+                .is_some_and(|t| t.tgid == CHILD && t.ppid == PID)
+        );
+        // Fields it does not serve must be zero.
+        args[64] = 1;
+        assert!(p.switch_to(PID));
+        put(p, m + 512, &args);
+        assert_eq!(call(p, X::clone3 as u64, &[m + 512, 88]), err(Errno::E2BIG));
+    });
+}
