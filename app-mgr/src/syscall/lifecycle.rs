@@ -115,9 +115,11 @@ pub(super) fn clone3(p: &mut Process<'_>, a: &Args) -> CallResult {
         return Err(Errno::E2BIG.into());
     }
     let w = |i: usize| u64::from_le_bytes(raw[i * 8..i * 8 + 8].try_into().unwrap_or([0; 8]));
-    let (flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls) =
-        (w(0), w(1), w(2), w(3), w(4), w(5), w(6), w(7));
-    if flags & u64::from(g::CLONE_PIDFD) != 0 || pidfd != 0 || exit_signal > 64 {
+    // `pidfd` (word 1) matters only with CLONE_PIDFD, which is refused
+    // (glibc fills it in anyway).
+    let (flags, child_tid, parent_tid, exit_signal, stack, stack_size, tls) =
+        (w(0), w(2), w(3), w(4), w(5), w(6), w(7));
+    if flags & u64::from(g::CLONE_PIDFD) != 0 || exit_signal > 64 {
         return Err(Errno::EINVAL.into());
     }
     if (stack == 0) != (stack_size == 0) {

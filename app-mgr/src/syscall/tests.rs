@@ -1301,3 +1301,48 @@ fn dev_zero_and_urandom_are_served_on_the_node_and_clone3_forks() {
         assert_eq!(call(p, X::clone3 as u64, &[m + 512, 88]), err(Errno::E2BIG));
     });
 }
+
+#[test]
+fn clone3_of_a_thread_as_glibc_asks() {
+    use linux_raw_sys::general as g;
+    let mut node = FakeNode::default();
+    with(X64, &mut node, |p| {
+        let m = mem(p, 8192);
+        let flags = u64::from(
+            g::CLONE_VM
+                | g::CLONE_FS
+                | g::CLONE_FILES
+                | g::CLONE_SIGHAND
+                | g::CLONE_THREAD
+                | g::CLONE_SYSVSEM
+                | g::CLONE_SETTLS
+                | g::CLONE_PARENT_SETTID
+                | g::CLONE_CHILD_CLEARTID,
+        );
+        // glibc puts &pd->tid in `pidfd` too, without CLONE_PIDFD.
+        let fields = [
+            flags,
+            m + 8,
+            m + 8,
+            m + 8,
+            0,
+            m + 4096,
+            0xf80,
+            0x7000,
+            0,
+            0,
+            0,
+        ];
+        let args: Vec<u8> = fields.iter().flat_map(|v| v.to_le_bytes()).collect();
+        put(p, m + 64, &args);
+        p.handle(sys(PID, X::clone3 as u64, &[m + 64, 88]));
+        let t = p.task_of(CHILD).expect("a thread");
+        assert_eq!((t.tgid, t.fs_base, t.clear_child_tid), (PID, 0x7000, m + 8));
+    });
+    assert_eq!(
+        node.replied[..2],
+        [(CHILD, 0), (PID, CHILD as i64)],
+        "{:?}",
+        node.replied
+    );
+}
