@@ -2,7 +2,7 @@
 //! it drives the sans-IO [`sion_companion_mgr::Member`] with the node's clock
 //! and SiON network IPC (service [`COMPANION_MANAGER_SERVICE`]), measures the
 //! CPU speed once at boot, reports the node's load and free memory in its
-//! heartbeats, answers placement requests, and shows the group table on the
+//! pings and acks, answers placement requests, and shows the group table on the
 //! node's console and screen whenever it changes.
 #![no_std]
 #![no_main]
@@ -134,7 +134,7 @@ fn main(_arg: &[u8]) -> i32 {
     }
 }
 
-/// Randomness for the library (its incarnation and heartbeat phase): the
+/// Randomness for the library (its incarnation, probe phase and probe order): the
 /// clock's low bits at start-up differ from boot to boot.
 fn sion_rt_seed() -> u64 {
     let t = sys::clock_ns();
