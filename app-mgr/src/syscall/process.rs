@@ -258,6 +258,57 @@ pub(super) fn sched_getaffinity(p: &mut Process<'_>, a: &Args) -> CallResult {
     Ok(w)
 }
 
+/// `sysinfo(info)`: the job's view of the node — uptime (the node's
+/// clock), memory (the job's limit and what it has free of it, in bytes),
+/// no swap, the job's processes — in the ABI's `struct sysinfo` (ten
+/// words, `procs` and padding, two words, `mem_unit`).
+pub(super) fn sysinfo(p: &mut Process<'_>, a: &Args) -> CallResult {
+    let w = p.task.abi.word_size();
+    let size = match p.task.abi {
+        Abi::X86_64 => core::mem::size_of::<linux_raw_sys::system::sysinfo>(),
+        Abi::I386 => 64,
+    };
+    let limit = p.task.vm.limit();
+    let used: u64 = p.task.vm.used() + p.others.values().map(|t| t.vm.used()).sum::<u64>();
+    let words = [
+        p.node.clock_ns() / 1_000_000_000,
+        0,
+        0,
+        0,
+        limit,
+        limit.saturating_sub(used),
+        0,
+        0,
+        0,
+        0,
+    ];
+    let mut b = vec![0u8; size];
+    for (i, v) in words.iter().enumerate() {
+        let v = if w == 4 {
+            (*v).min(u64::from(u32::MAX))
+        } else {
+            *v
+        };
+        b[i * w..i * w + w].copy_from_slice(&v.to_le_bytes()[..w]);
+    }
+    let procs = p.live_tasks().min(usize::from(u16::MAX)) as u16;
+    b[10 * w..10 * w + 2].copy_from_slice(&procs.to_le_bytes());
+    // totalhigh, freehigh (after padding to a word), then mem_unit = 1.
+    let unit_at = 10 * w + w + 2 * w;
+    b[unit_at..unit_at + 4].copy_from_slice(&1u32.to_le_bytes());
+    p.write_mem(a.word(0), &b)?;
+    Ok(0)
+}
+
+// The x86_64 layout `sysinfo` writes, checked against linux-raw-sys's.
+const _: () = {
+    use core::mem::{offset_of, size_of};
+    use linux_raw_sys::system::sysinfo;
+    assert!(size_of::<sysinfo>() == 112);
+    assert!(offset_of!(sysinfo, procs) == 80);
+    assert!(offset_of!(sysinfo, mem_unit) == 104);
+};
+
 /// `si_code` of a signal from `tkill(2)`/`tgkill(2)`.
 const SI_TKILL: i32 = linux_raw_sys::general::SI_TKILL;
 

@@ -197,6 +197,7 @@ pub static ROWS: &[Row] = &[
     both(X64::getrandom, I386::getrandom, Node, process::getrandom),
     both(X64::sched_yield, I386::sched_yield, Node, process::sched_yield),
     both(X64::sched_getaffinity, I386::sched_getaffinity, Node, process::sched_getaffinity),
+    both(X64::sysinfo, I386::sysinfo, Node, process::sysinfo),
     both(X64::tkill, I386::tkill, Node, process::tkill),
     both(X64::tgkill, I386::tgkill, Node, process::tgkill),
     both(X64::futex, I386::futex, Node, process::futex),

@@ -1346,3 +1346,28 @@ fn clone3_of_a_thread_as_glibc_asks() {
         node.replied
     );
 }
+
+#[test]
+fn sysinfo_gives_the_jobs_view_in_both_layouts() {
+    for (abi, nr, unit_at, procs_at) in [
+        (X64, X::sysinfo as u64, 104, 80),
+        (I386, I::sysinfo as u64, 52, 40),
+    ] {
+        let mut node = FakeNode::default();
+        with(abi, &mut node, |p| {
+            let m = mem(p, 4096);
+            assert_eq!(call(p, nr, &[m]), Some(0));
+            let w = abi.word_size() as u64;
+            let word = |b: Vec<u8>| {
+                let mut v = [0u8; 8];
+                v[..b.len()].copy_from_slice(&b);
+                u64::from_le_bytes(v)
+            };
+            assert_eq!(word(get(p, m, w)), 1, "uptime: the fake clock's 1 s");
+            assert_eq!(word(get(p, m + 4 * w, w)), 64 << 20, "totalram: the limit");
+            assert!(word(get(p, m + 5 * w, w)) < 64 << 20, "freeram");
+            assert_eq!(get(p, m + procs_at, 2), [1, 0], "procs");
+            assert_eq!(get(p, m + unit_at, 4), [1, 0, 0, 0], "mem_unit");
+        });
+    }
+}
