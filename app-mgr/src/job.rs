@@ -460,6 +460,29 @@ pub enum FileRequest {
         /// New length.
         length: i64,
     },
+    /// A record lock on a handle (`fcntl(2)` `F_SETLK`/`F_GETLK`, kept as an
+    /// open-file-description lock on the submitter, so descriptors shared
+    /// by a fork share it): result 0, or `-EAGAIN` when a conflicting lock
+    /// is held (the node waits and asks again for `F_SETLKW`). For a test
+    /// (`set` false) `data` is the conflicting lock as
+    /// [`LockRange`] (postcard), `kind` `F_UNLCK` when none.
+    Lock {
+        /// The handle.
+        handle: u64,
+        /// Take or release (`true`), or test (`false`).
+        set: bool,
+        /// The range and kind.
+        range: LockRange,
+    },
+    /// `flock(2)` of a handle without blocking (`LOCK_SH`, `LOCK_EX`,
+    /// `LOCK_UN`): result 0, or `-EAGAIN` (the node waits and asks again
+    /// unless `LOCK_NB` was given).
+    Flock {
+        /// The handle.
+        handle: u64,
+        /// `LOCK_SH` 1, `LOCK_EX` 2 or `LOCK_UN` 8.
+        op: i32,
+    },
     /// `fsync(2)` (or `fdatasync(2)` when `data_only`) of a handle: result 0.
     Fsync {
         /// The handle.
@@ -477,6 +500,19 @@ pub enum FileRequest {
         /// Permission bits (`07777`).
         mode: u32,
     },
+}
+
+/// A byte range and lock kind (`struct flock`, `fcntl(2)`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct LockRange {
+    /// `F_RDLCK` 0, `F_WRLCK` 1 or `F_UNLCK` 2.
+    pub kind: i16,
+    /// `SEEK_SET` 0, `SEEK_CUR` 1 or `SEEK_END` 2.
+    pub whence: i16,
+    /// First byte, relative to `whence`.
+    pub start: i64,
+    /// Length in bytes (0: to the end of the file and beyond).
+    pub len: i64,
 }
 
 /// The answer to a [`FileRequest`].
@@ -622,6 +658,17 @@ pub fn encode_stat(st: &FileStat) -> Vec<u8> {
 
 /// Decodes a [`FileStat`] from [`FileReply::data`]. Errors as [`decode_body`].
 pub fn decode_stat(data: &[u8]) -> Result<FileStat, ProtoError> {
+    decode_body(data)
+}
+
+/// Encodes a [`LockRange`] for [`FileReply::data`] (a lock test's answer).
+pub fn encode_lock(range: &LockRange) -> Vec<u8> {
+    postcard::to_allocvec(range).unwrap_or_default()
+}
+
+/// Decodes a [`LockRange`] from [`FileReply::data`]. Errors as
+/// [`decode_body`].
+pub fn decode_lock(data: &[u8]) -> Result<LockRange, ProtoError> {
     decode_body(data)
 }
 
@@ -778,6 +825,17 @@ mod tests {
                 handle: 3,
                 data_only: true,
             },
+            FileRequest::Lock {
+                handle: 3,
+                set: true,
+                range: LockRange {
+                    kind: 1,
+                    whence: 0,
+                    start: 1 << 30,
+                    len: 510,
+                },
+            },
+            FileRequest::Flock { handle: 3, op: 2 },
         ]
     }
 

@@ -320,6 +320,46 @@ impl FileServer {
                 ftruncate(h.file.as_fd(), length)?;
                 Ok((0, Vec::new()))
             }
+            FileRequest::Lock { handle, set, range } => {
+                let h = self.handle(handle)?;
+                let mut fl = nix::libc::flock {
+                    l_type: range.kind,
+                    l_whence: range.whence,
+                    l_start: range.start,
+                    l_len: range.len,
+                    l_pid: 0,
+                };
+                let fd = h.file.as_fd();
+                if set {
+                    match nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_OFD_SETLK(&fl)) {
+                        Ok(_) => Ok((0, Vec::new())),
+                        Err(Errno::EACCES) => Err(Errno::EAGAIN),
+                        Err(e) => Err(e),
+                    }
+                } else {
+                    nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_OFD_GETLK(&mut fl))?;
+                    let found = sion_app_mgr::job::LockRange {
+                        kind: fl.l_type,
+                        whence: fl.l_whence,
+                        start: fl.l_start,
+                        len: fl.l_len,
+                    };
+                    Ok((0, sion_app_mgr::job::encode_lock(&found)))
+                }
+            }
+            FileRequest::Flock { handle, op } => {
+                let h = self.handle(handle)?;
+                use std::os::fd::AsRawFd;
+                let arg = match op & !libc::LOCK_NB {
+                    libc::LOCK_SH => nix::fcntl::FlockArg::LockSharedNonblock,
+                    libc::LOCK_EX => nix::fcntl::FlockArg::LockExclusiveNonblock,
+                    libc::LOCK_UN => nix::fcntl::FlockArg::Unlock,
+                    _ => return Err(Errno::EINVAL),
+                };
+                #[allow(deprecated)]
+                nix::fcntl::flock(h.file.as_raw_fd(), arg)?;
+                Ok((0, Vec::new()))
+            }
             FileRequest::Fsync { handle, data_only } => {
                 let h = self.handle(handle)?;
                 if data_only {

@@ -219,6 +219,11 @@ pub(super) fn getdents64(p: &mut Process<'_>, a: &Args) -> CallResult {
     Ok(n)
 }
 
+/// `flock(fd, operation)`.
+pub(super) fn flock(p: &mut Process<'_>, a: &Args) -> CallResult {
+    p.flock(a.int(0), a.int(1))
+}
+
 /// `fsync(fd)`: a host file's data and metadata reach its disk; stdio and
 /// pipes cannot be synced (`EINVAL`, as Linux).
 pub(super) fn fsync(p: &mut Process<'_>, a: &Args) -> CallResult {
@@ -264,6 +269,95 @@ impl Process<'_> {
                 .host_value(FileRequest::Fsync { handle, data_only })
                 .map(|(v, _)| v),
             _ => Err(Errno::EINVAL.into()),
+        }
+    }
+
+    /// `fcntl` record locks (`F_SETLK`, `F_SETLKW`, `F_GETLK`, their `64`
+    /// and OFD forms) on `file`, described by the `struct flock` at `arg`
+    /// (x86_64: 32 bytes; i386: 16 for the plain commands, 24 for `flock64`
+    /// — `fcntl(2)`). A host file's locks are the submitter's (an
+    /// open-file-description lock there); a conflicting `F_SETLKW` waits,
+    /// asking again every 20 ms. Stdio and pipes have nothing to lock.
+    fn record_lock(
+        &mut self,
+        file: OpenFile,
+        set: bool,
+        wait: bool,
+        cmd: i32,
+        arg: u64,
+    ) -> CallResult {
+        // (size, start offset, field width) of the ABI's struct.
+        let (size, at, width) = match self.task.abi {
+            Abi::X86_64 => (32, 8, 8),
+            Abi::I386 if (5..=7).contains(&cmd) => (16, 4, 4),
+            Abi::I386 => (24, 4, 8),
+        };
+        let b = self.read_mem(arg, size)?;
+        let field = |off: usize| -> i64 {
+            let mut v = [0u8; 8];
+            v[..width].copy_from_slice(&b[off..off + width]);
+            if width == 4 {
+                i64::from(i32::from_le_bytes([v[0], v[1], v[2], v[3]]))
+            } else {
+                i64::from_le_bytes(v)
+            }
+        };
+        let range = job::LockRange {
+            kind: i16::from_le_bytes([b[0], b[1]]),
+            whence: i16::from_le_bytes([b[2], b[3]]),
+            start: field(at),
+            len: field(at + width),
+        };
+        if !(0..=2).contains(&range.kind) || !(0..=2).contains(&range.whence) {
+            return Err(Errno::EINVAL.into());
+        }
+        let OpenFile::HostFile(handle) = file else {
+            if !set {
+                self.write_mem(arg, &(g::F_UNLCK as i16).to_le_bytes())?;
+            }
+            return Ok(0);
+        };
+        match self.host_value(FileRequest::Lock { handle, set, range }) {
+            Ok((_, data)) if !set => {
+                let found = job::decode_lock(&data).map_err(|_| Errno::EIO)?;
+                let mut out = b.clone();
+                out[0..2].copy_from_slice(&found.kind.to_le_bytes());
+                out[2..4].copy_from_slice(&found.whence.to_le_bytes());
+                out[at..at + width].copy_from_slice(&found.start.to_le_bytes()[..width]);
+                out[at + width..at + 2 * width].copy_from_slice(&found.len.to_le_bytes()[..width]);
+                // l_pid: -1, as Linux reports an open-file-description lock.
+                let pid_at = at + 2 * width;
+                out[pid_at..pid_at + 4].copy_from_slice(&(-1i32).to_le_bytes());
+                self.write_mem(arg, &out)?;
+                Ok(0)
+            }
+            Ok(_) => Ok(0),
+            Err(CallError::Errno(Errno::EAGAIN)) if wait => {
+                let again = self.node.clock_ns().saturating_add(20_000_000);
+                Err(self.block(Some(again)))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `flock(2)` on `fd`: a host file's lock is taken on the submitter; a
+    /// conflicting one waits (asking again every 20 ms) unless `LOCK_NB`.
+    fn flock(&mut self, fd: i32, op: i32) -> CallResult {
+        let nb = op & g::LOCK_NB as i32 != 0;
+        let kind = op & !(g::LOCK_NB as i32);
+        if ![g::LOCK_SH as i32, g::LOCK_EX as i32, g::LOCK_UN as i32].contains(&kind) {
+            return Err(Errno::EINVAL.into());
+        }
+        let OpenFile::HostFile(handle) = self.task.fds.file(fd)? else {
+            return Ok(0);
+        };
+        match self.host_value(FileRequest::Flock { handle, op: kind }) {
+            Ok(_) => Ok(0),
+            Err(CallError::Errno(Errno::EAGAIN)) if !nb => {
+                let again = self.node.clock_ns().saturating_add(20_000_000);
+                Err(self.block(Some(again)))
+            }
+            Err(e) => Err(e),
         }
     }
 
@@ -675,12 +769,9 @@ impl Process<'_> {
                     as u64,
             }),
             F_SETFL => Ok(0),
-            F_GETLK | F_GETLK64 | F_OFD_GETLK => {
-                // l_type = F_UNLCK (2): nothing would block.
-                self.write_mem(arg, &2u16.to_le_bytes())?;
-                Ok(0)
-            }
-            F_SETLK | F_SETLKW | F_SETLK64 | F_SETLKW64 | F_OFD_SETLK | F_OFD_SETLKW => Ok(0),
+            F_GETLK | F_GETLK64 | F_OFD_GETLK => self.record_lock(file, false, false, cmd, arg),
+            F_SETLK | F_SETLK64 | F_OFD_SETLK => self.record_lock(file, true, false, cmd, arg),
+            F_SETLKW | F_SETLKW64 | F_OFD_SETLKW => self.record_lock(file, true, true, cmd, arg),
             F_GETPIPE_SZ => Ok(PIPE_CAPACITY as u64),
             _ => Err(Errno::EINVAL.into()),
         }

@@ -102,6 +102,7 @@ pub static ROWS: &[Row] = &[
     both(X64::getdents64, I386::getdents64, Submitter, io::getdents64),
     both(X64::ftruncate, I386::ftruncate, Submitter, io::ftruncate),
     both(X64::fsync, I386::fsync, ByFd, io::fsync),
+    both(X64::flock, I386::flock, ByFd, io::flock),
     both(X64::fdatasync, I386::fdatasync, ByFd, io::fdatasync),
     both(X64::fadvise64, I386::fadvise64, Node, io::fadvise),
     i386(I386::fadvise64_64, Node, io::fadvise),

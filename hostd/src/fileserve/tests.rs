@@ -482,3 +482,65 @@ fn directories_above_the_job_directory_can_be_stat_ed_not_opened() {
     assert_eq!(stat(&mut fs, &outside).result, EACCES);
     assert_eq!(open(&mut fs, &above, 0o200000).result, EACCES, "not opened");
 }
+
+#[test]
+fn record_locks_and_flock_conflict_between_open_files() {
+    use sion_app_mgr::job::{LockRange, decode_lock};
+    let t = Tree::new();
+    let mut fs = FileServer::new(&t.job()).unwrap();
+    let a = open(&mut fs, b"in.txt", 2).result as u64;
+    let b = open(&mut fs, b"in.txt", 2).result as u64;
+    let range = |kind| LockRange {
+        kind,
+        whence: 0,
+        start: 100,
+        len: 10,
+    };
+    let lock = |fs: &mut FileServer, handle, set, r| {
+        fs.serve(
+            1,
+            FileRequest::Lock {
+                handle,
+                set,
+                range: r,
+            },
+        )
+    };
+    assert_eq!(
+        lock(&mut fs, a, true, range(1)).result,
+        0,
+        "a takes a write lock"
+    );
+    assert_eq!(
+        lock(&mut fs, b, true, range(0)).result,
+        -11,
+        "b cannot read-lock it"
+    );
+    let test = lock(&mut fs, b, false, range(1));
+    assert_eq!(test.result, 0);
+    let found = decode_lock(&test.data).unwrap();
+    assert_eq!((found.kind, found.start, found.len), (1, 100, 10));
+    // Outside the range, or after the unlock: free.
+    assert_eq!(
+        lock(
+            &mut fs,
+            b,
+            true,
+            LockRange {
+                start: 200,
+                ..range(1)
+            }
+        )
+        .result,
+        0
+    );
+    assert_eq!(lock(&mut fs, a, true, range(2)).result, 0, "unlock");
+    assert_eq!(lock(&mut fs, b, true, range(1)).result, 0);
+    // flock: exclusive on one open file blocks the other's.
+    let flock =
+        |fs: &mut FileServer, handle, op| fs.serve(2, FileRequest::Flock { handle, op }).result;
+    assert_eq!(flock(&mut fs, a, 2), 0);
+    assert_eq!(flock(&mut fs, b, 2), -11);
+    assert_eq!(flock(&mut fs, a, 8), 0);
+    assert_eq!(flock(&mut fs, b, 1), 0);
+}
