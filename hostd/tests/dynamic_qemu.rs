@@ -10,6 +10,9 @@
 //! mutex-protected counter, a condition variable, a barrier, joins) built
 //! with musl (static), glibc (dynamic) and glibc i386 (static) gives the
 //! exact totals, and an OpenMP program (libgomp, 4 threads) its exact sums.
+//! SQLite through `libsqlite3`, linked dynamically and statically, creates,
+//! fills (in a transaction), indexes, queries and checks a database in the
+//! job directory.
 //!
 //! Needs root, QEMU, gcc (and gcc-multilib for i386) and busybox-static (CI
 //! has them); otherwise it prints why and passes, unless
@@ -80,6 +83,23 @@ fn dynamic_programs_run_as_on_the_host() {
         "threads.c",
         "threads32",
     );
+    // SQLite through its library, dynamic and static (libsqlite3.a).
+    common::build_linked(
+        &job_dir,
+        "gcc",
+        &["-O2"],
+        "sqlite_app.c",
+        "sqlite-dyn",
+        &["-lsqlite3"],
+    );
+    common::build_linked(
+        &job_dir,
+        "gcc",
+        &["-O2", "-static"],
+        "sqlite_app.c",
+        "sqlite-static",
+        &["-lsqlite3", "-lm"],
+    );
     // OpenMP with libgomp (dynamic), 4 threads.
     common::build_program(&job_dir, "gcc", &["-O2", "-fopenmp"], "omp.c", "omp");
     std::fs::copy("/bin/busybox", job_dir.join("busybox")).unwrap();
@@ -106,6 +126,8 @@ fn dynamic_programs_run_as_on_the_host() {
         (&[], &["./threads-glibc"]),
         (&[], &["./threads32"]),
         (&[], &["./omp"]),
+        (&[], &["./sqlite-dyn", "app.db"]),
+        (&[], &["./sqlite-static", "app.db"]),
         (&[], &["./hello64", "one", "two words"]),
         (&[], &["./hello32", "one", "two words"]),
         (&[], &["/usr/bin/sort", "words.txt"]),
@@ -140,6 +162,7 @@ fn dynamic_programs_run_as_on_the_host() {
     for (options, case) in cases {
         let _ = std::fs::remove_file(job_dir.join("result.json"));
         let _ = std::fs::remove_file(job_dir.join("test.db"));
+        let _ = std::fs::remove_file(job_dir.join("app.db"));
         if !Path::new(case[0]).exists() && !job_dir.join(case[0]).exists() {
             panic!("{} is missing on this host", case[0]);
         }

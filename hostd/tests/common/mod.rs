@@ -175,6 +175,19 @@ pub fn job_dir(prefix: &str) -> PathBuf {
 /// When the compiler fails: the tests check for their compilers first
 /// ([`qemu_net::prereq`]).
 pub fn build_program(dir: &Path, cc: &str, args: &[&str], src: &str, out: &str) -> PathBuf {
+    build_linked(dir, cc, args, src, out, &[])
+}
+
+/// [`build_program`] with `libs` (`-lsqlite3`, …) after the source, where
+/// the linker looks for what it uses.
+pub fn build_linked(
+    dir: &Path,
+    cc: &str,
+    args: &[&str],
+    src: &str,
+    out: &str,
+    libs: &[&str],
+) -> PathBuf {
     let target = dir.join(out);
     let src_path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../tests/programs")
@@ -182,6 +195,7 @@ pub fn build_program(dir: &Path, cc: &str, args: &[&str], src: &str, out: &str) 
     let o = std::process::Command::new(cc)
         .args(args)
         .arg(&src_path)
+        .args(libs)
         .arg("-o")
         .arg(&target)
         .output()
