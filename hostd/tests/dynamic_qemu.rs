@@ -12,7 +12,8 @@
 //! exact totals, and an OpenMP program (libgomp, 4 threads) its exact sums.
 //! SQLite through `libsqlite3`, linked dynamically and statically, creates,
 //! fills (in a transaction), indexes, queries and checks a database in the
-//! job directory.
+//! job directory. The node's file cache serves the libraries of the later
+//! jobs (its hit counts in the node's log).
 //!
 //! Needs root, QEMU, gcc (and gcc-multilib for i386) and busybox-static (CI
 //! has them); otherwise it prints why and passes, unless
@@ -187,4 +188,17 @@ fn dynamic_programs_run_as_on_the_host() {
             assert!(written.contains("\"rows\": 200"), "{written}");
         }
     }
+
+    // The libraries mapped by the first dynamic job came from its hostd;
+    // later jobs map them from the node's file cache.
+    let log = booted.log(0);
+    let hits: Vec<u64> = log
+        .lines()
+        .filter_map(|l| l.split("file cache: ").nth(1))
+        .filter_map(|rest| rest.split(' ').next()?.parse().ok())
+        .collect();
+    assert!(
+        hits.iter().skip(1).any(|&h| h > 0),
+        "later jobs hit the file cache: {hits:?}\n{log}"
+    );
 }

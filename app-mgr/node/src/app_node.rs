@@ -15,11 +15,12 @@ use sion_abi::{MessageInfo, NO_TIMEOUT, Pid, TAG_TCP_READABLE};
 use sion_app_mgr::Abi;
 use sion_app_mgr::errno::Errno;
 use sion_app_mgr::job::{HostMsg, NodeMsg};
-use sion_app_mgr::process::{Event, Fault, HostGone, Node, Tls, WaitEnd};
+use sion_app_mgr::process::{Event, Fault, FileKey, HostGone, Node, Tls, WaitEnd};
 use sion_app_mgr::vm::Prot;
 use sion_rt::sys::{self, app};
 
 use crate::ThisNode;
+use crate::cache::FileCache;
 use crate::conn::Conn;
 use crate::lobby::Lobby;
 use crate::rng::Rng;
@@ -108,12 +109,22 @@ pub struct AppNode<'a> {
     pub me: &'a ThisNode,
     /// Random bytes.
     pub rng: Rng,
+    /// The node's file cache.
+    pub cache: &'a mut FileCache,
 }
 
 impl<'a> AppNode<'a> {
     /// The node side of a job whose first application is `pid`.
-    pub fn new(pid: Pid, conn: Conn, lobby: &'a mut Lobby, me: &'a ThisNode, rng: Rng) -> Self {
+    pub fn new(
+        pid: Pid,
+        conn: Conn,
+        lobby: &'a mut Lobby,
+        me: &'a ThisNode,
+        rng: Rng,
+        cache: &'a mut FileCache,
+    ) -> Self {
         AppNode {
+            cache,
             apps: Apps {
                 leader: pid,
                 live: BTreeSet::from([pid]),
@@ -186,6 +197,18 @@ impl Node for AppNode<'_> {
 
     fn set_fpu(&mut self, pid: u64, image: &[u8; 512]) -> Result<(), Errno> {
         app::set_fpu(pid, image).map_err(|_| Errno::ESRCH)
+    }
+
+    fn cache_find(&mut self, key: &FileKey) -> Option<(u64, u64)> {
+        self.cache.find(key)
+    }
+
+    fn cache_reserve(&mut self, key: &FileKey) -> Option<(u64, u64)> {
+        self.cache.reserve(key, crate::load::spare_memory())
+    }
+
+    fn cache_abandon(&mut self, key: &FileKey) {
+        self.cache.abandon(key);
     }
 
     fn fork(&mut self, pid: u64, child_sp: u64, share: bool) -> Result<u64, Errno> {

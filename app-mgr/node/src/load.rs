@@ -26,6 +26,7 @@ use sion_rt::sys::{self, app};
 
 use crate::ThisNode;
 use crate::app_node::AppNode;
+use crate::cache::FileCache;
 use crate::lobby::{Lobby, Ready, refuse};
 use crate::rng::Rng;
 
@@ -34,7 +35,13 @@ pub use sion_app_mgr::syscall::exec::STAGING;
 /// Loads and runs a job whose program has arrived (see [`Lobby`]), to its
 /// end. `job_state(n, what)` tells the Companion Manager how many jobs run
 /// and what runs.
-pub fn run(ready: Ready, lobby: &mut Lobby, me: &ThisNode, mut job_state: impl FnMut(u16, &str)) {
+pub fn run(
+    ready: Ready,
+    lobby: &mut Lobby,
+    me: &ThisNode,
+    cache: &mut FileCache,
+    mut job_state: impl FnMut(u16, &str),
+) {
     let Ready {
         number,
         mut conn,
@@ -43,6 +50,14 @@ pub fn run(ready: Ready, lobby: &mut Lobby, me: &ThisNode, mut job_state: impl F
         program,
     } = ready;
     let staged = page_up(start.program_len).unwrap_or(0);
+    // The file cache gives way to a job that asks for more memory than is
+    // free with it.
+    if start
+        .memory_limit
+        .is_some_and(|m| m > spare_memory() + staged)
+    {
+        cache.clear();
+    }
     // The staging area is freed once the program is loaded.
     let spare = spare_memory() + staged;
     let limit = start.memory_limit.map_or(spare, |m| m.min(spare));
@@ -91,7 +106,8 @@ pub fn run(ready: Ready, lobby: &mut Lobby, me: &ThisNode, mut job_state: impl F
     }
 
     let layout = *config.layout(plan.abi);
-    let mut node = AppNode::new(pid, conn, lobby, me, Rng::new(number));
+    let (hits, misses) = (cache.hits, cache.misses);
+    let mut node = AppNode::new(pid, conn, lobby, me, Rng::new(number), cache);
     node.lobby.job_started(number, pid, &start);
     let mut process = Process::new(
         &mut node,
@@ -207,11 +223,14 @@ pub fn run(ready: Ready, lobby: &mut Lobby, me: &ThisNode, mut job_state: impl F
     drop(process);
     node.lobby.job_ended(status);
     sion_rt::println!(
-        "apm: job {number} exited with status {} ({} ms, {} system calls, {} forwarded)",
+        "apm: job {number} exited with status {} ({} ms, {} system calls, {} forwarded; file cache: {} hits, {} misses, {} KiB held)",
         shell_status(status),
         ms,
         stats.calls,
-        stats.forwarded
+        stats.forwarded,
+        node.cache.hits - hits,
+        node.cache.misses - misses,
+        node.cache.bytes() >> 10
     );
 }
 

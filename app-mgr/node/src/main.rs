@@ -21,6 +21,7 @@
 extern crate alloc;
 
 mod app_node;
+mod cache;
 mod conn;
 mod load;
 mod lobby;
@@ -69,9 +70,10 @@ fn main(arg: &[u8]) -> i32 {
     };
     sion_rt::println!("apm: taking jobs on port {JOB_PORT} as {}", me.name);
     let mut lobby = lobby::Lobby::new(listener);
+    let mut cache = cache::FileCache::new();
     loop {
         let ready = lobby.next_ready();
-        load::run(ready, &mut lobby, &me, |running, what| {
+        load::run(ready, &mut lobby, &me, &mut cache, |running, what| {
             job_state(cm, running, what)
         });
         lobby.job_done();

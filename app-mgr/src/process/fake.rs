@@ -229,6 +229,16 @@ impl Node for FakeNode {
         Ok(())
     }
 
+    fn cache_find(&mut self, _key: &super::FileKey) -> Option<(u64, u64)> {
+        None
+    }
+
+    fn cache_reserve(&mut self, _key: &super::FileKey) -> Option<(u64, u64)> {
+        None
+    }
+
+    fn cache_abandon(&mut self, _key: &super::FileKey) {}
+
     fn fork(&mut self, pid: u64, _child_sp: u64, share: bool) -> Result<u64, Errno> {
         let child = self.next_pid;
         self.next_pid += 1;

@@ -117,6 +117,22 @@ pub struct Fault {
     pub signal: i32,
 }
 
+/// What identifies a file's contents for the node's file cache: the
+/// submitter's device and inode, size and modification time (`stat(2)`); a
+/// file changed on the submitter has another key, so a cached copy is
+/// never stale.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct FileKey {
+    /// Device (major, minor).
+    pub dev: (u32, u32),
+    /// Inode number.
+    pub ino: u64,
+    /// Size in bytes.
+    pub size: u64,
+    /// Modification time (s, ns since the epoch).
+    pub mtime: (i64, u32),
+}
+
 /// What the node provides to a [`Process`]: the application's memory and
 /// mappings, its scheduling, the connection to `hostd`, time and randomness.
 /// Memory errors are `EFAULT`, mapping errors `ENOMEM`.
@@ -165,6 +181,17 @@ pub trait Node {
     /// (`execve(2)` reads the file into it before the old image is given
     /// up); ended with [`Node::kill`]. Errors: `ENOMEM`.
     fn create_staging(&mut self) -> Result<u64, Errno>;
+    /// Where the node's file cache holds the contents of the file `key`:
+    /// the application that holds them and the address they start at, if
+    /// cached (counted as a hit or a miss).
+    fn cache_find(&mut self, key: &FileKey) -> Option<(u64, u64)>;
+    /// Room for `key`'s `key.size` bytes in the file cache, mapped and
+    /// writable, to be filled by the caller: the application and address;
+    /// `None` if the cache cannot take it (too large, no memory). The
+    /// caller drops it with [`Node::cache_abandon`] if it cannot fill it.
+    fn cache_reserve(&mut self, key: &FileKey) -> Option<(u64, u64)>;
+    /// Forgets a reservation that could not be filled.
+    fn cache_abandon(&mut self, key: &FileKey);
     /// Waits for the next event of any of the job's applications or of
     /// `hostd`, at most until `deadline_ns` on [`Node::clock_ns`]'s clock
     /// (`None`: as long as it takes, never [`Event::Timeout`]).

@@ -13,7 +13,7 @@ use crate::abi::{Abi, PAGE_SIZE};
 use crate::errno::Errno;
 use crate::fd::OpenFile;
 use crate::job::{CHUNK, FileRequest};
-use crate::process::{CallError, CallResult, Process};
+use crate::process::{CallError, CallResult, FileKey, Process};
 use crate::vm::{MmapFlags, Prot, RegionKind, VmEffect};
 
 const MADV_DONTNEED: i32 = g::MADV_DONTNEED as i32;
@@ -136,6 +136,11 @@ impl Process<'_> {
             }
             return Err(e);
         }
+        if let (Some(h), true) = (handle, prot != Prot::NONE)
+            && self.map_from_cache(h, start, length, offset)?
+        {
+            return Ok(start);
+        }
         if let (Some(h), true) = (handle, prot != Prot::NONE) {
             let mut done = 0u64;
             while done < length {
@@ -153,6 +158,75 @@ impl Process<'_> {
             }
         }
         Ok(start)
+    }
+
+    /// Fills a new file mapping `[start, start + length)` of host file `h`
+    /// at `offset` from the node's file cache, reading the whole file into
+    /// it first if it is not there (the libraries `ld.so` maps: the next
+    /// job maps them without asking `hostd` for their bytes). False when
+    /// the cache cannot serve it (the caller reads from `hostd`).
+    fn map_from_cache(
+        &mut self,
+        h: u64,
+        start: u64,
+        length: u64,
+        offset: u64,
+    ) -> Result<bool, CallError> {
+        let (_, st) = self.host_value(FileRequest::Fstat { handle: h })?;
+        let Ok(st) = crate::job::decode_stat(&st) else {
+            return Ok(false);
+        };
+        let Ok(size) = u64::try_from(st.size) else {
+            return Ok(false);
+        };
+        if size == 0 || st.mode & g::S_IFMT != g::S_IFREG {
+            return Ok(false);
+        }
+        let key = FileKey {
+            dev: (st.dev_major, st.dev_minor),
+            ino: st.ino,
+            size,
+            mtime: st.mtime,
+        };
+        let (cache, at) = match self.node.cache_find(&key) {
+            Some(found) => found,
+            None => {
+                let Some((cache, at)) = self.node.cache_reserve(&key) else {
+                    return Ok(false);
+                };
+                let mut done = 0u64;
+                while done < size {
+                    let len = (size - done).min(CHUNK as u64) as u32;
+                    let read = self.host_value(FileRequest::Pread {
+                        handle: h,
+                        len,
+                        offset: done as i64,
+                    });
+                    let Ok((n, data)) = read else {
+                        self.node.cache_abandon(&key);
+                        return read.map(|_| false);
+                    };
+                    let n = (n as usize).min(data.len());
+                    if n == 0 || self.node.write(cache, at + done, &data[..n]).is_err() {
+                        self.node.cache_abandon(&key);
+                        return Ok(false);
+                    }
+                    done += n as u64;
+                }
+                (cache, at)
+            }
+        };
+        // The mapping's bytes that the file has; the rest stays zero.
+        let end = offset.saturating_add(length).min(size);
+        let mut buf = vec![0u8; CHUNK];
+        let mut from = offset;
+        while from < end {
+            let n = ((end - from) as usize).min(CHUNK);
+            self.node.read(cache, at + from, &mut buf[..n])?;
+            self.load_mem(start + (from - offset), &buf[..n])?;
+            from += n as u64;
+        }
+        Ok(true)
     }
 
     /// Applies address-space effects to the application's page tables.
