@@ -483,6 +483,60 @@ pub enum FileRequest {
         /// `LOCK_SH` 1, `LOCK_EX` 2 or `LOCK_UN` 8.
         op: i32,
     },
+    /// `linkat(2)` without following a final link: result 0.
+    Link {
+        /// Base directory of `from`.
+        from_dir: Dir,
+        /// Existing path.
+        from: Vec<u8>,
+        /// Base directory of `to`.
+        to_dir: Dir,
+        /// New path.
+        to: Vec<u8>,
+    },
+    /// `symlinkat(2)`: result 0. The target is text; following it later is
+    /// confined like any path.
+    Symlink {
+        /// What the link says.
+        target: Vec<u8>,
+        /// Base directory.
+        dir: Dir,
+        /// The link's path.
+        path: Vec<u8>,
+    },
+    /// `utimensat(2)` (`futimens` with an empty path on a handle): result 0.
+    /// Each time is (seconds, nanoseconds), the nanoseconds possibly
+    /// `UTIME_NOW` or `UTIME_OMIT`; `None` sets both to now.
+    Utimens {
+        /// Base directory (or the file itself, with an empty path).
+        dir: Dir,
+        /// Path.
+        path: Vec<u8>,
+        /// Access and modification times.
+        times: Option<[(i64, i64); 2]>,
+        /// `AT_SYMLINK_NOFOLLOW` (0x100).
+        flags: i32,
+    },
+    /// `truncate(2)` of a path: result 0.
+    Truncate {
+        /// Base directory.
+        dir: Dir,
+        /// Path.
+        path: Vec<u8>,
+        /// New length.
+        length: i64,
+    },
+    /// `fallocate(2)` on a handle: result 0.
+    Fallocate {
+        /// The handle.
+        handle: u64,
+        /// `FALLOC_FL_*` mode bits.
+        mode: i32,
+        /// First byte.
+        offset: i64,
+        /// Bytes.
+        len: i64,
+    },
     /// `fsync(2)` (or `fdatasync(2)` when `data_only`) of a handle: result 0.
     Fsync {
         /// The handle.
@@ -836,6 +890,34 @@ mod tests {
                 },
             },
             FileRequest::Flock { handle: 3, op: 2 },
+            FileRequest::Link {
+                from_dir: Dir::Cwd,
+                from: p(),
+                to_dir: Dir::Handle(3),
+                to: p(),
+            },
+            FileRequest::Symlink {
+                target: p(),
+                dir: Dir::Cwd,
+                path: p(),
+            },
+            FileRequest::Utimens {
+                dir: Dir::Cwd,
+                path: p(),
+                times: Some([(1, 2), (3, (1 << 30) - 1)]),
+                flags: 0x100,
+            },
+            FileRequest::Truncate {
+                dir: Dir::Cwd,
+                path: p(),
+                length: 7,
+            },
+            FileRequest::Fallocate {
+                handle: 3,
+                mode: 0,
+                offset: 0,
+                len: 4096,
+            },
         ]
     }
 

@@ -360,6 +360,92 @@ impl FileServer {
                 nix::fcntl::flock(h.file.as_raw_fd(), arg)?;
                 Ok((0, Vec::new()))
             }
+            FileRequest::Link {
+                from_dir,
+                from,
+                to_dir,
+                to,
+            } => {
+                let (p1, n1) = self.parent(from_dir, &from)?;
+                let (p2, n2) = self.parent(to_dir, &to)?;
+                nix::unistd::linkat(
+                    p1.as_fd(),
+                    n1.as_os_str(),
+                    p2.as_fd(),
+                    n2.as_os_str(),
+                    AtFlags::empty(),
+                )?;
+                Ok((0, Vec::new()))
+            }
+            FileRequest::Symlink { target, dir, path } => {
+                let (parent, name) = self.parent(dir, &path)?;
+                nix::unistd::symlinkat(
+                    OsStr::from_bytes(&target),
+                    parent.as_fd(),
+                    name.as_os_str(),
+                )?;
+                Ok((0, Vec::new()))
+            }
+            FileRequest::Utimens {
+                dir,
+                path,
+                times,
+                flags,
+            } => {
+                let spec = |(s, ns): (i64, i64)| {
+                    nix::sys::time::TimeSpec::from(nix::libc::timespec {
+                        tv_sec: s,
+                        tv_nsec: ns,
+                    })
+                };
+                let [a, m] = times.unwrap_or([(0, nix::libc::UTIME_NOW); 2]);
+                let (a, m) = (spec(a), spec(m));
+                if path.is_empty() {
+                    let Dir::Handle(handle) = dir else {
+                        return Err(Errno::ENOENT);
+                    };
+                    nix::sys::stat::futimens(self.handle(handle)?.file.as_fd(), &a, &m)?;
+                } else {
+                    if flags & AT_SYMLINK_NOFOLLOW != 0 {
+                        let (parent, name) = self.parent(dir, &path)?;
+                        nix::sys::stat::utimensat(
+                            parent.as_fd(),
+                            name.as_os_str(),
+                            &a,
+                            &m,
+                            nix::sys::stat::UtimensatFlags::NoFollowSymlink,
+                        )?;
+                    } else {
+                        // Following a link is confined: change the file it
+                        // resolves to beneath the job directory.
+                        let fd = self
+                            .open_beneath(dir, &path, OFlag::O_RDONLY, 0)
+                            .or_else(|_| self.open_beneath(dir, &path, OFlag::O_WRONLY, 0))?;
+                        nix::sys::stat::futimens(fd.as_fd(), &a, &m)?;
+                    }
+                }
+                Ok((0, Vec::new()))
+            }
+            FileRequest::Truncate { dir, path, length } => {
+                let fd = self.open_beneath(dir, &path, OFlag::O_WRONLY, 0)?;
+                ftruncate(fd.as_fd(), length)?;
+                Ok((0, Vec::new()))
+            }
+            FileRequest::Fallocate {
+                handle,
+                mode,
+                offset,
+                len,
+            } => {
+                let h = self.handle(handle)?;
+                nix::fcntl::fallocate(
+                    h.file.as_fd(),
+                    nix::fcntl::FallocateFlags::from_bits(mode).ok_or(Errno::EOPNOTSUPP)?,
+                    offset,
+                    len,
+                )?;
+                Ok((0, Vec::new()))
+            }
             FileRequest::Fsync { handle, data_only } => {
                 let h = self.handle(handle)?;
                 if data_only {

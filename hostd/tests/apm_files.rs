@@ -195,3 +195,68 @@ fn i386_programs_see_their_own_stat_layouts_and_directory_entries() {
     );
     let _ = std::fs::remove_dir_all(&root);
 }
+
+#[test]
+fn links_times_truncation_and_preallocation_reach_the_job_directory() {
+    use std::os::unix::fs::MetadataExt;
+    let root = job_dir("links");
+    let job = root.join("job");
+    let (mut node, cwd) = node_for(&job);
+    let mut p = process(&mut node, Abi::X86_64, cwd);
+    let m = mem(&mut p);
+    let input = cstr(&mut p, m, "input.txt");
+    let hard = cstr(&mut p, m + 64, "hard.txt");
+    let soft = cstr(&mut p, m + 128, "soft.txt");
+    assert_eq!(call(&mut p, X::link as u64, &[input, hard]), 0);
+    assert_eq!(
+        std::fs::metadata(job.join("hard.txt")).unwrap().ino(),
+        std::fs::metadata(job.join("input.txt")).unwrap().ino()
+    );
+    assert_eq!(call(&mut p, X::symlink as u64, &[input, soft]), 0);
+    assert_eq!(
+        std::fs::read_link(job.join("soft.txt")).unwrap(),
+        PathBuf::from("input.txt")
+    );
+    // A link may say anything; following it stays confined.
+    let out = cstr(&mut p, m + 192, "out.txt");
+    let secret = cstr(&mut p, m + 256, "../secret.txt");
+    assert_eq!(call(&mut p, X::symlink as u64, &[secret, out]), 0);
+    assert_eq!(call(&mut p, X::truncate as u64, &[out, 0]), -13, "EACCES");
+    assert_eq!(std::fs::read(root.join("secret.txt")).unwrap(), b"secret\n");
+    // A hard link out of the job directory is refused.
+    let away = cstr(&mut p, m + 320, "../away.txt");
+    assert_eq!(call(&mut p, X::link as u64, &[input, away]), -13);
+    // utimensat: both times set, to the second.
+    let times: Vec<u8> = [1_000_000_000i64, 0, 1_100_000_000, 5]
+        .iter()
+        .flat_map(|v| v.to_le_bytes())
+        .collect();
+    p.load_mem(m + 512, &times).unwrap();
+    assert_eq!(
+        call(
+            &mut p,
+            X::utimensat as u64,
+            &[(-100i64) as u64, input, m + 512, 0]
+        ),
+        0
+    );
+    let meta = std::fs::metadata(job.join("input.txt")).unwrap();
+    assert_eq!(
+        (meta.atime(), meta.mtime(), meta.mtime_nsec()),
+        (1_000_000_000, 1_100_000_000, 5)
+    );
+    // truncate, then fallocate past the end.
+    assert_eq!(call(&mut p, X::truncate as u64, &[input, 5]), 0);
+    assert_eq!(std::fs::read(job.join("input.txt")).unwrap(), b"first");
+    let fd = call(&mut p, X::open as u64, &[input, 2]);
+    assert!(fd >= 3, "{fd}");
+    assert_eq!(
+        call(&mut p, X::fallocate as u64, &[fd as u64, 0, 0, 8192]),
+        0
+    );
+    assert_eq!(
+        std::fs::metadata(job.join("input.txt")).unwrap().len(),
+        8192
+    );
+    let _ = std::fs::remove_dir_all(&root);
+}

@@ -17,8 +17,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 const HOSTD: &str = env!("CARGO_BIN_EXE_hostd");
-/// The Companion Manager's defaults: a prober per 500 ms period, dead 2 s after its
-/// probe failed; with 3 probers the victim is probed every ~0.5 s. Generous bound.
+/// The Companion Manager's defaults: a probe per 500 ms period, dead at most 1.5 s
+/// after a probe failed (`Config::suspicion_max`); with 3 probers the victim is
+/// probed every ~0.5 s. Generous bound.
 const DEAD_BOUND: Duration = Duration::from_secs(5 + 1 + 2);
 
 /// The LAN and the daemon; both are stopped when this drops, even on failure.

@@ -169,6 +169,64 @@ impl Process<'_> {
     }
 }
 
+/// `link(oldpath, newpath)`.
+pub(super) fn link(p: &mut Process<'_>, a: &Args) -> CallResult {
+    p.link(AT_FDCWD, a.word(0), AT_FDCWD, a.word(1), 0)
+}
+
+/// `linkat(olddirfd, oldpath, newdirfd, newpath, flags)`: a final link is
+/// not followed (`AT_SYMLINK_FOLLOW` is refused: `EINVAL`).
+pub(super) fn linkat(p: &mut Process<'_>, a: &Args) -> CallResult {
+    p.link(a.int(0), a.word(1), a.int(2), a.word(3), a.int(4))
+}
+
+/// `symlink(target, linkpath)`.
+pub(super) fn symlink(p: &mut Process<'_>, a: &Args) -> CallResult {
+    p.symlink(a.word(0), AT_FDCWD, a.word(1))
+}
+
+/// `symlinkat(target, newdirfd, linkpath)`.
+pub(super) fn symlinkat(p: &mut Process<'_>, a: &Args) -> CallResult {
+    p.symlink(a.word(0), a.int(1), a.word(2))
+}
+
+/// `utimensat(dirfd, pathname, times, flags)` with the ABI's `timespec`
+/// (a NULL `pathname` with a descriptor: `futimens`).
+pub(super) fn utimensat(p: &mut Process<'_>, a: &Args) -> CallResult {
+    p.utimensat(a.int(0), a.word(1), a.word(2), a.int(3), a.native_time())
+}
+
+/// i386 `utimensat_time64`.
+pub(super) fn utimensat_time64(p: &mut Process<'_>, a: &Args) -> CallResult {
+    p.utimensat(
+        a.int(0),
+        a.word(1),
+        a.word(2),
+        a.int(3),
+        super::TimeLayout::Time64,
+    )
+}
+
+/// `truncate(path, length)`.
+pub(super) fn truncate(p: &mut Process<'_>, a: &Args) -> CallResult {
+    p.truncate(a.word(0), a.long(1))
+}
+
+/// i386 `truncate64(path, length_lo, length_hi)`.
+pub(super) fn truncate64(p: &mut Process<'_>, a: &Args) -> CallResult {
+    p.truncate(a.word(0), a.pair(1, 2))
+}
+
+/// `fallocate(fd, mode, offset, len)` (x86_64).
+pub(super) fn fallocate(p: &mut Process<'_>, a: &Args) -> CallResult {
+    p.fallocate(a.int(0), a.int(1), a.long(2), a.long(3))
+}
+
+/// i386 `fallocate(fd, mode, offset_lo, offset_hi, len_lo, len_hi)`.
+pub(super) fn fallocate_i386(p: &mut Process<'_>, a: &Args) -> CallResult {
+    p.fallocate(a.int(0), a.int(1), a.pair(2, 3), a.pair(4, 5))
+}
+
 /// `unlink(pathname)`.
 pub(super) fn unlink(p: &mut Process<'_>, a: &Args) -> CallResult {
     p.unlink(AT_FDCWD, a.word(0), 0)
@@ -355,6 +413,108 @@ impl Process<'_> {
         let dir = self.dir(dirfd, &path)?;
         self.host_value(FileRequest::Chmod { dir, path, mode })?;
         Ok(0)
+    }
+
+    fn link(&mut self, olddirfd: i32, old: u64, newdirfd: i32, new: u64, flags: i32) -> CallResult {
+        if flags & !(g::AT_EMPTY_PATH as i32) != 0 {
+            return Err(Errno::EINVAL.into());
+        }
+        let from = self.path(old)?;
+        let to = self.path(new)?;
+        let from_dir = self.dir(olddirfd, &from)?;
+        let to_dir = self.dir(newdirfd, &to)?;
+        self.host_value(FileRequest::Link {
+            from_dir,
+            from,
+            to_dir,
+            to,
+        })?;
+        Ok(0)
+    }
+
+    fn symlink(&mut self, target: u64, dirfd: i32, linkpath: u64) -> CallResult {
+        let target = self.path(target)?;
+        let path = self.path(linkpath)?;
+        let dir = self.dir(dirfd, &path)?;
+        self.host_value(FileRequest::Symlink { target, dir, path })?;
+        Ok(0)
+    }
+
+    fn utimensat(
+        &mut self,
+        dirfd: i32,
+        pathname: u64,
+        times: u64,
+        flags: i32,
+        layout: super::TimeLayout,
+    ) -> CallResult {
+        let times = if times == 0 {
+            None
+        } else {
+            let (w, len) = match layout {
+                super::TimeLayout::Time32 => (4usize, 16u64),
+                super::TimeLayout::Time64 => (8, 32),
+            };
+            let b = self.read_mem(times, len)?;
+            let field = |i: usize| -> i64 {
+                let mut v = [0u8; 8];
+                v[..w].copy_from_slice(&b[i * w..i * w + w]);
+                if w == 4 {
+                    i64::from(i32::from_le_bytes([v[0], v[1], v[2], v[3]]))
+                } else {
+                    i64::from_le_bytes(v)
+                }
+            };
+            Some([(field(0), field(1)), (field(2), field(3))])
+        };
+        let (dir, path) = if pathname == 0 {
+            // futimens(fd, times).
+            match self.task.fds.file(dirfd)? {
+                OpenFile::HostFile(h) => (Dir::Handle(h), Vec::new()),
+                _ => return Ok(0),
+            }
+        } else {
+            let path = self.path(pathname)?;
+            if path.is_empty() {
+                return Err(Errno::ENOENT.into());
+            }
+            (self.dir(dirfd, &path)?, path)
+        };
+        self.host_value(FileRequest::Utimens {
+            dir,
+            path,
+            times,
+            flags,
+        })?;
+        Ok(0)
+    }
+
+    fn truncate(&mut self, pathname: u64, length: i64) -> CallResult {
+        if length < 0 {
+            return Err(Errno::EINVAL.into());
+        }
+        let path = self.path(pathname)?;
+        let dir = self.dir(AT_FDCWD, &path)?;
+        self.host_value(FileRequest::Truncate { dir, path, length })?;
+        Ok(0)
+    }
+
+    fn fallocate(&mut self, fd: i32, mode: i32, offset: i64, len: i64) -> CallResult {
+        if offset < 0 || len <= 0 {
+            return Err(Errno::EINVAL.into());
+        }
+        match self.task.fds.file(fd)? {
+            OpenFile::HostFile(handle) => {
+                self.host_value(FileRequest::Fallocate {
+                    handle,
+                    mode,
+                    offset,
+                    len,
+                })?;
+                Ok(0)
+            }
+            _ => Err(Errno::ESPIPE.into()),
+        }
     }
 
     fn unlink(&mut self, dirfd: i32, pathname: u64, flags: i32) -> CallResult {
