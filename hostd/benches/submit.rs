@@ -7,7 +7,9 @@
 //! and of one forwarded to `hostd` (a 1-byte file read), median over many
 //! calls (tests/programs/syscost.c); and what a `fork` costs for a process
 //! with 1 MiB and 64 MiB of touched memory (tests/programs/forkcost.c: the
-//! node copies the address space eagerly).
+//! node copies the address space eagerly); and forwarded file I/O through
+//! a job (tests/programs/iobench.c): MB/s of a 100 MiB sequential write and
+//! read (64 KiB and 4 KiB reads) and 4 KiB random preads per second.
 //!
 //! Run with `cargo bench -p sion-hostd --bench submit` as root with QEMU and
 //! musl-gcc.
@@ -35,7 +37,7 @@ fn main() {
     let job = run_dir.join("job");
     std::fs::create_dir_all(&job).expect("job directory");
     let programs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/programs");
-    for p in ["exitcode", "syscost", "forkcost"] {
+    for p in ["exitcode", "syscost", "forkcost", "iobench"] {
         compile(&programs.join(format!("{p}.c")), &job.join(p));
     }
     std::fs::write(job.join("syscost.dat"), b"x").unwrap();
@@ -165,6 +167,12 @@ fn bench(lan: &Lan, run_dir: &Path, job: &Path) {
     c.push("./forkcost".into());
     let out = in_job(lan, job, &c).stdin(Stdio::null()).output().unwrap();
     let forks = String::from_utf8_lossy(&out.stdout).into_owned();
+    let mut c = hostd(&socket);
+    c.extend(["submit", "--node"].map(String::from));
+    c.push(node_ip(lan, run_dir));
+    c.extend(["./iobench", "100"].map(String::from));
+    let out = in_job(lan, job, &c).stdin(Stdio::null()).output().unwrap();
+    let io = String::from_utf8_lossy(&out.stdout).into_owned();
 
     let _ = nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(daemon.id() as i32),
@@ -199,6 +207,19 @@ fn bench(lan: &Lan, run_dir: &Path, job: &Path) {
         }
     }
     print!("{forks}");
+    for l in io.lines() {
+        let (what, unit) = match l.split('=').next() {
+            Some("write_mb_s") => ("100 MiB written in 64 KiB writes (+ fsync)", "MB/s"),
+            Some("read64k_mb_s") => ("100 MiB read in 64 KiB reads", "MB/s"),
+            Some("read4k_mb_s") => ("100 MiB read in 4 KiB reads", "MB/s"),
+            Some("pread4k_per_s") => ("4 KiB preads at random offsets", "per s"),
+            _ => continue,
+        };
+        println!(
+            "{what:<44} {:>8} {unit}",
+            l.split('=').nth(1).unwrap_or("?")
+        );
+    }
 }
 
 fn ns(v: &str) -> f64 {

@@ -30,8 +30,11 @@ const RECV_BUF: usize = 16 * 1024;
 /// How long `hostd` may leave the connection unable to take more bytes
 /// before it counts as gone (60 s, ns).
 const SEND_STALL_NS: u64 = 60_000_000_000;
-/// How often a blocked send looks again while the lobby is served (ns).
-const SEND_RETRY_NS: u64 = 20_000_000;
+/// How long a send waits for room in the socket (the kernel wakes it as
+/// soon as `hostd` acknowledges data) before the lobby is served (ns).
+const SEND_WAIT_NS: u64 = 10_000_000;
+/// How long the lobby is served between such waits (ns).
+const LOBBY_SLICE_NS: u64 = 1_000_000;
 
 /// A job connection.
 pub struct Conn {
@@ -88,7 +91,20 @@ impl Conn {
                     if now - since > SEND_STALL_NS {
                         return Err(ConnError::Closed);
                     }
-                    if let Ok(info) = lobby.receive(&mut notice, SEND_RETRY_NS) {
+                    // Wait for room: the send goes on the moment hostd has
+                    // taken some (a fixed sleep here cost most of the
+                    // throughput of forwarded writes).
+                    match self.stream.send_timeout(rest, SEND_WAIT_NS) {
+                        Ok(n) => {
+                            rest = &rest[n..];
+                            stalled_since = None;
+                            continue;
+                        }
+                        Err(Error::TimedOut | Error::WouldBlock) => {}
+                        Err(_) => return Err(ConnError::Closed),
+                    }
+                    // Still no room: serve the job port a moment.
+                    if let Ok(info) = lobby.receive(&mut notice, LOBBY_SLICE_NS) {
                         keep(&info, &notice);
                     }
                     waited = true;

@@ -66,10 +66,15 @@ pub struct TcpTable {
 }
 
 fn new_socket() -> tcp::Socket<'static> {
-    tcp::Socket::new(
+    let mut s = tcp::Socket::new(
         tcp::SocketBuffer::new(vec![0; BUFFER]),
         tcp::SocketBuffer::new(vec![0; BUFFER]),
-    )
+    );
+    // Processes send whole messages: Nagle's algorithm would hold a
+    // message's last segment until the peer's (delayed, up to 40 ms on
+    // Linux) acknowledgement of the one before — a stall per message.
+    s.set_nagle_enabled(false);
+    s
 }
 
 /// A socket listening on `port` for a listener's backlog.
