@@ -260,3 +260,46 @@ fn links_times_truncation_and_preallocation_reach_the_job_directory() {
     );
     let _ = std::fs::remove_dir_all(&root);
 }
+
+#[test]
+fn small_reads_are_read_ahead_and_stay_coherent() {
+    let root = job_dir("ahead");
+    let job = root.join("job");
+    let text: Vec<u8> = (0..200_000u32).map(|i| b'a' + (i % 26) as u8).collect();
+    std::fs::write(job.join("big.txt"), &text).unwrap();
+    let (mut node, cwd) = node_for(&job);
+    let mut p = process(&mut node, Abi::X86_64, cwd);
+    let m = mem(&mut p);
+    let path = cstr(&mut p, m, "big.txt");
+    let buf = m + 4096;
+    let fd = call(&mut p, X::open as u64, &[path, 0]) as u64;
+    // 4 KiB reads: the bytes are the file's, in order.
+    for i in 0..20u64 {
+        assert_eq!(call(&mut p, X::read as u64, &[fd, buf, 4096]), 4096);
+        let got = p.read_mem(buf, 4096).unwrap();
+        let at = (i * 4096) as usize;
+        assert_eq!(got, text[at..at + 4096], "read {i}");
+    }
+    // The offset the program sees is its own, not hostd's read-ahead one.
+    assert_eq!(call(&mut p, X::lseek as u64, &[fd, 0, 1]), 20 * 4096);
+    assert_eq!(call(&mut p, X::read as u64, &[fd, buf, 10]), 10);
+    assert_eq!(p.read_mem(buf, 10).unwrap(), text[81920..81930]);
+    // A write through another descriptor is seen by the next read.
+    let wfd = call(&mut p, X::open as u64, &[path, 1]) as u64;
+    p.load_mem(buf, b"ZZZZ").unwrap();
+    assert_eq!(call(&mut p, X::pwrite64 as u64, &[wfd, buf, 4, 81930]), 4);
+    assert_eq!(call(&mut p, X::read as u64, &[fd, buf, 4]), 4);
+    assert_eq!(p.read_mem(buf, 4).unwrap(), b"ZZZZ");
+    // To the end of the file.
+    let mut total = 81934u64;
+    loop {
+        let n = call(&mut p, X::read as u64, &[fd, buf, 4096]);
+        assert!(n >= 0);
+        if n == 0 {
+            break;
+        }
+        total += n as u64;
+    }
+    assert_eq!(total, text.len() as u64);
+    let _ = std::fs::remove_dir_all(&root);
+}

@@ -492,6 +492,9 @@ impl Task {
     }
 }
 
+/// Most files read ahead at once (64 KiB each, in the manager's heap).
+pub const READAHEAD_FILES: usize = 8;
+
 /// The default cap on a job's processes (`hostd submit --max-procs`).
 pub const DEFAULT_MAX_PROCS: usize = 64;
 
@@ -526,6 +529,12 @@ pub struct Process<'n> {
     pub stdin_asked: bool,
     /// Files `hostd` holds open for the job, by handle.
     pub host_files: BTreeMap<u64, HostFile>,
+    /// Bytes read ahead of the program in files opened read-only, by
+    /// handle: `hostd`'s offset is that far ahead of the program's. They go
+    /// back (an `lseek`) before any other call on the handle, and all of
+    /// them before any call that changes a file, so the job never reads
+    /// stale data of its own writes. At most [`READAHEAD_FILES`] files.
+    pub readahead: BTreeMap<u64, VecDeque<u8>>,
     /// Whether stdin, stdout, stderr are terminals.
     pub tty: [bool; 3],
     /// The submitter's terminal size.
@@ -574,6 +583,7 @@ impl<'n> Process<'n> {
             stdin_eof: false,
             stdin_asked: false,
             host_files: BTreeMap::new(),
+            readahead: BTreeMap::new(),
             tty: [false; 3],
             winsize: None,
             realtime_ns: 0,
@@ -1176,6 +1186,7 @@ impl<'n> Process<'n> {
 
     /// Forwards a file request and waits for its answer.
     pub fn host_call(&mut self, request: FileRequest) -> Result<FileReply, CallError> {
+        self.settle_read_ahead(&request)?;
         let id = self.next_id;
         self.next_id += 1;
         self.send(&NodeMsg::File { id, request })?;
@@ -1186,6 +1197,80 @@ impl<'n> Process<'n> {
                 return Ok(r);
             }
         }
+    }
+
+    /// Keeps `rest`, read ahead of the program in `handle` (making room by
+    /// giving back the oldest file's, if [`READAHEAD_FILES`] are kept).
+    pub fn keep_read_ahead(&mut self, handle: u64, rest: Vec<u8>) {
+        if self.readahead.len() >= READAHEAD_FILES
+            && !self.readahead.contains_key(&handle)
+            && let Some(&oldest) = self.readahead.keys().next()
+        {
+            let _ = self.give_back(oldest);
+        }
+        self.readahead.insert(handle, rest.into());
+    }
+
+    /// Before `request` goes to `hostd`: bytes read ahead in its handle go
+    /// back (its offset must be the program's), and before a request that
+    /// changes a file, all of them.
+    fn settle_read_ahead(&mut self, request: &FileRequest) -> Result<(), CallError> {
+        if self.readahead.is_empty() {
+            return Ok(());
+        }
+        match request {
+            FileRequest::Read { .. } | FileRequest::Pread { .. } | FileRequest::Fstat { .. } => {
+                Ok(())
+            }
+            FileRequest::Close { handle } => {
+                self.readahead.remove(handle);
+                Ok(())
+            }
+            FileRequest::Write { .. }
+            | FileRequest::Pwrite { .. }
+            | FileRequest::Ftruncate { .. }
+            | FileRequest::Truncate { .. }
+            | FileRequest::Fallocate { .. }
+            | FileRequest::Rename { .. }
+            | FileRequest::Unlink { .. } => self.give_all_back(),
+            FileRequest::Open { flags, .. }
+                if flags & linux_raw_sys::general::O_TRUNC as i32 != 0 =>
+            {
+                // O_TRUNC empties a file.
+                self.give_all_back()
+            }
+            FileRequest::Lseek { handle, .. }
+            | FileRequest::Lock { handle, .. }
+            | FileRequest::Getdents64 { handle, .. }
+            | FileRequest::Flock { handle, .. }
+            | FileRequest::Fsync { handle, .. } => self.give_back(*handle),
+            _ => Ok(()),
+        }
+    }
+
+    /// Gives back every file's bytes read ahead.
+    fn give_all_back(&mut self) -> Result<(), CallError> {
+        let handles: Vec<u64> = self.readahead.keys().copied().collect();
+        for h in handles {
+            self.give_back(h)?;
+        }
+        Ok(())
+    }
+
+    /// Moves `hostd`'s offset of `handle` back over the bytes read ahead,
+    /// and forgets them.
+    fn give_back(&mut self, handle: u64) -> Result<(), CallError> {
+        let Some(buf) = self.readahead.remove(&handle) else {
+            return Ok(());
+        };
+        if !buf.is_empty() {
+            self.host_value(FileRequest::Lseek {
+                handle,
+                offset: -(buf.len() as i64),
+                whence: 1,
+            })?;
+        }
+        Ok(())
     }
 
     /// Waits for `hostd`'s next message: a file reply is returned, anything

@@ -403,6 +403,7 @@ impl Process<'_> {
         match file {
             OpenFile::HostFile(handle) => {
                 self.host_files.remove(&handle);
+                self.readahead.remove(&handle);
                 let _ = self.host_call(FileRequest::Close { handle });
             }
             OpenFile::Pipe { id, end } => {
@@ -497,17 +498,12 @@ impl Process<'_> {
                 let n = (count as usize).min(pipe.len());
                 pipe.drain(..n).collect()
             }
+            OpenFile::HostFile(handle) if offset.is_none() => self.read_ahead(handle, count)?,
             OpenFile::HostFile(handle) => {
-                let request = match offset {
-                    Some(offset) => FileRequest::Pread {
-                        handle,
-                        len: count as u32,
-                        offset,
-                    },
-                    None => FileRequest::Read {
-                        handle,
-                        len: count as u32,
-                    },
+                let request = FileRequest::Pread {
+                    handle,
+                    len: count as u32,
+                    offset: offset.unwrap_or(0),
                 };
                 let (n, mut data) = self.host_value(request)?;
                 data.truncate((n as usize).min(count as usize));
@@ -516,6 +512,35 @@ impl Process<'_> {
         };
         self.write_mem(buf, &data)?;
         Ok(data.len() as u64)
+    }
+
+    /// A sequential `read` of at most `count` bytes of host file `handle`:
+    /// from the bytes read ahead if there are any; else a whole chunk is
+    /// asked of `hostd` for a file opened read-only, and what the program
+    /// did not want is kept for its next reads (so 4 KiB reads cost one
+    /// round trip per 64 KiB). See [`Process::readahead`].
+    fn read_ahead(&mut self, handle: u64, count: u64) -> Result<Vec<u8>, CallError> {
+        if let Some(buf) = self.readahead.get_mut(&handle)
+            && !buf.is_empty()
+        {
+            let n = (count as usize).min(buf.len());
+            return Ok(buf.drain(..n).collect());
+        }
+        let read_only = self
+            .host_files
+            .get(&handle)
+            .is_some_and(|f| f.flags & O_ACCMODE == 0 && !f.is_dir);
+        let ask = if read_only { CHUNK as u64 } else { count };
+        let (n, mut data) = self.host_value(FileRequest::Read {
+            handle,
+            len: ask as u32,
+        })?;
+        data.truncate(n as usize);
+        if data.len() > count as usize {
+            let rest = data.split_off(count as usize);
+            self.keep_read_ahead(handle, rest);
+        }
+        Ok(data)
     }
 
     /// Serves one write of `count` bytes from `buf` (at `offset` for
