@@ -4,7 +4,9 @@
 //! `hostd daemon` on that LAN, and runs the sample workload through `hostd
 //! submit`: the SiON paper's n-th prime benchmark (§5.1) for N = 1000, 5000 and
 //! 10000, checked against the same binary run here; busybox applets over a file
-//! of this machine, checked against busybox run here; and two exclusive jobs
+//! of this machine, checked against busybox run here; a busybox shell
+//! pipeline, this machine's dynamically linked `sort` and a threaded program,
+//! each checked against the same run here; and two exclusive jobs
 //! submitted at once, which must land on two different nodes. For each job it
 //! prints the chosen node, the score table, the program's output, its exit
 //! status and the timings. Then it takes the cluster down (or, with `--keep`,
@@ -181,6 +183,19 @@ fn prepare(work: &Path) -> Result<(PathBuf, PathBuf)> {
         "musl-gcc could not build {}",
         source.display()
     );
+    // A threaded program (pthreads, musl, static), from the tests' sources.
+    let threads_src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/programs/threads.c");
+    let status = Command::new("musl-gcc")
+        .args(["-static", "-O2", "-o"])
+        .arg(work.join("threads"))
+        .arg(&threads_src)
+        .status()
+        .context("running musl-gcc")?;
+    ensure!(
+        status.success(),
+        "musl-gcc could not build {}",
+        threads_src.display()
+    );
     let busybox = work.join("busybox");
     std::fs::copy(find_busybox()?, &busybox)?;
     // A file of this machine for the busybox jobs.
@@ -346,6 +361,42 @@ fn main() -> Result<()> {
         demo.show(&format!("hostd submit {}", args.join(" ")), &job);
         demo.check(
             format!("busybox {} matches the host", applet.join(" ")),
+            job.status == 0 && job.stdout == expected,
+        );
+    }
+
+    step("a shell pipeline, a dynamically linked program of this machine, a threaded program");
+    let cases: [(&[&str], Command); 3] = [
+        (
+            &[
+                "./busybox",
+                "sh",
+                "-c",
+                "sort words.txt | cut -d- -f1 | uniq -c | sort -rn | head -3",
+            ],
+            {
+                let mut c = Command::new(&busybox);
+                c.args([
+                    "sh",
+                    "-c",
+                    "sort words.txt | cut -d- -f1 | uniq -c | sort -rn | head -3",
+                ]);
+                c
+            },
+        ),
+        (&["/usr/bin/sort", "-r", "words.txt"], {
+            let mut c = Command::new("/usr/bin/sort");
+            c.args(["-r", "words.txt"]);
+            c
+        }),
+        (&["./threads"], Command::new(work.join("threads"))),
+    ];
+    for (args, mut host) in cases {
+        let expected = host_output(host.current_dir(&work))?;
+        let job = demo.submit(args)?;
+        demo.show(&format!("hostd submit {}", args.join(" ")), &job);
+        demo.check(
+            format!("{} matches the host", args.join(" ")),
             job.status == 0 && job.stdout == expected,
         );
     }

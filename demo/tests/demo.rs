@@ -1,7 +1,8 @@
 //! The demo path of README's first command (issue 6), run in CI: `sion-demo`
 //! boots the 3-node cluster and runs the sample workload through `hostd
 //! submit`; this test checks its outputs — the n-th primes, busybox output
-//! equal to the host's, exit statuses, and two concurrent exclusive jobs on two
+//! equal to the host's, a shell pipeline, a dynamic and a threaded program as
+//! on the host, exit statuses, and two concurrent exclusive jobs on two
 //! distinct nodes. Needs root, QEMU, musl-gcc and busybox-static (CI has
 //! them); otherwise it prints why and passes, unless `SION_REQUIRE_ALL=1`.
 //!
@@ -50,12 +51,12 @@ fn the_demo_runs_real_programs_on_the_cluster() {
         .lines()
         .filter(|l| l.trim_start().starts_with("exit status:"))
         .collect();
-    assert_eq!(statuses.len(), 10, "{context}");
+    assert_eq!(statuses.len(), 13, "{context}");
     assert!(
         statuses.iter().all(|l| l.trim() == "exit status: 0"),
         "{statuses:?}"
     );
-    assert!(stdout.contains("14 passed, 0 failed"), "{context}");
+    assert!(stdout.contains("17 passed, 0 failed"), "{context}");
     // The busy node was visibly denied in the score tables.
     assert!(
         stdout.contains("busy (exclusive mode, a job is running)"),

@@ -8,7 +8,7 @@
 //! runs a dynamic program of `/usr/bin` through `execve` does too once
 //! `--ro /usr/bin` exports it. Threads: `tests/programs/threads.c` (a
 //! mutex-protected counter, a condition variable, a barrier, joins) built
-//! with musl (static), glibc (dynamic) and glibc i386 (static) gives the
+//! with musl and glibc, static and dynamic, and glibc i386 gives the
 //! exact totals, and an OpenMP program (libgomp, 4 threads) its exact sums.
 //! SQLite through `libsqlite3`, linked dynamically and statically, creates,
 //! fills (in a transaction), indexes, queries and checks a database in the
@@ -101,6 +101,21 @@ fn dynamic_programs_run_as_on_the_host() {
         "sqlite-static",
         &["-lsqlite3", "-lm"],
     );
+    // pthreads also musl dynamic and glibc static (x86_64).
+    common::build_program(
+        &job_dir,
+        "musl-gcc",
+        &["-O2"],
+        "threads.c",
+        "threads-musl-dyn",
+    );
+    common::build_program(
+        &job_dir,
+        "gcc",
+        &["-static", "-O2", "-pthread"],
+        "threads.c",
+        "threads-glibc-static",
+    );
     // OpenMP with libgomp (dynamic), 4 threads.
     common::build_program(&job_dir, "gcc", &["-O2", "-fopenmp"], "omp.c", "omp");
     std::fs::copy("/bin/busybox", job_dir.join("busybox")).unwrap();
@@ -126,6 +141,8 @@ fn dynamic_programs_run_as_on_the_host() {
         (&[], &["./threads-musl"]),
         (&[], &["./threads-glibc"]),
         (&[], &["./threads32"]),
+        (&[], &["./threads-musl-dyn"]),
+        (&[], &["./threads-glibc-static"]),
         (&[], &["./omp"]),
         (&[], &["./sqlite-dyn", "app.db"]),
         (&[], &["./sqlite-static", "app.db"]),
