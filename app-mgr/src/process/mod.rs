@@ -998,6 +998,10 @@ impl<'n> Process<'n> {
                 }
                 for child in left {
                     if self.switch_to(child) {
+                        // Killed even if already marked as ending: the mark
+                        // alone ends nothing (a task whose call was given up
+                        // keeps running until the kernel ends it).
+                        self.task.ending = None;
                         self.kill(KILLED_HOST_GONE.to_raw() as i32);
                     }
                 }
@@ -1111,9 +1115,14 @@ impl<'n> Process<'n> {
         match end {
             WaitEnd::HostGone => self.host_lost(),
             WaitEnd::AppEnded => {
-                // The first process ended (killed from outside the job);
-                // its end comes as an event and ends the rest.
-                self.task.ending.get_or_insert(0);
+                // The first process ended (killed from outside the job, or
+                // it exited while another task's call waited for hostd);
+                // its end comes as an event and ends the rest — including
+                // the task served now, which must stay killable then (only
+                // the first process itself is known to be gone).
+                if self.task.pid == self.leader {
+                    self.task.ending.get_or_insert(0);
+                }
                 CallError::Halt
             }
         }
