@@ -25,17 +25,9 @@ use common::BootedLan;
 use qemu_net::prereq::{GCC, MUSL_GCC, QEMU, multilib_missing, must_skip, skip};
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
 const HOSTD: &str = env!("CARGO_BIN_EXE_hostd");
-
-/// Exit status as the shell shows it (128 + signal for a killed program).
-fn shell_status(out: &Output) -> i32 {
-    use std::os::unix::process::ExitStatusExt;
-    out.status
-        .code()
-        .unwrap_or_else(|| 128 + out.status.signal().unwrap_or(0))
-}
 
 #[test]
 fn dynamic_programs_run_as_on_the_host() {
@@ -189,17 +181,9 @@ fn dynamic_programs_run_as_on_the_host() {
             .current_dir(&job_dir)
             .output()
             .unwrap();
-        let mut cmd = vec![HOSTD.to_string(), "submit".into()];
-        cmd.extend(options.iter().map(|s| s.to_string()));
-        cmd.extend(case.iter().map(|s| s.to_string()));
+        let cmd = common::submit_cmd(HOSTD, &[*options, *case].concat());
         let node = booted.run(&cmd, &job_dir, b"", &[]);
-        assert_eq!(
-            (node.stdout.clone(), shell_status(&node)),
-            (host.stdout.clone(), shell_status(&host)),
-            "{case:?} on the node (left) and on the host (right); stderr: {}\nnode log:\n{}",
-            String::from_utf8_lossy(&node.stderr),
-            booted.log(0)
-        );
+        common::assert_as_on_host(&format!("{case:?}"), &node, &host, &booted.log(0));
         if case.contains(&"csvsum.py") {
             let written = std::fs::read_to_string(job_dir.join("result.json")).unwrap();
             assert!(written.contains("\"rows\": 200"), "{written}");

@@ -30,18 +30,10 @@ use qemu_net::prereq::{GCC, MUSL_GCC, QEMU, multilib_missing, must_skip, skip};
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const HOSTD: &str = env!("CARGO_BIN_EXE_hostd");
-
-/// Exit status as the shell shows it (128 + signal for a killed program).
-fn shell_status(out: &Output) -> i32 {
-    use std::os::unix::process::ExitStatusExt;
-    out.status
-        .code()
-        .unwrap_or_else(|| 128 + out.status.signal().unwrap_or(0))
-}
 
 /// Shell command lines whose output and status must be the host's.
 const SCRIPTS: &[&str] = &[
@@ -98,45 +90,23 @@ fn busybox_shell_pipelines_run_as_on_the_host() {
             .current_dir(&job_dir)
             .output()
             .unwrap();
-        let cmd: Vec<String> = [HOSTD, "submit", "./busybox", "sh", "-c", script]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        let cmd = common::submit_cmd(HOSTD, &["./busybox", "sh", "-c", script]);
         let node = booted.run(&cmd, &job_dir, b"", &[]);
-        assert_eq!(
-            (
-                String::from_utf8_lossy(&node.stdout).into_owned(),
-                shell_status(&node)
-            ),
-            (
-                String::from_utf8_lossy(&host.stdout).into_owned(),
-                shell_status(&host)
-            ),
-            "`{script}` on the node (left) and on the host (right); stderr: {}\nnode log:\n{}",
-            String::from_utf8_lossy(&node.stderr),
-            booted.log(0)
-        );
+        common::assert_as_on_host(script, &node, &host, &booted.log(0));
     }
 
     // The first process ends while its child sleeps: the job ends with the
     // first process's status, and the child is killed (a batch job step).
     let started = Instant::now();
-    let cmd: Vec<String> = [
+    let cmd = common::submit_cmd(
         HOSTD,
-        "submit",
-        "./busybox",
-        "sh",
-        "-c",
-        "sleep 100 & echo bye; exit 4",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+        &["./busybox", "sh", "-c", "sleep 100 & echo bye; exit 4"],
+    );
     let node = booted.run(&cmd, &job_dir, b"", &[]);
     assert_eq!(
         (
             String::from_utf8_lossy(&node.stdout).as_ref(),
-            shell_status(&node)
+            common::shell_status(&node)
         ),
         ("bye\n", 4),
         "stderr: {}",
@@ -161,24 +131,22 @@ fn busybox_shell_pipelines_run_as_on_the_host() {
     );
 
     // Background jobs beyond the cap: the shell cannot fork and gives up.
-    let cmd: Vec<String> = [
+    let cmd = common::submit_cmd(
         HOSTD,
-        "submit",
-        "--max-procs",
-        "6",
-        "./busybox",
-        "sh",
-        "-c",
-        "for i in 1 2 3 4 5 6 7 8 9 10; do sleep 2 & done; wait",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+        &[
+            "--max-procs",
+            "6",
+            "./busybox",
+            "sh",
+            "-c",
+            "for i in 1 2 3 4 5 6 7 8 9 10; do sleep 2 & done; wait",
+        ],
+    );
     let node = booted.run(&cmd, &job_dir, b"", &[]);
     let stderr = String::from_utf8_lossy(&node.stderr);
     // A non-interactive busybox shell gives up at a refused fork, status 2.
     assert!(
-        stderr.contains("can't fork") && shell_status(&node) == 2,
+        stderr.contains("can't fork") && common::shell_status(&node) == 2,
         "busybox reports the refused fork and ends: {stderr} {:?}",
         node.status
     );
@@ -190,21 +158,19 @@ fn busybox_shell_pipelines_run_as_on_the_host() {
         booted.log(0)
     );
     // A real fork bomb: each function call starts two more.
-    let cmd: Vec<String> = [
+    let cmd = common::submit_cmd(
         HOSTD,
-        "submit",
-        "--max-procs",
-        "12",
-        "./busybox",
-        "sh",
-        "-c",
-        "f() { f | f; }; f",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+        &[
+            "--max-procs",
+            "12",
+            "./busybox",
+            "sh",
+            "-c",
+            "f() { f | f; }; f",
+        ],
+    );
     let node = booted.run(&cmd, &job_dir, b"", &[]);
-    assert_ne!(shell_status(&node), 0, "the bomb fails");
+    assert_ne!(common::shell_status(&node), 0, "the bomb fails");
     assert!(
         String::from_utf8_lossy(&node.stderr).contains("can't fork"),
         "{}",
@@ -225,24 +191,18 @@ fn busybox_shell_pipelines_run_as_on_the_host() {
         "threadbomb.c",
         "threadbomb",
     );
-    let cmd: Vec<String> = [HOSTD, "submit", "--max-procs", "128", "./threadbomb"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let cmd = common::submit_cmd(HOSTD, &["--max-procs", "128", "./threadbomb"]);
     let node = booted.run(&cmd, &job_dir, b"", &[]);
     assert_eq!(
         (
             String::from_utf8_lossy(&node.stdout).as_ref(),
-            shell_status(&node)
+            common::shell_status(&node)
         ),
         ("made over 100 threads, then pthread_create failed\n", 0),
         "stderr: {}",
         String::from_utf8_lossy(&node.stderr)
     );
-    let cmd: Vec<String> = [HOSTD, "submit", "./busybox", "echo", "still serving"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let cmd = common::submit_cmd(HOSTD, &["./busybox", "echo", "still serving"]);
     let node = booted.run(&cmd, &job_dir, b"", &[]);
     assert_eq!(String::from_utf8_lossy(&node.stdout), "still serving\n");
 
@@ -257,24 +217,9 @@ fn busybox_shell_pipelines_run_as_on_the_host() {
             String::from_utf8_lossy(&host.stdout).contains("exec'd program: exited 5"),
             "the host run: {host:?}"
         );
-        let cmd: Vec<String> = [HOSTD, "submit", program, peer]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        let cmd = common::submit_cmd(HOSTD, &[program, peer]);
         let node = booted.run(&cmd, &job_dir, b"", &[]);
-        assert_eq!(
-            (
-                String::from_utf8_lossy(&node.stdout).into_owned(),
-                shell_status(&node)
-            ),
-            (
-                String::from_utf8_lossy(&host.stdout).into_owned(),
-                shell_status(&host)
-            ),
-            "{program} on the node (left) and on the host (right); stderr: {}\nnode log:\n{}",
-            String::from_utf8_lossy(&node.stderr),
-            booted.log(0)
-        );
+        common::assert_as_on_host(program, &node, &host, &booted.log(0));
     }
 
     // Ctrl-C: caught by a handler, or ending a program without one.
@@ -293,8 +238,7 @@ fn busybox_shell_pipelines_run_as_on_the_host() {
 /// hostd) once the job has printed the line `ready`, and returns the job's
 /// stdout and hostd's exit status.
 fn interrupt_once(booted: &BootedLan, dir: &Path, program: &[&str], ready: &str) -> (String, i32) {
-    let mut cmd = vec![HOSTD.to_string(), "submit".into()];
-    cmd.extend(program.iter().map(|s| s.to_string()));
+    let cmd = common::submit_cmd(HOSTD, program);
     let mut c = booted.lan.command(&cmd).expect("a command inside the LAN");
     c.current_dir(dir)
         .stdin(Stdio::null())

@@ -19,17 +19,9 @@ mod common;
 use common::BootedLan;
 use qemu_net::prereq::{GCC, MUSL_GCC, QEMU, multilib_missing, must_skip, skip};
 
-use std::process::{Command, Output};
+use std::process::Command;
 
 const HOSTD: &str = env!("CARGO_BIN_EXE_hostd");
-
-/// Exit status as the shell shows it (128 + signal for a killed program).
-fn shell_status(out: &Output) -> i32 {
-    use std::os::unix::process::ExitStatusExt;
-    out.status
-        .code()
-        .unwrap_or_else(|| 128 + out.status.signal().unwrap_or(0))
-}
 
 #[test]
 fn handlers_run_for_both_abis_as_on_the_host() {
@@ -71,20 +63,8 @@ fn handlers_run_for_both_abis_as_on_the_host() {
             String::from_utf8_lossy(&host.stdout).contains("segv again"),
             "the host run: {host:?}"
         );
-        let cmd = vec![HOSTD.to_string(), "submit".into(), format!("./{name}")];
+        let cmd = common::submit_cmd(HOSTD, &[&format!("./{name}")]);
         let node = booted.run(&cmd, &job_dir, b"", &[]);
-        assert_eq!(
-            (
-                String::from_utf8_lossy(&node.stdout).into_owned(),
-                shell_status(&node)
-            ),
-            (
-                String::from_utf8_lossy(&host.stdout).into_owned(),
-                shell_status(&host)
-            ),
-            "{name} on the node (left) and on the host (right); stderr: {}\nnode log:\n{}",
-            String::from_utf8_lossy(&node.stderr),
-            booted.log(0)
-        );
+        common::assert_as_on_host(&name, &node, &host, &booted.log(0));
     }
 }

@@ -1198,17 +1198,7 @@ fn threads_share_the_process_and_futexes_wake_their_waiters() {
     let mut node = FakeNode::default();
     with(X64, &mut node, |p| {
         let m = mem(p, 4096);
-        let flags = u64::from(
-            g::CLONE_VM
-                | g::CLONE_FS
-                | g::CLONE_FILES
-                | g::CLONE_SIGHAND
-                | g::CLONE_THREAD
-                | g::CLONE_SYSVSEM
-                | g::CLONE_SETTLS
-                | g::CLONE_PARENT_SETTID
-                | g::CLONE_CHILD_CLEARTID,
-        );
+        let flags = pthread_clone_flags();
         p.handle(sys(
             PID,
             X::clone as u64,
@@ -1304,21 +1294,10 @@ fn dev_zero_and_urandom_are_served_on_the_node_and_clone3_forks() {
 
 #[test]
 fn clone3_of_a_thread_as_glibc_asks() {
-    use linux_raw_sys::general as g;
     let mut node = FakeNode::default();
     with(X64, &mut node, |p| {
         let m = mem(p, 8192);
-        let flags = u64::from(
-            g::CLONE_VM
-                | g::CLONE_FS
-                | g::CLONE_FILES
-                | g::CLONE_SIGHAND
-                | g::CLONE_THREAD
-                | g::CLONE_SYSVSEM
-                | g::CLONE_SETTLS
-                | g::CLONE_PARENT_SETTID
-                | g::CLONE_CHILD_CLEARTID,
-        );
+        let flags = pthread_clone_flags();
         // glibc puts &pd->tid in `pidfd` too, without CLONE_PIDFD.
         let fields = [
             flags,
@@ -1370,4 +1349,20 @@ fn sysinfo_gives_the_jobs_view_in_both_layouts() {
             assert_eq!(get(p, m + unit_at, 4), [1, 0, 0, 0], "mem_unit");
         });
     }
+}
+
+/// The `clone` flags glibc's and musl's `pthread_create` use.
+fn pthread_clone_flags() -> u64 {
+    use linux_raw_sys::general as g;
+    u64::from(
+        g::CLONE_VM
+            | g::CLONE_FS
+            | g::CLONE_FILES
+            | g::CLONE_SIGHAND
+            | g::CLONE_THREAD
+            | g::CLONE_SYSVSEM
+            | g::CLONE_SETTLS
+            | g::CLONE_PARENT_SETTID
+            | g::CLONE_CHILD_CLEARTID,
+    )
 }

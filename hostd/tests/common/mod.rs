@@ -208,3 +208,42 @@ pub fn build_linked(
     );
     target
 }
+
+/// Exit status as the shell shows it (128 + signal for a killed program).
+pub fn shell_status(out: &std::process::Output) -> i32 {
+    use std::os::unix::process::ExitStatusExt;
+    out.status
+        .code()
+        .unwrap_or_else(|| 128 + out.status.signal().unwrap_or(0))
+}
+
+/// `hostd submit` with `args` (options and command line), as `hostd`
+/// (the binary at `hostd`) takes them.
+pub fn submit_cmd(hostd: &str, args: &[&str]) -> Vec<String> {
+    [hostd, "submit"]
+        .iter()
+        .chain(args)
+        .map(|s| s.to_string())
+        .collect()
+}
+
+/// Asserts `node` (a job's `hostd submit`) printed the bytes `host` (the
+/// same program run here) printed, with the same shell status; `what` names
+/// the job, `log` is the node's log for the failure message.
+pub fn assert_as_on_host(
+    what: &str,
+    node: &std::process::Output,
+    host: &std::process::Output,
+    log: &str,
+) {
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    assert!(
+        node.stdout == host.stdout && shell_status(node) == shell_status(host),
+        "{what} on the node and on the host differ:\n  node ({}): {:?}\n  host ({}): {:?}\nstderr: {}\nnode log:\n{log}",
+        shell_status(node),
+        text(&node.stdout),
+        shell_status(host),
+        text(&host.stdout),
+        text(&node.stderr),
+    );
+}
