@@ -554,6 +554,57 @@ pub enum FileRequest {
         /// Permission bits (`07777`).
         mode: u32,
     },
+    /// `statfs(2)` of the file system holding a path (`fstatfs(2)` with an
+    /// empty path on a handle): result 0, `data` a postcard-encoded
+    /// [`FsStat`].
+    Statfs {
+        /// Base directory (or the file itself, with an empty path).
+        dir: Dir,
+        /// Path.
+        path: Vec<u8>,
+    },
+    /// `fchdir(2)` to a directory handle: result and data as
+    /// [`FileRequest::Chdir`].
+    Fchdir {
+        /// The directory's handle.
+        handle: u64,
+    },
+    /// Where a handle's file is on the submitter, as
+    /// `readlink("/proc/self/fd/N")` shows it: result the length, `data` the
+    /// absolute path.
+    HandlePath {
+        /// The handle.
+        handle: u64,
+    },
+}
+
+/// What `statfs(2)` reports about a file system, independent of the
+/// `struct statfs` layout (the node writes the program's with
+/// [`crate::stat::to_statfs`]). Counts are in blocks of `frsize` bytes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FsStat {
+    /// File system type (a `*_MAGIC` number of `linux/magic.h`).
+    pub fs_type: u64,
+    /// Optimal transfer block size in bytes.
+    pub bsize: u64,
+    /// Total data blocks.
+    pub blocks: u64,
+    /// Free blocks.
+    pub bfree: u64,
+    /// Free blocks available to an unprivileged user.
+    pub bavail: u64,
+    /// Total inodes.
+    pub files: u64,
+    /// Free inodes.
+    pub ffree: u64,
+    /// File system id (`f_fsid.val[0]` low, `val[1]` high).
+    pub fsid: u64,
+    /// Longest file name in bytes.
+    pub namelen: u64,
+    /// Fragment size in bytes.
+    pub frsize: u64,
+    /// Mount flags (`ST_RDONLY`, `ST_NOSUID`, ...).
+    pub flags: u64,
 }
 
 /// A byte range and lock kind (`struct flock`, `fcntl(2)`).
@@ -712,6 +763,17 @@ pub fn encode_stat(st: &FileStat) -> Vec<u8> {
 
 /// Decodes a [`FileStat`] from [`FileReply::data`]. Errors as [`decode_body`].
 pub fn decode_stat(data: &[u8]) -> Result<FileStat, ProtoError> {
+    decode_body(data)
+}
+
+/// Encodes an [`FsStat`] for [`FileReply::data`].
+pub fn encode_fs_stat(st: &FsStat) -> Vec<u8> {
+    postcard::to_allocvec(st).unwrap_or_default()
+}
+
+/// Decodes an [`FsStat`] from [`FileReply::data`]. Errors as
+/// [`decode_body`].
+pub fn decode_fs_stat(data: &[u8]) -> Result<FsStat, ProtoError> {
     decode_body(data)
 }
 

@@ -16,8 +16,8 @@ use core::mem::{offset_of, size_of};
 use zerocopy::{Immutable, IntoBytes};
 
 use crate::errno::Errno;
-use crate::job::FileStat;
-use crate::syscall::StatLayout;
+use crate::job::{FileStat, FsStat};
+use crate::syscall::{StatLayout, StatfsLayout};
 
 /// The x86_64 `struct stat` (`arch/x86/include/uapi/asm/stat.h`), 144 bytes.
 #[repr(C)]
@@ -315,6 +315,85 @@ pub fn node_stat(tty: bool, uid: u32, gid: u32, now: (i64, u32)) -> FileStat {
         mtime: now,
         ctime: now,
         btime: None,
+    }
+}
+
+/// Bytes of the i386 `struct statfs` (`compat_statfs`): the x86_64 layout
+/// with every `long` 32 bits wide (`asm-generic/statfs.h`, `__statfs_word`).
+const STATFS_I386_LEN: usize = 16 * 4;
+
+/// The size in bytes of `layout` (what `statfs64`'s `sz` must be).
+pub const fn statfs_len(layout: StatfsLayout) -> usize {
+    match layout {
+        StatfsLayout::X86_64 => size_of::<linux_raw_sys::general::statfs>(),
+        StatfsLayout::I386Statfs => STATFS_I386_LEN,
+        StatfsLayout::I386Statfs64 => size_of::<linux_raw_sys::general::compat_statfs64>(),
+    }
+}
+
+/// `st` in `layout`. Errors: `EOVERFLOW` when a count does not fit the
+/// i386 `struct statfs`, as Linux's `put_compat_statfs` (`fs/statfs.c`).
+pub fn to_statfs(st: &FsStat, layout: StatfsLayout) -> Result<Vec<u8>, Errno> {
+    use linux_raw_sys::general::{compat_statfs64 as S64, statfs as S};
+    let mut b = alloc::vec![0u8; statfs_len(layout)];
+    let mut put = |at: usize, width: usize, v: u64| {
+        b[at..at + width].copy_from_slice(&v.to_le_bytes()[..width]);
+    };
+    let (fsid0, fsid1) = (st.fsid & 0xffff_ffff, st.fsid >> 32);
+    match layout {
+        StatfsLayout::X86_64 => {
+            put(offset_of!(S, f_type), 8, st.fs_type);
+            put(offset_of!(S, f_bsize), 8, st.bsize);
+            put(offset_of!(S, f_blocks), 8, st.blocks);
+            put(offset_of!(S, f_bfree), 8, st.bfree);
+            put(offset_of!(S, f_bavail), 8, st.bavail);
+            put(offset_of!(S, f_files), 8, st.files);
+            put(offset_of!(S, f_ffree), 8, st.ffree);
+            put(offset_of!(S, f_fsid), 4, fsid0);
+            put(offset_of!(S, f_fsid) + 4, 4, fsid1);
+            put(offset_of!(S, f_namelen), 8, st.namelen);
+            put(offset_of!(S, f_frsize), 8, st.frsize);
+            put(offset_of!(S, f_flags), 8, st.flags);
+        }
+        StatfsLayout::I386Statfs => {
+            let words = [
+                st.fs_type, st.bsize, st.blocks, st.bfree, st.bavail, st.files, st.ffree, fsid0,
+                fsid1, st.namelen, st.frsize, st.flags,
+            ];
+            if words.iter().any(|&w| w > u64::from(u32::MAX)) {
+                return Err(Errno::EOVERFLOW);
+            }
+            for (i, w) in words.into_iter().enumerate() {
+                put(4 * i, 4, w);
+            }
+        }
+        StatfsLayout::I386Statfs64 => {
+            put(offset_of!(S64, f_type), 4, st.fs_type);
+            put(offset_of!(S64, f_bsize), 4, st.bsize);
+            put(offset_of!(S64, f_blocks), 8, st.blocks);
+            put(offset_of!(S64, f_bfree), 8, st.bfree);
+            put(offset_of!(S64, f_bavail), 8, st.bavail);
+            put(offset_of!(S64, f_files), 8, st.files);
+            put(offset_of!(S64, f_ffree), 8, st.ffree);
+            put(offset_of!(S64, f_fsid), 4, fsid0);
+            put(offset_of!(S64, f_fsid) + 4, 4, fsid1);
+            put(offset_of!(S64, f_namelen), 4, st.namelen);
+            put(offset_of!(S64, f_frsize), 4, st.frsize);
+            put(offset_of!(S64, f_flags), 4, st.flags);
+        }
+    }
+    Ok(b)
+}
+
+/// What `fstatfs` reports for a pipe, a standard stream or a device the
+/// node serves: Linux's pipe file system (`PIPEFS_MAGIC`), without space.
+pub fn node_fs_stat() -> FsStat {
+    FsStat {
+        fs_type: u64::from(linux_raw_sys::general::PIPEFS_MAGIC),
+        bsize: 4096,
+        frsize: 4096,
+        namelen: 255,
+        ..FsStat::default()
     }
 }
 

@@ -37,7 +37,9 @@ use nix::sys::stat::{
     mkdirat,
 };
 use nix::unistd::{AccessFlags, UnlinkatFlags, Whence, faccessat, ftruncate, lseek, unlinkat};
-use sion_app_mgr::job::{Dir, FileReply, FileRequest, FileStat, encode_stat};
+use sion_app_mgr::job::{
+    Dir, FileReply, FileRequest, FileStat, FsStat, encode_fs_stat, encode_stat,
+};
 use sion_app_mgr::path::{Jail, JailedPath};
 
 pub mod system;
@@ -477,6 +479,47 @@ impl FileServer {
                 }
                 Ok((0, Vec::new()))
             }
+            FileRequest::Statfs { dir, path } => {
+                let fd: OwnedFd = if let Some(found) = self.system.lookup(&path) {
+                    File::open(found?).map_err(io_errno)?.into()
+                } else if let Some(ancestor) = self.ancestor(&path) {
+                    File::open(ancestor).map_err(io_errno)?.into()
+                } else if path.is_empty() {
+                    let Dir::Handle(handle) = dir else {
+                        return Err(Errno::ENOENT);
+                    };
+                    self.handle(handle)?
+                        .file
+                        .try_clone()
+                        .map_err(io_errno)?
+                        .into()
+                } else {
+                    self.open_beneath(dir, &path, OFlag::O_PATH, 0)?
+                };
+                Ok((0, encode_fs_stat(&fs_stat(&fd)?)))
+            }
+            FileRequest::Fchdir { handle } => {
+                let h = self.handle(handle)?;
+                if !h.is_dir {
+                    return Err(Errno::ENOTDIR);
+                }
+                if h.system {
+                    // Exported system paths are read-only data, not places
+                    // to work in.
+                    return Err(Errno::EACCES);
+                }
+                self.cwd = h.path.clone();
+                Ok((0, self.jail.host_path(&self.cwd)))
+            }
+            FileRequest::HandlePath { handle } => {
+                let h = self.handle(handle)?;
+                // The kernel's own name for the open file (it follows
+                // renames), as readlink of the job's /proc/self/fd/N shows.
+                let link = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&h.file));
+                let target = std::fs::read_link(link).map_err(io_errno)?;
+                let bytes = std::os::unix::ffi::OsStringExt::into_vec(target.into_os_string());
+                Ok((bytes.len() as i64, bytes))
+            }
         }
     }
 
@@ -769,6 +812,32 @@ fn convert(st: &NixStat) -> FileStat {
 fn io_errno(e: std::io::Error) -> Errno {
     e.raw_os_error().map_or(Errno::EIO, Errno::from_raw)
 }
+
+/// `statfs(2)` of the file system holding `fd`: its type from `fstatfs`,
+/// the rest from `fstatvfs` (the same numbers; `statvfs(3)`).
+fn fs_stat(fd: &OwnedFd) -> Result<FsStat, Errno> {
+    let kind = nix::sys::statfs::fstatfs(fd)?;
+    let v = nix::sys::statvfs::fstatvfs(fd)?;
+    Ok(FsStat {
+        fs_type: kind.filesystem_type().0 as u64,
+        bsize: v.block_size(),
+        blocks: v.blocks(),
+        bfree: v.blocks_free(),
+        bavail: v.blocks_available(),
+        files: v.files(),
+        ffree: v.files_free(),
+        fsid: v.filesystem_id(),
+        namelen: v.name_max(),
+        frsize: v.fragment_size(),
+        // statfs(2) marks its flags valid; glibc's statvfs reads
+        // /proc/mounts instead when the mark is missing.
+        flags: v.flags().bits() | ST_VALID,
+    })
+}
+
+/// `ST_VALID` of `include/linux/statfs.h` (in neither `libc` nor
+/// `linux-raw-sys`): `f_flags` of `statfs(2)` is meaningful.
+const ST_VALID: u64 = 0x0020;
 
 #[cfg(test)]
 mod tests;

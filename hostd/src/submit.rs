@@ -392,8 +392,12 @@ fn connect_upload(
         Ok(w) => w,
         Err(e) => return lost(e, "sending the job to"),
     };
-    let began = Instant::now();
+    // When the last program byte was handed to TCP: a free node answers
+    // once it has the whole program, so "no answer" counts from then (a
+    // busy node answers the Start at once).
+    let uploaded = std::sync::OnceLock::<Instant>::new();
     std::thread::scope(|scope| {
+        let uploaded = &uploaded;
         scope.spawn(move || -> std::io::Result<()> {
             writer.write_all(
                 &job::encode(&HostMsg::Start(start.clone())).map_err(std::io::Error::other)?,
@@ -403,6 +407,7 @@ fn connect_upload(
                     .map_err(std::io::Error::other)?;
                 writer.write_all(&frame)?;
             }
+            let _ = uploaded.set(Instant::now());
             Ok(())
         });
         // Whatever ends the wait but an answer that starts the job also ends
@@ -467,7 +472,7 @@ fn connect_upload(
                 eprintln!("hostd: interrupted before the job started");
                 std::process::exit(130);
             }
-            let waited = began.elapsed();
+            let waited = uploaded.get().map_or(Duration::ZERO, Instant::elapsed);
             match busy_after {
                 Some(limit) if waited > limit => {
                     give_up(&stream);

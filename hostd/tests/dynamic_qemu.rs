@@ -13,7 +13,10 @@
 //! SQLite through `libsqlite3`, linked dynamically and statically, creates,
 //! fills (in a transaction), indexes, queries and checks a database in the
 //! job directory. The node's file cache serves the libraries of the later
-//! jobs (its hit counts in the node's log).
+//! jobs (its hit counts in the node's log). Python's `fsinfo.py` checks
+//! statvfs, fchdir, `/proc/self/fd` links, many small writes (behind the
+//! program on the node) and that a write failure on a full file system
+//! comes back to the program.
 //!
 //! Needs root, QEMU, gcc (and gcc-multilib for i386) and busybox-static (CI
 //! has them); otherwise it prints why and passes, unless
@@ -113,6 +116,9 @@ fn dynamic_programs_run_as_on_the_host() {
     std::fs::copy("/bin/busybox", job_dir.join("busybox")).unwrap();
     let programs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/programs");
     std::fs::copy(programs.join("csvsum.py"), job_dir.join("csvsum.py")).unwrap();
+    std::fs::copy(programs.join("fsinfo.py"), job_dir.join("fsinfo.py")).unwrap();
+    // A full file system inside the job directory: a 64 KiB tmpfs.
+    let full = FullFs::mount(&job_dir.join("full"));
     let mut csv = String::from("kind,amount\n");
     for i in 0..200 {
         csv.push_str(&format!(
@@ -148,6 +154,9 @@ fn dynamic_programs_run_as_on_the_host() {
             &[],
             &["/usr/bin/python3", "csvsum.py", "data.csv", "result.json"],
         ),
+        // statvfs, fchdir, /proc/self/fd links, many small writes behind
+        // the program, and a write failure on a full file system.
+        (&[], &["/usr/bin/python3", "fsinfo.py", "full"]),
         // SQLite's shell creating, filling and querying a database.
         (
             &[],
@@ -170,6 +179,7 @@ fn dynamic_programs_run_as_on_the_host() {
         ),
     ];
     for (options, case) in cases {
+        let _ = std::fs::remove_file(full.0.join("fill"));
         let _ = std::fs::remove_file(job_dir.join("result.json"));
         let _ = std::fs::remove_file(job_dir.join("test.db"));
         let _ = std::fs::remove_file(job_dir.join("app.db"));
@@ -202,4 +212,27 @@ fn dynamic_programs_run_as_on_the_host() {
         hits.iter().skip(1).any(|&h| h > 0),
         "later jobs hit the file cache: {hits:?}\n{log}"
     );
+}
+
+/// A 64 KiB tmpfs mounted at a directory, unmounted on drop.
+struct FullFs(std::path::PathBuf);
+
+impl FullFs {
+    fn mount(at: &Path) -> FullFs {
+        std::fs::create_dir_all(at).unwrap();
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=64k", "tmpfs"])
+            .arg(at)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "mounting a tmpfs at {}", at.display());
+        FullFs(at.to_path_buf())
+    }
+}
+
+impl Drop for FullFs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
 }

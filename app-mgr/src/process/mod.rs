@@ -495,6 +495,24 @@ impl Task {
 /// Most files read ahead at once (64 KiB each, in the manager's heap).
 pub const READAHEAD_FILES: usize = 8;
 
+/// Most writes sent to `hostd` without waiting for their answer
+/// (write-behind); the next write waits for the oldest answer.
+pub const WRITE_BEHIND_REQUESTS: usize = 32;
+
+/// Most bytes of such writes.
+pub const WRITE_BEHIND_BYTES: u64 = 1 << 20;
+
+/// A write sent to `hostd` whose answer has not come yet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WriteBehind {
+    /// The request's id.
+    pub id: u64,
+    /// The file's handle.
+    pub handle: u64,
+    /// Bytes the program was told were written.
+    pub len: u64,
+}
+
 /// The default cap on a job's processes (`hostd submit --max-procs`).
 pub const DEFAULT_MAX_PROCS: usize = 64;
 
@@ -535,6 +553,16 @@ pub struct Process<'n> {
     /// them before any call that changes a file, so the job never reads
     /// stale data of its own writes. At most [`READAHEAD_FILES`] files.
     pub readahead: BTreeMap<u64, VecDeque<u8>>,
+    /// Writes sent to `hostd` and not yet answered, oldest first (at most
+    /// [`WRITE_BEHIND_REQUESTS`] and [`WRITE_BEHIND_BYTES`]): `write`
+    /// returns once its bytes are sent, and `hostd` answers requests in
+    /// order, so every later request sees them.
+    pub writes_behind: VecDeque<WriteBehind>,
+    /// Per handle, the first failure of a write that went behind (an errno,
+    /// `ENOSPC` for a short count): the handle's next `write`, `fsync`,
+    /// `fdatasync` or `close` returns it, as Linux reports write-back errors
+    /// (`fsync(2)`, `close(2)` NOTES).
+    pub write_errors: BTreeMap<u64, Errno>,
     /// Whether stdin, stdout, stderr are terminals.
     pub tty: [bool; 3],
     /// The submitter's terminal size.
@@ -584,6 +612,8 @@ impl<'n> Process<'n> {
             stdin_asked: false,
             host_files: BTreeMap::new(),
             readahead: BTreeMap::new(),
+            writes_behind: VecDeque::new(),
+            write_errors: BTreeMap::new(),
             tty: [false; 3],
             winsize: None,
             realtime_ns: 0,
@@ -1163,6 +1193,11 @@ impl<'n> Process<'n> {
                     }
                 }
             }
+            HostMsg::FileReply(r) => {
+                // Only a write that went behind is answered while nothing
+                // waits for an answer.
+                self.settle_write(&r);
+            }
             _ => {}
         }
     }
@@ -1287,6 +1322,7 @@ impl<'n> Process<'n> {
     /// job is ending or `hostd` is gone.
     fn next_from_host(&mut self) -> Result<Option<FileReply>, CallError> {
         match self.node.recv(None) {
+            Ok(Some(HostMsg::FileReply(r))) if self.settle_write(&r) => Ok(None),
             Ok(Some(HostMsg::FileReply(r))) => Ok(Some(r)),
             Ok(Some(m)) => {
                 self.on_host_msg(m);
@@ -1297,6 +1333,74 @@ impl<'n> Process<'n> {
             }
             Ok(None) => Ok(None),
             Err(end) => Err(self.wait_ended(end)),
+        }
+    }
+
+    /// Sends `request`, a `Write` or `Pwrite` of `len` bytes on `handle`,
+    /// without waiting for its answer (write-behind), first waiting for the
+    /// oldest answers while [`WRITE_BEHIND_REQUESTS`] or
+    /// [`WRITE_BEHIND_BYTES`] are outstanding. A failure is kept for the
+    /// handle ([`Process::write_errors`]). Errors: [`CallError::Halt`] when
+    /// the job ends or `hostd` is gone.
+    pub fn write_behind(
+        &mut self,
+        handle: u64,
+        request: FileRequest,
+        len: u64,
+    ) -> Result<(), CallError> {
+        self.settle_read_ahead(&request)?;
+        loop {
+            let bytes: u64 = self.writes_behind.iter().map(|w| w.len).sum();
+            if self.writes_behind.is_empty()
+                || (self.writes_behind.len() < WRITE_BEHIND_REQUESTS
+                    && bytes + len <= WRITE_BEHIND_BYTES)
+            {
+                break;
+            }
+            self.next_from_host()?;
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        self.send(&NodeMsg::File { id, request })?;
+        self.writes_behind
+            .push_back(WriteBehind { id, handle, len });
+        Ok(())
+    }
+
+    /// Takes `reply` if it answers a write that went behind, keeping its
+    /// failure for the handle; returns whether it did.
+    fn settle_write(&mut self, reply: &FileReply) -> bool {
+        let Some(at) = self.writes_behind.iter().position(|w| w.id == reply.id) else {
+            return false;
+        };
+        let Some(w) = self.writes_behind.remove(at) else {
+            return false;
+        };
+        let failure = if reply.result < 0 {
+            Some(Errno::from_return(reply.result).unwrap_or(Errno::EIO))
+        } else if (reply.result as u64) < w.len {
+            // A regular file takes fewer bytes than asked only when the
+            // device is full (write(2)).
+            Some(Errno::ENOSPC)
+        } else {
+            None
+        };
+        if let Some(e) = failure {
+            self.write_errors.entry(w.handle).or_insert(e);
+        }
+        true
+    }
+
+    /// Waits until every write of `handle` that went behind is answered,
+    /// then takes the handle's kept failure. Errors: that failure;
+    /// [`CallError::Halt`] when the job ends or `hostd` is gone.
+    pub fn flush_writes(&mut self, handle: u64) -> Result<(), CallError> {
+        while self.writes_behind.iter().any(|w| w.handle == handle) {
+            self.next_from_host()?;
+        }
+        match self.write_errors.remove(&handle) {
+            Some(e) => Err(e.into()),
+            None => Ok(()),
         }
     }
 
@@ -1326,7 +1430,7 @@ impl<'n> Process<'n> {
             return Err(self.block(None));
         }
         while self.stdin.is_empty() && !self.stdin_eof {
-            // A file reply cannot come now (no request is pending).
+            // Only answers to writes that went behind can come now.
             self.next_from_host()?;
         }
         Ok(())

@@ -9,7 +9,7 @@ use alloc::vec::Vec;
 use linux_raw_sys::general as g;
 
 use super::io::{DEVICES, native_stat};
-use super::{Args, StatLayout};
+use super::{Args, StatLayout, StatfsLayout};
 use crate::errno::Errno;
 use crate::fd::{OpenFile, PipeEnd};
 use crate::job::{self, Dir, FileRequest, FileStat};
@@ -25,6 +25,12 @@ const O_CLOEXEC: i32 = g::O_CLOEXEC as i32;
 
 /// The program's own path as `/proc/self/exe` shows it.
 const PROC_SELF_EXE: &[u8] = b"/proc/self/exe";
+
+/// The directory of links to the program's descriptors (`proc(5)`).
+const PROC_SELF_FD: &[u8] = b"/proc/self/fd/";
+
+/// `pipe:[N]` numbers of standard streams are 0..3; in-node pipes follow.
+const STDIO_PIPES: u32 = 3;
 
 /// Where a `stat` result goes.
 #[derive(Clone, Copy)]
@@ -265,6 +271,57 @@ pub(super) fn chdir(p: &mut Process<'_>, a: &Args) -> CallResult {
     Ok(0)
 }
 
+/// `fchdir(fd)`: to a directory the job opened.
+pub(super) fn fchdir(p: &mut Process<'_>, a: &Args) -> CallResult {
+    let handle = match p.task.fds.file(a.int(0))? {
+        OpenFile::HostFile(h) => h,
+        _ => return Err(Errno::ENOTDIR.into()),
+    };
+    let (_, data) = p.host_value(FileRequest::Fchdir { handle })?;
+    p.task.cwd = data;
+    Ok(0)
+}
+
+/// `statfs(pathname, buf)` with the ABI's own `struct statfs`.
+pub(super) fn statfs(p: &mut Process<'_>, a: &Args) -> CallResult {
+    let layout = match a.abi() {
+        crate::Abi::X86_64 => StatfsLayout::X86_64,
+        crate::Abi::I386 => StatfsLayout::I386Statfs,
+    };
+    p.statfs(Some(a.word(0)), a.int(0), layout, a.word(1))
+}
+
+/// `fstatfs(fd, buf)` with the ABI's own `struct statfs`.
+pub(super) fn fstatfs(p: &mut Process<'_>, a: &Args) -> CallResult {
+    let layout = match a.abi() {
+        crate::Abi::X86_64 => StatfsLayout::X86_64,
+        crate::Abi::I386 => StatfsLayout::I386Statfs,
+    };
+    p.statfs(None, a.int(0), layout, a.word(1))
+}
+
+/// i386 `statfs64(pathname, sz, buf)`: `sz` must be the struct's size.
+pub(super) fn statfs64(p: &mut Process<'_>, a: &Args) -> CallResult {
+    check_statfs64_size(a.word(1))?;
+    p.statfs(Some(a.word(0)), 0, StatfsLayout::I386Statfs64, a.word(2))
+}
+
+/// i386 `fstatfs64(fd, sz, buf)`.
+pub(super) fn fstatfs64(p: &mut Process<'_>, a: &Args) -> CallResult {
+    check_statfs64_size(a.word(1))?;
+    p.statfs(None, a.int(0), StatfsLayout::I386Statfs64, a.word(2))
+}
+
+/// `statfs64`'s `sz` is the i386 `struct statfs64`'s size, else `EINVAL`
+/// (`fs/statfs.c`).
+fn check_statfs64_size(sz: u64) -> Result<(), CallError> {
+    if sz == stat::statfs_len(StatfsLayout::I386Statfs64) as u64 {
+        Ok(())
+    } else {
+        Err(Errno::EINVAL.into())
+    }
+}
+
 /// `getcwd(buf, size)`: answered on the node; returns the length with the NUL.
 pub(super) fn getcwd(p: &mut Process<'_>, a: &Args) -> CallResult {
     let (buf, size) = (a.word(0), a.word(1));
@@ -367,6 +424,75 @@ impl Process<'_> {
         job::decode_stat(&data).map_err(|_| CallError::Errno(Errno::EIO))
     }
 
+    /// `statfs` of `pathname` (relative to the current directory) or, with
+    /// `None`, `fstatfs` of descriptor `fd`, written at `buf` in `layout`.
+    fn statfs(
+        &mut self,
+        pathname: Option<u64>,
+        fd: i32,
+        layout: StatfsLayout,
+        buf: u64,
+    ) -> CallResult {
+        self.check_writable(buf, stat::statfs_len(layout) as u64)?;
+        let request = match pathname {
+            Some(addr) => {
+                let path = self.path(addr)?;
+                if DEVICES.iter().any(|(p, _)| *p == path.as_slice()) {
+                    None
+                } else {
+                    Some(FileRequest::Statfs {
+                        dir: Dir::Cwd,
+                        path,
+                    })
+                }
+            }
+            None => match self.task.fds.file(fd)? {
+                OpenFile::HostFile(h) => Some(FileRequest::Statfs {
+                    dir: Dir::Handle(h),
+                    path: Vec::new(),
+                }),
+                _ => None,
+            },
+        };
+        let st = match request {
+            Some(request) => {
+                let (_, data) = self.host_value(request)?;
+                job::decode_fs_stat(&data).map_err(|_| CallError::Errno(Errno::EIO))?
+            }
+            None => stat::node_fs_stat(),
+        };
+        self.write_mem(buf, &stat::to_statfs(&st, layout)?)?;
+        Ok(0)
+    }
+
+    /// What `readlink("/proc/self/fd/N")` shows for descriptor `N`: a host
+    /// file's path on the submitter, a device's own path, `pipe:[id]` for
+    /// a pipe or a standard stream (`proc(5)`). `None` for any other path.
+    /// Errors: `ENOENT` for a descriptor not open.
+    fn proc_fd_link(&mut self, path: &[u8]) -> Result<Option<Vec<u8>>, CallError> {
+        let Some(n) = path
+            .strip_prefix(PROC_SELF_FD)
+            .and_then(|n| core::str::from_utf8(n).ok())
+        else {
+            return Ok(None);
+        };
+        let fd: i32 = n.parse().map_err(|_| Errno::ENOENT)?;
+        let file = self.task.fds.file(fd).map_err(|_| Errno::ENOENT)?;
+        let pipe = |id: u32| alloc::format!("pipe:[{id}]").into_bytes();
+        Ok(Some(match file {
+            OpenFile::HostFile(handle) => {
+                let (n, mut data) = self.host_value(FileRequest::HandlePath { handle })?;
+                data.truncate(n as usize);
+                data
+            }
+            OpenFile::Pipe { id, .. } => match DEVICES.iter().find(|(_, d)| *d == id) {
+                Some((p, _)) => p.to_vec(),
+                None => pipe(id + STDIO_PIPES),
+            },
+            OpenFile::Stdio(s) => pipe(s as u32),
+        }))
+    }
+
     fn access(&mut self, dirfd: i32, pathname: u64, mode: i32, flags: i32) -> CallResult {
         let path = self.path(pathname)?;
         if path == b"/dev/null" {
@@ -389,6 +515,8 @@ impl Process<'_> {
         let path = self.path(pathname)?;
         let target = if path == PROC_SELF_EXE {
             self.task.exe.clone()
+        } else if let Some(link) = self.proc_fd_link(&path)? {
+            link
         } else {
             let dir = self.dir(dirfd, &path)?;
             let len = bufsiz.min(PATH_MAX as u64) as u32;

@@ -110,11 +110,17 @@ pub(super) fn pwrite64(p: &mut Process<'_>, a: &Args) -> CallResult {
     p.write_fd(fd, buf, count, Some(offset))
 }
 
-/// `close(fd)`.
+/// `close(fd)`. A host file's writes still behind are waited for first;
+/// the descriptor is closed even when one failed, and `close` returns that
+/// failure (`close(2)` NOTES).
 pub(super) fn close(p: &mut Process<'_>, a: &Args) -> CallResult {
     let closed = p.task.fds.close(a.int(0))?;
+    let flushed = match closed.file {
+        OpenFile::HostFile(handle) => p.flush_writes(handle),
+        _ => Ok(()),
+    };
     p.release(closed.file);
-    Ok(0)
+    flushed.map(|()| 0)
 }
 
 /// `lseek(fd, offset, whence)`; returns the new offset.
@@ -265,9 +271,15 @@ pub(super) fn fstat64(p: &mut Process<'_>, a: &Args) -> CallResult {
 impl Process<'_> {
     fn fsync(&mut self, fd: i32, data_only: bool) -> CallResult {
         match self.task.fds.file(fd)? {
-            OpenFile::HostFile(handle) => self
-                .host_value(FileRequest::Fsync { handle, data_only })
-                .map(|(v, _)| v),
+            OpenFile::HostFile(handle) => {
+                // hostd answers in order: writes behind are done once the
+                // fsync's answer has come, and their failure is reported.
+                let synced = self.host_value(FileRequest::Fsync { handle, data_only });
+                match self.write_errors.remove(&handle) {
+                    Some(e) => Err(e.into()),
+                    None => synced.map(|(v, _)| v),
+                }
+            }
             _ => Err(Errno::EINVAL.into()),
         }
     }
@@ -609,6 +621,14 @@ impl Process<'_> {
                 Ok(take as u64)
             }
             OpenFile::HostFile(handle) => {
+                if let Some(e) = self.write_errors.remove(&handle) {
+                    return Err(e.into());
+                }
+                // A file opened for writing takes the write behind the
+                // program; any other gets hostd's answer (EBADF) at once.
+                let behind = self.host_files.get(&handle).is_some_and(|f| {
+                    !f.is_dir && f.flags & g::O_ACCMODE as i32 != g::O_RDONLY as i32
+                });
                 let request = match offset {
                     Some(offset) => FileRequest::Pwrite {
                         handle,
@@ -617,7 +637,12 @@ impl Process<'_> {
                     },
                     None => FileRequest::Write { handle, data },
                 };
-                self.host_value(request).map(|(v, _)| v)
+                if behind {
+                    self.write_behind(handle, request, n)?;
+                    Ok(n)
+                } else {
+                    self.host_value(request).map(|(v, _)| v)
+                }
             }
         }
     }

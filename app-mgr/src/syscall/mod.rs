@@ -89,6 +89,18 @@ pub enum StatLayout {
     I386Stat64,
 }
 
+/// Layout of the `struct statfs` a call fills.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum StatfsLayout {
+    /// x86_64 `struct statfs` (120 bytes; `statfs`, `fstatfs`).
+    X86_64,
+    /// i386 `struct statfs` (64 bytes, 32-bit counts; `statfs`, `fstatfs`:
+    /// EOVERFLOW for large values).
+    I386Statfs,
+    /// i386 `struct statfs64` (84 bytes; `statfs64`, `fstatfs64`).
+    I386Statfs64,
+}
+
 /// Width of the file offset `sendfile` reads and updates through its pointer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum OffsetWidth {

@@ -151,6 +151,11 @@ pub static ROWS: &[Row] = &[
     both(X64::renameat2, I386::renameat2, Submitter, fs::renameat2),
     both(X64::chdir, I386::chdir, Submitter, fs::chdir),
     both(X64::getcwd, I386::getcwd, Node, fs::getcwd),
+    both(X64::fchdir, I386::fchdir, Submitter, fs::fchdir),
+    both(X64::statfs, I386::statfs, Submitter, fs::statfs),
+    both(X64::fstatfs, I386::fstatfs, ByFd, fs::fstatfs),
+    i386(I386::statfs64, Submitter, fs::statfs64),
+    i386(I386::fstatfs64, ByFd, fs::fstatfs64),
     // ---- memory: mm.rs ----
     both(X64::brk, I386::brk, Node, mm::brk),
     both(X64::mmap, I386::mmap, Node, mm::mmap),

@@ -1366,3 +1366,160 @@ fn pthread_clone_flags() -> u64 {
             | g::CLONE_CHILD_CLEARTID,
     )
 }
+
+#[test]
+fn writes_go_behind_and_their_failures_come_back_at_fsync_write_and_close() {
+    // A hostd whose device fills up: a write of "full" fails, one of "half"
+    // takes half its bytes; "ro.txt" is open read-only.
+    let mut node = FakeNode {
+        files: Some(Box::new(|id, req| {
+            let (result, data) = match req {
+                FileRequest::Open { path, .. } => (if path == b"ro.txt" { 8 } else { 7 }, vec![0]),
+                FileRequest::Write { handle: 8, .. } => (Errno::EBADF.to_return(), vec![]),
+                FileRequest::Write { data, .. } if data == b"full" => {
+                    (Errno::ENOSPC.to_return(), vec![])
+                }
+                FileRequest::Write { data, .. } if data == b"half" => (2, vec![]),
+                FileRequest::Write { data, .. } | FileRequest::Pwrite { data, .. } => {
+                    (data.len() as i64, vec![])
+                }
+                FileRequest::Fsync { .. } | FileRequest::Close { .. } => (0, vec![]),
+                _ => (Errno::ENOSYS.to_return(), vec![]),
+            };
+            FileReply { id, result, data }
+        })),
+        ..FakeNode::default()
+    };
+    with(X64, &mut node, |p| {
+        let m = mem(p, 4096);
+        put(p, m, b"out.txt\0");
+        put(p, m + 16, b"ro.txt\0");
+        put(p, m + 64, b"good");
+        put(p, m + 96, b"full");
+        put(p, m + 128, b"half");
+        let wronly = u64::from(linux_raw_sys::general::O_WRONLY | linux_raw_sys::general::O_CREAT);
+        let fd = call(p, X::open as u64, &[m, wronly, 0o644]).unwrap() as u64;
+        // Each write is taken whole at once; the failed one is reported by
+        // fsync, and only once.
+        assert_eq!(call(p, X::write as u64, &[fd, m + 64, 4]), Some(4));
+        assert_eq!(call(p, X::write as u64, &[fd, m + 96, 4]), Some(4));
+        assert_eq!(call(p, X::pwrite64 as u64, &[fd, m + 64, 4, 100]), Some(4));
+        assert_eq!(call(p, X::fsync as u64, &[fd]), err(Errno::ENOSPC));
+        assert_eq!(call(p, X::fsync as u64, &[fd]), Some(0));
+        // A short count is the device filling up; the next write says so.
+        assert_eq!(call(p, X::write as u64, &[fd, m + 128, 4]), Some(4));
+        while p.writes_behind.iter().any(|w| w.handle == 7) {
+            p.poll_host();
+        }
+        assert_eq!(
+            call(p, X::write as u64, &[fd, m + 64, 4]),
+            err(Errno::ENOSPC)
+        );
+        // close waits for the writes still behind and returns their failure;
+        // the descriptor is gone all the same.
+        assert_eq!(call(p, X::write as u64, &[fd, m + 96, 4]), Some(4));
+        assert_eq!(call(p, X::close as u64, &[fd]), err(Errno::ENOSPC));
+        assert_eq!(call(p, X::close as u64, &[fd]), err(Errno::EBADF));
+        assert!(p.writes_behind.is_empty() && p.write_errors.is_empty());
+        // A file open read-only gets hostd's EBADF at once.
+        let ro = call(p, X::open as u64, &[m + 16, 0, 0]).unwrap() as u64;
+        assert_eq!(
+            call(p, X::write as u64, &[ro, m + 64, 4]),
+            err(Errno::EBADF)
+        );
+    });
+    let writes = node
+        .file_requests()
+        .iter()
+        .filter(|r| matches!(r, FileRequest::Write { .. } | FileRequest::Pwrite { .. }))
+        .count();
+    assert_eq!(writes, 6, "the failed write's successor is not sent");
+}
+
+#[test]
+fn statfs_fstatfs_and_proc_self_fd_links() {
+    let mut node = FakeNode {
+        files: Some(Box::new(|id, req| {
+            let (result, data) = match req {
+                FileRequest::Open { .. } => (7, vec![0]),
+                FileRequest::Statfs { .. } => (
+                    0,
+                    crate::job::encode_fs_stat(&crate::job::FsStat {
+                        fs_type: 0xEF53,
+                        bsize: 4096,
+                        blocks: 1 << 33,
+                        namelen: 255,
+                        ..Default::default()
+                    }),
+                ),
+                FileRequest::HandlePath { .. } => (13, b"/home/u/job/f".to_vec()),
+                _ => (Errno::ENOSYS.to_return(), vec![]),
+            };
+            FileReply { id, result, data }
+        })),
+        ..FakeNode::default()
+    };
+    with(X64, &mut node, |p| {
+        let m = mem(p, 4096);
+        put(p, m, b"f\0");
+        put(p, m + 16, b"/proc/self/fd/1\0");
+        put(p, m + 48, b"/proc/self/fd/3\0");
+        put(p, m + 80, b"/proc/self/fd/9\0");
+        assert_eq!(call(p, X::statfs as u64, &[m, m + 512]), Some(0));
+        assert_eq!(u64_at(p, m + 512), 0xEF53);
+        assert_eq!(u64_at(p, m + 512 + 16), 1 << 33);
+        // A pipe's file system is pipefs.
+        assert_eq!(call(p, X::fstatfs as u64, &[1, m + 512]), Some(0));
+        assert_eq!(
+            u64_at(p, m + 512),
+            u64::from(linux_raw_sys::general::PIPEFS_MAGIC)
+        );
+        // readlink of /proc/self/fd/N: a stream, a host file, a closed fd.
+        assert_eq!(call(p, X::readlink as u64, &[m + 16, m + 256, 64]), Some(8));
+        assert_eq!(get(p, m + 256, 8), b"pipe:[1]");
+        assert_eq!(call(p, X::open as u64, &[m, 0, 0]), Some(3));
+        assert_eq!(
+            call(p, X::readlink as u64, &[m + 48, m + 256, 64]),
+            Some(13)
+        );
+        assert_eq!(get(p, m + 256, 13), b"/home/u/job/f");
+        assert_eq!(
+            call(p, X::readlink as u64, &[m + 80, m + 256, 64]),
+            err(Errno::ENOENT)
+        );
+        // fchdir to a file: hostd says ENOTDIR; to a pipe, the node does.
+        assert_eq!(call(p, X::fchdir as u64, &[1]), err(Errno::ENOTDIR));
+    });
+    let mut node = FakeNode {
+        files: Some(Box::new(|id, req| {
+            let (result, data) = match req {
+                FileRequest::Statfs { .. } => (
+                    0,
+                    crate::job::encode_fs_stat(&crate::job::FsStat {
+                        fs_type: 0xEF53,
+                        blocks: 1 << 33,
+                        ..Default::default()
+                    }),
+                ),
+                _ => (Errno::ENOSYS.to_return(), vec![]),
+            };
+            FileReply { id, result, data }
+        })),
+        ..FakeNode::default()
+    };
+    with(I386, &mut node, |p| {
+        let m = mem(p, 4096);
+        put(p, m, b"f\0");
+        // i386 statfs cannot hold 2^33 blocks; statfs64 can, with its size.
+        assert_eq!(
+            call(p, I::statfs as u64, &[m, m + 512]),
+            err(Errno::EOVERFLOW)
+        );
+        assert_eq!(call(p, I::statfs64 as u64, &[m, 84, m + 512]), Some(0));
+        assert_eq!(u64_at(p, m + 512 + 8), 1 << 33);
+        assert_eq!(
+            call(p, I::statfs64 as u64, &[m, 88, m + 512]),
+            err(Errno::EINVAL)
+        );
+    });
+}

@@ -544,3 +544,55 @@ fn record_locks_and_flock_conflict_between_open_files() {
     assert_eq!(flock(&mut fs, a, 8), 0);
     assert_eq!(flock(&mut fs, b, 1), 0);
 }
+
+#[test]
+fn statfs_fchdir_and_handle_paths_stay_inside_and_match_the_host() {
+    let t = Tree::new();
+    let mut fs = FileServer::new(&t.job()).unwrap();
+    // statfs of the job directory is the host's file system; of a path
+    // outside it, EACCES.
+    let r = fs.serve(
+        1,
+        FileRequest::Statfs {
+            dir: Dir::Cwd,
+            path: b"sub".to_vec(),
+        },
+    );
+    assert_eq!(r.result, 0, "{r:?}");
+    let st: FsStat = sion_app_mgr::job::decode_fs_stat(&r.data).unwrap();
+    let host = nix::sys::statvfs::statvfs(&t.job()).unwrap();
+    let kind = nix::sys::statfs::statfs(&t.job()).unwrap();
+    assert_eq!(st.fs_type, kind.filesystem_type().0 as u64);
+    assert_eq!((st.bsize, st.blocks), (host.block_size(), host.blocks()));
+    assert_eq!(st.namelen, host.name_max());
+    let outside = fs.serve(
+        2,
+        FileRequest::Statfs {
+            dir: Dir::Cwd,
+            path: b"../outside".to_vec(),
+        },
+    );
+    assert_eq!(outside.result, EACCES);
+    // fchdir to a directory handle; to a file, ENOTDIR.
+    let dir = open(&mut fs, b"sub", libc::O_DIRECTORY).result as u64;
+    let r = fs.serve(3, FileRequest::Fchdir { handle: dir });
+    assert_eq!(r.result, 0, "{r:?}");
+    assert_eq!(r.data, t.job().join("sub").as_os_str().as_bytes());
+    let file = open(&mut fs, b"../in.txt", 0).result as u64;
+    let r = fs.serve(4, FileRequest::Fchdir { handle: file });
+    assert_eq!(r.result, -libc::ENOTDIR as i64);
+    // A handle's path follows a rename, as /proc/self/fd does on Linux.
+    std::fs::rename(t.job().join("in.txt"), t.job().join("moved.txt")).unwrap();
+    let r = fs.serve(5, FileRequest::HandlePath { handle: file });
+    assert_eq!(r.data, t.job().join("moved.txt").as_os_str().as_bytes());
+    assert_eq!(r.result, r.data.len() as i64);
+    // fstatfs of the handle itself.
+    let r = fs.serve(
+        6,
+        FileRequest::Statfs {
+            dir: Dir::Handle(file),
+            path: Vec::new(),
+        },
+    );
+    assert_eq!(r.result, 0, "{r:?}");
+}
