@@ -74,6 +74,14 @@ pub struct Config {
     /// whose ids follow the joiner's on the ring of ids. While the view fits one
     /// reply, every member answers. Default 2.
     pub join_view_responders: u16,
+    /// Anti-entropy (memberlist's push/pull state sync): every `sync_interval`
+    /// (offset by a random phase) a synced member asks one random member for
+    /// the members around a random id (about one view chunk, the whole view
+    /// while it fits one) and learns those it did not know; a member that
+    /// knows nobody broadcasts its join again instead. This heals members
+    /// that missed each other's joins (booted together, a lost broadcast)
+    /// for 0.4 datagrams per member per second at the default. Default 5 s.
+    pub sync_interval: Duration,
     /// Candidates asked per placement (k of "power of k choices"). Default 3.
     pub placement_candidates: usize,
     /// How long a requester waits for task replies. Default 200 ms.
@@ -115,6 +123,7 @@ impl Default for Config {
             join_retry: Duration::from_secs(1),
             join_attempts: 3,
             join_view_responders: 2,
+            sync_interval: Duration::from_secs(5),
             placement_candidates: 3,
             placement_timeout: Duration::from_millis(200),
             placement_retries: 1,
@@ -228,6 +237,9 @@ pub struct Stats {
     pub events_dropped: u64,
     /// Messages that could not be encoded (a bug if ever non-zero).
     pub encode_errors: u64,
+    /// Anti-entropy rounds ([`Config::sync_interval`]): view requests sent, or
+    /// joins broadcast again while knowing nobody.
+    pub syncs: u64,
 }
 
 /// Most gossip updates waiting to be piggybacked; beyond, the most sent are dropped.
@@ -355,6 +367,8 @@ pub struct Member {
     learn_limit: Option<u8>,
     tombstones: BTreeMap<NodeId, Tombstone>,
     tomb_sweep_at: Instant,
+    /// Next anti-entropy round ([`Config::sync_interval`]).
+    sync_at: Instant,
     join_left: u8,
     join_at: Instant,
     /// Set by the first join reply: no more joins.
@@ -429,6 +443,7 @@ impl Member {
         let mut rng = fastrand::Rng::with_seed(seed ^ local.id.as_u64().rotate_left(23));
         let incarnation = rng.u64(..);
         let phase = rng.u64(..duration_nanos(config.probe_interval).max(1));
+        let sync_phase = rng.u64(..duration_nanos(config.sync_interval).max(1));
         let info = MemberInfo {
             id: local.id,
             name: local.name.unwrap_or_else(|| Name::derive(local.id)),
@@ -461,6 +476,7 @@ impl Member {
             learn_limit: None,
             tombstones: BTreeMap::new(),
             tomb_sweep_at: now + config.tombstone_ttl / 4,
+            sync_at: now + config.sync_interval + Duration::from_nanos(sync_phase),
             join_left: config.join_attempts,
             join_at: now,
             join_done: false,
@@ -630,7 +646,7 @@ impl Member {
         if !self.synced {
             t = t.min(self.view_req_at);
         }
-        t
+        t.min(self.sync_at)
     }
 
     /// Runs the timers due at `now`: join retries, view requests, the protocol
@@ -643,6 +659,7 @@ impl Member {
             return;
         }
         self.poll_join(now);
+        self.poll_sync(now);
         self.poll_probe(now);
         self.poll_relays(now);
         self.poll_suspicions(now);
@@ -1675,6 +1692,45 @@ impl Member {
 
     // ----- join and view transfer -----
 
+    /// One anti-entropy round when due ([`Config::sync_interval`]).
+    fn poll_sync(&mut self, now: Instant) {
+        if now < self.sync_at {
+            return;
+        }
+        self.sync_at = now + self.cfg.sync_interval;
+        if !self.synced || self.join_pending() {
+            return;
+        }
+        if self.members.len() == 0 {
+            // Nobody heard our joins, nor we theirs: announce ourselves again.
+            let msg = Message::Join(self.current_announce());
+            self.send(Dest::Broadcast, &msg);
+            self.stats.syncs += 1;
+            return;
+        }
+        let Some(addr) = self.members.random(&mut self.rng).map(|e| e.addr) else {
+            return;
+        };
+        // About one chunk of the peer's view: the whole id space while the
+        // group fits one, else the share of it that holds that many members.
+        let per_chunk = (MAX_VIEW_CHUNK - 1) as u64;
+        let known = self.members.len() as u64 + 1;
+        let (lo, hi) = if known < per_chunk {
+            (0, ID_MAX)
+        } else {
+            let width = ID_MAX / known * per_chunk;
+            let lo = self.rng.u64(..=ID_MAX);
+            (lo, lo.saturating_add(width).min(ID_MAX))
+        };
+        let msg = Message::ViewRequest {
+            from: self.local.id,
+            lo,
+            hi,
+        };
+        self.send(Dest::Unicast(addr), &msg);
+        self.stats.syncs += 1;
+    }
+
     fn poll_join(&mut self, now: Instant) {
         if self.join_pending() && now >= self.join_at {
             self.join_left -= 1;
@@ -2112,7 +2168,7 @@ mod tests {
     }
 
     #[test]
-    fn alone_it_joins_three_times_then_probes_nobody() {
+    fn alone_it_joins_three_times_then_probes_nobody_and_announces_itself_again() {
         let mut m = member(1, Instant::ZERO);
         let out = drain(&mut m);
         assert_eq!(out.len(), 1);
@@ -2122,20 +2178,72 @@ mod tests {
             Ok(Message::Join(_))
         ));
         let mut now = Instant::ZERO;
-        let mut joins = 1;
-        while now < Instant::from_secs(10) {
+        let mut joins = alloc::vec![now];
+        while now < Instant::from_secs(30) {
             now = m.poll_at();
             m.poll(now);
             for t in drain(&mut m) {
                 match Message::decode(&t.bytes).unwrap() {
-                    Message::Join(_) => joins += 1,
+                    Message::Join(_) => joins.push(now),
                     other => panic!("{other:?}"),
                 }
             }
             assert!(m.poll_at() > now);
         }
-        assert_eq!(joins, 3);
+        // Three joins a second apart, then synced and alone: one join again
+        // per sync interval (5 s), after a random phase of at most one.
+        assert_eq!(joins[1], Instant::from_secs(1));
+        assert_eq!(joins[2], Instant::from_secs(2));
         assert!(m.is_synced());
+        assert!(joins[3] >= Instant::from_secs(5) && joins[3] < Instant::from_secs(10));
+        for w in joins[3..].windows(2) {
+            assert_eq!(w[1] - w[0], Duration::from_secs(5));
+        }
+        assert!(joins.len() >= 7, "{joins:?}");
+    }
+
+    #[test]
+    fn a_synced_member_asks_a_random_member_for_its_view_each_sync_interval() {
+        // Two members on a lossless link, delivering each other's datagrams.
+        let mut m = member(1, Instant::ZERO);
+        let mut peer = member(2, Instant::ZERO);
+        let (m_addr, peer_addr) = (m.local().addr, peer.local().addr);
+        let mut now = Instant::ZERO;
+        let mut requests = Vec::new();
+        while now < Instant::from_secs(21) {
+            now = m.poll_at().min(peer.poll_at());
+            m.poll(now);
+            peer.poll(now);
+            loop {
+                let (to_peer, to_m) = (drain(&mut m), drain(&mut peer));
+                if to_peer.is_empty() && to_m.is_empty() {
+                    break;
+                }
+                for t in to_peer {
+                    if let Ok(Message::ViewRequest { lo, hi, .. }) = Message::decode(&t.bytes) {
+                        assert_eq!(t.dest, Dest::Unicast(peer_addr));
+                        requests.push((now, lo, hi));
+                    }
+                    peer.handle_datagram(now, m_addr, &t.bytes).unwrap();
+                }
+                for t in to_m {
+                    m.handle_datagram(now, peer_addr, &t.bytes).unwrap();
+                }
+            }
+        }
+        // A group this small fits one reply: the whole id space, each time.
+        assert!((3..=4).contains(&requests.len()), "{requests:?}");
+        assert!(requests.iter().all(|&(_, lo, hi)| (lo, hi) == (0, ID_MAX)));
+        assert_eq!(m.stats().syncs, requests.len() as u64);
+        // The answer names a member we did not know: it is in the view now.
+        let stranger = member(3, Instant::ZERO);
+        let reply = Message::JoinReply {
+            lo: 0,
+            hi: ID_MAX,
+            entries: alloc::vec![announce_of(&peer), announce_of(&stranger)],
+        };
+        m.handle_message(now, peer_addr, &reply);
+        assert!(m.knows(stranger.id()));
     }
 
     #[test]

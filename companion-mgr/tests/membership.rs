@@ -334,3 +334,30 @@ fn a_large_view_transfer_completes_despite_loss() {
         .collect();
     assert!(missing.is_empty(), "the newcomer lacks {missing:?}");
 }
+
+#[test]
+fn a_node_that_missed_every_join_at_boot_is_learned_later() {
+    // Node 1 hears nothing and is heard by nobody while the three boot (as a
+    // node whose link comes up late): its joins and everyone's answers are
+    // lost, and it ends its joins alone. Once its link is up, its next
+    // anti-entropy round announces it again and the views converge.
+    let mut s = Sim::new(NetConfig::default(), 11);
+    s.add_nodes(
+        3,
+        Instant::ZERO,
+        Duration::from_millis(100),
+        Config::default(),
+    );
+    s.nodes[1].isolated = true;
+    s.run_until(Instant::from_secs(4));
+    assert_eq!(s.member(1).view_len(), 1, "node 1 knows only itself");
+    assert_eq!(s.member(0).view_len(), 2, "nodes 0 and 2 know each other");
+    s.nodes[1].isolated = false;
+    let sync = Config::default().sync_interval;
+    let t = s.run_until_true(Instant::from_secs(4) + sync * 2, 10 * MS, |s| {
+        s.all_views_have(3)
+    });
+    assert!(t.is_some(), "views never converged: {:?}", s.stats);
+    assert!(s.converged());
+    assert!(s.member(1).stats().syncs >= 1);
+}
