@@ -435,3 +435,11 @@ pub mod app {
         .map(|_| ())
     }
 }
+
+/// The CPU's time-stamp counter (`rdtsc`), for benchmarks that count cycles.
+#[inline(always)]
+pub fn cycles() -> u64 {
+    // SAFETY: RDTSC only reads a counter; the kernel leaves CR4.TSD clear,
+    // so ring 3 may execute it.
+    unsafe { core::arch::x86_64::_rdtsc() }
+}
