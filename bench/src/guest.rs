@@ -70,6 +70,15 @@ impl Guest {
         out
     }
 
+    /// Every line so far with the time it arrived, in seconds since the start.
+    pub fn timed_lines(&self) -> Vec<(f64, String)> {
+        let lines = self.lines.lock().unwrap();
+        lines
+            .iter()
+            .map(|(t, l)| (t.as_secs_f64(), l.clone()))
+            .collect()
+    }
+
     /// Waits until a line containing `needle` appears; returns how long
     /// after the start it arrived. Errors on timeout, or when QEMU ends first
     /// (with the console's last lines).

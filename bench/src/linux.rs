@@ -183,6 +183,8 @@ pub struct Round {
     pub boot: Duration,
     /// Each line of `bench.conf`: (line, exit status, output).
     pub runs: Vec<(String, i32, String)>,
+    /// Each line of `bench.conf`: (line, seconds it ran by the host's clock).
+    pub host_secs: Vec<(String, f64)>,
 }
 
 /// Boots the guest, waits (at most `timeout`) until its init has run every
@@ -193,11 +195,16 @@ pub fn run_round(args: &[String], timeout: Duration) -> Result<Round> {
     let boot = guest.wait_for("SIONBENCH init", timeout)?;
     guest.wait_for("SIONBENCH done", timeout)?;
     let runs = parse::guest_runs(&guest.console());
+    let host_secs = parse::guest_run_times(&guest.timed_lines());
     drop(guest);
     if let Some((cmd, status, out)) = runs.iter().find(|r| r.1 != 0) {
         bail!("in the Linux guest, `{cmd}` exited with {status}:\n{out}");
     }
-    Ok(Round { boot, runs })
+    Ok(Round {
+        boot,
+        runs,
+        host_secs,
+    })
 }
 
 #[cfg(test)]

@@ -96,6 +96,25 @@ pub fn guest_runs(console: &str) -> Vec<(String, i32, String)> {
     runs
 }
 
+/// How long each program of the Linux guest's init ran by the host's
+/// clock: from its `SIONBENCH run LINE` line to the next `SIONBENCH status`
+/// line, given the console's lines with their arrival times in seconds.
+pub fn guest_run_times(lines: &[(f64, String)]) -> Vec<(String, f64)> {
+    let mut out = Vec::new();
+    let mut current: Option<(String, f64)> = None;
+    for (t, line) in lines {
+        let line = line.trim_end_matches('\r');
+        if let Some(cmd) = line.strip_prefix("SIONBENCH run ") {
+            current = Some((cmd.to_string(), *t));
+        } else if line.starts_with("SIONBENCH status ")
+            && let Some((cmd, t0)) = current.take()
+        {
+            out.push((cmd, t - t0));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -152,5 +171,27 @@ mod tests {
         );
         assert_eq!(runs[1].0, "/triad");
         assert_eq!(runs[1].1, 139);
+    }
+
+    #[test]
+    fn guest_run_times_between_markers() {
+        let lines: Vec<(f64, String)> = [
+            (9.0, "SIONBENCH init"),
+            (9.5, "SIONBENCH run /nthprime 10"),
+            (9.6, "prime 10 = 29 (0.000 s)"),
+            (11.0, "SIONBENCH status 0"),
+            (11.25, "SIONBENCH run /triad"),
+            (12.0, "SIONBENCH status 0\r"),
+            (12.5, "SIONBENCH run /flops"),
+        ]
+        .map(|(t, l)| (t, l.to_string()))
+        .to_vec();
+        assert_eq!(
+            guest_run_times(&lines),
+            vec![
+                ("/nthprime 10".to_string(), 1.5),
+                ("/triad".to_string(), 0.75)
+            ]
+        );
     }
 }
