@@ -1,5 +1,5 @@
 //! Time: the timer tick count and a monotonic clock in nanoseconds, read from
-//! the TSC and calibrated against the PIT at boot.
+//! the TSC and calibrated against the PIT's channel 2 at boot.
 #![forbid(unsafe_code)]
 
 use crate::arch;
@@ -9,33 +9,20 @@ static TICKS: AtomicU64 = AtomicU64::new(0);
 static TSC_HZ: AtomicU64 = AtomicU64::new(0);
 static TSC_AT_BOOT: AtomicU64 = AtomicU64::new(0);
 
-/// Timer ticks used to calibrate the TSC (50 ms at 100 Hz).
-const CALIBRATION_TICKS: u64 = 5;
+/// Length of one TSC calibration against the PIT, and how many are made.
+const CALIBRATION_MS: u32 = 25;
+const CALIBRATION_TRIES: u32 = 3;
 
 /// Counts one timer interrupt. Called from the timer's interrupt handler.
 pub fn tick() {
     TICKS.fetch_add(1, Ordering::Relaxed);
 }
 
-/// Timer interrupts since boot.
-pub fn ticks() -> u64 {
-    TICKS.load(Ordering::Relaxed)
-}
-
-/// Measures the TSC frequency over [`CALIBRATION_TICKS`] timer ticks. Enables
-/// interrupts while it waits and disables them again.
+/// Measures the TSC frequency against the PIT ([`arch::pic::tsc_hz`]:
+/// the shortest of three 25 ms counts of its channel 2).
 pub fn init() {
     TSC_AT_BOOT.store(arch::rdtsc(), Ordering::Relaxed);
-    let start_tick = ticks();
-    while ticks() == start_tick {
-        arch::wait_for_interrupt();
-    }
-    let (t0, tsc0) = (ticks(), arch::rdtsc());
-    while ticks() < t0 + CALIBRATION_TICKS {
-        arch::wait_for_interrupt();
-    }
-    let tsc1 = arch::rdtsc();
-    let hz = (tsc1 - tsc0) * u64::from(arch::pic::TIMER_HZ) / CALIBRATION_TICKS;
+    let hz = arch::pic::tsc_hz(CALIBRATION_MS, CALIBRATION_TRIES);
     TSC_HZ.store(hz.max(1), Ordering::Relaxed);
 }
 
