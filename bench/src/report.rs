@@ -314,6 +314,8 @@ fn plot_ipc(path: &Path, figures: &[Figure]) -> Result<bool> {
         .configure_mesh()
         .x_desc("message size (bytes)")
         .y_desc("cycles")
+        .x_label_formatter(&|x| format!("{x:.0}"))
+        .y_label_formatter(&|y| format!("{y:.0}"))
         .draw()?;
     for (label, points, color) in lines {
         if points.is_empty() {
@@ -337,58 +339,70 @@ fn plot_ipc(path: &Path, figures: &[Figure]) -> Result<bool> {
     Ok(true)
 }
 
-/// Bars of Linux ÷ SiON (median, min–max) for every compared figure.
+/// Horizontal bars of Linux ÷ SiON (median; a line from min to max) for
+/// every compared figure, on a logarithmic axis so that 0.01× and 5× both
+/// read.
 fn plot_ratios(path: &Path, figures: &[Figure]) -> Result<bool> {
     let bars: Vec<(String, Summary)> = figures
         .iter()
         .filter_map(|f| Some((f.key.clone(), f.ratio()?)))
+        .filter(|(_, s)| s.min > 0.0)
         .collect();
     if bars.is_empty() {
         return Ok(false);
     }
-    let top = bars.iter().map(|b| b.1.max).fold(1.0, f64::max) * 1.15;
+    let lo = bars.iter().map(|b| b.1.min).fold(1.0, f64::min) / 2.0;
+    let hi = bars.iter().map(|b| b.1.max).fold(1.0, f64::max) * 2.0;
     let n = bars.len();
-    let root = SVGBackend::new(path, (120 + 70 * n as u32, 500)).into_drawing_area();
+    let root = SVGBackend::new(path, (900, 80 + 28 * n as u32)).into_drawing_area();
     root.fill(&WHITE)?;
     let names: Vec<String> = bars.iter().map(|b| b.0.clone()).collect();
     let mut chart = ChartBuilder::on(&root)
         .caption(
-            "Linux ÷ SiON (above 1: SiON is cheaper)",
+            "Linux ÷ SiON (right of 1: SiON is cheaper)",
             ("sans-serif", 22),
         )
         .margin(15)
-        .x_label_area_size(60)
-        .y_label_area_size(60)
-        .build_cartesian_2d(0f64..n as f64, 0f64..top)?;
+        .x_label_area_size(40)
+        .y_label_area_size(170)
+        .build_cartesian_2d((lo..hi).log_scale(), 0f64..n as f64)?;
     chart
         .configure_mesh()
-        .disable_x_mesh()
-        .x_labels(n * 2 + 1)
-        .x_label_formatter(&|x| {
-            let i = (*x - 0.5).round();
-            if (x - 0.5 - i).abs() < 1e-6 && i >= 0.0 {
-                names.get(i as usize).cloned().unwrap_or_default()
+        .disable_y_mesh()
+        .y_labels(n * 2 + 1)
+        .y_label_formatter(&|y| {
+            let i = (*y - 0.5).round();
+            if (y - 0.5 - i).abs() < 1e-6 && i >= 0.0 {
+                // Row 0 at the top.
+                names
+                    .get(n.saturating_sub(1 + i as usize))
+                    .cloned()
+                    .unwrap_or_default()
             } else {
                 String::new()
             }
         })
-        .y_desc("Linux ÷ SiON")
+        .x_label_formatter(&|x| format!("{x}×"))
+        .x_desc("Linux ÷ SiON")
         .draw()?;
+    let row = |i: usize| (n - 1 - i) as f64;
     chart.draw_series(bars.iter().enumerate().map(|(i, (_, s))| {
-        let x = i as f64;
         let color = if s.median >= 1.0 {
             SION_COLOR
         } else {
             LINUX_COLOR
         };
-        Rectangle::new([(x + 0.2, 0.0), (x + 0.8, s.median)], color.filled())
+        Rectangle::new(
+            [(lo, row(i) + 0.2), (s.median, row(i) + 0.8)],
+            color.filled(),
+        )
     }))?;
     chart.draw_series(bars.iter().enumerate().map(|(i, (_, s))| {
-        let x = i as f64 + 0.5;
-        PathElement::new(vec![(x, s.min), (x, s.max)], BLACK.stroke_width(2))
+        let y = row(i) + 0.5;
+        PathElement::new(vec![(s.min, y), (s.max, y)], BLACK.stroke_width(2))
     }))?;
     chart.draw_series(std::iter::once(PathElement::new(
-        vec![(0.0, 1.0), (n as f64, 1.0)],
+        vec![(1.0, 0.0), (1.0, n as f64)],
         BLACK.stroke_width(1),
     )))?;
     root.present()?;
@@ -426,6 +440,14 @@ fn plot_rounds(path: &Path, figures: &[Figure]) -> Result<bool> {
         .build_cartesian_2d(0.5f64..rounds as f64 + 0.5, 0f64..top * 1.15)?;
     chart
         .configure_mesh()
+        .x_labels(rounds)
+        .x_label_formatter(&|x| {
+            if (x - x.round()).abs() < 1e-6 {
+                format!("{x:.0}")
+            } else {
+                String::new()
+            }
+        })
         .x_desc("round")
         .y_desc("seconds")
         .draw()?;
