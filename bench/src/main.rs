@@ -317,7 +317,13 @@ fn main() -> Result<()> {
             cli.rounds,
             cli.memory
         ));
-        let mut cluster = sion::Cluster::up(&lan, &node_image.path, &[cli.memory], &hostd)?;
+        let mut cluster = sion::Cluster::up(
+            &lan,
+            &format!("round-{}", round + 1),
+            &node_image.path,
+            &[cli.memory],
+            &hostd,
+        )?;
         let boot = cluster.wait_each("boot", Duration::from_secs(120), |_, log| {
             log.contains(sion::JOINING)
         })?[0];
@@ -464,7 +470,13 @@ fn main() -> Result<()> {
             run + 1,
             cli.cluster_runs
         ));
-        let cluster = sion::Cluster::up(&lan, &node_image.path, &[cli.memory; 3], &hostd)?;
+        let cluster = sion::Cluster::up(
+            &lan,
+            &format!("three-{}", run + 1),
+            &node_image.path,
+            &[cli.memory; 3],
+            &hostd,
+        )?;
         let joined = cluster.wait_each("boot", Duration::from_secs(120), |_, log| {
             log.contains(sion::JOINING)
         })?;

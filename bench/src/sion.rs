@@ -28,13 +28,17 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    /// Starts `memory.len()` nodes booting `image` on LAN `name`; returns at
-    /// once (QEMU started), with the clock of the boot measurements running.
-    pub fn up(name: &str, image: &Path, memory: &[u32], hostd: &Path) -> Result<Cluster> {
-        let run_dir = sion_image::target_dir()
-            .join("bench")
-            .join("lan")
-            .join(name);
+    /// Starts `memory.len()` nodes booting `image` on LAN `name`, its logs
+    /// kept in `target/bench/lan/TAG`; returns at once (QEMU started), with
+    /// the clock of the boot measurements running.
+    pub fn up(
+        name: &str,
+        tag: &str,
+        image: &Path,
+        memory: &[u32],
+        hostd: &Path,
+    ) -> Result<Cluster> {
+        let run_dir = sion_image::target_dir().join("bench").join("lan").join(tag);
         std::fs::create_dir_all(&run_dir)?;
         let lan = Lan::new(name, Some(run_dir.clone()))?;
         let _ = lan.down(); // a run left over from an interrupted bench
