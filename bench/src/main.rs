@@ -290,7 +290,7 @@ fn main() -> Result<()> {
 
     let mut figures = Vec::new();
     // Sizes.
-    let bins = sion_image::target_dir().join("sion-build/x86_64-unknown-none/release");
+    let bins = sion_image::bin_dir();
     let mut kernel_and_managers = 0u64;
     for name in ["sion-kernel", "init", "companion-mgr", "app-mgr"] {
         let len = std::fs::metadata(bins.join(name))

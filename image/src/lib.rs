@@ -138,7 +138,18 @@ fn process_names(flavor: Flavor) -> Result<Vec<String>> {
     Ok(names)
 }
 
-/// Builds the kernel and processes (release, `x86_64-unknown-none`) and the
+/// The Cargo profile of the kernel and the processes (the workspace's
+/// `[profile.image]`: release, stripped, LTO).
+pub const IMAGE_PROFILE: &str = "image";
+
+/// Where [`build`] leaves the kernel and process binaries (ELF files).
+pub fn bin_dir() -> PathBuf {
+    target_dir()
+        .join("sion-build/x86_64-unknown-none")
+        .join(IMAGE_PROFILE)
+}
+
+/// Builds the kernel and processes (profile [`IMAGE_PROFILE`], `x86_64-unknown-none`) and the
 /// BIOS and UEFI disk images of `flavor`. Cargo's progress goes to stderr. Errors: a failed
 /// compilation, a missing binary, an I/O error.
 pub fn build(flavor: Flavor) -> Result<Image> {
@@ -147,7 +158,7 @@ pub fn build(flavor: Flavor) -> Result<Image> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let status = Command::new(cargo)
         .current_dir(&root)
-        .args(["build", "--release", "--target", "x86_64-unknown-none"])
+        .args(["build", "--profile", IMAGE_PROFILE, "--target", "x86_64-unknown-none"])
         .args(NODE_PACKAGES.iter().flat_map(|p| ["-p", p]))
         .arg("--target-dir")
         .arg(&build_dir)
@@ -161,7 +172,7 @@ pub fn build(flavor: Flavor) -> Result<Image> {
         "building the kernel and SiON processes failed (see the compiler output above)"
     );
 
-    let bin_dir = build_dir.join("x86_64-unknown-none/release");
+    let bin_dir = bin_dir();
     let kernel = bin_dir.join("sion-kernel");
     ensure!(
         kernel.exists(),
