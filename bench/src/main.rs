@@ -51,6 +51,12 @@ struct Cli {
     /// compare with a full run).
     #[arg(long)]
     quick: bool,
+    /// Minutes of the lossy-LAN run: three nodes with 5% of the frames
+    /// between them dropped (nftables on the LAN's bridge), counting false
+    /// deaths, then a failure detection under that loss. 0 skips it; the
+    /// default is issue 13's 10 minutes (1 with --quick).
+    #[arg(long)]
+    loss_minutes: Option<f64>,
 }
 
 /// The SiON paper's Table 3 message sizes.
@@ -514,6 +520,22 @@ fn main() -> Result<()> {
         ));
     }
 
+    let loss_minutes = cli
+        .loss_minutes
+        .unwrap_or(if cli.quick { 1.0 } else { 10.0 });
+    let mut loss = LossRun::default();
+    if loss_minutes > 0.0 {
+        p.step(&format!(
+            "three nodes, {LOSS_PERCENT}% of the frames between them dropped for {loss_minutes} min: false deaths, then a kill"
+        ));
+        let cluster = sion::Cluster::up(&lan, "loss", &node_image.path, &[cli.memory; 3], &hostd)?;
+        loss = lossy_run(&cluster, loss_minutes)?;
+        p.note(&format!(
+            "{} frames dropped; {} false deaths and {} suspicions in {loss_minutes} min; node 1 declared dead by both others {:.2} s after its QEMU was killed",
+            loss.dropped, loss.false_deaths, loss.suspicions, loss.detect
+        ));
+    }
+
     p.step("writing the report");
     let n = cli.rounds;
     let cmp = |key: &str, name: &str, unit: &str, goal: Option<Goal>| {
@@ -646,6 +668,32 @@ fn main() -> Result<()> {
         detect,
         Some(Goal::AtMost(3.0)),
     ));
+    if loss_minutes > 0.0 {
+        figures.push(Figure::sion(
+            "loss_false_deaths",
+            &format!("false deaths at {LOSS_PERCENT}% loss in {loss_minutes} min (3 nodes)"),
+            "count",
+            vec![loss.false_deaths as f64],
+            Some(Goal::AtMost(0.0)),
+        ));
+        figures.push(Figure::sion(
+            "loss_suspicions",
+            &format!(
+                "  suspicions of live nodes at {LOSS_PERCENT}% loss in {loss_minutes} min ({} frames dropped)",
+                loss.dropped
+            ),
+            "count",
+            vec![loss.suspicions as f64],
+            None,
+        ));
+        figures.push(Figure::sion(
+            "loss_detect",
+            &format!("failure detection at {LOSS_PERCENT}% loss"),
+            "s",
+            vec![loss.detect],
+            Some(Goal::AtMost(3.0)),
+        ));
+    }
     figures.push(Figure::sion(
         "image",
         "image size (target/sion.img)",
@@ -718,6 +766,141 @@ fn chrono_free_date() -> String {
         .unwrap_or_default()
 }
 
+/// Percentage of the frames between nodes the lossy run drops.
+const LOSS_PERCENT: u32 = 5;
+
+/// What the lossy-LAN run found.
+#[derive(Default)]
+struct LossRun {
+    /// "is dead" lines about live nodes, summed over the nodes.
+    false_deaths: usize,
+    /// "is suspect" lines about live nodes, summed over the nodes.
+    suspicions: usize,
+    /// Seconds from the kill of node 1 until both others declared it dead.
+    detect: f64,
+    /// Frames the rule dropped during the soak (its nftables counter).
+    dropped: u64,
+}
+
+/// The packet count of the first `counter packets N` in `nft list` output.
+fn counter_packets(listing: &str) -> Option<u64> {
+    let rest = &listing[listing.find("counter packets ")? + "counter packets ".len()..];
+    rest.split_whitespace().next()?.parse().ok()
+}
+
+/// The nftables commands that drop `percent`% of the frames the LAN's
+/// bridge forwards between its ports (each copy of a broadcast is drawn
+/// on its own), as argument lists for `nft`.
+fn loss_rules(percent: u32) -> Vec<Vec<String>> {
+    let rules: [&[&str]; 3] = [
+        &["add", "table", "bridge", "sionbench"],
+        &[
+            "add",
+            "chain",
+            "bridge",
+            "sionbench",
+            "forward",
+            "{ type filter hook forward priority 0 ; }",
+        ],
+        &[
+            "add",
+            "rule",
+            "bridge",
+            "sionbench",
+            "forward",
+            "numgen",
+            "random",
+            "mod",
+            "100",
+            "<",
+            &percent.to_string(),
+            "counter",
+            "drop",
+        ],
+    ];
+    rules
+        .iter()
+        .map(|r| r.iter().map(|a| a.to_string()).collect())
+        .collect()
+}
+
+/// Counts the lines of `log` containing `what` (`is dead`, `is suspect`)
+/// about one of `ids`.
+fn count_about(log: &str, ids: &[String], what: &str) -> usize {
+    log.lines()
+        .filter(|l| l.contains(what) && ids.iter().any(|id| l.contains(id.as_str())))
+        .count()
+}
+
+/// Three nodes: once all know each other, 5% of the frames between them are
+/// dropped for `minutes`; every death or suspicion of a live node is
+/// counted; then node 1 is killed and the time until both others declare it
+/// dead is measured, still under loss.
+fn lossy_run(cluster: &sion::Cluster, minutes: f64) -> Result<LossRun> {
+    let ids: Vec<String> = {
+        cluster.wait_each("boot", Duration::from_secs(120), |_, log| {
+            log.contains(sion::JOINING)
+        })?;
+        (0..3)
+            .map(|k| sion::node_id(&cluster.log(k)).context("a node id in the joining line"))
+            .collect::<Result<_>>()?
+    };
+    cluster.wait_each("view", Duration::from_secs(150), |k, log| {
+        ids.iter()
+            .enumerate()
+            .all(|(j, id)| j == k || log.contains(&format!("cm: member {id} joined")))
+    })?;
+    for rule in loss_rules(LOSS_PERCENT) {
+        let mut argv = vec!["nft".to_string()];
+        argv.extend(rule);
+        let (code, out, err) =
+            guest::run_timeout(&mut cluster.lan.command(&argv)?, Duration::from_secs(20))?;
+        ensure!(
+            code == 0,
+            "{argv:?} failed: {out}{err} (apt-get install nftables)"
+        );
+    }
+    let before: Vec<usize> = (0..3).map(|k| cluster.log(k).len()).collect();
+    let since = |k: usize| cluster.log(k).get(before[k]..).unwrap_or("").to_string();
+    std::thread::sleep(Duration::from_secs_f64(minutes * 60.0));
+    let mut run = LossRun::default();
+    let list: Vec<String> = ["nft", "list", "table", "bridge", "sionbench"]
+        .map(String::from)
+        .to_vec();
+    let (_, listing, _) =
+        guest::run_timeout(&mut cluster.lan.command(&list)?, Duration::from_secs(20))?;
+    run.dropped = counter_packets(&listing).unwrap_or(0);
+    for k in 0..3 {
+        let others: Vec<String> = ids
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| *j != k)
+            .map(|(_, id)| id.clone())
+            .collect();
+        run.false_deaths += count_about(&since(k), &others, "is dead");
+        run.suspicions += count_about(&since(k), &others, "is suspect");
+    }
+    let dead = format!("cm: member {} is dead", ids[1]);
+    let before: Vec<usize> = (0..3).map(|k| cluster.log(k).len()).collect();
+    let killed = Instant::now();
+    cluster.lan.kill_node(1)?;
+    while killed.elapsed() < Duration::from_secs(60) {
+        let after = |k: usize| {
+            cluster
+                .log(k)
+                .get(before[k]..)
+                .unwrap_or("")
+                .contains(&dead)
+        };
+        if after(0) && after(2) {
+            run.detect = killed.elapsed().as_secs_f64();
+            return Ok(run);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    bail!("under loss, nodes 0 and 2 did not declare node 1 dead within 60 s")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -767,5 +950,42 @@ mod tests {
                 .iter()
                 .all(|x| x.is_nan())
         );
+    }
+
+    #[test]
+    fn loss_rules_drop_the_given_share_of_forwarded_frames() {
+        let rules = loss_rules(5);
+        assert_eq!(rules.len(), 3);
+        assert_eq!(rules[0], ["add", "table", "bridge", "sionbench"]);
+        assert!(rules[1].last().unwrap().contains("hook forward"));
+        let rule = rules[2].join(" ");
+        assert!(
+            rule.ends_with("numgen random mod 100 < 5 counter drop"),
+            "{rule}"
+        );
+    }
+
+    #[test]
+    fn deaths_and_suspicions_of_given_members_are_counted() {
+        let log = "cm: member 52:54:00:53:4e:01 is suspect\ncm: member 52:54:00:53:4e:01 is alive again\n\
+                   cm: member 52:54:00:53:4e:02 is dead\ncm: member 11:22:33:44:55:66 is dead\n";
+        let ids = [
+            "52:54:00:53:4e:01".to_string(),
+            "52:54:00:53:4e:02".to_string(),
+        ];
+        assert_eq!(
+            count_about(log, &ids, "is dead"),
+            1,
+            "the unknown member does not count"
+        );
+        assert_eq!(count_about(log, &ids, "is suspect"), 1);
+        assert_eq!(count_about("", &ids, "is dead"), 0);
+    }
+
+    #[test]
+    fn nft_counter_is_read() {
+        let listing = "table bridge sionbench {\n\tchain forward {\n\t\tnumgen random mod 100 < 5 counter packets 123 bytes 4567 drop\n\t}\n}\n";
+        assert_eq!(counter_packets(listing), Some(123));
+        assert_eq!(counter_packets("no counter"), None);
     }
 }
