@@ -76,8 +76,14 @@ impl AddressSpace {
         Ok(AddressSpace { pml4 })
     }
 
-    /// Makes this the CPU's current address space.
+    /// Makes this the CPU's current address space. Nothing is done when it
+    /// already is (threads sharing a space, a process run again after no
+    /// other): the TLB it holds is still right, as the kernel changes a
+    /// space's mappings only while another space, the manager's, is active.
     pub fn activate(&self) {
+        if Cr3::read().0 == self.pml4 {
+            return;
+        }
         // SAFETY: the upper half, where the kernel runs, is identical in every
         // address space, so the kernel keeps running after the switch.
         unsafe { Cr3::write(self.pml4, Cr3Flags::empty()) };

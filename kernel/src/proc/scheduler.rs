@@ -2,9 +2,14 @@
 //! processes run in turn for one timer tick each; blocked processes are not run
 //! until woken; with nothing to run, the CPU halts until the next interrupt.
 //!
-//! The scheduler loop runs on the boot stack in the kernel's address space.
-//! A process leaves the CPU by switching its kernel stack back to the scheduler
-//! ([`switch_out`]); the scheduler resumes it by switching to that stack.
+//! The scheduler loop runs on the boot stack. A process leaves the CPU by
+//! switching its kernel stack back to the scheduler ([`switch_out`]); the
+//! scheduler resumes it by switching to that stack. The loop keeps the
+//! address space of the process that left (the kernel is mapped in all of
+//! them) until it activates the next one, so a process switch loads one
+//! page table, not two (each load empties the TLB); it loads the kernel's
+//! own before it frees an ended process's space and before it idles (a
+//! space may be freed while the CPU waits).
 #![forbid(unsafe_code)]
 
 use super::{State, table};
@@ -50,7 +55,6 @@ pub fn run() -> ! {
                 // The process's context lives until the process is reaped
                 // below, after it has left the CPU (the handle's contract).
                 context::enter(context);
-                space::activate_kernel();
                 reap_current();
             }
             None => {
@@ -58,6 +62,7 @@ pub fn run() -> ! {
                     log::info!("idle: no process ready, halting until the next interrupt");
                     reached_idle = true;
                 }
+                space::activate_kernel();
                 let start = crate::time::now_ns();
                 arch::wait_for_interrupt();
                 let idle = crate::time::now_ns().saturating_sub(start);
@@ -74,7 +79,9 @@ fn reap_current() {
     if let Some(p) = t.procs.get(&pid)
         && matches!(p.state, State::Dead(_))
     {
-        // Dropping the process frees its address space and kernel stack.
+        // Dropping the process frees its address space and kernel stack;
+        // the CPU must not be using that space's page tables.
+        space::activate_kernel();
         t.procs.remove(&pid);
     }
 }
