@@ -385,9 +385,8 @@ fn main() -> Result<()> {
                 submit_parts[1].push(t.upload_ms);
                 submit_parts[2].push(t.run_ms);
             }
-            // With --node: hostd takes a node that has not answered within
-            // 2 s of the connection for busy when it may place elsewhere, and
-            // a 32 MiB upload takes longer than that.
+            // With --node, so the figure is the upload alone (and does not
+            // depend on hostd's limit for a node that may be busy).
             let id = sion::node_id(&cluster.log(0)).context("the node's id in its log")?;
             for _ in 0..3 {
                 let (code, out, err) =
