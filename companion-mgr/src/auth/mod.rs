@@ -147,6 +147,8 @@ pub enum KeyError {
     TooMany,
     /// Two keys are the same (or share a key id).
     Duplicate(KeyId),
+    /// Not UTF-8 text.
+    NotText,
 }
 
 impl fmt::Display for KeyError {
@@ -159,6 +161,7 @@ impl fmt::Display for KeyError {
             ),
             KeyError::TooMany => write!(f, "more than {MAX_KEYS} keys"),
             KeyError::Duplicate(id) => write!(f, "key {id} is given twice"),
+            KeyError::NotText => f.write_str("not UTF-8 text"),
         }
     }
 }
@@ -214,6 +217,20 @@ impl Keyring {
             }
         }
         Keyring::new(&secrets)
+    }
+
+    /// Like [`parse`](Keyring::parse) for bytes that may be empty: `None` when
+    /// they hold no text at all (an open group, e.g. a node image without a
+    /// key).
+    ///
+    /// # Errors
+    /// [`KeyError::NotText`], or as [`parse`](Keyring::parse).
+    pub fn parse_optional(bytes: &[u8]) -> Result<Option<Keyring>, KeyError> {
+        let text = core::str::from_utf8(bytes).map_err(|_| KeyError::NotText)?;
+        if text.trim().is_empty() {
+            return Ok(None);
+        }
+        Keyring::parse(text).map(Some)
     }
 
     /// The key that signs.
@@ -335,6 +352,21 @@ mod tests {
         assert!(matches!(Keyring::parse(&dup), Err(KeyError::Duplicate(_))));
         let many = alloc::vec![K1; MAX_KEYS + 1].join("\n");
         assert_eq!(Keyring::parse(&many).unwrap_err(), KeyError::TooMany);
+    }
+
+    #[test]
+    fn empty_text_is_an_open_group() {
+        assert!(Keyring::parse_optional(b"").unwrap().is_none());
+        assert!(Keyring::parse_optional(b" \n").unwrap().is_none());
+        assert!(Keyring::parse_optional(K1.as_bytes()).unwrap().is_some());
+        assert_eq!(
+            Keyring::parse_optional(&[0xff]).unwrap_err(),
+            KeyError::NotText
+        );
+        assert_eq!(
+            Keyring::parse_optional(b"# c\nzz").unwrap_err(),
+            KeyError::BadLine(2)
+        );
     }
 
     #[test]
