@@ -114,6 +114,89 @@ struct Direction {
     seq: u64,
 }
 
+/// The sending half of an open channel (see [`Channel::split`]).
+pub struct Sealer {
+    dir: Direction,
+}
+
+impl Sealer {
+    /// `plain` as records (several if longer than [`MAX_RECORD`]).
+    pub fn seal(&mut self, plain: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(plain.len() + 4 + TAG_LEN);
+        for chunk in plain.chunks(MAX_RECORD) {
+            let prefix = ((chunk.len() + TAG_LEN) as u32).to_be_bytes();
+            out.extend_from_slice(&prefix);
+            let start = out.len();
+            out.extend_from_slice(chunk);
+            let nonce = self.dir.nonce();
+            let tag = self
+                .dir
+                .aead
+                .encrypt_in_place_detached(&nonce, &prefix, &mut out[start..])
+                .expect("a record is far below ChaCha20-Poly1305's limit");
+            out.extend_from_slice(&tag);
+        }
+        out
+    }
+}
+
+/// The receiving half of an open channel (see [`Channel::split`]).
+pub struct Opener {
+    dir: Direction,
+    inbuf: Vec<u8>,
+    failed: Option<ChannelError>,
+}
+
+impl Opener {
+    /// Takes received bytes and appends the plaintext of every complete
+    /// record to `plain`.
+    ///
+    /// # Errors
+    /// [`ChannelError::BadRecord`] or [`ChannelError::RecordTooLong`]; the
+    /// opener is unusable afterwards.
+    pub fn push(&mut self, bytes: &[u8], plain: &mut Vec<u8>) -> Result<(), ChannelError> {
+        if let Some(e) = self.failed {
+            return Err(e);
+        }
+        self.inbuf.extend_from_slice(bytes);
+        let r = self.open_records(plain);
+        if let Err(e) = r {
+            self.failed = Some(e);
+            self.inbuf = Vec::new();
+        }
+        r
+    }
+
+    fn open_records(&mut self, plain: &mut Vec<u8>) -> Result<(), ChannelError> {
+        loop {
+            let Some(prefix) = self.inbuf.first_chunk::<4>().copied() else {
+                return Ok(());
+            };
+            let len = u32::from_be_bytes(prefix) as usize;
+            if !(TAG_LEN..=MAX_RECORD + TAG_LEN).contains(&len) {
+                return Err(ChannelError::RecordTooLong);
+            }
+            if self.inbuf.len() < 4 + len {
+                return Ok(());
+            }
+            let nonce = self.dir.nonce();
+            let start = plain.len();
+            plain.extend_from_slice(&self.inbuf[4..4 + len - TAG_LEN]);
+            let tag = *Tag::from_slice(&self.inbuf[4 + len - TAG_LEN..4 + len]);
+            if self
+                .dir
+                .aead
+                .decrypt_in_place_detached(&nonce, &prefix, &mut plain[start..], &tag)
+                .is_err()
+            {
+                plain.truncate(start);
+                return Err(ChannelError::BadRecord);
+            }
+            self.inbuf.drain(..4 + len);
+        }
+    }
+}
+
 impl Direction {
     fn new(key: &[u8; 32]) -> Direction {
         Direction {
@@ -140,8 +223,8 @@ pub struct Channel {
     transcript: Vec<u8>,
     inbuf: Vec<u8>,
     out: Vec<u8>,
-    send: Option<Direction>,
-    recv: Option<Direction>,
+    send: Option<Sealer>,
+    recv: Option<Opener>,
 }
 
 impl Channel {
@@ -252,7 +335,11 @@ impl Channel {
                     self.check_proof(b"client proof", &self.transcript, &proof)?;
                     self.state = State::Open;
                 }
-                State::Open => return self.open_records(plain),
+                State::Open => {
+                    let recv = self.recv.as_mut().ok_or(ChannelError::NotOpen)?;
+                    let bytes = core::mem::take(&mut self.inbuf);
+                    return recv.push(&bytes, plain);
+                }
                 State::Failed(e) => return Err(e),
             }
         }
@@ -288,8 +375,10 @@ impl Channel {
         salt[..NONCE_LEN].copy_from_slice(&hello[12..12 + NONCE_LEN]);
         salt[NONCE_LEN..].copy_from_slice(&self.nonce);
         let (c2s, s2c) = key.traffic_keys(&salt);
-        self.recv = Some(Direction::new(&c2s));
-        self.send = Some(Direction::new(&s2c));
+        self.recv = Some(opener(&c2s));
+        self.send = Some(Sealer {
+            dir: Direction::new(&s2c),
+        });
         self.transcript = transcript;
         self.key = Some(key);
         self.state = State::AwaitClientProof;
@@ -312,8 +401,10 @@ impl Channel {
         salt[..NONCE_LEN].copy_from_slice(&self.nonce);
         salt[NONCE_LEN..].copy_from_slice(&hello[13..13 + NONCE_LEN]);
         let (c2s, s2c) = key.traffic_keys(&salt);
-        self.send = Some(Direction::new(&c2s));
-        self.recv = Some(Direction::new(&s2c));
+        self.send = Some(Sealer {
+            dir: Direction::new(&c2s),
+        });
+        self.recv = Some(opener(&s2c));
         self.state = State::Open;
         Ok(())
     }
@@ -326,65 +417,51 @@ impl Channel {
         mac.verify_slice(got).map_err(|_| ChannelError::BadProof)
     }
 
-    fn open_records(&mut self, plain: &mut Vec<u8>) -> Result<(), ChannelError> {
-        loop {
-            let Some(prefix) = self.inbuf.first_chunk::<4>().copied() else {
-                return Ok(());
-            };
-            let len = u32::from_be_bytes(prefix) as usize;
-            if !(TAG_LEN..=MAX_RECORD + TAG_LEN).contains(&len) {
-                return Err(ChannelError::RecordTooLong);
-            }
-            if self.inbuf.len() < 4 + len {
-                return Ok(());
-            }
-            let recv = self.recv.as_mut().ok_or(ChannelError::NotOpen)?;
-            let nonce = recv.nonce();
-            let start = plain.len();
-            plain.extend_from_slice(&self.inbuf[4..4 + len - TAG_LEN]);
-            let tag = *Tag::from_slice(&self.inbuf[4 + len - TAG_LEN..4 + len]);
-            recv.aead
-                .decrypt_in_place_detached(&nonce, &prefix, &mut plain[start..], &tag)
-                .map_err(|_| {
-                    plain.truncate(start);
-                    ChannelError::BadRecord
-                })?;
-            self.inbuf.drain(..4 + len);
-        }
-    }
-
     /// `plain` as records (several if longer than [`MAX_RECORD`]).
     ///
     /// # Errors
     /// [`ChannelError::NotOpen`] before the handshake finished (the client may
     /// seal as soon as it checked the node's proof).
     pub fn seal(&mut self, plain: &[u8]) -> Result<Vec<u8>, ChannelError> {
-        if self.state != State::Open {
-            return Err(match self.state {
-                State::Failed(e) => e,
-                _ => ChannelError::NotOpen,
-            });
+        if let State::Failed(e) = self.state {
+            return Err(e);
         }
-        let send = self.send.as_mut().ok_or(ChannelError::NotOpen)?;
-        let mut out = Vec::with_capacity(plain.len() + 4 + TAG_LEN);
-        for chunk in plain.chunks(MAX_RECORD) {
-            let prefix = ((chunk.len() + TAG_LEN) as u32).to_be_bytes();
-            out.extend_from_slice(&prefix);
-            let start = out.len();
-            out.extend_from_slice(chunk);
-            let nonce = send.nonce();
-            let tag = send
-                .aead
-                .encrypt_in_place_detached(&nonce, &prefix, &mut out[start..])
-                .map_err(|_| ChannelError::RecordTooLong)?;
-            out.extend_from_slice(&tag);
+        match (&mut self.send, self.state) {
+            (Some(send), State::Open) => Ok(send.seal(plain)),
+            _ => Err(ChannelError::NotOpen),
         }
-        Ok(out)
+    }
+
+    /// The open channel's two halves, for a sender and a receiver on two
+    /// threads; bytes received but not yet opened stay with the [`Opener`].
+    ///
+    /// # Errors
+    /// [`ChannelError::NotOpen`] before the handshake finished, or the error
+    /// the channel failed with.
+    pub fn split(self) -> Result<(Sealer, Opener), ChannelError> {
+        if let State::Failed(e) = self.state {
+            return Err(e);
+        }
+        match (self.send, self.recv, self.state) {
+            (Some(send), Some(mut recv), State::Open) => {
+                recv.inbuf.extend_from_slice(&self.inbuf);
+                Ok((send, recv))
+            }
+            _ => Err(ChannelError::NotOpen),
+        }
     }
 
     /// Whether this is the client end.
     pub fn is_client(&self) -> bool {
         self.client
+    }
+}
+
+fn opener(key: &[u8; 32]) -> Opener {
+    Opener {
+        dir: Direction::new(key),
+        inbuf: Vec::new(),
+        failed: None,
     }
 }
 
@@ -565,6 +642,23 @@ mod tests {
         let _ = handshake(&mut c, &mut n);
         let huge = ((MAX_RECORD + TAG_LEN + 1) as u32).to_be_bytes();
         assert_eq!(n.push(&huge, &mut sink), Err(ChannelError::RecordTooLong));
+    }
+
+    #[test]
+    fn split_halves_carry_data() {
+        let mut c = Channel::client(&ring(&[1]), [3; 32]);
+        let mut n = Channel::node(&ring(&[1]), [4; 32]);
+        assert_eq!(handshake(&mut c, &mut n), (Ok(()), Ok(())));
+        let first = n.seal(b"accepted").unwrap();
+        let (mut tx, mut rx) = c.split().unwrap();
+        let mut got = Vec::new();
+        rx.push(&first, &mut got).unwrap();
+        assert_eq!(got, b"accepted");
+        let mut got = Vec::new();
+        n.push(&tx.seal(b"program"), &mut got).unwrap();
+        assert_eq!(got, b"program");
+        let unopened = Channel::client(&ring(&[1]), [3; 32]);
+        assert_eq!(unopened.split().err(), Some(ChannelError::NotOpen));
     }
 
     #[test]

@@ -44,7 +44,7 @@ use hkdf::Hkdf;
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 
-pub use channel::{Channel, ChannelError};
+pub use channel::{Channel, ChannelError, Opener, Sealer};
 pub use datagram::{AuthStats, DatagramAuth, Unauthenticated};
 
 /// Length of a cluster key in bytes.
