@@ -115,7 +115,6 @@ fn main(arg: &[u8]) -> i32 {
     let mut running_jobs = 0u16;
     // What runs, for the screen: the App-Program Manager's line and when.
     let mut running_job: Option<(String, u64)> = None;
-    let mut shown_drops = 0;
     loop {
         flush(&mut member, auth.as_mut());
         let mut changed = false;
@@ -146,7 +145,7 @@ fn main(arg: &[u8]) -> i32 {
                     }
                     Err(why) => {
                         let stats = auth.as_ref().map(DatagramAuth::stats).unwrap_or_default();
-                        report_drop(from.ip, why, stats, &mut shown_drops);
+                        report_drop(from.ip, why, stats);
                     }
                 }
             }
@@ -201,12 +200,17 @@ fn accepted_keys(keys: &Keyring) -> String {
     s
 }
 
-/// Logs a dropped unauthenticated datagram: each of the first 16, then one
-/// line per 1000 (a flood must not flood the console).
-fn report_drop(ip: [u8; 4], why: Unauthenticated, stats: AuthStats, shown: &mut u64) {
+/// Logs a dropped unauthenticated datagram: the first 16 of each reason,
+/// then one line per 1000 (a flood must not flood the console).
+fn report_drop(ip: [u8; 4], why: Unauthenticated, stats: AuthStats) {
+    let of_reason = match why {
+        Unauthenticated::Unsealed => stats.unsealed,
+        Unauthenticated::UnknownKey(_) => stats.unknown_key,
+        Unauthenticated::BadTag => stats.bad_tag,
+        Unauthenticated::Replayed => stats.replayed,
+    };
     let dropped = stats.dropped();
-    if *shown < 16 || dropped.is_multiple_of(1000) {
-        *shown += 1;
+    if of_reason <= 16 || dropped.is_multiple_of(1000) {
         let [a, b, c, d] = ip;
         println!(
             "cm: dropped a datagram from {a}.{b}.{c}.{d}: {why}; unauthenticated datagrams dropped: {} ({})",
