@@ -24,7 +24,7 @@ use sion_abi::{ANY_SENDER, Error};
 use sion_companion_mgr::auth::{AuthStats, DatagramAuth, Keyring, NonceGen, Unauthenticated};
 use sion_companion_mgr::node::MAX_CPU_LOAD;
 use sion_companion_mgr::{
-    Addr, Config, Dest, Event, Instant, LocalNode, Member, NodeId, NodeState, Role, Status,
+    Addr, Config, Dest, Event, Instant, LocalNode, Member, Message, NodeId, NodeState, Role, Status,
 };
 use sion_rt::{println, sys};
 
@@ -115,6 +115,7 @@ fn main(arg: &[u8]) -> i32 {
     let mut running_jobs = 0u16;
     // What runs, for the screen: the App-Program Manager's line and when.
     let mut running_job: Option<(String, u64)> = None;
+    let mut last_sign_of_life = 0;
     loop {
         flush(&mut member, auth.as_mut());
         let mut changed = false;
@@ -146,6 +147,9 @@ fn main(arg: &[u8]) -> i32 {
                     Err(why) => {
                         let stats = auth.as_ref().map(DatagramAuth::stats).unwrap_or_default();
                         report_drop(from.ip, why, stats);
+                        if let Some(a) = auth.as_mut() {
+                            sign_of_life(a, from.ip, why, &mut last_sign_of_life);
+                        }
                     }
                 }
             }
@@ -218,6 +222,39 @@ fn report_drop(ip: [u8; 4], why: Unauthenticated, stats: AuthStats) {
             drop_detail(&stats)
         );
     }
+}
+
+/// Answers a member without the key (an unsealed datagram, or one sealed
+/// with an unknown key) with an empty gossip sealed with ours, at most once a
+/// second: it cannot open it, but it learns that an authenticated group is
+/// there and can tell its user the key is missing or wrong. An empty gossip
+/// changes nothing at a member that can open it, and a replay or a bad tag
+/// (which only a holder of the key could have caused) gets no answer.
+fn sign_of_life(auth: &mut DatagramAuth, ip: [u8; 4], why: Unauthenticated, last_ns: &mut u64) {
+    if !matches!(
+        why,
+        Unauthenticated::Unsealed | Unauthenticated::UnknownKey(_)
+    ) {
+        return;
+    }
+    let now = sys::clock_ns();
+    if *last_ns != 0 && now.saturating_sub(*last_ns) < 1_000_000_000 {
+        return;
+    }
+    *last_ns = now;
+    let Ok(gossip) = (Message::Gossip {
+        updates: alloc::vec::Vec::new(),
+    })
+    .encode() else {
+        return;
+    };
+    let _ = sys::net_send(
+        ip,
+        ALL_NODES,
+        COMPANION_MANAGER_SERVICE,
+        TAG_COMPANION,
+        &auth.seal(&gossip),
+    );
 }
 
 fn drop_detail(s: &AuthStats) -> String {
