@@ -225,8 +225,8 @@ fn report_drop(ip: [u8; 4], why: Unauthenticated, stats: AuthStats) {
 }
 
 /// Answers a member without the key (an unsealed datagram, or one sealed
-/// with an unknown key) with an empty gossip sealed with ours, at most once a
-/// second: it cannot open it, but it learns that an authenticated group is
+/// with an unknown key) with an empty gossip sealed with ours, at most four
+/// times a second: it cannot open it, but it learns that an authenticated group is
 /// there and can tell its user the key is missing or wrong. An empty gossip
 /// changes nothing at a member that can open it, and a replay or a bad tag
 /// (which only a holder of the key could have caused) gets no answer.
@@ -238,7 +238,7 @@ fn sign_of_life(auth: &mut DatagramAuth, ip: [u8; 4], why: Unauthenticated, last
         return;
     }
     let now = sys::clock_ns();
-    if *last_ns != 0 && now.saturating_sub(*last_ns) < 1_000_000_000 {
+    if *last_ns != 0 && now.saturating_sub(*last_ns) < 250_000_000 {
         return;
     }
     *last_ns = now;
