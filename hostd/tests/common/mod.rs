@@ -74,7 +74,8 @@ impl BootedLan {
     }
 
     /// Runs `command` inside the LAN in `dir` with `stdin` and extra
-    /// environment; its output. Panics (with node 0's log) if it takes more
+    /// environment (`SION_KEY_FILE=none`, an open group, unless `env` says
+    /// otherwise); its output. Panics (with node 0's log) if it takes more
     /// than 120 s, after killing it.
     pub fn run(
         &self,
@@ -87,6 +88,9 @@ impl BootedLan {
         use std::process::Stdio;
         use std::time::{Duration, Instant};
         let mut c = self.lan.command(command).expect("a command inside the LAN");
+        // An open group unless the test says otherwise (`--key` or `env`):
+        // a key in the developer's ~/.config/sion does not leak in.
+        c.env(sion_hostd::keys::KEY_ENV, "none");
         c.current_dir(dir)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -139,6 +143,7 @@ impl BootedLan {
             .lan
             .command(&cmd)
             .expect("a command inside the LAN")
+            .env(sion_hostd::keys::KEY_ENV, "none")
             .stdin(std::process::Stdio::null())
             .stderr(std::process::Stdio::inherit())
             .spawn()
