@@ -259,6 +259,10 @@ fn only_members_with_the_cluster_key_form_the_group_and_run_jobs() {
         "{log}"
     );
     assert!(
+        log.contains("(randomness: RDRAND and clock jitter)"),
+        "{log}"
+    );
+    assert!(
         !log.contains(&key_lines(&k1_text)),
         "the key is on the console:\n{log}"
     );

@@ -293,8 +293,10 @@ pub fn qemu_args(image: &Path, memory_mb: u32, cmdline: &str, display: bool) -> 
     } else {
         // QEMU's default CPU (AMD vendor, so `syscall` from 32-bit code is
         // allowed and must be handled) with the protections most PCs since
-        // 2014 have, which the kernel enables when present: SMEP, SMAP, UMIP.
-        args.extend(["-cpu".into(), "qemu64,+smep,+smap,+umip".into()]);
+        // 2014 have, which the kernel enables when present: SMEP, SMAP, UMIP;
+        // and RDRAND (TCG emulates it from the host's random source), which
+        // the node's services use for their nonces.
+        args.extend(["-cpu".into(), "qemu64,+smep,+smap,+umip,+rdrand".into()]);
     }
     args
 }
