@@ -220,7 +220,14 @@ pub fn place_job(
     match open_source(socket, find)? {
         Source::Daemon(mut client, info) => {
             match client.request(&Request::Place { job, weights })? {
-                Response::Placement(r) if r.asked() == 0 => Err(no_nodes_via_daemon(&info, None)),
+                Response::Placement(r) if r.asked() == 0 => {
+                    // The group table says what the cluster key dropped.
+                    let group = match client.request(&Request::Nodes) {
+                        Ok(Response::Nodes(n)) => Some(n.group),
+                        _ => None,
+                    };
+                    Err(no_nodes_via_daemon(&info, group.as_ref()))
+                }
                 Response::Placement(r) => Ok(r),
                 Response::Error(e) => bail!("the hostd daemon: {e}"),
                 other => bail!("the hostd daemon answered place with {other:?}"),
