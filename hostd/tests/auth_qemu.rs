@@ -5,7 +5,8 @@
 //! 1. **Same key.** `hostd --key K1` lists the node, says the group is
 //!    authenticated, and runs jobs on it (stdout, and file calls in the job
 //!    directory through the encrypted connection); a hostd mid-rotation
-//!    (`K2` first, `K1` accepted) does too.
+//!    (`K2` first, `K1` accepted) does too; so does a `hostd daemon` with
+//!    K1, which a command with another key does not use.
 //! 2. **Another key, or none.** `hostd --key OTHER` and `hostd --key none`
 //!    see no node and cannot submit, and say the key is probably wrong or
 //!    missing; straight to the node's job port (`submit --node`) both are
@@ -266,6 +267,33 @@ fn only_members_with_the_cluster_key_form_the_group_and_run_jobs() {
         !log.contains(&key_lines(&k1_text)),
         "the key is on the console:\n{log}"
     );
+
+    // A keyed daemon serves commands with its key, not others.
+    let daemon = lan
+        .booted
+        .start_daemon_with(HOSTD, &["--key", &k1], "hostd-k1.sock");
+    let socket = daemon.socket.display().to_string();
+    let up = Instant::now();
+    while !daemon.socket.exists() && up.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    let out = lan.hostd(&["--key", &k1, "--socket", &socket, "submit", "./hello"]);
+    expect(&out, 0, "hello from SiON\n");
+    let out = lan.hostd(&["--key", &k1, "--socket", &socket, "nodes"]);
+    let table = text(&out.stdout);
+    assert!(
+        table.contains("daemon after"),
+        "not through the daemon:\n{table}"
+    );
+    let out = lan.hostd(&["--key", &other, "--socket", &socket, "nodes"]);
+    assert!(
+        text(&out.stderr).contains("listening directly instead"),
+        "a command with another key used the daemon: {}",
+        text(&out.stderr)
+    );
+    expect_refusal(&out, "its key is probably wrong");
+    drop(daemon);
 
     // 2. Another key, or none: no node, no submit, and why.
     // Job starts ("apm: job N from …"), logged before the job's submit ends.

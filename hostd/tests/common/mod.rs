@@ -132,13 +132,20 @@ impl BootedLan {
     /// Starts `hostd` (the binary at `hostd`) as a daemon inside the LAN,
     /// with its control socket in the run directory.
     pub fn start_daemon(&self, hostd: &str) -> Daemon {
-        let socket = self.run_dir.join("hostd.sock");
-        let cmd: Vec<String> = vec![
-            hostd.into(),
+        self.start_daemon_with(hostd, &[], "hostd.sock")
+    }
+
+    /// Like [`BootedLan::start_daemon`] with the global options `args` (e.g.
+    /// `--key FILE`) and the control socket `socket` in the run directory.
+    pub fn start_daemon_with(&self, hostd: &str, args: &[&str], socket: &str) -> Daemon {
+        let socket = self.run_dir.join(socket);
+        let mut cmd: Vec<String> = vec![hostd.into()];
+        cmd.extend(args.iter().map(|a| a.to_string()));
+        cmd.extend([
             "--socket".into(),
             socket.display().to_string(),
             "daemon".into(),
-        ];
+        ]);
         let child = self
             .lan
             .command(&cmd)
