@@ -176,7 +176,9 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
-    keys::set_current(keys::load(cli.key.as_deref())?);
+    if !matches!(cli.command, Command::Completions { .. } | Command::Manpage) {
+        keys::set_current(keys::load(cli.key.as_deref())?);
+    }
     match cli.command {
         Command::Keygen { .. } => unreachable!("handled above"),
         Command::Daemon { iface } => {
