@@ -24,6 +24,10 @@
 //!    the real node: the fake receives no task request and no connection —
 //!    no job, no environment, no file.
 //!
+//! 5. **The boot argument.** The keyless image booted with `key=HEX` forms
+//!    a group with that key's `hostd` and not with another; the key is not
+//!    shown in the log.
+//!
 //! Needs root, QEMU and musl-gcc (CI has them); otherwise it prints why and
 //! passes, unless `SION_REQUIRE_ALL=1`.
 
@@ -405,6 +409,29 @@ fn only_members_with_the_cluster_key_form_the_group_and_run_jobs() {
     assert!(
         !log.contains("panicked") && !log.contains("KERNEL"),
         "{log}"
+    );
+    drop(lan);
+
+    // 5. The boot argument: the keyless image booted with key=HEX.
+    let plain = sion_image::build(sion_image::Flavor::Node)
+        .expect("building target/sion.img")
+        .path;
+    let hex = key_lines(&std::fs::read_to_string(&other).unwrap());
+    let lan = Lan {
+        booted: BootedLan::boot_with("au2", plain, &[256], &[], &[], &format!("key={hex}")),
+        job_dir: common::job_dir("auth2"),
+    };
+    let out = lan.hostd(&["--key", &other, "nodes", "--json"]);
+    let report: NodesReport = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| panic!("nodes: {}\n{}", text(&out.stderr), lan.log()));
+    let alive: Vec<String> = alive_nodes(&report).iter().map(|n| n.to_string()).collect();
+    assert_eq!(alive, [NODE0], "{}", lan.log());
+    let log = lan.log();
+    assert!(log.contains("boot arguments: key=(hidden)"), "{log}");
+    assert!(!log.contains(&hex), "the key is on the console:\n{log}");
+    expect_refusal(
+        &lan.hostd(&["--key", &k1, "nodes"]),
+        "its key is probably wrong",
     );
 }
 

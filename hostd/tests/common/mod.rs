@@ -49,6 +49,19 @@ impl BootedLan {
         nics: &[qemu_net::plan::NicModel],
         firmware: &[sion_image::Firmware],
     ) -> BootedLan {
+        BootedLan::boot_with(prefix, image, memory_mb, nics, firmware, "")
+    }
+
+    /// Like [`BootedLan::boot_hardware`], with SiON boot arguments
+    /// `cmdline` for every node (e.g. `key=HEX`).
+    pub fn boot_with(
+        prefix: &str,
+        image: PathBuf,
+        memory_mb: &[u32],
+        nics: &[qemu_net::plan::NicModel],
+        firmware: &[sion_image::Firmware],
+        cmdline: &str,
+    ) -> BootedLan {
         let (lan, run_dir) = fresh_lan(prefix);
         let booted = BootedLan { lan, run_dir };
         booted
@@ -58,7 +71,7 @@ impl BootedLan {
                 memory: memory_mb.to_vec(),
                 nics: nics.to_vec(),
                 firmware: firmware.to_vec(),
-                cmdline: String::new(),
+                cmdline: cmdline.to_string(),
                 image,
                 wait: Some(std::time::Duration::from_secs(90)),
                 foreground: false,
