@@ -272,6 +272,15 @@ fn only_members_with_the_cluster_key_form_the_group_and_run_jobs() {
         "the key is on the console:\n{log}"
     );
 
+    // The job list comes through the authenticated channel too.
+    let out = lan.hostd(&["--key", &k1, "jobs"]);
+    let jobs = text(&out.stdout);
+    assert!(
+        out.status.success() && jobs.contains("./files") && jobs.contains("exit 0"),
+        "hostd jobs: {jobs}{}",
+        text(&out.stderr)
+    );
+
     // A keyed daemon serves commands with its key, not others.
     let daemon = lan
         .booted
