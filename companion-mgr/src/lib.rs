@@ -105,6 +105,7 @@
 
 extern crate alloc;
 
+pub mod auth;
 pub mod member;
 pub mod node;
 pub mod placement;

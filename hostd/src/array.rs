@@ -108,9 +108,10 @@ pub fn expand(pattern: &str, id: &str) -> String {
         .replace('\0', "%")
 }
 
-/// The `hostd` arguments that run one task: this submit's options without
-/// the array's, `--json`, and `{}` replaced by `value` in the program and its
-/// arguments.
+/// The `hostd` arguments that run one task: this command's cluster key
+/// (`--key FILE`, or `--key none` for an open group), this submit's options
+/// without the array's, `--json`, and `{}` replaced by `value` in the program
+/// and its arguments.
 pub fn task_args(socket: &Path, a: &SubmitArgs, value: &str) -> Vec<OsString> {
     let sub = |s: &std::ffi::OsStr| -> OsString {
         let bytes = s.as_bytes();
@@ -127,7 +128,18 @@ pub fn task_args(socket: &Path, a: &SubmitArgs, value: &str) -> Vec<OsString> {
         }
         std::os::unix::ffi::OsStringExt::from_vec(out)
     };
-    let mut v: Vec<OsString> = vec!["--socket".into(), socket.into(), "submit".into()];
+    // The tasks use this command's cluster key (or its open group).
+    let key: OsString = match &crate::keys::current().path {
+        Some(p) => p.clone().into(),
+        None => "none".into(),
+    };
+    let mut v: Vec<OsString> = vec![
+        "--socket".into(),
+        socket.into(),
+        "--key".into(),
+        key,
+        "submit".into(),
+    ];
     let mut opt = |k: &str, val: String| {
         v.push(k.into());
         v.push(val.into());

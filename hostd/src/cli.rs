@@ -14,6 +14,7 @@ use sion_companion_mgr::{JobSpec, Weights};
 
 use crate::control::{self, SOCKET_ENV};
 use crate::daemon::{self, Daemon, Input};
+use crate::keys::{self, KEY_ENV};
 use crate::placement::{
     FindArgs, ModeArg, direct_session, group_table, parse_weights_arg, place_job,
 };
@@ -33,6 +34,10 @@ pub struct Cli {
     /// else /tmp/sion-hostd-UID.sock].
     #[arg(long, global = true, env = SOCKET_ENV, value_name = "PATH")]
     pub socket: Option<PathBuf>,
+    /// The cluster key file (`hostd keygen` makes one; `none`: an open group)
+    /// [default: ~/.config/sion/cluster.key if it exists, else an open group].
+    #[arg(long, global = true, env = KEY_ENV, value_name = "FILE")]
+    pub key: Option<PathBuf>,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -49,6 +54,21 @@ pub enum Command {
         /// that is up, not loopback, and has an IPv4 address].
         #[arg(long, value_name = "IF")]
         iface: Option<String>,
+    },
+    /// Make a new cluster key: 32 random bytes as 64 hex digits, written with
+    /// mode 0600. Build it into the node image (`sion-image --key FILE` or the
+    /// boot argument `key=HEX`); hostd reads it from
+    /// ~/.config/sion/cluster.key or --key. Nodes and hosts with the key form
+    /// an authenticated group; anything without it is ignored.
+    Keygen {
+        /// Where to write it (`-`: standard output) [default:
+        /// ~/.config/sion/cluster.key].
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// Replace an existing file (nodes built with the old key will no
+        /// longer hear this host).
+        #[arg(long)]
+        force: bool,
     },
     /// Print the group table: every node (and host) with its address, status,
     /// CPU load, free memory, CPU speed, running jobs and when it was last heard.
@@ -140,7 +160,27 @@ pub fn main() -> ExitCode {
 /// daemon already running, socket and network errors.
 pub fn run(cli: Cli) -> Result<ExitCode> {
     let socket = cli.socket.unwrap_or_else(control::default_socket_path);
+    if let Command::Keygen { out, force } = &cli.command {
+        let out = match out {
+            Some(o) => o.clone(),
+            None => keys::default_path()
+                .context("no home directory for ~/.config/sion/cluster.key: give --out FILE")?,
+        };
+        let id = keys::keygen(&out, *force)?;
+        if out != std::path::Path::new("-") {
+            eprintln!(
+                "hostd: cluster key {id} written to {}; build nodes with `sion-image --key {}` (or boot them with key=HEX)",
+                out.display(),
+                out.display()
+            );
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    if !matches!(cli.command, Command::Completions { .. } | Command::Manpage) {
+        keys::set_current(keys::load(cli.key.as_deref())?);
+    }
     match cli.command {
+        Command::Keygen { .. } => unreachable!("handled above"),
         Command::Daemon { iface } => {
             run_daemon(&socket, iface.as_deref())?;
             Ok(ExitCode::SUCCESS)
@@ -152,6 +192,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             } else {
                 print!("{}", report::format_nodes(&report.nodes));
                 println!("{}", report::nodes_summary(&report));
+                println!("{}", report::group_line(&report.group));
             }
             Ok(ExitCode::SUCCESS)
         }

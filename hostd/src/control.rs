@@ -71,6 +71,10 @@ pub struct DaemonInfo {
     pub netns: Option<u64>,
     /// Milliseconds since it joined.
     pub uptime_ms: u64,
+    /// The cluster key it signs with (8 hex digits), `null` for an open
+    /// group: a client with another key does not use this daemon.
+    #[serde(default)]
+    pub key_id: Option<String>,
 }
 
 /// A response from the daemon.

@@ -264,6 +264,7 @@ pub fn daemon_info(session: &Session) -> DaemonInfo {
         name: id.name.to_string(),
         netns: current_netns(),
         uptime_ms: session.uptime().as_millis() as u64,
+        key_id: session.keys().map(|k| k.signing().id().to_string()),
     }
 }
 
@@ -276,6 +277,7 @@ pub fn nodes_report(session: &Session, via: Via) -> NodesReport {
         via,
         listened_ms: session.uptime().as_millis() as u64,
         nodes: session.rows(),
+        group: session.group_auth(),
     }
 }
 
@@ -296,6 +298,7 @@ fn engine(mut session: Session, rx: Receiver<Input>, mut log: Box<dyn Write + Se
             crate::envelope::IPC_PORT
         ),
     );
+    say(&session, &crate::report::group_line(&session.group_auth()));
     let mut pending: Vec<(PlacementId, Sender<Response>)> = Vec::new();
     let mut send_errors = 0;
     loop {

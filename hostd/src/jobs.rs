@@ -9,7 +9,7 @@
 //! node: a running job is killed (its submitter sees status 137), a waiting
 //! one dropped.
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::net::{Ipv4Addr, SocketAddrV4, TcpStream};
 use std::path::Path;
 use std::time::Duration;
@@ -88,7 +88,12 @@ fn ask(ip: Ipv4Addr, msg: &HostMsg) -> Result<NodeMsg> {
     let mut stream = TcpStream::connect_timeout(&addr.into(), ANSWER_TIMEOUT)
         .with_context(|| format!("connecting to {addr}"))?;
     stream.set_read_timeout(Some(ANSWER_TIMEOUT))?;
-    stream.write_all(&job::encode(msg)?)?;
+    let (mut writer, mut reader) = crate::jobconn::open(
+        &stream,
+        crate::keys::current().keys.as_ref(),
+        &ip.to_string(),
+    )?;
+    writer.send_frame(&job::encode(msg)?)?;
     let mut decoder = Decoder::new();
     let mut buf = [0u8; 16 * 1024];
     loop {
@@ -101,7 +106,9 @@ fn ask(ip: Ipv4Addr, msg: &HostMsg) -> Result<NodeMsg> {
         if n == 0 {
             bail!("the node closed the connection without answering");
         }
-        decoder.push(&buf[..n]);
+        reader
+            .take(&buf[..n], &mut decoder)
+            .map_err(|e| anyhow::anyhow!("the answer of node {ip} failed authentication: {e}"))?;
     }
 }
 

@@ -57,6 +57,28 @@ pub enum Via {
     Discovery,
 }
 
+/// The group's authentication as this host sees it (`hostd nodes`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupAuth {
+    /// The cluster key this host signs with (8 hex digits, see
+    /// `sion_companion_mgr::auth::KeyId`); `null`: an open group, every node
+    /// listed was built without a key.
+    pub key_id: Option<String>,
+    /// Datagrams dropped because they were not sealed with an accepted key,
+    /// failed their tag or were replays (the sum of the next four).
+    pub dropped_unauthenticated: u64,
+    /// Of those, not sealed (open-group nodes, or anything else).
+    pub dropped_unsealed: u64,
+    /// Of those, sealed with a key this host does not have.
+    pub dropped_unknown_key: u64,
+    /// Of those, with a wrong tag (tampered or forged).
+    pub dropped_bad_tag: u64,
+    /// Of those, replays.
+    pub dropped_replayed: u64,
+    /// Sealed datagrams an open-group host heard and could not open.
+    pub sealed_unopened: u64,
+}
+
 /// The answer to `hostd nodes`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct NodesReport {
@@ -72,6 +94,10 @@ pub struct NodesReport {
     pub listened_ms: u64,
     /// Every member, nodes first.
     pub nodes: Vec<NodeRow>,
+    /// Open or authenticated group, and what the key dropped (absent in
+    /// answers of daemons older than keys: an open group).
+    #[serde(default)]
+    pub group: GroupAuth,
 }
 
 impl NodesReport {

@@ -19,7 +19,7 @@ use crate::control::{self, Client, DaemonInfo, Request, Response};
 use crate::daemon;
 use crate::envelope::IPC_PORT;
 use crate::iface::{choose, list_interfaces};
-use crate::model::{NodeRow, NodesReport, PlacementReport, Via, parse_node_id};
+use crate::model::{GroupAuth, NodeRow, NodesReport, PlacementReport, Via, parse_node_id};
 use crate::session::{self, Identity, Session, random_seed};
 use crate::transport::UdpTransport;
 use crate::weights::parse_weights;
@@ -85,7 +85,9 @@ pub fn open_source(socket: &Path, find: &FindArgs) -> Result<Source> {
                     (Some(a), Some(b)) if a != b
                 );
                 let other_if = find.iface.as_deref().is_some_and(|i| i != info.interface);
-                if !other_ns && !other_if {
+                let ours = crate::keys::current().key_id().map(|k| k.to_string());
+                let other_key = info.key_id != ours;
+                if !other_ns && !other_if && !other_key {
                     return Ok(Source::Daemon(Box::new(client), info));
                 }
                 eprintln!(
@@ -93,6 +95,12 @@ pub fn open_source(socket: &Path, find: &FindArgs) -> Result<Source> {
                     socket.display(),
                     if other_ns {
                         "another network namespace".to_string()
+                    } else if other_key {
+                        format!(
+                            "{} (this command has {})",
+                            key_text(info.key_id.as_deref()),
+                            key_text(ours.as_deref())
+                        )
                     } else {
                         format!("interface {}", info.interface)
                     },
@@ -119,15 +127,30 @@ pub fn direct_session(iface: Option<&str>) -> Result<Session> {
     let transport = UdpTransport::open(&iface, IPC_PORT)?;
     let bound = transport.bound_to_device();
     let ident = Identity::for_interface(&iface)?;
-    let mut session = Session::new(Arc::new(transport), ident, Config::default(), random_seed());
+    let keys = crate::keys::current().keys.clone();
+    let mut session = Session::with_keys(
+        Arc::new(transport),
+        ident,
+        Config::default(),
+        random_seed(),
+        keys,
+    );
     session.set_subnet_filter(!bound);
     Ok(session)
 }
 
-fn no_nodes_via_daemon(info: &DaemonInfo) -> anyhow::Error {
+/// `cluster key ID` or `no cluster key`.
+fn key_text(id: Option<&str>) -> String {
+    id.map_or("no cluster key".into(), |k| format!("cluster key {k}"))
+}
+
+fn no_nodes_via_daemon(info: &DaemonInfo, group: Option<&GroupAuth>) -> anyhow::Error {
+    let hint = group
+        .and_then(crate::report::key_hint)
+        .map_or(String::new(), |h| format!(" The daemon {h}."));
     anyhow::anyhow!(
         "no SiON node found: the hostd daemon (pid {}) on {} ({}) has heard none in {:.1} s of listening. \
-         Are nodes booted on this LAN (with qemu-net: `qemu-net status`)? Is it the right interface?",
+         Are nodes booted on this LAN (with qemu-net: `qemu-net status`)? Is it the right interface?{hint}",
         info.pid,
         info.interface,
         info.address,
@@ -137,6 +160,14 @@ fn no_nodes_via_daemon(info: &DaemonInfo) -> anyhow::Error {
 
 fn no_nodes_direct(session: &Session, window: Duration) -> anyhow::Error {
     let id = session.identity();
+    if let Some(hint) = session.key_hint() {
+        return anyhow::anyhow!(
+            "no SiON node found on {} ({}) in {:.1} s: {hint}",
+            id.iface,
+            id.ip,
+            window.as_secs_f64()
+        );
+    }
     anyhow::anyhow!(
         "no SiON node found: waited {:.1} s on {} ({}/{}, UDP port {IPC_PORT}) and none answered. \
          Are nodes booted on this LAN (with qemu-net: `qemu-net status`, and run hostd inside the LAN: \
@@ -155,7 +186,9 @@ fn no_nodes_direct(session: &Session, window: Duration) -> anyhow::Error {
 pub fn group_table(socket: &Path, find: &FindArgs) -> Result<NodesReport> {
     match open_source(socket, find)? {
         Source::Daemon(mut client, info) => match client.request(&Request::Nodes)? {
-            Response::Nodes(r) if r.node_count() == 0 => Err(no_nodes_via_daemon(&info)),
+            Response::Nodes(r) if r.node_count() == 0 => {
+                Err(no_nodes_via_daemon(&info, Some(&r.group)))
+            }
             Response::Nodes(r) => Ok(r),
             Response::Error(e) => bail!("the hostd daemon: {e}"),
             other => bail!("the hostd daemon answered nodes with {other:?}"),
@@ -187,7 +220,14 @@ pub fn place_job(
     match open_source(socket, find)? {
         Source::Daemon(mut client, info) => {
             match client.request(&Request::Place { job, weights })? {
-                Response::Placement(r) if r.asked() == 0 => Err(no_nodes_via_daemon(&info)),
+                Response::Placement(r) if r.asked() == 0 => {
+                    // The group table says what the cluster key dropped.
+                    let group = match client.request(&Request::Nodes) {
+                        Ok(Response::Nodes(n)) => Some(n.group),
+                        _ => None,
+                    };
+                    Err(no_nodes_via_daemon(&info, group.as_ref()))
+                }
                 Response::Placement(r) => Ok(r),
                 Response::Error(e) => bail!("the hostd daemon: {e}"),
                 other => bail!("the hostd daemon answered place with {other:?}"),

@@ -5,7 +5,7 @@
 
 use sion_companion_mgr::{Mode, Role, Status};
 
-use crate::model::{NodeRow, NodesReport, PlacementReport, Via};
+use crate::model::{GroupAuth, NodeRow, NodesReport, PlacementReport, Via};
 
 /// `node` or `host`.
 pub fn role_text(role: Role) -> &'static str {
@@ -157,6 +157,64 @@ pub fn nodes_summary(report: &NodesReport) -> String {
         s.push_str(&format!("; {} suspect", suspects));
     }
     s
+}
+
+/// The line about the group's authentication under the group table:
+/// `authenticated group (cluster key 1a2b3c4d); 3 unauthenticated datagrams
+/// dropped (…)` or `OPEN group: …`.
+pub fn group_line(g: &GroupAuth) -> String {
+    match &g.key_id {
+        Some(id) => {
+            let mut s = format!("authenticated group (cluster key {id})");
+            if g.dropped_unauthenticated > 0 {
+                s.push_str(&format!(
+                    "; {} unauthenticated datagrams dropped ({} unsealed, {} another key, {} bad tag, {} replayed)",
+                    g.dropped_unauthenticated,
+                    g.dropped_unsealed,
+                    g.dropped_unknown_key,
+                    g.dropped_bad_tag,
+                    g.dropped_replayed
+                ));
+            }
+            s
+        }
+        None => {
+            let mut s = String::from(
+                "OPEN group: no cluster key; anyone on the LAN can join and submit (hostd keygen, then sion-image --key)",
+            );
+            if g.sealed_unopened > 0 {
+                s.push_str(&format!(
+                    "; heard {} datagrams of an authenticated group",
+                    g.sealed_unopened
+                ));
+            }
+            s
+        }
+    }
+}
+
+/// Advice when the cluster-key counters explain why no node was heard:
+/// sealed datagrams and no key, datagrams sealed with another key, or
+/// unsealed ones refused. `None` when they show nothing of the kind.
+pub fn key_hint(g: &GroupAuth) -> Option<String> {
+    match &g.key_id {
+        None if g.sealed_unopened > 0 => Some(format!(
+            "heard {} datagrams sealed with a cluster key: the nodes run an authenticated group and this hostd has no key \
+             (put the group's key in ~/.config/sion/cluster.key or pass --key FILE)",
+            g.sealed_unopened
+        )),
+        None => None,
+        Some(id) if g.dropped_unknown_key + g.dropped_bad_tag > 0 => Some(format!(
+            "heard {} datagrams sealed with another cluster key than this hostd's ({id}): its key is probably wrong (--key FILE)",
+            g.dropped_unknown_key + g.dropped_bad_tag
+        )),
+        Some(id) if g.dropped_unsealed > 0 => Some(format!(
+            "heard {} datagrams without a cluster key: the nodes run an open group (an image built without --key) \
+             while this hostd has key {id} (--key none speaks to an open group)",
+            g.dropped_unsealed
+        )),
+        Some(_) => None,
+    }
 }
 
 /// The ranking of `hostd place`: a header line, the ranked candidates best first
@@ -622,6 +680,51 @@ mod tests {
     }
 
     #[test]
+    fn group_line_and_key_hints() {
+        let open = GroupAuth::default();
+        assert!(group_line(&open).starts_with("OPEN group"));
+        assert_eq!(key_hint(&open), None);
+        let open_near_keyed = GroupAuth {
+            sealed_unopened: 4,
+            ..GroupAuth::default()
+        };
+        let h = key_hint(&open_near_keyed).unwrap();
+        assert!(h.contains("has no key") && h.contains("--key"), "{h}");
+        let wrong = GroupAuth {
+            key_id: Some("1a2b3c4d".into()),
+            dropped_unauthenticated: 2,
+            dropped_unknown_key: 2,
+            ..GroupAuth::default()
+        };
+        let h = key_hint(&wrong).unwrap();
+        assert!(
+            h.contains("probably wrong") && h.contains("1a2b3c4d"),
+            "{h}"
+        );
+        let l = group_line(&wrong);
+        assert!(
+            l.starts_with("authenticated group (cluster key 1a2b3c4d); 2 unauthenticated"),
+            "{l}"
+        );
+        let keyed_near_open = GroupAuth {
+            key_id: Some("1a2b3c4d".into()),
+            dropped_unauthenticated: 5,
+            dropped_unsealed: 5,
+            ..GroupAuth::default()
+        };
+        assert!(key_hint(&keyed_near_open).unwrap().contains("open group"));
+        let fine = GroupAuth {
+            key_id: Some("1a2b3c4d".into()),
+            ..GroupAuth::default()
+        };
+        assert_eq!(key_hint(&fine), None);
+        assert_eq!(
+            group_line(&fine),
+            "authenticated group (cluster key 1a2b3c4d)"
+        );
+    }
+
+    #[test]
     fn summary_counts_roles() {
         let rep = NodesReport {
             interface: "br0".into(),
@@ -633,6 +736,7 @@ mod tests {
                 row("00:00:00:00:00:0b", "b", Role::Node, 0, 4.0, false),
                 row("00:00:00:00:00:0c", "c", Role::Host, 0, 0.0, true),
             ],
+            group: GroupAuth::default(),
         };
         assert_eq!(rep.node_count(), 2);
         assert_eq!(
@@ -753,10 +857,11 @@ mod json_shape {
     use sion_companion_mgr::{DenyReason, Mode, Role, ScoreParts, Status, Weights};
 
     use crate::model::{
-        DeniedRow, NodeRow, NodesReport, PeerRef, PlacementReport, RankedRow, Via, parse_node_id,
+        DeniedRow, GroupAuth, NodeRow, NodesReport, PeerRef, PlacementReport, RankedRow, Via,
+        parse_node_id,
     };
 
-    const NODES: &str = r#"{"interface":"br0","address":"169.254.0.1","via":"discovery","listened_ms":1500,"nodes":[{"id":"52:54:00:12:34:56","name":"amber-otter-3456","role":"node","address":"169.254.3.4","status":"suspect","cpu_load_permille":25,"free_mem_mib":480,"cpu_speed":1234,"running_jobs":1,"last_heard_s":3.4,"this_host":false},{"id":"0a:00:00:00:00:01","name":"pc","role":"host","address":"169.254.0.1","status":"alive","cpu_load_permille":0,"free_mem_mib":0,"cpu_speed":0,"running_jobs":0,"last_heard_s":0.0,"this_host":true}]}"#;
+    const NODES: &str = r#"{"interface":"br0","address":"169.254.0.1","via":"discovery","listened_ms":1500,"nodes":[{"id":"52:54:00:12:34:56","name":"amber-otter-3456","role":"node","address":"169.254.3.4","status":"suspect","cpu_load_permille":25,"free_mem_mib":480,"cpu_speed":1234,"running_jobs":1,"last_heard_s":3.4,"this_host":false},{"id":"0a:00:00:00:00:01","name":"pc","role":"host","address":"169.254.0.1","status":"alive","cpu_load_permille":0,"free_mem_mib":0,"cpu_speed":0,"running_jobs":0,"last_heard_s":0.0,"this_host":true}],"group":{"key_id":"1a2b3c4d","dropped_unauthenticated":3,"dropped_unsealed":1,"dropped_unknown_key":1,"dropped_bad_tag":0,"dropped_replayed":1,"sealed_unopened":0}}"#;
 
     const PLACE: &str = r#"{"placement":3,"mode":"balance","memory_mib":64,"program_size":10,"weights":{"cpu":4,"mem":2,"speed":3,"net":1},"ranked":[{"rank":1,"id":"52:54:00:00:00:02","name":"fast","address":"169.254.0.2","score":6000,"parts":{"cpu":1,"mem":2,"speed":3,"net":4},"cpu_load_permille":1000,"free_mem_mib":400,"cpu_speed":2000,"running_jobs":0,"rtt_us":100}],"denied":[{"id":"52:54:00:00:00:09","name":"busy-one","reason":"not enough free memory","code":"NotEnoughMemory"}],"unanswered":[{"id":"52:54:00:00:00:0a","name":""}]}"#;
 
@@ -794,6 +899,15 @@ mod json_shape {
                     this_host: true,
                 },
             ],
+            group: GroupAuth {
+                key_id: Some("1a2b3c4d".into()),
+                dropped_unauthenticated: 3,
+                dropped_unsealed: 1,
+                dropped_unknown_key: 1,
+                dropped_bad_tag: 0,
+                dropped_replayed: 1,
+                sealed_unopened: 0,
+            },
         }
     }
 

@@ -13,6 +13,12 @@
 //! also receives from the transport; the daemon receives on its own thread and
 //! feeds [`Session::handle_datagram`] and [`Session::tick`] itself. Never both
 //! on one transport.
+//!
+//! With a cluster key ([`Session::with_keys`]) every datagram is sealed before
+//! it is wrapped and must open after it is unwrapped
+//! ([`sion_companion_mgr::auth::datagram`]); what does not open is dropped and
+//! counted ([`Session::auth_stats`]), and [`Session::key_hint`] turns the counts
+//! into advice when no node is heard.
 
 use std::collections::HashMap;
 use std::collections::hash_map::RandomState;
@@ -22,6 +28,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant as StdInstant};
 
 use anyhow::{Result, anyhow};
+use sion_companion_mgr::auth::datagram::SEALED_VERSION;
+use sion_companion_mgr::auth::{AuthStats, DatagramAuth, Keyring};
 use sion_companion_mgr::{
     Addr, Config, Dest, Event, Instant, JobSpec, LocalNode, Member, Name, NodeId, PlacementId,
     Ranking, Role, Weights,
@@ -29,7 +37,7 @@ use sion_companion_mgr::{
 
 use crate::envelope::{self, DropCounters, IPC_PORT};
 use crate::iface::{Interface, subnet_broadcast};
-use crate::model::{DeniedRow, NodeRow, PeerRef, PlacementReport, RankedRow};
+use crate::model::{DeniedRow, GroupAuth, NodeRow, PeerRef, PlacementReport, RankedRow};
 use crate::transport::Transport;
 
 /// Who `hostd` is on the LAN.
@@ -124,6 +132,10 @@ pub struct Session {
     subnet_filter: bool,
     known: HashMap<NodeId, Known>,
     last_send_error: Option<String>,
+    /// Seals and opens datagrams; `None` in an open group.
+    auth: Option<DatagramAuth>,
+    /// Sealed datagrams heard without a key to open them (open group only).
+    sealed_unopened: u64,
 }
 
 impl Session {
@@ -133,6 +145,19 @@ impl Session {
         ident: Identity,
         config: Config,
         seed: u64,
+    ) -> Session {
+        Session::with_keys(transport, ident, config, seed, None)
+    }
+
+    /// Joins the group at once, sealing every datagram with `keys`' first key
+    /// and accepting only datagrams sealed with one of them (`None`: an open
+    /// group, as [`Session::new`]).
+    pub fn with_keys(
+        transport: Arc<dyn Transport>,
+        ident: Identity,
+        config: Config,
+        seed: u64,
+        keys: Option<Keyring>,
     ) -> Session {
         let mut local = LocalNode::new(ident.id, Role::Host, ident.addr());
         local.name = Some(ident.name.clone());
@@ -146,9 +171,47 @@ impl Session {
             subnet_filter: false,
             known: HashMap::new(),
             last_send_error: None,
+            auth: keys.map(|k| DatagramAuth::new(k, random_seed() ^ seed.rotate_left(17))),
+            sealed_unopened: 0,
         };
         s.flush();
         s
+    }
+
+    /// The keys the session seals with and accepts; `None` in an open group.
+    pub fn keys(&self) -> Option<&Keyring> {
+        self.auth.as_ref().map(DatagramAuth::keys)
+    }
+
+    /// What the cluster key dropped (`None` in an open group).
+    pub fn auth_stats(&self) -> Option<AuthStats> {
+        self.auth.as_ref().map(DatagramAuth::stats)
+    }
+
+    /// Sealed datagrams heard without a key (an open-group session next to an
+    /// authenticated group).
+    pub fn sealed_unopened(&self) -> u64 {
+        self.sealed_unopened
+    }
+
+    /// The group's authentication as this session sees it.
+    pub fn group_auth(&self) -> GroupAuth {
+        let stats = self.auth_stats().unwrap_or_default();
+        GroupAuth {
+            key_id: self.keys().map(|k| k.signing().id().to_string()),
+            dropped_unauthenticated: stats.dropped(),
+            dropped_unsealed: stats.unsealed,
+            dropped_unknown_key: stats.unknown_key,
+            dropped_bad_tag: stats.bad_tag,
+            dropped_replayed: stats.replayed,
+            sealed_unopened: self.sealed_unopened,
+        }
+    }
+
+    /// Advice when the key explains why no node was heard (see
+    /// [`crate::report::key_hint`]).
+    pub fn key_hint(&self) -> Option<String> {
+        crate::report::key_hint(&self.group_auth())
     }
 
     /// Drops datagrams whose source lies outside our subnet (for a socket that
@@ -225,6 +288,18 @@ impl Session {
             self.drops.own += 1;
             return;
         }
+        let payload = match self.auth.as_mut() {
+            Some(auth) => match auth.open(payload) {
+                Ok(p) => p,
+                // Counted in the auth counters.
+                Err(_) => return,
+            },
+            None if payload.first() == Some(&SEALED_VERSION) => {
+                self.sealed_unopened += 1;
+                return;
+            }
+            None => payload,
+        };
         let now = self.now();
         let from = Addr::new(ip.octets(), IPC_PORT);
         if self.member.handle_datagram(now, from, payload).is_err() {
@@ -255,7 +330,11 @@ impl Session {
                 Dest::Broadcast => (self.ident.broadcast(), true),
                 Dest::Unicast(a) => (SocketAddrV4::new(Ipv4Addr::from(a.ip), IPC_PORT), false),
             };
-            let result = envelope::wrap(self.ident.id, broadcast, &t.bytes)
+            let bytes = match self.auth.as_mut() {
+                Some(auth) => auth.seal(&t.bytes),
+                None => t.bytes,
+            };
+            let result = envelope::wrap(self.ident.id, broadcast, &bytes)
                 .map_err(|e| format!("message too long ({e:?})"))
                 .and_then(|d| {
                     self.transport

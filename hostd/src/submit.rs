@@ -36,6 +36,8 @@ use sion_app_mgr::job::{
 use sion_companion_mgr::{JobSpec, Weights};
 
 use crate::fileserve::FileServer;
+use crate::jobconn::{self, FrameReader, FrameWriter};
+use crate::keys;
 use crate::placement::{self, FindArgs, ModeArg, NodeChoice, find_node, place_job};
 use crate::report;
 
@@ -193,7 +195,7 @@ pub fn run(socket: &Path, a: SubmitArgs) -> Result<ExitCode> {
     let mut excluded: Vec<Ipv4Addr> = Vec::new();
     let mut placement = Duration::ZERO;
     let mut said_full = false;
-    let (target, stream, (first, decoder), t1) = loop {
+    let (target, (stream, writer, reader), (first, decoder), t1) = loop {
         let t0 = Instant::now();
         let target = choose_node(socket, &a, program.len() as u64, &excluded)?;
         placement += t0.elapsed();
@@ -209,8 +211,8 @@ pub fn run(socket: &Path, a: SubmitArgs) -> Result<ExitCode> {
         let busy_after = (may_move && a.mode == ModeArg::Exclusive).then_some(BUSY_AFTER);
         start.queue = busy_after.is_none();
         match connect_upload(&target, &start, &program, busy_after, a.verbose) {
-            Upload::Started(stream, first, decoder) => {
-                break (target, stream, (first, decoder), t1);
+            Upload::Started(conn, first, decoder) => {
+                break (target, conn, (first, decoder), t1);
             }
             Upload::Busy(reason) if !start.queue => {
                 eprintln!(
@@ -243,7 +245,6 @@ pub fn run(socket: &Path, a: SubmitArgs) -> Result<ExitCode> {
         }
     };
     drop(program);
-    let writer = Arc::new(Mutex::new(stream.try_clone()?));
     let (stdin_tx, stdin_rx) = mpsc::channel::<u32>();
     {
         let writer = writer.clone();
@@ -253,6 +254,7 @@ pub fn run(socket: &Path, a: SubmitArgs) -> Result<ExitCode> {
     let mut job = JobConnection {
         stream,
         writer,
+        reader,
         first: Some(first),
         decoder,
         accepted_at: None,
@@ -345,11 +347,16 @@ pub struct SummaryTimings {
     pub run: f64,
 }
 
+/// A job's connection: the socket (read here), the sending side shared by
+/// the threads that send, and the receiving side.
+type Conn = (TcpStream, Arc<Mutex<FrameWriter>>, FrameReader);
+
 /// How [`connect_upload`] ended.
 enum Upload {
-    /// The node answered `Accepted` or `Refused`: that answer, and the
-    /// decoder holding what followed it.
-    Started(TcpStream, NodeMsg, Decoder),
+    /// The node answered `Accepted` or `Refused`: the connection (socket,
+    /// sending and receiving sides), that answer, and the decoder holding
+    /// what followed it.
+    Started(Conn, NodeMsg, Decoder),
     /// The node is busy: it said so, or did not answer within `busy_after`.
     Busy(String),
     /// The node could not be reached, or broke the connection.
@@ -388,24 +395,36 @@ fn connect_upload(
     let lost = |e: std::io::Error, doing: &str| {
         Upload::Unreachable(anyhow::Error::new(e).context(format!("{doing} node {}", target.label)))
     };
-    let mut writer = match stream.try_clone() {
-        Ok(w) => w,
-        Err(e) => return lost(e, "sending the job to"),
-    };
+    // The cluster key's handshake (nothing at all in an open group): the
+    // node proves it holds the key before a byte of the job leaves.
+    let (writer, mut reader) =
+        match jobconn::open(&stream, keys::current().keys.as_ref(), &target.label) {
+            Ok(sides) => sides,
+            Err(e) => {
+                let _ = stream.shutdown(std::net::Shutdown::Both);
+                return Upload::Unreachable(e);
+            }
+        };
+    let writer = Arc::new(Mutex::new(writer));
     // When the last program byte was handed to TCP: a free node answers
     // once it has the whole program, so "no answer" counts from then (a
     // busy node answers the Start at once).
     let uploaded = std::sync::OnceLock::<Instant>::new();
     std::thread::scope(|scope| {
         let uploaded = &uploaded;
+        let upload = writer.clone();
         scope.spawn(move || -> std::io::Result<()> {
-            writer.write_all(
-                &job::encode(&HostMsg::Start(start.clone())).map_err(std::io::Error::other)?,
-            )?;
+            let send = |frame: &[u8]| {
+                upload
+                    .lock()
+                    .map_err(|_| std::io::Error::other("writer poisoned"))?
+                    .send_frame(frame)
+            };
+            send(&job::encode(&HostMsg::Start(start.clone())).map_err(std::io::Error::other)?)?;
             for chunk in program.chunks(CHUNK) {
                 let frame = job::encode(&HostMsg::Program(chunk.to_vec()))
                     .map_err(std::io::Error::other)?;
-                writer.write_all(&frame)?;
+                send(&frame)?;
             }
             let _ = uploaded.set(Instant::now());
             Ok(())
@@ -433,7 +452,7 @@ fn connect_upload(
                         // The node stopped reading: stop sending.
                         let _ = stream.shutdown(std::net::Shutdown::Write);
                     }
-                    return Upload::Started(stream, first, decoder);
+                    return Upload::Started((stream, writer, reader), first, decoder);
                 }
                 Ok(None) => {}
                 Err(e) => {
@@ -455,7 +474,13 @@ fn connect_upload(
                 Ok(n) => {
                     // Look at what came before any limit: an answer that
                     // arrived in time counts.
-                    decoder.push(&buf[..n]);
+                    if let Err(e) = reader.take(&buf[..n], &mut decoder) {
+                        give_up(&stream);
+                        return Upload::Unreachable(anyhow::anyhow!(
+                            "node {}: the connection failed authentication ({e})",
+                            target.label
+                        ));
+                    }
                     continue;
                 }
                 Err(e)
@@ -636,17 +661,17 @@ fn terminal_size() -> Option<Winsize> {
 }
 
 /// Sends one message (whole frame under the lock).
-fn send(writer: &Mutex<TcpStream>, msg: &HostMsg) -> Result<()> {
+fn send(writer: &Mutex<FrameWriter>, msg: &HostMsg) -> Result<()> {
     let frame = job::encode(msg)?;
     let mut w = writer
         .lock()
         .map_err(|_| anyhow::anyhow!("writer poisoned"))?;
-    w.write_all(&frame).context("sending to the node")?;
+    w.send_frame(&frame).context("sending to the node")?;
     Ok(())
 }
 
 /// Reads stdin when the job asks for it.
-fn stdin_pump(asks: mpsc::Receiver<u32>, writer: Arc<Mutex<TcpStream>>) {
+fn stdin_pump(asks: mpsc::Receiver<u32>, writer: Arc<Mutex<FrameWriter>>) {
     let mut stdin = std::io::stdin().lock();
     let mut buf = vec![0u8; CHUNK];
     while let Ok(max) = asks.recv() {
@@ -672,7 +697,8 @@ struct JobConnection {
     /// The node's id, name and job number, from `Accepted`.
     node: Option<(String, String, u64)>,
     stream: TcpStream,
-    writer: Arc<Mutex<TcpStream>>,
+    writer: Arc<Mutex<FrameWriter>>,
+    reader: FrameReader,
     /// The node's first answer, read while uploading.
     first: Option<NodeMsg>,
     decoder: Decoder,
@@ -784,7 +810,11 @@ impl JobConnection {
             self.check_interrupts()?;
             match self.stream.read(&mut buf) {
                 Ok(0) => return Ok(self.lost("it closed the connection")),
-                Ok(n) => self.decoder.push(&buf[..n]),
+                Ok(n) => {
+                    if let Err(e) = self.reader.take(&buf[..n], &mut self.decoder) {
+                        return Ok(self.lost(&format!("the connection failed authentication: {e}")));
+                    }
+                }
                 Err(e)
                     if matches!(
                         e.kind(),

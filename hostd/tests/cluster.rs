@@ -106,7 +106,16 @@ fn hostd_sees_the_group_detects_a_death_and_places_by_memory() {
             "node {i}:\n{}",
             cluster.log(i)
         );
+        // An image built without a cluster key: an open group, and it says so.
+        assert!(
+            cluster.log(i).contains("cm: OPEN group: no cluster key"),
+            "node {i}:\n{}",
+            cluster.log(i)
+        );
     }
+    let table =
+        String::from_utf8_lossy(&cluster.hostd(&["--key", "none", "nodes"]).stdout).into_owned();
+    assert!(table.contains("OPEN group: no cluster key"), "{table}");
     // Every node knows every other (the view converges among the nodes,
     // not only at hostd): a node cannot declare dead a member it never
     // knew. Seen once in CI: nodes 0 and 2 missed node 1's join broadcast

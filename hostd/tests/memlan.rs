@@ -160,6 +160,25 @@ fn host(lan: &MemLan, last: u8, name: &str) -> Session {
     Session::new(Arc::new(lan.attach(ip)), ident, fast(), u64::from(last))
 }
 
+fn keyed_host(lan: &MemLan, last: u8, name: &str, keys: Option<&str>) -> Session {
+    let ip = Ipv4Addr::new(169, 254, 0, last);
+    let ident = Identity {
+        id: NodeId::from_mac([0x0a, 0, 0, 0, 0, last]),
+        name: Name::new(name).unwrap(),
+        iface: "mem0".into(),
+        ip,
+        prefix: 16,
+    };
+    let keys = keys.map(|k| sion_companion_mgr::auth::Keyring::parse(k).unwrap());
+    Session::with_keys(
+        Arc::new(lan.attach(ip)),
+        ident,
+        fast(),
+        u64::from(last),
+        keys,
+    )
+}
+
 fn lan() -> MemLan {
     MemLan::new(BROADCAST)
 }
@@ -231,6 +250,51 @@ fn one_shot_discovery_lists_nodes_and_hosts_with_their_load() {
         "{events:#?}"
     );
     assert_eq!(a.rows().len(), 4);
+}
+
+/// Hosts with a cluster key hear only members with one of their keys; the
+/// rest is dropped and counted, and explained when nothing else is heard.
+#[test]
+fn sessions_with_the_cluster_key_hear_only_each_other() {
+    let (k1, k2) = ("11".repeat(32), "22".repeat(32));
+    let lan = lan();
+    let _open_nodes = three_nodes(&lan);
+    thread::sleep(Duration::from_millis(200));
+    // A rotation's first step: signs with K1, already accepts K2.
+    let mut b = keyed_host(&lan, 2, "pc-b", Some(&format!("{k1}\n{k2}")));
+    let mut wrong = keyed_host(&lan, 3, "pc-wrong", Some(&"33".repeat(32)));
+    let mut open = keyed_host(&lan, 4, "pc-open", None);
+    // Last, so that every other host hears its join.
+    let mut a = keyed_host(&lan, 1, "pc-a", Some(&k1));
+    thread::scope(|s| {
+        s.spawn(|| b.pump_for(Duration::from_millis(600)).unwrap());
+        s.spawn(|| wrong.pump_for(Duration::from_millis(600)).unwrap());
+        s.spawn(|| open.pump_for(Duration::from_millis(600)).unwrap());
+        a.pump_for(Duration::from_millis(600)).unwrap();
+    });
+    let names = |s: &Session| -> Vec<String> { s.rows().iter().map(|r| r.name.clone()).collect() };
+    assert_eq!(names(&a), ["pc-a", "pc-b"], "a");
+    assert_eq!(names(&b), ["pc-a", "pc-b"], "b");
+    assert_eq!(names(&wrong), ["pc-wrong"]);
+    // The open host sees the open nodes and no keyed host.
+    assert_eq!(open.node_count(), 3);
+    assert!(names(&open).iter().all(|n| n != "pc-a" && n != "pc-b"));
+    let ga = a.group_auth();
+    assert_eq!(
+        ga.key_id.as_deref(),
+        Some(a.keys().unwrap().signing().id().to_string().as_str())
+    );
+    assert!(ga.dropped_unsealed > 0, "the open nodes' datagrams: {ga:?}");
+    assert!(
+        ga.dropped_unknown_key > 0,
+        "B's and the wrong host's: {ga:?}"
+    );
+    assert_eq!((ga.dropped_bad_tag, ga.dropped_replayed), (0, 0), "{ga:?}");
+    assert!(wrong.key_hint().unwrap().contains("probably wrong"));
+    assert!(open.group_auth().sealed_unopened > 0);
+    assert!(open.key_hint().unwrap().contains("has no key"));
+    // The keyed sessions' drops are not the envelope's.
+    assert_eq!(a.drops().bad_payload, 0);
 }
 
 #[test]

@@ -150,9 +150,41 @@ pub fn bin_dir() -> PathBuf {
 }
 
 /// Builds the kernel and processes (profile [`IMAGE_PROFILE`], `x86_64-unknown-none`) and the
-/// BIOS and UEFI disk images of `flavor`. Cargo's progress goes to stderr. Errors: a failed
+/// BIOS and UEFI disk images of `flavor`, without a cluster key (an open
+/// group). Cargo's progress goes to stderr. Errors: a failed
 /// compilation, a missing binary, an I/O error.
 pub fn build(flavor: Flavor) -> Result<Image> {
+    build_with(flavor, None, None)
+}
+
+/// Like [`build`], with the cluster key file `key` (see
+/// `sion_companion_mgr::auth`: one key a line as 64 hex digits, the first
+/// signing) put into the ramdisk as `cluster.key`, and the BIOS image written
+/// as `target/NAME` (default: the flavor's file name) with its UEFI sibling.
+/// Images and ramdisk holding a key are written with mode 0600: the key is
+/// the group's secret. Errors: as [`build`], and a key file that is not a
+/// valid key file.
+pub fn build_with(flavor: Flavor, key: Option<&Path>, name: Option<&str>) -> Result<Image> {
+    let key_text = match key {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading the cluster key file {}", path.display()))?;
+            let keys = sion_companion_mgr::auth::Keyring::parse(&text)
+                .with_context(|| format!("the cluster key file {} is malformed", path.display()))?;
+            ensure!(
+                text.len() <= 4096,
+                "the cluster key file {} is longer than 4096 bytes",
+                path.display()
+            );
+            eprintln!(
+                "building a node image with cluster key {} ({} key(s) accepted)",
+                keys.signing().id(),
+                keys.len()
+            );
+            Some(text)
+        }
+        None => None,
+    };
     let root = workspace_root();
     let build_dir = target_dir().join("sion-build");
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
@@ -181,19 +213,25 @@ pub fn build(flavor: Flavor) -> Result<Image> {
     );
 
     let processes = process_names(flavor)?;
-    let ramdisk = build_dir.join(format!("ramdisk-{flavor:?}.tar").to_lowercase());
-    write_ramdisk(&ramdisk, &bin_dir, &processes)?;
-
-    let out = target_dir().join(flavor.file_name());
+    let out = target_dir().join(name.unwrap_or(flavor.file_name()));
+    let stem = out.file_stem().unwrap_or_default().to_string_lossy();
+    let ramdisk = build_dir.join(format!("ramdisk-{stem}.tar"));
+    write_ramdisk(&ramdisk, &bin_dir, &processes, key_text.as_deref())?;
     let uefi_out = uefi_image_for(&out);
     let mut builder = bootloader::DiskImageBuilder::new(kernel);
-    builder.set_ramdisk(ramdisk);
+    builder.set_ramdisk(ramdisk.clone());
     builder
         .create_bios_image(&out)
         .with_context(|| format!("writing the disk image {}", out.display()))?;
     builder
         .create_uefi_image(&uefi_out)
         .with_context(|| format!("writing the UEFI disk image {}", uefi_out.display()))?;
+    if key_text.is_some() {
+        use std::os::unix::fs::PermissionsExt;
+        for f in [&out, &uefi_out, &ramdisk] {
+            std::fs::set_permissions(f, std::fs::Permissions::from_mode(0o600))?;
+        }
+    }
     let size = std::fs::metadata(&out)?.len();
     Ok(Image {
         path: out,
@@ -203,10 +241,18 @@ pub fn build(flavor: Flavor) -> Result<Image> {
     })
 }
 
-/// Writes the tar ramdisk: one regular file per process, named by process name.
-fn write_ramdisk(path: &Path, bin_dir: &Path, names: &[String]) -> Result<()> {
-    let file =
-        std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+/// Writes the tar ramdisk: one regular file per process, named by process
+/// name, and the cluster key's text as `cluster.key` if given.
+fn write_ramdisk(path: &Path, bin_dir: &Path, names: &[String], key: Option<&str>) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let _ = std::fs::remove_file(path);
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(if key.is_some() { 0o600 } else { 0o644 })
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
     let mut tar = tar::Builder::new(file);
     for name in names {
         let bin = bin_dir.join(name);
@@ -219,6 +265,13 @@ fn write_ramdisk(path: &Path, bin_dir: &Path, names: &[String]) -> Result<()> {
         header.set_mode(0o755);
         header.set_cksum();
         tar.append_data(&mut header, name, data.as_slice())?;
+    }
+    if let Some(text) = key {
+        let mut header = tar::Header::new_ustar();
+        header.set_size(text.len() as u64);
+        header.set_mode(0o600);
+        header.set_cksum();
+        tar.append_data(&mut header, "cluster.key", text.as_bytes())?;
     }
     tar.finish()?;
     Ok(())
@@ -251,8 +304,10 @@ pub fn qemu_args(image: &Path, memory_mb: u32, cmdline: &str, display: bool) -> 
     } else {
         // QEMU's default CPU (AMD vendor, so `syscall` from 32-bit code is
         // allowed and must be handled) with the protections most PCs since
-        // 2014 have, which the kernel enables when present: SMEP, SMAP, UMIP.
-        args.extend(["-cpu".into(), "qemu64,+smep,+smap,+umip".into()]);
+        // 2014 have, which the kernel enables when present: SMEP, SMAP, UMIP;
+        // and RDRAND (TCG emulates it from the host's random source), which
+        // the node's services use for their nonces.
+        args.extend(["-cpu".into(), "qemu64,+smep,+smap,+umip,+rdrand".into()]);
     }
     args
 }

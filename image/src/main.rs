@@ -5,7 +5,7 @@
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
-use sion_image::{Firmware, Flavor, build, firmware_args, qemu_args};
+use sion_image::{Firmware, Flavor, build_with, firmware_args, qemu_args};
 use std::process::Command;
 
 /// Build SiON's bootable disk image; with `--boot`, run it as one node in QEMU.
@@ -15,6 +15,11 @@ struct Cli {
     /// Build the test image (adds the test processes) instead of the node image.
     #[arg(long)]
     test: bool,
+    /// Build the cluster key in this file (made by `hostd keygen`; one key a
+    /// line, the first signing) into the image: its nodes form an
+    /// authenticated group. Without it they run an open group.
+    #[arg(long, value_name = "FILE")]
+    key: Option<std::path::PathBuf>,
     /// Boot the image in QEMU after building it and show the node's log.
     #[arg(long)]
     boot: bool,
@@ -41,7 +46,7 @@ fn main() -> Result<()> {
     eprintln!(
         "building the SiON kernel, processes and disk image (the first build takes a few minutes)…"
     );
-    let image = build(flavor)?;
+    let image = build_with(flavor, cli.key.as_deref(), None)?;
     println!(
         "{} ({} bytes; processes: {}); UEFI: {}",
         image.path.display(),

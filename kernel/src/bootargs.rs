@@ -25,7 +25,18 @@ impl BootArgs {
             .map(|b| String::from_utf8_lossy(&b).into_owned())
             .unwrap_or_default();
         if !text.is_empty() {
-            log::info!("boot arguments: {text}");
+            // The cluster key (`key=…`) is a secret: never on the console.
+            let shown: alloc::vec::Vec<&str> = text
+                .split_whitespace()
+                .map(|w| {
+                    if w.starts_with("key=") {
+                        "key=(hidden)"
+                    } else {
+                        w
+                    }
+                })
+                .collect();
+            log::info!("boot arguments: {}", shown.join(" "));
         }
         BootArgs { text }
     }

@@ -71,11 +71,39 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
         time::tsc_hz() / 1_000_000,
         ramdisk::count(),
     );
-    match proc::spawn_first(init) {
+    let key = cluster_key(&args);
+    match proc::spawn_first(init, key.as_bytes()) {
         Ok(pid) => log::info!("started {init} as process {pid}"),
         Err(e) => log::error!("cannot start {init}: {e}"),
     }
     proc::scheduler::run()
+}
+
+/// The cluster key's text for `init` (which hands it to the node's
+/// services): the boot argument `key=HEX[,HEX…]` if given, else the file
+/// `cluster.key` that `sion-image --key` put into the ramdisk, else empty (an
+/// open group). The kernel does not read it; the services parse it and refuse
+/// a malformed one. Too long a text is replaced by one that cannot parse, so
+/// such a node joins no group rather than an open one.
+fn cluster_key(args: &bootargs::BootArgs) -> alloc::string::String {
+    use alloc::string::String;
+    let text = match args.get("key") {
+        Some(k) => String::from(k),
+        None => crate::ramdisk::find(ramdisk::CLUSTER_KEY)
+            .map(|b| String::from_utf8_lossy(b).into_owned())
+            .unwrap_or_default(),
+    };
+    if text.len() > sion_abi::MAX_SPAWN_ARG {
+        log::error!(
+            "cluster key: the key text is longer than {} bytes",
+            sion_abi::MAX_SPAWN_ARG
+        );
+        return String::from("(key text too long)");
+    }
+    if !text.trim().is_empty() {
+        log::info!("cluster key: given to the node's services");
+    }
+    text
 }
 
 #[panic_handler]

@@ -25,6 +25,10 @@ pub fn init(bytes: &'static [u8]) {
     });
 }
 
+/// The file holding the cluster key (`sion-image --key`), if any; not a
+/// process image.
+pub const CLUSTER_KEY: &str = "cluster.key";
+
 /// The ELF image of process `name`, if the disk image carries it.
 pub fn find(name: &str) -> Option<&'static [u8]> {
     let archive = ARCHIVE.get()?.as_ref()?;
@@ -36,8 +40,9 @@ pub fn find(name: &str) -> Option<&'static [u8]> {
 
 /// How many process images the disk image carries.
 pub fn count() -> usize {
-    ARCHIVE
-        .get()
-        .and_then(|a| a.as_ref())
-        .map_or(0, |a| a.entries().count())
+    ARCHIVE.get().and_then(|a| a.as_ref()).map_or(0, |a| {
+        a.entries()
+            .filter(|e| e.filename().as_str().ok() != Some(CLUSTER_KEY))
+            .count()
+    })
 }

@@ -1,11 +1,17 @@
 //! The job's TCP connection to `hostd`: framed messages of
 //! [`sion_app_mgr::job`] over a [`TcpStream`], read without waiting (the
 //! waits are [`crate::app_node`]'s, which serve the [`Lobby`] meanwhile).
+//!
+//! On a node with a cluster key the connection first runs the node end of
+//! the authenticated channel (`sion_companion_mgr::auth::channel`): nothing
+//! reaches the job decoder before `hostd` has proven it holds the key, and
+//! every frame both ways travels as a ChaCha20-Poly1305 record.
 
 use alloc::vec::Vec;
 
 use sion_abi::{Error, MessageInfo};
 use sion_app_mgr::job::{self, Decoder, HostMsg, NodeMsg};
+use sion_companion_mgr::auth::{Channel, ChannelError};
 use sion_rt::sys::TcpStream;
 
 use crate::lobby::Lobby;
@@ -17,6 +23,8 @@ pub enum ConnError {
     Closed,
     /// `hostd` sent something that is not a valid frame.
     Protocol(job::ProtoError),
+    /// The peer did not prove it holds the cluster key.
+    Unauthenticated(ChannelError),
 }
 
 impl From<job::ProtoError> for ConnError {
@@ -41,15 +49,63 @@ pub struct Conn {
     stream: TcpStream,
     decoder: Decoder,
     closed: bool,
+    /// The authenticated channel (a keyed node), `None` in an open group.
+    channel: Option<Channel>,
+    /// Why the channel failed, if it did.
+    auth_error: Option<ChannelError>,
 }
 
 impl Conn {
-    /// Wraps an accepted stream.
-    pub fn new(stream: TcpStream) -> Conn {
+    /// Wraps an accepted stream; `channel` is the node end of a fresh
+    /// authenticated channel on a keyed node, `None` in an open group.
+    pub fn new(stream: TcpStream, channel: Option<Channel>) -> Conn {
         Conn {
             stream,
             decoder: Decoder::new(),
             closed: false,
+            channel,
+            auth_error: None,
+        }
+    }
+
+    /// The frame of `msg` as it goes on the wire: sealed on a keyed node.
+    fn wire_frame(&mut self, msg: &NodeMsg) -> Result<Vec<u8>, ConnError> {
+        let frame = job::encode(msg)?;
+        match &mut self.channel {
+            None => Ok(frame),
+            Some(c) => c.seal(&frame).map_err(ConnError::Unauthenticated),
+        }
+    }
+
+    /// Takes bytes from the socket: straight to the decoder in an open
+    /// group; through the channel (answering its handshake) on a keyed node.
+    fn take(&mut self, bytes: &[u8]) {
+        let Some(channel) = &mut self.channel else {
+            self.decoder.push(bytes);
+            return;
+        };
+        let mut plain = Vec::new();
+        let r = channel.push(bytes, &mut plain);
+        let out = channel.take_output();
+        if !out.is_empty() {
+            // The NodeHello (77 bytes) fits an empty send buffer.
+            let _ = self.stream.send_timeout(&out, 0);
+        }
+        self.decoder.push(&plain);
+        if let Err(e) = r {
+            if e == ChannelError::NotSecured && bytes.first() == Some(&0) {
+                // A keyless hostd's first frame: tell it why, in the open.
+                let why = NodeMsg::Refused {
+                    reason: alloc::string::String::from(
+                        "this node runs an authenticated group: hostd has no cluster key (hostd keygen; ~/.config/sion/cluster.key or --key FILE)",
+                    ),
+                };
+                if let Ok(frame) = job::encode(&why) {
+                    let _ = self.stream.send_timeout(&frame, 0);
+                }
+            }
+            self.auth_error = Some(e);
+            self.closed = true;
         }
     }
 
@@ -74,7 +130,7 @@ impl Conn {
         lobby: &mut Lobby,
         mut keep: impl FnMut(&MessageInfo, &[u8]),
     ) -> Result<(), ConnError> {
-        let frame = job::encode(msg)?;
+        let frame = self.wire_frame(msg)?;
         let mut rest = &frame[..];
         let mut notice = [0u8; 128];
         let mut stalled_since = None;
@@ -122,7 +178,7 @@ impl Conn {
     /// Sends a short message to a new connection (a refusal, "busy"): its
     /// send buffer is empty, so it fits; if not, the message is dropped.
     pub fn send_now(&mut self, msg: &NodeMsg) {
-        if let Ok(frame) = job::encode(msg) {
+        if let Ok(frame) = self.wire_frame(msg) {
             let _ = self.stream.send_timeout(&frame, 0);
         }
     }
@@ -142,7 +198,7 @@ impl Conn {
         let mut buf = [0u8; RECV_BUF];
         match self.stream.recv_timeout(&mut buf, 0) {
             Ok(0) => self.closed = true,
-            Ok(n) => self.decoder.push(&buf[..n]),
+            Ok(n) => self.take(&buf[..n]),
             Err(Error::TimedOut | Error::WouldBlock) => return false,
             Err(_) => self.closed = true,
         }
@@ -152,6 +208,9 @@ impl Conn {
     /// The next complete message already received, without touching the
     /// socket.
     pub fn next_msg(&mut self) -> Result<Option<HostMsg>, ConnError> {
+        if let Some(e) = self.auth_error {
+            return Err(ConnError::Unauthenticated(e));
+        }
         Ok(self.decoder.next_msg()?)
     }
 
@@ -165,6 +224,9 @@ impl Conn {
 
     /// The complete messages already received, without touching the socket.
     pub fn buffered(&mut self) -> Result<Vec<HostMsg>, ConnError> {
+        if let Some(e) = self.auth_error {
+            return Err(ConnError::Unauthenticated(e));
+        }
         let mut out = Vec::new();
         while let Some(m) = self.decoder.next_msg()? {
             out.push(m);

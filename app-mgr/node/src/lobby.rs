@@ -32,7 +32,9 @@ use sion_app_mgr::elf_load::SparseFile;
 use sion_app_mgr::job::{HostMsg, JobInfo, JobState, NodeMsg, PROTOCOL_VERSION, Start};
 use sion_rt::sys::{self, TcpListener, app};
 
-use crate::conn::Conn;
+use sion_companion_mgr::auth::{Channel, Keyring, NonceGen};
+
+use crate::conn::{Conn, ConnError};
 use crate::load::STAGING;
 
 /// How long a new connection may take to send `Start` (10 s, ns).
@@ -64,6 +66,8 @@ pub struct LobbyStats {
     pub slow: u64,
     /// Answered [`NodeMsg::Busy`].
     pub busy: u64,
+    /// Refused because the peer did not prove it holds the cluster key.
+    pub unauthenticated: u64,
 }
 
 /// A connection that has not sent `Start` yet.
@@ -133,13 +137,17 @@ pub struct Lobby {
     /// A job has been taken and not finished.
     busy: bool,
     last_number: u64,
+    /// The cluster keys (a keyed node) and the nonce source of its
+    /// handshakes; `None` in an open group.
+    auth: Option<(Keyring, NonceGen)>,
     /// Counters.
     pub stats: LobbyStats,
 }
 
 impl Lobby {
-    /// Serves `listener`.
-    pub fn new(listener: TcpListener) -> Lobby {
+    /// Serves `listener`; with `auth` (the cluster keys and a nonce source)
+    /// every connection must first prove it holds a key.
+    pub fn new(listener: TcpListener, auth: Option<(Keyring, NonceGen)>) -> Lobby {
         let _ = listener.notify_acceptable();
         Lobby {
             listener,
@@ -151,6 +159,7 @@ impl Lobby {
             ready: VecDeque::new(),
             busy: false,
             last_number: 0,
+            auth,
             stats: LobbyStats::default(),
         }
     }
@@ -401,7 +410,14 @@ impl Lobby {
                 );
                 old.conn.abort();
             }
-            let conn = Conn::new(stream);
+            let channel = self.auth.as_mut().map(|(keys, nonces)| {
+                let salt = [
+                    sys::clock_ns().to_le_bytes(),
+                    self.last_number.to_le_bytes(),
+                ];
+                Channel::node(keys, nonces.next(salt.as_flattened()))
+            });
+            let conn = Conn::new(stream, channel);
             conn.arm();
             self.arriving.push_back(Arriving {
                 number: self.last_number,
@@ -433,6 +449,16 @@ impl Lobby {
             Ok(None) if !a.conn.is_closed() => {
                 a.conn.arm();
                 self.arriving.push_back(a);
+            }
+            Err(ConnError::Unauthenticated(e)) => {
+                self.stats.unauthenticated += 1;
+                sion_rt::println!(
+                    "apm: connection {} refused: not authenticated ({e}); refused so far: {}",
+                    a.number,
+                    self.stats.unauthenticated
+                );
+                // Closed, not reset: a refusal queued for the peer still goes.
+                drop(a.conn);
             }
             // Closed before `Start`, or not a frame: nobody to answer.
             Ok(None) | Err(_) => a.conn.abort(),

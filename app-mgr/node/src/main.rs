@@ -29,6 +29,7 @@ mod rng;
 
 use sion_abi::net::{APP_MANAGER_SERVICE, JOB_PORT, TAG_JOB_STATE};
 use sion_abi::{Error, Pid};
+use sion_companion_mgr::auth::{Keyring, NonceGen};
 use sion_companion_mgr::{Name, NodeId};
 use sion_rt::sys::{self, TcpListener};
 
@@ -54,6 +55,15 @@ fn main(arg: &[u8]) -> i32 {
         .first_chunk::<8>()
         .map(|b| u64::from_le_bytes(*b))
         .unwrap_or(0);
+    let keys = match Keyring::parse_optional(arg.get(8..).unwrap_or_default()) {
+        Ok(k) => k,
+        Err(e) => {
+            sion_rt::println!(
+                "apm: the cluster key given to this node is malformed: {e}; it takes no jobs"
+            );
+            return 0;
+        }
+    };
     if let Err(e) = sys::register(APP_MANAGER_SERVICE) {
         sion_rt::println!("apm: cannot register service {APP_MANAGER_SERVICE}: {e}");
     }
@@ -68,8 +78,17 @@ fn main(arg: &[u8]) -> i32 {
             return 1;
         }
     };
-    sion_rt::println!("apm: taking jobs on port {JOB_PORT} as {}", me.name);
-    let mut lobby = lobby::Lobby::new(listener);
+    let auth = keys.map(|k| {
+        let entropy = sion_rt::entropy::gather();
+        (k, NonceGen::new(&entropy.bytes))
+    });
+    let how = if auth.is_some() {
+        "authenticated and encrypted connections only"
+    } else {
+        "OPEN: no cluster key, anyone on the LAN may submit"
+    };
+    sion_rt::println!("apm: taking jobs on port {JOB_PORT} as {} ({how})", me.name);
+    let mut lobby = lobby::Lobby::new(listener, auth);
     let mut cache = cache::FileCache::new();
     loop {
         let ready = lobby.next_ready();

@@ -4,6 +4,12 @@
 //! CPU speed once at boot, reports the node's load and free memory in its
 //! pings and acks, answers placement requests, and shows the group table on the
 //! node's console and screen whenever it changes.
+//!
+//! With a cluster key (its argument after init's 8-byte pid; see
+//! `sion_companion_mgr::auth`) every datagram it sends is sealed and every
+//! datagram it receives must be: others are dropped, counted, logged and
+//! shown under the group table. Without one it runs an open group and says
+//! so.
 #![no_std]
 #![no_main]
 #![forbid(unsafe_code)]
@@ -15,9 +21,10 @@ use alloc::vec;
 use core::fmt::Write;
 use sion_abi::net::{ALL_NODES, COMPANION_MANAGER_SERVICE, IPC_PORT, TAG_COMPANION, TAG_JOB_STATE};
 use sion_abi::{ANY_SENDER, Error};
+use sion_companion_mgr::auth::{AuthStats, DatagramAuth, Keyring, NonceGen, Unauthenticated};
 use sion_companion_mgr::node::MAX_CPU_LOAD;
 use sion_companion_mgr::{
-    Addr, Config, Dest, Event, Instant, LocalNode, Member, NodeId, NodeState, Role, Status,
+    Addr, Config, Dest, Event, Instant, LocalNode, Member, Message, NodeId, NodeState, Role, Status,
 };
 use sion_rt::{println, sys};
 
@@ -28,7 +35,14 @@ const ADDRESS_WAIT_NS: u64 = 30_000_000_000;
 /// How long the CPU-speed benchmark runs (ns).
 const SPEED_BENCH_NS: u64 = 100_000_000;
 
-fn main(_arg: &[u8]) -> i32 {
+fn main(arg: &[u8]) -> i32 {
+    let keys = match Keyring::parse_optional(arg.get(8..).unwrap_or_default()) {
+        Ok(k) => k,
+        Err(e) => {
+            println!("cm: the cluster key given to this node is malformed: {e}; it joins no group");
+            return 0;
+        }
+    };
     if let Err(e) = sys::register(COMPANION_MANAGER_SERVICE) {
         println!("cm: cannot register service {COMPANION_MANAGER_SERVICE}: {e}");
         return 1;
@@ -61,9 +75,31 @@ fn main(_arg: &[u8]) -> i32 {
         cpu_speed: speed,
         running_jobs: 0,
     };
+    let entropy = sion_rt::entropy::gather();
+    let mut nonces = NonceGen::new(&entropy.bytes);
+    let random = nonces.next(&sys::clock_ns().to_le_bytes());
+    let word = |i: usize| {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&random[i * 8..i * 8 + 8]);
+        u64::from_le_bytes(b)
+    };
+    let mut auth = keys.map(|k| DatagramAuth::new(k, word(1)));
     let now = Instant::from_nanos(sys::clock_ns());
-    let mut member = Member::new(Config::default(), local, now, sion_rt_seed());
+    let mut member = Member::new(Config::default(), local, now, word(0));
     let me = member.local().clone();
+    match &auth {
+        Some(a) => println!(
+            "cm: authenticated group: datagrams sealed with cluster key {}{} (randomness: {})",
+            a.keys().signing().id(),
+            accepted_keys(a.keys()),
+            if entropy.rdrand {
+                "RDRAND and clock jitter"
+            } else {
+                "clock jitter, no RDRAND"
+            }
+        ),
+        None => println!("cm: {OPEN_GROUP}"),
+    }
     println!(
         "cm: joining the group as {} ({}) at {}.{}.{}.{}; cpu speed {speed} Mops/s, free memory {} MiB",
         me.name,
@@ -79,15 +115,17 @@ fn main(_arg: &[u8]) -> i32 {
     let mut running_jobs = 0u16;
     // What runs, for the screen: the App-Program Manager's line and when.
     let mut running_job: Option<(String, u64)> = None;
+    let mut last_sign_of_life = 0;
     loop {
-        flush(&mut member);
+        flush(&mut member, auth.as_mut());
         let mut changed = false;
         while let Some(event) = member.poll_event() {
             report(&event);
             changed |= !matches!(event, Event::PlacementDone(_));
         }
+        let stats = auth.as_ref().map(DatagramAuth::stats);
         if changed {
-            show_table(&member, running_job.as_ref());
+            show_table(&member, running_job.as_ref(), stats);
         }
         let now_ns = sys::clock_ns();
         let wake = member.poll_at().as_nanos();
@@ -97,8 +135,23 @@ fn main(_arg: &[u8]) -> i32 {
                 let from = Addr::new((msg.addr as u32).to_be_bytes(), IPC_PORT);
                 let len = (msg.len as usize).min(buf.len());
                 let now = Instant::from_nanos(sys::clock_ns());
-                // A malformed message is counted by the library and dropped.
-                let _ = member.handle_datagram(now, from, &buf[..len]);
+                let payload = match auth.as_mut() {
+                    None => Ok(&buf[..len]),
+                    Some(a) => a.open(&buf[..len]),
+                };
+                match payload {
+                    // A malformed message is counted by the library and dropped.
+                    Ok(p) => {
+                        let _ = member.handle_datagram(now, from, p);
+                    }
+                    Err(why) => {
+                        let stats = auth.as_ref().map(DatagramAuth::stats).unwrap_or_default();
+                        report_drop(from.ip, why, stats);
+                        if let Some(a) = auth.as_mut() {
+                            sign_of_life(a, from.ip, why, &mut last_sign_of_life);
+                        }
+                    }
+                }
             }
             Ok(msg) if msg.node == 0 && msg.tag == TAG_JOB_STATE && msg.len >= 2 => {
                 // From the App-Program Manager on this node.
@@ -111,7 +164,11 @@ fn main(_arg: &[u8]) -> i32 {
                     )
                 });
                 next_state_update = 0;
-                show_table(&member, running_job.as_ref());
+                show_table(
+                    &member,
+                    running_job.as_ref(),
+                    auth.as_ref().map(DatagramAuth::stats),
+                );
             }
             Ok(_) | Err(Error::TimedOut) => {}
             Err(e) => println!("cm: receive failed: {e}"),
@@ -134,11 +191,80 @@ fn main(_arg: &[u8]) -> i32 {
     }
 }
 
-/// Randomness for the library (its incarnation, probe phase and probe order): the
-/// clock's low bits at start-up differ from boot to boot.
-fn sion_rt_seed() -> u64 {
-    let t = sys::clock_ns();
-    t ^ t.rotate_left(29) ^ (sys::getpid() << 48)
+/// What the screen and log say of a node without a cluster key.
+const OPEN_GROUP: &str = "OPEN group: no cluster key in this node image; anyone on the LAN can join and submit jobs (hostd keygen, then sion-image --key)";
+
+/// ", also accepting KEY, KEY" for a keyring with more than one key.
+fn accepted_keys(keys: &Keyring) -> String {
+    let mut s = String::new();
+    for (i, id) in keys.ids().enumerate().skip(1) {
+        s.push_str(if i == 1 { ", also accepting " } else { ", " });
+        let _ = write!(s, "{id}");
+    }
+    s
+}
+
+/// Logs a dropped unauthenticated datagram: the first 16 of each reason,
+/// then one line per 1000 (a flood must not flood the console).
+fn report_drop(ip: [u8; 4], why: Unauthenticated, stats: AuthStats) {
+    let of_reason = match why {
+        Unauthenticated::Unsealed => stats.unsealed,
+        Unauthenticated::UnknownKey(_) => stats.unknown_key,
+        Unauthenticated::BadTag => stats.bad_tag,
+        Unauthenticated::Replayed => stats.replayed,
+    };
+    let dropped = stats.dropped();
+    if of_reason <= 16 || dropped.is_multiple_of(1000) {
+        let [a, b, c, d] = ip;
+        println!(
+            "cm: dropped a datagram from {a}.{b}.{c}.{d}: {why}; unauthenticated datagrams dropped: {} ({})",
+            dropped,
+            drop_detail(&stats)
+        );
+    }
+}
+
+/// Answers a member without the key (an unsealed datagram, or one sealed
+/// with an unknown key) with an empty gossip sealed with ours, at most four
+/// times a second: it cannot open it, but it learns that an authenticated group is
+/// there and can tell its user the key is missing or wrong. An empty gossip
+/// changes nothing at a member that can open it, and a replay or a bad tag
+/// (which only a holder of the key could have caused) gets no answer.
+fn sign_of_life(auth: &mut DatagramAuth, ip: [u8; 4], why: Unauthenticated, last_ns: &mut u64) {
+    if !matches!(
+        why,
+        Unauthenticated::Unsealed | Unauthenticated::UnknownKey(_)
+    ) {
+        return;
+    }
+    let now = sys::clock_ns();
+    if *last_ns != 0 && now.saturating_sub(*last_ns) < 250_000_000 {
+        return;
+    }
+    *last_ns = now;
+    let Ok(gossip) = (Message::Gossip {
+        updates: alloc::vec::Vec::new(),
+    })
+    .encode() else {
+        return;
+    };
+    let _ = sys::net_send(
+        ip,
+        ALL_NODES,
+        COMPANION_MANAGER_SERVICE,
+        TAG_COMPANION,
+        &auth.seal(&gossip),
+    );
+}
+
+fn drop_detail(s: &AuthStats) -> String {
+    alloc::format!(
+        "{} unsealed, {} unknown key, {} bad tag, {} replayed",
+        s.unsealed,
+        s.unknown_key,
+        s.bad_tag,
+        s.replayed
+    )
 }
 
 /// Why the node has no address to join with.
@@ -164,8 +290,12 @@ fn wait_for_address() -> Result<sion_abi::NetInfo, NoAddress> {
 
 /// Sends everything the library queued: broadcasts to every node, unicasts
 /// to one address, both as SiON network IPC to the Companion Manager service.
-fn flush(member: &mut Member) {
+fn flush(member: &mut Member, mut auth: Option<&mut DatagramAuth>) {
     while let Some(t) = member.poll_transmit() {
+        let bytes = match auth.as_deref_mut() {
+            Some(a) => a.seal(&t.bytes),
+            None => t.bytes,
+        };
         let ip = match t.dest {
             Dest::Broadcast => [255; 4],
             Dest::Unicast(addr) => addr.ip,
@@ -175,7 +305,7 @@ fn flush(member: &mut Member) {
             ALL_NODES,
             COMPANION_MANAGER_SERVICE,
             TAG_COMPANION,
-            &t.bytes,
+            &bytes,
         ) {
             println!("cm: send to {ip:?} failed: {e}");
         }
@@ -247,8 +377,10 @@ fn report(event: &Event) {
 }
 
 /// Prints the group table (the node's status screen) and, under it, the job
-/// this node runs (`job`: the App-Program Manager's line and when it began).
-fn show_table(member: &Member, job: Option<&(String, u64)>) {
+/// this node runs (`job`: the App-Program Manager's line and when it began)
+/// and whether the group is authenticated (`auth`: the datagram counters of
+/// a keyed node, `None` for an open group).
+fn show_table(member: &Member, job: Option<&(String, u64)>, auth: Option<AuthStats>) {
     let now = Instant::from_nanos(sys::clock_ns());
     let mut out = String::new();
     let _ = writeln!(out, "cm: group of {} members", member.view_len());
@@ -292,6 +424,19 @@ fn show_table(member: &Member, job: Option<&(String, u64)>) {
         }
         None => {
             let _ = writeln!(out, "  no job running on this node");
+        }
+    }
+    match auth {
+        Some(s) => {
+            let _ = writeln!(
+                out,
+                "  authenticated group; unauthenticated datagrams dropped: {} ({})",
+                s.dropped(),
+                drop_detail(&s)
+            );
+        }
+        None => {
+            let _ = writeln!(out, "  {OPEN_GROUP}");
         }
     }
     let _ = sys::console_write(out.as_bytes());

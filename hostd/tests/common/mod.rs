@@ -49,6 +49,19 @@ impl BootedLan {
         nics: &[qemu_net::plan::NicModel],
         firmware: &[sion_image::Firmware],
     ) -> BootedLan {
+        BootedLan::boot_with(prefix, image, memory_mb, nics, firmware, "")
+    }
+
+    /// Like [`BootedLan::boot_hardware`], with SiON boot arguments
+    /// `cmdline` for every node (e.g. `key=HEX`).
+    pub fn boot_with(
+        prefix: &str,
+        image: PathBuf,
+        memory_mb: &[u32],
+        nics: &[qemu_net::plan::NicModel],
+        firmware: &[sion_image::Firmware],
+        cmdline: &str,
+    ) -> BootedLan {
         let (lan, run_dir) = fresh_lan(prefix);
         let booted = BootedLan { lan, run_dir };
         booted
@@ -58,7 +71,7 @@ impl BootedLan {
                 memory: memory_mb.to_vec(),
                 nics: nics.to_vec(),
                 firmware: firmware.to_vec(),
-                cmdline: String::new(),
+                cmdline: cmdline.to_string(),
                 image,
                 wait: Some(std::time::Duration::from_secs(90)),
                 foreground: false,
@@ -74,7 +87,8 @@ impl BootedLan {
     }
 
     /// Runs `command` inside the LAN in `dir` with `stdin` and extra
-    /// environment; its output. Panics (with node 0's log) if it takes more
+    /// environment (`SION_KEY_FILE=none`, an open group, unless `env` says
+    /// otherwise); its output. Panics (with node 0's log) if it takes more
     /// than 120 s, after killing it.
     pub fn run(
         &self,
@@ -87,6 +101,9 @@ impl BootedLan {
         use std::process::Stdio;
         use std::time::{Duration, Instant};
         let mut c = self.lan.command(command).expect("a command inside the LAN");
+        // An open group unless the test says otherwise (`--key` or `env`):
+        // a key in the developer's ~/.config/sion does not leak in.
+        c.env(sion_hostd::keys::KEY_ENV, "none");
         c.current_dir(dir)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -128,17 +145,25 @@ impl BootedLan {
     /// Starts `hostd` (the binary at `hostd`) as a daemon inside the LAN,
     /// with its control socket in the run directory.
     pub fn start_daemon(&self, hostd: &str) -> Daemon {
-        let socket = self.run_dir.join("hostd.sock");
-        let cmd: Vec<String> = vec![
-            hostd.into(),
+        self.start_daemon_with(hostd, &[], "hostd.sock")
+    }
+
+    /// Like [`BootedLan::start_daemon`] with the global options `args` (e.g.
+    /// `--key FILE`) and the control socket `socket` in the run directory.
+    pub fn start_daemon_with(&self, hostd: &str, args: &[&str], socket: &str) -> Daemon {
+        let socket = self.run_dir.join(socket);
+        let mut cmd: Vec<String> = vec![hostd.into()];
+        cmd.extend(args.iter().map(|a| a.to_string()));
+        cmd.extend([
             "--socket".into(),
             socket.display().to_string(),
             "daemon".into(),
-        ];
+        ]);
         let child = self
             .lan
             .command(&cmd)
             .expect("a command inside the LAN")
+            .env(sion_hostd::keys::KEY_ENV, "none")
             .stdin(std::process::Stdio::null())
             .stderr(std::process::Stdio::inherit())
             .spawn()

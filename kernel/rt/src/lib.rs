@@ -12,6 +12,7 @@
 
 extern crate alloc;
 
+pub mod entropy;
 pub mod sys;
 
 use core::fmt::Write;

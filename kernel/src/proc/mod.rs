@@ -299,6 +299,10 @@ pub fn spawn(name: &str, arg: &[u8], parent: Option<Pid>) -> Result<Pid, Error> 
     if arg.len() > MAX_SPAWN_ARG {
         return Err(Error::InvalidArgument);
     }
+    if name == crate::ramdisk::CLUSTER_KEY {
+        // The key file is a secret, not a program.
+        return Err(Error::NotFound);
+    }
     let image = crate::ramdisk::find(name).ok_or(Error::NotFound)?;
     room_for_a_process()?;
     let mut space = AddressSpace::new()?;
@@ -509,8 +513,8 @@ fn release_hook(pid: Pid) {
 }
 
 /// Spawns the first process, with no parent.
-pub fn spawn_first(name: &str) -> Result<Pid, Error> {
-    spawn(name, &[], None)
+pub fn spawn_first(name: &str, arg: &[u8]) -> Result<Pid, Error> {
+    spawn(name, arg, None)
 }
 
 /// Ends the current process with `status`: wakes whoever waits on it, then
