@@ -329,7 +329,15 @@ fn only_members_with_the_cluster_key_form_the_group_and_run_jobs() {
     expect_refusal(&out, "does not accept this hostd's cluster key");
     let out = lan.hostd(&["--key", "none", "submit", "--node", &node_s, "./hello"]);
     expect_refusal(&out, "hostd has no cluster key");
-    let log = lan.log();
+    // The node logs a refusal after sending it: give the line time to come.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut log = lan.log();
+    while log.matches("refused: not authenticated").count() < 2
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        log = lan.log();
+    }
     assert_eq!(
         log.matches("refused: not authenticated").count(),
         2,
