@@ -105,6 +105,14 @@ pub struct Config {
     /// Most finished placements kept for [`Member::placement_result`]; older ones are
     /// dropped. Default 64.
     pub finished_placements: usize,
+    /// How long a node that permits an exclusive job is held for that
+    /// placement: meanwhile every other task request is denied with
+    /// [`DenyReason::Reserved`](crate::DenyReason::Reserved). The hold ends
+    /// earlier when the node's running jobs go up (the job arrived) or the
+    /// requester releases it ([`Member::release_unchosen`]). It covers the
+    /// requester's choice and the job connection (not the upload, which the
+    /// App-Program Manager already counts as a running job). Default 3 s.
+    pub reservation_lease: Duration,
 }
 
 impl Default for Config {
@@ -131,6 +139,7 @@ impl Default for Config {
             tombstone_ttl: Duration::from_secs(30),
             event_capacity: 1024,
             finished_placements: 64,
+            reservation_lease: Duration::from_secs(3),
         }
     }
 }
@@ -313,6 +322,15 @@ struct Candidate {
     answer: Option<Answer>,
 }
 
+/// A node's hold for the requester of an exclusive job it permitted
+/// ([`Config::reservation_lease`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Reservation {
+    requester: NodeId,
+    placement: PlacementId,
+    until: Instant,
+}
+
 struct Pending {
     id: PlacementId,
     job: JobSpec,
@@ -386,6 +404,8 @@ pub struct Member {
     pending: Vec<Pending>,
     finished: VecDeque<Ranking>,
     next_placement: u32,
+    /// The exclusive job this node is held for, if any.
+    reservation: Option<Reservation>,
     stats: Stats,
 }
 
@@ -490,6 +510,7 @@ impl Member {
             pending: Vec::new(),
             finished: VecDeque::new(),
             next_placement: 0,
+            reservation: None,
             stats: Stats::default(),
         }
     }
@@ -573,6 +594,11 @@ impl Member {
     pub fn set_local_state(&mut self, state: NodeState) {
         let state = clamp_state(state);
         let publish = state.running_jobs != self.local.state.running_jobs;
+        if state.running_jobs > self.local.state.running_jobs {
+            // The job the node was held for has arrived (only its requester
+            // was permitted meanwhile).
+            self.reservation = None;
+        }
         self.local.state = state;
         if publish && !self.leaving {
             self.seq += 1;
@@ -816,18 +842,12 @@ impl Member {
                 }
             }
             Message::TaskRequest {
-                requester: _,
+                requester,
                 placement,
                 attempt,
                 job,
             } => {
-                let verdict = decide(
-                    self.local.role,
-                    self.leaving,
-                    self.accepting,
-                    &self.local.state,
-                    &job,
-                );
+                let verdict = self.decide_task(now, requester, placement, &job);
                 let msg = Message::TaskReply {
                     responder: self.local.id,
                     placement,
@@ -844,6 +864,19 @@ impl Member {
                 verdict,
                 state,
             } => self.on_task_reply(now, from, responder, placement, attempt, verdict, state),
+            Message::TaskRelease {
+                requester,
+                placement,
+            } => {
+                if self
+                    .reservation
+                    .is_some_and(|r| r.requester == requester && r.placement == placement)
+                {
+                    self.reservation = None;
+                } else {
+                    self.stats.ignored += 1;
+                }
+            }
         }
     }
 
@@ -1962,6 +1995,78 @@ impl Member {
 
     // ----- placement -----
 
+    /// The candidate's answer to `requester`'s `placement` of `job`:
+    /// [`decide`]'s rule, then the reservation. A node held for another
+    /// placement denies with [`DenyReason::Reserved`](crate::DenyReason::Reserved)
+    /// (whatever the mode: the held job wants the node alone); a permit of an
+    /// exclusive job holds the node for that placement for
+    /// [`Config::reservation_lease`] (a retransmitted request of the same
+    /// placement is permitted again and does not extend it).
+    fn decide_task(
+        &mut self,
+        now: Instant,
+        requester: NodeId,
+        placement: PlacementId,
+        job: &JobSpec,
+    ) -> Verdict {
+        let verdict = decide(
+            self.local.role,
+            self.leaving,
+            self.accepting,
+            &self.local.state,
+            job,
+        );
+        if self.reservation.is_some_and(|r| now >= r.until) {
+            self.reservation = None;
+        }
+        if verdict != Verdict::Permit {
+            return verdict;
+        }
+        match self.reservation {
+            Some(r) if r.requester == requester && r.placement == placement => verdict,
+            Some(_) => Verdict::Deny(crate::DenyReason::Reserved),
+            None => {
+                if job.mode == Mode::Exclusive {
+                    self.reservation = Some(Reservation {
+                        requester,
+                        placement,
+                        until: now + self.cfg.reservation_lease,
+                    });
+                }
+                verdict
+            }
+        }
+    }
+
+    /// Ends the holds a finished placement's candidates keep for it (see
+    /// [`Config::reservation_lease`]): sends [`Message::TaskRelease`] to every
+    /// permitting and every silent candidate of `ranking` except `chosen`
+    /// (`None`: the requester takes none of them). Call when the requester has
+    /// chosen a node, so that concurrent exclusive placements need not wait
+    /// for the lease. Candidates that denied hold nothing and are not told.
+    pub fn release_unchosen(&mut self, ranking: &Ranking, chosen: Option<NodeId>) {
+        let mut to: Vec<Addr> = ranking
+            .ranked
+            .iter()
+            .filter(|r| Some(r.node) != chosen)
+            .map(|r| r.addr)
+            .collect();
+        to.extend(
+            ranking
+                .unanswered
+                .iter()
+                .filter(|id| Some(**id) != chosen)
+                .filter_map(|id| self.members.get(*id).map(|e| e.addr)),
+        );
+        let msg = Message::TaskRelease {
+            requester: self.local.id,
+            placement: ranking.id,
+        };
+        for addr in to {
+            self.send(Dest::Unicast(addr), &msg);
+        }
+    }
+
     fn task_request(&self, p: &Pending, attempt: u8) -> Message {
         Message::TaskRequest {
             requester: self.local.id,
@@ -2129,6 +2234,8 @@ fn log2_q16(x: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::placement::Ranked;
+    use alloc::vec;
 
     fn member(mac_last: u8, now: Instant) -> Member {
         let id = NodeId::from_mac([2, 0, 0, 0, 0, mac_last]);
@@ -2484,6 +2591,179 @@ mod tests {
         assert_eq!(res.best().map(|b| b.node), Some(second[0].0));
         assert_eq!(res.denied.len(), 2 * k - 1);
         assert!(asked(&mut a).is_empty());
+    }
+
+    /// The verdict `node` sends for a task request of `requester`'s
+    /// `placement` at `now`.
+    fn verdict_for(
+        node: &mut Member,
+        now: Instant,
+        requester: u64,
+        placement: u32,
+        mode: Mode,
+    ) -> Verdict {
+        drain(node);
+        let msg = Message::TaskRequest {
+            requester: NodeId::from_u64(requester),
+            placement: PlacementId(placement),
+            attempt: 0,
+            job: JobSpec {
+                program_size: 1,
+                memory: 1,
+                mode,
+            },
+        };
+        node.handle_message(now, Addr::new([10, 0, 0, 99], 7070), &msg);
+        let replies: Vec<Verdict> = drain(node)
+            .iter()
+            .filter_map(|t| match Message::decode(&t.bytes) {
+                Ok(Message::TaskReply { verdict, .. }) => Some(verdict),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(replies.len(), 1, "one reply per request");
+        replies[0]
+    }
+
+    #[test]
+    fn an_exclusive_permit_holds_the_node_for_its_placement() {
+        use crate::DenyReason::{Busy, Reserved};
+        let mut n = member(1, Instant::ZERO);
+        let idle = NodeState {
+            free_mem: 1 << 30,
+            ..NodeState::default()
+        };
+        n.set_local_state(idle);
+        let at = Instant::from_millis;
+        // A permits; while held, B is denied whatever the mode, and A's
+        // retransmission is permitted again.
+        assert_eq!(
+            verdict_for(&mut n, at(10), 7, 1, Mode::Exclusive),
+            Verdict::Permit
+        );
+        assert_eq!(
+            verdict_for(&mut n, at(20), 8, 1, Mode::Exclusive),
+            Verdict::Deny(Reserved)
+        );
+        assert_eq!(
+            verdict_for(&mut n, at(30), 8, 2, Mode::Balance),
+            Verdict::Deny(Reserved)
+        );
+        assert_eq!(
+            verdict_for(&mut n, at(40), 7, 2, Mode::Exclusive),
+            Verdict::Deny(Reserved),
+            "another placement of the same requester is another job"
+        );
+        assert_eq!(
+            verdict_for(&mut n, at(50), 7, 1, Mode::Exclusive),
+            Verdict::Permit
+        );
+        // A release by someone else changes nothing; A's own ends the hold.
+        let release = |n: &mut Member, requester: u64, placement: u32| {
+            let msg = Message::TaskRelease {
+                requester: NodeId::from_u64(requester),
+                placement: PlacementId(placement),
+            };
+            n.handle_message(at(60), Addr::new([10, 0, 0, 99], 7070), &msg);
+        };
+        release(&mut n, 8, 1);
+        assert_eq!(
+            verdict_for(&mut n, at(70), 8, 3, Mode::Exclusive),
+            Verdict::Deny(Reserved)
+        );
+        release(&mut n, 7, 1);
+        // Now B is permitted and holds it; the lease ends 3 s later.
+        assert_eq!(
+            verdict_for(&mut n, at(80), 8, 3, Mode::Exclusive),
+            Verdict::Permit
+        );
+        assert_eq!(
+            verdict_for(&mut n, at(3079), 9, 1, Mode::Exclusive),
+            Verdict::Deny(Reserved)
+        );
+        assert_eq!(
+            verdict_for(&mut n, at(3080), 9, 1, Mode::Exclusive),
+            Verdict::Permit
+        );
+        // The job arrives: the hold ends, exclusive jobs see a busy node and
+        // balance jobs may queue behind it.
+        n.set_local_state(NodeState {
+            running_jobs: 1,
+            ..idle
+        });
+        assert_eq!(
+            verdict_for(&mut n, at(3100), 10, 1, Mode::Exclusive),
+            Verdict::Deny(Busy)
+        );
+        assert_eq!(
+            verdict_for(&mut n, at(3110), 10, 2, Mode::Balance),
+            Verdict::Permit
+        );
+        // A balance permit holds nothing.
+        n.set_local_state(idle);
+        assert_eq!(
+            verdict_for(&mut n, at(3200), 11, 1, Mode::Balance),
+            Verdict::Permit
+        );
+        assert_eq!(
+            verdict_for(&mut n, at(3210), 12, 1, Mode::Exclusive),
+            Verdict::Permit
+        );
+    }
+
+    #[test]
+    fn the_requester_releases_every_permitting_and_silent_candidate_but_the_chosen() {
+        let mut a = member(1, Instant::ZERO);
+        let others: Vec<Member> = (2..=5).map(|mac| member(mac, Instant::ZERO)).collect();
+        for b in &others {
+            a.handle_message(
+                Instant::from_millis(1),
+                b.local().addr,
+                &Message::Join(announce_of(b)),
+            );
+        }
+        drain(&mut a);
+        let ranked = |b: &Member| Ranked {
+            node: b.id(),
+            addr: b.local().addr,
+            state: NodeState::default(),
+            rtt: Duration::from_millis(1),
+            parts: crate::ScoreParts::default(),
+            score: 0,
+        };
+        let ranking = Ranking {
+            id: PlacementId(42),
+            job: JobSpec::default(),
+            weights: Weights::default(),
+            ranked: vec![ranked(&others[0]), ranked(&others[1])],
+            denied: vec![Denial {
+                node: others[2].id(),
+                reason: crate::DenyReason::Busy,
+                state: NodeState::default(),
+            }],
+            unanswered: vec![others[3].id()],
+        };
+        a.release_unchosen(&ranking, Some(others[0].id()));
+        let mut told: Vec<Addr> = drain(&mut a)
+            .iter()
+            .map(|t| {
+                assert_eq!(
+                    Message::decode(&t.bytes),
+                    Ok(Message::TaskRelease {
+                        requester: a.id(),
+                        placement: PlacementId(42)
+                    })
+                );
+                match t.dest {
+                    Dest::Unicast(addr) => addr,
+                    Dest::Broadcast => panic!("a release is unicast"),
+                }
+            })
+            .collect();
+        told.sort();
+        let mut want = vec![others[1].local().addr, others[3].local().addr];
+        want.sort();
+        assert_eq!(told, want);
     }
 
     #[test]

@@ -71,6 +71,11 @@ pub enum DenyReason {
     /// ([`Member::set_accepting`](crate::Member::set_accepting)), e.g. no App-Program
     /// Manager is running.
     NotAccepting,
+    /// The node permitted another requester's exclusive job a moment ago and is
+    /// held for it (a reservation, [`Config::reservation_lease`](crate::Config::reservation_lease))
+    /// until that job starts, the requester releases it
+    /// ([`Message::TaskRelease`](crate::Message::TaskRelease)) or the lease ends.
+    Reserved,
 }
 
 impl fmt::Display for DenyReason {
@@ -81,6 +86,7 @@ impl fmt::Display for DenyReason {
             DenyReason::Host => "a host never runs jobs",
             DenyReason::ShuttingDown => "leaving the group",
             DenyReason::NotAccepting => "not accepting jobs",
+            DenyReason::Reserved => "held for another requester's exclusive job",
         })
     }
 }
@@ -103,8 +109,9 @@ pub enum Verdict {
 /// bytes ([`JobSpec::needed_memory`]) is denied ([`DenyReason::NotEnoughMemory`], in
 /// both modes: a waiting job must fit beside the running one); in
 /// [`Mode::Exclusive`] a node with `running_jobs > 0` denies ([`DenyReason::Busy`]).
-/// Otherwise permit. A permit is not a reservation: two requesters may both be
-/// permitted, and the node's App-Program Manager refuses the second exclusive job.
+/// Otherwise permit. This rule sees only the node's state; the reservation that
+/// makes an exclusive permit hold the node for its requester is kept by the
+/// [`Member`](crate::Member) ([`DenyReason::Reserved`]).
 pub fn decide(
     role: Role,
     leaving: bool,

@@ -246,6 +246,15 @@ pub enum Message {
         /// The candidate's load now.
         state: NodeState,
     },
+    /// Unicast from a requester to a candidate that permitted (or did not
+    /// answer in time): "I chose another node": the candidate's reservation
+    /// for this placement ends now instead of at the end of its lease.
+    TaskRelease {
+        /// The requester.
+        requester: NodeId,
+        /// The placement whose reservation ends.
+        placement: PlacementId,
+    },
 }
 
 /// Why a datagram was not accepted. Decoding never panics.
@@ -400,7 +409,9 @@ impl Message {
             Message::Gossip { updates } => check_updates(updates),
             Message::Nack { .. } => Ok(()),
             Message::Leave { id, .. } => check_ids(&[*id]),
-            Message::TaskRequest { requester, .. } => check_ids(&[*requester]),
+            Message::TaskRequest { requester, .. } | Message::TaskRelease { requester, .. } => {
+                check_ids(&[*requester])
+            }
             Message::TaskReply {
                 responder, state, ..
             } => {
@@ -424,6 +435,7 @@ impl Message {
             Message::Leave { .. } => "leave",
             Message::TaskRequest { .. } => "task-request",
             Message::TaskReply { .. } => "task-reply",
+            Message::TaskRelease { .. } => "task-release",
         }
     }
 }

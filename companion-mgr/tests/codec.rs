@@ -143,6 +143,10 @@ fn samples() -> Vec<Message> {
             verdict: Verdict::Permit,
             state: announce(8, "x", false).state,
         },
+        Message::TaskRelease {
+            requester: NodeId::from_u64(7),
+            placement: PlacementId(u32::MAX),
+        },
     ];
     for reason in [
         DenyReason::Busy,
@@ -150,6 +154,7 @@ fn samples() -> Vec<Message> {
         DenyReason::Host,
         DenyReason::ShuttingDown,
         DenyReason::NotAccepting,
+        DenyReason::Reserved,
     ] {
         v.push(Message::TaskReply {
             responder: NodeId::from_u64(8),
@@ -194,7 +199,8 @@ fn every_kind_round_trips() {
             "gossip",
             "leave",
             "task-request",
-            "task-reply"
+            "task-reply",
+            "task-release"
         ])
     );
 }

@@ -300,12 +300,17 @@ fn placement_picks_what_the_weights_say() {
 #[test]
 fn k_random_candidates_are_asked() {
     // 12 nodes, k = 3 (the default): three distinct nodes are asked, one task
-    // request each, and they differ from placement to placement.
+    // request each, and they differ from placement to placement. Each
+    // placement only looks: it releases every reservation it made, as
+    // `hostd place` does.
     assert_eq!(Config::default().placement_candidates, 3);
     let nodes: Vec<N> = (1..=12u16).map(|i| node(50 * i, 512, 2000)).collect();
     let (mut s, r, _) = place_k(&nodes, job(64, Mode::Exclusive), w(1, 0, 0, 0), 3);
     assert_eq!(r.ranked.len(), 3);
     assert!(r.denied.is_empty() && r.unanswered.is_empty());
+    s.member_mut(0).release_unchosen(&r, None);
+    s.flush(0);
+    s.run_for(Duration::from_millis(50));
     let mut asked = std::collections::BTreeSet::new();
     for _ in 0..20 {
         let now = s.now;
@@ -314,10 +319,13 @@ fn k_random_candidates_are_asked() {
             .start_placement(now, job(64, Mode::Exclusive), w(1, 0, 0, 0));
         s.flush(0);
         s.run_for(Duration::from_millis(300));
-        let r = s.member(0).placement_result(id).unwrap();
+        let r = s.member(0).placement_result(id).unwrap().clone();
         let picked: Vec<usize> = r.ranked.iter().map(|x| idx(x.node)).collect();
-        assert_eq!(picked.len(), 3);
+        assert_eq!(picked.len(), 3, "{r:?}");
         asked.extend(picked);
+        s.member_mut(0).release_unchosen(&r, None);
+        s.flush(0);
+        s.run_for(Duration::from_millis(50));
     }
     assert!(asked.len() > 6, "random choices: {asked:?}");
 }

@@ -179,6 +179,12 @@ pub fn task_args(socket: &Path, a: &SubmitArgs, value: &str) -> Vec<OsString> {
     for e in &a.env {
         opt("--env", e.clone());
     }
+    if let Some(t) = a.wait_timeout {
+        opt("--wait-timeout", t.to_string());
+    }
+    if a.no_wait {
+        v.push("--no-wait".into());
+    }
     if a.env_clear {
         v.push("--env-clear".into());
     }

@@ -16,7 +16,7 @@ use crate::control::{self, SOCKET_ENV};
 use crate::daemon::{self, Daemon, Input};
 use crate::keys::{self, KEY_ENV};
 use crate::placement::{
-    FindArgs, ModeArg, direct_session, group_table, parse_weights_arg, place_job,
+    FindArgs, ModeArg, PlaceOpts, direct_session, group_table, parse_weights_arg, place_job,
 };
 use crate::report;
 
@@ -241,7 +241,13 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                     .context("--memory is too large")?,
                 mode: mode.into(),
             };
-            let report = place_job(&socket, &find, job, weights.unwrap_or_default())?;
+            let report = place_job(
+                &socket,
+                &find,
+                job,
+                weights.unwrap_or_default(),
+                &PlaceOpts::default(),
+            )?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
@@ -249,10 +255,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             }
             if report.ranked.is_empty() {
                 eprintln!(
-                    "hostd: no node can take this job now ({} asked, {} denied, {} silent)",
-                    report.asked(),
-                    report.denied.len(),
-                    report.unanswered.len()
+                    "hostd: no node can take this job now ({})",
+                    report.why_none()
                 );
                 return Ok(ExitCode::FAILURE);
             }

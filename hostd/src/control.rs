@@ -8,14 +8,18 @@
 //! {"op":"hello"}
 //! {"op":"nodes"}
 //! {"op":"place","job":{"program_size":0,"memory":67108864,"mode":"Exclusive"},
-//!  "weights":{"cpu_load":4,"free_mem":2,"cpu_speed":3,"network":1}}
+//!  "weights":{"cpu_load":4,"free_mem":2,"cpu_speed":3,"network":1},
+//!  "exclude":["10.0.0.3"],"take":true,"wait":true}
 //! ```
 //!
 //! (`job` and `weights` are the Companion Manager library's `JobSpec` and
 //! `Weights` in their serde form; memory in bytes, mode `Exclusive` or
-//! `Balance`.) Responses are externally tagged: `{"hello":{..DaemonInfo..}}`,
-//! `{"nodes":{..NodesReport..}}`, `{"placement":{..PlacementReport..}}` or
-//! `{"error":"message"}` (also for a line that is not a valid request).
+//! `Balance`; `exclude`, `take` and `wait` may be left out.) Responses are
+//! externally tagged: `{"hello":{..DaemonInfo..}}`, `{"nodes":{..NodesReport..}}`,
+//! `{"placement":{..PlacementReport..}}` or `{"error":"message"}` (also for a
+//! line that is not a valid request). A waiting placement is answered with
+//! `{"waiting":{"ahead":N,"report":..}}` lines, about one a second, before its
+//! `placement`.
 //!
 //! The socket lives at `--socket PATH`, else `$SION_HOSTD_SOCKET`, else
 //! `$XDG_RUNTIME_DIR/sion-hostd.sock`, else `/tmp/sion-hostd-UID.sock`; it is
@@ -41,12 +45,29 @@ pub enum Request {
     Hello,
     /// The group table. Answered with [`Response::Nodes`].
     Nodes,
-    /// Run a placement. Answered with [`Response::Placement`] when it finishes.
+    /// Run a placement. Answered with [`Response::Placement`] when it
+    /// finishes (after [`Response::Waiting`] lines when it waits).
     Place {
         /// The job.
         job: JobSpec,
         /// The score weights.
         weights: Weights,
+        /// Nodes not to choose (they could not be reached): left out of the
+        /// answer's ranking.
+        #[serde(default)]
+        exclude: Vec<Ipv4Addr>,
+        /// The requester takes the best node of the answer: every other
+        /// candidate's reservation is released at once. `false` (`hostd
+        /// place`, which only looks): every reservation is released.
+        #[serde(default)]
+        take: bool,
+        /// When no node can take the job now but one may later (candidates
+        /// busy, held for another job or silent), wait in the daemon's
+        /// queue: waiting placements are retried about once a second, one
+        /// at a time in arrival order, so they are served in submission
+        /// order. `false`: answer at once, whatever the outcome.
+        #[serde(default)]
+        wait: bool,
     },
 }
 
@@ -87,6 +108,15 @@ pub enum Response {
     Nodes(NodesReport),
     /// Answer to [`Request::Place`].
     Placement(PlacementReport),
+    /// A [`Request::Place`] with `wait` is waiting for a node; sent about
+    /// once a second until the [`Response::Placement`].
+    Waiting {
+        /// Waiting placements ahead of this one in the daemon's queue.
+        ahead: usize,
+        /// Its last placement's outcome, once it has tried (the head of the
+        /// queue tries; those behind it wait their turn).
+        report: Option<PlacementReport>,
+    },
     /// The request failed, or was not understood.
     Error(String),
 }
@@ -147,11 +177,27 @@ impl Client {
     /// The daemon closing the connection, not answering in time, or answering
     /// with something that is not a [`Response`].
     pub fn request(&mut self, req: &Request) -> Result<Response> {
+        self.send(req)?;
+        self.read_response()
+    }
+
+    /// Sends `req` without waiting for its response.
+    ///
+    /// # Errors
+    /// The daemon closing the connection or not reading in time.
+    pub fn send(&mut self, req: &Request) -> Result<()> {
         let mut line = serde_json::to_string(req)?;
         line.push('\n');
         self.writer
             .write_all(line.as_bytes())
-            .with_context(|| format!("writing to {}", self.path.display()))?;
+            .with_context(|| format!("writing to {}", self.path.display()))
+    }
+
+    /// Reads the next response line.
+    ///
+    /// # Errors
+    /// As [`Client::request`].
+    pub fn read_response(&mut self) -> Result<Response> {
         let mut answer = String::new();
         let n = self
             .reader
@@ -207,13 +253,28 @@ mod tests {
                 mode: Mode::Balance,
             },
             weights: Weights::default(),
+            exclude: vec![Ipv4Addr::new(10, 0, 0, 3)],
+            take: true,
+            wait: false,
         };
         let j = serde_json::to_string(&place).unwrap();
         assert_eq!(
             j,
-            r#"{"op":"place","job":{"program_size":0,"memory":67108864,"mode":"Balance"},"weights":{"cpu_load":4,"free_mem":2,"cpu_speed":3,"network":1}}"#
+            r#"{"op":"place","job":{"program_size":0,"memory":67108864,"mode":"Balance"},"weights":{"cpu_load":4,"free_mem":2,"cpu_speed":3,"network":1},"exclude":["10.0.0.3"],"take":true,"wait":false}"#
         );
         assert_eq!(serde_json::from_str::<Request>(&j).unwrap(), place);
+        // Older clients leave the new fields out: nothing excluded, taken or
+        // waited for.
+        let old = r#"{"op":"place","job":{"program_size":0,"memory":67108864,"mode":"Balance"},"weights":{"cpu_load":4,"free_mem":2,"cpu_speed":3,"network":1}}"#;
+        match serde_json::from_str::<Request>(old).unwrap() {
+            Request::Place {
+                exclude,
+                take,
+                wait,
+                ..
+            } => assert!(exclude.is_empty() && !take && !wait),
+            other => panic!("{other:?}"),
+        }
         assert!(serde_json::from_str::<Request>(r#"{"op":"reboot"}"#).is_err());
         let e = serde_json::to_string(&Response::Error("no".into())).unwrap();
         assert_eq!(e, r#"{"error":"no"}"#);

@@ -7,10 +7,14 @@
 //! member is only ever touched by one thread and needs no lock; the engine
 //! waits on that channel until the member's next timer. Placements asked for by
 //! clients run without blocking the engine: the answer is sent when the
-//! member's result appears. Group events (join, suspect, dead, leave, restart)
+//! member's result appears. Placements that wait for a node queue in arrival
+//! order; only the head of the queue places, once a second, so jobs submitted
+//! through one daemon start in the order they were submitted. Group events (join, suspect, dead, leave, restart)
 //! are logged one per line, prefixed with the seconds since start.
 
+use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Write};
+use std::net::Ipv4Addr;
 use std::net::SocketAddrV4;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -19,14 +23,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::thread::{self, JoinHandle};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow};
-use sion_companion_mgr::{Event, PlacementId};
+use sion_companion_mgr::{Event, JobSpec, PlacementId, Weights};
 
 use crate::control::{Client, DaemonInfo, Request, Response, current_netns};
-use crate::model::{NodesReport, Via};
-use crate::session::Session;
+use crate::model::{NodesReport, PlacementReport, Via};
+use crate::session::{self, Session};
 
 /// How long a client connection waits for the engine's answer.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
@@ -220,34 +224,52 @@ impl Daemon {
     }
 }
 
-/// Reads request lines from one client and writes one response line each.
+/// Reads request lines from one client and writes its response lines: one
+/// per request, after any [`Response::Waiting`] lines of a waiting placement.
 fn serve_client(stream: UnixStream, tx: Sender<Input>) {
     let Ok(read) = stream.try_clone() else { return };
     let mut writer = stream;
+    let mut write = |response: &Response| -> bool {
+        let Ok(mut out) = serde_json::to_string(response) else {
+            return false;
+        };
+        out.push('\n');
+        writer.write_all(out.as_bytes()).is_ok()
+    };
     for line in BufReader::new(read).lines() {
         let Ok(line) = line else { break };
         if line.trim().is_empty() {
             continue;
         }
-        let response = match serde_json::from_str::<Request>(&line) {
-            Err(e) => Response::Error(format!("not a hostd request ({e}): {line}")),
-            Ok(req) => {
-                let (rtx, rrx) = mpsc::channel();
-                if tx.send(Input::Request(req, rtx)).is_err() {
-                    Response::Error("the daemon is shutting down".into())
-                } else {
-                    rrx.recv_timeout(ANSWER_TIMEOUT).unwrap_or_else(|_| {
-                        Response::Error("the daemon did not answer in time".into())
-                    })
+        let req = match serde_json::from_str::<Request>(&line) {
+            Ok(req) => req,
+            Err(e) => {
+                if write(&Response::Error(format!(
+                    "not a hostd request ({e}): {line}"
+                ))) {
+                    continue;
                 }
+                break;
             }
         };
-        let Ok(mut out) = serde_json::to_string(&response) else {
+        let (rtx, rrx) = mpsc::channel();
+        if tx.send(Input::Request(req, rtx)).is_err() {
+            let _ = write(&Response::Error("the daemon is shutting down".into()));
             break;
-        };
-        out.push('\n');
-        if writer.write_all(out.as_bytes()).is_err() {
-            break;
+        }
+        loop {
+            let response = rrx
+                .recv_timeout(ANSWER_TIMEOUT)
+                .unwrap_or_else(|_| Response::Error("the daemon did not answer in time".into()));
+            let last = !matches!(response, Response::Waiting { .. });
+            // A client gone while waiting drops `rrx` here: the engine then
+            // takes its placement out of the queue.
+            if !write(&response) {
+                return;
+            }
+            if last {
+                break;
+            }
         }
     }
 }
@@ -281,6 +303,38 @@ pub fn nodes_report(session: &Session, via: Via) -> NodesReport {
     }
 }
 
+/// A client's placement that answers as soon as it finishes.
+struct Placing {
+    id: PlacementId,
+    exclude: Vec<Ipv4Addr>,
+    take: bool,
+    /// `None` once the client is gone: the placement is still settled, so
+    /// its reservations are released.
+    reply: Option<Sender<Response>>,
+}
+
+/// A placement waiting in the daemon's queue for a node (`wait` in
+/// [`Request::Place`]). Only the head of the queue places; the others wait
+/// their turn, so jobs start in the order they were submitted.
+struct Waiter {
+    job: JobSpec,
+    weights: Weights,
+    exclude: Vec<Ipv4Addr>,
+    take: bool,
+    reply: Sender<Response>,
+    /// Its placement in flight.
+    placing: Option<PlacementId>,
+    /// When the head may place again.
+    next_try: Instant,
+    /// When it was last sent a [`Response::Waiting`].
+    last_told: Option<Instant>,
+    /// Its last placement's outcome.
+    report: Option<PlacementReport>,
+}
+
+/// How often a waiting placement is retried, and its client told.
+const WAIT_RETRY: Duration = Duration::from_secs(1);
+
 fn engine(mut session: Session, rx: Receiver<Input>, mut log: Box<dyn Write + Send>) -> Result<()> {
     let mut say = |session: &Session, text: &str| {
         let t = session.uptime().as_secs_f64();
@@ -299,7 +353,8 @@ fn engine(mut session: Session, rx: Receiver<Input>, mut log: Box<dyn Write + Se
         ),
     );
     say(&session, &crate::report::group_line(&session.group_auth()));
-    let mut pending: Vec<(PlacementId, Sender<Response>)> = Vec::new();
+    let mut pending: Vec<Placing> = Vec::new();
+    let mut queue: VecDeque<Waiter> = VecDeque::new();
     let mut send_errors = 0;
     loop {
         session.tick();
@@ -308,16 +363,8 @@ fn engine(mut session: Session, rx: Receiver<Input>, mut log: Box<dyn Write + Se
                 say(&session, &text);
             }
         }
-        let mut i = 0;
-        while i < pending.len() {
-            let id = pending[i].0;
-            if let Some(r) = session.member_mut().take_placement_result(id) {
-                let (_, reply) = pending.swap_remove(i);
-                let _ = reply.send(Response::Placement(session.report(&r)));
-            } else {
-                i += 1;
-            }
-        }
+        finish_placements(&mut session, &mut pending);
+        serve_queue(&mut session, &mut queue, &mut pending);
         let drops = session.drops();
         if drops.send_errors > send_errors {
             send_errors = drops.send_errors;
@@ -329,7 +376,10 @@ fn engine(mut session: Session, rx: Receiver<Input>, mut log: Box<dyn Write + Se
                 );
             }
         }
-        let wait = session.next_wake().min(Duration::from_secs(1));
+        let mut wait = session.next_wake().min(Duration::from_secs(1));
+        if !queue.is_empty() {
+            wait = wait.min(Duration::from_millis(200));
+        }
         match rx.recv_timeout(wait) {
             Ok(Input::Datagram(from, d)) => session.handle_datagram(from, &d),
             Ok(Input::Request(req, reply)) => match req {
@@ -339,9 +389,37 @@ fn engine(mut session: Session, rx: Receiver<Input>, mut log: Box<dyn Write + Se
                 Request::Nodes => {
                     let _ = reply.send(Response::Nodes(nodes_report(&session, Via::Daemon)));
                 }
-                Request::Place { job, weights } => {
+                Request::Place {
+                    job,
+                    weights,
+                    exclude,
+                    take,
+                    wait: true,
+                } => queue.push_back(Waiter {
+                    job,
+                    weights,
+                    exclude,
+                    take,
+                    reply,
+                    placing: None,
+                    next_try: Instant::now(),
+                    last_told: None,
+                    report: None,
+                }),
+                Request::Place {
+                    job,
+                    weights,
+                    exclude,
+                    take,
+                    wait: false,
+                } => {
                     let id = session.start_placement(job, weights);
-                    pending.push((id, reply));
+                    pending.push(Placing {
+                        id,
+                        exclude,
+                        take,
+                        reply: Some(reply),
+                    });
                 }
             },
             Ok(Input::Shutdown) | Err(RecvTimeoutError::Disconnected) => break,
@@ -349,9 +427,85 @@ fn engine(mut session: Session, rx: Receiver<Input>, mut log: Box<dyn Write + Se
         }
     }
     session.leave();
-    for (_, reply) in pending {
-        let _ = reply.send(Response::Error("the daemon is shutting down".into()));
+    let gone = || Response::Error("the daemon is shutting down".into());
+    for p in pending {
+        if let Some(reply) = p.reply {
+            let _ = reply.send(gone());
+        }
+    }
+    for w in queue {
+        let _ = w.reply.send(gone());
     }
     say(&session, "left the group");
     Ok(())
+}
+
+/// Answers (and settles) the immediate placements that finished.
+fn finish_placements(session: &mut Session, pending: &mut Vec<Placing>) {
+    let mut i = 0;
+    while i < pending.len() {
+        let Some(r) = session.member_mut().take_placement_result(pending[i].id) else {
+            i += 1;
+            continue;
+        };
+        let p = pending.swap_remove(i);
+        let r = session::settle(session, r, &p.exclude, p.take && p.reply.is_some());
+        if let Some(reply) = p.reply {
+            let _ = reply.send(Response::Placement(session.report(&r)));
+        }
+    }
+}
+
+/// Moves the waiting queue on: the head's finished placement answers it
+/// when it found a node (or never can), else it tries again after
+/// [`WAIT_RETRY`]; every waiter hears how many are ahead about once a
+/// second; waiters whose client left are dropped.
+fn serve_queue(session: &mut Session, queue: &mut VecDeque<Waiter>, pending: &mut Vec<Placing>) {
+    let now = Instant::now();
+    if let Some(head) = queue.front_mut()
+        && let Some(id) = head.placing
+        && let Some(r) = session.member_mut().take_placement_result(id)
+    {
+        head.placing = None;
+        let r = session::settle(session, r, &head.exclude, head.take);
+        let report = session.report(&r);
+        if !report.ranked.is_empty() || !report.may_free_up() {
+            let _ = head.reply.send(Response::Placement(report));
+            queue.pop_front();
+        } else {
+            head.report = Some(report);
+            head.next_try = now + WAIT_RETRY;
+        }
+    }
+    if let Some(head) = queue.front_mut()
+        && head.placing.is_none()
+        && now >= head.next_try
+    {
+        head.placing = Some(session.start_placement(head.job, head.weights));
+    }
+    let mut i = 0;
+    while i < queue.len() {
+        let w = &mut queue[i];
+        let due = w.last_told.is_none_or(|t| now >= t + WAIT_RETRY);
+        if due && (i > 0 || w.report.is_some()) {
+            w.last_told = Some(now);
+            let told = w.reply.send(Response::Waiting {
+                ahead: i,
+                report: w.report.clone(),
+            });
+            if told.is_err() {
+                let w = queue.remove(i).expect("index in range");
+                if let Some(id) = w.placing {
+                    pending.push(Placing {
+                        id,
+                        exclude: Vec::new(),
+                        take: false,
+                        reply: None,
+                    });
+                }
+                continue;
+            }
+        }
+        i += 1;
+    }
 }

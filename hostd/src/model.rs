@@ -193,6 +193,40 @@ impl PlacementReport {
     pub fn asked(&self) -> usize {
         self.ranked.len() + self.denied.len() + self.unanswered.len()
     }
+
+    /// May a placement that found no node succeed later? True when a
+    /// candidate is busy, held for another job or silent: those change as
+    /// jobs end; a job too large for every node's memory never fits.
+    pub fn may_free_up(&self) -> bool {
+        !self.unanswered.is_empty()
+            || self
+                .denied
+                .iter()
+                .any(|d| matches!(d.reason, DenyReason::Busy | DenyReason::Reserved))
+    }
+
+    /// "3 asked: 2 busy, 1 held for another job", for the lines that say
+    /// why a job waits or failed.
+    pub fn why_none(&self) -> String {
+        let count = |r: DenyReason| self.denied.iter().filter(|d| d.reason == r).count();
+        let mut parts = Vec::new();
+        for (reason, word) in [
+            (DenyReason::Busy, "busy"),
+            (DenyReason::Reserved, "held for another job"),
+            (DenyReason::NotEnoughMemory, "short of memory"),
+            (DenyReason::NotAccepting, "not accepting jobs"),
+            (DenyReason::ShuttingDown, "leaving"),
+        ] {
+            let n = count(reason);
+            if n > 0 {
+                parts.push(format!("{n} {word}"));
+            }
+        }
+        if !self.unanswered.is_empty() {
+            parts.push(format!("{} silent", self.unanswered.len()));
+        }
+        format!("{} asked: {}", self.asked(), parts.join(", "))
+    }
 }
 
 /// Parses a node id in the MAC form the library displays

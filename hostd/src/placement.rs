@@ -206,31 +206,116 @@ pub fn group_table(socket: &Path, find: &FindArgs) -> Result<NodesReport> {
     }
 }
 
+/// How a placement is asked for: [`place_job`]'s options.
+#[derive(Clone, Debug, Default)]
+pub struct PlaceOpts {
+    /// Nodes not to choose (they could not be reached).
+    pub exclude: Vec<Ipv4Addr>,
+    /// The caller runs the job on the best node: the other candidates'
+    /// reservations are released at once (`hostd submit`). `false`: every
+    /// reservation is released (`hostd place`, which only looks).
+    pub take: bool,
+    /// When no node can take the job now but one may later (busy, held for
+    /// another job, silent), wait for one instead of answering at once.
+    pub wait: bool,
+    /// Give up waiting after this long.
+    pub wait_timeout: Option<Duration>,
+    /// Print the queue position while waiting.
+    pub verbose: bool,
+    /// Polled while waiting: `true` stops the wait with an error (Ctrl-C).
+    pub interrupted: Option<fn() -> bool>,
+}
+
+/// Why a waiting placement stopped without a node.
+fn stop_waiting(opts: &PlaceOpts, since: Instant, last: Option<&PlacementReport>) -> Result<()> {
+    let why = last.map_or(String::new(), |r| format!(" ({})", r.why_none()));
+    if opts.interrupted.is_some_and(|f| f()) {
+        bail!("interrupted while waiting for a node{why}");
+    }
+    if let Some(limit) = opts.wait_timeout
+        && since.elapsed() >= limit
+    {
+        bail!(
+            "no node could take this job within --wait-timeout {:.0} s{why}",
+            limit.as_secs_f64()
+        );
+    }
+    Ok(())
+}
+
+/// The line a job prints once when it starts waiting for a node.
+fn say_waiting(report: &PlacementReport) {
+    eprintln!(
+        "hostd: no node can take this job now ({}); waiting for one (--no-wait fails at once instead)",
+        report.why_none()
+    );
+}
+
 /// `hostd place` and the placement of `hostd submit`: a placement through the
-/// daemon or a one-shot session (then through [`session::place`]).
+/// daemon or a one-shot session (then through [`session::place`]), ended
+/// for its requester by [`session::settle`].
+///
+/// With [`PlaceOpts::wait`], a placement that finds no node but may later
+/// waits: through a daemon, in its queue (served in arrival order, see
+/// [`daemon`]); without one, by placing again every second (jobs submitted
+/// from several shells then race for freed nodes, with no order between
+/// them).
 ///
 /// # Errors
-/// No usable interface, no node found, socket or network errors.
+/// No usable interface, no node found, socket or network errors, the wait
+/// interrupted or timed out.
 pub fn place_job(
     socket: &Path,
     find: &FindArgs,
     job: JobSpec,
     weights: Weights,
+    opts: &PlaceOpts,
 ) -> Result<PlacementReport> {
+    let since = Instant::now();
     match open_source(socket, find)? {
         Source::Daemon(mut client, info) => {
-            match client.request(&Request::Place { job, weights })? {
-                Response::Placement(r) if r.asked() == 0 => {
-                    // The group table says what the cluster key dropped.
-                    let group = match client.request(&Request::Nodes) {
-                        Ok(Response::Nodes(n)) => Some(n.group),
-                        _ => None,
-                    };
-                    Err(no_nodes_via_daemon(&info, group.as_ref()))
+            client.send(&Request::Place {
+                job,
+                weights,
+                exclude: opts.exclude.clone(),
+                take: opts.take,
+                wait: opts.wait,
+            })?;
+            let mut said = false;
+            let mut last_ahead = None;
+            loop {
+                match client.read_response()? {
+                    Response::Placement(r) if r.asked() == 0 => {
+                        // The group table says what the cluster key dropped.
+                        let group = match client.request(&Request::Nodes) {
+                            Ok(Response::Nodes(n)) => Some(n.group),
+                            _ => None,
+                        };
+                        return Err(no_nodes_via_daemon(&info, group.as_ref()));
+                    }
+                    Response::Placement(r) => return Ok(r),
+                    Response::Waiting { ahead, report } => {
+                        if !said && let Some(r) = &report {
+                            say_waiting(r);
+                            said = true;
+                        }
+                        if !said && ahead > 0 {
+                            eprintln!(
+                                "hostd: {ahead} job(s) ahead of this one are waiting for a node; waiting in line (--no-wait fails at once instead)"
+                            );
+                            said = true;
+                        }
+                        if opts.verbose && last_ahead != Some(ahead) {
+                            eprintln!("hostd: waiting for a node, {ahead} job(s) ahead");
+                            last_ahead = Some(ahead);
+                        }
+                        // Dropping the connection takes the job out of the
+                        // daemon's queue.
+                        stop_waiting(opts, since, report.as_ref())?;
+                    }
+                    Response::Error(e) => bail!("the hostd daemon: {e}"),
+                    other => bail!("the hostd daemon answered place with {other:?}"),
                 }
-                Response::Placement(r) => Ok(r),
-                Response::Error(e) => bail!("the hostd daemon: {e}"),
-                other => bail!("the hostd daemon answered place with {other:?}"),
             }
         }
         Source::Direct(mut session, window) => {
@@ -238,10 +323,33 @@ pub fn place_job(
                 session.leave();
                 return Err(no_nodes_direct(&session, window));
             }
-            let ranking = session::place(&mut session, job, weights);
-            let report = ranking.map(|r| session.report(&r));
+            let mut said = false;
+            let report = loop {
+                let ranking = match session::place(&mut session, job, weights) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        session.leave();
+                        return Err(e);
+                    }
+                };
+                let r = session::settle(&mut session, ranking, &opts.exclude, opts.take);
+                let report = session.report(&r);
+                if !opts.wait || !report.ranked.is_empty() || !report.may_free_up() {
+                    break report;
+                }
+                if !said {
+                    say_waiting(&report);
+                    said = true;
+                }
+                if let Err(e) = stop_waiting(opts, since, Some(&report))
+                    .and_then(|()| session.pump_for(Duration::from_secs(1)))
+                {
+                    session.leave();
+                    return Err(e);
+                }
+            };
             session.leave();
-            report
+            Ok(report)
         }
     }
 }

@@ -525,12 +525,13 @@ pub mod json {
 
     /// Every [`DenyReason`] with its JSON `code`: the variant's name (its
     /// `Debug` form, which encoding uses).
-    pub(crate) const DENY_CODES: [(&str, DenyReason); 5] = [
+    pub(crate) const DENY_CODES: [(&str, DenyReason); 6] = [
         ("Busy", DenyReason::Busy),
         ("NotEnoughMemory", DenyReason::NotEnoughMemory),
         ("Host", DenyReason::Host),
         ("ShuttingDown", DenyReason::ShuttingDown),
         ("NotAccepting", DenyReason::NotAccepting),
+        ("Reserved", DenyReason::Reserved),
     ];
 
     /// The JSON form of a [`DeniedRow`]: the reason twice, in words
@@ -545,7 +546,7 @@ pub mod json {
         /// Why, in words (ignored when decoding: `code` says it).
         pub reason: String,
         /// Why, as the [`DenyReason`] variant's name (`Busy`,
-        /// `NotEnoughMemory`, `Host`, `ShuttingDown`, `NotAccepting`).
+        /// `NotEnoughMemory`, `Host`, `ShuttingDown`, `NotAccepting`, `Reserved`).
         pub code: String,
     }
 

@@ -564,6 +564,20 @@ pub fn place(session: &mut Session, job: JobSpec, weights: Weights) -> Result<Ra
         .ok_or_else(|| anyhow!("placement {id} did not finish within {limit:?}"))
 }
 
+/// Ends a finished placement for its requester: the candidates at `exclude`d
+/// addresses leave the ranking, and every candidate's reservation (see
+/// `Config::reservation_lease`) is released at once but the chosen node's:
+/// the best remaining one when `take`, none otherwise (a placement that only
+/// looks, `hostd place`). The releases are sent before this returns.
+pub fn settle(session: &mut Session, mut r: Ranking, exclude: &[Ipv4Addr], take: bool) -> Ranking {
+    r.ranked
+        .retain(|c| !exclude.contains(&Ipv4Addr::from(c.addr.ip)));
+    let chosen = if take { r.best().map(|b| b.node) } else { None };
+    session.member_mut().release_unchosen(&r, chosen);
+    session.flush();
+    r
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

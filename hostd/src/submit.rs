@@ -38,7 +38,7 @@ use sion_companion_mgr::{JobSpec, Weights};
 use crate::fileserve::FileServer;
 use crate::jobconn::{self, FrameReader, FrameWriter};
 use crate::keys;
-use crate::placement::{self, FindArgs, ModeArg, NodeChoice, find_node, place_job};
+use crate::placement::{self, FindArgs, ModeArg, NodeChoice, PlaceOpts, find_node, place_job};
 use crate::report;
 
 /// Exit status for a program the node refused (as a shell's "cannot
@@ -67,6 +67,15 @@ pub struct SubmitArgs {
     /// `exclusive`: one job per node; `balance`: busy nodes may take it.
     #[arg(long, value_enum, default_value_t = ModeArg::Exclusive)]
     pub mode: ModeArg,
+    /// When no node can take the job now (all busy or held for other
+    /// jobs), fail at once instead of waiting for one. Without it the job
+    /// waits; through a `hostd daemon`, waiting jobs start in the order they
+    /// were submitted.
+    #[arg(long)]
+    pub no_wait: bool,
+    /// Give up waiting for a node after this many seconds (exit status 1).
+    #[arg(long, value_name = "S", conflicts_with = "no_wait", value_parser = parse_seconds)]
+    pub wait_timeout: Option<f64>,
     /// Memory the job needs besides its program, in MiB; also its memory
     /// limit on the node (0: what the node can spare).
     #[arg(long, value_name = "MB", default_value_t = 0)]
@@ -88,7 +97,7 @@ pub struct SubmitArgs {
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
     /// Kill the job after this many seconds (exit status 124).
-    #[arg(long, value_name = "S")]
+    #[arg(long, value_name = "S", value_parser = parse_seconds)]
     pub timeout: Option<f64>,
     /// Add or override an environment variable (repeatable).
     #[arg(long, value_name = "K=V")]
@@ -149,6 +158,22 @@ pub struct SubmitArgs {
     pub args: Vec<OsString>,
 }
 
+/// A number of seconds for clap: finite, positive and at most a year.
+///
+/// # Errors
+/// Not a number, or out of that range.
+fn parse_seconds(s: &str) -> Result<f64, String> {
+    let v: f64 = s
+        .parse()
+        .map_err(|_| format!("`{s}` is not a number of seconds"))?;
+    if !(v > 0.0 && v <= 365.0 * 86400.0) {
+        return Err(format!(
+            "{s} s is out of range: give a number of seconds above 0"
+        ));
+    }
+    Ok(v)
+}
+
 /// Where the job goes.
 struct Target {
     ip: Ipv4Addr,
@@ -185,19 +210,26 @@ pub fn run(socket: &Path, a: SubmitArgs) -> Result<ExitCode> {
     // passed to the job.
     watch_signals();
     let mut start = start_message(&a, &program, files.dir())?;
-    // In exclusive mode a permit is not a reservation: two submitters may
-    // pick the same node. The node runs one job at a time and answers
-    // `Busy` to a job that does not ask to wait; such a job (or one whose
-    // node did not answer within BUSY_AFTER, or refused the connection) is
-    // placed again without that node. `--node` and balance mode wait in the
-    // node's queue.
+    // In exclusive mode a permit reserves: the node's Companion Manager
+    // holds it for this submitter (others are denied `Reserved`) until the
+    // job starts or the reservation's lease ends. A node may still answer
+    // `Busy` (the lease ran out during a long upload, or a `--node` job got
+    // there first); the job is then placed again with that node in the
+    // running (it now counts the other job, so it denies, or permits once
+    // free). After MAX_PLACEMENTS such answers the job waits in the last
+    // node's queue. A node that cannot be reached (or does not answer
+    // within BUSY_AFTER) is placed again without. `--node` and balance mode
+    // wait in the node's queue.
     let placing = a.node.is_none();
     let mut excluded: Vec<Ipv4Addr> = Vec::new();
+    let mut placements = 0;
+    let mut busy_answers = 0;
     let mut placement = Duration::ZERO;
     let mut said_full = false;
     let (target, (stream, writer, reader), (first, decoder), t1) = loop {
         let t0 = Instant::now();
         let target = choose_node(socket, &a, program.len() as u64, &excluded)?;
+        placements += 1;
         placement += t0.elapsed();
         if a.verbose {
             eprintln!(
@@ -207,7 +239,8 @@ pub fn run(socket: &Path, a: SubmitArgs) -> Result<ExitCode> {
             );
         }
         let t1 = Instant::now();
-        let may_move = placing && excluded.len() + 1 < MAX_PLACEMENTS;
+        let may_move =
+            placing && excluded.len() + 1 < MAX_PLACEMENTS && busy_answers + 1 < MAX_PLACEMENTS;
         let busy_after = (may_move && a.mode == ModeArg::Exclusive).then_some(BUSY_AFTER);
         start.queue = busy_after.is_none();
         match connect_upload(&target, &start, &program, busy_after, a.verbose) {
@@ -216,10 +249,11 @@ pub fn run(socket: &Path, a: SubmitArgs) -> Result<ExitCode> {
             }
             Upload::Busy(reason) if !start.queue => {
                 eprintln!(
-                    "hostd: node {} is busy ({reason}); placing again without it",
+                    "hostd: node {} is busy ({reason}); placing again",
                     target.label
                 );
-                excluded.push(target.ip);
+                busy_answers += 1;
+                pause_before_retry();
             }
             Upload::Busy(reason) => {
                 if !said_full {
@@ -229,13 +263,7 @@ pub fn run(socket: &Path, a: SubmitArgs) -> Result<ExitCode> {
                     );
                     said_full = true;
                 }
-                for _ in 0..10 {
-                    if interrupted_before_start() {
-                        eprintln!("hostd: interrupted before the job started");
-                        std::process::exit(130);
-                    }
-                    std::thread::sleep(Duration::from_millis(100));
-                }
+                pause_before_retry();
             }
             Upload::Unreachable(e) if may_move => {
                 eprintln!("hostd: {e:#}; placing again without that node");
@@ -282,7 +310,7 @@ pub fn run(socket: &Path, a: SubmitArgs) -> Result<ExitCode> {
                 address: target.ip,
             },
             job: job.node.as_ref().map(|n| n.2),
-            placements: excluded.len() + 1,
+            placements,
             timings_ms: SummaryTimings {
                 placement: ms(placement),
                 upload: ms(upload),
@@ -516,6 +544,17 @@ fn connect_upload(
     })
 }
 
+/// Waits a second before trying again, leaving (status 130) on Ctrl-C.
+fn pause_before_retry() {
+    for _ in 0..10 {
+        if interrupted_before_start() {
+            eprintln!("hostd: interrupted before the job started");
+            std::process::exit(130);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
@@ -551,7 +590,15 @@ fn choose_node(
             .context("--memory is too large")?,
         mode: a.mode.into(),
     };
-    let outcome = place_job(socket, &a.find, job, a.weights.unwrap_or_default())?;
+    let opts = PlaceOpts {
+        exclude: excluded.to_vec(),
+        take: true,
+        wait: !a.no_wait,
+        wait_timeout: a.wait_timeout.map(Duration::from_secs_f64),
+        verbose: a.verbose,
+        interrupted: Some(interrupted_before_start),
+    };
+    let outcome = place_job(socket, &a.find, job, a.weights.unwrap_or_default(), &opts)?;
     if a.verbose {
         eprint!("{}", report::format_placement(&outcome));
     }
@@ -560,11 +607,14 @@ fn choose_node(
         .iter()
         .find(|r| !excluded.contains(&r.address))
     else {
+        let hint = if outcome.may_free_up() {
+            "; try again later, or without --no-wait to wait for a node"
+        } else {
+            "; no node has room for it (see --memory)"
+        };
         bail!(
-            "no node can take this job now ({} asked, {} denied, {} silent)",
-            outcome.asked(),
-            outcome.denied.len(),
-            outcome.unanswered.len()
+            "no node can take this job now ({}){hint}",
+            outcome.why_none()
         );
     };
     Ok(Target {

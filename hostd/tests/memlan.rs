@@ -546,6 +546,9 @@ fn daemon_serves_hello_nodes_and_place_over_its_socket() {
             cpu_speed: 0,
             network: 0,
         },
+        exclude: Vec::new(),
+        take: false,
+        wait: false,
     };
     match c.request(&req).unwrap() {
         Response::Placement(p) => {
