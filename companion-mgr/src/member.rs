@@ -111,7 +111,7 @@ pub struct Config {
     /// earlier when the node's running jobs go up (the job arrived) or the
     /// requester releases it ([`Member::release_unchosen`]). It covers the
     /// requester's choice and the job connection (not the upload, which the
-    /// App-Program Manager already counts as a running job). Default 3 s.
+    /// App-Program Manager already counts as a running job). Default 5 s.
     pub reservation_lease: Duration,
 }
 
@@ -139,7 +139,7 @@ impl Default for Config {
             tombstone_ttl: Duration::from_secs(30),
             event_capacity: 1024,
             finished_placements: 64,
-            reservation_lease: Duration::from_secs(3),
+            reservation_lease: Duration::from_secs(5),
         }
     }
 }
@@ -2672,17 +2672,17 @@ mod tests {
             Verdict::Deny(Reserved)
         );
         release(&mut n, 7, 1);
-        // Now B is permitted and holds it; the lease ends 3 s later.
+        // Now B is permitted and holds it; the lease ends 5 s later.
         assert_eq!(
             verdict_for(&mut n, at(80), 8, 3, Mode::Exclusive),
             Verdict::Permit
         );
         assert_eq!(
-            verdict_for(&mut n, at(3079), 9, 1, Mode::Exclusive),
+            verdict_for(&mut n, at(5079), 9, 1, Mode::Exclusive),
             Verdict::Deny(Reserved)
         );
         assert_eq!(
-            verdict_for(&mut n, at(3080), 9, 1, Mode::Exclusive),
+            verdict_for(&mut n, at(5080), 9, 1, Mode::Exclusive),
             Verdict::Permit
         );
         // The job arrives: the hold ends, exclusive jobs see a busy node and
@@ -2692,21 +2692,21 @@ mod tests {
             ..idle
         });
         assert_eq!(
-            verdict_for(&mut n, at(3100), 10, 1, Mode::Exclusive),
+            verdict_for(&mut n, at(5100), 10, 1, Mode::Exclusive),
             Verdict::Deny(Busy)
         );
         assert_eq!(
-            verdict_for(&mut n, at(3110), 10, 2, Mode::Balance),
+            verdict_for(&mut n, at(5110), 10, 2, Mode::Balance),
             Verdict::Permit
         );
         // A balance permit holds nothing.
         n.set_local_state(idle);
         assert_eq!(
-            verdict_for(&mut n, at(3200), 11, 1, Mode::Balance),
+            verdict_for(&mut n, at(5200), 11, 1, Mode::Balance),
             Verdict::Permit
         );
         assert_eq!(
-            verdict_for(&mut n, at(3210), 12, 1, Mode::Exclusive),
+            verdict_for(&mut n, at(5210), 12, 1, Mode::Exclusive),
             Verdict::Permit
         );
     }
