@@ -43,7 +43,9 @@ use sion_app_mgr::job::{
 use sion_app_mgr::path::{Jail, JailedPath};
 
 pub mod system;
+pub mod undo;
 use system::SystemPaths;
+use undo::{Rollback, UndoLog};
 
 use nix::libc;
 
@@ -93,6 +95,14 @@ pub struct FileServer {
     handles: HashMap<u64, Handle>,
     next: u64,
     system: SystemPaths,
+    /// What the job changed, when it may be re-run ([`FileServer::keep_undo_log`]).
+    undo: Option<UndoLog>,
+}
+
+/// The host path of an open descriptor (its `/proc/self/fd` link).
+fn fd_path(fd: std::os::fd::BorrowedFd) -> Option<PathBuf> {
+    let link = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&fd));
+    std::fs::read_link(link).ok()
 }
 
 /// A request's outcome: the result value and data.
@@ -121,6 +131,7 @@ impl FileServer {
             handles: HashMap::new(),
             next: 3,
             system: SystemPaths::none(),
+            undo: None,
         })
     }
 
@@ -139,6 +150,45 @@ impl FileServer {
         self.jail.dir()
     }
 
+    /// From now on, records what every path the job changes was like
+    /// before ([`undo`]), so that [`FileServer::roll_back`] can restore the
+    /// job directory for a re-run.
+    ///
+    /// # Errors
+    /// The log's backup directory cannot be created.
+    pub fn keep_undo_log(&mut self) -> anyhow::Result<()> {
+        self.undo = Some(UndoLog::new().map_err(|e| {
+            anyhow::anyhow!(
+                "creating the undo log under {}: {e}",
+                std::env::temp_dir().display()
+            )
+        })?);
+        Ok(())
+    }
+
+    /// Paths and file bytes in the undo log, if one is kept.
+    pub fn undo_size(&self) -> Option<(usize, u64)> {
+        self.undo.as_ref().map(|u| (u.len(), u.bytes()))
+    }
+
+    /// Puts the job directory back as it was when the undo log began (or
+    /// was last rolled back), forgets the job's open files and returns its
+    /// working directory to the job directory: where a re-run starts.
+    ///
+    /// # Errors
+    /// No undo log kept, or a path that could not be restored.
+    pub fn roll_back(&mut self) -> anyhow::Result<Rollback> {
+        self.handles.clear();
+        self.next = 3;
+        self.cwd = JailedPath::root();
+        let log = self
+            .undo
+            .as_mut()
+            .ok_or_else(|| anyhow::anyhow!("no undo log was kept for this job"))?;
+        log.roll_back()
+            .map_err(|e| anyhow::anyhow!("rolling the job directory back: {e}"))
+    }
+
     /// Number of files the job holds open.
     pub fn open_files(&self) -> usize {
         self.handles.len()
@@ -154,6 +204,9 @@ impl FileServer {
     }
 
     fn dispatch(&mut self, request: FileRequest) -> Out {
+        if self.undo.is_some() {
+            self.preserve_for(&request)?;
+        }
         match request {
             FileRequest::Open {
                 dir,
@@ -520,6 +573,96 @@ impl FileServer {
                 let bytes = std::os::unix::ffi::OsStringExt::into_vec(target.into_os_string());
                 Ok((bytes.len() as i64, bytes))
             }
+        }
+    }
+
+    /// Records in the undo log what `request` is about to change (see
+    /// [`undo`]). A path that does not resolve is not recorded: the request
+    /// fails on it too.
+    ///
+    /// # Errors
+    /// The undo log failing to record (e.g. `ENOSPC` copying a file): the
+    /// change is then not made.
+    fn preserve_for(&mut self, request: &FileRequest) -> Result<(), Errno> {
+        // (path, whole tree)
+        let mut paths: Vec<(PathBuf, bool)> = Vec::new();
+        match request {
+            FileRequest::Open {
+                dir, path, flags, ..
+            } => {
+                let writes =
+                    libc::O_WRONLY | libc::O_RDWR | libc::O_CREAT | libc::O_TRUNC | libc::O_APPEND;
+                let tmpfile = flags & libc::O_TMPFILE == libc::O_TMPFILE;
+                if flags & writes != 0 && !tmpfile && self.system.lookup(path).is_none() {
+                    paths.extend(self.target_path(*dir, path).map(|p| (p, false)));
+                }
+            }
+            FileRequest::Mkdir { dir, path, .. }
+            | FileRequest::Unlink { dir, path, .. }
+            | FileRequest::Symlink { dir, path, .. }
+            | FileRequest::Link {
+                to_dir: dir,
+                to: path,
+                ..
+            } => paths.extend(self.name_path(*dir, path).map(|p| (p, false))),
+            FileRequest::Rename {
+                from_dir,
+                from,
+                to_dir,
+                to,
+                ..
+            } => {
+                paths.extend(self.name_path(*from_dir, from).map(|p| (p, true)));
+                paths.extend(self.name_path(*to_dir, to).map(|p| (p, true)));
+            }
+            FileRequest::Truncate { dir, path, .. } => {
+                paths.extend(self.target_path(*dir, path).map(|p| (p, false)));
+            }
+            FileRequest::Chmod { dir, path, .. } | FileRequest::Utimens { dir, path, .. } => {
+                let p = match (path.is_empty(), dir) {
+                    (true, Dir::Handle(h)) => self
+                        .handles
+                        .get(h)
+                        .filter(|h| !h.system)
+                        .and_then(|h| fd_path(h.file.as_fd())),
+                    (true, Dir::Cwd) => None,
+                    (false, _) if matches!(request, FileRequest::Utimens { flags, .. } if flags & AT_SYMLINK_NOFOLLOW != 0) => {
+                        self.name_path(*dir, path)
+                    }
+                    (false, _) => self.target_path(*dir, path),
+                };
+                paths.extend(p.map(|p| (p, false)));
+            }
+            _ => {}
+        }
+        let Some(log) = self.undo.as_mut() else {
+            return Ok(());
+        };
+        for (p, tree) in paths {
+            let done = if tree {
+                log.preserve_tree(&p)
+            } else {
+                log.preserve(&p)
+            };
+            done.map_err(io_errno)?;
+        }
+        Ok(())
+    }
+
+    /// The host path of the last component of `path` (not followed).
+    fn name_path(&self, dir: Dir, path: &[u8]) -> Option<PathBuf> {
+        let (parent, name) = self.parent(dir, path).ok()?;
+        let name = name.as_bytes();
+        let name = name.strip_suffix(b"/").unwrap_or(name);
+        Some(fd_path(parent.as_fd())?.join(OsStr::from_bytes(name)))
+    }
+
+    /// The host path `path` leads to (links followed beneath the job
+    /// directory), or of its last component when nothing is there yet.
+    fn target_path(&self, dir: Dir, path: &[u8]) -> Option<PathBuf> {
+        match self.open_beneath(dir, path, OFlag::O_PATH, 0) {
+            Ok(fd) => fd_path(fd.as_fd()),
+            Err(_) => self.name_path(dir, path),
         }
     }
 
