@@ -182,8 +182,14 @@ pub fn task_args(socket: &Path, a: &SubmitArgs, value: &str) -> Vec<OsString> {
     if let Some(t) = a.wait_timeout {
         opt("--wait-timeout", t.to_string());
     }
+    if !a.no_retry {
+        opt("--retries", a.retries.to_string());
+    }
     if a.no_wait {
         v.push("--no-wait".into());
+    }
+    if a.no_retry {
+        v.push("--no-retry".into());
     }
     if a.env_clear {
         v.push("--env-clear".into());

@@ -96,6 +96,17 @@ pub struct SubmitArgs {
     /// place its file calls may touch [default: the current directory].
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
+    /// Times the job is run again on another node when its node is lost
+    /// mid-job; the job directory is first rolled back to the job's start
+    /// (hostd keeps an undo log of every change the job makes), stdin is
+    /// given again and output already shown is not shown twice. Not with
+    /// `--node`, which names one node.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(0..=100))]
+    pub retries: u32,
+    /// Never re-run the job: a lost node ends it with status 255 (and no
+    /// undo log is kept).
+    #[arg(long, conflicts_with = "retries")]
+    pub no_retry: bool,
     /// Kill the job after this many seconds (exit status 124).
     #[arg(long, value_name = "S", value_parser = parse_seconds)]
     pub timeout: Option<f64>,
@@ -210,98 +221,75 @@ pub fn run(socket: &Path, a: SubmitArgs) -> Result<ExitCode> {
     // passed to the job.
     watch_signals();
     let mut start = start_message(&a, &program, files.dir())?;
-    // In exclusive mode a permit reserves: the node's Companion Manager
-    // holds it for this submitter (others are denied `Reserved`) until the
-    // job starts or the reservation's lease ends. A node may still answer
-    // `Busy` (the lease ran out during a long upload, or a `--node` job got
-    // there first); the job is then placed again with that node in the
-    // running (it now counts the other job, so it denies, or permits once
-    // free). After MAX_PLACEMENTS such answers the job waits in the last
-    // node's queue. A node that cannot be reached (or does not answer
-    // within BUSY_AFTER) is placed again without. `--node` and balance mode
-    // wait in the node's queue.
-    let placing = a.node.is_none();
-    let mut excluded: Vec<Ipv4Addr> = Vec::new();
-    let mut placements = 0;
-    let mut busy_answers = 0;
-    let mut placement = Duration::ZERO;
-    let mut said_full = false;
-    let (target, (stream, writer, reader), (first, decoder), t1) = loop {
-        let t0 = Instant::now();
-        let target = choose_node(socket, &a, program.len() as u64, &excluded)?;
-        placements += 1;
-        placement += t0.elapsed();
-        if a.verbose {
-            eprintln!(
-                "hostd: node {} chosen in {:.1} ms",
-                target.label,
-                ms(t0.elapsed())
-            );
+    // The job runs again elsewhere when its node is lost: the undo log lets
+    // hostd put the job directory back first, stdin is kept to be given
+    // again, and output already shown is not shown twice.
+    let retries = if a.no_retry || a.node.is_some() {
+        0
+    } else {
+        a.retries
+    };
+    if retries > 0 {
+        files.keep_undo_log()?;
+    }
+    let tape = Arc::new(StdinTape::new(retries > 0));
+    let mut placer = Placer::default();
+    let mut output: [Shown; 2] = Default::default();
+    let mut reruns = 0;
+    let (code, job, target, t1) = loop {
+        let (target, (stream, writer, reader), (first, decoder), t1) =
+            placer.place_and_start(socket, &a, &mut start, &program)?;
+        let (stdin_tx, stdin_rx) = mpsc::channel::<u32>();
+        {
+            let (writer, tape) = (writer.clone(), tape.clone());
+            std::thread::spawn(move || stdin_pump(stdin_rx, writer, tape));
         }
-        let t1 = Instant::now();
-        let may_move =
-            placing && excluded.len() + 1 < MAX_PLACEMENTS && busy_answers + 1 < MAX_PLACEMENTS;
-        let busy_after = (may_move && a.mode == ModeArg::Exclusive).then_some(BUSY_AFTER);
-        start.queue = busy_after.is_none();
-        match connect_upload(&target, &start, &program, busy_after, a.verbose) {
-            Upload::Started(conn, first, decoder) => {
-                break (target, conn, (first, decoder), t1);
-            }
-            Upload::Busy(reason) if !start.queue => {
+        let mut job = JobConnection {
+            stream,
+            writer,
+            reader,
+            first: Some(first),
+            decoder,
+            accepted_at: None,
+            node: None,
+            upload_started: t1,
+            killed: false,
+            timed_out: false,
+            interrupts_seen: 0,
+            sigint_sent: false,
+            timeout: a.timeout.map(Duration::from_secs_f64),
+            label: target.label.clone(),
+            verbose: a.verbose,
+            output: [output[0].next_run(), output[1].next_run()],
+        };
+        match job.serve(&mut files, &stdin_tx)? {
+            Served::Exited(code) => break (code, job, target, t1),
+            Served::Lost(why) if reruns < retries && !job.killed => {
+                reruns += 1;
+                output = job.output.clone();
+                let _ = std::io::stdout().flush();
                 eprintln!(
-                    "hostd: node {} is busy ({reason}); placing again",
+                    "hostd: lost node {} mid-job ({why}); running the job again on another node (re-run {reruns} of {retries}; --no-retry stops at a lost node)",
                     target.label
                 );
-                busy_answers += 1;
-                pause_before_retry();
-            }
-            Upload::Busy(reason) => {
-                if !said_full {
+                let r = files.roll_back()?;
+                if a.verbose {
                     eprintln!(
-                        "hostd: node {} is busy ({reason}); trying again every second",
-                        target.label
+                        "hostd: job directory rolled back to the job's start: {} path(s) removed, {} restored ({} bytes)",
+                        r.removed, r.restored, r.bytes
                     );
-                    said_full = true;
                 }
-                pause_before_retry();
+                placer.excluded.push(target.ip);
             }
-            Upload::Unreachable(e) if may_move => {
-                eprintln!("hostd: {e:#}; placing again without that node");
-                excluded.push(target.ip);
-            }
-            Upload::Unreachable(e) => return Err(e),
+            Served::Lost(why) => break (job.lost(&why), job, target, t1),
         }
     };
-    drop(program);
-    let (stdin_tx, stdin_rx) = mpsc::channel::<u32>();
-    {
-        let writer = writer.clone();
-        std::thread::spawn(move || stdin_pump(stdin_rx, writer));
-    }
-
-    let mut job = JobConnection {
-        stream,
-        writer,
-        reader,
-        first: Some(first),
-        decoder,
-        accepted_at: None,
-        node: None,
-        upload_started: t1,
-        killed: false,
-        timed_out: false,
-        interrupts_seen: 0,
-        sigint_sent: false,
-        timeout: a.timeout.map(Duration::from_secs_f64),
-        label: target.label.clone(),
-        verbose: a.verbose,
-    };
-    let code = job.serve(&mut files, &stdin_tx)?;
     let run = job.accepted_at.map(|t| t.elapsed());
     let upload = job
         .accepted_at
         .map(|t| t.duration_since(t1))
         .unwrap_or_default();
+    let (placements, placement) = (placer.placements, placer.time);
     if a.json {
         let summary = SubmitSummary {
             node: SummaryNode {
@@ -329,6 +317,98 @@ pub fn run(socket: &Path, a: SubmitArgs) -> Result<ExitCode> {
         );
     }
     Ok(ExitCode::from(code))
+}
+
+/// Places a job and starts it on a node, again and again if need be
+/// (see [`Placer::place_and_start`]); counts placements and their time.
+#[derive(Default)]
+struct Placer {
+    /// Nodes not to place on again: unreachable, or lost mid-job.
+    excluded: Vec<Ipv4Addr>,
+    /// Placements made.
+    placements: usize,
+    /// `Busy` answers met.
+    busy_answers: usize,
+    /// Time spent placing.
+    time: Duration,
+    /// "trying again every second" was said.
+    said_full: bool,
+}
+
+impl Placer {
+    /// Chooses a node, connects, uploads `program` and waits until the node
+    /// accepts or refuses it: the target, the connection, the node's first
+    /// answer and when the upload began.
+    ///
+    /// In exclusive mode a permit reserves: the node's Companion Manager
+    /// holds it for this submitter (others are denied `Reserved`) until the
+    /// job starts or the reservation's lease ends. A node may still answer
+    /// `Busy` (the lease ran out during a long upload, or a `--node` job got
+    /// there first); the job is then placed again with that node in the
+    /// running (it now counts the other job, so it denies, or permits once
+    /// free). After MAX_PLACEMENTS such answers the job waits in the last
+    /// node's queue. A node that cannot be reached (or does not answer
+    /// within BUSY_AFTER) is placed again without. `--node` and balance mode
+    /// wait in the node's queue.
+    ///
+    /// # Errors
+    /// No node found, or the last node unreachable.
+    fn place_and_start(
+        &mut self,
+        socket: &Path,
+        a: &SubmitArgs,
+        start: &mut Start,
+        program: &[u8],
+    ) -> Result<(Target, Conn, (NodeMsg, Decoder), Instant)> {
+        let placing = a.node.is_none();
+        loop {
+            let t0 = Instant::now();
+            let target = choose_node(socket, a, program.len() as u64, &self.excluded)?;
+            self.placements += 1;
+            self.time += t0.elapsed();
+            if a.verbose {
+                eprintln!(
+                    "hostd: node {} chosen in {:.1} ms",
+                    target.label,
+                    ms(t0.elapsed())
+                );
+            }
+            let t1 = Instant::now();
+            let may_move = placing
+                && self.excluded.len() + 1 < MAX_PLACEMENTS
+                && self.busy_answers + 1 < MAX_PLACEMENTS;
+            let busy_after = (may_move && a.mode == ModeArg::Exclusive).then_some(BUSY_AFTER);
+            start.queue = busy_after.is_none();
+            match connect_upload(&target, start, program, busy_after, a.verbose) {
+                Upload::Started(conn, first, decoder) => {
+                    return Ok((target, conn, (first, decoder), t1));
+                }
+                Upload::Busy(reason) if !start.queue => {
+                    eprintln!(
+                        "hostd: node {} is busy ({reason}); placing again",
+                        target.label
+                    );
+                    self.busy_answers += 1;
+                    pause_before_retry();
+                }
+                Upload::Busy(reason) => {
+                    if !self.said_full {
+                        eprintln!(
+                            "hostd: node {} is busy ({reason}); trying again every second",
+                            target.label
+                        );
+                        self.said_full = true;
+                    }
+                    pause_before_retry();
+                }
+                Upload::Unreachable(e) if may_move => {
+                    eprintln!("hostd: {e:#}; placing again without that node");
+                    self.excluded.push(target.ip);
+                }
+                Upload::Unreachable(e) => return Err(e),
+            }
+        }
+    }
 }
 
 /// `hostd submit --json`'s summary, printed as one line of JSON at the end of
@@ -720,19 +800,74 @@ fn send(writer: &Mutex<FrameWriter>, msg: &HostMsg) -> Result<()> {
     Ok(())
 }
 
-/// Reads stdin when the job asks for it.
-fn stdin_pump(asks: mpsc::Receiver<u32>, writer: Arc<Mutex<FrameWriter>>) {
-    let mut stdin = std::io::stdin().lock();
-    let mut buf = vec![0u8; CHUNK];
+/// This process's stdin, read as jobs ask for it; kept whole when the job
+/// may be re-run (a re-run reads it again from the start), else dropped as
+/// it is handed on.
+struct StdinTape {
+    state: Mutex<TapeState>,
+}
+
+struct TapeState {
+    /// Bytes read and not dropped; `buf[0]` is stdin's byte `base`.
+    buf: Vec<u8>,
+    base: u64,
+    eof: bool,
+    keep: bool,
+}
+
+impl StdinTape {
+    fn new(keep: bool) -> StdinTape {
+        StdinTape {
+            state: Mutex::new(TapeState {
+                buf: Vec::new(),
+                base: 0,
+                eof: false,
+                keep,
+            }),
+        }
+    }
+
+    /// Up to `max` bytes of stdin from byte `offset`, reading more when
+    /// needed; `None` at end of file (or a read error).
+    fn read_at(&self, offset: u64, max: usize) -> Option<Vec<u8>> {
+        let mut st = self.state.lock().ok()?;
+        loop {
+            let end = st.base + st.buf.len() as u64;
+            if offset < end {
+                let from = usize::try_from(offset.saturating_sub(st.base)).ok()?;
+                let to = (from + max).min(st.buf.len());
+                let chunk = st.buf[from..to].to_vec();
+                if !st.keep {
+                    st.buf.drain(..to);
+                    st.base += to as u64;
+                }
+                return Some(chunk);
+            }
+            if st.eof {
+                return None;
+            }
+            let mut more = vec![0u8; CHUNK];
+            match std::io::stdin().lock().read(&mut more) {
+                Ok(0) => st.eof = true,
+                Ok(n) => st.buf.extend_from_slice(&more[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => st.eof = true,
+            }
+        }
+    }
+}
+
+/// Gives the job stdin when it asks for it, from the start of `tape`.
+fn stdin_pump(asks: mpsc::Receiver<u32>, writer: Arc<Mutex<FrameWriter>>, tape: Arc<StdinTape>) {
+    let mut offset = 0u64;
     while let Ok(max) = asks.recv() {
         let n = (max as usize).clamp(1, CHUNK);
-        let msg = loop {
-            match stdin.read(&mut buf[..n]) {
-                Ok(0) => break HostMsg::StdinEof,
-                Ok(k) => break HostMsg::Stdin(buf[..k].to_vec()),
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(_) => break HostMsg::StdinEof,
+        let msg = match tape.read_at(offset, n) {
+            Some(b) => {
+                offset += b.len() as u64;
+                HostMsg::Stdin(b)
             }
+            None => HostMsg::StdinEof,
         };
         let eof = msg == HostMsg::StdinEof;
         if send(&writer, &msg).is_err() || eof {
@@ -762,11 +897,77 @@ struct JobConnection {
     timeout: Option<Duration>,
     label: String,
     verbose: bool,
+    /// Stdout and stderr: what earlier runs of the job showed already.
+    output: [Shown; 2],
+}
+
+/// How a job's connection ended.
+enum Served {
+    /// The job ended with this exit status (`hostd submit`'s own).
+    Exited(u8),
+    /// The node was lost (the reason): the job may be re-run.
+    Lost(String),
+}
+
+/// One output stream of a job that may run more than once: a re-run's
+/// first bytes were shown already by the run before and are not shown
+/// again (a job re-run from the same start writes the same bytes; a hash
+/// of the shown prefix checks it).
+#[derive(Clone, Debug, Default)]
+struct Shown {
+    /// Bytes shown so far, by all runs.
+    shown: u64,
+    /// Their hash.
+    shown_hash: std::hash::DefaultHasher,
+    /// Bytes this run produced.
+    seen: u64,
+    /// Hash of this run's first `shown` bytes (while `seen < shown`).
+    seen_hash: std::hash::DefaultHasher,
+    /// This run's output differs from what was shown (said once).
+    differs: bool,
+}
+
+impl Shown {
+    /// The state for the next run: everything shown stays shown.
+    fn next_run(&self) -> Shown {
+        Shown {
+            shown: self.shown,
+            shown_hash: self.shown_hash.clone(),
+            ..Shown::default()
+        }
+    }
+
+    /// The part of `b` (this run's next bytes) not shown yet.
+    fn fresh<'a>(&mut self, b: &'a [u8]) -> &'a [u8] {
+        use std::hash::Hasher;
+        let already = usize::try_from(self.shown.saturating_sub(self.seen))
+            .unwrap_or(usize::MAX)
+            .min(b.len());
+        if already > 0 {
+            self.seen_hash.write(&b[..already]);
+            if self.seen + already as u64 == self.shown
+                && self.seen_hash.finish() != self.shown_hash.finish()
+                && !self.differs
+            {
+                self.differs = true;
+                eprintln!(
+                    "hostd: note: the re-run's first {} bytes of output differ from the first run's, which were shown; the rest is the re-run's",
+                    self.shown
+                );
+            }
+        }
+        self.seen += b.len() as u64;
+        let fresh = &b[already..];
+        self.shown_hash.write(fresh);
+        self.shown += fresh.len() as u64;
+        fresh
+    }
 }
 
 impl JobConnection {
-    /// Serves the job to its end; the exit status.
-    fn serve(&mut self, files: &mut FileServer, stdin: &mpsc::Sender<u32>) -> Result<u8> {
+    /// Serves the job to its end: its exit status, or why its node was
+    /// lost.
+    fn serve(&mut self, files: &mut FileServer, stdin: &mpsc::Sender<u32>) -> Result<Served> {
         self.stream
             .set_read_timeout(Some(Duration::from_millis(100)))?;
         let mut buf = vec![0u8; 128 * 1024];
@@ -801,7 +1002,7 @@ impl JobConnection {
                     NodeMsg::Refused { reason } => {
                         let _ = stdout.flush();
                         eprintln!("hostd: node {} refused the program: {reason}", self.label);
-                        return Ok(EXIT_REFUSED);
+                        return Ok(Served::Exited(EXIT_REFUSED));
                     }
                     NodeMsg::Busy { reason } => {
                         bail!("node {} said it is busy mid-job: {reason}", self.label)
@@ -810,11 +1011,11 @@ impl JobConnection {
                         bail!("node {} sent a job list to a running job", self.label)
                     }
                     NodeMsg::Stdout(b) => {
-                        let _ = stdout.write_all(&b);
+                        let _ = stdout.write_all(self.output[0].fresh(&b));
                         let _ = stdout.flush();
                     }
                     NodeMsg::Stderr(b) => {
-                        let _ = stderr.write_all(&b);
+                        let _ = stderr.write_all(self.output[1].fresh(&b));
                         let _ = stderr.flush();
                     }
                     NodeMsg::StdinWanted { max } => {
@@ -851,18 +1052,20 @@ impl JobConnection {
                             );
                         }
                         if self.timed_out {
-                            return Ok(EXIT_TIMEOUT);
+                            return Ok(Served::Exited(EXIT_TIMEOUT));
                         }
-                        return Ok(status.shell_status());
+                        return Ok(Served::Exited(status.shell_status()));
                     }
                 }
             }
             self.check_interrupts()?;
             match self.stream.read(&mut buf) {
-                Ok(0) => return Ok(self.lost("it closed the connection")),
+                Ok(0) => return Ok(Served::Lost("it closed the connection".into())),
                 Ok(n) => {
                     if let Err(e) = self.reader.take(&buf[..n], &mut self.decoder) {
-                        return Ok(self.lost(&format!("the connection failed authentication: {e}")));
+                        return Ok(Served::Lost(format!(
+                            "the connection failed authentication: {e}"
+                        )));
                     }
                 }
                 Err(e)
@@ -872,7 +1075,7 @@ impl JobConnection {
                             | std::io::ErrorKind::TimedOut
                             | std::io::ErrorKind::Interrupted
                     ) && e.raw_os_error() != Some(nix::libc::ETIMEDOUT) => {}
-                Err(e) => return Ok(self.lost(&e.to_string())),
+                Err(e) => return Ok(Served::Lost(e.to_string())),
             }
         }
     }
