@@ -1174,3 +1174,28 @@ fn interrupted_before_start() -> bool {
     INTERRUPT_COUNT.load(Ordering::SeqCst) > 0
         || PENDING_SIGNALS.load(Ordering::SeqCst) & ending != 0
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rerun_shows_only_what_the_lost_run_did_not() {
+        let mut first = Shown::default();
+        assert_eq!(first.fresh(b"hello "), b"hello ");
+        assert_eq!(first.fresh(b"wor"), b"wor");
+        // The node is lost; the re-run writes the same bytes in other chunks.
+        let mut again = first.next_run();
+        assert_eq!(again.fresh(b"hel"), b"");
+        assert_eq!(again.fresh(b"lo wo"), b"");
+        assert_eq!(again.fresh(b"rld\n"), b"ld\n");
+        assert!(!again.differs);
+        assert_eq!(again.fresh(b"more"), b"more");
+        assert_eq!(again.shown, 16);
+        // A re-run that writes something else is noticed, and what it
+        // writes beyond the shown prefix is shown.
+        let mut other = again.next_run();
+        assert_eq!(other.fresh(b"HELLO WORLD\nmore+"), b"+");
+        assert!(other.differs);
+    }
+}

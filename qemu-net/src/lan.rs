@@ -7,7 +7,7 @@ use crate::logscan::read_configured_address;
 use crate::plan::{self, BRIDGE, HOST_ADDR, NodePlan};
 use crate::process::{self, ProcId};
 use crate::state::{Isolation, NodeState, RunState, STATE_VERSION};
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, anyhow, bail};
 use nix::fcntl::{Flock, FlockArg};
 use serde::Serialize;
 use std::fs::File;
@@ -324,21 +324,7 @@ impl Lan {
         state.isolation.build_lan(&taps)?;
         remove_old_logs(&self.run_dir)?;
         for node in nodes {
-            let mut argv = vec![QEMU.to_string()];
-            argv.extend(plan::node_qemu_args(image, ovmf, cmdline, node));
-            let argv = state.isolation.wrap(&argv);
-            let out = File::create(&node.qemu_log)
-                .with_context(|| format!("creating {}", node.qemu_log.display()))?;
-            let child = Command::new(&argv[0])
-                .args(&argv[1..])
-                .stdin(Stdio::null())
-                .stdout(out.try_clone()?)
-                .stderr(out)
-                // Its own process group: Ctrl-C in the terminal does not reach
-                // it, and it keeps running after `up` returns.
-                .process_group(0)
-                .spawn()
-                .with_context(|| format!("starting node {}: {}", node.index, argv.join(" ")))?;
+            let child = spawn_qemu(state, node, (image, ovmf), cmdline)?;
             state.nodes[node.index].process = ProcId::of(child.id() as i32);
             children.push(child);
             state.save(&self.run_dir)?;
@@ -474,6 +460,49 @@ impl Lan {
         Ok(())
     }
 
+    /// Starts node K's QEMU again after it stopped (`kill-node`, a crash),
+    /// with the hardware, image and boot arguments it was started with, on
+    /// its tap; its serial log starts afresh. Errors: [`Error::NotUp`],
+    /// [`Error::NoSuchNode`], a node still running, QEMU failing to start.
+    pub fn restart_node(&self, index: usize) -> Result<()> {
+        let _lock = self.lock()?;
+        let mut state =
+            RunState::load(&self.run_dir)?.ok_or_else(|| Error::NotUp(self.name.clone()))?;
+        let n = state.nodes.get(index).ok_or(Error::NoSuchNode {
+            index,
+            nodes: state.nodes.len(),
+        })?;
+        if let Some(p) = n.process.filter(|p| p.is_alive()) {
+            bail!("node {index} is still running (pid {}); stop it first with kill-node", p.pid);
+        }
+        let node = NodePlan {
+            index,
+            mac: n.mac.clone(),
+            tap: n.tap.clone(),
+            memory_mb: n.memory_mb,
+            nic: plan::parse_nic_list(&n.nic)?
+                .first()
+                .copied()
+                .ok_or_else(|| anyhow!("node {index} has no network card in its state"))?,
+            firmware: n.firmware.parse().map_err(|e| anyhow!("node {index}: {e}"))?,
+            log: n.log.clone(),
+            qemu_log: n.qemu_log.clone(),
+        };
+        let ovmf = if node.firmware == sion_image::Firmware::Uefi {
+            sion_image::ovmf().ok_or(Error::OvmfMissing)?
+        } else {
+            PathBuf::new()
+        };
+        let _ = std::fs::remove_file(&node.log);
+        let (image, cmdline) = (state.image.clone(), state.cmdline.clone());
+        let child = spawn_qemu(&state, &node, (&image, &ovmf), &cmdline)?;
+        let pid = child.id();
+        state.nodes[index].process = ProcId::of(pid as i32);
+        state.save(&self.run_dir)?;
+        println!("started node {index} again (pid {pid})");
+        Ok(())
+    }
+
     /// The LAN's status; `None` when no run is recorded.
     pub fn status(&self) -> Result<Option<StatusReport>> {
         Ok(RunState::load(&self.run_dir)?.map(|s| StatusReport::of(&s, &self.run_dir)))
@@ -516,6 +545,30 @@ impl Lan {
 
 /// Removes the logs of an earlier run (`node-*.log`, also `node-*.qemu.log`)
 /// from `run_dir`, so that neither `--wait` nor `status` read old lines.
+/// Starts one node's QEMU in its own process group (Ctrl-C in the terminal
+/// does not reach it, and it keeps running after `up` returns), its output
+/// to the node's QEMU log.
+fn spawn_qemu(
+    state: &RunState,
+    node: &NodePlan,
+    (image, ovmf): (&Path, &Path),
+    cmdline: &str,
+) -> Result<Child> {
+    let mut argv = vec![QEMU.to_string()];
+    argv.extend(plan::node_qemu_args(image, ovmf, cmdline, node));
+    let argv = state.isolation.wrap(&argv);
+    let out = File::create(&node.qemu_log)
+        .with_context(|| format!("creating {}", node.qemu_log.display()))?;
+    Command::new(&argv[0])
+        .args(&argv[1..])
+        .stdin(Stdio::null())
+        .stdout(out.try_clone()?)
+        .stderr(out)
+        .process_group(0)
+        .spawn()
+        .with_context(|| format!("starting node {}: {}", node.index, argv.join(" ")))
+}
+
 fn remove_old_logs(run_dir: &Path) -> Result<()> {
     for entry in std::fs::read_dir(run_dir)? {
         let path = entry?.path();

@@ -1,4 +1,5 @@
-//! The `qemu-net` command line: `up`, `exec`, `status`, `down`, `kill-node`.
+//! The `qemu-net` command line: `up`, `exec`, `status`, `down`, `kill-node`,
+//! `restart-node`.
 #![forbid(unsafe_code)]
 
 use anyhow::Result;
@@ -85,6 +86,11 @@ enum Cmd {
         /// The node's index (as in node-K.log).
         index: usize,
     },
+    /// Start a stopped node again, as it was first started.
+    RestartNode {
+        /// The node's index (as in node-K.log).
+        index: usize,
+    },
 }
 
 fn run(cli: Cli) -> Result<()> {
@@ -130,6 +136,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         Cmd::Down => lan.down(),
         Cmd::KillNode { index } => lan.kill_node(index),
+        Cmd::RestartNode { index } => lan.restart_node(index),
     }
 }
 
