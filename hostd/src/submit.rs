@@ -500,6 +500,9 @@ fn connect_upload(
     let _ = setsockopt(&stream, sockopt::TcpKeepIdle, &2);
     let _ = setsockopt(&stream, sockopt::TcpKeepInterval, &1);
     let _ = setsockopt(&stream, sockopt::TcpKeepCount, &4);
+    // …and when data it was sent goes unacknowledged (a file reply to a node
+    // that died): keepalive only probes an idle connection.
+    let _ = setsockopt(&stream, sockopt::TcpUserTimeout, &10_000);
     let lost = |e: std::io::Error, doing: &str| {
         Upload::Unreachable(anyhow::Error::new(e).context(format!("{doing} node {}", target.label)))
     };

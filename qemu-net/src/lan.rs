@@ -473,7 +473,10 @@ impl Lan {
             nodes: state.nodes.len(),
         })?;
         if let Some(p) = n.process.filter(|p| p.is_alive()) {
-            bail!("node {index} is still running (pid {}); stop it first with kill-node", p.pid);
+            bail!(
+                "node {index} is still running (pid {}); stop it first with kill-node",
+                p.pid
+            );
         }
         let node = NodePlan {
             index,
@@ -484,7 +487,10 @@ impl Lan {
                 .first()
                 .copied()
                 .ok_or_else(|| anyhow!("node {index} has no network card in its state"))?,
-            firmware: n.firmware.parse().map_err(|e| anyhow!("node {index}: {e}"))?,
+            firmware: n
+                .firmware
+                .parse()
+                .map_err(|e| anyhow!("node {index}: {e}"))?,
             log: n.log.clone(),
             qemu_log: n.qemu_log.clone(),
         };

@@ -1,0 +1,309 @@
+//! Jobs survive node loss (issue 14), on three QEMU nodes and a `hostd
+//! daemon`: a job (Debian's busybox `sh` running a script that prints lines,
+//! appends to a file, removes one, renames a directory and writes to stderr)
+//! is submitted 20 times; each time the node running it is killed at a
+//! random moment of its run (`qemu-net kill-node`), so `hostd submit` loses
+//! it, rolls the job directory back and runs the job again on another node.
+//! Every run must end with the exit status, stdout, stderr and job-directory
+//! files of an uninterrupted run — nothing lost, nothing doubled — which in
+//! turn must match the same script run by busybox on this host. The killed
+//! node is started again (`restart-node`) for the runs after.
+//!
+//! `SION_RERUN_RUNS` changes the number of runs (default 20).
+//!
+//! Needs root, QEMU and busybox-static (CI has them).
+
+mod common;
+
+use common::BootedLan;
+use qemu_net::prereq::{BUSYBOX_STATIC, QEMU, must_skip};
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+const HOSTD: &str = env!("CARGO_BIN_EXE_hostd");
+
+/// The job: ten lines and appends (several seconds under TCG), then a removal, a rename, a
+/// write in the renamed directory and a line on stderr.
+const SCRIPT: &str = r#"i=0
+while [ $i -lt 10 ]; do
+  i=$((i+1))
+  echo "line $i"
+  echo "data $i" >> in.txt
+  ./busybox sleep 0.2
+done
+./busybox rm old.txt
+./busybox mv keep moved
+echo done > moved/b
+./busybox wc -l < in.txt
+echo err-line >&2
+exit 3"#;
+
+/// Makes a job directory with the files the job starts from.
+fn job_dir(path: &Path) {
+    let _ = std::fs::remove_dir_all(path);
+    std::fs::create_dir_all(path.join("keep")).unwrap();
+    std::fs::copy("/bin/busybox", path.join("busybox")).unwrap();
+    std::fs::write(path.join("in.txt"), "seed\n").unwrap();
+    std::fs::write(path.join("old.txt"), "to be removed\n").unwrap();
+    std::fs::write(path.join("keep/a"), "a\n").unwrap();
+}
+
+/// Every path under `dir` with its kind and content.
+fn tree(dir: &Path) -> BTreeMap<String, String> {
+    fn walk(base: &Path, dir: &Path, out: &mut BTreeMap<String, String>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            let rel = p.strip_prefix(base).unwrap().display().to_string();
+            if p.is_dir() {
+                out.insert(rel, "dir".into());
+                walk(base, &p, out);
+            } else if rel != "busybox" {
+                out.insert(
+                    rel,
+                    String::from_utf8_lossy(&std::fs::read(&p).unwrap()).into(),
+                );
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(dir, dir, &mut out);
+    out
+}
+
+/// What a run left: status, stdout, the job's own stderr (without hostd's
+/// lines), hostd's lines, and the job directory.
+#[derive(Debug)]
+struct Outcome {
+    status: Option<i32>,
+    stdout: String,
+    job_stderr: String,
+    hostd_lines: Vec<String>,
+    files: BTreeMap<String, String>,
+}
+
+/// A small deterministic generator for the kill moments (xorshift64*), so
+/// a failing run can be repeated from its printed seed.
+struct Rng(u64);
+
+impl Rng {
+    fn unit(&mut self) -> f64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        (self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// Runs the job through `hostd submit --verbose` inside the LAN from `dir`;
+/// `on_accept` gets the node's index (from its id, `52:54:00:53:4e:0K`) once
+/// the node accepted the job, while it runs.
+fn submit(lan: &BootedLan, socket: &str, dir: &Path, mut on_accept: impl FnMut(usize)) -> Outcome {
+    let cmd: Vec<String> = [
+        HOSTD,
+        "--socket",
+        socket,
+        "submit",
+        "--verbose",
+        "./busybox",
+        "sh",
+        "-c",
+        SCRIPT,
+    ]
+    .map(String::from)
+    .to_vec();
+    let mut child = lan
+        .lan
+        .command(&cmd)
+        .expect("a command inside the LAN")
+        .env(sion_hostd::keys::KEY_ENV, "none")
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting hostd submit");
+    let mut out = child.stdout.take().unwrap();
+    let stdout = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = out.read_to_string(&mut s);
+        s
+    });
+    let (tx, rx) = mpsc::channel::<String>();
+    let err = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(err).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let mut lines = Vec::new();
+    let mut accepted = false;
+    loop {
+        match rx.recv_timeout(Duration::from_millis(100)) {
+            Ok(line) => {
+                if !accepted
+                    && line.contains(" accepted by ")
+                    && let Some(k) = line
+                        .split("52:54:00:53:4e:")
+                        .nth(1)
+                        .and_then(|t| t.get(..2))
+                        .and_then(|h| usize::from_str_radix(h, 16).ok())
+                {
+                    accepted = true;
+                    on_accept(k);
+                }
+                lines.push(line);
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!(
+                "hostd submit did not end within 180 s:\n{}\n{}",
+                lines.join("\n"),
+                lan.log(0)
+            );
+        }
+    }
+    let status = child.wait().unwrap().code();
+    // hostd's lines, and --verbose's placement tables.
+    let ours = |l: &String| {
+        l.starts_with("hostd:")
+            || l.starts_with("placement #")
+            || l.starts_with("score = ")
+            || l.starts_with("RANK ")
+            || l.contains("52:54:00:53:4e:")
+    };
+    let (hostd_lines, job_lines): (Vec<String>, Vec<String>) = lines.into_iter().partition(ours);
+    Outcome {
+        status,
+        stdout: stdout.join().unwrap(),
+        job_stderr: job_lines.join("\n"),
+        hostd_lines,
+        files: tree(dir),
+    }
+}
+
+/// Waits (up to 120 s) until the daemon sees at least `n` alive nodes.
+fn wait_alive(lan: &BootedLan, socket: &str, dir: &Path, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let cmd: Vec<String> = [HOSTD, "--socket", socket, "nodes", "--json"]
+            .map(String::from)
+            .to_vec();
+        let out = lan.run(&cmd, dir, b"", &[]);
+        let alive = serde_json::from_slice::<sion_hostd::model::NodesReport>(&out.stdout)
+            .map(|r| common::alive_nodes(&r).len())
+            .unwrap_or(0);
+        if alive >= n {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the daemon saw {alive} of {n} nodes"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+#[test]
+fn a_job_whose_node_is_killed_ends_as_if_it_had_run_once() {
+    if must_skip(true, &[QEMU, BUSYBOX_STATIC]) {
+        return;
+    }
+    let runs: usize = std::env::var("SION_RERUN_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20);
+    let base =
+        PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("rerun-{}", std::process::id()));
+
+    // The host's answer.
+    let host_dir = base.join("host");
+    job_dir(&host_dir);
+    let host = Command::new("/bin/busybox")
+        .args(["sh", "-c", SCRIPT])
+        .current_dir(&host_dir)
+        .output()
+        .unwrap();
+    let host_files = tree(&host_dir);
+    assert_eq!(host.status.code(), Some(3));
+
+    let image = sion_image::build(sion_image::Flavor::Node)
+        .expect("building target/sion.img")
+        .path;
+    let lan = BootedLan::boot("rr", image, &[256, 256, 256]);
+    let daemon = lan.start_daemon(HOSTD);
+    let socket = daemon.socket.display().to_string();
+    wait_alive(&lan, &socket, &base, 3);
+
+    // An uninterrupted run on SiON matches the host's.
+    let quiet = base.join("quiet");
+    job_dir(&quiet);
+    let t = Instant::now();
+    let reference = submit(&lan, &socket, &quiet, |_| {});
+    let took = t.elapsed();
+    assert_eq!(reference.status, Some(3), "{reference:?}");
+    assert_eq!(reference.stdout, String::from_utf8_lossy(&host.stdout));
+    assert_eq!(reference.job_stderr, "err-line");
+    assert_eq!(reference.files, host_files);
+    assert_eq!(
+        reference.files["in.txt"].lines().count(),
+        11,
+        "{reference:?}"
+    );
+
+    let seed = 0x5105_u64 ^ std::process::id() as u64;
+    eprintln!("kill moments from seed {seed:#x}; an uninterrupted run took {took:?}");
+    let mut rng = Rng(seed | 1);
+    let mut restart_times = Vec::new();
+    for run in 0..runs {
+        // The node killed last may still be booting: two are enough.
+        wait_alive(&lan, &socket, &base, 2);
+        let dir = base.join(format!("run-{run}"));
+        job_dir(&dir);
+        // Kill within the first 2 s after the node accepted the job, well
+        // inside its run.
+        let delay = Duration::from_secs_f64(0.1 + 1.9 * rng.unit());
+        let mut killed = None;
+        let t = Instant::now();
+        let got = submit(&lan, &socket, &dir, |k| {
+            std::thread::sleep(delay);
+            lan.lan.kill_node(k).expect("kill-node");
+            killed = Some((k, Instant::now()));
+        });
+        let (k, at) = killed.unwrap_or_else(|| panic!("run {run}: never accepted: {got:?}"));
+        let what = format!("run {run} (node {k} killed {delay:?} after it accepted): {got:#?}");
+        assert!(
+            got.hostd_lines
+                .iter()
+                .any(|l| l.contains("running the job again on another node")),
+            "{what}"
+        );
+        assert_eq!(got.status, reference.status, "{what}");
+        assert_eq!(got.stdout, reference.stdout, "{what}");
+        assert_eq!(got.job_stderr, reference.job_stderr, "{what}");
+        assert_eq!(got.files, reference.files, "{what}");
+        restart_times.push(at.elapsed());
+        eprintln!(
+            "run {run}: node {k} killed {delay:.1?} after accepting; the job ended {:.1?} after the kill ({:.1?} in all)",
+            at.elapsed(),
+            t.elapsed()
+        );
+        lan.lan.restart_node(k).expect("restart-node");
+    }
+    restart_times.sort();
+    if let (Some(lo), Some(hi)) = (restart_times.first(), restart_times.last()) {
+        eprintln!(
+            "figures: {runs} node losses survived; from the kill to the re-run's end: min {lo:.1?}, median {:.1?}, max {hi:.1?} (an uninterrupted run: {took:.1?})",
+            restart_times[restart_times.len() / 2]
+        );
+    }
+    drop(daemon);
+    let _ = std::fs::remove_dir_all(&base);
+}
