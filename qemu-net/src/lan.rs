@@ -1,4 +1,4 @@
-//! The commands: `up`, `down`, `status`, `kill-node` and `exec` on one named
+//! The commands: `up`, `down`, `status`, `kill-node`, `restart-node` and `exec` on one named
 //! LAN whose run directory holds the state file and the nodes' logs.
 
 use crate::error::{Error, MissingNode};

@@ -596,3 +596,92 @@ fn statfs_fchdir_and_handle_paths_stay_inside_and_match_the_host() {
     );
     assert_eq!(r.result, 0, "{r:?}");
 }
+
+/// The job directory's files and their contents, for comparing.
+fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    fn walk(base: &Path, dir: &Path, out: &mut Vec<(String, Vec<u8>)>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            let rel = p.strip_prefix(base).unwrap().display().to_string();
+            let m = std::fs::symlink_metadata(&p).unwrap();
+            if m.is_dir() {
+                out.push((rel + "/", Vec::new()));
+                walk(base, &p, out);
+            } else if m.file_type().is_symlink() {
+                out.push((
+                    rel,
+                    std::os::unix::ffi::OsStringExt::into_vec(
+                        std::fs::read_link(&p).unwrap().into_os_string(),
+                    ),
+                ));
+            } else {
+                out.push((rel, std::fs::read(&p).unwrap()));
+            }
+        }
+    }
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}
+
+#[test]
+fn a_roll_back_restores_the_job_directory_after_the_jobs_file_calls() {
+    let t = Tree::new();
+    std::fs::write(t.job().join("sub/kept"), b"kept").unwrap();
+    let before = snapshot(&t.job());
+    let mut fs = FileServer::new(&t.job()).unwrap();
+    fs.keep_undo_log().unwrap();
+    // Truncate and rewrite in.txt, create new.txt, rename sub, remove
+    // in.txt's neighbour after a symlink to it, make a directory.
+    let r = open(&mut fs, b"in.txt", libc::O_WRONLY | libc::O_TRUNC);
+    let h = r.result as u64;
+    fs.serve(
+        2,
+        FileRequest::Write {
+            handle: h,
+            data: b"changed".to_vec(),
+        },
+    );
+    let r = open(&mut fs, b"new.txt", libc::O_WRONLY | libc::O_CREAT);
+    assert!(r.result >= 0, "{r:?}");
+    let rename = FileRequest::Rename {
+        from_dir: Dir::Cwd,
+        from: b"sub".to_vec(),
+        to_dir: Dir::Cwd,
+        to: b"moved".to_vec(),
+        flags: 0,
+    };
+    assert_eq!(fs.serve(3, rename).result, 0);
+    let link = FileRequest::Symlink {
+        target: b"in.txt".to_vec(),
+        dir: Dir::Cwd,
+        path: b"ln".to_vec(),
+    };
+    assert_eq!(fs.serve(4, link).result, 0);
+    let unlink = FileRequest::Unlink {
+        dir: Dir::Cwd,
+        path: b"moved/kept".to_vec(),
+        flags: 0,
+    };
+    assert_eq!(fs.serve(5, unlink).result, 0);
+    let mkdir = FileRequest::Mkdir {
+        dir: Dir::Cwd,
+        path: b"made".to_vec(),
+        mode: 0o755,
+    };
+    assert_eq!(fs.serve(6, mkdir).result, 0);
+    assert_ne!(snapshot(&t.job()), before);
+    let (paths, bytes) = fs.undo_size().unwrap();
+    assert!(
+        paths >= 6 && bytes == 11 + 4,
+        "{paths} paths, {bytes} bytes"
+    );
+
+    let r = fs.roll_back().unwrap();
+    assert_eq!(snapshot(&t.job()), before, "{r:?}");
+    assert_eq!(fs.open_files(), 0);
+    // Without a log there is nothing to roll back to.
+    let mut plain = FileServer::new(&t.job()).unwrap();
+    assert!(plain.roll_back().is_err());
+}

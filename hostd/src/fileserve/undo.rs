@@ -8,14 +8,18 @@
 //! path, [`UndoLog::preserve`] records it once — absent, a regular file (its
 //! bytes copied to the log's backup directory, with mode and times), a
 //! directory (mode), or a symbolic link (target). A rename records both
-//! names with everything beneath them ([`UndoLog::preserve_tree`]).
+//! names with everything beneath them ([`UndoLog::preserve_tree`]). A path
+//! beneath one recorded absent (the job made it) or recorded whole (a
+//! renamed tree) is not recorded again: that record already says what it
+//! was, and a roll-back removes what the job put into a renamed directory's
+//! place.
 //! [`UndoLog::roll_back`] then removes what did not exist (deepest first)
 //! and restores the rest (shallowest first); a file is rewritten in place, so
 //! its other hard links see the old bytes again. Not restored: directories'
 //! times, and special files (FIFOs, sockets, devices), which are left as they
 //! are.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::ffi::OsString;
 use std::fs::{self, File, OpenOptions};
 use std::io;
@@ -37,8 +41,10 @@ enum Before {
         /// (atime, mtime) as (seconds, nanoseconds).
         times: [(i64, i64); 2],
     },
-    /// A directory with this mode.
-    Dir { mode: u32 },
+    /// A directory with this mode; `whole`: with everything beneath it
+    /// recorded too (a rename moved it), so at a roll-back whatever else is
+    /// in it was put there by the job and goes.
+    Dir { mode: u32, whole: bool },
     /// A symbolic link to `target`.
     Symlink { target: OsString },
     /// A FIFO, socket or device: left alone.
@@ -61,7 +67,8 @@ pub struct Rollback {
 pub struct UndoLog {
     backups: PathBuf,
     entries: Vec<(PathBuf, Before)>,
-    seen: HashSet<PathBuf>,
+    /// Where each recorded path is in `entries`.
+    index: HashMap<PathBuf, usize>,
     next: u64,
     bytes: u64,
 }
@@ -81,7 +88,7 @@ impl UndoLog {
         Ok(UndoLog {
             backups,
             entries: Vec::new(),
-            seen: HashSet::new(),
+            index: HashMap::new(),
             next: 0,
             bytes: 0,
         })
@@ -103,15 +110,62 @@ impl UndoLog {
     }
 
     /// Records `path` (absolute, not followed if a link) as it is now,
-    /// unless it was recorded already.
+    /// unless it was recorded already, or an ancestor was recorded absent
+    /// or whole (then the ancestor's record says what `path` was).
     ///
     /// # Errors
     /// Reading the path or copying a file (e.g. `ENOSPC`): the change must
     /// then not be made.
     pub fn preserve(&mut self, path: &Path) -> io::Result<()> {
-        if self.seen.contains(path) {
+        if self.index.contains_key(path) || self.covered(path) {
             return Ok(());
         }
+        self.record(path).map(|_| ())
+    }
+
+    /// Records `path` and, if it is a directory (not a link to one),
+    /// everything beneath it: a rename moves the whole tree.
+    ///
+    /// # Errors
+    /// As [`UndoLog::preserve`].
+    pub fn preserve_tree(&mut self, path: &Path) -> io::Result<()> {
+        if self.covered(path) {
+            return Ok(());
+        }
+        self.record_tree(path)
+    }
+
+    fn record_tree(&mut self, path: &Path) -> io::Result<()> {
+        let i = match self.index.get(path) {
+            Some(&i) => i,
+            None => self.record(path)?,
+        };
+        if let Before::Dir { whole, .. } = &mut self.entries[i].1 {
+            if *whole {
+                return Ok(());
+            }
+            *whole = true;
+            for entry in fs::read_dir(path)? {
+                self.record_tree(&entry?.path())?;
+            }
+        }
+        Ok(())
+    }
+
+    /// True if an ancestor of `path` was recorded absent or whole.
+    fn covered(&self, path: &Path) -> bool {
+        path.ancestors().skip(1).any(|a| {
+            self.index.get(a).is_some_and(|&i| {
+                matches!(
+                    self.entries[i].1,
+                    Before::Absent | Before::Dir { whole: true, .. }
+                )
+            })
+        })
+    }
+
+    /// Records `path`'s present state; its index in `entries`.
+    fn record(&mut self, path: &Path) -> io::Result<usize> {
         let before = match fs::symlink_metadata(path) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => Before::Absent,
             Err(e) => return Err(e),
@@ -120,6 +174,7 @@ impl UndoLog {
             },
             Ok(m) if m.is_dir() => Before::Dir {
                 mode: m.permissions().mode() & 0o7777,
+                whole: false,
             },
             Ok(m) if m.is_file() => {
                 let backup = self.backups.join(self.next.to_string());
@@ -134,25 +189,10 @@ impl UndoLog {
             }
             Ok(_) => Before::Special,
         };
-        self.seen.insert(path.to_path_buf());
         self.entries.push((path.to_path_buf(), before));
-        Ok(())
-    }
-
-    /// Records `path` and, if it is a directory (not a link to one),
-    /// everything beneath it: a rename moves the whole tree.
-    ///
-    /// # Errors
-    /// As [`UndoLog::preserve`].
-    pub fn preserve_tree(&mut self, path: &Path) -> io::Result<()> {
-        self.preserve(path)?;
-        let is_dir = fs::symlink_metadata(path).is_ok_and(|m| m.is_dir());
-        if is_dir {
-            for entry in fs::read_dir(path)? {
-                self.preserve_tree(&entry?.path())?;
-            }
-        }
-        Ok(())
+        self.index
+            .insert(path.to_path_buf(), self.entries.len() - 1);
+        Ok(self.entries.len() - 1)
     }
 
     /// Puts every recorded path back as it was and empties the log (the
@@ -183,11 +223,19 @@ impl UndoLog {
         }
         // Then what was there, parents before children.
         entries.sort_by_key(|(p, _)| depth(p));
+        let recorded: HashSet<&Path> = entries.iter().map(|(p, _)| p.as_path()).collect();
         for (path, before) in &entries {
             match before {
                 Before::Absent | Before::Special => {}
-                Before::Dir { mode } => {
+                Before::Dir { mode, whole } => {
                     note(restore_dir(path, *mode));
+                    if *whole {
+                        // What the job put into a moved directory's place.
+                        for extra in unrecorded_children(path, &recorded) {
+                            note(remove_any(&extra));
+                            done.removed += 1;
+                        }
+                    }
                     done.restored += 1;
                 }
                 Before::File {
@@ -215,7 +263,7 @@ impl UndoLog {
                 let _ = fs::remove_file(backup);
             }
         }
-        self.seen.clear();
+        self.index.clear();
         self.bytes = 0;
         match first_error {
             Some(e) => Err(e),
@@ -228,6 +276,18 @@ impl Drop for UndoLog {
     fn drop(&mut self) {
         let _ = fs::remove_dir_all(&self.backups);
     }
+}
+
+/// The entries of directory `dir` that are not in `recorded`.
+fn unrecorded_children(dir: &Path, recorded: &HashSet<&Path>) -> Vec<PathBuf> {
+    fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| !recorded.contains(p.as_path()))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// True if something (even a dangling link) is at `path`.
@@ -354,7 +414,13 @@ mod tests {
         log.preserve_tree(&d.join("sub")).unwrap();
         log.preserve_tree(&d.join("moved")).unwrap();
         fs::rename(d.join("sub"), d.join("moved")).unwrap();
+        log.preserve(&d.join("moved/inner")).unwrap();
         fs::write(d.join("moved/inner"), b"rewritten").unwrap();
+        // A new directory where the moved one was.
+        log.preserve(&d.join("sub")).unwrap();
+        fs::create_dir(d.join("sub")).unwrap();
+        log.preserve(&d.join("sub/extra")).unwrap();
+        fs::write(d.join("sub/extra"), b"extra").unwrap();
         log.preserve(&d.join("made")).unwrap();
         fs::create_dir(d.join("made")).unwrap();
         log.preserve(&d.join("made/deep")).unwrap();
@@ -362,7 +428,7 @@ mod tests {
         log.preserve(&d.join("ln")).unwrap();
         fs::remove_file(d.join("ln")).unwrap();
         fs::write(d.join("ln"), b"not a link any more").unwrap();
-        assert_eq!(log.len(), 9);
+        assert_eq!(log.len(), 8);
         assert_eq!(log.bytes(), 10 + 13 + 5);
         assert_ne!(tree(&d), before);
 
