@@ -336,6 +336,11 @@ fn placement_ranks_nodes_never_hosts_and_reports_denials() {
         assert_eq!(report.ranked[0].address, Ipv4Addr::new(169, 254, 10, 2));
         assert_eq!(report.denied[0].reason, DenyReason::Busy);
         assert_eq!(report.asked(), 3);
+        // It only looked: the permitting nodes are released (else they hold
+        // themselves for it and deny the next placements `Reserved`).
+        let r = sion_hostd::session::settle(&mut a, r, &[], false);
+        assert_eq!(r.ranked.len(), 2);
+        a.pump_for(Duration::from_millis(50)).unwrap();
 
         // Balance mode: the busy node permits and, with the most memory, wins.
         let r = place(
