@@ -172,9 +172,10 @@ pub fn build_with(flavor: Flavor, key: Option<&Path>, name: Option<&str>) -> Res
             let keys = sion_companion_mgr::auth::Keyring::parse(&text)
                 .with_context(|| format!("the cluster key file {} is malformed", path.display()))?;
             ensure!(
-                text.len() <= 4096,
-                "the cluster key file {} is longer than 4096 bytes",
-                path.display()
+                text.len() <= sion_abi::MAX_KEY_TEXT,
+                "the cluster key file {} is longer than {} bytes",
+                path.display(),
+                sion_abi::MAX_KEY_TEXT
             );
             eprintln!(
                 "building a node image with cluster key {} ({} key(s) accepted)",

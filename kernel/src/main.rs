@@ -71,12 +71,28 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
         time::tsc_hz() / 1_000_000,
         ramdisk::count(),
     );
-    let key = cluster_key(&args);
-    match proc::spawn_first(init, key.as_bytes()) {
+    let mut init_arg = crash_hook(&args);
+    init_arg.push_str(&cluster_key(&args));
+    match proc::spawn_first(init, init_arg.as_bytes()) {
         Ok(pid) => log::info!("started {init} as process {pid}"),
         Err(e) => log::error!("cannot start {init}: {e}"),
     }
     proc::scheduler::run()
+}
+
+/// The line `crash=SERVICE:SECONDS\n` that tells `init` to kill a service
+/// once, for a test of its supervision (`sion_kernel_core::supervise`), if
+/// that boot argument is given; else empty.
+fn crash_hook(args: &bootargs::BootArgs) -> alloc::string::String {
+    use sion_kernel_core::supervise::{CRASH_ARG, MAX_CRASH_VALUE};
+    match args.get(CRASH_ARG) {
+        Some(v) if v.len() <= MAX_CRASH_VALUE => alloc::format!("{CRASH_ARG}={v}\n"),
+        Some(_) => {
+            log::error!("boot argument {CRASH_ARG}= longer than {MAX_CRASH_VALUE} bytes: ignored");
+            alloc::string::String::new()
+        }
+        None => alloc::string::String::new(),
+    }
 }
 
 /// The cluster key's text for `init` (which hands it to the node's
@@ -87,17 +103,15 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
 /// such a node joins no group rather than an open one.
 fn cluster_key(args: &bootargs::BootArgs) -> alloc::string::String {
     use alloc::string::String;
+    use sion_abi::MAX_KEY_TEXT;
     let text = match args.get("key") {
         Some(k) => String::from(k),
         None => crate::ramdisk::find(ramdisk::CLUSTER_KEY)
             .map(|b| String::from_utf8_lossy(b).into_owned())
             .unwrap_or_default(),
     };
-    if text.len() > sion_abi::MAX_SPAWN_ARG {
-        log::error!(
-            "cluster key: the key text is longer than {} bytes",
-            sion_abi::MAX_SPAWN_ARG
-        );
+    if text.len() > MAX_KEY_TEXT {
+        log::error!("cluster key: the key text is longer than {MAX_KEY_TEXT} bytes");
         return String::from("(key text too long)");
     }
     if !text.trim().is_empty() {

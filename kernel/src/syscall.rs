@@ -46,6 +46,8 @@ fn handle(call: Syscall, a: [u64; 6]) -> Result<u64, Error> {
         Syscall::Exit => proc::exit_current(WaitStatus::from_exit_call(a[0] as i32)),
         Syscall::Spawn => spawn(a[0], a[1], a[2], a[3]),
         Syscall::Wait => proc::wait(a[0]),
+        Syscall::WaitAny => wait_any(a[0], a[1]),
+        Syscall::Kill => proc::kill_child(a[0]),
         Syscall::Send => ipc::send(a[0], a[1], a[2], a[3], None),
         Syscall::Call => ipc::send(a[0], a[1], a[2], a[3], Some((a[4], a[5]))),
         Syscall::Receive => ipc::receive(a[0], a[1], a[2], a[3], a[4]),
@@ -124,6 +126,18 @@ fn spawn(name_ptr: u64, name_len: u64, arg_ptr: u64, arg_len: u64) -> Result<u64
     };
     let name = core::str::from_utf8(&name).map_err(|_| Error::InvalidArgument)?;
     proc::spawn(name, &arg, Some(parent))
+}
+
+fn wait_any(status_ptr: u64, timeout_ns: u64) -> Result<u64, Error> {
+    table().current().space.check(status_ptr, 8, true)?;
+    let deadline = (timeout_ns != NO_TIMEOUT).then(|| time::now_ns().saturating_add(timeout_ns));
+    let (child, status) = proc::wait_any(deadline)?;
+    // Checked above, and a process's own mappings do not change while it waits.
+    table()
+        .current()
+        .space
+        .write(status_ptr, &status.to_raw().to_le_bytes())?;
+    Ok(child)
 }
 
 fn console_write(ptr: u64, len: u64) -> Result<u64, Error> {

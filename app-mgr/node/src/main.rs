@@ -88,6 +88,9 @@ fn main(arg: &[u8]) -> i32 {
         "OPEN: no cluster key, anyone on the LAN may submit"
     };
     sion_rt::println!("apm: taking jobs on port {JOB_PORT} as {} ({how})", me.name);
+    // A manager `init` restarted after it ended mid-job: the Companion
+    // Manager still counts that job until told otherwise.
+    job_state(cm, 0, "");
     let mut lobby = lobby::Lobby::new(listener, auth);
     let mut cache = cache::FileCache::new();
     loop {

@@ -35,6 +35,12 @@ pub const MAX_MESSAGE: usize = 1 << 20;
 /// Largest argument blob passed to a new process by [`Syscall::Spawn`], in bytes.
 pub const MAX_SPAWN_ARG: usize = 4096;
 
+/// Longest cluster-key text the kernel gives `init` (from the boot argument
+/// `key=` or the ramdisk's `cluster.key`), in bytes: a spawn argument keeps
+/// room for the crash-hook line the kernel may put in front of it and for
+/// the 8-byte pid `init` puts in front of it for its services.
+pub const MAX_KEY_TEXT: usize = MAX_SPAWN_ARG - 128;
+
 /// Longest process-image name accepted by [`Syscall::Spawn`], in bytes.
 pub const MAX_NAME: usize = 64;
 
@@ -201,6 +207,22 @@ pub enum Syscall {
     /// image in `buf` (MXCSR bits the CPU lacks are cleared), what the
     /// application resumes with (`sigreturn`). Errors: as `app_regs`.
     AppSetFpu = 36,
+    /// `wait_any(status: *mut u64, timeout_ns) -> Pid`: block until any child
+    /// of the caller (a SiON process it spawned) ends, or one that ended has
+    /// not been waited for yet, and return its pid, with its [`WaitStatus`]
+    /// word written to `*status` (Linux's `wait4(-1, &status, 0, NULL)`).
+    /// Waits at most `timeout_ns` ([`NO_TIMEOUT`]: for ever; 0: do not
+    /// wait). Each ended child is returned once, by this call or by `wait`.
+    /// Errors: [`Error::NotChild`] (the caller has no child: Linux's
+    /// `ECHILD`), [`Error::TimedOut`], [`Error::BadAddress`].
+    WaitAny = 37,
+    /// `kill(pid) -> 0`: end the caller's child `pid` (a SiON process it
+    /// spawned; applications end with `app_kill`) at once, as `SIGKILL`
+    /// would: its IPC peers, network state and applications are released as
+    /// at any end, and `wait`/`wait_any` return
+    /// [`WaitStatus::Signaled`]`(`[`Signal::SIGKILL`]`)` for it.
+    /// Errors: [`Error::NotChild`] (not a live child of the caller).
+    Kill = 38,
 }
 
 /// Tag of the kernel's message that a socket armed with `tcp_notify` is readable.
@@ -248,6 +270,8 @@ impl Syscall {
             34 => AppExec,
             35 => AppFpu,
             36 => AppSetFpu,
+            37 => WaitAny,
+            38 => Kill,
             _ => return None,
         })
     }
@@ -272,7 +296,8 @@ pub enum Error {
     TimedOut = 6,
     /// The peer ended before the message was delivered or answered.
     PeerDied = 7,
-    /// `wait` on a process that is not a child of the caller.
+    /// `wait` or `kill` on a process that is not a child of the caller, or
+    /// `wait_any` by a process without children.
     NotChild = 8,
     /// A message longer than [`MAX_MESSAGE`].
     TooLarge = 9,
@@ -489,11 +514,11 @@ mod tests {
 
     #[test]
     fn syscall_numbers_round_trip() {
-        for n in 0..=36 {
+        for n in 0..=38 {
             let s = Syscall::from_number(n).expect("defined");
             assert_eq!(s as u64, n);
         }
-        assert_eq!(Syscall::from_number(37), None);
+        assert_eq!(Syscall::from_number(39), None);
         assert_eq!(Syscall::from_number(u64::MAX), None);
     }
 

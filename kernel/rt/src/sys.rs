@@ -57,6 +57,24 @@ pub fn wait(pid: Pid) -> Result<WaitStatus, Error> {
     call(Syscall::Wait, [pid, 0, 0, 0, 0, 0]).map(WaitStatus::from_raw)
 }
 
+/// Waits up to `timeout_ns` ([`NO_TIMEOUT`]: for ever) for any child to end;
+/// its pid and status. Errors: [`Error::NotChild`] (no child),
+/// [`Error::TimedOut`].
+pub fn wait_any(timeout_ns: u64) -> Result<(Pid, WaitStatus), Error> {
+    let mut status = 0u64;
+    let pid = call(
+        Syscall::WaitAny,
+        [&raw mut status as u64, timeout_ns, 0, 0, 0, 0],
+    )?;
+    Ok((pid, WaitStatus::from_raw(status)))
+}
+
+/// Ends child `pid` with `SIGKILL` (reap it with [`wait`] or [`wait_any`]).
+/// Errors: [`Error::NotChild`].
+pub fn kill(pid: Pid) -> Result<(), Error> {
+    call(Syscall::Kill, [pid, 0, 0, 0, 0, 0]).map(|_| ())
+}
+
 /// Sends `msg` with `tag` to `to`; returns once `to` has received it.
 pub fn send(to: Pid, tag: u64, msg: &[u8]) -> Result<(), Error> {
     call(

@@ -53,6 +53,8 @@ pub enum Block {
     AwaitReply { server: Pid, buf: u64, cap: u64 },
     /// In `wait`: until child `child` ends.
     Wait { child: Pid },
+    /// In `wait_any`: until any child ends.
+    WaitAny,
     /// In a network call: until the next network event.
     Network,
     /// An application in a Linux system call: until `manager` replies.
@@ -597,6 +599,14 @@ fn finish(t: &mut Table, pid: Pid, status: WaitStatus) {
             t.wake(parent, status.to_raw() as i64);
         } else {
             t.zombies.insert(pid, (parent, status));
+            // A `wait_any` takes it from the zombies when it runs again.
+            let waiting_any = t
+                .procs
+                .get(&parent)
+                .is_some_and(|p| p.state == State::Blocked(Block::WaitAny));
+            if waiting_any {
+                t.wake(parent, WAKE_RETRY);
+            }
         }
     }
 }
@@ -659,6 +669,62 @@ pub fn wait(child: Pid) -> Result<u64, Error> {
         t.current().state = State::Blocked(Block::Wait { child });
     }
     Error::from_result(scheduler::block())
+}
+
+/// `wait_any`: the pid and status of a child (a SiON process the caller
+/// spawned) that ended, blocking until one does or `deadline` (ns since boot)
+/// passes. Errors: [`Error::NotChild`] (no child), [`Error::TimedOut`].
+pub fn wait_any(deadline: Option<u64>) -> Result<(Pid, WaitStatus), Error> {
+    loop {
+        {
+            let mut t = table();
+            let me = t.current.expect("wait_any without a current process");
+            let ended = t
+                .zombies
+                .iter()
+                .find(|(_, (parent, _))| *parent == me)
+                .map(|(&child, &(_, status))| (child, status));
+            if let Some((child, status)) = ended {
+                t.zombies.remove(&child);
+                return Ok((child, status));
+            }
+            let has_child = t.procs.values().any(|p| {
+                p.parent == Some(me) && p.kind == Kind::Sion && !matches!(p.state, State::Dead(_))
+            });
+            if !has_child {
+                return Err(Error::NotChild);
+            }
+            if deadline.is_some_and(|d| crate::time::now_ns() >= d) {
+                return Err(Error::TimedOut);
+            }
+            let p = t.current();
+            p.state = State::Blocked(Block::WaitAny);
+            p.deadline = deadline;
+        }
+        let woken = scheduler::block();
+        if woken != WAKE_RETRY {
+            Error::from_result(woken)?;
+        }
+    }
+}
+
+/// `kill(child)`: ends the caller's child `child`, a SiON process not on the
+/// CPU, with `SIGKILL`; its parent reaps it as any ended child.
+/// Errors: [`Error::NotChild`].
+pub fn kill_child(child: Pid) -> Result<u64, Error> {
+    {
+        let t = table();
+        let me = t.current.expect("kill without a current process");
+        let is_child = t.procs.get(&child).is_some_and(|c| {
+            c.parent == Some(me) && c.kind == Kind::Sion && !matches!(c.state, State::Dead(_))
+        });
+        if !is_child {
+            return Err(Error::NotChild);
+        }
+    }
+    log::info!("process {child} killed by its parent");
+    end_other(child, WaitStatus::Signaled(Signal::SIGKILL));
+    Ok(0)
 }
 
 /// Called on every timer tick: wakes blocked receivers whose timeout passed.
