@@ -5,7 +5,9 @@
 //!    with SIGILL (status 132: the kernel's CSTAR entry, as Intel CPUs raise
 //!    #UD); one that executes `sysenter` with SIGSEGV (139: #GP, since the
 //!    kernel leaves IA32_SYSENTER_CS zero); an x86_64 program running `sgdt`
-//!    with SIGSEGV (139: UMIP is on); the node then runs a job.
+//!    with SIGSEGV (139: UMIP is on); the node then runs a job. A fuzzer
+//!    (`tests/programs/sysfuzz.c`) makes 20,000 system calls with random
+//!    numbers and arguments on each ABI, and the node runs the next job.
 //! 2. **A held job port.** Ten idle connections and a slow upload (a `Start`,
 //!    then one program byte every 4 s) are held against node 0 while a
 //!    `hostd submit --node` to it completes within seconds; the node drops
@@ -199,6 +201,22 @@ fn no_job_and_no_dead_peer_takes_a_node_out() {
         "hello.c",
         "hello",
     );
+    common::build_program(
+        &job_dir,
+        "musl-gcc",
+        &["-static", "-O2"],
+        "sysfuzz.c",
+        "sysfuzz64",
+    );
+    common::build_program(
+        &job_dir,
+        "gcc",
+        &["-m32", "-static", "-O2"],
+        "sysfuzz.c",
+        "sysfuzz32",
+    );
+    // The fuzzer's random paths land in a directory of their own.
+    std::fs::create_dir_all(job_dir.join("fuzz")).unwrap();
 
     let image = sion_image::build(sion_image::Flavor::Node)
         .expect("building target/sion.img")
@@ -222,6 +240,17 @@ fn no_job_and_no_dead_peer_takes_a_node_out() {
     let log = cluster.log(0);
     assert!(log.contains("cpu: SMEP on, SMAP on, UMIP on"), "{log}");
     assert!(log.contains("syscall instruction in 32-bit code"), "{log}");
+    // 20,000 random system calls on each ABI, then the node serves a job.
+    for abi in ["sysfuzz64", "sysfuzz32"] {
+        let t = Instant::now();
+        let program = format!("./{abi}");
+        let out = submit0(&["--dir", "fuzz", &program, "20000", "0x5105"]);
+        assert_eq!(out.status.code(), Some(0), "{abi}: {}", text(&out.stderr));
+        let said = text(&out.stdout);
+        assert!(said.starts_with("sysfuzz: 20000 calls, "), "{abi}: {said}");
+        eprintln!("figures: {abi}: {} in {:?}", said.trim(), t.elapsed());
+        expect(&submit0(&["./hello"]), 0, "hello from SiON\n");
+    }
 
     // 2. Ten idle connections and a slow upload do not hold the job port.
     let node0 = SocketAddrV4::new(cluster.address(0), sion_abi::net::JOB_PORT);
