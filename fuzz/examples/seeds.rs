@@ -48,7 +48,11 @@ fn datagram_seeds() {
     for (i, m) in sample_messages().iter().enumerate() {
         let bytes = m.encode().expect("a sample message encodes");
         write("datagram", &format!("{i:02}-{}", m.kind()), &bytes);
-        write("datagram", &format!("{i:02}-{}-sealed", m.kind()), &auth.seal(&bytes));
+        write(
+            "datagram",
+            &format!("{i:02}-{}-sealed", m.kind()),
+            &auth.seal(&bytes),
+        );
     }
 }
 
@@ -160,11 +164,23 @@ fn job_seeds() {
     let hosts = stream(&host_msgs());
     let nodes = stream(&node_msgs());
     for (chunk, name) in [(63u8, "whole"), (0, "bytewise"), (6, "7-byte-pieces")] {
-        write("job_frame", &format!("host-msgs-{name}"), &[&[chunk][..], &hosts].concat());
-        write("job_frame", &format!("node-msgs-{name}"), &[&[chunk][..], &nodes].concat());
+        write(
+            "job_frame",
+            &format!("host-msgs-{name}"),
+            &[&[chunk][..], &hosts].concat(),
+        );
+        write(
+            "job_frame",
+            &format!("node-msgs-{name}"),
+            &[&[chunk][..], &nodes].concat(),
+        );
     }
     for (i, m) in host_msgs().iter().enumerate() {
-        write("job_frame", &format!("host-msg-{i}"), &[&[63u8][..], &stream(&[m.clone()])].concat());
+        write(
+            "job_frame",
+            &format!("host-msg-{i}"),
+            &[&[63u8][..], &stream(&[m.clone()])].concat(),
+        );
     }
     // A real handshake with the target's fixed nonces, then records.
     let keys = keyring();
@@ -181,8 +197,16 @@ fn job_seeds() {
     c2n.extend_from_slice(&proof);
     c2n.extend_from_slice(&client.seal(&hosts).expect("open"));
     n2c.extend_from_slice(&node.seal(&nodes).expect("open"));
-    write("job_frame", "channel-client-to-node", &[&[63u8][..], &c2n].concat());
-    write("job_frame", "channel-node-to-client", &[&[63u8][..], &n2c].concat());
+    write(
+        "job_frame",
+        "channel-client-to-node",
+        &[&[63u8][..], &c2n].concat(),
+    );
+    write(
+        "job_frame",
+        "channel-node-to-client",
+        &[&[63u8][..], &n2c].concat(),
+    );
 }
 
 /// A synthetic ELF file: a header and program headers, segments of zeros.
@@ -206,7 +230,11 @@ impl Elf {
         f[5] = 1;
         f[6] = 1;
         put(&mut f, 16, &self.e_type.to_le_bytes());
-        put(&mut f, 18, &(if self.bits64 { 62u16 } else { 3 }).to_le_bytes());
+        put(
+            &mut f,
+            18,
+            &(if self.bits64 { 62u16 } else { 3 }).to_le_bytes(),
+        );
         put(&mut f, 20, &1u32.to_le_bytes());
         let n = self.phdrs.len() as u16;
         if self.bits64 {
@@ -232,9 +260,11 @@ impl Elf {
                 }
             } else {
                 let at = self.phoff as usize + 32 * i;
-                for (j, v) in [t, off as u32, va as u32, va as u32, fs as u32, ms as u32, fl, al as u32]
-                    .iter()
-                    .enumerate()
+                for (j, v) in [
+                    t, off as u32, va as u32, va as u32, fs as u32, ms as u32, fl, al as u32,
+                ]
+                .iter()
+                .enumerate()
                 {
                     put(&mut f, at + 4 * j, &v.to_le_bytes());
                 }
@@ -336,8 +366,10 @@ fn elf_seeds() {
 
 fn syscall_seeds() {
     let elf_dir = corpus("elf_load");
-    let tiny64 = fs::read(elf_dir.join("elf-tiny-x86_64")).expect("run seeds/make-elf-seeds.sh first");
-    let tiny32 = fs::read(elf_dir.join("elf-tiny-i386")).expect("run seeds/make-elf-seeds.sh first");
+    let tiny64 =
+        fs::read(elf_dir.join("elf-tiny-x86_64")).expect("run seeds/make-elf-seeds.sh first");
+    let tiny32 =
+        fs::read(elf_dir.join("elf-tiny-i386")).expect("run seeds/make-elf-seeds.sh first");
     let path = b"prog\0";
     use Arg::{MinusOne, Raw, Scratch, Small, Zero};
     let x = |n: X| n as u16;
@@ -350,10 +382,21 @@ fn syscall_seeds() {
     encode_call(&mut calls, x(X::read), &[Small(3), Scratch(8), Small(64)]);
     encode_call(&mut calls, x(X::fstat), &[Small(3), Scratch(64)]);
     encode_call(&mut calls, x(X::lseek), &[Small(3), Small(16), Zero]);
-    encode_call(&mut calls, x(X::pread64), &[Small(3), Scratch(8), Small(32), Small(4)]);
-    encode_call(&mut calls, x(X::getdents64), &[Small(3), Scratch(8), Raw(512)]);
+    encode_call(
+        &mut calls,
+        x(X::pread64),
+        &[Small(3), Scratch(8), Small(32), Small(4)],
+    );
+    encode_call(
+        &mut calls,
+        x(X::getdents64),
+        &[Small(3), Scratch(8), Raw(512)],
+    );
     encode_call(&mut calls, x(X::close), &[Small(3)]);
-    for (hostile, name) in [(false, "x86_64-files"), (true, "x86_64-files-hostile-hostd")] {
+    for (hostile, name) in [
+        (false, "x86_64-files"),
+        (true, "x86_64-files-hostile-hostd"),
+    ] {
         let mut s = Vec::new();
         encode_header(&mut s, false, hostile, path, &tiny64);
         s.extend_from_slice(&calls);
@@ -377,9 +420,17 @@ fn syscall_seeds() {
     let mut s = Vec::new();
     encode_header(&mut s, false, false, &[], &[]);
     encode_call(&mut s, x(X::brk), &[Zero]);
-    encode_call(&mut s, x(X::mmap), &[Zero, Raw(3 << 12), Small(3), Small(0x22), MinusOne, Zero]);
+    encode_call(
+        &mut s,
+        x(X::mmap),
+        &[Zero, Raw(3 << 12), Small(3), Small(0x22), MinusOne, Zero],
+    );
     encode_call(&mut s, x(X::mprotect), &[Scratch(0), Raw(4096), Small(1)]);
-    encode_call(&mut s, x(X::mremap), &[Scratch(0), Raw(4096), Raw(8192), Small(1)]);
+    encode_call(
+        &mut s,
+        x(X::mremap),
+        &[Scratch(0), Raw(4096), Raw(8192), Small(1)],
+    );
     encode_call(&mut s, x(X::munmap), &[Scratch(0), Raw(8192)]);
     encode_call(&mut s, x(X::madvise), &[Scratch(0), Raw(4096), Small(4)]);
     write("syscall", "x86_64-memory", &s);
@@ -390,8 +441,16 @@ fn syscall_seeds() {
     sa[8..16].copy_from_slice(&0x0400_0000u64.to_le_bytes()); // SA_RESTORER
     let mut s = Vec::new();
     encode_header(&mut s, false, false, &sa, &[]);
-    encode_call(&mut s, x(X::rt_sigaction), &[Small(10), Scratch(0), Zero, Small(8)]);
-    encode_call(&mut s, x(X::rt_sigprocmask), &[Zero, Scratch(8), Scratch(16), Small(8)]);
+    encode_call(
+        &mut s,
+        x(X::rt_sigaction),
+        &[Small(10), Scratch(0), Zero, Small(8)],
+    );
+    encode_call(
+        &mut s,
+        x(X::rt_sigprocmask),
+        &[Zero, Scratch(8), Scratch(16), Small(8)],
+    );
     encode_call(&mut s, x(X::getpid), &[]);
     encode_call(&mut s, x(X::kill), &[Small(7), Small(10)]);
     encode_call(&mut s, x(X::alarm), &[Small(1)]);
@@ -405,7 +464,11 @@ fn syscall_seeds() {
     encode_header(&mut s, false, false, &[], &[]);
     encode_call(&mut s, x(X::fork), &[]);
     encode_call(&mut s, x(X::wait4), &[MinusOne, Scratch(0), Small(1), Zero]);
-    encode_call(&mut s, x(X::clone), &[Raw(0x3d0f00), Scratch(200), Zero, Zero, Zero]);
+    encode_call(
+        &mut s,
+        x(X::clone),
+        &[Raw(0x3d0f00), Scratch(200), Zero, Zero, Zero],
+    );
     encode_call(&mut s, x(X::futex), &[Scratch(0), Zero, Zero, Zero]);
     encode_call(&mut s, x(X::set_tid_address), &[Scratch(0)]);
     encode_call(&mut s, x(X::exit_group), &[Small(3)]);
@@ -440,9 +503,17 @@ fn syscall_seeds() {
     let mut s = Vec::new();
     encode_header(&mut s, true, false, path, &tiny32);
     encode_call(&mut s, i(I::open), &[Scratch(0), Zero, Zero]);
-    encode_call(&mut s, i(I::_llseek), &[Small(3), Zero, Small(8), Scratch(8), Zero]);
+    encode_call(
+        &mut s,
+        i(I::_llseek),
+        &[Small(3), Zero, Small(8), Scratch(8), Zero],
+    );
     encode_call(&mut s, i(I::fstat64), &[Small(3), Scratch(16)]);
-    encode_call(&mut s, i(I::mmap2), &[Zero, Raw(4096), Small(3), Small(0x22), MinusOne, Zero]);
+    encode_call(
+        &mut s,
+        i(I::mmap2),
+        &[Zero, Raw(4096), Small(3), Small(0x22), MinusOne, Zero],
+    );
     encode_call(&mut s, i(I::clock_gettime64), &[Small(0), Scratch(16)]);
     encode_call(&mut s, i(I::set_thread_area), &[Scratch(16)]);
     encode_call(&mut s, i(I::exit_group), &[Small(1)]);

@@ -82,9 +82,16 @@ fuzz_target!(|data: &[u8]| {
         now = now + core::time::Duration::from_millis(700);
         member.poll(now);
         while let Some(t) = member.poll_transmit() {
-            assert!(t.bytes.len() <= MAX_MESSAGE_LEN, "{} bytes sent", t.bytes.len());
+            assert!(
+                t.bytes.len() <= MAX_MESSAGE_LEN,
+                "{} bytes sent",
+                t.bytes.len()
+            );
             if let Err(e) = Message::decode(&t.bytes) {
-                panic!("the member sent a datagram that does not decode ({e}): {:?}", t.bytes);
+                panic!(
+                    "the member sent a datagram that does not decode ({e}): {:?}",
+                    t.bytes
+                );
             }
         }
         while member.poll_event().is_some() {}

@@ -23,9 +23,9 @@ use sion_app_mgr::abi::{PAGE_SIZE, page_up};
 use sion_app_mgr::elf_load::{
     self, LoadConfig, LoadPlan, PhdrLocation, SparseFile, load_plan, load_plan_sparse,
 };
+use sion_app_mgr::process::Node;
 use sion_app_mgr::process::Process;
 use sion_app_mgr::process::fake::FakeNode;
-use sion_app_mgr::process::Node;
 use sion_app_mgr::syscall::exec::{Image, STAGING};
 use sion_app_mgr::vm::{AddressSpace, Prot};
 
@@ -43,7 +43,10 @@ fn check_plan(plan: &LoadPlan, file: &[u8], config: &LoadConfig) {
     for s in &plan.segments {
         assert!(s.start % PAGE_SIZE == 0 && s.end % PAGE_SIZE == 0, "{s:?}");
         assert!(s.start <= s.vaddr && s.vaddr + s.mem_len <= s.end, "{s:?}");
-        assert!(s.start >= layout.min_addr && s.end <= max, "{s:?} outside {max:#x}");
+        assert!(
+            s.start >= layout.min_addr && s.end <= max,
+            "{s:?} outside {max:#x}"
+        );
         assert!(s.file_len <= s.mem_len && s.zero_len == s.mem_len - s.file_len);
         assert!(file.get(s.file_range()).is_some(), "{s:?} beyond the file");
     }
@@ -70,7 +73,11 @@ fn check_plan(plan: &LoadPlan, file: &[u8], config: &LoadConfig) {
         plan.segments.iter().map(|s| s.end).max().unwrap_or(0)
     );
     if let PhdrLocation::NotLoaded { offset, len } = plan.phdr {
-        assert!(offset.checked_add(len).is_some_and(|e| e <= file.len() as u64));
+        assert!(
+            offset
+                .checked_add(len)
+                .is_some_and(|e| e <= file.len() as u64)
+        );
     }
     if let Some(interp) = &plan.interp {
         assert!(!interp.is_empty() && !interp.contains(&0));
@@ -112,7 +119,8 @@ fuzz_target!(|data: &[u8]| {
         exec: false,
     };
     let staged = page_up((data.len() as u64).max(1)).expect("a small file");
-    node.map(staging, STAGING, staged, rw).expect("staging memory");
+    node.map(staging, STAGING, staged, rw)
+        .expect("staging memory");
     node.write(staging, STAGING, data).expect("staging write");
     let vm = AddressSpace::new(*small.layout(plan.abi), LIMIT);
     let mut p = Process::new(&mut node, 1, 7, plan.abi, vm);
@@ -129,7 +137,9 @@ fuzz_target!(|data: &[u8]| {
     // PROT_NONE pages are not mapped (README: "PROT_NONE pages are unmapped
     // rather than reserved"); every other segment's pages are.
     for s in plan.segments.iter().filter(|s| s.prot != Prot::default()) {
-        let got = p.read_mem(s.vaddr, s.file_len).expect("segment bytes mapped");
+        let got = p
+            .read_mem(s.vaddr, s.file_len)
+            .expect("segment bytes mapped");
         assert_eq!(got, &data[s.file_range()]);
         let zeros = p
             .read_mem(s.vaddr + s.file_len, s.zero_len.min(2 * PAGE_SIZE))

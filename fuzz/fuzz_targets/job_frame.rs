@@ -88,16 +88,25 @@ fuzz_target!(|data: &[u8]| {
 
     // The secure channel's two ends, each given these bytes by its peer.
     let keys = keyring();
-    for mut ch in [Channel::node(&keys, [7; 32]), Channel::client(&keys, [9; 32])] {
+    for mut ch in [
+        Channel::node(&keys, [7; 32]),
+        Channel::client(&keys, [9; 32]),
+    ] {
         let _ = ch.take_output();
         let mut plain = Vec::new();
         for piece in stream.chunks(chunk) {
             if ch.push(piece, &mut plain).is_err() {
-                assert!(ch.push(&[], &mut plain).is_err(), "a failed channel recovered");
+                assert!(
+                    ch.push(&[], &mut plain).is_err(),
+                    "a failed channel recovered"
+                );
                 break;
             }
         }
-        assert!(plain.is_empty() || ch.is_open(), "plaintext from an unproven peer");
+        assert!(
+            plain.is_empty() || ch.is_open(),
+            "plaintext from an unproven peer"
+        );
         // The corpus holds real transcripts (the target's keys and nonces
         // are fixed): their records carry job frames.
         if ch.is_client() {

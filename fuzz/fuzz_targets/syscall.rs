@@ -207,7 +207,8 @@ fuzz_target!(|data: &[u8]| {
     let mut node = FakeNode::default();
     node.first_pid = PID;
     node.files = Some(Box::new(move |id, req| host.serve(id, req)));
-    node.inbox.push_back(HostMsg::Stdin(b"input line\n".to_vec()));
+    node.inbox
+        .push_back(HostMsg::Stdin(b"input line\n".to_vec()));
     node.inbox.push_back(HostMsg::StdinEof);
     let vm = AddressSpace::new(UserLayout::for_abi(abi), LIMIT);
     let mut p = Process::new(&mut node, 1, PID, abi, vm);
@@ -227,7 +228,8 @@ fuzz_target!(|data: &[u8]| {
         .expect("mmap answers");
     assert!(scratch > 0, "mmap of the scratch buffer failed: {scratch}");
     let scratch = scratch as u64;
-    p.load_mem(scratch, &scratch_bytes).expect("scratch is mapped");
+    p.load_mem(scratch, &scratch_bytes)
+        .expect("scratch is mapped");
 
     for _ in 0..MAX_STEPS {
         if input.is_empty() || p.live_tasks() == 0 {

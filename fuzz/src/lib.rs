@@ -265,7 +265,13 @@ pub mod syscall {
     /// `hostd` answers with hostile values), the scratch bytes (at most
     /// 255 × 16) and the file `hostd` serves (at most 255 × 64 bytes; padded
     /// with zeros to a multiple of 64).
-    pub fn encode_header(out: &mut Vec<u8>, i386: bool, hostile: bool, scratch: &[u8], file: &[u8]) {
+    pub fn encode_header(
+        out: &mut Vec<u8>,
+        i386: bool,
+        hostile: bool,
+        scratch: &[u8],
+        file: &[u8],
+    ) {
         out.push(u8::from(i386));
         out.push(u8::from(hostile));
         let s = scratch.len().div_ceil(16).min(255);

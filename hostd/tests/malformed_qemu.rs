@@ -415,13 +415,24 @@ fn malformed_datagrams_and_job_connections_do_not_take_a_node_out() {
             .expect("the job-port thread")
     };
     for a in &answers {
-        eprintln!("job port: {}: closed {}, said {:?}", a.what, a.closed, a.said);
+        eprintln!(
+            "job port: {}: closed {}, said {:?}",
+            a.what, a.closed, a.said
+        );
         assert!(a.closed, "the node kept {a:?} open\n{}", lan.log(0));
     }
 
     // 3. Still serving, promptly.
     let t = Instant::now();
-    let out = hostd(&["submit", "--node", NODE0, "./busybox", "echo", "still", "here"]);
+    let out = hostd(&[
+        "submit",
+        "--node",
+        NODE0,
+        "./busybox",
+        "echo",
+        "still",
+        "here",
+    ]);
     let took = t.elapsed();
     eprintln!("figures: hostd submit --node after the abuse: {took:?}");
     assert_eq!(

@@ -270,10 +270,7 @@ fn paths_are_read_checked_and_answered_here_where_linux_would() {
         // syscall fuzz target: the page's end, 2^64, overflowed): EFAULT.
         for at in [u64::MAX - 6, u64::MAX, 0xffff_ffff_ffff_f000] {
             assert_eq!(call(p, X::open as u64, &[at, 0, 0]), err(Errno::EFAULT));
-            assert_eq!(
-                call(p, X::execve as u64, &[at, 0, 0]),
-                err(Errno::EFAULT)
-            );
+            assert_eq!(call(p, X::execve as u64, &[at, 0, 0]), err(Errno::EFAULT));
         }
         // A path without its NUL within PATH_MAX.
         let long = mem(p, 8192);
