@@ -4,8 +4,8 @@
 //! `execve` them). Every seed is made by the crates' own encoders, so it is
 //! valid input that the fuzzer then mutates:
 //!
-//! - `datagram`: every [`Message`] kind encoded, and sealed with the target's
-//!   cluster key (epoch 1);
+//! - `datagram`: every [`Message`] kind encoded, sealed with the target's
+//!   cluster key (epoch 1), and in a SiON network header;
 //! - `job_frame`: a stream of every [`HostMsg`] and of every [`NodeMsg`], and
 //!   a real secure-channel transcript each way (the target's key and fixed
 //!   nonces) whose records carry such frames;
@@ -21,6 +21,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use sion_abi::net::{self, Header};
 use sion_app_mgr::job::{
     self, Dir, FileReply, FileRequest, HostMsg, JobInfo, JobState, NodeMsg, Start, Winsize,
 };
@@ -52,6 +53,23 @@ fn datagram_seeds() {
             "datagram",
             &format!("{i:02}-{}-sealed", m.kind()),
             &auth.seal(&bytes),
+        );
+        // As it travels: in a SiON network datagram (`sion_abi::net`).
+        let header = Header {
+            cluster: net::DEFAULT_CLUSTER,
+            broadcast: i % 2 == 0,
+            src_node: 0x5254_0053_4e01,
+            dst_node: net::ALL_NODES,
+            src_service: net::COMPANION_MANAGER_SERVICE,
+            dst_service: net::COMPANION_MANAGER_SERVICE,
+            tag: net::TAG_COMPANION,
+        };
+        let mut wrapped = vec![0u8; net::HEADER_LEN + bytes.len()];
+        let n = header.encode(&bytes, &mut wrapped).expect("a message fits");
+        write(
+            "datagram",
+            &format!("{i:02}-{}-in-header", m.kind()),
+            &wrapped[..n],
         );
     }
 }

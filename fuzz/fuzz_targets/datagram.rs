@@ -1,9 +1,13 @@
 //! The Companion Manager's datagram decoders on hostile bytes: what any host
 //! on the LAN can send to a node's UDP port 7420.
 //!
-//! The input is one datagram. It goes, as a node's Companion Manager would
-//! take it, through:
+//! The input is one datagram. It goes, as a node's kernel and Companion
+//! Manager would take it, through:
 //!
+//! - the SiON network header decoder (`sion_abi::net::Header::decode`,
+//!   `kernel/abi/src/net.rs`), whose decoded datagrams must encode again,
+//!   and whose payload goes on as a Companion Manager message; the kernel's
+//!   pong decoder;
 //! - [`Message::decode`] (`companion-mgr/src/wire.rs`), as is and with its
 //!   CRC made right (a mutated body gets past the checksum, so the postcard
 //!   body decoder and the field checks are reached), checking that a decoded
@@ -22,6 +26,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use sion_abi::net::{self, Header, Pong};
 use sion_companion_mgr::Instant;
 use sion_companion_mgr::auth::DatagramAuth;
 use sion_companion_mgr::node::Addr;
@@ -52,6 +57,21 @@ fn framed(bytes: &[u8]) -> Vec<u8> {
 }
 
 fuzz_target!(|data: &[u8]| {
+    // The kernel's SiON network header (`sion_abi::net`), the first check
+    // of every datagram to port 7420; its payload is what the Companion
+    // Manager is given.
+    if let Ok((header, payload)) = Header::decode(data, net::DEFAULT_CLUSTER) {
+        let mut again = vec![0u8; net::HEADER_LEN + payload.len()];
+        let n = header
+            .encode(payload, &mut again)
+            .expect("a decoded datagram encodes");
+        assert_eq!(
+            Header::decode(&again[..n], net::DEFAULT_CLUSTER),
+            Ok((header, payload))
+        );
+        check_decode(payload);
+    }
+    let _ = Pong::decode(data);
     check_decode(data);
     let fixed = framed(data);
     check_decode(&fixed);

@@ -11,7 +11,8 @@
 //! ```text
 //! [abi: 1]              bit 0: i386, else x86_64
 //! [host: 1]             bit 0: hostd answers every file request with
-//!                       hostile results (any value, data of any length)
+//!                       hostile results (any value, data of any length,
+//!                       now and then another request's id)
 //! [s: 1] [s × 16 bytes]  the scratch buffer's first bytes
 //! [f: 1] [f × 64 bytes]  the file hostd serves (what open/read/stat see,
 //!                       and what execve loads)
@@ -159,6 +160,12 @@ impl Host {
                 FileRequest::Getdents64 { .. } => (0, Vec::new()),
                 _ => (0, Vec::new()),
             }
+        };
+        // A hostile hostd also answers another request now and then.
+        let id = if self.hostile && self.next() % 16 == 0 {
+            id.wrapping_add(1)
+        } else {
+            id
         };
         FileReply { id, result, data }
     }

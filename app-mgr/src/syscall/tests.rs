@@ -499,6 +499,24 @@ fn a_kill_from_hostd_while_waiting_ends_the_wait() {
 // ---- time ----
 
 #[test]
+fn a_submission_time_at_the_end_of_time_saturates_the_wall_clock() {
+    // `Start::realtime_ns` is whatever hostd sent; found by the syscall fuzz
+    // target: the wall clock (submission time + time since the start)
+    // overflowed once time had passed.
+    let mut node = FakeNode::default();
+    with(X64, &mut node, |p| {
+        p.realtime_ns = u64::MAX - 1;
+        let m = mem(p, 4096);
+        put(p, m, &[1u64.to_le_bytes(), 0u64.to_le_bytes()].concat());
+        assert_eq!(call(p, X::nanosleep as u64, &[m, 0]), Some(0));
+        assert_eq!(p.realtime_ns(), u64::MAX);
+        assert_eq!(call(p, X::clock_gettime as u64, &[0, m + 64]), Some(0));
+        assert_eq!(u64_at(p, m + 64), u64::MAX / 1_000_000_000);
+        assert_eq!(call(p, X::fstat as u64, &[1, m + 128]), Some(0));
+    });
+}
+
+#[test]
 fn clocks_in_both_layouts_and_sleeps_that_wait_on_the_node_clock() {
     let mut node = FakeNode::default();
     with(I386, &mut node, |p| {
