@@ -1518,8 +1518,10 @@ impl<'n> Process<'n> {
         let mut out = Vec::new();
         let mut at = addr;
         while out.len() < max {
-            let page_end = (at | 0xfff) + 1;
-            let n = ((page_end - at) as usize).min(max - out.len());
+            // Up to the end of `at`'s page (also in the last page of the
+            // address space, where the page's end is 2^64).
+            let to_page_end = 0x1000 - (at & 0xfff);
+            let n = (to_page_end as usize).min(max - out.len());
             let mut chunk = vec![0u8; n];
             self.node.read(self.task.pid, at, &mut chunk)?;
             if let Some(nul) = chunk.iter().position(|&b| b == 0) {
@@ -1527,7 +1529,7 @@ impl<'n> Process<'n> {
                 return Ok(out);
             }
             out.extend_from_slice(&chunk);
-            at += n as u64;
+            at = at.checked_add(n as u64).ok_or(Errno::EFAULT)?;
         }
         Err(Errno::ENAMETOOLONG.into())
     }

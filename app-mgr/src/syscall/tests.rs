@@ -266,6 +266,12 @@ fn paths_are_read_checked_and_answered_here_where_linux_would() {
             call(p, X::open as u64, &[UNMAPPED, 0, 0]),
             err(Errno::EFAULT)
         );
+        // A path in the last page of the address space (found by the
+        // syscall fuzz target: the page's end, 2^64, overflowed): EFAULT.
+        for at in [u64::MAX - 6, u64::MAX, 0xffff_ffff_ffff_f000] {
+            assert_eq!(call(p, X::open as u64, &[at, 0, 0]), err(Errno::EFAULT));
+            assert_eq!(call(p, X::execve as u64, &[at, 0, 0]), err(Errno::EFAULT));
+        }
         // A path without its NUL within PATH_MAX.
         let long = mem(p, 8192);
         put(p, long, &[b'a'; 8192]);
@@ -491,6 +497,24 @@ fn a_kill_from_hostd_while_waiting_ends_the_wait() {
 }
 
 // ---- time ----
+
+#[test]
+fn a_submission_time_at_the_end_of_time_saturates_the_wall_clock() {
+    // `Start::realtime_ns` is whatever hostd sent; found by the syscall fuzz
+    // target: the wall clock (submission time + time since the start)
+    // overflowed once time had passed.
+    let mut node = FakeNode::default();
+    with(X64, &mut node, |p| {
+        p.realtime_ns = u64::MAX - 1;
+        let m = mem(p, 4096);
+        put(p, m, &[1u64.to_le_bytes(), 0u64.to_le_bytes()].concat());
+        assert_eq!(call(p, X::nanosleep as u64, &[m, 0]), Some(0));
+        assert_eq!(p.realtime_ns(), u64::MAX);
+        assert_eq!(call(p, X::clock_gettime as u64, &[0, m + 64]), Some(0));
+        assert_eq!(u64_at(p, m + 64), u64::MAX / 1_000_000_000);
+        assert_eq!(call(p, X::fstat as u64, &[1, m + 128]), Some(0));
+    });
+}
 
 #[test]
 fn clocks_in_both_layouts_and_sleeps_that_wait_on_the_node_clock() {

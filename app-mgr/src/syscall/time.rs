@@ -135,9 +135,11 @@ impl Process<'_> {
     }
 
     /// Wall-clock time now: the submitter's time at submission plus the time
-    /// since the job started (ns since the epoch).
+    /// since the job started (ns since the epoch), saturating at `u64::MAX`
+    /// (the submission time is whatever `hostd` sent in `Start`).
     pub fn realtime_ns(&self) -> u64 {
-        self.realtime_ns + (self.node.clock_ns() - self.start_ns)
+        self.realtime_ns
+            .saturating_add(self.node.clock_ns().saturating_sub(self.start_ns))
     }
 
     /// Reads clock `clockid` (ns). `CLOCK_REALTIME` (0, 5 coarse) is

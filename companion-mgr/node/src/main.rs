@@ -24,7 +24,8 @@ use sion_abi::{ANY_SENDER, Error};
 use sion_companion_mgr::auth::{AuthStats, DatagramAuth, Keyring, NonceGen, Unauthenticated};
 use sion_companion_mgr::node::MAX_CPU_LOAD;
 use sion_companion_mgr::{
-    Addr, Config, Dest, Event, Instant, LocalNode, Member, Message, NodeId, NodeState, Role, Status,
+    Addr, Config, DecodeError, Dest, Event, Instant, LocalNode, Member, Message, NodeId, NodeState,
+    Role, Status,
 };
 use sion_rt::{println, sys};
 
@@ -140,9 +141,12 @@ fn main(arg: &[u8]) -> i32 {
                     Some(a) => a.open(&buf[..len]),
                 };
                 match payload {
-                    // A malformed message is counted by the library and dropped.
+                    // A malformed message is counted by the library, dropped
+                    // and logged (the first 16, then one line per 1000).
                     Ok(p) => {
-                        let _ = member.handle_datagram(now, from, p);
+                        if let Err(e) = member.handle_datagram(now, from, p) {
+                            report_malformed(from.ip, e, member.stats().decode_errors);
+                        }
                     }
                     Err(why) => {
                         let stats = auth.as_ref().map(DatagramAuth::stats).unwrap_or_default();
@@ -220,6 +224,18 @@ fn report_drop(ip: [u8; 4], why: Unauthenticated, stats: AuthStats) {
             "cm: dropped a datagram from {a}.{b}.{c}.{d}: {why}; unauthenticated datagrams dropped: {} ({})",
             dropped,
             drop_detail(&stats)
+        );
+    }
+}
+
+/// Logs a dropped malformed datagram (one that is not a message of this
+/// protocol, `sion_companion_mgr::wire`): the first 16, then one line per
+/// 1000; `dropped` is the member's count so far.
+fn report_malformed(ip: [u8; 4], why: DecodeError, dropped: u64) {
+    if dropped <= 16 || dropped.is_multiple_of(1000) {
+        let [a, b, c, d] = ip;
+        println!(
+            "cm: dropped a malformed datagram from {a}.{b}.{c}.{d}: {why}; malformed datagrams dropped: {dropped}"
         );
     }
 }
