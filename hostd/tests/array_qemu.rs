@@ -36,25 +36,7 @@ fn an_array_of_twenty_tasks_runs_over_three_nodes_and_reports_its_failure() {
     let lan = BootedLan::boot("ar", image, &[256, 256, 256]);
     let daemon = lan.start_daemon(HOSTD);
     let socket = daemon.socket.display().to_string();
-    // Wait until the daemon sees the three nodes.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let cmd: Vec<String> = [HOSTD, "--socket", &socket, "nodes", "--json"]
-            .map(String::from)
-            .to_vec();
-        let out = lan.run(&cmd, &job, b"", &[]);
-        let alive = serde_json::from_slice::<sion_hostd::model::NodesReport>(&out.stdout)
-            .map(|r| common::alive_nodes(&r).len())
-            .unwrap_or(0);
-        if alive == 3 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the daemon saw {alive} of 3 nodes"
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    lan.wait_alive(HOSTD, &socket, &job, 3, Duration::from_secs(30));
 
     let t = Instant::now();
     let cmd: Vec<String> = [

@@ -75,32 +75,6 @@ impl Lan {
         self.booted.log(0)
     }
 
-    fn address(&self) -> Ipv4Addr {
-        let log = self.log();
-        let line = log
-            .lines()
-            .find_map(|l| l.split("net: configured ").nth(1))
-            .unwrap_or_else(|| panic!("the node has no address:\n{log}"));
-        line.split('/')
-            .next()
-            .unwrap()
-            .parse()
-            .expect("an IPv4 address")
-    }
-
-    fn state(&self) -> qemu_net::state::RunState {
-        qemu_net::state::RunState::load(&self.booted.run_dir)
-            .expect("the LAN's state")
-            .expect("the LAN is up")
-    }
-
-    fn netns(&self) -> String {
-        match self.state().isolation {
-            qemu_net::state::Isolation::Netns { netns } => netns,
-            other => panic!("the LAN is not in a named network namespace: {other:?}"),
-        }
-    }
-
     /// Runs `python3 -c script` inside the LAN.
     fn python(&self, script: String) {
         let out = self
@@ -213,7 +187,7 @@ fn only_members_with_the_cluster_key_form_the_group_and_run_jobs() {
         other.display().to_string(),
         rotated.display().to_string(),
     );
-    let node = lan.address();
+    let node = lan.booted.address(0);
 
     // 1. Same key: the group, its jobs, and a key rotation.
     let out = lan.hostd(&["--key", &k1, "nodes", "--json"]);
@@ -376,13 +350,16 @@ fn only_members_with_the_cluster_key_form_the_group_and_run_jobs() {
     eprintln!("node's last drop line: {replayed}");
 
     // 4. A fake node without the key gets nothing from a keyed hostd.
-    let bridge = lan.state().bridge;
+    let bridge = qemu_net::state::RunState::load(&lan.booted.run_dir)
+        .expect("the LAN's state")
+        .expect("the LAN is up")
+        .bridge;
     lan.python(format!(
         "import subprocess; subprocess.run(['ip', 'addr', 'add', '{FAKE_IP}/16', 'dev', '{bridge}'], check=True)"
     ));
     let stop = Arc::new(AtomicBool::new(false));
     let fake = {
-        let (netns, stop) = (lan.netns(), stop.clone());
+        let (netns, stop) = (lan.booted.netns(), stop.clone());
         std::thread::spawn(move || fake_node(netns, stop))
     };
     std::thread::sleep(Duration::from_secs(1));

@@ -288,31 +288,6 @@ fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
-/// Node `index`'s IPv4 address, from its log.
-fn address(lan: &BootedLan, index: usize) -> Ipv4Addr {
-    let log = lan.log(index);
-    let line = log
-        .lines()
-        .find_map(|l| l.split("net: configured ").nth(1))
-        .unwrap_or_else(|| panic!("node {index} has no address:\n{log}"));
-    line.split('/')
-        .next()
-        .unwrap()
-        .parse()
-        .expect("an IPv4 address")
-}
-
-/// The LAN's network namespace.
-fn netns(lan: &BootedLan) -> String {
-    let state = qemu_net::state::RunState::load(&lan.run_dir)
-        .expect("the LAN's state")
-        .expect("the LAN is up");
-    match state.isolation {
-        qemu_net::state::Isolation::Netns { netns } => netns,
-        other => panic!("the LAN is not in a named network namespace: {other:?}"),
-    }
-}
-
 /// The largest count in the log's "malformed datagrams dropped: N" lines.
 fn malformed_dropped(log: &str) -> u64 {
     log.lines()
@@ -338,11 +313,11 @@ fn malformed_datagrams_and_job_connections_do_not_take_a_node_out() {
         cmd.extend(args.iter().map(|s| s.to_string()));
         lan.run(&cmd, &job_dir, b"", &[])
     };
-    let node = address(&lan, 0);
+    let node = lan.address(0);
 
     // 1. The datagrams.
     let f = {
-        let ns = netns(&lan);
+        let ns = lan.netns();
         std::thread::spawn(move || flood(ns, node))
             .join()
             .expect("the flood thread")
@@ -409,7 +384,7 @@ fn malformed_datagrams_and_job_connections_do_not_take_a_node_out() {
     // 2. The job connections.
     let job_port = SocketAddrV4::new(node, sion_abi::net::JOB_PORT);
     let answers = {
-        let ns = netns(&lan);
+        let ns = lan.netns();
         std::thread::spawn(move || abuse_job_port(ns, job_port))
             .join()
             .expect("the job-port thread")

@@ -53,26 +53,7 @@ fn exclusive_jobs_beyond_the_nodes_wait_in_order_and_each_is_placed_once() {
     let lan = BootedLan::boot("qu", image, &[256, 256, 256]);
     let daemon = lan.start_daemon(HOSTD);
     let socket = daemon.socket.display().to_string();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let out = lan.run(
-            &strings(&[HOSTD, "--socket", &socket, "nodes", "--json"]),
-            &job,
-            b"",
-            &[],
-        );
-        let alive = serde_json::from_slice::<sion_hostd::model::NodesReport>(&out.stdout)
-            .map(|r| common::alive_nodes(&r).len())
-            .unwrap_or(0);
-        if alive == 3 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the daemon saw {alive} of 3 nodes"
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    lan.wait_alive(HOSTD, &socket, &job, 3, Duration::from_secs(30));
 
     let submit = strings(&[
         HOSTD,

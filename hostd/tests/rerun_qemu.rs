@@ -189,28 +189,6 @@ fn submit(lan: &BootedLan, socket: &str, dir: &Path, mut on_accept: impl FnMut(u
     }
 }
 
-/// Waits (up to 120 s) until the daemon sees at least `n` alive nodes.
-fn wait_alive(lan: &BootedLan, socket: &str, dir: &Path, n: usize) {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let cmd: Vec<String> = [HOSTD, "--socket", socket, "nodes", "--json"]
-            .map(String::from)
-            .to_vec();
-        let out = lan.run(&cmd, dir, b"", &[]);
-        let alive = serde_json::from_slice::<sion_hostd::model::NodesReport>(&out.stdout)
-            .map(|r| common::alive_nodes(&r).len())
-            .unwrap_or(0);
-        if alive >= n {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the daemon saw {alive} of {n} nodes"
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    }
-}
-
 #[test]
 fn a_job_whose_node_is_killed_ends_as_if_it_had_run_once() {
     if must_skip(true, &[QEMU, BUSYBOX_STATIC]) {
@@ -240,7 +218,7 @@ fn a_job_whose_node_is_killed_ends_as_if_it_had_run_once() {
     let lan = BootedLan::boot("rr", image, &[256, 256, 256]);
     let daemon = lan.start_daemon(HOSTD);
     let socket = daemon.socket.display().to_string();
-    wait_alive(&lan, &socket, &base, 3);
+    lan.wait_alive(HOSTD, &socket, &base, 3, Duration::from_secs(120));
 
     // An uninterrupted run on SiON matches the host's.
     let quiet = base.join("quiet");
@@ -264,7 +242,7 @@ fn a_job_whose_node_is_killed_ends_as_if_it_had_run_once() {
     let mut restart_times = Vec::new();
     for run in 0..runs {
         // The node killed last may still be booting: two are enough.
-        wait_alive(&lan, &socket, &base, 2);
+        lan.wait_alive(HOSTD, &socket, &base, 2, Duration::from_secs(120));
         let dir = base.join(format!("run-{run}"));
         job_dir(&dir);
         // Kill within the first 2 s after the node accepted the job, well

@@ -61,31 +61,6 @@ impl Cluster {
     fn log(&self, index: usize) -> String {
         self.booted.log(index)
     }
-
-    /// Node `index`'s IPv4 address, from its log.
-    fn address(&self, index: usize) -> std::net::Ipv4Addr {
-        let log = self.log(index);
-        let line = log
-            .lines()
-            .find_map(|l| l.split("net: configured ").nth(1))
-            .unwrap_or_else(|| panic!("node {index} has no address:\n{log}"));
-        line.split('/')
-            .next()
-            .unwrap()
-            .parse()
-            .expect("an IPv4 address")
-    }
-
-    /// The network namespace of the LAN.
-    fn netns(&self) -> String {
-        let state = qemu_net::state::RunState::load(&self.booted.run_dir)
-            .expect("the LAN's state")
-            .expect("the LAN is up");
-        match state.isolation {
-            qemu_net::state::Isolation::Netns { netns } => netns,
-            other => panic!("the LAN is not in a named network namespace: {other:?}"),
-        }
-    }
 }
 
 fn text(b: &[u8]) -> String {
@@ -253,10 +228,10 @@ fn no_job_and_no_dead_peer_takes_a_node_out() {
     }
 
     // 2. Ten idle connections and a slow upload do not hold the job port.
-    let node0 = SocketAddrV4::new(cluster.address(0), sion_abi::net::JOB_PORT);
+    let node0 = SocketAddrV4::new(cluster.booted.address(0), sion_abi::net::JOB_PORT);
     let stop = Arc::new(AtomicBool::new(false));
     let holder = {
-        let (netns, stop) = (cluster.netns(), stop.clone());
+        let (netns, stop) = (cluster.booted.netns(), stop.clone());
         std::thread::spawn(move || hold(netns, node0, 10, stop))
     };
     std::thread::sleep(Duration::from_secs(1));
@@ -353,7 +328,7 @@ fn announce_ghost(cluster: &Cluster) {
         "import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); \
          s.bind(('0.0.0.0', {port})); \
          s.sendto(bytes.fromhex('{hex}'), ('{}', {port}))",
-        cluster.address(0)
+        cluster.booted.address(0)
     );
     let out = cluster
         .booted

@@ -81,6 +81,61 @@ impl BootedLan {
         booted
     }
 
+    /// Node `index`'s IPv4 address, from its log ("net: configured A/P").
+    pub fn address(&self, index: usize) -> std::net::Ipv4Addr {
+        let log = self.log(index);
+        let line = log
+            .lines()
+            .find_map(|l| l.split("net: configured ").nth(1))
+            .unwrap_or_else(|| panic!("node {index} has no address:\n{log}"));
+        line.split('/')
+            .next()
+            .unwrap()
+            .parse()
+            .expect("an IPv4 address")
+    }
+
+    /// The LAN's network namespace (panics for a user-namespace LAN).
+    pub fn netns(&self) -> String {
+        let state = qemu_net::state::RunState::load(&self.run_dir)
+            .expect("the LAN's state")
+            .expect("the LAN is up");
+        match state.isolation {
+            qemu_net::state::Isolation::Netns { netns } => netns,
+            other => panic!("the LAN is not in a named network namespace: {other:?}"),
+        }
+    }
+
+    /// Waits (up to `timeout`) until the daemon at `socket` (`hostd` is the
+    /// binary) sees at least `n` alive nodes; `hostd nodes` runs in `dir`.
+    pub fn wait_alive(
+        &self,
+        hostd: &str,
+        socket: &str,
+        dir: &Path,
+        n: usize,
+        timeout: std::time::Duration,
+    ) {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let cmd: Vec<String> = [hostd, "--socket", socket, "nodes", "--json"]
+                .map(String::from)
+                .to_vec();
+            let out = self.run(&cmd, dir, b"", &[]);
+            let alive = serde_json::from_slice::<sion_hostd::model::NodesReport>(&out.stdout)
+                .map(|r| alive_nodes(&r).len())
+                .unwrap_or(0);
+            if alive >= n {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the daemon saw {alive} of {n} nodes"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(500));
+        }
+    }
+
     /// Node `index`'s serial log so far.
     pub fn log(&self, index: usize) -> String {
         std::fs::read_to_string(self.run_dir.join(format!("node-{index}.log"))).unwrap_or_default()
