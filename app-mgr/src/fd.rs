@@ -130,6 +130,18 @@ impl FdTable {
         })
     }
 
+    /// Opens `fd` on `entry` as it was recorded (a checkpoint's table,
+    /// [`crate::checkpoint`]). Errors: `EBADF` outside `0..limit` or if
+    /// `fd` is open.
+    pub fn restore(&mut self, fd: i32, entry: FdEntry) -> Result<(), Errno> {
+        let i = usize::try_from(fd).map_err(|_| Errno::EBADF)?;
+        if i >= self.limit || self.get(fd).is_ok() {
+            return Err(Errno::EBADF);
+        }
+        self.put(i, entry);
+        Ok(())
+    }
+
     /// The open descriptors in increasing order.
     pub fn iter(&self) -> impl Iterator<Item = (i32, FdEntry)> + '_ {
         self.slots

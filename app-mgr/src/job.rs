@@ -49,7 +49,7 @@ use serde::{Deserialize, Serialize};
 use crate::exit::WaitStatus;
 
 /// Version of this protocol; a node refuses a [`Start`] with another.
-pub const PROTOCOL_VERSION: u32 = 4;
+pub const PROTOCOL_VERSION: u32 = 5;
 
 /// Largest frame body in bytes (68 KiB): a [`CHUNK`] of data plus room for the
 /// message around it. Larger length prefixes are errors.
@@ -152,6 +152,11 @@ pub struct Start {
     /// (`hostd submit --node`, balance mode), `false` gets [`NodeMsg::Busy`]
     /// at once so `hostd` can place the job elsewhere (exclusive mode).
     pub queue: bool,
+    /// The bytes that follow are not a program but a checkpoint image
+    /// ([`crate::checkpoint`]) that a node sent earlier: the job continues
+    /// from it (`hostd submit --checkpoint`, after its node was lost).
+    /// `argv`, `envp` and `exe` are then only for the node's log.
+    pub restore: bool,
 }
 
 /// A message from `hostd` to the node.
@@ -191,6 +196,10 @@ pub enum HostMsg {
     /// `SIGTERM`, `SIGHUP`, `SIGUSR1`, `SIGUSR2`), as a shell passes a
     /// terminal's signal to its foreground job.
     Signal(i32),
+    /// Take a checkpoint of the job at the next point where it can be taken
+    /// and send it ([`NodeMsg::Checkpoint`]); ignored while one is being
+    /// taken.
+    Checkpoint,
 }
 
 /// What a job on a node is doing ([`JobInfo::state`]).
@@ -293,6 +302,43 @@ pub enum NodeMsg {
         /// The system calls the job made that SiON does not serve (answered
         /// `ENOSYS`), by name, for `hostd submit --verbose`.
         unsupported: Vec<String>,
+    },
+    /// A piece of a checkpoint, in order: `Header`, then `Pages`, then `End`
+    /// (or `Refused` alone). Everything the job sent before it (output,
+    /// file requests) precedes it.
+    Checkpoint(CheckpointPart),
+}
+
+/// A piece of a checkpoint ([`NodeMsg::Checkpoint`]). `hostd` stores the
+/// `Header` and `Pages` records as they come, each a frame body
+/// (`[u32 length][postcard]`): that sequence is the checkpoint image a
+/// restore uploads ([`Start::restore`], [`crate::checkpoint`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CheckpointPart {
+    /// The first record: the job's state but its memory's contents
+    /// ([`crate::checkpoint::Header`], postcard-encoded).
+    Header(Vec<u8>),
+    /// Memory contents: `data` (at most [`CHUNK`] bytes) at `addr`. Pages
+    /// not sent are zero.
+    Pages {
+        /// Address of the first byte.
+        addr: u64,
+        /// The bytes.
+        data: Vec<u8>,
+    },
+    /// The checkpoint is complete: `records` `Header` and `Pages` records
+    /// were sent, `bytes` memory bytes in them.
+    End {
+        /// Records sent before this one.
+        records: u64,
+        /// Memory bytes in them.
+        bytes: u64,
+    },
+    /// No checkpoint can be taken of this job (one line: why, e.g. "the
+    /// job has 3 processes"); `hostd` stops asking.
+    Refused {
+        /// Why.
+        reason: String,
     },
 }
 
@@ -830,6 +876,7 @@ mod tests {
                 from: "user@pc".to_string(),
                 exe: b"/home/u/job/hello".to_vec(),
                 queue: true,
+                restore: false,
             }),
             HostMsg::Start(Start::default()),
             HostMsg::Program(vec![0x7f, b'E', b'L', b'F']),

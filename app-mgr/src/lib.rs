@@ -24,6 +24,7 @@
 //!   calls, behind the [`process::Node`] trait for what the node provides;
 //! - [`job`]: the job protocol between `hostd submit` and the node (framed
 //!   postcard messages over one TCP connection);
+//! - [`checkpoint`]: a running job's checkpoint, and a job rebuilt from one;
 //! - [`stat`]: a host file's [`job::FileStat`] in the program's `struct stat`
 //!   or `struct statx` layout.
 //!
@@ -35,6 +36,7 @@
 extern crate alloc;
 
 pub mod abi;
+pub mod checkpoint;
 pub mod elf_load;
 pub mod errno;
 pub mod exit;

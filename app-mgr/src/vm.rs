@@ -264,6 +264,47 @@ impl AddressSpace {
         }
     }
 
+    /// An address space as a checkpoint recorded it ([`crate::checkpoint`]):
+    /// `regions` (page-aligned, inside the layout, not overlapping) and the
+    /// program break. Returns it and the `Map` effects for every region
+    /// with some access (a `PROT_NONE` region holds no pages). Errors:
+    /// `EINVAL` for a region out of place, `ENOMEM` over `limit`.
+    pub fn restore(
+        layout: UserLayout,
+        limit: u64,
+        regions: &[Region],
+        brk_start: u64,
+        brk: u64,
+    ) -> Result<(AddressSpace, Vec<VmEffect>), Errno> {
+        let mut space = AddressSpace::new(layout, limit);
+        let mut effects = Vec::new();
+        for r in regions {
+            let fits = r.start < r.end
+                && is_page_aligned(r.start)
+                && is_page_aligned(r.end)
+                && r.start >= layout.min_addr
+                && r.end <= layout.max_addr;
+            if !fits || space.overlaps(r.start, r.end) {
+                return Err(Errno::EINVAL);
+            }
+            space.charge(r.len())?;
+            space.insert(*r);
+            if r.prot != Prot::NONE {
+                effects.push(VmEffect::Map {
+                    start: r.start,
+                    end: r.end,
+                    prot: r.prot,
+                });
+            }
+        }
+        if brk < brk_start || brk_start < layout.min_addr || brk > layout.max_addr {
+            return Err(Errno::EINVAL);
+        }
+        space.brk_start = brk_start;
+        space.brk = brk;
+        Ok((space, effects))
+    }
+
     /// Records the executable's pages ([`LoadPlan::mappings`]) and sets the
     /// program break to [`LoadPlan::brk_start`]. Returns the `Map` effects.
     /// Errors: `EEXIST` if something is mapped there, `ENOMEM` over the limit.

@@ -34,6 +34,7 @@ pub fn linux_syscall(frame: &mut TrapFrame) {
             Kind::Application { manager, .. } => {
                 p.stopped_regs = *frame;
                 p.regs_changed = false;
+                p.never_ran = false;
                 (p.pid, manager)
             }
             Kind::Sion => {
@@ -136,6 +137,7 @@ fn stop_for_manager(frame: &mut TrapFrame, tag: u64, payload: &[u8]) -> Option<b
         };
         p.stopped_regs = *frame;
         p.regs_changed = false;
+        p.never_ran = false;
         let info = MessageInfo {
             sender: p.pid,
             tag,
@@ -267,7 +269,8 @@ pub fn read(pid: Pid, addr: u64, buf: u64, len: u64) -> Result<u64, Error> {
 /// `app_start`.
 pub fn start(pid: Pid, entry: u64, sp: u64, abi_bits: u64) -> Result<u64, Error> {
     let faults_to_manager = abi_bits & abi::START_FAULTS_TO_MANAGER != 0;
-    let abi64 = match abi_bits & !abi::START_FAULTS_TO_MANAGER {
+    let stopped = abi_bits & abi::START_STOPPED != 0;
+    let abi64 = match abi_bits & !(abi::START_FAULTS_TO_MANAGER | abi::START_STOPPED) {
         abi::ABI_X86_64 => true,
         abi::ABI_I386 => false,
         _ => return Err(Error::InvalidArgument),
@@ -290,6 +293,13 @@ pub fn start(pid: Pid, entry: u64, sp: u64, abi_bits: u64) -> Result<u64, Error>
     *frame = TrapFrame::new_user(entry, sp);
     if !abi64 {
         frame.cs = u64::from(gdt::USER_CODE32.0);
+    }
+    app.stopped_regs = *frame;
+    if stopped {
+        // As a forked copy waits: its manager's reply starts it.
+        app.state = State::Blocked(Block::LinuxSyscall { manager: me });
+        app.never_ran = true;
+        return Ok(0);
     }
     app.state = State::Blocked(Block::Network);
     t.wake(pid, 0);
@@ -450,6 +460,12 @@ pub fn set_regs(pid: Pid, buf: u64, len: u64) -> Result<u64, Error> {
         // IF stays set; the rest of the system flags stay the kernel's.
         f.rflags = (f.rflags & !abi::USER_RFLAGS) | (r.rflags & abi::USER_RFLAGS) | 0x200;
         app.regs_changed = true;
+        // One that has never run enters user mode from the frame at the top
+        // of its kernel stack, not through a stop's resume.
+        if app.never_ran {
+            let regs = app.stopped_regs;
+            *app.user_frame() = regs;
+        }
         Ok(0)
     })
 }

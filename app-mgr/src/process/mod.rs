@@ -581,6 +581,24 @@ pub struct Process<'n> {
     pub unsupported: Vec<alloc::string::String>,
     /// Counters.
     pub stats: Stats,
+    /// `hostd`'s requests for checkpoints ([`crate::checkpoint`]).
+    pub checkpoint: CheckpointWanted,
+    /// Added to the node clock for the program's `CLOCK_MONOTONIC`: a job
+    /// restored from a checkpoint continues its clock.
+    pub monotonic_offset_ns: u64,
+}
+
+/// Where a checkpoint `hostd` asked for stands.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CheckpointWanted {
+    /// One was asked for and not yet taken.
+    pub wanted: bool,
+    /// The task was asked to stop at its next tick for it.
+    pub stop_asked: bool,
+    /// The job can never be checkpointed, and `hostd` was told.
+    pub refused: bool,
+    /// Checkpoints taken.
+    pub taken: u64,
 }
 
 impl<'n> Process<'n> {
@@ -623,6 +641,8 @@ impl<'n> Process<'n> {
             unknown: BTreeSet::new(),
             unsupported: Vec::new(),
             stats: Stats::default(),
+            checkpoint: CheckpointWanted::default(),
+            monotonic_offset_ns: 0,
         }
     }
 
@@ -729,6 +749,9 @@ impl<'n> Process<'n> {
             Event::Timeout => self.on_timeout(),
             Event::Interrupted(pid) => {
                 if self.switch_to(pid) && self.task.ending.is_none() {
+                    if self.checkpoint.stop_asked {
+                        self.checkpoint_now();
+                    }
                     self.check_timers();
                     let ended = self.task.parked.is_none()
                         && self
@@ -746,7 +769,64 @@ impl<'n> Process<'n> {
             }
         }
         self.serve_parked();
+        self.ask_for_checkpoint_stop();
         None
+    }
+
+    /// A checkpoint is wanted: refuses it for good if the job can never be
+    /// checkpointed, else stops the task at its next tick once it is ready
+    /// ([`crate::checkpoint::ready`]).
+    fn ask_for_checkpoint_stop(&mut self) {
+        let c = self.checkpoint;
+        if !c.wanted || c.stop_asked || c.refused || self.host_gone {
+            return;
+        }
+        if let Some(reason) = crate::checkpoint::never(self) {
+            self.checkpoint.refused = true;
+            self.checkpoint.wanted = false;
+            let number = self.number;
+            self.node.log(format_args!(
+                "apm: job {number}: no checkpoint: {reason}"
+            ));
+            let _ = self.send(&NodeMsg::Checkpoint(crate::job::CheckpointPart::Refused {
+                reason,
+            }));
+            return;
+        }
+        if crate::checkpoint::ready(self) {
+            self.checkpoint.stop_asked = true;
+            self.node.interrupt(self.task.pid);
+        }
+    }
+
+    /// The task stopped at a tick for a checkpoint: takes it, unless the job
+    /// changed meanwhile (it is then asked again).
+    fn checkpoint_now(&mut self) {
+        self.checkpoint.stop_asked = false;
+        if crate::checkpoint::never(self).is_some() || !crate::checkpoint::ready(self) {
+            return;
+        }
+        self.checkpoint.wanted = false;
+        let t0 = self.node.clock_ns();
+        match self.take_checkpoint() {
+            Ok(taken) => {
+                self.checkpoint.taken += 1;
+                let (number, n) = (self.number, self.checkpoint.taken);
+                let ms = (self.node.clock_ns() - t0) / 1_000_000;
+                self.node.log(format_args!(
+                    "apm: job {number}: checkpoint {n}: {} KiB of memory in {} records, {ms} ms",
+                    taken.bytes >> 10,
+                    taken.records
+                ));
+            }
+            Err(CallError::Errno(e)) => {
+                let number = self.number;
+                self.node.log(format_args!(
+                    "apm: job {number}: checkpoint failed: {e:?}"
+                ));
+            }
+            Err(_) => {}
+        }
     }
 
     /// When the loop must look again at the latest: the next timer of any
@@ -1198,6 +1278,7 @@ impl<'n> Process<'n> {
                 // waits for an answer.
                 self.settle_write(&r);
             }
+            HostMsg::Checkpoint => self.checkpoint.wanted = true,
             _ => {}
         }
     }
@@ -1290,6 +1371,17 @@ impl<'n> Process<'n> {
             | FileRequest::Fsync { handle, .. } => self.give_back(*handle),
             _ => Ok(()),
         }
+    }
+
+    /// Gives back every byte read ahead and waits for every write that
+    /// went behind: `hostd`'s offsets are then the program's, and every
+    /// write has landed (before a checkpoint).
+    pub fn settle_all_io(&mut self) -> Result<(), CallError> {
+        self.give_all_back()?;
+        while !self.writes_behind.is_empty() {
+            self.next_from_host()?;
+        }
+        Ok(())
     }
 
     /// Gives back every file's bytes read ahead.

@@ -142,6 +142,12 @@ impl Process<'_> {
             .saturating_add(self.node.clock_ns().saturating_sub(self.start_ns))
     }
 
+    /// The program's `CLOCK_MONOTONIC` (ns): the node clock, plus
+    /// [`Process::monotonic_offset_ns`] for a job restored from a checkpoint.
+    pub fn monotonic_ns(&self) -> u64 {
+        self.node.clock_ns().saturating_add(self.monotonic_offset_ns)
+    }
+
     /// Reads clock `clockid` (ns). `CLOCK_REALTIME` (0, 5 coarse) is
     /// [`Process::realtime_ns`]; `MONOTONIC` (1, 4 raw, 6 coarse) and `BOOTTIME`
     /// (7) the node clock; the CPU-time clocks (2, 3) the time since the job
@@ -153,7 +159,7 @@ impl Process<'_> {
             | CLOCK_MONOTONIC_RAW
             | CLOCK_MONOTONIC_COARSE
             | CLOCK_BOOTTIME
-            | CLOCK_BOOTTIME_ALARM => Ok(self.node.clock_ns()),
+            | CLOCK_BOOTTIME_ALARM => Ok(self.monotonic_ns()),
             CLOCK_PROCESS_CPUTIME_ID | CLOCK_THREAD_CPUTIME_ID => {
                 Ok(self.node.clock_ns() - self.start_ns)
             }

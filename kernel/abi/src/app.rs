@@ -40,6 +40,11 @@ pub const ABI_I386: u64 = 32;
 /// and its manager gets [`TAG_APP_FAULT`] (to deliver the signal, or end it)
 /// instead of the kernel ending it at once.
 pub const START_FAULTS_TO_MANAGER: u64 = 1 << 8;
+/// `app_start` flag, ORed into the ABI: the application does not run yet; it
+/// is stopped as if in a Linux system call at `entry` with stack `sp`, so its
+/// manager can set every register (`app_set_regs`), its FPU state and TLS
+/// before its reply starts it (a process rebuilt from a checkpoint).
+pub const START_STOPPED: u64 = 1 << 9;
 
 /// `app_fork` flag: the copy shares the address space (a thread,
 /// `clone(2)` with `CLONE_VM`) instead of getting a copy of it.

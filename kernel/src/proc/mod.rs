@@ -213,6 +213,10 @@ pub struct Process {
     /// Its manager replaced [`Process::stopped_regs`]: they are what the
     /// application resumes with.
     pub regs_changed: bool,
+    /// It is stopped and has never run (a forked copy, or started with
+    /// [`sion_abi::app::START_STOPPED`]): it will enter user mode from the
+    /// frame at the top of its kernel stack, so `app_set_regs` writes there.
+    pub never_ran: bool,
     /// An application whose CPU faults go to its manager
     /// ([`sion_abi::app::START_FAULTS_TO_MANAGER`]).
     pub faults_to_manager: bool,
@@ -389,6 +393,7 @@ pub fn fork_application(space: Arc<AddressSpace>, from: Inherited) -> Pid {
         p.faults_to_manager = from.faults_to_manager;
         *p.fpu_mut() = from.fpu;
         p.state = State::Blocked(Block::LinuxSyscall { manager });
+        p.never_ran = true;
     }
     pid
 }
@@ -448,6 +453,7 @@ fn insert(
         tls_base: None,
         stopped_regs: frame,
         regs_changed: false,
+        never_ran: false,
         faults_to_manager: false,
         interrupt_requested: false,
         context,
