@@ -72,6 +72,7 @@ const PASSED_FLAGS: i32 = libc::O_ACCMODE
     | libc::O_TMPFILE;
 
 /// A file the job has open.
+#[derive(Debug)]
 struct Handle {
     file: File,
     /// Where it is, for directory-relative requests.
@@ -97,6 +98,33 @@ pub struct FileServer {
     system: SystemPaths,
     /// What the job changed, when it may be re-run ([`FileServer::keep_undo_log`]).
     undo: Option<UndoLog>,
+    /// The open files at the job's last checkpoint ([`FileServer::checkpoint`]).
+    saved: Option<Saved>,
+}
+
+/// The job's open files at a checkpoint: each handle's own descriptor
+/// (a duplicate, so a file the job closes since stays open here) and
+/// offset, the next handle number and the current directory.
+#[derive(Debug)]
+struct Saved {
+    handles: HashMap<u64, (Handle, u64)>,
+    next: u64,
+    cwd: JailedPath,
+}
+
+impl Handle {
+    /// Another handle on the same open file (`dup(2)`: it shares the
+    /// offset), with the same directory listing and position.
+    fn duplicate(&self) -> std::io::Result<Handle> {
+        Ok(Handle {
+            file: self.file.try_clone()?,
+            path: self.path.clone(),
+            is_dir: self.is_dir,
+            entries: self.entries.clone(),
+            cursor: self.cursor,
+            system: self.system,
+        })
+    }
 }
 
 /// The host path of an open descriptor (its `/proc/self/fd` link).
@@ -132,6 +160,7 @@ impl FileServer {
             next: 3,
             system: SystemPaths::none(),
             undo: None,
+            saved: None,
         })
     }
 
@@ -187,6 +216,91 @@ impl FileServer {
             .ok_or_else(|| anyhow::anyhow!("no undo log was kept for this job"))?;
         log.roll_back()
             .map_err(|e| anyhow::anyhow!("rolling the job directory back: {e}"))
+    }
+
+    /// The job took a checkpoint: from now on a roll-back returns the job
+    /// directory to how it is now ([`UndoLog::commit`]), and
+    /// [`FileServer::restore_checkpoint`] returns the open files to their
+    /// state now (kept open here even if the job closes them since).
+    ///
+    /// # Errors
+    /// An open file cannot be duplicated or its offset read.
+    pub fn checkpoint(&mut self) -> anyhow::Result<()> {
+        let mut handles = HashMap::new();
+        for (h, handle) in &self.handles {
+            let offset = if handle.is_dir {
+                0
+            } else {
+                lseek(handle.file.as_fd(), 0, Whence::SeekCur)
+                    .map_err(|e| anyhow::anyhow!("the offset of the job's file {h}: {e}"))?
+                    as u64
+            };
+            let copy = handle
+                .duplicate()
+                .map_err(|e| anyhow::anyhow!("keeping the job's file {h} open: {e}"))?;
+            handles.insert(*h, (copy, offset));
+        }
+        self.saved = Some(Saved {
+            handles,
+            next: self.next,
+            cwd: self.cwd.clone(),
+        });
+        if let Some(undo) = self.undo.as_mut() {
+            undo.commit();
+        }
+        self.preserve_open_files()
+    }
+
+    /// Records in the undo log every file the job holds open for writing,
+    /// as it is now: writes through them are not preceded by an open the
+    /// log would see.
+    fn preserve_open_files(&mut self) -> anyhow::Result<()> {
+        let Some(undo) = self.undo.as_mut() else {
+            return Ok(());
+        };
+        for (h, handle) in &self.handles {
+            let writable = nix::fcntl::fcntl(handle.file.as_fd(), nix::fcntl::FcntlArg::F_GETFL)
+                .is_ok_and(|fl| fl & libc::O_ACCMODE != libc::O_RDONLY);
+            if handle.is_dir || handle.system || !writable {
+                continue;
+            }
+            if let Some(path) = fd_path(handle.file.as_fd())
+                && path.exists()
+            {
+                undo.preserve(&path)
+                    .map_err(|e| anyhow::anyhow!("recording the job's file {h}: {e}"))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Returns the job directory and the job's open files (their offsets,
+    /// listings, the handle numbers) and current directory to the last
+    /// checkpoint ([`FileServer::checkpoint`]), for a job that continues
+    /// from it; without one, to the job's start ([`FileServer::roll_back`]).
+    ///
+    /// # Errors
+    /// As [`FileServer::roll_back`]; an open file that cannot be put back.
+    pub fn restore_checkpoint(&mut self) -> anyhow::Result<Rollback> {
+        let rollback = self.roll_back()?;
+        let Some(saved) = &self.saved else {
+            return Ok(rollback);
+        };
+        for (h, (handle, offset)) in &saved.handles {
+            let copy = handle
+                .duplicate()
+                .map_err(|e| anyhow::anyhow!("reopening the job's file {h}: {e}"))?;
+            if !copy.is_dir {
+                let to = i64::try_from(*offset).unwrap_or(i64::MAX);
+                lseek(copy.file.as_fd(), to, Whence::SeekSet)
+                    .map_err(|e| anyhow::anyhow!("the offset of the job's file {h}: {e}"))?;
+            }
+            self.handles.insert(*h, copy);
+        }
+        self.next = saved.next;
+        self.cwd = saved.cwd.clone();
+        self.preserve_open_files()?;
+        Ok(rollback)
     }
 
     /// Number of files the job holds open.

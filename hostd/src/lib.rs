@@ -19,11 +19,13 @@
 //! - [`weights`]: the strict `--weights cpu=W,mem=W,speed=W,net=W` parser;
 //! - [`placement`]: finding the group (daemon or one-shot) and choosing a
 //!   node, shared by `nodes`, `place` and `submit`;
+//! - [`checkpoints`]: `hostd submit --checkpoint`'s asking and keeping;
 //! - [`cli`]: the command line.
 
 #![forbid(unsafe_code)]
 
 pub mod array;
+pub mod checkpoints;
 pub mod cli;
 pub mod control;
 pub mod daemon;

@@ -31,10 +31,12 @@ use nix::sys::socket::{setsockopt, sockopt};
 use sion_abi::WaitStatus;
 use sion_abi::net::JOB_PORT;
 use sion_app_mgr::job::{
-    self, CHUNK, Decoder, HostMsg, NodeMsg, PROTOCOL_VERSION, Start, Winsize, wait_status,
+    self, CHUNK, CheckpointPart, Decoder, HostMsg, NodeMsg, PROTOCOL_VERSION, Start, Winsize,
+    wait_status,
 };
 use sion_companion_mgr::{JobSpec, Weights};
 
+use crate::checkpoints::{Checkpoints, Image};
 use crate::fileserve::FileServer;
 use crate::jobconn::{self, FrameReader, FrameWriter};
 use crate::keys;
@@ -107,6 +109,14 @@ pub struct SubmitArgs {
     /// undo log is kept).
     #[arg(long, conflicts_with = "retries")]
     pub no_retry: bool,
+    /// Take a checkpoint of the job every S seconds (its memory, registers,
+    /// open files and signal state, kept here under the temporary
+    /// directory): a job whose node is lost continues on another node from
+    /// its last checkpoint, with the job directory rolled back to that
+    /// point, instead of starting again. For one-process, one-thread
+    /// x86_64 jobs; for others hostd says why once, and they start again.
+    #[arg(long, value_name = "S", value_parser = parse_seconds, conflicts_with_all = ["no_retry", "node"])]
+    pub checkpoint: Option<f64>,
     /// Kill the job after this many seconds (exit status 124).
     #[arg(long, value_name = "S", value_parser = parse_seconds)]
     pub timeout: Option<f64>,
@@ -233,16 +243,30 @@ pub fn run(socket: &Path, a: SubmitArgs) -> Result<ExitCode> {
         files.keep_undo_log()?;
     }
     let tape = Arc::new(StdinTape::new(retries > 0));
+    // Stdin bytes handed to the job so far.
+    let stdin_at = Arc::new(AtomicU64::new(0));
+    let mut checkpoints = match a.checkpoint {
+        Some(s) if retries > 0 => Some(Checkpoints::new(Duration::from_secs_f64(s))?),
+        _ => None,
+    };
+    // The last checkpoint and what it saw, once there is one.
+    let mut resume_point: Option<ResumePoint> = None;
+    // The checkpoint image a run continues from (instead of the program).
+    let mut image: Option<Vec<u8>> = None;
     let mut placer = Placer::default();
     let mut output: [Shown; 2] = Default::default();
     let mut reruns = 0;
     let (code, job, target, t1) = loop {
+        let upload = image.as_deref().unwrap_or(&program);
         let (target, (stream, writer, reader), (first, decoder), t1) =
-            placer.place_and_start(socket, &a, &mut start, &program)?;
+            placer.place_and_start(socket, &a, &mut start, upload)?;
         let (stdin_tx, stdin_rx) = mpsc::channel::<u32>();
         {
-            let (writer, tape) = (writer.clone(), tape.clone());
-            std::thread::spawn(move || stdin_pump(stdin_rx, writer, tape));
+            let (writer, tape, at) = (writer.clone(), tape.clone(), stdin_at.clone());
+            std::thread::spawn(move || stdin_pump(stdin_rx, writer, tape, at));
+        }
+        if let Some(c) = checkpoints.as_mut() {
+            c.run_started();
         }
         let mut job = JobConnection {
             stream,
@@ -260,14 +284,47 @@ pub fn run(socket: &Path, a: SubmitArgs) -> Result<ExitCode> {
             timeout: a.timeout.map(Duration::from_secs_f64),
             label: target.label.clone(),
             verbose: a.verbose,
-            output: [output[0].next_run(), output[1].next_run()],
+            output: match (&resume_point, image.is_some()) {
+                (Some(rp), true) => [output[0].resume_at(&rp.output[0]), output[1].resume_at(&rp.output[1])],
+                _ => [output[0].next_run(), output[1].next_run()],
+            },
+            checkpoints: checkpoints.take(),
+            resume_point: resume_point.take(),
+            stdin_at: stdin_at.clone(),
         };
-        match job.serve(&mut files, &stdin_tx)? {
+        let served = job.serve(&mut files, &stdin_tx)?;
+        checkpoints = job.checkpoints.take();
+        resume_point = job.resume_point.take();
+        match served {
             Served::Exited(code) => break (code, job, target, t1),
             Served::Lost(why) if reruns < retries && !job.killed => {
                 reruns += 1;
                 output = job.output.clone();
                 let _ = std::io::stdout().flush();
+                placer.excluded.push(target.ip);
+                if let Some(rp) = &resume_point {
+                    eprintln!(
+                        "hostd: lost node {} mid-job ({why}); continuing the job on another node from its checkpoint {} of {:.1} s ago (re-run {reruns} of {retries})",
+                        target.label,
+                        rp.image.number,
+                        rp.image.at.elapsed().as_secs_f64()
+                    );
+                    let r = files.restore_checkpoint()?;
+                    if a.verbose {
+                        eprintln!(
+                            "hostd: job directory rolled back to the checkpoint: {} path(s) removed, {} restored ({} bytes)",
+                            r.removed, r.restored, r.bytes
+                        );
+                    }
+                    let bytes = std::fs::read(&rp.image.path).with_context(|| {
+                        format!("reading the checkpoint {}", rp.image.path.display())
+                    })?;
+                    stdin_at.store(rp.stdin_at, Ordering::SeqCst);
+                    start.restore = true;
+                    start.program_len = bytes.len() as u64;
+                    image = Some(bytes);
+                    continue;
+                }
                 eprintln!(
                     "hostd: lost node {} mid-job ({why}); running the job again on another node (re-run {reruns} of {retries}; --no-retry stops at a lost node)",
                     target.label
@@ -279,7 +336,6 @@ pub fn run(socket: &Path, a: SubmitArgs) -> Result<ExitCode> {
                         r.removed, r.restored, r.bytes
                     );
                 }
-                placer.excluded.push(target.ip);
             }
             Served::Lost(why) => break (job.lost(&why), job, target, t1),
         }
@@ -861,14 +917,20 @@ impl StdinTape {
     }
 }
 
-/// Gives the job stdin when it asks for it, from the start of `tape`.
-fn stdin_pump(asks: mpsc::Receiver<u32>, writer: Arc<Mutex<FrameWriter>>, tape: Arc<StdinTape>) {
-    let mut offset = 0u64;
+/// Gives the job stdin when it asks for it, from byte `at` of `tape`
+/// (counting there what it handed out).
+fn stdin_pump(
+    asks: mpsc::Receiver<u32>,
+    writer: Arc<Mutex<FrameWriter>>,
+    tape: Arc<StdinTape>,
+    at: Arc<AtomicU64>,
+) {
     while let Ok(max) = asks.recv() {
         let n = (max as usize).clamp(1, CHUNK);
+        let offset = at.load(Ordering::SeqCst);
         let msg = match tape.read_at(offset, n) {
             Some(b) => {
-                offset += b.len() as u64;
+                at.store(offset + b.len() as u64, Ordering::SeqCst);
                 HostMsg::Stdin(b)
             }
             None => HostMsg::StdinEof,
@@ -903,6 +965,21 @@ struct JobConnection {
     verbose: bool,
     /// Stdout and stderr: what earlier runs of the job showed already.
     output: [Shown; 2],
+    /// `--checkpoint`: asking for them and receiving them.
+    checkpoints: Option<Checkpoints>,
+    /// The last complete checkpoint and what it saw.
+    resume_point: Option<ResumePoint>,
+    /// Stdin bytes handed to the job so far (by the stdin pump).
+    stdin_at: Arc<AtomicU64>,
+}
+
+/// A checkpoint a lost job can continue from, and the job's state around
+/// it on this side: how far each output stream was, how much stdin the
+/// job had been given.
+struct ResumePoint {
+    image: Image,
+    output: [Mark; 2],
+    stdin_at: u64,
 }
 
 /// How a job's connection ended.
@@ -931,7 +1008,39 @@ struct Shown {
     differs: bool,
 }
 
+/// How far a run's output stream was at a checkpoint: its byte count and
+/// the hash of those bytes.
+#[derive(Clone, Debug)]
+struct Mark {
+    at: u64,
+    hash: std::hash::DefaultHasher,
+}
+
 impl Shown {
+    /// Where this run's stream is now.
+    fn mark(&self) -> Mark {
+        Mark {
+            at: self.seen,
+            hash: if self.seen >= self.shown {
+                self.shown_hash.clone()
+            } else {
+                self.seen_hash.clone()
+            },
+        }
+    }
+
+    /// The state for a run that continues from a checkpoint taken at
+    /// `mark`: its first byte is the stream's byte `mark.at`.
+    fn resume_at(&self, mark: &Mark) -> Shown {
+        Shown {
+            shown: self.shown,
+            shown_hash: self.shown_hash.clone(),
+            seen: mark.at,
+            seen_hash: mark.hash.clone(),
+            differs: false,
+        }
+    }
+
     /// The state for the next run: everything shown stays shown.
     fn next_run(&self) -> Shown {
         Shown {
@@ -1029,6 +1138,7 @@ impl JobConnection {
                         let reply = files.serve(id, request);
                         send(&self.writer, &HostMsg::FileReply(reply))?;
                     }
+                    NodeMsg::Checkpoint(part) => self.checkpoint_part(part, files),
                     NodeMsg::Exited {
                         status,
                         killed,
@@ -1063,6 +1173,12 @@ impl JobConnection {
                 }
             }
             self.check_interrupts()?;
+            if self.accepted_at.is_some()
+                && !self.killed
+                && self.checkpoints.as_mut().is_some_and(Checkpoints::due)
+            {
+                send(&self.writer, &HostMsg::Checkpoint)?;
+            }
             match self.stream.read(&mut buf) {
                 Ok(0) => return Ok(Served::Lost("it closed the connection".into())),
                 Ok(n) => {
@@ -1081,6 +1197,48 @@ impl JobConnection {
                     ) && e.raw_os_error() != Some(nix::libc::ETIMEDOUT) => {}
                 Err(e) => return Ok(Served::Lost(e.to_string())),
             }
+        }
+    }
+
+    /// A piece of a checkpoint from the node. Once one is complete, the
+    /// job directory's undo log starts again from here, the open files are
+    /// kept as they are, and the output and stdin positions are noted: a
+    /// run continuing from it starts from this very point.
+    fn checkpoint_part(&mut self, part: CheckpointPart, files: &mut FileServer) {
+        let Some(c) = self.checkpoints.as_mut() else {
+            return;
+        };
+        match c.take(part) {
+            Ok(Some(image)) => {
+                if let Err(e) = files.checkpoint() {
+                    eprintln!("hostd: checkpoint {} not kept: {e:#}", image.number);
+                    return;
+                }
+                if self.verbose {
+                    eprintln!(
+                        "hostd: checkpoint {}: {:.1} MiB of memory, {:.1} MiB image, received in {:.0} ms",
+                        image.number,
+                        image.memory as f64 / 1048576.0,
+                        image.len as f64 / 1048576.0,
+                        ms(image.took)
+                    );
+                }
+                self.resume_point = Some(ResumePoint {
+                    image,
+                    output: [self.output[0].mark(), self.output[1].mark()],
+                    stdin_at: self.stdin_at.load(Ordering::SeqCst),
+                });
+            }
+            Ok(None) => {
+                if let Some(why) = &c.refused
+                    && self.resume_point.is_none()
+                {
+                    eprintln!(
+                        "hostd: the job cannot be checkpointed ({why}); if its node is lost it runs again from the start"
+                    );
+                }
+            }
+            Err(e) => eprintln!("hostd: a checkpoint was dropped: {e:#}"),
         }
     }
 

@@ -18,7 +18,9 @@ use sion_abi::app as kapp;
 use sion_app_mgr::Abi;
 use sion_app_mgr::abi::page_up;
 use sion_app_mgr::elf_load::{self, LoadConfig};
-use sion_app_mgr::job::{HostMsg, NodeMsg, shell_status};
+use sion_abi::app::AppRegs;
+use sion_app_mgr::checkpoint::{self, Resume};
+use sion_app_mgr::job::{HostMsg, NodeMsg, Start, shell_status};
 use sion_app_mgr::process::Process;
 use sion_app_mgr::syscall::exec::Image;
 use sion_app_mgr::vm::AddressSpace;
@@ -65,34 +67,41 @@ pub fn run(
         max_image_size: limit.min(1 << 30),
         ..LoadConfig::default()
     };
-    let mut sparse = program;
-    let plan = match elf_load::load_plan_sparse(&mut sparse, &config, |off, len| {
-        let mut v = vec![0u8; len as usize];
-        app::read(pid, STAGING + off, &mut v).ok()?;
-        Some(v)
-    }) {
-        Ok(p) => p,
-        Err(e) => {
+    // A program is checked now; a checkpoint image (a job that continues
+    // after its node was lost) once the job's bookkeeping exists.
+    let plan = if start.restore {
+        None
+    } else {
+        let mut sparse = program;
+        let plan = match elf_load::load_plan_sparse(&mut sparse, &config, |off, len| {
+            let mut v = vec![0u8; len as usize];
+            app::read(pid, STAGING + off, &mut v).ok()?;
+            Some(v)
+        }) {
+            Ok(p) => p,
+            Err(e) => {
+                let _ = app::kill(pid, 9);
+                refuse(conn, number, &e.to_string());
+                return;
+            }
+        };
+        if plan
+            .segments
+            .iter()
+            .any(|s| s.start < STAGING + staged && STAGING < s.end)
+        {
             let _ = app::kill(pid, 9);
-            refuse(conn, number, &e.to_string());
+            refuse(
+                conn,
+                number,
+                &format!(
+                    "the program loads at {STAGING:#x}, where this node stages programs; relink it elsewhere"
+                ),
+            );
             return;
         }
+        Some(plan)
     };
-    if plan
-        .segments
-        .iter()
-        .any(|s| s.start < STAGING + staged && STAGING < s.end)
-    {
-        let _ = app::kill(pid, 9);
-        refuse(
-            conn,
-            number,
-            &format!(
-                "the program loads at {STAGING:#x}, where this node stages programs; relink it elsewhere"
-            ),
-        );
-        return;
-    }
     // A submitter that gave up while its job waited (its node was busy) has
     // closed the connection: do not run its job.
     let pending = conn.drain();
@@ -105,7 +114,9 @@ pub fn run(
         return;
     }
 
-    let layout = *config.layout(plan.abi);
+    // Checkpoints are of x86_64 jobs only (sion_app_mgr::checkpoint).
+    let abi = plan.as_ref().map_or(Abi::X86_64, |p| p.abi);
+    let layout = *config.layout(abi);
     let (hits, misses) = (cache.hits, cache.misses);
     let mut node = AppNode::new(pid, conn, lobby, me, Rng::new(number), cache);
     node.lobby.job_started(number, pid, &start);
@@ -113,7 +124,7 @@ pub fn run(
         &mut node,
         number,
         pid,
-        plan.abi,
+        abi,
         AddressSpace::new(layout, limit),
     );
     if start.max_procs > 0 {
@@ -121,38 +132,25 @@ pub fn run(
         // applications is above that.
         process.max_procs = (start.max_procs as usize).min(128);
     }
-    process.task.cwd = start.cwd.clone();
-    process.task.exe = if start.exe.is_empty() {
-        sion_app_mgr::path::absolute(&start.cwd, start.argv.first().map_or(&b""[..], |a| a))
-    } else {
-        start.exe.clone()
-    };
-    process.tty = start.tty;
-    process.winsize = start.winsize;
-    process.task.uid = start.uid;
-    process.task.gid = start.gid;
-    process.realtime_ns = start.realtime_ns;
-    let argv: Vec<&[u8]> = start.argv.iter().map(|a| a.as_slice()).collect();
-    let envp: Vec<&[u8]> = start.envp.iter().map(|a| a.as_slice()).collect();
-    let image = Image {
-        argv: &argv,
-        envp: &envp,
-        execfn: argv.first().copied().unwrap_or(b""),
-    };
-    // A dynamically linked program's interpreter comes from the submitter's
-    // exported system paths.
-    let built = match process.plan_interpreter(&plan, limit) {
-        Ok(interp) => {
-            let built = process.build_image(pid, &plan, interp.as_ref(), &image);
-            if let Some(i) = interp {
-                let _ = app::kill(i.staging, 9);
-            }
-            built
+    let built = match &plan {
+        None => {
+            let mut read = |off: u64, len: usize| {
+                let mut v = vec![0u8; len];
+                app::read(pid, STAGING + off, &mut v).ok()?;
+                Some(v)
+            };
+            checkpoint::restore(
+                &mut process,
+                &mut read,
+                start.program_len,
+                (STAGING, STAGING + staged),
+            )
+            .map(Boot::Restored)
         }
-        Err(why) => Err(why),
+        Some(plan) => boot_program(&mut process, &start, plan, limit),
     };
     let _ = app::unmap(pid, STAGING, staged);
-    let (entry, sp) = match built {
+    let boot = match built {
         Ok(v) => v,
         Err(why) => {
             let _ = app::kill(pid, 9);
@@ -195,12 +193,30 @@ pub fn run(
     );
     // Faults come to this manager, which delivers them to the program's
     // handler or ends the job with the signal.
-    let kabi = match plan.abi {
+    let kabi = match abi {
         Abi::X86_64 => kapp::ABI_X86_64,
         Abi::I386 => kapp::ABI_I386,
     } | kapp::START_FAULTS_TO_MANAGER;
     let t0 = sys::clock_ns();
-    let status = match app::start(pid, entry, sp, kabi) {
+    let started = match &boot {
+        Boot::Program { entry, sp } => app::start(pid, *entry, *sp, kabi),
+        // Stopped, so every register can be set before it runs.
+        Boot::Restored(r) => app::start(
+            pid,
+            r.regs.rip,
+            r.regs.gpr[AppRegs::RSP],
+            kabi | kapp::START_STOPPED,
+        )
+        .and_then(|()| {
+            process
+                .resume_restored(r)
+                .map_err(|_| sion_abi::Error::InvalidArgument)
+        }),
+    };
+    if let Boot::Restored(_) = boot {
+        sion_rt::println!("apm: job {number}: continues from a checkpoint");
+    }
+    let status = match started {
         Ok(()) => process.run(),
         Err(e) => {
             sion_rt::println!("apm: job {number}: cannot start: {e}");
@@ -232,6 +248,57 @@ pub fn run(
         node.cache.misses - misses,
         node.cache.bytes() >> 10
     );
+}
+
+/// How a job's application starts.
+enum Boot {
+    /// A program, at its entry with its initial stack.
+    Program {
+        /// Entry point.
+        entry: u64,
+        /// Initial stack pointer.
+        sp: u64,
+    },
+    /// A job rebuilt from a checkpoint, with every register.
+    Restored(Resume),
+}
+
+/// Builds a program's image (and its interpreter's, from the submitter's
+/// exported system paths) into the job's first application, with the
+/// job's directory, ids and terminal facts from `start`. Errors: one line
+/// for the submitter.
+fn boot_program(
+    process: &mut Process<'_>,
+    start: &Start,
+    plan: &elf_load::LoadPlan,
+    limit: u64,
+) -> Result<Boot, String> {
+    process.task.cwd = start.cwd.clone();
+    process.task.exe = if start.exe.is_empty() {
+        sion_app_mgr::path::absolute(&start.cwd, start.argv.first().map_or(&b""[..], |a| a))
+    } else {
+        start.exe.clone()
+    };
+    process.tty = start.tty;
+    process.winsize = start.winsize;
+    process.task.uid = start.uid;
+    process.task.gid = start.gid;
+    process.realtime_ns = start.realtime_ns;
+    let argv: Vec<&[u8]> = start.argv.iter().map(|a| a.as_slice()).collect();
+    let envp: Vec<&[u8]> = start.envp.iter().map(|a| a.as_slice()).collect();
+    let image = Image {
+        argv: &argv,
+        envp: &envp,
+        execfn: argv.first().copied().unwrap_or(b""),
+    };
+    let pid = process.task.pid;
+    let interp = process.plan_interpreter(plan, limit)?;
+    let built = process.build_image(pid, plan, interp.as_ref(), &image);
+    if let Some(i) = interp {
+        let _ = app::kill(i.staging, 9);
+    }
+    let (entry, sp) = built?;
+    Ok(Boot::Program { entry, sp })
 }
 
 /// Memory a job may use: free memory minus [`crate::RESERVED_MEMORY`].

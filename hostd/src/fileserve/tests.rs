@@ -685,3 +685,54 @@ fn a_roll_back_restores_the_job_directory_after_the_jobs_file_calls() {
     let mut plain = FileServer::new(&t.job()).unwrap();
     assert!(plain.roll_back().is_err());
 }
+
+/// After a checkpoint, a restore returns the directory to the checkpoint
+/// (not to the job's start), reopens a file the job closed since at its
+/// offset then, and forgets files opened since.
+#[test]
+fn a_restore_returns_directory_and_open_files_to_the_checkpoint() {
+    let t = Tree::new();
+    let mut fs = FileServer::new(&t.job()).unwrap();
+    fs.keep_undo_log().unwrap();
+    let write = |fs: &mut FileServer, h: u64, data: &[u8]| {
+        fs.serve(
+            9,
+            FileRequest::Write {
+                handle: h,
+                data: data.to_vec(),
+            },
+        )
+        .result
+    };
+    let out = open(&mut fs, b"out.txt", libc::O_WRONLY | libc::O_CREAT).result as u64;
+    assert_eq!(write(&mut fs, out, b"before "), 7);
+    let input = open(&mut fs, b"in.txt", libc::O_RDONLY).result as u64;
+    let read = FileRequest::Read {
+        handle: input,
+        len: 6,
+    };
+    assert_eq!(fs.serve(10, read.clone()).data, b"hello ");
+    fs.checkpoint().unwrap();
+    let at_checkpoint = snapshot(&t.job());
+
+    // After it: more writes, a read, the input closed, a new file.
+    assert_eq!(write(&mut fs, out, b"after"), 5);
+    assert_eq!(fs.serve(11, read.clone()).data, b"file\n");
+    assert_eq!(fs.serve(12, FileRequest::Close { handle: input }).result, 0);
+    let extra = open(&mut fs, b"extra.txt", libc::O_WRONLY | libc::O_CREAT).result as u64;
+    assert_ne!(snapshot(&t.job()), at_checkpoint);
+
+    fs.restore_checkpoint().unwrap();
+    assert_eq!(snapshot(&t.job()), at_checkpoint);
+    assert_eq!(fs.open_files(), 2, "out and in, not extra");
+    assert_eq!(fs.serve(13, read.clone()).data, b"file\n", "in.txt at its offset");
+    assert_eq!(write(&mut fs, out, b"again"), 5);
+    assert_eq!(
+        std::fs::read(t.job().join("out.txt")).unwrap(),
+        b"before again"
+    );
+    assert!(fs.serve(14, FileRequest::Close { handle: extra }).result < 0);
+    // A second loss goes back to the same checkpoint.
+    fs.restore_checkpoint().unwrap();
+    assert_eq!(snapshot(&t.job()), at_checkpoint);
+}

@@ -272,6 +272,21 @@ impl UndoLog {
     }
 }
 
+impl UndoLog {
+    /// Forgets everything recorded (the copies are deleted): the directory
+    /// as it is now is what the next [`UndoLog::roll_back`] restores (a
+    /// job's checkpoint).
+    pub fn commit(&mut self) {
+        for (_, before) in self.entries.drain(..) {
+            if let Before::File { backup, .. } = before {
+                let _ = fs::remove_file(backup);
+            }
+        }
+        self.index.clear();
+        self.bytes = 0;
+    }
+}
+
 impl Drop for UndoLog {
     fn drop(&mut self) {
         let _ = fs::remove_dir_all(&self.backups);
