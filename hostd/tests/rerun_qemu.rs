@@ -16,12 +16,10 @@
 mod common;
 
 use common::BootedLan;
+use common::watched::{self, Outcome, Rng, tree};
 use qemu_net::prereq::{BUSYBOX_STATIC, QEMU, must_skip};
-use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 const HOSTD: &str = env!("CARGO_BIN_EXE_hostd");
@@ -52,141 +50,25 @@ fn job_dir(path: &Path) {
     std::fs::write(path.join("keep/a"), "a\n").unwrap();
 }
 
-/// Every path under `dir` with its kind and content.
-fn tree(dir: &Path) -> BTreeMap<String, String> {
-    fn walk(base: &Path, dir: &Path, out: &mut BTreeMap<String, String>) {
-        for e in std::fs::read_dir(dir).unwrap() {
-            let p = e.unwrap().path();
-            let rel = p.strip_prefix(base).unwrap().display().to_string();
-            if p.is_dir() {
-                out.insert(rel, "dir".into());
-                walk(base, &p, out);
-            } else if rel != "busybox" {
-                out.insert(
-                    rel,
-                    String::from_utf8_lossy(&std::fs::read(&p).unwrap()).into(),
-                );
-            }
-        }
-    }
-    let mut out = BTreeMap::new();
-    walk(dir, dir, &mut out);
-    out
-}
-
-/// What a run left: status, stdout, the job's own stderr (without hostd's
-/// lines), hostd's lines, and the job directory.
-#[derive(Debug)]
-struct Outcome {
-    status: Option<i32>,
-    stdout: String,
-    job_stderr: String,
-    hostd_lines: Vec<String>,
-    files: BTreeMap<String, String>,
-}
-
-/// A small deterministic generator for the kill moments (xorshift64*), so
-/// a failing run can be repeated from its printed seed.
-struct Rng(u64);
-
-impl Rng {
-    fn unit(&mut self) -> f64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        (self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
-
 /// Runs the job through `hostd submit --verbose` inside the LAN from `dir`;
-/// `on_accept` gets the node's index (from its id, `52:54:00:53:4e:0K`) once
-/// the node accepted the job, while it runs.
+/// `on_accept` gets the node's index once the node accepted the job, while
+/// it runs.
 fn submit(lan: &BootedLan, socket: &str, dir: &Path, mut on_accept: impl FnMut(usize)) -> Outcome {
-    let cmd: Vec<String> = [
-        HOSTD,
-        "--socket",
-        socket,
-        "submit",
-        "--verbose",
-        "./busybox",
-        "sh",
-        "-c",
-        SCRIPT,
-    ]
-    .map(String::from)
-    .to_vec();
-    let mut child = lan
-        .lan
-        .command(&cmd)
-        .expect("a command inside the LAN")
-        .env(sion_hostd::keys::KEY_ENV, "none")
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("starting hostd submit");
-    let mut out = child.stdout.take().unwrap();
-    let stdout = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = out.read_to_string(&mut s);
-        s
-    });
-    let (tx, rx) = mpsc::channel::<String>();
-    let err = child.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(err).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(180);
-    let mut lines = Vec::new();
     let mut accepted = false;
-    loop {
-        match rx.recv_timeout(Duration::from_millis(100)) {
-            Ok(line) => {
-                if !accepted
-                    && line.contains(" accepted by ")
-                    && let Some(k) = line
-                        .split("52:54:00:53:4e:")
-                        .nth(1)
-                        .and_then(|t| t.get(..2))
-                        .and_then(|h| usize::from_str_radix(h, 16).ok())
-                {
-                    accepted = true;
-                    on_accept(k);
-                }
-                lines.push(line);
+    watched::submit(
+        lan,
+        HOSTD,
+        socket,
+        dir,
+        &["--verbose", "./busybox", "sh", "-c", SCRIPT],
+        Duration::from_secs(180),
+        |line| {
+            if !accepted && let Some(k) = watched::accepting_node(line) {
+                accepted = true;
+                on_accept(k);
             }
-            Err(mpsc::RecvTimeoutError::Disconnected) => break,
-            Err(mpsc::RecvTimeoutError::Timeout) => {}
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!(
-                "hostd submit did not end within 180 s:\n{}\n{}",
-                lines.join("\n"),
-                lan.log(0)
-            );
-        }
-    }
-    let status = child.wait().unwrap().code();
-    // hostd's lines, and --verbose's placement tables.
-    let ours = |l: &String| {
-        l.starts_with("hostd:")
-            || l.starts_with("placement #")
-            || l.starts_with("score = ")
-            || l.starts_with("RANK ")
-            || l.contains("52:54:00:53:4e:")
-    };
-    let (hostd_lines, job_lines): (Vec<String>, Vec<String>) = lines.into_iter().partition(ours);
-    Outcome {
-        status,
-        stdout: stdout.join().unwrap(),
-        job_stderr: job_lines.join("\n"),
-        hostd_lines,
-        files: tree(dir),
-    }
+        },
+    )
 }
 
 #[test]

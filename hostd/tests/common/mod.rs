@@ -3,6 +3,8 @@
 //! [`qemu_net::prereq`]'s to say.
 #![allow(dead_code)]
 
+pub mod watched;
+
 use qemu_net::lan::Lan;
 use std::path::{Path, PathBuf};
 
