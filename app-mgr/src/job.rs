@@ -196,6 +196,19 @@ pub enum HostMsg {
     /// `SIGTERM`, `SIGHUP`, `SIGUSR1`, `SIGUSR2`), as a shell passes a
     /// terminal's signal to its foreground job.
     Signal(i32),
+    /// Instead of `Start`: the node leaves the group gracefully (`hostd
+    /// drain`): it takes no new job, its Companion Manager says goodbye to
+    /// the group, and its running job is checkpointed and sent back to its
+    /// submitter to continue elsewhere ([`NodeMsg::Moved`]) or, if it
+    /// cannot be checkpointed, runs to its end. Answered by
+    /// [`NodeMsg::Leaving`], then the node closes. The node rejoins when it
+    /// boots again.
+    Leave {
+        /// [`PROTOCOL_VERSION`].
+        version: u32,
+        /// Who asks (`user@host`), for the node's log.
+        by: String,
+    },
     /// Take a checkpoint of the job at the next point where it can be taken
     /// and send it ([`NodeMsg::Checkpoint`]); ignored while one is being
     /// taken.
@@ -302,6 +315,19 @@ pub enum NodeMsg {
         /// The system calls the job made that SiON does not serve (answered
         /// `ENOSYS`), by name, for `hostd submit --verbose`.
         unsupported: Vec<String>,
+    },
+    /// The answer to [`HostMsg::Leave`]: the node is leaving the group; the
+    /// job it runs, if any (it moves or ends there, see `Leave`).
+    Leaving {
+        /// The running job's number.
+        running: Option<u64>,
+    },
+    /// The node leaves the group: the job was checkpointed (the
+    /// [`NodeMsg::Checkpoint`] just before) and ended here; its submitter
+    /// continues it elsewhere from that checkpoint.
+    Moved {
+        /// One line: why (e.g. "the node leaves the group (asked by u@pc)").
+        reason: String,
     },
     /// A piece of a checkpoint, in order: `Header`, then `Pages`, then `End`
     /// (or `Refused` alone). Everything the job sent before it (output,

@@ -23,10 +23,11 @@ use sion_app_mgr::job::CheckpointPart;
 
 /// The checkpoints of one job.
 pub struct Checkpoints {
-    /// How often to ask.
-    every: Duration,
+    /// How often to ask; `None`: never (checkpoints still come when a
+    /// node leaves the group).
+    every: Option<Duration>,
     /// A private directory under the system's temporary directory for the
-    /// images (removed when this is dropped).
+    /// images, made with the first one (removed when this is dropped).
     dir: PathBuf,
     /// When the last ask or checkpoint was, if any; counts from
     /// [`Checkpoints::run_started`] otherwise.
@@ -69,20 +70,13 @@ pub struct Image {
 }
 
 impl Checkpoints {
-    /// Checkpoints every `every`, kept in a new private directory.
-    ///
-    /// # Errors
-    /// The directory cannot be made.
-    pub fn new(every: Duration) -> Result<Checkpoints> {
+    /// Checkpoints every `every` (`None`: only those a leaving node sends),
+    /// to be kept in a new private directory.
+    pub fn new(every: Option<Duration>) -> Checkpoints {
         static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let dir = std::env::temp_dir().join(format!("sion-ckpt-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::DirBuilder::new()
-            .mode(0o700)
-            .create(&dir)
-            .with_context(|| format!("creating {} for the job's checkpoints", dir.display()))?;
-        Ok(Checkpoints {
+        Checkpoints {
             every,
             dir,
             since: None,
@@ -91,7 +85,7 @@ impl Checkpoints {
             last: None,
             refused: None,
             taken: 0,
-        })
+        }
     }
 
     /// A run of the job started (or continued elsewhere): the next ask is
@@ -108,8 +102,11 @@ impl Checkpoints {
         if self.refused.is_some() || self.asked || self.partial.is_some() {
             return false;
         }
+        let Some(every) = self.every else {
+            return false;
+        };
         let since = *self.since.get_or_insert_with(Instant::now);
-        if since.elapsed() < self.every {
+        if since.elapsed() < every {
             return false;
         }
         self.asked = true;
@@ -136,6 +133,14 @@ impl Checkpoints {
                 Ok(None)
             }
             CheckpointPart::Header(_) => {
+                if !self.dir.exists() {
+                    std::fs::DirBuilder::new()
+                        .mode(0o700)
+                        .create(&self.dir)
+                        .with_context(|| {
+                            format!("creating {} for the job's checkpoints", self.dir.display())
+                        })?;
+                }
                 let path = self.dir.join(format!("ckpt-{}.part", self.taken + 1));
                 let out = BufWriter::new(
                     File::create(&path)
@@ -248,7 +253,7 @@ mod tests {
     /// file holds exactly their encodings.
     #[test]
     fn a_complete_checkpoint_is_kept_as_its_records() {
-        let mut c = Checkpoints::new(Duration::ZERO).unwrap();
+        let mut c = Checkpoints::new(Some(Duration::ZERO));
         assert!(c.due());
         assert!(!c.due(), "one ask at a time");
         assert!(c.take(header()).unwrap().is_none());
@@ -282,7 +287,7 @@ mod tests {
     /// leaves the last complete one.
     #[test]
     fn an_incomplete_checkpoint_leaves_the_last_one() {
-        let mut c = Checkpoints::new(Duration::ZERO).unwrap();
+        let mut c = Checkpoints::new(Some(Duration::ZERO));
         c.take(header()).unwrap();
         let first = c
             .take(CheckpointPart::End {
@@ -312,7 +317,7 @@ mod tests {
     /// A refusal stops the asking, with its reason kept.
     #[test]
     fn a_refusal_stops_the_asking() {
-        let mut c = Checkpoints::new(Duration::ZERO).unwrap();
+        let mut c = Checkpoints::new(Some(Duration::ZERO));
         assert!(c.due());
         c.take(CheckpointPart::Refused {
             reason: "the job has 2 processes".into(),

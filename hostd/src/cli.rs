@@ -128,6 +128,19 @@ pub enum Command {
         #[command(flatten)]
         find: FindArgs,
     },
+    /// Take a node out of the group gracefully (to switch it off, or to
+    /// use the PC): it takes no new job and says goodbye to the group; the
+    /// job it runs is checkpointed and continues on another node
+    /// (`hostd submit` moves it), or, if it cannot be checkpointed (several
+    /// processes or threads, i386), runs to its end there first. The node
+    /// rejoins when it boots again.
+    Drain {
+        /// The node: name, id or address, as `hostd nodes` shows it.
+        node: String,
+        /// Where to look.
+        #[command(flatten)]
+        find: FindArgs,
+    },
     /// Print a shell completion script for hostd, e.g.
     /// `hostd completions bash > /etc/bash_completion.d/hostd`.
     Completions {
@@ -214,6 +227,16 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 eprintln!("hostd: no job {id} is running or waiting (see `hostd jobs`)");
                 Ok(ExitCode::FAILURE)
             }
+        }
+        Command::Drain { node, find } => {
+            let (name, running) = crate::jobs::drain(&socket, &find, &node)?;
+            match running {
+                Some(job) => println!(
+                    "hostd: node {name} leaves the group; its job {job} continues on another node from a checkpoint, or, if it cannot be checkpointed, runs to its end there"
+                ),
+                None => println!("hostd: node {name} leaves the group; it ran no job"),
+            }
+            Ok(ExitCode::SUCCESS)
         }
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();

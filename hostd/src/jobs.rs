@@ -7,7 +7,8 @@
 //! last ones that ended. A job is named `NODE/NUMBER` (the node's name or id,
 //! and the job's number there). `cancel` sends [`HostMsg::Cancel`] to that
 //! node: a running job is killed (its submitter sees status 137), a waiting
-//! one dropped.
+//! one dropped. `drain` sends [`HostMsg::Leave`]: the node leaves the group
+//! gracefully, moving its job from a checkpoint.
 
 use std::io::Read;
 use std::net::{Ipv4Addr, SocketAddrV4, TcpStream};
@@ -188,32 +189,62 @@ pub fn cancel(socket: &Path, find: &FindArgs, id: &str) -> Result<bool> {
     let number: u64 = number
         .parse()
         .with_context(|| format!("job id {id}: `{number}` is not a job number"))?;
+    let row = find_node_row(socket, find, node)?;
+    match ask(
+        row.address,
+        &HostMsg::Cancel {
+            version: PROTOCOL_VERSION,
+            job: number,
+            by: asker(),
+        },
+    )? {
+        NodeMsg::Cancelled { found, .. } => Ok(found),
+        other => bail!("node {} answered {other:?}", row.name),
+    }
+}
+
+/// `hostd drain NODE`: asks the node to leave the group gracefully
+/// ([`HostMsg::Leave`]). Returns its name and the job it runs, if any
+/// (which moves from a checkpoint or runs to its end there).
+///
+/// # Errors
+/// No such node, or it cannot be reached or answers something else.
+pub fn drain(socket: &Path, find: &FindArgs, node: &str) -> Result<(String, Option<u64>)> {
+    let row = find_node_row(socket, find, node)?;
+    match ask(
+        row.address,
+        &HostMsg::Leave {
+            version: PROTOCOL_VERSION,
+            by: asker(),
+        },
+    )? {
+        NodeMsg::Leaving { running } => Ok((row.name, running)),
+        other => bail!("node {} answered {other:?}", row.name),
+    }
+}
+
+/// The group's node named `node` (name, id or address).
+fn find_node_row(socket: &Path, find: &FindArgs, node: &str) -> Result<NodeRow> {
     let table = placement::group_table(socket, find)?;
-    let row = table
+    table
         .nodes
-        .iter()
+        .into_iter()
         .find(|r| {
             r.role == Role::Node
                 && (r.name.eq_ignore_ascii_case(node)
                     || r.id.to_string().eq_ignore_ascii_case(node)
                     || r.address.to_string() == node)
         })
-        .with_context(|| format!("no node {node} in the group (see `hostd nodes`)"))?;
+        .with_context(|| format!("no node {node} in the group (see `hostd nodes`)"))
+}
+
+/// Who asks, for the node's log: `user@host`.
+fn asker() -> String {
     let user = std::env::var("USER").unwrap_or_else(|_| "user".into());
     let host = nix::unistd::gethostname()
         .map(|h| h.to_string_lossy().into_owned())
         .unwrap_or_default();
-    match ask(
-        row.address,
-        &HostMsg::Cancel {
-            version: PROTOCOL_VERSION,
-            job: number,
-            by: format!("{user}@{host}"),
-        },
-    )? {
-        NodeMsg::Cancelled { found, .. } => Ok(found),
-        other => bail!("node {} answered {other:?}", row.name),
-    }
+    format!("{user}@{host}")
 }
 
 #[cfg(test)]

@@ -245,10 +245,10 @@ pub fn run(socket: &Path, a: SubmitArgs) -> Result<ExitCode> {
     let tape = Arc::new(StdinTape::new(retries > 0));
     // Stdin bytes handed to the job so far.
     let stdin_at = Arc::new(AtomicU64::new(0));
-    let mut checkpoints = match a.checkpoint {
-        Some(s) if retries > 0 => Some(Checkpoints::new(Duration::from_secs_f64(s))?),
-        _ => None,
-    };
+    // Checkpoints are asked for with --checkpoint, and come unasked when a
+    // node leaves the group (`hostd drain`) while running the job.
+    let mut checkpoints =
+        (retries > 0).then(|| Checkpoints::new(a.checkpoint.map(Duration::from_secs_f64)));
     // The last checkpoint and what it saw, once there is one.
     let mut resume_point: Option<ResumePoint> = None;
     // The checkpoint image a run continues from (instead of the program).
@@ -295,8 +295,33 @@ pub fn run(socket: &Path, a: SubmitArgs) -> Result<ExitCode> {
         let served = job.serve(&mut files, &stdin_tx)?;
         checkpoints = job.checkpoints.take();
         resume_point = job.resume_point.take();
+        let served = match (served, &resume_point) {
+            // A move is not a failure: it does not count against --retries.
+            (Served::Moved(why), Some(rp)) => {
+                output = job.output.clone();
+                let _ = std::io::stdout().flush();
+                placer.excluded.push(target.ip);
+                eprintln!(
+                    "hostd: node {}: {why}; continuing the job on another node from its checkpoint {}",
+                    target.label, rp.image.number
+                );
+                let bytes = files.restore_checkpoint().and_then(|_| {
+                    std::fs::read(&rp.image.path).with_context(|| {
+                        format!("reading the checkpoint {}", rp.image.path.display())
+                    })
+                })?;
+                stdin_at.store(rp.stdin_at, Ordering::SeqCst);
+                start.restore = true;
+                start.program_len = bytes.len() as u64;
+                image = Some(bytes);
+                continue;
+            }
+            (Served::Moved(why), None) => Served::Lost(why),
+            (other, _) => other,
+        };
         match served {
             Served::Exited(code) => break (code, job, target, t1),
+            Served::Moved(why) => break (job.lost(&why), job, target, t1),
             Served::Lost(why) if reruns < retries && !job.killed => {
                 reruns += 1;
                 output = job.output.clone();
@@ -988,6 +1013,9 @@ enum Served {
     Exited(u8),
     /// The node was lost (the reason): the job may be re-run.
     Lost(String),
+    /// The node left the group (the reason) and sent a checkpoint just
+    /// before: the job continues elsewhere.
+    Moved(String),
 }
 
 /// One output stream of a job that may run more than once: a re-run's
@@ -1120,9 +1148,10 @@ impl JobConnection {
                     NodeMsg::Busy { reason } => {
                         bail!("node {} said it is busy mid-job: {reason}", self.label)
                     }
-                    NodeMsg::Jobs(_) | NodeMsg::Cancelled { .. } => {
+                    NodeMsg::Jobs(_) | NodeMsg::Cancelled { .. } | NodeMsg::Leaving { .. } => {
                         bail!("node {} sent a job list to a running job", self.label)
                     }
+                    NodeMsg::Moved { reason } => return Ok(Served::Moved(reason)),
                     NodeMsg::Stdout(b) => {
                         let _ = stdout.write_all(self.output[0].fresh(&b));
                         let _ = stdout.flush();

@@ -7,7 +7,10 @@
 //! files of an uninterrupted run, which must match the same script run by
 //! busybox on this host; the continuing node must say it rebuilt the job
 //! from a checkpoint. A job with two processes is refused a checkpoint with
-//! the reason.
+//! the reason. Finally `hostd drain` takes the node of a job submitted
+//! without `--checkpoint` out of the group: the job moves to the other node
+//! from the checkpoint the leaving node sends, ends as the uninterrupted
+//! run did, and the drained node leaves the group.
 //!
 //! `SION_CKPT_RUNS` changes the number of interrupted runs (default 3).
 //!
@@ -54,12 +57,22 @@ fn submit(
 ) -> Outcome {
     let mut args = vec!["--verbose", "--checkpoint", "2"];
     args.extend_from_slice(extra);
+    submit_args(lan, socket, dir, &args, on_line)
+}
+
+fn submit_args(
+    lan: &BootedLan,
+    socket: &str,
+    dir: &Path,
+    args: &[&str],
+    on_line: impl FnMut(&str),
+) -> Outcome {
     watched::submit(
         lan,
         HOSTD,
         socket,
         dir,
-        &args,
+        args,
         Duration::from_secs(240),
         on_line,
     )
@@ -202,6 +215,64 @@ fn a_killed_nodes_job_continues_from_its_checkpoint() {
             .any(|l| l.contains("cannot be checkpointed (the job has 2 processes)")),
         "{got:#?}"
     );
+
+    // `hostd drain`: the job (no --checkpoint) moves off the leaving node.
+    lan.wait_alive(HOSTD, &socket, &base, 2, Duration::from_secs(120));
+    let dir = base.join("drain");
+    job_dir(&dir);
+    let mut drained = None;
+    let t = Instant::now();
+    let mut args = vec!["--verbose"];
+    args.extend_from_slice(&script);
+    let got = submit_args(&lan, &socket, &dir, &args, |line| {
+        if drained.is_none()
+            && let Some(k) = watched::accepting_node(line)
+        {
+            // Well inside the run.
+            std::thread::sleep(Duration::from_secs(3));
+            let cmd: Vec<String> = [HOSTD, "--socket", &socket, "drain", &lan.address(k).to_string()]
+                .map(String::from)
+                .to_vec();
+            let out = lan.run(&cmd, &base, b"", &[]);
+            let said = String::from_utf8_lossy(&out.stdout).into_owned();
+            assert!(out.status.success(), "hostd drain: {out:?}");
+            assert!(said.contains("leaves the group; its job"), "{said}");
+            drained = Some((k, Instant::now()));
+        }
+    });
+    let (k, at) = drained.expect("the job was accepted");
+    let what = format!("drain of node {k}: {got:#?}\n{}", lan.log(k));
+    assert!(
+        got.hostd_lines
+            .iter()
+            .any(|l| l.contains("leaves the group") && l.contains("from its checkpoint 1")),
+        "{what}"
+    );
+    assert_eq!(got.status, reference.status, "{what}");
+    assert_eq!(got.stdout, reference.stdout, "{what}");
+    assert_eq!(got.job_stderr, reference.job_stderr, "{what}");
+    assert_eq!(got.files, reference.files, "{what}");
+    assert!(lan.log(k).contains("cm: leaving the group"), "{what}");
+    eprintln!(
+        "figures: drained node {k}; the job ended {:.1?} after `hostd drain` ({:.1?} in all; uninterrupted: {took:.1?})",
+        at.elapsed(),
+        t.elapsed()
+    );
+    // The drained node has left the group: the daemon sees one node.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let cmd: Vec<String> = [HOSTD, "--socket", &socket, "nodes", "--json"]
+            .map(String::from)
+            .to_vec();
+        let out = lan.run(&cmd, &base, b"", &[]);
+        let report: sion_hostd::model::NodesReport =
+            serde_json::from_slice(&out.stdout).expect("hostd nodes --json");
+        if common::alive_nodes(&report).len() == 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the drained node is still in the group: {report:?}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
     drop(daemon);
     let _ = std::fs::remove_dir_all(&base);
 }

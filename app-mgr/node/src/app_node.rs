@@ -353,4 +353,8 @@ impl Node for AppNode<'_> {
     fn buffered_host(&mut self) -> Vec<HostMsg> {
         self.conn.buffered().unwrap_or_default()
     }
+
+    fn leaving(&mut self) -> Option<alloc::string::String> {
+        self.lobby.leaving().map(|by| alloc::format!("the node leaves the group (asked by {by})"))
+    }
 }

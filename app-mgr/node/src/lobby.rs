@@ -26,6 +26,7 @@ use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 
 use sion_abi::app as kapp;
+use sion_abi::net::TAG_LEAVE;
 use sion_abi::{ANY_SENDER, Error, MessageInfo, NO_TIMEOUT, Pid, TAG_TCP_READABLE};
 use sion_app_mgr::abi::page_up;
 use sion_app_mgr::elf_load::SparseFile;
@@ -140,6 +141,10 @@ pub struct Lobby {
     /// The cluster keys (a keyed node) and the nonce source of its
     /// handshakes; `None` in an open group.
     auth: Option<(Keyring, NonceGen)>,
+    /// The Companion Manager (told when the node leaves the group).
+    cm: Pid,
+    /// The node leaves the group (`hostd drain`): who asked.
+    leaving: Option<String>,
     /// Counters.
     pub stats: LobbyStats,
 }
@@ -147,7 +152,8 @@ pub struct Lobby {
 impl Lobby {
     /// Serves `listener`; with `auth` (the cluster keys and a nonce source)
     /// every connection must first prove it holds a key.
-    pub fn new(listener: TcpListener, auth: Option<(Keyring, NonceGen)>) -> Lobby {
+    /// `cm` is the Companion Manager's pid (0: none).
+    pub fn new(listener: TcpListener, auth: Option<(Keyring, NonceGen)>, cm: Pid) -> Lobby {
         let _ = listener.notify_acceptable();
         Lobby {
             listener,
@@ -160,7 +166,45 @@ impl Lobby {
             busy: false,
             last_number: 0,
             auth,
+            cm,
+            leaving: None,
             stats: LobbyStats::default(),
+        }
+    }
+
+    /// Who asked the node to leave the group, once someone has.
+    pub fn leaving(&self) -> Option<&str> {
+        self.leaving.as_deref()
+    }
+
+    /// `hostd drain`: the node leaves the group. The Companion Manager says
+    /// goodbye; jobs waiting or arriving are told the node is busy (their
+    /// submitters place them elsewhere); the running job moves or ends
+    /// (see [`sion_app_mgr::process::Node::leaving`]).
+    fn leave(&mut self, by: String) {
+        if self.leaving.is_some() {
+            return;
+        }
+        sion_rt::println!(
+            "apm: leaving the group (asked by {by}): no new jobs; a running job moves from a checkpoint if it can be checkpointed, else runs to its end here"
+        );
+        if self.cm != 0 {
+            let _ = sys::send(self.cm, TAG_LEAVE, &[]);
+        }
+        self.leaving = Some(by);
+        let busy = || NodeMsg::Busy {
+            reason: String::from("the node is leaving the group"),
+        };
+        for mut w in core::mem::take(&mut self.waiting) {
+            w.conn.send_now(&busy());
+        }
+        for mut u in core::mem::take(&mut self.uploads) {
+            let _ = app::kill(u.pid, 9);
+            u.conn.send_now(&busy());
+        }
+        for mut r in core::mem::take(&mut self.ready) {
+            let _ = app::kill(r.pid, 9);
+            r.conn.send_now(&busy());
         }
     }
 
@@ -441,6 +485,11 @@ impl Lobby {
                 let found = self.cancel(job, &by);
                 a.conn.send_now(&NodeMsg::Cancelled { job, found });
             }
+            Ok(Some(HostMsg::Leave { by, .. })) => {
+                self.leave(by);
+                let running = self.current.as_ref().map(|c| c.number);
+                a.conn.send_now(&NodeMsg::Leaving { running });
+            }
             Ok(Some(_)) => refuse(
                 a.conn,
                 a.number,
@@ -472,6 +521,14 @@ impl Lobby {
                 start.version
             );
             refuse(conn, number, &why);
+            return;
+        }
+        if self.leaving.is_some() {
+            self.stats.busy += 1;
+            sion_rt::println!("apm: job {number}: busy: the node is leaving the group");
+            conn.send_now(&NodeMsg::Busy {
+                reason: String::from("the node is leaving the group"),
+            });
             return;
         }
         if !self.busy && self.uploads.len() < MAX_UPLOADS && self.waiting.is_empty() {

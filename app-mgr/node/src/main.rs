@@ -91,7 +91,7 @@ fn main(arg: &[u8]) -> i32 {
     // A manager `init` restarted after it ended mid-job: the Companion
     // Manager still counts that job until told otherwise.
     job_state(cm, 0, "");
-    let mut lobby = lobby::Lobby::new(listener, auth);
+    let mut lobby = lobby::Lobby::new(listener, auth, cm);
     let mut cache = cache::FileCache::new();
     loop {
         let ready = lobby.next_ready();

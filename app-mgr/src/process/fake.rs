@@ -79,6 +79,8 @@ pub struct FakeNode {
     /// The pid of the first application (what the events that end a run
     /// name).
     pub first_pid: u64,
+    /// What [`Node::leaving`] says.
+    pub leaving: Option<String>,
 }
 
 impl Default for FakeNode {
@@ -107,6 +109,7 @@ impl Default for FakeNode {
             regs: AppRegs::default(),
             set_regs: Vec::new(),
             first_pid: 1,
+            leaving: None,
         }
     }
 }
@@ -357,5 +360,9 @@ impl Node for FakeNode {
 
     fn buffered_host(&mut self) -> Vec<HostMsg> {
         Vec::new()
+    }
+
+    fn leaving(&mut self) -> Option<String> {
+        self.leaving.clone()
     }
 }

@@ -229,6 +229,12 @@ pub trait Node {
     /// Messages already received and decoded, without reading the
     /// connection (cheap: called after every system call).
     fn buffered_host(&mut self) -> Vec<HostMsg>;
+    /// Why the node is leaving the group (`hostd drain`), once it is: the
+    /// job is then checkpointed and moved ([`NodeMsg::Moved`]) if it can
+    /// be.
+    fn leaving(&mut self) -> Option<alloc::string::String> {
+        None
+    }
 }
 
 /// Why a system call gets no answer, or its error.
@@ -589,7 +595,7 @@ pub struct Process<'n> {
 }
 
 /// Where a checkpoint `hostd` asked for stands.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CheckpointWanted {
     /// One was asked for and not yet taken.
     pub wanted: bool,
@@ -597,6 +603,9 @@ pub struct CheckpointWanted {
     pub stop_asked: bool,
     /// The job can never be checkpointed, and `hostd` was told.
     pub refused: bool,
+    /// The node is leaving the group: once the checkpoint is taken the job
+    /// ends here and moves (the reason, for `hostd`).
+    pub moving: Option<alloc::string::String>,
     /// Checkpoints taken.
     pub taken: u64,
 }
@@ -753,7 +762,9 @@ impl<'n> Process<'n> {
                         self.checkpoint_now();
                     }
                     self.check_timers();
-                    let ended = self.task.parked.is_none()
+                    // A job moved away has just been ended.
+                    let ended = self.task.ending.is_some()
+                        || self.task.parked.is_none()
                         && self
                             .deliverable()
                             .is_some_and(|sig| self.deliver(sig, None).is_err());
@@ -769,6 +780,21 @@ impl<'n> Process<'n> {
             }
         }
         self.serve_parked();
+        if self.checkpoint.moving.is_none()
+            && let Some(why) = self.node.leaving()
+        {
+            let number = self.number;
+            self.node.log(format_args!(
+                "apm: job {number}: {why}: checkpointing it to move it"
+            ));
+            if self.checkpoint.refused {
+                self.node.log(format_args!(
+                    "apm: job {number}: it cannot be checkpointed; it runs to its end here"
+                ));
+            }
+            self.checkpoint.moving = Some(why);
+            self.checkpoint.wanted = true;
+        }
         self.ask_for_checkpoint_stop();
         None
     }
@@ -777,7 +803,7 @@ impl<'n> Process<'n> {
     /// checkpointed, else stops the task at its next tick once it is ready
     /// ([`crate::checkpoint::ready`]).
     fn ask_for_checkpoint_stop(&mut self) {
-        let c = self.checkpoint;
+        let c = &self.checkpoint;
         if !c.wanted || c.stop_asked || c.refused || self.host_gone {
             return;
         }
@@ -785,8 +811,13 @@ impl<'n> Process<'n> {
             self.checkpoint.refused = true;
             self.checkpoint.wanted = false;
             let number = self.number;
+            let here = if self.checkpoint.moving.is_some() {
+                "; it runs to its end here"
+            } else {
+                ""
+            };
             self.node.log(format_args!(
-                "apm: job {number}: no checkpoint: {reason}"
+                "apm: job {number}: no checkpoint: {reason}{here}"
             ));
             let _ = self.send(&NodeMsg::Checkpoint(crate::job::CheckpointPart::Refused {
                 reason,
@@ -818,6 +849,16 @@ impl<'n> Process<'n> {
                     taken.bytes >> 10,
                     taken.records
                 ));
+                if let Some(reason) = self.checkpoint.moving.clone() {
+                    // Its submitter continues it elsewhere: it ends here,
+                    // and nothing more goes to hostd.
+                    self.node.log(format_args!(
+                        "apm: job {number}: moved to continue elsewhere"
+                    ));
+                    let _ = self.send(&NodeMsg::Moved { reason });
+                    self.host_gone = true;
+                    self.kill_job(KILLED_HOST_GONE.to_raw() as i32);
+                }
             }
             Err(CallError::Errno(e)) => {
                 let number = self.number;

@@ -19,7 +19,9 @@ extern crate alloc;
 use alloc::string::String;
 use alloc::vec;
 use core::fmt::Write;
-use sion_abi::net::{ALL_NODES, COMPANION_MANAGER_SERVICE, IPC_PORT, TAG_COMPANION, TAG_JOB_STATE};
+use sion_abi::net::{
+    ALL_NODES, COMPANION_MANAGER_SERVICE, IPC_PORT, TAG_COMPANION, TAG_JOB_STATE, TAG_LEAVE,
+};
 use sion_abi::{ANY_SENDER, Error};
 use sion_companion_mgr::auth::{AuthStats, DatagramAuth, Keyring, NonceGen, Unauthenticated};
 use sion_companion_mgr::node::MAX_CPU_LOAD;
@@ -173,6 +175,11 @@ fn main(arg: &[u8]) -> i32 {
                     running_job.as_ref(),
                     auth.as_ref().map(DatagramAuth::stats),
                 );
+            }
+            Ok(msg) if msg.node == 0 && msg.tag == TAG_LEAVE => {
+                // From the App-Program Manager: `hostd drain`.
+                println!("cm: leaving the group (drained); this node rejoins when it boots again");
+                member.leave(Instant::from_nanos(sys::clock_ns()));
             }
             Ok(_) | Err(Error::TimedOut) => {}
             Err(e) => println!("cm: receive failed: {e}"),

@@ -57,6 +57,10 @@ pub const JOB_PORT: u16 = 7421;
 /// Tag of the local message the App-Program Manager sends the Companion Manager
 /// when its number of running jobs changes (payload: `u16` little-endian).
 pub const TAG_JOB_STATE: u64 = 0x4A4F_4253; // "JOBS"
+/// Tag of the local message the App-Program Manager sends the Companion
+/// Manager when the node is to leave the group gracefully (`hostd drain`;
+/// no payload).
+pub const TAG_LEAVE: u64 = 0x4C45_4156; // "LEAV"
 
 /// Tag of a Companion Manager message (payload: `sion_companion_mgr::Message`).
 pub const TAG_COMPANION: u64 = 0x434D; // "CM"
