@@ -13,7 +13,9 @@
 //!   static-PIE, with `PT_INTERP`, with the program headers outside every
 //!   segment);
 //! - `syscall`: short call sequences of both ABIs (files, pipes, memory,
-//!   signals, fork and wait, execve of the tiny programs).
+//!   signals, fork and wait, execve of the tiny programs);
+//! - `checkpoint`: checkpoint images of small jobs taken on a fake node
+//!   (memory with zero and non-zero pages, a grown break, a handler).
 //!
 //! Run from `fuzz/`: `cargo run --example seeds`. It overwrites the `seed-*`
 //! files and leaves the others (what a fuzz run added) alone.
@@ -117,6 +119,11 @@ fn host_msgs() -> Vec<HostMsg> {
             by: "u@host".into(),
         },
         HostMsg::Signal(2),
+        HostMsg::Checkpoint,
+        HostMsg::Leave {
+            version: job::PROTOCOL_VERSION,
+            by: "u@host".into(),
+        },
     ]
 }
 
@@ -170,6 +177,22 @@ fn node_msgs() -> Vec<NodeMsg> {
             killed: 0,
             unsupported: vec!["io_uring_setup (x86_64 425)".into()],
         },
+        NodeMsg::Leaving { running: Some(3) },
+        NodeMsg::Moved {
+            reason: "the node leaves the group".into(),
+        },
+        NodeMsg::Checkpoint(job::CheckpointPart::Header(vec![1, 2, 3])),
+        NodeMsg::Checkpoint(job::CheckpointPart::Pages {
+            addr: 0x1000,
+            data: vec![7; 64],
+        }),
+        NodeMsg::Checkpoint(job::CheckpointPart::End {
+            records: 2,
+            bytes: 64,
+        }),
+        NodeMsg::Checkpoint(job::CheckpointPart::Refused {
+            reason: "the job has 2 processes".into(),
+        }),
     ]
 }
 
@@ -539,12 +562,66 @@ fn syscall_seeds() {
     write("syscall", "i386-files-time", &s);
 }
 
+/// Checkpoint images of small x86_64 jobs, taken by the manager's own code
+/// on a fake node: the records `hostd` stores.
+fn checkpoint_seeds() {
+    use sion_app_mgr::checkpoint::encode_record;
+    use sion_app_mgr::job::CheckpointPart;
+    use sion_app_mgr::process::Process;
+    use sion_app_mgr::process::fake::FakeNode;
+    use sion_app_mgr::vm::AddressSpace;
+    for (name, pages) in [("small", 1u64), ("sparse", 5)] {
+        let mut node = FakeNode::default();
+        node.first_pid = 7;
+        {
+            let layout = sion_app_mgr::abi::UserLayout::for_abi(sion_app_mgr::Abi::X86_64);
+            let mut p = Process::new(
+                &mut node,
+                1,
+                7,
+                sion_app_mgr::Abi::X86_64,
+                AddressSpace::new(layout, 4 << 20),
+            );
+            let m = p
+                .syscall(
+                    sion_app_mgr::Abi::X86_64,
+                    X::mmap as u64,
+                    [0, pages * 4096, 3, 0x22, u64::MAX, 0],
+                )
+                .expect("mmap answers") as u64;
+            p.load_mem(m, b"first page").expect("mapped");
+            p.load_mem(m + (pages - 1) * 4096 + 100, b"last page").expect("mapped");
+            let brk = p
+                .syscall(sion_app_mgr::Abi::X86_64, X::brk as u64, [0; 6])
+                .expect("brk answers") as u64;
+            p.syscall(sion_app_mgr::Abi::X86_64, X::brk as u64, [brk + 8192, 0, 0, 0, 0, 0]);
+            p.task.sigactions.insert(10, vec![1, 2, 3, 4]);
+            p.take_checkpoint().expect("a checkpoint");
+        }
+        let image: Vec<u8> = node
+            .sent
+            .iter()
+            .filter_map(|m| match m {
+                NodeMsg::Checkpoint(
+                    part @ (CheckpointPart::Header(_)
+                    | CheckpointPart::Pages { .. }
+                    | CheckpointPart::End { .. }),
+                ) => encode_record(part),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        write("checkpoint", name, &image);
+    }
+}
+
 fn main() {
     datagram_seeds();
     job_seeds();
     elf_seeds();
     syscall_seeds();
-    for target in ["datagram", "job_frame", "elf_load", "syscall"] {
+    checkpoint_seeds();
+    for target in ["datagram", "job_frame", "elf_load", "syscall", "checkpoint"] {
         let dir = corpus(target);
         let (n, bytes) = fs::read_dir(&dir)
             .expect("corpus")
