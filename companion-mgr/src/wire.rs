@@ -447,7 +447,12 @@ impl Message {
                     announce(a, f);
                 }
             }
-            Message::Ping { from, updates: u, .. } | Message::Ack { from, updates: u, .. } => {
+            Message::Ping {
+                from, updates: u, ..
+            }
+            | Message::Ack {
+                from, updates: u, ..
+            } => {
                 announce(from, f);
                 updates(u, f);
             }

@@ -19,6 +19,9 @@
 //! - [`weights`]: the strict `--weights cpu=W,mem=W,speed=W,net=W` parser;
 //! - [`placement`]: finding the group (daemon or one-shot) and choosing a
 //!   node, shared by `nodes`, `place` and `submit`;
+//! - [`gateway`]: `hostd gateway`, joining the groups of two LANs through a
+//!   peer gateway (stand-in addresses, rewritten datagrams, relayed job
+//!   connections);
 //! - [`cli`]: the command line.
 
 #![forbid(unsafe_code)]
@@ -29,6 +32,7 @@ pub mod control;
 pub mod daemon;
 pub mod envelope;
 pub mod fileserve;
+pub mod gateway;
 pub mod iface;
 pub mod jobconn;
 pub mod jobs;
