@@ -26,6 +26,15 @@
 //! - **job connections**: a connection to a stand-in's port 7421 is relayed
 //!   through the peer gateway to the member's port 7421, bytes unchanged
 //!   ([`wire`]; with a key they are the job protocol's own ciphertext).
+//! - **introductions**: groups that formed before the gateways ran send
+//!   nothing across by themselves (SWIM probes only members it knows). So
+//!   when a gateway hears its peer for the first time, or after a silence
+//!   (the gateways say hello every [`HELLO_INTERVAL`]), it takes a census of
+//!   its LAN: it broadcasts a `ViewRequest` for the empty id range `0..=0`
+//!   from an address of its own (one more from the stand-in range), every
+//!   member answers with its own entry alone, and each answer crosses as a
+//!   `Join` of that member, which the other LAN's members answer with their
+//!   views. One datagram per member each way, as at boot.
 //!
 //! Bad input (a malformed datagram from the LAN or the peer, an unknown
 //! member or stand-in, a datagram from anyone but the peer) is dropped and
@@ -57,11 +66,18 @@ use crate::envelope::{self, IPC_PORT, Reject};
 use crate::iface::{Interface, choose, list_interfaces};
 use crate::transport::MAX_DATAGRAM;
 pub use table::{AliasPool, Counters, DEFAULT_POOL, Drop, Emit, LanDest, Tables};
-pub use wire::GATEWAY_PORT;
+pub use wire::{GATEWAY_PORT, PeerMsg};
 
 /// How long a relayed job connection may take to say where it goes, and to
 /// reach the member.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How often gateways say hello to each other.
+pub const HELLO_INTERVAL: Duration = Duration::from_secs(5);
+
+/// A peer unheard for this long is back when heard again: the LAN's
+/// members are introduced again.
+const SILENCE: Duration = Duration::from_secs(15);
 
 /// `hostd gateway`'s options.
 #[derive(Clone, Debug, clap::Args)]
@@ -125,6 +141,11 @@ struct Gateway {
     /// Each stand-in's datagram socket, by member.
     sockets: Mutex<HashMap<NodeId, Arc<UdpSocket>>>,
     held: standin::Held,
+    /// The gateway's own id and address in its LAN (its census).
+    own: NodeId,
+    own_udp: Arc<UdpSocket>,
+    /// When the peer was last heard.
+    peer_heard: Mutex<Option<tokio::time::Instant>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -149,6 +170,28 @@ async fn serve(args: GatewayArgs) -> Result<()> {
     for a in interface_addresses(&iface.name)? {
         pool.reserve(a);
     }
+    // The gateway's own id: the interface's MAC with bit 2 of its first
+    // byte flipped, so a `hostd daemon` on this machine keeps its own.
+    let own = {
+        let mut mac = iface.node_id().to_mac();
+        mac[0] ^= 0x04;
+        NodeId::from_mac(mac)
+    };
+    let mut tables = Tables::new(pool.clone());
+    tables.set_own(own);
+    let held = standin::Held::new(&iface.name);
+    let own_ip = tables
+        .take_own_address(own)
+        .context("the stand-in range has no free address")?;
+    standin::run(&standin::add_argv(&iface.name, own_ip)).await?;
+    held.push(own_ip);
+    let own_udp = match lan_socket(SocketAddrV4::new(own_ip, IPC_PORT), &iface.name) {
+        Ok(s) => Arc::new(s),
+        Err(e) => {
+            held.release_all();
+            return Err(e);
+        }
+    };
     let keys = crate::keys::current();
     let auth = keys
         .keys
@@ -172,16 +215,20 @@ async fn serve(args: GatewayArgs) -> Result<()> {
         pool.describe(),
         keys.describe()
     );
+    eprintln!("hostd gateway: this gateway is {own_ip} in its LAN (its census)");
     let gw = Arc::new(Gateway {
         me: iface.node_id(),
-        held: standin::Held::new(&iface.name),
+        held,
         iface,
         lan_broadcast,
         peer: args.peer,
         peer_udp,
-        tables: Mutex::new(Tables::new(pool)),
+        tables: Mutex::new(tables),
         auth: Mutex::new(auth),
         sockets: Mutex::default(),
+        own,
+        own_udp: own_udp.clone(),
+        peer_heard: Mutex::new(None),
     });
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(gw.clone().lan_rx(Arc::new(bcast_all), LanDest::Broadcast));
@@ -191,6 +238,8 @@ async fn serve(args: GatewayArgs) -> Result<()> {
     );
     tasks.spawn(gw.clone().peer_rx());
     tasks.spawn(gw.clone().peer_accept(peer_tcp));
+    tasks.spawn(gw.clone().census_rx(own_udp));
+    tasks.spawn(gw.clone().hello());
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("installing the SIGTERM handler")?;
     let why = tokio::select! {
@@ -279,7 +328,7 @@ impl Gateway {
                 }
             };
             let SocketAddr::V4(from) = from else { continue };
-            match self.from_lan(&buf[..n], *from.ip(), dest) {
+            match self.lan_datagram(&buf[..n], *from.ip(), dest) {
                 Ok(bytes) => match self.peer_udp.send_to(&bytes, self.peer).await {
                     Ok(_) => lock(&self.tables).counters.to_peer += 1,
                     Err(_) => lock(&self.tables).counters.send_errors += 1,
@@ -292,7 +341,7 @@ impl Gateway {
 
     /// One datagram from the LAN as the bytes to send to the peer; `Err(None)`
     /// for a datagram that is not the Companion Manager's (a kernel ping).
-    fn from_lan(
+    fn lan_datagram(
         &self,
         bytes: &[u8],
         source: Ipv4Addr,
@@ -310,7 +359,7 @@ impl Gateway {
         let plain = self.open(payload)?;
         let msg = Message::decode(&plain).map_err(|_| Drop::Malformed)?;
         let fwd = lock(&self.tables).from_lan(src, source, dest, msg)?;
-        Ok(self.seal(wire::encode(&fwd)))
+        Ok(self.seal(wire::encode(&PeerMsg::Forward(fwd))))
     }
 
     /// Receives the peer's datagrams and sends them into the LAN.
@@ -329,7 +378,29 @@ impl Gateway {
                 self.count(Drop::NotFromPeer, true);
                 continue;
             }
-            let emit = match self.from_peer(&buf[..n]) {
+            let msg = match self
+                .open(&buf[..n])
+                .and_then(|p| wire::decode(&p).map_err(|_| Drop::Malformed))
+            {
+                Ok(m) => m,
+                Err(why) => {
+                    self.count(why, true);
+                    continue;
+                }
+            };
+            let now = tokio::time::Instant::now();
+            let back = lock(&self.peer_heard)
+                .replace(now)
+                .is_none_or(|t| now.duration_since(t) > SILENCE);
+            if back {
+                eprintln!(
+                    "hostd gateway: the peer gateway {} is there; introducing this LAN's members to its LAN",
+                    self.peer
+                );
+                self.census().await;
+            }
+            let PeerMsg::Forward(fwd) = msg else { continue };
+            let emit = match lock(&self.tables).from_peer(&fwd) {
                 Ok(e) => e,
                 Err(why) => {
                     self.count(why, true);
@@ -340,10 +411,69 @@ impl Gateway {
         }
     }
 
-    fn from_peer(&self, bytes: &[u8]) -> Result<Emit, Drop> {
-        let plain = self.open(bytes)?;
-        let fwd = wire::decode(&plain).map_err(|_| Drop::Malformed)?;
-        lock(&self.tables).from_peer(&fwd)
+    /// Says hello to the peer every [`HELLO_INTERVAL`].
+    async fn hello(self: Arc<Self>) {
+        let mut tick = tokio::time::interval(HELLO_INTERVAL);
+        loop {
+            tick.tick().await;
+            let bytes = self.seal(wire::encode(&PeerMsg::Hello));
+            if self.peer_udp.send_to(&bytes, self.peer).await.is_err() {
+                lock(&self.tables).counters.send_errors += 1;
+            }
+        }
+    }
+
+    /// Asks every member of the LAN for its own entry (a `ViewRequest` for
+    /// ids `0..=0`, broadcast from the gateway's own address).
+    async fn census(&self) {
+        let req = Message::ViewRequest {
+            from: self.own,
+            lo: 0,
+            hi: 0,
+        };
+        let Ok(bytes) = req.encode() else { return };
+        let sealed = self.seal(bytes);
+        let Ok(datagram) = envelope::wrap(self.own, true, &sealed) else {
+            return;
+        };
+        let to = SocketAddrV4::new(self.lan_broadcast, IPC_PORT);
+        if self.own_udp.send_to(&datagram, to).await.is_err() {
+            lock(&self.tables).counters.send_errors += 1;
+        }
+    }
+
+    /// Receives the census answers at the gateway's own address and sends
+    /// each member's entry to the peer as that member's join.
+    async fn census_rx(self: Arc<Self>, sock: Arc<UdpSocket>) {
+        let mut buf = vec![0u8; MAX_DATAGRAM];
+        loop {
+            let Ok((n, _)) = sock.recv_from(&mut buf).await else {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            };
+            let msg = match envelope::unwrap(self.me, &buf[..n]) {
+                Ok((_, payload)) => self
+                    .open(payload)
+                    .and_then(|p| Message::decode(&p).map_err(|_| Drop::Malformed)),
+                Err(Reject::Wire(_)) => Err(Drop::Malformed),
+                Err(_) => continue,
+            };
+            let msg = match msg {
+                Ok(m) => m,
+                Err(why) => {
+                    self.count(why, false);
+                    continue;
+                }
+            };
+            let fwds = lock(&self.tables).census_reply(&msg);
+            for fwd in fwds {
+                let bytes = self.seal(wire::encode(&PeerMsg::Forward(fwd)));
+                match self.peer_udp.send_to(&bytes, self.peer).await {
+                    Ok(_) => lock(&self.tables).counters.to_peer += 1,
+                    Err(_) => lock(&self.tables).counters.send_errors += 1,
+                }
+            }
+        }
     }
 
     /// Sets up the new stand-ins of `e`, then sends its message into the LAN

@@ -317,6 +317,8 @@ pub struct Tables {
     stand_ins: HashMap<NodeId, Ipv4Addr>,
     by_stand_in: HashMap<Ipv4Addr, NodeId>,
     pool: AliasPool,
+    /// The gateway's own id (its census requests), if set.
+    own: Option<NodeId>,
     /// What happened so far.
     pub counters: Counters,
 }
@@ -329,8 +331,20 @@ impl Tables {
             stand_ins: HashMap::new(),
             by_stand_in: HashMap::new(),
             pool,
+            own: None,
             counters: Counters::default(),
         }
+    }
+
+    /// The gateway's own id: its datagrams heard back are echoes.
+    pub fn set_own(&mut self, id: NodeId) {
+        self.own = Some(id);
+    }
+
+    /// A stand-in address for the gateway itself (where its census is
+    /// answered), from the pool; `None` when the pool is empty.
+    pub fn take_own_address(&mut self, id: NodeId) -> Option<Ipv4Addr> {
+        self.pool.take(id)
     }
 
     /// Never uses `ip` as a stand-in (the interface's own addresses).
@@ -388,7 +402,7 @@ impl Tables {
         dest: LanDest,
         mut msg: Message,
     ) -> Result<Forward, Drop> {
-        if self.stand_ins.contains_key(&src) {
+        if self.stand_ins.contains_key(&src) || self.own == Some(src) {
             return Err(Drop::Echo);
         }
         let dst = match dest {
@@ -432,6 +446,39 @@ impl Tables {
         }
         let message = msg.encode().map_err(|_| Drop::Malformed)?;
         Ok(Forward { src, dst, message })
+    }
+
+    /// An answer to the gateway's census (a [`Message::JoinReply`] to its
+    /// own address, answering the `ViewRequest` it broadcast into its LAN):
+    /// each LAN member it names, introduced to the other LAN as a
+    /// [`Message::Join`] from that member, which the other LAN's members
+    /// answer with their views. Members of the other LAN (at stand-in
+    /// addresses) and entries at `0.0.0.0` are left out.
+    pub fn census_reply(&mut self, msg: &Message) -> Vec<Forward> {
+        let Message::JoinReply { entries, .. } = msg else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for a in entries {
+            let ip = Ipv4Addr::from(a.addr.ip);
+            if self.by_stand_in.contains_key(&ip)
+                || self.stand_ins.contains_key(&a.id)
+                || ip.is_unspecified()
+                || self.own == Some(a.id)
+            {
+                continue;
+            }
+            self.pool.reserve(ip);
+            self.local.insert(a.id, a.addr);
+            if let Ok(message) = Message::Join(a.clone()).encode() {
+                out.push(Forward {
+                    src: a.id,
+                    dst: None,
+                    message,
+                });
+            }
+        }
+        out
     }
 
     /// A message from the peer gateway: the message with every address as
@@ -506,6 +553,7 @@ impl Tables {
 
 #[cfg(test)]
 mod tests {
+    use super::super::wire::PeerMsg;
     use super::*;
     use sion_companion_mgr::node::NodeState;
     use sion_companion_mgr::wire::{Announce, Update};
@@ -548,8 +596,10 @@ mod tests {
         msg: Message,
     ) -> Result<Emit, Drop> {
         let fwd = a.from_lan(src, Ipv4Addr::from(source), dest, msg)?;
-        let bytes = super::super::wire::encode(&fwd);
-        let fwd = super::super::wire::decode(&bytes).expect("the wire form decodes");
+        let bytes = super::super::wire::encode(&PeerMsg::Forward(fwd));
+        let Ok(PeerMsg::Forward(fwd)) = super::super::wire::decode(&bytes) else {
+            panic!("the wire form decodes")
+        };
         b.from_peer(&fwd)
     }
 
@@ -814,6 +864,55 @@ mod tests {
             before.1 == b.stand_ins,
             "no stand-in made for dropped input"
         );
+    }
+
+    #[test]
+    fn a_census_introduces_each_lan_member_to_the_other_lan_as_a_join() {
+        let (mut a, mut b) = (Tables::new(pool()), Tables::new(pool()));
+        let own = id(0xee);
+        a.set_own(own);
+        let g = a.take_own_address(own).unwrap();
+        assert!(pool().contains(g));
+        // The census request heard back is an echo.
+        let req = Message::ViewRequest {
+            from: own,
+            lo: 0,
+            hi: 0,
+        };
+        assert_eq!(a.from_lan(own, g, LanDest::Broadcast, req), Err(Drop::Echo));
+        // B's node 2 is known in A already (at a stand-in).
+        cross(
+            &mut b,
+            &mut a,
+            id(2),
+            [169, 254, 2, 2],
+            LanDest::Broadcast,
+            Message::Join(announce(2, [169, 254, 2, 2])),
+        )
+        .unwrap();
+        let s2 = a.stand_in(id(2)).unwrap();
+        let reply = Message::JoinReply {
+            lo: 0,
+            hi: 0,
+            entries: vec![
+                announce(1, [169, 254, 1, 1]),
+                announce(2, s2.octets()),
+                announce(3, [0; 4]),
+            ],
+        };
+        let fwds = a.census_reply(&reply);
+        assert_eq!(
+            fwds.len(),
+            1,
+            "only LAN A's member, not B's or one at 0.0.0.0"
+        );
+        assert_eq!((fwds[0].src, fwds[0].dst), (id(1), None));
+        assert_eq!(a.local(id(1)), Some(Addr::new([169, 254, 1, 1], IPC_PORT)));
+        let e = b.from_peer(&fwds[0]).unwrap();
+        let s1 = b.stand_in(id(1)).unwrap();
+        assert_eq!((e.from, e.to), (s1, None));
+        assert_eq!(e.message, Message::Join(announce(1, s1.octets())));
+        assert!(a.census_reply(&Message::Nack { nonce: 1 }).is_empty());
     }
 
     #[test]

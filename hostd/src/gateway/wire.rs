@@ -1,10 +1,11 @@
 //! What two gateways send each other.
 //!
-//! **Datagrams** (UDP, the gateway port, 7422 by default): one Companion
-//! Manager message that crossed from one LAN, as
+//! **Datagrams** (UDP, the gateway port, 7422 by default): a [`PeerMsg`],
+//! either one Companion Manager message that crossed from one LAN or a
+//! keep-alive, as
 //!
 //! ```text
-//! [b"SGW1"] [postcard: Forward { src, dst, message }]
+//! [b"SGW1"] [postcard: PeerMsg::Forward(Forward { src, dst, message }) | PeerMsg::Hello]
 //! ```
 //!
 //! sealed as a whole with the cluster key ([`DatagramAuth`]'s format: HMAC
@@ -46,6 +47,17 @@ pub struct Forward {
     pub message: Vec<u8>,
 }
 
+/// One datagram between gateways.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PeerMsg {
+    /// A message from a member of the sender's LAN.
+    Forward(Forward),
+    /// "I am here": sent every few seconds. A gateway that hears its peer
+    /// after a silence (its start, a broken link) introduces its LAN's
+    /// members to the peer's LAN again.
+    Hello,
+}
+
 /// Why a gateway datagram or greeting was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum WireError {
@@ -57,25 +69,29 @@ pub enum WireError {
     Malformed,
 }
 
-/// Encodes `fwd` (before sealing).
-pub fn encode(fwd: &Forward) -> Vec<u8> {
+/// Encodes `msg` (before sealing).
+pub fn encode(msg: &PeerMsg) -> Vec<u8> {
     // Serializing these types into a growing Vec cannot fail.
-    postcard::to_extend(fwd, MAGIC.to_vec()).expect("a Forward always serializes")
+    postcard::to_extend(msg, MAGIC.to_vec()).expect("a PeerMsg always serializes")
 }
 
 /// Decodes a gateway datagram (after opening its seal).
 ///
 /// # Errors
 /// [`WireError`]; never panics, whatever the bytes.
-pub fn decode(bytes: &[u8]) -> Result<Forward, WireError> {
+pub fn decode(bytes: &[u8]) -> Result<PeerMsg, WireError> {
     let body = bytes.strip_prefix(&MAGIC[..]).ok_or(WireError::Magic)?;
-    let (fwd, rest) =
-        postcard::take_from_bytes::<Forward>(body).map_err(|_| WireError::Malformed)?;
+    let (msg, rest) =
+        postcard::take_from_bytes::<PeerMsg>(body).map_err(|_| WireError::Malformed)?;
     let valid = |id: NodeId| NodeId::from_u64(id.as_u64()) == id;
-    if !rest.is_empty() || !valid(fwd.src) || !fwd.dst.is_none_or(valid) {
+    let ok = match &msg {
+        PeerMsg::Forward(f) => valid(f.src) && f.dst.is_none_or(valid),
+        PeerMsg::Hello => true,
+    };
+    if !rest.is_empty() || !ok {
         return Err(WireError::Malformed);
     }
-    Ok(fwd)
+    Ok(msg)
 }
 
 /// The greeting of a job connection to member `target`.
@@ -120,24 +136,27 @@ mod tests {
     #[test]
     fn round_trips_and_refuses_what_is_not_a_forward() {
         for f in [
-            sample(),
-            Forward {
+            PeerMsg::Forward(sample()),
+            PeerMsg::Forward(Forward {
                 dst: None,
                 message: vec![],
                 ..sample()
-            },
+            }),
+            PeerMsg::Hello,
         ] {
             let b = encode(&f);
             assert!(b.starts_with(b"SGW1"));
             assert_eq!(decode(&b), Ok(f));
         }
-        let mut b = encode(&sample());
+        assert_eq!(encode(&PeerMsg::Hello), b"SGW1\x01");
+        let mut b = encode(&PeerMsg::Forward(sample()));
         b.push(0);
         assert_eq!(decode(&b), Err(WireError::Malformed), "trailing byte");
         assert_eq!(decode(b"SGW2xxxx"), Err(WireError::Magic));
         assert_eq!(decode(b""), Err(WireError::Magic));
-        // An id above 48 bits (postcard: a varint of u64::MAX).
+        // An id above 48 bits (postcard: variant 0, a varint of u64::MAX).
         let mut big = MAGIC.to_vec();
+        big.push(0);
         big.extend([0xff; 9]);
         big.push(0x01);
         big.extend([0, 0]);
