@@ -377,8 +377,8 @@ fn a_job_submitted_in_one_lan_runs_on_a_node_of_the_other_through_gateways() {
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
         let summary: SubmitSummary = stderr
             .lines()
-            .last()
-            .and_then(|l| serde_json::from_str(l).ok())
+            .rev()
+            .find_map(|l| serde_json::from_str(l).ok())
             .unwrap_or_else(|| panic!("{what}: no JSON summary:\n{stderr}\n{}", lan_b.log(0)));
         assert_eq!(
             summary.node.id.as_deref(),

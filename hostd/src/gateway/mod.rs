@@ -72,6 +72,13 @@ pub use wire::{GATEWAY_PORT, PeerMsg};
 /// reach the member.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The socket buffers of a relayed job connection, each way, in bytes (the
+/// kernel doubles them): small, so that the relay holds little of an upload
+/// and `hostd submit`, which times the node's answer from the end of its
+/// upload, sees about when the node has the program, as on a direct
+/// connection.
+const RELAY_BUFFER: usize = 64 * 1024;
+
 /// How often gateways say hello to each other.
 pub const HELLO_INTERVAL: Duration = Duration::from_secs(5);
 
@@ -288,6 +295,21 @@ fn lan_socket(addr: SocketAddrV4, device: &str) -> Result<UdpSocket> {
         .with_context(|| format!("tying a socket to {device} (SO_BINDTODEVICE needs root)"))?;
     bind(fd.as_raw_fd(), &SockaddrIn::from(addr)).with_context(|| format!("binding UDP {addr}"))?;
     UdpSocket::from_std(std::net::UdpSocket::from(fd)).context("registering a UDP socket")
+}
+
+/// Shrinks an accepted relay connection's buffers to [`RELAY_BUFFER`] (a
+/// failure only leaves the kernel's defaults).
+fn small_buffers(conn: &TcpStream) {
+    let _ = setsockopt(conn, sockopt::RcvBuf, &RELAY_BUFFER);
+    let _ = setsockopt(conn, sockopt::SndBuf, &RELAY_BUFFER);
+}
+
+/// A TCP connection to `to` with [`RELAY_BUFFER`]-sized buffers.
+async fn connect(to: SocketAddrV4) -> std::io::Result<TcpStream> {
+    let s = TcpSocket::new_v4()?;
+    s.set_send_buffer_size(RELAY_BUFFER as u32)?;
+    s.set_recv_buffer_size(RELAY_BUFFER as u32)?;
+    s.connect(SocketAddr::V4(to)).await
 }
 
 impl Gateway {
@@ -550,7 +572,8 @@ impl Gateway {
     }
 
     async fn relay_out(&self, mut conn: TcpStream, id: NodeId) -> Result<()> {
-        let mut peer = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(self.peer))
+        small_buffers(&conn);
+        let mut peer = tokio::time::timeout(CONNECT_TIMEOUT, connect(self.peer))
             .await
             .context("the peer gateway did not answer in 10 s")?
             .with_context(|| format!("connecting to the peer gateway {}", self.peer))?;
@@ -587,6 +610,7 @@ impl Gateway {
     }
 
     async fn relay_in(&self, mut conn: TcpStream) -> Result<()> {
+        small_buffers(&conn);
         let mut hello = [0u8; wire::TCP_HELLO_LEN];
         tokio::time::timeout(CONNECT_TIMEOUT, conn.read_exact(&mut hello))
             .await
@@ -596,7 +620,7 @@ impl Gateway {
             .local(id)
             .with_context(|| format!("no member {id} in this LAN"))?;
         let target = SocketAddrV4::new(Ipv4Addr::from(addr.ip), JOB_PORT);
-        let mut node = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(target))
+        let mut node = tokio::time::timeout(CONNECT_TIMEOUT, connect(target))
             .await
             .with_context(|| format!("{target} did not answer in 10 s"))?
             .with_context(|| format!("connecting to {target}"))?;
