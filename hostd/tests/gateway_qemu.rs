@@ -15,6 +15,11 @@
 //!   go on working;
 //! - on SIGTERM each gateway gives its stand-in addresses back.
 //!
+//! The group is authenticated: both LANs' nodes boot with `key=HEX` of a
+//! key from `hostd keygen`, and every `hostd` (daemon, gateways, submits)
+//! reads it, so the gateways open, seal and re-seal every datagram they
+//! relay (junk from the peer's address is dropped as unauthenticated).
+//!
 //! Everything (QEMU, namespaces, the veth pair, gateways, daemon, jobs) is
 //! torn down at the end, also when an assertion fails. Needs root, QEMU and
 //! busybox-static (CI has them).
@@ -50,14 +55,20 @@ struct Background {
 }
 
 impl Background {
-    fn start(lan: &BootedLan, name: &'static str, argv: &[String], dir: &Path) -> Background {
+    fn start(
+        lan: &BootedLan,
+        name: &'static str,
+        argv: &[String],
+        dir: &Path,
+        key: &str,
+    ) -> Background {
         let log = lan.run_dir.join(format!("{name}.log"));
         let file = std::fs::File::create(&log).unwrap();
         let child = lan
             .lan
             .command(argv)
             .expect("a command inside the LAN")
-            .env(sion_hostd::keys::KEY_ENV, "none")
+            .env(sion_hostd::keys::KEY_ENV, key)
             .current_dir(dir)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -155,12 +166,12 @@ impl Drop for Link {
 }
 
 /// `hostd nodes --json` through the daemon at `socket`.
-fn nodes(lan: &BootedLan, socket: &str, dir: &Path) -> NodesReport {
+fn nodes(lan: &BootedLan, socket: &str, dir: &Path, key: &str) -> NodesReport {
     let out = lan.run(
         &strings(&[HOSTD, "--socket", socket, "nodes", "--json"]),
         dir,
         b"",
-        &[],
+        &[(sion_hostd::keys::KEY_ENV, key)],
     );
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
         panic!(
@@ -179,6 +190,7 @@ fn counters(log: &str) -> Counters {
         from_peer: u64,
         malformed_lan: u64,
         malformed_peer: u64,
+        unauthenticated: u64,
         connections: u64,
         bytes_to_node: u64,
         bytes_from_node: u64,
@@ -193,6 +205,7 @@ fn counters(log: &str) -> Counters {
         from_peer: c.from_peer,
         malformed_lan: c.malformed_lan,
         malformed_peer: c.malformed_peer,
+        unauthenticated: c.unauthenticated,
         connections: c.connections,
         bytes_to_node: c.bytes_to_node,
         bytes_from_node: c.bytes_from_node,
@@ -224,11 +237,29 @@ fn a_job_submitted_in_one_lan_runs_on_a_node_of_the_other_through_gateways() {
         .collect();
     std::fs::write(dir.join("words.txt"), &words).unwrap();
 
+    // The cluster key: a file for every hostd, the boot argument for the nodes.
+    let key_file = dir.parent().unwrap().join("cluster.key");
+    let out = Command::new(HOSTD)
+        .args(["keygen", "--out"])
+        .arg(&key_file)
+        .output()
+        .expect("hostd keygen");
+    assert!(out.status.success(), "hostd keygen: {out:?}");
+    let hex = std::fs::read_to_string(&key_file)
+        .unwrap()
+        .lines()
+        .find(|l| l.len() == 64 && !l.starts_with('#'))
+        .expect("a key line")
+        .to_string();
+    let key = key_file.display().to_string();
+    let key_env = [(sion_hostd::keys::KEY_ENV, key.as_str())];
+    let cmdline = format!("key={hex}");
+
     let image = sion_image::build(sion_image::Flavor::Node)
         .expect("building target/sion.img")
         .path;
-    let lan_a = BootedLan::boot_macs("gwa", image.clone(), &[256], &[], &[], "", 0);
-    let lan_b = BootedLan::boot_macs("gwb", image, &[256], &[], &[], "", 0x10);
+    let lan_a = BootedLan::boot_macs("gwa", image.clone(), &[256], &[], &[], &cmdline, 0);
+    let lan_b = BootedLan::boot_macs("gwb", image, &[256], &[], &[], &cmdline, 0x10);
     let booted = started.elapsed();
     let (a_ip, b_ip) = (lan_a.address(0), lan_b.address(0));
     println!("LAN A's node at {a_ip}, LAN B's node at {b_ip} (booted in {booted:.1?})");
@@ -239,13 +270,28 @@ fn a_job_submitted_in_one_lan_runs_on_a_node_of_the_other_through_gateways() {
         "daemon",
         &strings(&[HOSTD, "--socket", &socket, "daemon", "--iface", "br0"]),
         &dir,
+        &key,
     );
-    lan_a.wait_alive(HOSTD, &socket, &dir, 1, Duration::from_secs(60));
-    let a_node = nodes(&lan_a, &socket, &dir)
-        .nodes
-        .into_iter()
-        .find(|n| n.role == sion_companion_mgr::Role::Node)
-        .expect("LAN A's node");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let a_node = loop {
+        let found = nodes(&lan_a, &socket, &dir, &key)
+            .nodes
+            .into_iter()
+            .find(|n| {
+                n.role == sion_companion_mgr::Role::Node
+                    && n.status == sion_companion_mgr::Status::Alive
+            });
+        if let Some(n) = found {
+            break n;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "LAN A's daemon saw no node in 60 s:\n{}\n{}",
+            std::fs::read_to_string(&daemon.log).unwrap_or_default(),
+            lan_a.log(0)
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
 
     let _link = Link::create(&lan_a.netns(), &lan_b.netns());
     let gateway = |lan: &BootedLan, name, listen: &str, peer: &str| {
@@ -256,6 +302,7 @@ fn a_job_submitted_in_one_lan_runs_on_a_node_of_the_other_through_gateways() {
                 HOSTD, "gateway", "--iface", "br0", "--listen", listen, "--peer", peer,
             ]),
             &dir,
+            &key,
         )
     };
     let t_gateways = Instant::now();
@@ -267,7 +314,7 @@ fn a_job_submitted_in_one_lan_runs_on_a_node_of_the_other_through_gateways() {
     // (a census of each LAN when the peer is first heard). Up to 60 s.
     let deadline = Instant::now() + Duration::from_secs(60);
     let b_node = loop {
-        let report = nodes(&lan_a, &socket, &dir);
+        let report = nodes(&lan_a, &socket, &dir, &key);
         let remote = report.nodes.iter().find(|n| {
             n.role == sion_companion_mgr::Role::Node
                 && n.id != a_node.id
@@ -301,7 +348,7 @@ fn a_job_submitted_in_one_lan_runs_on_a_node_of_the_other_through_gateways() {
         &strings(&[HOSTD, "--socket", &socket, "nodes"]),
         &dir,
         b"",
-        &[],
+        &key_env,
     );
     println!(
         "LAN B's node {} seen in LAN A at {stand_in} {:.1?} after the gateways started; hostd nodes in LAN A:\n{}",
@@ -331,10 +378,11 @@ fn a_job_submitted_in_one_lan_runs_on_a_node_of_the_other_through_gateways() {
             "120",
         ]),
         &dir,
+        &key,
     );
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let report = nodes(&lan_a, &socket, &dir);
+        let report = nodes(&lan_a, &socket, &dir, &key);
         if report
             .nodes
             .iter()
@@ -372,7 +420,7 @@ fn a_job_submitted_in_one_lan_runs_on_a_node_of_the_other_through_gateways() {
         ]);
         argv.extend(strings(args));
         let t = Instant::now();
-        let out = lan_a.run(&argv, &dir, b"", &[]);
+        let out = lan_a.run(&argv, &dir, b"", &key_env);
         let took = t.elapsed();
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
         let summary: SubmitSummary = stderr
@@ -416,8 +464,12 @@ fn a_job_submitted_in_one_lan_runs_on_a_node_of_the_other_through_gateways() {
     println!("gateway A: {}", log_a.lines().rev().nth(1).unwrap_or(""));
     println!("gateway B: {}", log_b.lines().rev().nth(1).unwrap_or(""));
     assert!(
-        cb.malformed_peer >= 5,
-        "gateway B counted the junk from the peer's address: {log_b}"
+        cb.unauthenticated >= 5,
+        "gateway B counted the junk from the peer's address as unauthenticated: {log_b}"
+    );
+    assert!(
+        log_a.contains("cluster key") && !log_a.contains("open group"),
+        "gateway A is keyed:\n{log_a}"
     );
     assert!(
         ca.malformed_lan >= 3,
