@@ -449,6 +449,20 @@ fn a_job_submitted_in_one_lan_runs_on_a_node_of_the_other_through_gateways() {
         }
     }
 
+    // The nodes took every datagram the gateways re-sealed.
+    for (lan, name) in [(&lan_a, "A"), (&lan_b, "B")] {
+        let log = lan.log(0);
+        let last = log
+            .lines()
+            .rev()
+            .find(|l| l.contains("unauthenticated datagrams dropped:"))
+            .unwrap_or_else(|| panic!("LAN {name}'s node shows no drop count:\n{log}"));
+        assert!(
+            last.contains("dropped: 0 "),
+            "LAN {name}'s node dropped datagrams: {last}"
+        );
+    }
+
     busy.stop();
     daemon.stop();
     let log_a = gw_a.stop();
