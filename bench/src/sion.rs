@@ -52,6 +52,7 @@ impl Cluster {
             wait: None,
             foreground: false,
             userns: false,
+            first_mac: 0,
         };
         let started = Instant::now();
         let cluster = Cluster {

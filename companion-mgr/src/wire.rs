@@ -421,6 +421,60 @@ impl Message {
         }
     }
 
+    /// Calls `f` with every member address the message carries and the id of
+    /// the member it belongs to: the [`Announce`]s (a join, each entry of a
+    /// join reply, a ping's or ack's sender, every [`Update::Alive`]) and a
+    /// [`Message::PingReq`]'s target. `f` may change the address; nothing
+    /// else in the message changes, so the message stays valid.
+    ///
+    /// A gateway between two LANs uses this to put each member's address as
+    /// the other LAN reaches it (see `hostd gateway`).
+    pub fn for_each_addr_mut(&mut self, f: &mut dyn FnMut(NodeId, &mut Addr)) {
+        fn announce(a: &mut Announce, f: &mut dyn FnMut(NodeId, &mut Addr)) {
+            f(a.id, &mut a.addr);
+        }
+        fn updates(us: &mut [Update], f: &mut dyn FnMut(NodeId, &mut Addr)) {
+            for u in us {
+                if let Update::Alive(a) = u {
+                    announce(a, f);
+                }
+            }
+        }
+        match self {
+            Message::Join(a) => announce(a, f),
+            Message::JoinReply { entries, .. } => {
+                for a in entries {
+                    announce(a, f);
+                }
+            }
+            Message::Ping {
+                from, updates: u, ..
+            }
+            | Message::Ack {
+                from, updates: u, ..
+            } => {
+                announce(from, f);
+                updates(u, f);
+            }
+            Message::PingReq {
+                target,
+                target_addr,
+                updates: u,
+                ..
+            } => {
+                f(*target, target_addr);
+                updates(u, f);
+            }
+            Message::Gossip { updates: u } => updates(u, f),
+            Message::ViewRequest { .. }
+            | Message::Nack { .. }
+            | Message::Leave { .. }
+            | Message::TaskRequest { .. }
+            | Message::TaskReply { .. }
+            | Message::TaskRelease { .. } => {}
+        }
+    }
+
     /// A short name of the message kind, for logs and statistics.
     pub fn kind(&self) -> &'static str {
         match self {

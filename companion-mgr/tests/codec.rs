@@ -399,3 +399,61 @@ fn out_of_range_fields_are_rejected_on_both_sides() {
         Err(DecodeError::Invalid(InvalidField::NodeId))
     );
 }
+
+/// Every address a message carries, with its member, in visiting order.
+fn addresses(m: &mut Message) -> Vec<(NodeId, Addr)> {
+    let mut seen = Vec::new();
+    m.for_each_addr_mut(&mut |id, a| seen.push((id, *a)));
+    seen
+}
+
+#[test]
+fn the_address_visitor_reaches_every_member_address_and_nothing_else() {
+    for original in samples() {
+        let mut m = original.clone();
+        let before = addresses(&mut m);
+        assert_eq!(m, original, "visiting without writing changes nothing");
+        // What a gateway does: every address becomes one of its own.
+        let mut n = 0u8;
+        m.for_each_addr_mut(&mut |_, a| {
+            n += 1;
+            *a = Addr::new([169, 254, 255, n], 7420);
+        });
+        let after = addresses(&mut m);
+        assert_eq!(before.len(), after.len());
+        for (i, ((id0, _), (id1, a))) in before.iter().zip(&after).enumerate() {
+            assert_eq!(id0, id1, "{}: the ids stay", original.kind());
+            assert_eq!(*a, Addr::new([169, 254, 255, i as u8 + 1], 7420));
+        }
+        // Only addresses changed, and the message still encodes and decodes.
+        let bytes = m.encode().expect("a rewritten message encodes");
+        assert_eq!(Message::decode(&bytes).unwrap(), m);
+        let mut back = m.clone();
+        let mut it = before.iter();
+        back.for_each_addr_mut(&mut |_, a| *a = it.next().unwrap().1);
+        assert_eq!(back, original, "{}: nothing but addresses", original.kind());
+        // Which kinds carry addresses.
+        let expected = match &original {
+            Message::Join(_) => 1,
+            Message::JoinReply { entries, .. } => entries.len(),
+            Message::Ping { updates, .. } | Message::Ack { updates, .. } => {
+                1 + updates
+                    .iter()
+                    .filter(|u| matches!(u, Update::Alive(_)))
+                    .count()
+            }
+            Message::PingReq { updates, .. } => {
+                1 + updates
+                    .iter()
+                    .filter(|u| matches!(u, Update::Alive(_)))
+                    .count()
+            }
+            Message::Gossip { updates } => updates
+                .iter()
+                .filter(|u| matches!(u, Update::Alive(_)))
+                .count(),
+            _ => 0,
+        };
+        assert_eq!(before.len(), expected, "{}", original.kind());
+    }
+}

@@ -252,6 +252,7 @@ fn main() -> Result<()> {
         wait: Some(Duration::from_secs(120)),
         foreground: false,
         userns: false,
+        first_mac: 0,
     };
     let mut demo = Demo {
         lan,

@@ -33,6 +33,7 @@ fn main() {
         wait: None,
         foreground: false,
         userns: false,
+        first_mac: 0,
     };
     if let Err(e) = lan.up(&opts) {
         let _ = lan.down();

@@ -53,6 +53,7 @@ fn main() {
         wait: Some(Duration::from_secs(60)),
         foreground: false,
         userns: false,
+        first_mac: 0,
     };
     if let Err(e) = lan.up(&opts) {
         let _ = lan.down();

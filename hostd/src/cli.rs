@@ -141,6 +141,17 @@ pub enum Command {
         #[command(flatten)]
         find: FindArgs,
     },
+    /// Join this LAN's group to the group of another LAN through a peer
+    /// gateway there (`hostd gateway --peer ADDR` on both sides, each with
+    /// the other's address): placement here may then choose nodes there, and
+    /// `hostd nodes` shows both. Each member of the other LAN stands in here
+    /// as an address of --stand-ins on this LAN's interface (needs root:
+    /// the addresses are added to the interface and removed at the end).
+    /// Stops on SIGINT/SIGTERM and prints what it relayed and dropped.
+    #[command(
+        after_help = "Example (two LANs, gateways at 10.1.0.1 and 10.1.0.2 on a link between them):\n  lan A: hostd gateway --iface br0 --listen 10.1.0.1 --peer 10.1.0.2\n  lan B: hostd gateway --iface br0 --listen 10.1.0.2 --peer 10.1.0.1\nNode ids (MAC addresses) must be unique across both LANs; join two LANs by one pair of gateways (no loops)."
+    )]
+    Gateway(crate::gateway::GatewayArgs),
     /// Print a shell completion script for hostd, e.g.
     /// `hostd completions bash > /etc/bash_completion.d/hostd`.
     Completions {
@@ -210,6 +221,10 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Submit(args) => crate::submit::run(&socket, *args),
+        Command::Gateway(args) => {
+            crate::gateway::run(args)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Jobs { json, find } => {
             let report = crate::jobs::list(&socket, &find)?;
             if json {
@@ -343,6 +358,7 @@ mod tests {
             "nodes",
             "place",
             "submit",
+            "gateway",
             "completions",
             "manpage",
         ] {
@@ -446,6 +462,51 @@ mod tests {
         // Everything after the program is the program's, flags included.
         assert_eq!(a.args, ["-n", "--verbose", "x y"]);
         assert!(Cli::try_parse_from(["hostd", "submit"]).is_err());
+    }
+
+    #[test]
+    fn parses_gateway_arguments() {
+        let cli = Cli::try_parse_from(["hostd", "gateway", "--peer", "10.1.0.2", "--iface", "br0"])
+            .unwrap();
+        let Command::Gateway(g) = cli.command else {
+            panic!("not gateway");
+        };
+        assert_eq!(g.peer, "10.1.0.2:7422".parse().unwrap());
+        assert_eq!(g.listen, "0.0.0.0:7422".parse().unwrap());
+        assert_eq!(g.iface.as_deref(), Some("br0"));
+        assert_eq!(g.stand_ins.describe(), "169.254.255.0/24");
+        let cli = Cli::try_parse_from([
+            "hostd",
+            "gateway",
+            "--peer",
+            "10.1.0.2:9000",
+            "--listen",
+            "10.1.0.1:9001",
+            "--stand-ins",
+            "192.168.7.0/28",
+        ])
+        .unwrap();
+        let Command::Gateway(g) = cli.command else {
+            panic!("not gateway");
+        };
+        assert_eq!(g.peer.port(), 9000);
+        assert_eq!(g.listen.port(), 9001);
+        assert_eq!(g.stand_ins.describe(), "192.168.7.0/28");
+        assert!(
+            Cli::try_parse_from(["hostd", "gateway"]).is_err(),
+            "--peer is needed"
+        );
+        let err = Cli::try_parse_from([
+            "hostd",
+            "gateway",
+            "--peer",
+            "x",
+            "--stand-ins",
+            "1.2.3.4/24",
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("not an IPv4 address"), "{err}");
     }
 
     #[test]

@@ -20,6 +20,9 @@
 //! - [`placement`]: finding the group (daemon or one-shot) and choosing a
 //!   node, shared by `nodes`, `place` and `submit`;
 //! - [`checkpoints`]: `hostd submit --checkpoint`'s asking and keeping;
+//! - [`gateway`]: `hostd gateway`, joining the groups of two LANs through a
+//!   peer gateway (stand-in addresses, rewritten datagrams, relayed job
+//!   connections);
 //! - [`cli`]: the command line.
 
 #![forbid(unsafe_code)]
@@ -31,6 +34,7 @@ pub mod control;
 pub mod daemon;
 pub mod envelope;
 pub mod fileserve;
+pub mod gateway;
 pub mod iface;
 pub mod jobconn;
 pub mod jobs;

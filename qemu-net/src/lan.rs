@@ -59,6 +59,9 @@ pub struct UpOptions {
     pub foreground: bool,
     /// Use a user namespace even as root.
     pub userns: bool,
+    /// The last MAC byte of node 0 (node K gets `first_mac + K`), normally 0;
+    /// see [`plan::Hardware::first_mac`].
+    pub first_mac: u8,
 }
 
 /// The default run directory of LAN `name`: `TARGET/qemu-net/NAME`, with
@@ -212,6 +215,7 @@ impl Lan {
             memory: &opts.memory,
             nics: &opts.nics,
             firmware: &opts.firmware,
+            first_mac: opts.first_mac,
         };
         let nodes = plan::plan_nodes(opts.nodes, &hw, &run_dir)?;
         let ovmf = if nodes

@@ -61,6 +61,10 @@ enum Cmd {
         /// Use a user namespace (as unprivileged users do) even as root.
         #[arg(long)]
         userns: bool,
+        /// The last MAC byte of node 0 (node K gets N+K): give LANs that a
+        /// `hostd gateway` joins different ranges, so node ids stay unique.
+        #[arg(long, value_name = "N", default_value_t = 0)]
+        first_mac: u8,
     },
     /// Run a host command inside the LAN's network namespace (stdio and exit status pass through).
     Exec {
@@ -107,6 +111,7 @@ fn run(cli: Cli) -> Result<()> {
             wait_timeout,
             foreground,
             userns,
+            first_mac,
         } => lan.up(&UpOptions {
             nodes,
             memory: plan::parse_memory_list(&memory)?,
@@ -117,6 +122,7 @@ fn run(cli: Cli) -> Result<()> {
             wait: wait.then(|| Duration::from_secs(wait_timeout)),
             foreground,
             userns,
+            first_mac,
         }),
         Cmd::Exec { command } => lan.exec(&command),
         Cmd::Status { json } => {

@@ -99,6 +99,14 @@ pub enum PlanError {
     /// `--nodes` out of range.
     #[error("--nodes must be between 1 and {MAX_NODES}, not {0}")]
     NodeCount(usize),
+    /// `--first-mac` plus the node count passes the last MAC byte.
+    #[error("--first-mac {first} leaves room for {} nodes, not {nodes}", 256 - *first as usize)]
+    MacRange {
+        /// The first MAC byte.
+        first: u8,
+        /// The node count.
+        nodes: usize,
+    },
     /// A `--memory` entry that is not a number of MiB.
     #[error("--memory: `{0}` is not a size in MiB (e.g. `256` or `256,384,512`)")]
     MemoryNotNumber(String),
@@ -234,6 +242,11 @@ pub struct Hardware<'a> {
     pub nics: &'a [NicModel],
     /// Firmware.
     pub firmware: &'a [Firmware],
+    /// The last MAC byte of node 0 (see [`mac_for`]): node K gets
+    /// `first_mac + K`. 0 normally; LANs that a gateway joins give their
+    /// nodes different ranges, so that node ids (their MACs) stay unique in
+    /// the joined group.
+    pub first_mac: u8,
 }
 
 /// Plans `nodes` nodes with the hardware of `hw` and logs in `run_dir`.
@@ -242,6 +255,12 @@ pub struct Hardware<'a> {
 pub fn plan_nodes(nodes: usize, hw: &Hardware, run_dir: &Path) -> Result<Vec<NodePlan>, PlanError> {
     if !(1..=MAX_NODES).contains(&nodes) {
         return Err(PlanError::NodeCount(nodes));
+    }
+    if usize::from(hw.first_mac) + nodes > 256 {
+        return Err(PlanError::MacRange {
+            first: hw.first_mac,
+            nodes,
+        });
     }
     no_comma(run_dir)?;
     let memory = memory_per_node(hw.memory, nodes)?;
@@ -252,7 +271,7 @@ pub fn plan_nodes(nodes: usize, hw: &Hardware, run_dir: &Path) -> Result<Vec<Nod
         .enumerate()
         .map(|(index, memory_mb)| NodePlan {
             index,
-            mac: mac_for(index),
+            mac: mac_for(usize::from(hw.first_mac) + index),
             tap: tap_for(index),
             memory_mb,
             nic: nics[index],
@@ -377,6 +396,7 @@ mod tests {
         memory: &[256],
         nics: &[],
         firmware: &[],
+        first_mac: 0,
     };
 
     #[test]
@@ -402,6 +422,26 @@ mod tests {
         assert_eq!(
             plan_nodes(MAX_NODES + 1, &ONE, Path::new("/r")),
             Err(PlanError::NodeCount(MAX_NODES + 1))
+        );
+        let shifted = Hardware {
+            first_mac: 0x10,
+            ..ONE
+        };
+        let plan = plan_nodes(2, &shifted, Path::new("/r")).unwrap();
+        assert_eq!(plan[0].mac, "52:54:00:53:4e:10");
+        assert_eq!(plan[1].mac, "52:54:00:53:4e:11");
+        assert_eq!((plan[1].index, plan[1].tap.as_str()), (1, "tap1"));
+        let last = Hardware {
+            first_mac: 0xff,
+            ..ONE
+        };
+        assert!(plan_nodes(1, &last, Path::new("/r")).is_ok());
+        assert_eq!(
+            plan_nodes(2, &last, Path::new("/r")),
+            Err(PlanError::MacRange {
+                first: 0xff,
+                nodes: 2
+            })
         );
         assert!(matches!(
             plan_nodes(1, &ONE, Path::new("/a,b")),
@@ -488,6 +528,7 @@ mod tests {
             memory: &[256],
             nics: &[NicModel::E1000, NicModel::Virtio],
             firmware: &[Firmware::Uefi, Firmware::Bios],
+            first_mac: 0,
         };
         let plan = plan_nodes(2, &hw, Path::new("/run/x")).unwrap();
         let ovmf = Path::new("/fw/OVMF.fd");

@@ -64,6 +64,20 @@ impl BootedLan {
         firmware: &[sion_image::Firmware],
         cmdline: &str,
     ) -> BootedLan {
+        BootedLan::boot_macs(prefix, image, memory_mb, nics, firmware, cmdline, 0)
+    }
+
+    /// Like [`BootedLan::boot_with`], with node K's MAC ending in
+    /// `first_mac + K` (LANs joined by a gateway need distinct node ids).
+    pub fn boot_macs(
+        prefix: &str,
+        image: PathBuf,
+        memory_mb: &[u32],
+        nics: &[qemu_net::plan::NicModel],
+        firmware: &[sion_image::Firmware],
+        cmdline: &str,
+        first_mac: u8,
+    ) -> BootedLan {
         let (lan, run_dir) = fresh_lan(prefix);
         let booted = BootedLan { lan, run_dir };
         booted
@@ -78,6 +92,7 @@ impl BootedLan {
                 wait: Some(std::time::Duration::from_secs(90)),
                 foreground: false,
                 userns: false,
+                first_mac,
             })
             .expect("qemu-net up");
         booted
