@@ -208,11 +208,7 @@ fn kind_of(code: u8) -> Option<RegionKind> {
 pub fn never(p: &Process<'_>) -> Option<String> {
     let tasks = p.others.len() + 1;
     if tasks > 1 {
-        let threads = p
-            .others
-            .values()
-            .filter(|t| t.tgid == p.task.tgid)
-            .count();
+        let threads = p.others.values().filter(|t| t.tgid == p.task.tgid).count();
         return Some(if threads + 1 == tasks {
             format!("the job has {tasks} threads")
         } else {
@@ -312,11 +308,7 @@ impl Process<'_> {
             umask: t.umask,
             comm: t.comm.to_vec(),
             clear_child_tid: t.clear_child_tid,
-            sigactions: t
-                .sigactions
-                .iter()
-                .map(|(s, a)| (*s, a.clone()))
-                .collect(),
+            sigactions: t.sigactions.iter().map(|(s, a)| (*s, a.clone())).collect(),
             sigmask: t.sigmask,
             altstack: t.altstack.clone(),
             itimer_real: t
@@ -427,9 +419,12 @@ pub fn restore(
         }
         let body = read(at + 4, n).ok_or("the checkpoint image cannot be read")?;
         at += 4 + n as u64;
-        postcard::from_bytes(&body)
-            .map(Some)
-            .map_err(|_| format!("the checkpoint image is corrupt at offset {}", at - 4 - n as u64))
+        postcard::from_bytes(&body).map(Some).map_err(|_| {
+            format!(
+                "the checkpoint image is corrupt at offset {}",
+                at - 4 - n as u64
+            )
+        })
     };
     let Some(CheckpointPart::Header(h)) = next()? else {
         return Err("not a checkpoint image (it does not start with a header)".into());
@@ -620,8 +615,16 @@ mod tests {
 
     fn restore_from(node: &mut FakeNode, img: &[u8]) -> Result<(Resume, Vec<Region>, u64), String> {
         let mut p = process(node);
-        let mut read = |off: u64, len: usize| img.get(off as usize..off as usize + len).map(<[u8]>::to_vec);
-        let r = restore(&mut p, &mut read, img.len() as u64, (STAGING, STAGING + (1 << 20)))?;
+        let mut read = |off: u64, len: usize| {
+            img.get(off as usize..off as usize + len)
+                .map(<[u8]>::to_vec)
+        };
+        let r = restore(
+            &mut p,
+            &mut read,
+            img.len() as u64,
+            (STAGING, STAGING + (1 << 20)),
+        )?;
         p.resume_restored(&r).unwrap();
         let regions = p.task.vm.regions().copied().collect();
         Ok((r, regions, p.monotonic_ns()))
@@ -634,12 +637,14 @@ mod tests {
     /// that does not go back, and only non-zero pages in the image.
     #[test]
     fn a_job_rebuilt_from_its_checkpoint_is_the_same_job() {
-        let mut a = FakeNode::default();
-        a.now_ns = 50_000_000_000;
-        a.regs = AppRegs {
-            gpr: core::array::from_fn(|i| 0x1000 + i as u64),
-            rip: 0x40_1000,
-            rflags: 0x246,
+        let mut a = FakeNode {
+            now_ns: 50_000_000_000,
+            regs: AppRegs {
+                gpr: core::array::from_fn(|i| 0x1000 + i as u64),
+                rip: 0x40_1000,
+                rflags: 0x246,
+            },
+            ..FakeNode::default()
         };
         a.fpu.insert(PID, core::array::from_fn(|i| i as u8));
         a.inbox.push_back(HostMsg::Checkpoint);
@@ -674,8 +679,10 @@ mod tests {
         assert_eq!(pages, 2 * 4096, "only the two written pages travel");
         let img = image(&a.sent);
 
-        let mut b = FakeNode::default();
-        b.now_ns = 2_000_000_000;
+        let mut b = FakeNode {
+            now_ns: 2_000_000_000,
+            ..FakeNode::default()
+        };
         let (resume, got_regions, b_mono) = restore_from(&mut b, &img).unwrap();
         assert_eq!(got_regions, regions);
         assert_eq!(resume.regs, a.regs);
@@ -683,7 +690,10 @@ mod tests {
         assert_eq!(b.fpu[&PID], a.fpu[&PID]);
         assert!(b.tls.contains(&(crate::process::Tls::FsBase, 0x7000_1234)));
         assert_eq!(b.replied, vec![(PID, 0)]);
-        assert!(b_mono >= mono, "CLOCK_MONOTONIC went back: {b_mono} < {mono}");
+        assert!(
+            b_mono >= mono,
+            "CLOCK_MONOTONIC went back: {b_mono} < {mono}"
+        );
         let (m, _) = words;
         let mut page = vec![0u8; 3 * 4096];
         crate::process::Node::read(&mut b, PID, m, &mut page).unwrap();
@@ -725,7 +735,10 @@ mod tests {
         let e = restore_from(&mut FakeNode::default(), &stray).unwrap_err();
         assert!(e.contains("outside the job's memory"), "{e}");
         let e = restore_from(&mut FakeNode::default(), b"\0\0\0\x01\x05").unwrap_err();
-        assert!(e.contains("not a checkpoint") || e.contains("corrupt"), "{e}");
+        assert!(
+            e.contains("not a checkpoint") || e.contains("corrupt"),
+            "{e}"
+        );
     }
 
     /// A job with a second process, or a pipe, is refused once with the

@@ -590,11 +590,16 @@ fn checkpoint_seeds() {
                 )
                 .expect("mmap answers") as u64;
             p.load_mem(m, b"first page").expect("mapped");
-            p.load_mem(m + (pages - 1) * 4096 + 100, b"last page").expect("mapped");
+            p.load_mem(m + (pages - 1) * 4096 + 100, b"last page")
+                .expect("mapped");
             let brk = p
                 .syscall(sion_app_mgr::Abi::X86_64, X::brk as u64, [0; 6])
                 .expect("brk answers") as u64;
-            p.syscall(sion_app_mgr::Abi::X86_64, X::brk as u64, [brk + 8192, 0, 0, 0, 0, 0]);
+            p.syscall(
+                sion_app_mgr::Abi::X86_64,
+                X::brk as u64,
+                [brk + 8192, 0, 0, 0, 0, 0],
+            );
             p.task.sigactions.insert(10, vec![1, 2, 3, 4]);
             p.take_checkpoint().expect("a checkpoint");
         }

@@ -26,7 +26,13 @@ fuzz_target!(|data: &[u8]| {
     let mut node = FakeNode::default();
     node.first_pid = 7;
     let layout = UserLayout::for_abi(Abi::X86_64);
-    let mut p = Process::new(&mut node, 1, 7, Abi::X86_64, AddressSpace::new(layout, LIMIT));
+    let mut p = Process::new(
+        &mut node,
+        1,
+        7,
+        Abi::X86_64,
+        AddressSpace::new(layout, LIMIT),
+    );
     let mut read = |off: u64, len: usize| {
         let start = usize::try_from(off).ok()?;
         data.get(start..start.checked_add(len)?).map(<[u8]>::to_vec)
@@ -38,9 +44,15 @@ fuzz_target!(|data: &[u8]| {
     let mut last_end = 0;
     for r in p.task.vm.regions() {
         assert!(r.start % PAGE_SIZE == 0 && r.end % PAGE_SIZE == 0, "{r:?}");
-        assert!(r.start >= layout.min_addr && r.end <= layout.max_addr, "{r:?}");
+        assert!(
+            r.start >= layout.min_addr && r.end <= layout.max_addr,
+            "{r:?}"
+        );
         assert!(r.start >= last_end, "{r:?} overlaps");
-        assert!(r.end <= reserved.0 || r.start >= reserved.1, "{r:?} in staging");
+        assert!(
+            r.end <= reserved.0 || r.start >= reserved.1,
+            "{r:?} in staging"
+        );
         last_end = r.end;
     }
     assert!(p.task.vm.used() <= LIMIT);

@@ -285,7 +285,10 @@ pub fn run(socket: &Path, a: SubmitArgs) -> Result<ExitCode> {
             label: target.label.clone(),
             verbose: a.verbose,
             output: match (&resume_point, image.is_some()) {
-                (Some(rp), true) => [output[0].resume_at(&rp.output[0]), output[1].resume_at(&rp.output[1])],
+                (Some(rp), true) => [
+                    output[0].resume_at(&rp.output[0]),
+                    output[1].resume_at(&rp.output[1]),
+                ],
                 _ => [output[0].next_run(), output[1].next_run()],
             },
             checkpoints: checkpoints.take(),

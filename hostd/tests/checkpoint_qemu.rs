@@ -118,7 +118,11 @@ fn a_killed_nodes_job_continues_from_its_checkpoint() {
     let took = t.elapsed();
     let what = format!("{reference:#?}");
     assert_eq!(reference.status, Some(3), "{what}");
-    assert_eq!(reference.stdout, String::from_utf8_lossy(&host.stdout), "{what}");
+    assert_eq!(
+        reference.stdout,
+        String::from_utf8_lossy(&host.stdout),
+        "{what}"
+    );
     assert_eq!(reference.job_stderr, "err-line", "{what}");
     assert_eq!(reference.files, host_files, "{what}");
     let checkpoints: Vec<&String> = reference
@@ -230,9 +234,15 @@ fn a_killed_nodes_job_continues_from_its_checkpoint() {
         {
             // Well inside the run.
             std::thread::sleep(Duration::from_secs(3));
-            let cmd: Vec<String> = [HOSTD, "--socket", &socket, "drain", &lan.address(k).to_string()]
-                .map(String::from)
-                .to_vec();
+            let cmd: Vec<String> = [
+                HOSTD,
+                "--socket",
+                &socket,
+                "drain",
+                &lan.address(k).to_string(),
+            ]
+            .map(String::from)
+            .to_vec();
             let out = lan.run(&cmd, &base, b"", &[]);
             let said = String::from_utf8_lossy(&out.stdout).into_owned();
             assert!(out.status.success(), "hostd drain: {out:?}");
@@ -270,7 +280,10 @@ fn a_killed_nodes_job_continues_from_its_checkpoint() {
         if common::alive_nodes(&report).len() == 1 {
             break;
         }
-        assert!(Instant::now() < deadline, "the drained node is still in the group: {report:?}");
+        assert!(
+            Instant::now() < deadline,
+            "the drained node is still in the group: {report:?}"
+        );
         std::thread::sleep(Duration::from_millis(500));
     }
     drop(daemon);

@@ -355,6 +355,8 @@ impl Node for AppNode<'_> {
     }
 
     fn leaving(&mut self) -> Option<alloc::string::String> {
-        self.lobby.leaving().map(|by| alloc::format!("the node leaves the group (asked by {by})"))
+        self.lobby
+            .leaving()
+            .map(|by| alloc::format!("the node leaves the group (asked by {by})"))
     }
 }

@@ -15,11 +15,11 @@ use alloc::vec;
 use alloc::vec::Vec;
 
 use sion_abi::app as kapp;
+use sion_abi::app::AppRegs;
 use sion_app_mgr::Abi;
 use sion_app_mgr::abi::page_up;
-use sion_app_mgr::elf_load::{self, LoadConfig};
-use sion_abi::app::AppRegs;
 use sion_app_mgr::checkpoint::{self, Resume};
+use sion_app_mgr::elf_load::{self, LoadConfig};
 use sion_app_mgr::job::{HostMsg, NodeMsg, Start, shell_status};
 use sion_app_mgr::process::Process;
 use sion_app_mgr::syscall::exec::Image;

@@ -765,9 +765,9 @@ impl<'n> Process<'n> {
                     // A job moved away has just been ended.
                     let ended = self.task.ending.is_some()
                         || self.task.parked.is_none()
-                        && self
-                            .deliverable()
-                            .is_some_and(|sig| self.deliver(sig, None).is_err());
+                            && self
+                                .deliverable()
+                                .is_some_and(|sig| self.deliver(sig, None).is_err());
                     if !ended {
                         self.node.reply(pid, 0);
                     }
@@ -862,9 +862,8 @@ impl<'n> Process<'n> {
             }
             Err(CallError::Errno(e)) => {
                 let number = self.number;
-                self.node.log(format_args!(
-                    "apm: job {number}: checkpoint failed: {e:?}"
-                ));
+                self.node
+                    .log(format_args!("apm: job {number}: checkpoint failed: {e:?}"));
             }
             Err(_) => {}
         }

@@ -145,7 +145,9 @@ impl Process<'_> {
     /// The program's `CLOCK_MONOTONIC` (ns): the node clock, plus
     /// [`Process::monotonic_offset_ns`] for a job restored from a checkpoint.
     pub fn monotonic_ns(&self) -> u64 {
-        self.node.clock_ns().saturating_add(self.monotonic_offset_ns)
+        self.node
+            .clock_ns()
+            .saturating_add(self.monotonic_offset_ns)
     }
 
     /// Reads clock `clockid` (ns). `CLOCK_REALTIME` (0, 5 coarse) is

@@ -725,7 +725,11 @@ fn a_restore_returns_directory_and_open_files_to_the_checkpoint() {
     fs.restore_checkpoint().unwrap();
     assert_eq!(snapshot(&t.job()), at_checkpoint);
     assert_eq!(fs.open_files(), 2, "out and in, not extra");
-    assert_eq!(fs.serve(13, read.clone()).data, b"file\n", "in.txt at its offset");
+    assert_eq!(
+        fs.serve(13, read.clone()).data,
+        b"file\n",
+        "in.txt at its offset"
+    );
     assert_eq!(write(&mut fs, out, b"again"), 5);
     assert_eq!(
         std::fs::read(t.job().join("out.txt")).unwrap(),

@@ -81,7 +81,12 @@ pub fn submit(
     limit: Duration,
     mut on_line: impl FnMut(&str),
 ) -> Outcome {
-    let mut cmd: Vec<String> = vec![hostd.into(), "--socket".into(), socket.into(), "submit".into()];
+    let mut cmd: Vec<String> = vec![
+        hostd.into(),
+        "--socket".into(),
+        socket.into(),
+        "submit".into(),
+    ];
     cmd.extend(args.iter().map(|a| a.to_string()));
     let mut child = lan
         .lan
