@@ -445,7 +445,9 @@ pub fn restore(
         .map_err(|_| "the checkpoint's FPU state is corrupt")?;
     let mut regions = Vec::with_capacity(h.regions.len());
     for r in &h.regions {
-        let kind = kind_of(r.kind).ok_or("the checkpoint's regions are corrupt")?;
+        let kind = kind_of(r.kind)
+            .filter(|_| r.start < r.end)
+            .ok_or("the checkpoint's regions are corrupt")?;
         let prot = Prot::from_linux(u64::from(r.prot))
             .map_err(|_| "the checkpoint's regions are corrupt")?;
         if r.start < reserved.1 && reserved.0 < r.end {
@@ -467,7 +469,10 @@ pub fn restore(
         .map_err(|e| match e {
             Errno::ENOMEM => format!(
                 "the checkpointed job needs {} MiB; this node can give {} MiB",
-                regions.iter().map(Region::len).sum::<u64>() >> 20,
+                regions
+                    .iter()
+                    .fold(0u64, |sum, r| sum.saturating_add(r.len()))
+                    >> 20,
                 limit >> 20
             ),
             _ => String::from("the checkpoint's regions are out of place"),
@@ -739,6 +744,51 @@ mod tests {
             e.contains("not a checkpoint") || e.contains("corrupt"),
             "{e}"
         );
+    }
+
+    /// Found by the `checkpoint` fuzz target: a region over the memory
+    /// limit followed by one that ends before it starts made the error
+    /// message's size sum overflow. Both are refused with a reason now.
+    #[test]
+    fn regions_over_the_limit_or_backwards_are_refused() {
+        let mut a = FakeNode::default();
+        {
+            let mut p = process(&mut a);
+            call(&mut p, X::mmap, &[0, 4096, 3, 0x22, u64::MAX, 0]);
+            p.take_checkpoint().unwrap();
+        }
+        let Some(NodeMsg::Checkpoint(CheckpointPart::Header(h))) = a.sent.first() else {
+            panic!("no header: {:?}", a.sent);
+        };
+        let header: Header = postcard::from_bytes(h).unwrap();
+        let with = |regions: Vec<RegionRecord>| {
+            let h = Header {
+                regions,
+                ..header.clone()
+            };
+            let part = CheckpointPart::Header(postcard::to_allocvec(&h).unwrap());
+            let mut img = encode_record(&part).unwrap();
+            img.extend(encode_record(&CheckpointPart::End { records: 1, bytes: 0 }).unwrap());
+            restore_from(&mut FakeNode::default(), &img)
+        };
+        let huge = RegionRecord {
+            start: 0x1000_0000,
+            end: 0x7000_0000,
+            prot: 3,
+            kind: 3,
+        };
+        let backwards = RegionRecord {
+            start: 0x8000_0000,
+            end: 0x10_0000,
+            prot: 3,
+            kind: 3,
+        };
+        let e = with(vec![huge, backwards]).unwrap_err();
+        assert!(e.contains("corrupt"), "{e}");
+        let e = with(vec![huge]).unwrap_err();
+        assert!(e.contains("needs 1536 MiB; this node can give 64 MiB"), "{e}");
+        let e = with(vec![backwards]).unwrap_err();
+        assert!(e.contains("corrupt"), "{e}");
     }
 
     /// A job with a second process, or a pipe, is refused once with the
