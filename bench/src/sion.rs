@@ -44,6 +44,7 @@ impl Cluster {
         let _ = lan.down(); // a run left over from an interrupted bench
         let opts = UpOptions {
             nodes: memory.len(),
+            cpus: Vec::new(),
             memory: memory.to_vec(),
             nics: Vec::new(),
             firmware: Vec::new(),

@@ -244,6 +244,7 @@ fn main() -> Result<()> {
     let _ = lan.down(); // a run left over from an earlier demo
     let opts = UpOptions {
         nodes: 3,
+        cpus: Vec::new(),
         memory: MEMORY.to_vec(),
         nics: Vec::new(),
         firmware: Vec::new(),

@@ -25,6 +25,7 @@ fn main() {
     let start = Instant::now();
     let opts = UpOptions {
         nodes: 3,
+        cpus: Vec::new(),
         memory: vec![256],
         nics: Vec::new(),
         firmware: Vec::new(),

@@ -45,6 +45,7 @@ fn main() {
     let lan = Lan::new(&name, Some(run_dir.clone())).expect("a LAN");
     let opts = UpOptions {
         nodes: 1,
+        cpus: Vec::new(),
         memory: vec![256],
         nics: Vec::new(),
         firmware: Vec::new(),

@@ -3,9 +3,12 @@
 //! One qemu-net LAN of three nodes:
 //! - node 0: BIOS (SeaBIOS), virtio-net — the image every other test boots;
 //! - node 1: UEFI (OVMF) booting `sion-uefi.img`, virtio-net;
-//! - node 2: BIOS, e1000 (82540EM, PCI 8086:100e).
+//! - node 2: BIOS, e1000 (82540EM, PCI 8086:100e), two processors (QEMU
+//!   `-smp 2`, `qemu-net up --cpus`).
 //!
-//! Checked: each node logs the firmware path and driver it took; `hostd nodes`
+//! Checked: each node logs the firmware path and driver it took and the
+//! processors the firmware's ACPI tables list (the 2-processor node runs on
+//! its first, as the SMP issue's first step); `hostd nodes`
 //! lists all three alive; `hostd submit --node` runs a static busybox on each
 //! (uploaded through that node's card) with the host's output.
 //!
@@ -47,15 +50,24 @@ fn uefi_and_e1000_nodes_join_a_bios_virtio_node_and_run_jobs() {
         image.uefi_path.display()
     );
     let started = Instant::now();
-    let booted = BootedLan::boot_hardware(
+    let booted = BootedLan::boot_options(
         "hw",
-        image.path,
-        &[256, 256, 256],
-        &[NicModel::Virtio, NicModel::Virtio, NicModel::E1000],
-        &[Firmware::Bios, Firmware::Uefi, Firmware::Bios],
+        &qemu_net::lan::UpOptions {
+            nodes: 3,
+            cpus: vec![1, 1, 2],
+            memory: vec![256],
+            nics: vec![NicModel::Virtio, NicModel::Virtio, NicModel::E1000],
+            firmware: vec![Firmware::Bios, Firmware::Uefi, Firmware::Bios],
+            cmdline: String::new(),
+            image: image.path,
+            wait: Some(Duration::from_secs(90)),
+            foreground: false,
+            userns: false,
+            first_mac: 0,
+        },
     );
     eprintln!(
-        "bios/virtio, uefi/virtio, bios/e1000 have addresses after {:?}",
+        "bios/virtio, uefi/virtio, bios/e1000 with 2 cpus have addresses after {:?}",
         started.elapsed()
     );
 
@@ -69,6 +81,15 @@ fn uefi_and_e1000_nodes_join_a_bios_virtio_node_and_run_jobs() {
         logs[2]
     );
     assert!(!logs[2].contains("virtio-net"), "node 2:\n{}", logs[2]);
+    // The processors in the MADT, under both firmwares.
+    for (i, n) in [(0, 1), (1, 1), (2, 2)] {
+        assert!(
+            logs[i].contains(&format!("acpi: {n} processor(s) in the MADT"))
+                && logs[i].contains(&format!("cpus: {n} found, SiON runs on 1")),
+            "node {i}:\n{}",
+            logs[i]
+        );
+    }
     let qemu_cmd = |i: usize| {
         std::fs::read_to_string(booted.run_dir.join("state.json")).unwrap_or_default()
             + &std::fs::read_to_string(booted.run_dir.join(format!("node-{i}.qemu.log")))

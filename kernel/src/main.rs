@@ -58,6 +58,7 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     trap::init();
     log::info!("cpu: {protections}");
     mem::init(&boot_info.memory_regions);
+    let cpus = drivers::acpi::processors(boot_info.rsdp_addr.into_option());
     time::init();
     let ramdisk = mem::boot_ramdisk(boot_info.ramdisk_addr.into_option(), boot_info.ramdisk_len);
     ramdisk::init(ramdisk);
@@ -66,7 +67,7 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     let args = bootargs::BootArgs::read();
     let init = args.get("init").unwrap_or("init");
     log::info!(
-        "memory: {} MiB free; clock: {} MHz TSC; ramdisk: {} process images",
+        "memory: {} MiB free; clock: {} MHz TSC; cpus: {cpus} found, SiON runs on 1; ramdisk: {} process images",
         mem::frame::free_bytes() / (1024 * 1024),
         time::tsc_hz() / 1_000_000,
         ramdisk::count(),

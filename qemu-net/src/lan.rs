@@ -44,6 +44,8 @@ pub struct UpOptions {
     pub nodes: usize,
     /// Memory sizes in MiB: one for all nodes, or one per node.
     pub memory: Vec<u32>,
+    /// Processors: none (one each), one count for all nodes, or one per node.
+    pub cpus: Vec<u32>,
     /// Network cards: none (all virtio), one for all nodes, or one per node.
     pub nics: Vec<plan::NicModel>,
     /// Firmware: none (all BIOS), one for all nodes, or one per node. UEFI
@@ -213,6 +215,7 @@ impl Lan {
         let run_dir = self.run_dir.canonicalize()?;
         let hw = plan::Hardware {
             memory: &opts.memory,
+            cpus: &opts.cpus,
             nics: &opts.nics,
             firmware: &opts.firmware,
             first_mac: opts.first_mac,
@@ -268,6 +271,7 @@ impl Lan {
                     mac: n.mac.clone(),
                     tap: n.tap.clone(),
                     memory_mb: n.memory_mb,
+                    cpus: n.cpus,
                     nic: n.nic.name().into(),
                     firmware: n.firmware.name().into(),
                     log: n.log.clone(),
@@ -487,6 +491,7 @@ impl Lan {
             mac: n.mac.clone(),
             tap: n.tap.clone(),
             memory_mb: n.memory_mb,
+            cpus: n.cpus,
             nic: plan::parse_nic_list(&n.nic)?
                 .first()
                 .copied()
@@ -608,12 +613,13 @@ fn print_started(state: &RunState, run_dir: &Path) {
     );
     for n in &state.nodes {
         println!(
-            "  node {}  pid {}  {}  {}  {} MiB  log {}",
+            "  node {}  pid {}  {}  {}  {} MiB  {} cpu  log {}",
             n.index,
             n.process.map_or(0, |p| p.pid),
             n.mac,
             n.tap,
             n.memory_mb,
+            n.cpus,
             n.log.display()
         );
     }
@@ -704,6 +710,8 @@ pub struct NodeStatus {
     pub tap: String,
     /// Its memory in MiB.
     pub memory_mb: u32,
+    /// Its processors.
+    pub cpus: u32,
     /// Its network card (`virtio` or `e1000`).
     pub nic: String,
     /// Its firmware (`bios` or `uefi`).
@@ -753,6 +761,7 @@ impl StatusReport {
                     mac: n.mac.clone(),
                     tap: n.tap.clone(),
                     memory_mb: n.memory_mb,
+                    cpus: n.cpus,
                     nic: n.nic.clone(),
                     firmware: n.firmware.clone(),
                     address: read_configured_address(&n.log),
@@ -773,18 +782,19 @@ impl StatusReport {
             self.host_addr
         );
         s.push_str(&format!(
-            "{:<5} {:<8} {:<5} {:<17} {:<6} {:>8}  {:<6} {:<4}  {:<15} {}\n",
-            "NODE", "PID", "STATE", "MAC", "TAP", "MEMORY", "NIC", "FW", "ADDRESS", "LOG"
+            "{:<5} {:<8} {:<5} {:<17} {:<6} {:>8} {:>4}  {:<6} {:<4}  {:<15} {}\n",
+            "NODE", "PID", "STATE", "MAC", "TAP", "MEMORY", "CPUS", "NIC", "FW", "ADDRESS", "LOG"
         ));
         for n in &self.nodes {
             s.push_str(&format!(
-                "{:<5} {:<8} {:<5} {:<17} {:<6} {:>4} MiB  {:<6} {:<4}  {:<15} {}\n",
+                "{:<5} {:<8} {:<5} {:<17} {:<6} {:>4} MiB {:>4}  {:<6} {:<4}  {:<15} {}\n",
                 n.index,
                 n.pid,
                 if n.alive { "up" } else { "down" },
                 n.mac,
                 n.tap,
                 n.memory_mb,
+                n.cpus,
                 n.nic,
                 n.firmware,
                 n.address.map_or("-".to_string(), |a| a.to_string()),
@@ -815,6 +825,7 @@ mod tests {
             mac: plan::mac_for(index),
             tap: plan::tap_for(index),
             memory_mb: 256,
+            cpus: 1,
             nic: if index == 0 { "e1000" } else { "virtio" }.into(),
             firmware: "bios".into(),
             log: dir.join(format!("node-{index}.log")),

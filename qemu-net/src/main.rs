@@ -36,6 +36,10 @@ enum Cmd {
         /// Memory per node in MiB: one size for all, or one per node (`256,384,512`).
         #[arg(long, value_name = "MB[,MB…]", default_value_t = plan::DEFAULT_MEMORY_MB.to_string())]
         memory: String,
+        /// Processors per node: one count for all, or one per node (`1,2`);
+        /// QEMU's `-smp`.
+        #[arg(long, value_name = "N[,N…]", default_value = "1")]
+        cpus: String,
         /// Network card per node: one for all, or one per node (`virtio,e1000`).
         #[arg(long, value_name = "virtio|e1000[,…]", default_value = "virtio")]
         nic: String,
@@ -103,6 +107,7 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Up {
             nodes,
             memory,
+            cpus,
             nic,
             firmware,
             cmdline,
@@ -115,6 +120,7 @@ fn run(cli: Cli) -> Result<()> {
         } => lan.up(&UpOptions {
             nodes,
             memory: plan::parse_memory_list(&memory)?,
+            cpus: plan::parse_cpus_list(&cpus)?,
             nics: plan::parse_nic_list(&nic)?,
             firmware: plan::parse_firmware_list(&firmware)?,
             cmdline,

@@ -12,6 +12,8 @@ pub const MIN_MEMORY_MB: u32 = 64;
 pub const MAX_MEMORY_MB: u32 = 65536;
 /// Memory of a node when `--memory` is not given, in MiB.
 pub const DEFAULT_MEMORY_MB: u32 = 256;
+/// Most processors a node may have (`--cpus`; QEMU's `-smp`).
+pub const MAX_CPUS: u32 = 16;
 /// Name of the bridge inside the LAN's namespace.
 pub const BRIDGE: &str = "br0";
 /// The host side's address on the bridge (CIDR). Nodes pick their link-local
@@ -123,6 +125,9 @@ pub enum PlanError {
         /// Nodes asked for.
         nodes: usize,
     },
+    /// A `--cpus` entry that is not a processor count in range.
+    #[error("--cpus: `{0}` is not a processor count from 1 to {MAX_CPUS} (e.g. `2` or `1,2,4`)")]
+    Cpus(String),
     /// A `--nic` entry that is not a known card.
     #[error("--nic: `{0}` is not a network card (virtio or e1000)")]
     Nic(String),
@@ -165,6 +170,21 @@ pub fn parse_memory_list(s: &str) -> Result<Vec<u32>, PlanError> {
                 return Err(PlanError::MemoryRange(mb));
             }
             Ok(mb)
+        })
+        .collect()
+}
+
+/// Parses `--cpus`: a comma-separated list of processor counts, one for all
+/// nodes or one per node (`"2"`, `"1,2,4"`). Errors: an entry that is not a
+/// number from 1 to [`MAX_CPUS`].
+pub fn parse_cpus_list(s: &str) -> Result<Vec<u32>, PlanError> {
+    s.split(',')
+        .map(|part| {
+            let part = part.trim();
+            part.parse::<u32>()
+                .ok()
+                .filter(|n| (1..=MAX_CPUS).contains(n))
+                .ok_or_else(|| PlanError::Cpus(part.to_string()))
         })
         .collect()
 }
@@ -222,6 +242,8 @@ pub struct NodePlan {
     pub tap: String,
     /// Its memory in MiB.
     pub memory_mb: u32,
+    /// Its processors (QEMU's `-smp`).
+    pub cpus: u32,
     /// Its network card.
     pub nic: NicModel,
     /// Its firmware (and so which of the two images it boots).
@@ -238,6 +260,8 @@ pub struct NodePlan {
 pub struct Hardware<'a> {
     /// Memory sizes in MiB (see [`memory_per_node`]).
     pub memory: &'a [u32],
+    /// Processor counts (empty: one each).
+    pub cpus: &'a [u32],
     /// Network cards.
     pub nics: &'a [NicModel],
     /// Firmware.
@@ -266,6 +290,7 @@ pub fn plan_nodes(nodes: usize, hw: &Hardware, run_dir: &Path) -> Result<Vec<Nod
     let memory = memory_per_node(hw.memory, nodes)?;
     let nics = per_node("--nic", hw.nics, nodes)?;
     let firmware = per_node("--firmware", hw.firmware, nodes)?;
+    let cpus = per_node("--cpus", hw.cpus, nodes)?;
     Ok(memory
         .into_iter()
         .enumerate()
@@ -274,6 +299,7 @@ pub fn plan_nodes(nodes: usize, hw: &Hardware, run_dir: &Path) -> Result<Vec<Nod
             mac: mac_for(usize::from(hw.first_mac) + index),
             tap: tap_for(index),
             memory_mb,
+            cpus: cpus[index].max(1),
             nic: nics[index],
             firmware: firmware[index],
             log: run_dir.join(format!("node-{index}.log")),
@@ -310,6 +336,10 @@ pub fn node_qemu_args(image: &Path, ovmf: &Path, cmdline: &str, node: &NodePlan)
             a
         }
     };
+    if node.cpus > 1 {
+        // One host thread per processor (QEMU's multi-threaded TCG).
+        args.extend(["-smp".into(), node.cpus.to_string()]);
+    }
     args.extend([
         "-name".into(),
         format!("sion-node-{}", node.index),
@@ -329,6 +359,41 @@ pub fn node_qemu_args(image: &Path, ovmf: &Path, cmdline: &str, node: &NodePlan)
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cpus_parse_spread_and_become_smp() {
+        assert_eq!(parse_cpus_list("2"), Ok(vec![2]));
+        assert_eq!(parse_cpus_list("1, 2,4"), Ok(vec![1, 2, 4]));
+        for bad in ["0", "17", "x", "", "2,,4", "-1"] {
+            assert!(
+                matches!(parse_cpus_list(bad), Err(PlanError::Cpus(_))),
+                "{bad}"
+            );
+        }
+        let hw = Hardware {
+            memory: &[256],
+            cpus: &[1, 2],
+            ..Hardware::default()
+        };
+        let plan = plan_nodes(2, &hw, Path::new("/r")).unwrap();
+        assert_eq!((plan[0].cpus, plan[1].cpus), (1, 2));
+        let args = |n: &NodePlan| node_qemu_args(Path::new("/i.img"), Path::new("/o"), "", n);
+        assert!(!args(&plan[0]).contains(&"-smp".to_string()));
+        let two = args(&plan[1]);
+        let at = two.iter().position(|a| a == "-smp").expect("-smp");
+        assert_eq!(two[at + 1], "2");
+        let three = Hardware {
+            cpus: &[1, 2, 4],
+            ..hw
+        };
+        assert!(matches!(
+            plan_nodes(2, &three, Path::new("/r")),
+            Err(PlanError::ListCount { option: "--cpus", .. })
+        ));
+        // Without --cpus, one each.
+        let plan = plan_nodes(2, &ONE, Path::new("/r")).unwrap();
+        assert!(plan.iter().all(|n| n.cpus == 1));
+    }
 
     #[test]
     fn memory_list_parses_one_or_many() {
@@ -394,6 +459,7 @@ mod tests {
 
     const ONE: Hardware<'static> = Hardware {
         memory: &[256],
+        cpus: &[],
         nics: &[],
         firmware: &[],
         first_mac: 0,
@@ -526,6 +592,7 @@ mod tests {
         );
         let hw = Hardware {
             memory: &[256],
+            cpus: &[],
             nics: &[NicModel::E1000, NicModel::Virtio],
             firmware: &[Firmware::Uefi, Firmware::Bios],
             first_mac: 0,

@@ -37,6 +37,9 @@ pub struct NodeState {
     pub tap: String,
     /// Its memory in MiB.
     pub memory_mb: u32,
+    /// Its processors (runs recorded before had one).
+    #[serde(default = "one_cpu")]
+    pub cpus: u32,
     /// Its network card (`virtio` or `e1000`; runs recorded before cards
     /// were chosen were virtio).
     #[serde(default = "default_nic")]
@@ -50,6 +53,10 @@ pub struct NodeState {
     pub qemu_log: PathBuf,
     /// Its QEMU process, once started.
     pub process: Option<ProcId>,
+}
+
+fn one_cpu() -> u32 {
+    1
 }
 
 fn default_nic() -> String {
@@ -164,6 +171,7 @@ mod tests {
                     mac: "52:54:00:53:4e:00".into(),
                     tap: "tap0".into(),
                     memory_mb: 256,
+                    cpus: 1,
                     nic: "virtio".into(),
                     firmware: "bios".into(),
                     log: "/r/node-0.log".into(),
@@ -178,6 +186,7 @@ mod tests {
                     mac: "52:54:00:53:4e:01".into(),
                     tap: "tap1".into(),
                     memory_mb: 384,
+                    cpus: 2,
                     nic: "e1000".into(),
                     firmware: "uefi".into(),
                     log: "/r/node-1.log".into(),

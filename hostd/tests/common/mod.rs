@@ -78,12 +78,11 @@ impl BootedLan {
         cmdline: &str,
         first_mac: u8,
     ) -> BootedLan {
-        let (lan, run_dir) = fresh_lan(prefix);
-        let booted = BootedLan { lan, run_dir };
-        booted
-            .lan
-            .up(&qemu_net::lan::UpOptions {
+        BootedLan::boot_options(
+            prefix,
+            &qemu_net::lan::UpOptions {
                 nodes: memory_mb.len(),
+                cpus: Vec::new(),
                 memory: memory_mb.to_vec(),
                 nics: nics.to_vec(),
                 firmware: firmware.to_vec(),
@@ -93,8 +92,16 @@ impl BootedLan {
                 foreground: false,
                 userns: false,
                 first_mac,
-            })
-            .expect("qemu-net up");
+            },
+        )
+    }
+
+    /// Boots the nodes `opts` describes (give `wait`) on a fresh LAN named
+    /// `PREFIX-PID`.
+    pub fn boot_options(prefix: &str, opts: &qemu_net::lan::UpOptions) -> BootedLan {
+        let (lan, run_dir) = fresh_lan(prefix);
+        let booted = BootedLan { lan, run_dir };
+        booted.lan.up(opts).expect("qemu-net up");
         booted
     }
 

@@ -1,9 +1,10 @@
-//! Device drivers: the framebuffer console, PCI enumeration, the NICs (virtio-net through the
-//! `virtio-drivers` crate, the Intel 8254x "e1000"), and the [`Nic`] interface the network stack
-//! uses.
+//! Device drivers: the firmware's ACPI tables (processors), the framebuffer console, PCI
+//! enumeration, the NICs (virtio-net through the `virtio-drivers` crate, the Intel 8254x
+//! "e1000"), and the [`Nic`] interface the network stack uses.
 
 use alloc::boxed::Box;
 
+pub mod acpi;
 pub mod e1000;
 pub mod fbcon;
 pub mod pci;
