@@ -768,7 +768,13 @@ mod tests {
             };
             let part = CheckpointPart::Header(postcard::to_allocvec(&h).unwrap());
             let mut img = encode_record(&part).unwrap();
-            img.extend(encode_record(&CheckpointPart::End { records: 1, bytes: 0 }).unwrap());
+            img.extend(
+                encode_record(&CheckpointPart::End {
+                    records: 1,
+                    bytes: 0,
+                })
+                .unwrap(),
+            );
             restore_from(&mut FakeNode::default(), &img)
         };
         let huge = RegionRecord {
@@ -786,7 +792,10 @@ mod tests {
         let e = with(vec![huge, backwards]).unwrap_err();
         assert!(e.contains("corrupt"), "{e}");
         let e = with(vec![huge]).unwrap_err();
-        assert!(e.contains("needs 1536 MiB; this node can give 64 MiB"), "{e}");
+        assert!(
+            e.contains("needs 1536 MiB; this node can give 64 MiB"),
+            "{e}"
+        );
         let e = with(vec![backwards]).unwrap_err();
         assert!(e.contains("corrupt"), "{e}");
     }

@@ -388,7 +388,10 @@ mod tests {
         };
         assert!(matches!(
             plan_nodes(2, &three, Path::new("/r")),
-            Err(PlanError::ListCount { option: "--cpus", .. })
+            Err(PlanError::ListCount {
+                option: "--cpus",
+                ..
+            })
         ));
         // Without --cpus, one each.
         let plan = plan_nodes(2, &ONE, Path::new("/r")).unwrap();
