@@ -51,6 +51,22 @@ impl Cluster {
             .expect("hostd nodes --json")
     }
 
+    /// `hostd nodes --json`, or `None` while the daemon has heard no node
+    /// yet (it says so and fails).
+    fn nodes_if_any(&self) -> Option<NodesReport> {
+        let cmd: Vec<String> = vec![
+            HOSTD.into(),
+            "--socket".into(),
+            self.socket.display().to_string(),
+            "nodes".into(),
+            "--json".into(),
+        ];
+        let out = self.booted.run(&cmd, Path::new("/"), b"", &[]);
+        out.status
+            .success()
+            .then(|| serde_json::from_slice(&out.stdout).expect("hostd nodes --json"))
+    }
+
     fn log(&self, index: usize) -> String {
         self.booted.log(index)
     }
@@ -85,8 +101,11 @@ fn hostd_sees_the_group_detects_a_death_and_places_by_memory() {
     let with_addresses = Instant::now();
     let mut alive = Vec::new();
     while with_addresses.elapsed() < Duration::from_secs(30) {
-        if cluster.socket.exists() {
-            alive = alive_nodes(&cluster.nodes());
+        // A daemon that has just started may have heard no node yet.
+        if cluster.socket.exists()
+            && let Some(report) = cluster.nodes_if_any()
+        {
+            alive = alive_nodes(&report);
             if alive.len() == 3 {
                 break;
             }
