@@ -298,34 +298,23 @@ pub fn run(socket: &Path, a: SubmitArgs) -> Result<ExitCode> {
         let served = job.serve(&mut files, &stdin_tx)?;
         checkpoints = job.checkpoints.take();
         resume_point = job.resume_point.take();
-        let served = match (served, &resume_point) {
+        match served {
+            Served::Exited(code) => break (code, job, target, t1),
             // A move is not a failure: it does not count against --retries.
-            (Served::Moved(why), Some(rp)) => {
+            Served::Moved(why) if resume_point.is_some() => {
                 output = job.output.clone();
                 let _ = std::io::stdout().flush();
                 placer.excluded.push(target.ip);
+                let rp = resume_point.as_ref().expect("matched above");
                 eprintln!(
                     "hostd: node {}: {why}; continuing the job on another node from its checkpoint {}",
                     target.label, rp.image.number
                 );
-                let bytes = files.restore_checkpoint().and_then(|_| {
-                    std::fs::read(&rp.image.path).with_context(|| {
-                        format!("reading the checkpoint {}", rp.image.path.display())
-                    })
-                })?;
-                stdin_at.store(rp.stdin_at, Ordering::SeqCst);
-                start.restore = true;
-                start.program_len = bytes.len() as u64;
-                image = Some(bytes);
-                continue;
+                image = Some(resume_from(
+                    rp, &mut files, &stdin_at, &mut start, a.verbose,
+                )?);
             }
-            (Served::Moved(why), None) => Served::Lost(why),
-            (other, _) => other,
-        };
-        match served {
-            Served::Exited(code) => break (code, job, target, t1),
-            Served::Moved(why) => break (job.lost(&why), job, target, t1),
-            Served::Lost(why) if reruns < retries && !job.killed => {
+            Served::Lost(why) | Served::Moved(why) if reruns < retries && !job.killed => {
                 reruns += 1;
                 output = job.output.clone();
                 let _ = std::io::stdout().flush();
@@ -337,20 +326,9 @@ pub fn run(socket: &Path, a: SubmitArgs) -> Result<ExitCode> {
                         rp.image.number,
                         rp.image.at.elapsed().as_secs_f64()
                     );
-                    let r = files.restore_checkpoint()?;
-                    if a.verbose {
-                        eprintln!(
-                            "hostd: job directory rolled back to the checkpoint: {} path(s) removed, {} restored ({} bytes)",
-                            r.removed, r.restored, r.bytes
-                        );
-                    }
-                    let bytes = std::fs::read(&rp.image.path).with_context(|| {
-                        format!("reading the checkpoint {}", rp.image.path.display())
-                    })?;
-                    stdin_at.store(rp.stdin_at, Ordering::SeqCst);
-                    start.restore = true;
-                    start.program_len = bytes.len() as u64;
-                    image = Some(bytes);
+                    image = Some(resume_from(
+                        rp, &mut files, &stdin_at, &mut start, a.verbose,
+                    )?);
                     continue;
                 }
                 eprintln!(
@@ -365,7 +343,7 @@ pub fn run(socket: &Path, a: SubmitArgs) -> Result<ExitCode> {
                     );
                 }
             }
-            Served::Lost(why) => break (job.lost(&why), job, target, t1),
+            Served::Lost(why) | Served::Moved(why) => break (job.lost(&why), job, target, t1),
         }
     };
     let run = job.accepted_at.map(|t| t.elapsed());
@@ -401,6 +379,35 @@ pub fn run(socket: &Path, a: SubmitArgs) -> Result<ExitCode> {
         );
     }
     Ok(ExitCode::from(code))
+}
+
+/// Prepares a run that continues from checkpoint `rp`: rolls the job
+/// directory and open files back to it, sets stdin to where it was, and
+/// makes `start` a restore; returns the image to upload instead of the
+/// program.
+///
+/// # Errors
+/// The roll-back fails, or the image cannot be read.
+fn resume_from(
+    rp: &ResumePoint,
+    files: &mut FileServer,
+    stdin_at: &AtomicU64,
+    start: &mut Start,
+    verbose: bool,
+) -> Result<Vec<u8>> {
+    let r = files.restore_checkpoint()?;
+    if verbose {
+        eprintln!(
+            "hostd: job directory rolled back to the checkpoint: {} path(s) removed, {} restored ({} bytes)",
+            r.removed, r.restored, r.bytes
+        );
+    }
+    let bytes = std::fs::read(&rp.image.path)
+        .with_context(|| format!("reading the checkpoint {}", rp.image.path.display()))?;
+    stdin_at.store(rp.stdin_at, Ordering::SeqCst);
+    start.restore = true;
+    start.program_len = bytes.len() as u64;
+    Ok(bytes)
 }
 
 /// Places a job and starts it on a node, again and again if need be

@@ -16,10 +16,9 @@
 mod common;
 
 use common::BootedLan;
-use common::watched::{self, Outcome, Rng, tree};
+use common::watched::{self, Outcome, Rng};
 use qemu_net::prereq::{BUSYBOX_STATIC, QEMU, must_skip};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 const HOSTD: &str = env!("CARGO_BIN_EXE_hostd");
@@ -76,22 +75,12 @@ fn a_job_whose_node_is_killed_ends_as_if_it_had_run_once() {
     if must_skip(true, &[QEMU, BUSYBOX_STATIC]) {
         return;
     }
-    let runs: usize = std::env::var("SION_RERUN_RUNS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(20);
+    let runs = watched::count_from_env("SION_RERUN_RUNS", 20);
     let base =
         PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("rerun-{}", std::process::id()));
 
     // The host's answer.
-    let host_dir = base.join("host");
-    job_dir(&host_dir);
-    let host = Command::new("/bin/busybox")
-        .args(["sh", "-c", SCRIPT])
-        .current_dir(&host_dir)
-        .output()
-        .unwrap();
-    let host_files = tree(&host_dir);
+    let (host, host_files) = watched::on_host(&base.join("host"), job_dir, SCRIPT);
     assert_eq!(host.status.code(), Some(3));
 
     let image = sion_image::build(sion_image::Flavor::Node)

@@ -578,14 +578,20 @@ impl Gateway {
             .context("the peer gateway did not answer in 10 s")?
             .with_context(|| format!("connecting to the peer gateway {}", self.peer))?;
         peer.write_all(&wire::tcp_hello(id)).await?;
+        self.splice(&mut conn, &mut peer).await;
+        Ok(())
+    }
+
+    /// Copies both ways between a job connection's submitter side and its
+    /// node side until both end, counting the connection and its bytes.
+    async fn splice(&self, submitter_side: &mut TcpStream, node_side: &mut TcpStream) {
         lock(&self.tables).counters.connections += 1;
-        let (to, back) = tokio::io::copy_bidirectional(&mut conn, &mut peer)
+        let (to, back) = tokio::io::copy_bidirectional(submitter_side, node_side)
             .await
             .unwrap_or((0, 0));
         let mut t = lock(&self.tables);
         t.counters.bytes_to_node += to;
         t.counters.bytes_from_node += back;
-        Ok(())
     }
 
     /// Accepts the peer's relayed job connections.
@@ -624,13 +630,7 @@ impl Gateway {
             .await
             .with_context(|| format!("{target} did not answer in 10 s"))?
             .with_context(|| format!("connecting to {target}"))?;
-        lock(&self.tables).counters.connections += 1;
-        let (to, back) = tokio::io::copy_bidirectional(&mut conn, &mut node)
-            .await
-            .unwrap_or((0, 0));
-        let mut t = lock(&self.tables);
-        t.counters.bytes_to_node += to;
-        t.counters.bytes_from_node += back;
+        self.splice(&mut conn, &mut node).await;
         Ok(())
     }
 }

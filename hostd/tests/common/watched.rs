@@ -150,3 +150,28 @@ pub fn submit(
         files: tree(dir),
     }
 }
+
+/// A count from environment variable `name` (e.g. `SION_RERUN_RUNS`), else
+/// `default`.
+pub fn count_from_env(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// The host's answer: busybox `sh -c SCRIPT` run in `dir` (made fresh by
+/// `make_dir`), and the files it left there.
+pub fn on_host(
+    dir: &Path,
+    make_dir: impl Fn(&Path),
+    script: &str,
+) -> (std::process::Output, BTreeMap<String, String>) {
+    make_dir(dir);
+    let out = std::process::Command::new("/bin/busybox")
+        .args(["sh", "-c", script])
+        .current_dir(dir)
+        .output()
+        .expect("running busybox sh on the host");
+    (out, tree(dir))
+}
