@@ -277,6 +277,8 @@ fn sysinfo(out: u64) -> Result<u64, Error> {
         idle_ns: proc::scheduler::idle_ns(),
         processes: t.procs.len() as u64,
         tsc_hz: time::tsc_hz(),
+        cpus: 1,
+        idle_cpus: 0,
     };
     t.current().space.write(out, &info.to_bytes())?;
     Ok(0)

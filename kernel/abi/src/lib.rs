@@ -453,18 +453,24 @@ pub struct SysInfo {
     pub total_bytes: u64,
     /// Nanoseconds since boot.
     pub uptime_ns: u64,
-    /// Nanoseconds the CPU spent halted in the idle loop since boot.
+    /// Nanoseconds the CPUs spent halted in the idle loop since boot (summed
+    /// over all CPUs).
     pub idle_ns: u64,
     /// Live processes.
     pub processes: u64,
     /// Time-stamp counter ticks per second.
     pub tsc_hz: u64,
+    /// Processors the kernel runs on (1 on a one-CPU machine).
+    pub cpus: u64,
+    /// Of those, how many were halted with nothing to run when the call was
+    /// made (the calling CPU never counts).
+    pub idle_cpus: u64,
 }
 
 impl SysInfo {
     /// The in-memory layout the kernel writes.
-    pub fn to_bytes(&self) -> [u8; 48] {
-        let mut out = [0u8; 48];
+    pub fn to_bytes(&self) -> [u8; 64] {
+        let mut out = [0u8; 64];
         let fields = [
             self.free_bytes,
             self.total_bytes,
@@ -472,6 +478,8 @@ impl SysInfo {
             self.idle_ns,
             self.processes,
             self.tsc_hz,
+            self.cpus,
+            self.idle_cpus,
         ];
         for (i, v) in fields.into_iter().enumerate() {
             out[i * 8..i * 8 + 8].copy_from_slice(&v.to_le_bytes());
