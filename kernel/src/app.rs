@@ -207,7 +207,7 @@ fn with_app<R>(
     f: impl FnOnce(&mut proc::Process) -> Result<R, Error>,
 ) -> Result<R, Error> {
     let mut t = table();
-    let me = t.current.expect("a caller");
+    let me = t.current_pid().expect("a caller");
     let app = t.procs.get_mut(&pid).ok_or(Error::NotChild)?;
     match app.kind {
         Kind::Application { manager, .. } if manager == me => f(app),
@@ -224,7 +224,7 @@ fn access(prot: u64) -> Access {
 
 /// `app_create`.
 pub fn create() -> Result<u64, Error> {
-    let me = table().current.expect("a caller");
+    let me = table().current_pid().expect("a caller");
     proc::create_application(me, "app")
 }
 
@@ -276,7 +276,7 @@ pub fn start(pid: Pid, entry: u64, sp: u64, abi_bits: u64) -> Result<u64, Error>
         _ => return Err(Error::InvalidArgument),
     };
     let mut t = table();
-    let me = t.current.expect("a caller");
+    let me = t.current_pid().expect("a caller");
     let app = t.procs.get_mut(&pid).ok_or(Error::NotChild)?;
     if app.kind
         != (Kind::Application {
@@ -317,7 +317,7 @@ pub fn start(pid: Pid, entry: u64, sp: u64, abi_bits: u64) -> Result<u64, Error>
 /// [`Error::NoMemory`].
 pub fn fork(pid: Pid, child_sp: u64, flags: u64) -> Result<u64, Error> {
     proc::room_for_a_process()?;
-    let me = table().current.expect("a caller");
+    let me = table().current_pid().expect("a caller");
     proc::room_for_an_application(me)?;
     let (space, from) = with_stopped_app(pid, |app| {
         let mut frame = app.stopped_regs;

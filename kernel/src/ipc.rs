@@ -26,7 +26,7 @@ pub fn send(
 ) -> Result<u64, Error> {
     {
         let mut t = table();
-        let me = t.current.expect("a caller");
+        let me = t.current_pid().expect("a caller");
         if len > MAX_MESSAGE as u64 {
             return Err(Error::TooLarge);
         }
@@ -122,7 +122,7 @@ fn receive_once(
 ) -> Result<Option<u64>, Error> {
     {
         let mut t = table();
-        let me = t.current.expect("a caller");
+        let me = t.current_pid().expect("a caller");
         let receiver = t.current();
         receiver
             .space
@@ -212,7 +212,7 @@ fn receive_once(
 /// `reply`: see [`sion_abi::Syscall::Reply`].
 pub fn reply(to: Pid, buf: u64, len: u64) -> Result<u64, Error> {
     let mut t = table();
-    let me = t.current.expect("a caller");
+    let me = t.current_pid().expect("a caller");
     if len > MAX_MESSAGE as u64 {
         return Err(Error::TooLarge);
     }

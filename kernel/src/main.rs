@@ -58,8 +58,9 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     trap::init();
     log::info!("cpu: {protections}");
     mem::init(&boot_info.memory_regions);
-    let cpus = drivers::acpi::processors(boot_info.rsdp_addr.into_option());
+    let processors = drivers::acpi::processors(boot_info.rsdp_addr.into_option());
     time::init();
+    let cpus = start_processors(&processors);
     let ramdisk = mem::boot_ramdisk(boot_info.ramdisk_addr.into_option(), boot_info.ramdisk_len);
     ramdisk::init(ramdisk);
     net::init(drivers::probe_nic());
@@ -67,9 +68,10 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     let args = bootargs::BootArgs::read();
     let init = args.get("init").unwrap_or("init");
     log::info!(
-        "memory: {} MiB free; clock: {} MHz TSC; cpus: {cpus} found, SiON runs on 1; ramdisk: {} process images",
+        "memory: {} MiB free; clock: {} MHz TSC; cpus: {} found, SiON runs on {cpus}; ramdisk: {} process images",
         mem::frame::free_bytes() / (1024 * 1024),
         time::tsc_hz() / 1_000_000,
+        processors.len(),
         ramdisk::count(),
     );
     let mut init_arg = crash_hook(&args);
@@ -78,6 +80,36 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
         Ok(pid) => log::info!("started {init} as process {pid}"),
         Err(e) => log::error!("cannot start {init}: {e}"),
     }
+    proc::scheduler::run()
+}
+
+/// Starts the other processors the firmware listed (`apic_ids`, the
+/// bootstrap's first), if there are any; returns how many CPUs run. A node
+/// with one processor keeps the PIT and PIC as its only interrupt sources.
+fn start_processors(apic_ids: &[u32]) -> usize {
+    if apic_ids.len() < 2 {
+        return 1;
+    }
+    let Some(low_frames) = mem::frame::low_frames(4) else {
+        log::warn!("smp: no free memory below 1 MiB for the start-up code; running on one CPU");
+        return 1;
+    };
+    let boot = arch::smp::Boot {
+        low_frames,
+        kernel_cr3: mem::space::kernel_table(),
+        now_ns: time::now_ns,
+        entry: application_processor_main,
+    };
+    arch::smp::start_processors(apic_ids, &boot, arch::pic::TIMER_HZ, time::tsc_hz())
+}
+
+/// Where a started application processor enters the kernel (from the
+/// trampoline of [`arch::smp`], on its own boot stack, as CPU `index`): it
+/// sets itself up, loads the kernel's page table and runs the scheduler.
+extern "C" fn application_processor_main(index: u64) -> ! {
+    arch::init_application_processor(index as usize);
+    mem::space::activate_kernel();
+    log::info!("smp: cpu {index} (APIC id {}) running", arch::apic::id());
     proc::scheduler::run()
 }
 

@@ -58,7 +58,7 @@ fn handle(call: Syscall, a: [u64; 6]) -> Result<u64, Error> {
         }
         Syscall::Clock => Ok(time::now_ns()),
         Syscall::ConsoleWrite => console_write(a[0], a[1]),
-        Syscall::GetPid => Ok(table().current.expect("a caller")),
+        Syscall::GetPid => Ok(table().current_pid().expect("a caller")),
         Syscall::Register => {
             let me = current_pid();
             net::with(|n| n.ipc.register(a[0] as u32, me)).map(|()| 0)
@@ -152,7 +152,7 @@ fn console_write(ptr: u64, len: u64) -> Result<u64, Error> {
 const MAX_TCP_CHUNK: u64 = 64 * 1024;
 
 fn current_pid() -> Pid {
-    table().current.expect("a caller")
+    table().current_pid().expect("a caller")
 }
 
 /// Retries a non-blocking network operation, polling the stack and sleeping
@@ -184,7 +184,7 @@ fn net_send(a: [u64; 6]) -> Result<u64, Error> {
     let me = {
         let mut t = table();
         t.current().space.read(buf, &mut payload)?;
-        t.current.expect("a caller")
+        t.current_pid().expect("a caller")
     };
     let ip = (ipv4 as u32).to_be_bytes();
     let result = net::with(|n| {
@@ -277,8 +277,8 @@ fn sysinfo(out: u64) -> Result<u64, Error> {
         idle_ns: proc::scheduler::idle_ns(),
         processes: t.procs.len() as u64,
         tsc_hz: time::tsc_hz(),
-        cpus: 1,
-        idle_cpus: 0,
+        cpus: crate::arch::smp::online() as u64,
+        idle_cpus: crate::arch::smp::idle_others() as u64,
     };
     t.current().space.write(out, &info.to_bytes())?;
     Ok(0)

@@ -4,7 +4,7 @@
 //! network, the system calls and the Linux application calls.
 #![forbid(unsafe_code)]
 
-use crate::arch::pic;
+use crate::arch::{apic, percpu, pic, smp};
 use crate::arch::trap::{LINUX_INT80, SYSCALL_COMPAT, SYSCALL_INSTRUCTION, TrapFrame};
 use sion_abi::Signal;
 use sion_abi::exception::CpuException;
@@ -14,20 +14,35 @@ pub fn init() {
     crate::arch::trap::set_handler(dispatch);
 }
 
-/// Routes a trap: exceptions, the timer and other PIC interrupts, system calls.
+/// Routes a trap: exceptions, the timers and other interrupts, system calls.
+/// A process killed from another CPU meanwhile ends on its way in.
 fn dispatch(frame: &mut TrapFrame) {
+    if frame.is_from_user() {
+        crate::proc::take_pending_kill();
+    }
     match frame.vector {
         0..=31 => exception(frame),
-        v if v == u64::from(pic::TIMER_VECTOR) => {
-            crate::time::tick();
-            pic::end_of_interrupt(pic::TIMER_VECTOR);
-            crate::net::poll();
+        v if v == u64::from(pic::TIMER_VECTOR) || v == u64::from(apic::TIMER_VECTOR) => {
+            if v == u64::from(pic::TIMER_VECTOR) {
+                pic::end_of_interrupt(pic::TIMER_VECTOR);
+            } else {
+                apic::end_of_interrupt();
+            }
+            // The clock's tick count and the network belong to the first
+            // CPU; every CPU wakes expired timeouts and preempts its process.
+            if percpu::index() == 0 {
+                crate::time::tick();
+                crate::net::poll();
+            }
             crate::proc::on_timer_tick();
             if frame.is_from_user() {
                 crate::app::take_interrupt(frame);
                 crate::proc::scheduler::preempt();
             }
         }
+        // A halted CPU woken to run a process, or a running one to end its
+        // process: both happen on the way in and out.
+        v if v == u64::from(apic::WAKE_VECTOR) => apic::end_of_interrupt(),
         v @ 33..=47 => {
             let nic = crate::net::irq().map(|irq| u64::from(irq + pic::PIC1_OFFSET));
             if nic == Some(v) {
@@ -44,7 +59,12 @@ fn dispatch(frame: &mut TrapFrame) {
                 frame.rip.wrapping_sub(2)
             ),
         ),
-        v => log::warn!("unexpected interrupt vector {v}"),
+        v => {
+            if smp::apic_in_use() && v >= 48 {
+                apic::end_of_interrupt();
+            }
+            log::warn!("unexpected interrupt vector {v}")
+        }
     }
 }
 

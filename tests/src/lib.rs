@@ -41,11 +41,29 @@ impl Node {
         Node::boot_with_monitor(name, cmdline, None)
     }
 
+    /// Like [`Node::boot`], on a machine with `cpus` processors (QEMU's
+    /// `-smp`, one host thread each).
+    pub fn boot_smp(name: &str, cmdline: &str, cpus: u32) -> Node {
+        Node::boot_with(name, cmdline, None, cpus)
+    }
+
     /// Like [`Node::boot`], with QEMU's monitor on the Unix socket `monitor`
     /// (for [`Node::screendump`]).
     pub fn boot_with_monitor(name: &str, cmdline: &str, monitor: Option<&std::path::Path>) -> Node {
+        Node::boot_with(name, cmdline, monitor, 1)
+    }
+
+    fn boot_with(
+        name: &str,
+        cmdline: &str,
+        monitor: Option<&std::path::Path>,
+        cpus: u32,
+    ) -> Node {
         let image = test_image();
         let mut args = sion_image::qemu_args(&image, NODE_MEMORY_MB, cmdline, false);
+        if cpus > 1 {
+            args.extend(["-smp".into(), cpus.to_string()]);
+        }
         // A per-node copy-on-write overlay is not needed: the image is opened
         // read-only in snapshot mode, so parallel nodes can share it.
         let monitor = monitor.map_or("none".to_string(), |p| {

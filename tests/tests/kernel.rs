@@ -20,6 +20,21 @@ fn boots_to_idle() {
     node.wait_for("idle: no process ready", RUN);
 }
 
+/// On machines with 2 and 4 processors every CPU comes up and runs the
+/// scheduler, and the node still reaches its idle loop.
+#[test]
+fn every_cpu_comes_up() {
+    for cpus in [2, 4] {
+        let mut node = Node::boot_smp(&format!("every_cpu_{cpus}"), "", cpus);
+        node.wait_for(&format!("cpus: {cpus} found, SiON runs on {cpus}"), BOOT);
+        for cpu in 1..cpus {
+            node.wait_for(&format!("smp: cpu {cpu} (APIC id "), RUN);
+        }
+        node.wait_for("init: SiON node up", RUN);
+        node.wait_for("idle: no process ready", RUN);
+    }
+}
+
 /// Two CPU-bound processes that never yield both make progress: each one's
 /// progress lines appear before the other one's last.
 #[test]

@@ -35,12 +35,9 @@ struct Inner {
 #[derive(Clone, Copy)]
 pub struct ContextHandle(NonNull<Inner>);
 
-// SAFETY: the kernel runs on one CPU; the handle is a plain address passed
-// between the scheduler and the process it belongs to.
+// SAFETY: the handle is a plain address passed between a scheduler and the
+// process it belongs to, under the kernel lock (`super::smp`).
 unsafe impl Send for ContextHandle {}
-
-/// The scheduler's saved stack pointer while a process runs.
-static mut SCHEDULER_RSP: u64 = 0;
 
 impl Context {
     /// A context with a fresh zeroed kernel stack of `stack_size` bytes, laid
@@ -137,29 +134,33 @@ unsafe extern "C" fn switch_stacks(save: *mut u64, load: u64) {
     )
 }
 
-/// From the scheduler loop: runs the process of `context` until it calls
-/// [`leave`]. Returns on the scheduler's stack.
+/// From this CPU's scheduler loop: loads the FPU/SSE registers of the
+/// process of `context`, runs it until it calls [`leave`], and saves its
+/// FPU/SSE registers again. Returns on the scheduler's stack.
 pub fn enter(context: ContextHandle) {
+    let inner = context.0.as_ptr();
     // SAFETY: by the handle's contract the context is alive and stays so until
     // the process is off the CPU, which is when this call returns; its saved
     // stack pointer was stored by `switch_stacks` or laid out by `Context::new`.
+    // The kernel itself never uses the FPU/SSE registers (soft-float target).
     unsafe {
-        let rsp = (*context.0.as_ptr()).saved_rsp;
-        switch_stacks(addr_of_mut!(SCHEDULER_RSP), rsp);
+        (*inner).fpu.restore();
+        let rsp = (*inner).saved_rsp;
+        switch_stacks(super::percpu::scheduler_rsp_slot(), rsp);
+        (*inner).fpu.save();
     }
 }
 
-/// From a process on the CPU: saves its FPU/SSE registers and stack, returns
-/// to the scheduler, and returns when the scheduler runs it again (registers
-/// restored).
+/// From a process on the CPU: saves its stack, returns to this CPU's
+/// scheduler, and returns when a scheduler (perhaps another CPU's) runs it
+/// again.
 pub fn leave(context: ContextHandle) {
     let inner = context.0.as_ptr();
     // SAFETY: by the handle's contract the context is the current process's
-    // and lives until it has left the CPU for the last time; SCHEDULER_RSP was
-    // saved by the scheduler's `enter`.
+    // and lives until it has left the CPU for the last time; this CPU's
+    // scheduler slot was saved by its `enter`.
     unsafe {
-        (*inner).fpu.save();
-        switch_stacks(addr_of_mut!((*inner).saved_rsp), SCHEDULER_RSP);
-        (*inner).fpu.restore();
+        let scheduler = *super::percpu::scheduler_rsp_slot();
+        switch_stacks(addr_of_mut!((*inner).saved_rsp), scheduler);
     }
 }

@@ -59,8 +59,9 @@ const _: () = assert!(core::mem::size_of::<Idt>() == 4096);
 static mut IDT: Idt = Idt([Gate::MISSING; 256]);
 
 /// Fills and loads the IDT: CPU exceptions 0–31 (double fault on its own IST
-/// stack), PIC interrupts 32–47, and SiON's system-call vector 0x40, the only one
-/// ring 3 may raise with `int`.
+/// stack), PIC interrupts 32–47, SiON's system-call vector 0x40, the only one
+/// ring 3 may raise with `int`, and the local APIC's vectors (timer, wake,
+/// TLB flush, spurious: [`super::apic`]).
 pub fn init() {
     // SAFETY: runs once at boot with interrupts disabled; the IDT is a static
     // that lives for ever, as `lidt` requires.
@@ -78,6 +79,15 @@ pub fn init() {
             };
             idt.0[*vector as usize] = Gate::interrupt(*stub as *const () as u64, dpl, ist);
         }
+    }
+    load();
+}
+
+/// Loads the IDT on this CPU (every CPU shares the one table [`init`] built).
+pub fn load() {
+    // SAFETY: the IDT is a static that lives for ever, as `lidt` requires,
+    // and is no longer written after `init`.
+    unsafe {
         lidt(&DescriptorTablePointer {
             limit: (core::mem::size_of::<Idt>() - 1) as u16,
             base: VirtAddr::from_ptr(addr_of_mut!(IDT)),

@@ -1,27 +1,52 @@
 //! x86_64 hardware: segments, interrupts, the PIC and PIT, the FPU, QEMU's exit
 //! device. All port and register access of the kernel's core lives here.
 
+pub mod apic;
 pub mod context;
 pub mod fpu;
 pub mod fw_cfg;
 pub mod gdt;
 pub mod idt;
+pub mod percpu;
 pub mod pic;
 pub mod protect;
 pub mod qemu;
 pub mod serial;
+pub mod smp;
 pub mod trap;
 
-/// Sets up the CPU for the kernel: GDT and TSS, IDT, the PIC and timer, SSE,
-/// the `syscall` entries, and the protections the CPU has (returned).
-/// Interrupts stay disabled; the scheduler's idle loop enables them.
+/// Sets up the bootstrap CPU for the kernel: its per-CPU data, GDT and TSS,
+/// IDT, the PIC and timer, SSE, the `syscall` entries, and the protections
+/// the CPU has (returned); then takes the kernel lock ([`smp`]), as every
+/// CPU running kernel code holds it. Interrupts stay disabled; the
+/// scheduler's idle loop enables them.
 pub fn init() -> protect::Protections {
+    percpu::init(0);
     gdt::init();
     idt::init();
     pic::init();
     fpu::init();
     trap::init_syscall_instruction();
-    protect::init()
+    let protections = protect::init();
+    smp::lock_kernel();
+    protections
+}
+
+/// Sets up an application processor started as CPU `index` (in 64-bit mode
+/// on the trampoline's page table): its per-CPU data, GDT and TSS, the
+/// shared IDT, SSE, the `syscall` entries and the same protections; tells
+/// the bootstrap CPU it arrived, then takes the kernel lock and starts its
+/// local APIC timer.
+pub fn init_application_processor(index: usize) {
+    percpu::init(index);
+    gdt::init();
+    idt::load();
+    fpu::init();
+    trap::init_syscall_instruction();
+    protect::init();
+    smp::arrived();
+    smp::lock_kernel();
+    smp::start_this_cpu_timer();
 }
 
 /// Disables maskable interrupts.

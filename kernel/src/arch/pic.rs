@@ -59,6 +59,17 @@ pub fn unmask(irq: u8) {
     }
 }
 
+/// Masks the PIT's line (IRQ 0): on a node with several CPUs each local
+/// APIC's timer gives the ticks instead.
+pub fn mask_timer() {
+    let mut pics = PICS.lock();
+    // SAFETY: only the timer's mask bit changes; the NIC's line is kept.
+    unsafe {
+        let [m1, m2] = pics.read_masks();
+        pics.write_masks(m1 | 1, m2);
+    }
+}
+
 /// Signals the end of interrupt `vector` to the PIC(s).
 pub fn end_of_interrupt(vector: u8) {
     // SAFETY: `vector` is the PIC interrupt being handled right now.

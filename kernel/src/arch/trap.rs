@@ -92,10 +92,26 @@ impl core::fmt::Display for TrapFrame {
     }
 }
 
-/// Saves the general-purpose registers, calls [`trap_dispatch`] with the frame,
-/// then falls into [`trap_return`].
+/// Entry of every interrupt and exception stub: `swapgs` if the trap came
+/// from ring 3 (the saved `cs` is at `rsp + 24`, above the vector, the error
+/// code and `rip`), so the kernel's GS base is this CPU's
+/// [`super::percpu::PerCpu`]; then [`trap_save`].
 #[unsafe(naked)]
 unsafe extern "C" fn trap_common() {
+    naked_asm!(
+        "test qword ptr [rsp + 24], 3",
+        "jz 2f",
+        "swapgs",
+        "2:",
+        "jmp {save}",
+        save = sym trap_save,
+    )
+}
+
+/// Saves the general-purpose registers, calls [`trap_dispatch`] with the frame,
+/// then falls into [`trap_return`]. GS already is the kernel's.
+#[unsafe(naked)]
+unsafe extern "C" fn trap_save() {
     naked_asm!(
         "push rax", "push rbx", "push rcx", "push rdx", "push rsi", "push rdi", "push rbp",
         "push r8", "push r9", "push r10", "push r11", "push r12", "push r13", "push r14", "push r15",
@@ -114,11 +130,16 @@ unsafe extern "C" fn trap_common() {
     )
 }
 
-/// Restores the [`TrapFrame`] at `rsp` and returns from the interrupt. New
-/// processes start here, with their first frame prepared on their kernel stack.
+/// Releases the kernel lock if this CPU holds it ([`super::smp`]), restores
+/// the [`TrapFrame`] at `rsp`, `swapgs` if returning to ring 3, and returns
+/// from the interrupt. New processes start here, with their first frame
+/// prepared on their kernel stack (and the scheduler's CPU holding the lock).
 #[unsafe(naked)]
 pub unsafe extern "C" fn trap_return() {
     naked_asm!(
+        // The frame is 176 bytes and ends at a 16-byte boundary, so the call
+        // is made with the stack aligned as the ABI wants.
+        "call {release}",
         "pop r15",
         "pop r14",
         "pop r13",
@@ -135,8 +156,18 @@ pub unsafe extern "C" fn trap_return() {
         "pop rbx",
         "pop rax",
         "add rsp, 16",
+        "test qword ptr [rsp + 8], 3",
+        "jz 2f",
+        "swapgs",
+        "2:",
         "iretq",
+        release = sym release_kernel_lock,
     )
+}
+
+/// Called by [`trap_return`]: the kernel is left, so its lock is released.
+extern "C" fn release_kernel_lock() {
+    super::smp::unlock_kernel();
 }
 
 macro_rules! stubs {
@@ -173,6 +204,7 @@ stubs! {
     v47 = 47 noerr,
     v64 = 64 noerr,
     v128 = 128 noerr,
+    v240 = 240 noerr, v241 = 241 noerr, v242 = 242 noerr, v255 = 255 noerr,
 }
 
 /// Vector number recorded in the [`TrapFrame`] of a `syscall` instruction.
@@ -184,37 +216,36 @@ pub const LINUX_INT80: u64 = 0x80;
 /// executed by 32-bit (compatibility-mode) code, through CSTAR.
 pub const SYSCALL_COMPAT: u64 = 0x101;
 
-/// Scratch slot for the user stack pointer on `syscall` entry (single CPU,
-/// interrupts off from entry until it is pushed).
-static mut SYSCALL_USER_RSP: u64 = 0;
-
 /// An entry of the `syscall` instruction. The CPU left the user `rip` in `rcx`
-/// and `rflags` in `r11` and did not switch stacks; the stub builds the same
-/// [`TrapFrame`] an interrupt would (user code segment `$cs`, vector `$vector`)
-/// on the current process's kernel stack and joins [`trap_common`]. The return
-/// is by `iretq`, which restores every register.
+/// and `rflags` in `r11` and did not switch stacks; the stub swaps in the
+/// kernel's GS base, keeps the user stack pointer in this CPU's scratch slot,
+/// builds the same [`TrapFrame`] an interrupt would (user code segment `$cs`,
+/// vector `$vector`) on the current process's kernel stack (both found through
+/// GS: [`super::percpu`]) and joins [`trap_save`]. The return is by `iretq`,
+/// which restores every register.
 macro_rules! syscall_entry {
     ($(#[$doc:meta])* $name:ident, $cs:expr, $vector:expr) => {
         $(#[$doc])*
         #[unsafe(naked)]
         pub unsafe extern "C" fn $name() {
             naked_asm!(
-                "mov [rip + {scratch}], rsp",
-                "mov rsp, [rip + {top}]",
+                "swapgs",
+                "mov gs:[{scratch}], rsp",
+                "mov rsp, gs:[{top}]",
                 "push {ss}",
-                "push [rip + {scratch}]",
+                "push gs:[{scratch}]",
                 "push r11",
                 "push {cs}",
                 "push rcx",
                 "push 0",
                 "push {vector}",
-                "jmp {common}",
-                scratch = sym SYSCALL_USER_RSP,
-                top = sym super::gdt::KERNEL_STACK_TOP,
+                "jmp {save}",
+                scratch = const super::percpu::USER_RSP,
+                top = const super::percpu::KERNEL_STACK_TOP,
                 ss = const gdt::USER_DATA.0 as u64,
                 cs = const $cs,
                 vector = const $vector,
-                common = sym trap_common,
+                save = sym trap_save,
             )
         }
     };
@@ -284,9 +315,25 @@ pub fn fault_address() -> u64 {
     x86_64::registers::control::Cr2::read_raw()
 }
 
-/// Called by [`trap_common`] with the saved frame: hands it to the installed
-/// handler.
+/// Called by [`trap_save`] with the saved frame. A TLB shootdown request
+/// and a spurious interrupt are answered here without the kernel lock (the
+/// CPU asking for the shootdown holds it and waits: [`super::smp`]); every
+/// other trap takes the kernel lock and goes to the installed handler.
 extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
+    match frame.vector {
+        v if v == u64::from(super::apic::FLUSH_VECTOR) => {
+            super::smp::take_flush_request();
+            super::apic::end_of_interrupt();
+            return;
+        }
+        v if v == u64::from(super::apic::SPURIOUS_VECTOR) => return,
+        _ => {}
+    }
+    // A CPU exception in kernel mode is a kernel fault: the handler reports
+    // it and stops the machine, whatever lock this CPU holds.
+    if frame.is_from_user() || frame.vector >= 32 {
+        super::smp::lock_kernel();
+    }
     match HANDLER.get() {
         Some(handler) => handler(frame),
         None => {

@@ -67,6 +67,22 @@ pub fn init(regions: &'static MemoryRegions, reserve: u64) -> PhysAddr {
     PhysAddr::new(heap)
 }
 
+/// The first of `count` consecutive usable frames below 1 MiB, at or above
+/// 64 KiB (clear of the real-mode interrupt table and BIOS data), which the
+/// allocator never hands out: for the application processors' start-up
+/// trampoline, which must lie below 1 MiB. `None` if the map has none.
+pub fn low_frames(count: u64) -> Option<u64> {
+    const START: u64 = 0x1_0000;
+    let f = FRAMES.lock();
+    let regions = f.as_ref()?.regions;
+    regions
+        .iter()
+        .filter(|r| r.kind == MemoryRegionKind::Usable)
+        .map(|r| (align_up(r.start.max(START)), sion_abi::page::page_down(r.end.min(LOW_MEMORY_END))))
+        .find(|(s, e)| e.saturating_sub(*s) >= count * PAGE_SIZE)
+        .map(|(s, _)| s)
+}
+
 /// Allows freed frames to be kept for reuse (needs the heap).
 pub fn enable_recycling() {
     if let Some(f) = FRAMES.lock().as_mut() {

@@ -35,8 +35,19 @@ pub fn init() {
 /// Switches to the kernel's own address space (used by the scheduler).
 pub fn activate_kernel() {
     let pml4 = *KERNEL_PML4.get().expect("mem::space::init not called");
+    crate::arch::smp::note_loaded(pml4.start_address().as_u64());
     // SAFETY: the boot page table maps the kernel and stays valid for ever.
     unsafe { Cr3::write(pml4, Cr3Flags::empty()) };
+}
+
+/// The kernel's page table (frame address), whose upper half every address
+/// space shares.
+pub fn kernel_table() -> u64 {
+    KERNEL_PML4
+        .get()
+        .expect("mem::space::init not called")
+        .start_address()
+        .as_u64()
 }
 
 /// Permissions of a user mapping.
@@ -78,9 +89,11 @@ impl AddressSpace {
 
     /// Makes this the CPU's current address space. Nothing is done when it
     /// already is (threads sharing a space, a process run again after no
-    /// other): the TLB it holds is still right, as the kernel changes a
-    /// space's mappings only while another space, the manager's, is active.
+    /// other): the TLB it holds is still right, as every change of a space's
+    /// mappings flushes the TLB of each CPU that has it loaded
+    /// ([`AddressSpace::flush_everywhere`]).
     pub fn activate(&self) {
+        crate::arch::smp::note_loaded(self.pml4.start_address().as_u64());
         if Cr3::read().0 == self.pml4 {
             return;
         }
@@ -124,8 +137,10 @@ impl AddressSpace {
         let first = Page::<Size4KiB>::containing_address(VirtAddr::new(start));
         let last = Page::<Size4KiB>::containing_address(VirtAddr::new(end.max(start + 1) - 1));
         let mut mapper = self.mapper();
+        let mut widened = false;
         for page in Page::range_inclusive(first, last) {
             if mapper.translate_page(page).is_ok() {
+                widened = true;
                 // Already mapped (two segments sharing a page): widen permissions.
                 // SAFETY: only permission bits of our own user mapping change.
                 let old = unsafe { Self::leaf_flags(&mut mapper, page) };
@@ -133,7 +148,7 @@ impl AddressSpace {
                 if !flags.contains(Flags::NO_EXECUTE) {
                     merged.remove(Flags::NO_EXECUTE);
                 }
-                // SAFETY: as above; the TLB entry is flushed by the caller's next CR3 load.
+                // SAFETY: as above; the TLBs are flushed below.
                 unsafe {
                     mapper
                         .update_flags(page, merged)
@@ -152,11 +167,28 @@ impl AddressSpace {
                 Ok(flush) => flush.ignore(),
                 Err(_) => {
                     frame::free(frame);
+                    if widened {
+                        self.flush_everywhere();
+                    }
                     return Err(Error::NoMemory);
                 }
             }
         }
+        if widened {
+            self.flush_everywhere();
+        }
         Ok(())
+    }
+
+    /// After a change of mappings: empties the TLB of this CPU if it has
+    /// this space loaded, and of every other CPU that has it (TLB shootdown,
+    /// [`crate::arch::smp::shootdown`]). New mappings of unmapped pages need
+    /// none (no TLB caches a non-present entry).
+    fn flush_everywhere(&self) {
+        if Cr3::read().0 == self.pml4 {
+            x86_64::instructions::tlb::flush_all();
+        }
+        crate::arch::smp::shootdown(self.pml4.start_address().as_u64());
     }
 
     /// Like [`AddressSpace::map`], but pages already mapped get exactly
@@ -170,9 +202,10 @@ impl AddressSpace {
             // SAFETY: only permission bits of this process's own user mapping
             // change; the flush makes the change visible if it is active.
             if let Ok(flush) = unsafe { mapper.update_flags(page, flags) } {
-                flush.flush();
+                flush.ignore();
             }
         }
+        self.flush_everywhere();
         Ok(())
     }
 
@@ -187,10 +220,13 @@ impl AddressSpace {
         let mut mapper = self.mapper();
         for page in Page::range_inclusive(first, last) {
             if let Ok((frame, flush)) = mapper.unmap(page) {
-                flush.flush();
+                flush.ignore();
+                // Reused only under the kernel lock, which this CPU holds
+                // until the shootdown below has finished.
                 frame::free(frame);
             }
         }
+        self.flush_everywhere();
         Ok(())
     }
 

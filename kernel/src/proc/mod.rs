@@ -3,13 +3,16 @@
 //!
 //! Every process runs in ring 3 in its own [`AddressSpace`] with its own kernel
 //! stack; the kernel is not preemptible (interrupt gates keep interrupts off in
-//! ring 0), so the table is only ever touched by one path at a time.
+//! ring 0) and on several CPUs all kernel code runs under one lock
+//! ([`crate::arch::smp`]), so the table is only ever touched by one path at a
+//! time. Each CPU has its own current process.
 #![forbid(unsafe_code)]
 
 pub mod elf;
 pub mod scheduler;
 
 use crate::arch::context::Context;
+use crate::arch::percpu::{self, MAX_CPUS};
 use crate::arch::trap::TrapFrame;
 use crate::mem::space::{Access, AddressSpace};
 use alloc::boxed::Box;
@@ -223,6 +226,10 @@ pub struct Process {
     /// Its manager asked to stop it at its next timer tick in user mode
     /// (`app_interrupt`).
     pub interrupt_requested: bool,
+    /// It was killed while running on another CPU: it ends with this status
+    /// on its next entry to the kernel ([`take_pending_kill`]), which that
+    /// CPU is interrupted to make at once.
+    pub kill_requested: Option<WaitStatus>,
     /// Kernel stack, saved stack pointer and FPU/SSE registers.
     context: Context,
 }
@@ -233,10 +240,10 @@ pub struct Table {
     pub procs: BTreeMap<Pid, Box<Process>>,
     /// Ended processes not yet waited for: pid → (parent, status).
     zombies: BTreeMap<Pid, (Pid, WaitStatus)>,
-    /// Ready processes in round-robin order.
+    /// Ready processes in round-robin order: one queue shared by all CPUs.
     ready: VecDeque<Pid>,
-    /// The process on the CPU.
-    pub current: Option<Pid>,
+    /// The process on each CPU (by CPU index).
+    running: [Option<Pid>; MAX_CPUS],
     next_pid: Pid,
 }
 
@@ -244,12 +251,13 @@ static TABLE: Mutex<Table> = Mutex::new(Table {
     procs: BTreeMap::new(),
     zombies: BTreeMap::new(),
     ready: VecDeque::new(),
-    current: None,
+    running: [None; MAX_CPUS],
     next_pid: 1,
 });
 
-/// Locks the process table. The kernel is not re-entrant, so the lock is never
-/// contended; finding it held is a kernel bug and panics rather than deadlocks.
+/// Locks the process table. The kernel is not re-entrant and runs on one CPU
+/// at a time (the kernel lock), so this lock is never contended; finding it
+/// held is a kernel bug and panics rather than deadlocks.
 pub fn table() -> MutexGuard<'static, Table> {
     TABLE.try_lock().expect("process table re-entered")
 }
@@ -279,9 +287,30 @@ pub fn notify_message(pid: Pid) {
 }
 
 impl Table {
-    /// The process on the CPU.
+    /// The pid of the process on this CPU, if one is.
+    pub fn current_pid(&self) -> Option<Pid> {
+        self.running[percpu::index()]
+    }
+
+    /// Records the process on this CPU.
+    fn set_current(&mut self, pid: Option<Pid>) {
+        self.running[percpu::index()] = pid;
+    }
+
+    /// The CPU `pid` runs on, if it is on one.
+    pub fn cpu_of(&self, pid: Pid) -> Option<usize> {
+        self.running.iter().position(|r| *r == Some(pid))
+    }
+
+    /// Appends `pid` to the ready queue and wakes an idle CPU to run it.
+    fn push_ready(&mut self, pid: Pid) {
+        self.ready.push_back(pid);
+        crate::arch::smp::wake_an_idle_cpu();
+    }
+
+    /// The process on this CPU.
     pub fn current(&mut self) -> &mut Process {
-        let pid = self.current.expect("no current process");
+        let pid = self.current_pid().expect("no current process");
         self.procs.get_mut(&pid).expect("current process exists")
     }
 
@@ -293,7 +322,7 @@ impl Table {
             p.state = State::Ready;
             p.wake_value = value;
             p.deadline = None;
-            self.ready.push_back(pid);
+            self.push_ready(pid);
         }
     }
 }
@@ -330,7 +359,7 @@ pub fn spawn(name: &str, arg: &[u8], parent: Option<Pid>) -> Result<Pid, Error> 
     frame.rsi = arg.len() as u64;
 
     let pid = insert(space, frame, parent, name, Kind::Sion, State::Ready);
-    table().ready.push_back(pid);
+    table().push_ready(pid);
     Ok(pid)
 }
 
@@ -456,6 +485,7 @@ fn insert(
         never_ran: false,
         faults_to_manager: false,
         interrupt_requested: false,
+        kill_requested: None,
         context,
     };
     t.procs.insert(pid, Box::new(process));
@@ -530,7 +560,7 @@ pub fn spawn_first(name: &str, arg: &[u8]) -> Result<Pid, Error> {
 pub fn exit_current(status: WaitStatus) -> ! {
     let pid = {
         let mut t = table();
-        let pid = t.current.expect("exit without a current process");
+        let pid = t.current_pid().expect("exit without a current process");
         finish(&mut t, pid, status);
         pid
     };
@@ -539,18 +569,53 @@ pub fn exit_current(status: WaitStatus) -> ! {
     unreachable!("a dead process was scheduled");
 }
 
-/// Ends process `pid`, which is not on the CPU (an application its manager
-/// kills), and frees it at once.
+/// Ends process `pid`, which is not the caller (an application its manager
+/// kills): frees it at once, or, if it runs on another CPU, has it end there
+/// ([`Process::kill_requested`]).
 pub fn end_other(pid: Pid, status: WaitStatus) {
     {
         let mut t = table();
-        if t.current == Some(pid) || !t.procs.contains_key(&pid) {
+        if t.current_pid() == Some(pid) || !t.procs.contains_key(&pid) {
+            return;
+        }
+        if request_kill(&mut t, pid, status) {
             return;
         }
         finish(&mut t, pid, status);
         t.procs.remove(&pid);
     }
     release_hook(pid);
+}
+
+/// If `pid` runs on another CPU: asks it to end with `status` there and
+/// interrupts that CPU; true if so (the caller must not free it).
+fn request_kill(t: &mut Table, pid: Pid, status: WaitStatus) -> bool {
+    let Some(cpu) = t.cpu_of(pid) else {
+        return false;
+    };
+    if let Some(p) = t.procs.get_mut(&pid)
+        && p.kill_requested.is_none()
+        && !matches!(p.state, State::Dead(_))
+    {
+        p.kill_requested = Some(status);
+    }
+    crate::arch::smp::poke(cpu);
+    true
+}
+
+/// On an entry to the kernel from user mode: if the current process was
+/// killed from another CPU meanwhile, ends it now.
+pub fn take_pending_kill() {
+    let status = {
+        let mut t = table();
+        match t.current_pid() {
+            Some(pid) => t.procs.get_mut(&pid).and_then(|p| p.kill_requested.take()),
+            None => None,
+        }
+    };
+    if let Some(status) = status {
+        exit_current(status);
+    }
 }
 
 /// The bookkeeping of a process's end: mark it dead, release its IPC peers,
@@ -579,7 +644,9 @@ fn finish(t: &mut Table, pid: Pid, status: WaitStatus) {
         .collect();
     for app in orphans {
         release_peers(t, app);
-        t.procs.remove(&app);
+        if !request_kill(t, app, WaitStatus::Signaled(Signal::SIGKILL)) {
+            t.procs.remove(&app);
+        }
     }
     if let Kind::Application { manager, .. } = kind {
         let info = sion_abi::MessageInfo {
@@ -661,7 +728,7 @@ pub fn kill_current(signal: Signal, detail: &str) -> ! {
 pub fn wait(child: Pid) -> Result<u64, Error> {
     {
         let mut t = table();
-        let me = t.current.expect("wait without a current process");
+        let me = t.current_pid().expect("wait without a current process");
         if let Some((parent, status)) = t.zombies.get(&child).copied()
             && parent == me
         {
@@ -684,7 +751,7 @@ pub fn wait_any(deadline: Option<u64>) -> Result<(Pid, WaitStatus), Error> {
     loop {
         {
             let mut t = table();
-            let me = t.current.expect("wait_any without a current process");
+            let me = t.current_pid().expect("wait_any without a current process");
             let ended = t
                 .zombies
                 .iter()
@@ -720,7 +787,7 @@ pub fn wait_any(deadline: Option<u64>) -> Result<(Pid, WaitStatus), Error> {
 pub fn kill_child(child: Pid) -> Result<u64, Error> {
     {
         let t = table();
-        let me = t.current.expect("kill without a current process");
+        let me = t.current_pid().expect("kill without a current process");
         let is_child = t.procs.get(&child).is_some_and(|c| {
             c.parent == Some(me) && c.kind == Kind::Sion && !matches!(c.state, State::Dead(_))
         });

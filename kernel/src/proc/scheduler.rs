@@ -2,7 +2,14 @@
 //! processes run in turn for one timer tick each; blocked processes are not run
 //! until woken; with nothing to run, the CPU halts until the next interrupt.
 //!
-//! The scheduler loop runs on the boot stack. A process leaves the CPU by
+//! On several CPUs each runs this loop, all taking from the one ready queue
+//! (under the kernel lock, [`crate::arch::smp`]): the order stays the paper's
+//! plain round robin, with no per-CPU queues to balance or steal from — the
+//! queue is touched only for a pick or a preemption, rare next to the work
+//! done in user mode. A process may run on any CPU; an idle CPU halts with
+//! the lock released and is woken when a process becomes ready.
+//!
+//! Each CPU's scheduler loop runs on that CPU's boot stack. A process leaves the CPU by
 //! switching its kernel stack back to the scheduler ([`switch_out`]); the
 //! scheduler resumes it by switching to that stack. The loop keeps the
 //! address space of the process that left (the kernel is mapped in all of
@@ -17,10 +24,10 @@ use crate::arch::{self, context, gdt};
 use crate::mem::space;
 use x86_64::VirtAddr;
 
-/// Nanoseconds spent halted in the idle loop.
+/// Nanoseconds spent halted in the idle loop, summed over all CPUs.
 static IDLE_NS: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
 
-/// Nanoseconds the CPU has spent idle since boot.
+/// Nanoseconds the CPUs have spent idle since boot, summed over all CPUs.
 pub fn idle_ns() -> u64 {
     IDLE_NS.load(core::sync::atomic::Ordering::Relaxed)
 }
@@ -44,7 +51,7 @@ pub fn run() -> ! {
                     gdt::set_tls(p.tls_base);
                     gdt::set_kernel_stack(VirtAddr::new(p.context.stack_top()));
                     next = Some(p.context.handle());
-                    t.current = Some(pid);
+                    t.set_current(Some(pid));
                     break;
                 }
             }
@@ -64,7 +71,7 @@ pub fn run() -> ! {
                 }
                 space::activate_kernel();
                 let start = crate::time::now_ns();
-                arch::wait_for_interrupt();
+                arch::smp::idle_until_interrupt();
                 let idle = crate::time::now_ns().saturating_sub(start);
                 IDLE_NS.fetch_add(idle, core::sync::atomic::Ordering::Relaxed);
             }
@@ -75,7 +82,8 @@ pub fn run() -> ! {
 /// After a process left the CPU: forget it as current, and free it if it ended.
 fn reap_current() {
     let mut t = table();
-    let Some(pid) = t.current.take() else { return };
+    let Some(pid) = t.current_pid() else { return };
+    t.set_current(None);
     if let Some(p) = t.procs.get(&pid)
         && matches!(p.state, State::Dead(_))
     {
@@ -111,8 +119,9 @@ pub fn preempt() {
         if t.ready.is_empty() {
             return;
         }
-        let pid = t.current.expect("preempt without a current process");
+        let pid = t.current_pid().expect("preempt without a current process");
         t.current().state = State::Ready;
+        // Not `push_ready`: this CPU itself runs the next one at once.
         t.ready.push_back(pid);
     }
     switch_out();
