@@ -320,6 +320,7 @@ fn placement_quality(s: &mut Sim, rng: &mut Rng) {
     let busy = NodeState {
         running_jobs: 1,
         cpu_load: 1000,
+        free_cpus: 0,
         ..sim::idle_state()
     };
     for (k, &i) in running.iter().enumerate() {
@@ -334,6 +335,7 @@ fn placement_quality(s: &mut Sim, rng: &mut Rng) {
         program_size: 1 << 20,
         memory: 16 << 20,
         mode: Mode::Exclusive,
+        cpus: 1,
     };
     let tries = 200;
     let (mut idle_found, mut asked) = (0, 0);

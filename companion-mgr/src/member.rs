@@ -406,6 +406,10 @@ pub struct Member {
     next_placement: u32,
     /// The exclusive job this node is held for, if any.
     reservation: Option<Reservation>,
+    /// The job that arrived while the node was held for an exclusive
+    /// placement runs: it owns every CPU, so the node reports none free
+    /// until its running jobs are back to 0.
+    exclusive_running: bool,
     stats: Stats,
 }
 
@@ -511,6 +515,7 @@ impl Member {
             finished: VecDeque::new(),
             next_placement: 0,
             reservation: None,
+            exclusive_running: false,
             stats: Stats::default(),
         }
     }
@@ -588,17 +593,36 @@ impl Member {
     }
 
     /// Replaces the load reported in the next pings, acks and task replies;
-    /// `cpu_load` above [`MAX_CPU_LOAD`] is clamped to it. A change of
-    /// `running_jobs` is published to the group (a new SWIM incarnation number,
-    /// gossiped), so that placements elsewhere know the node is busy.
+    /// `cpu_load` above [`MAX_CPU_LOAD`] is clamped to it and `free_cpus` above
+    /// `cpus` to `cpus`. A change of `running_jobs`, `cpus` or `free_cpus` is
+    /// published to the group (a new SWIM incarnation number, gossiped), so that
+    /// placements elsewhere know the node is busy or has CPUs free.
+    ///
+    /// The driver gives `free_cpus` as [`NodeState::free_cpus_for`] its CPUs and
+    /// jobs; the member reports 0 instead while an exclusive job owns the node:
+    /// from the moment `running_jobs` goes up while the node is held for an
+    /// exclusive placement (the job it permitted has arrived) until
+    /// `running_jobs` is 0 again. (A job sent to the node without placement,
+    /// `hostd submit --node`, is not known to be exclusive and counts one CPU.)
     pub fn set_local_state(&mut self, state: NodeState) {
-        let state = clamp_state(state);
-        let publish = state.running_jobs != self.local.state.running_jobs;
+        let mut state = clamp_state(state);
         if state.running_jobs > self.local.state.running_jobs {
             // The job the node was held for has arrived (only its requester
             // was permitted meanwhile).
-            self.reservation = None;
+            if self.reservation.take().is_some() {
+                self.exclusive_running = true;
+            }
         }
+        if state.running_jobs == 0 {
+            self.exclusive_running = false;
+        }
+        if self.exclusive_running {
+            state.free_cpus = 0;
+        }
+        let old = &self.local.state;
+        let publish = state.running_jobs != old.running_jobs
+            || state.cpus != old.cpus
+            || state.free_cpus != old.free_cpus;
         self.local.state = state;
         if publish && !self.leaving {
             self.seq += 1;
@@ -888,9 +912,12 @@ impl Member {
     /// [`Event::PlacementDone`].
     ///
     /// "Power of k choices" (Mitzenmacher, 2001): up to `4k` alive nodes are drawn
-    /// at random and k of them asked; in [`Mode::Exclusive`] nodes the view knows
-    /// to be running a job (their `running_jobs` is gossiped when it changes) are
-    /// asked only when too few idle ones were drawn. If a round ends without a
+    /// at random and k of them asked. Nodes the view knows cannot take the job now
+    /// (their `running_jobs`, `cpus` and `free_cpus` are gossiped when they change)
+    /// are asked only when too few others were drawn: in [`Mode::Exclusive`] those
+    /// running a job; in [`Mode::Balance`] those with fewer free CPUs than the
+    /// job asks for; in both, before them, those with fewer CPUs in all
+    /// ([`NodeState::cpu_count`]) than it asks for. If a round ends without a
     /// permit, k other candidates are asked, up to [`Config::placement_rounds`]
     /// rounds (each with its own timeout). The cost is O(k) per round, whatever
     /// the group's size. With no candidate the placement finishes at once with an
@@ -921,8 +948,8 @@ impl Member {
         id
     }
 
-    /// Up to k alive nodes not in `exclude`, drawn at random (idle ones first for
-    /// an exclusive job).
+    /// Up to k alive nodes not in `exclude`, drawn at random (those the view
+    /// says can take the job now first, see [`start_placement`](Member::start_placement)).
     fn draw_candidates(&mut self, job: &JobSpec, exclude: &[NodeId]) -> Vec<Candidate> {
         let k = self.cfg.placement_candidates;
         let eligible = |e: &Entry| {
@@ -952,14 +979,19 @@ impl Member {
             }
             out
         };
-        if job.mode == Mode::Exclusive {
-            // Stable: keeps the random order within the idle and the busy group.
-            drawn.sort_by_key(|id| {
-                self.members
-                    .get(*id)
-                    .is_some_and(|e| e.state.running_jobs > 0)
-            });
-        }
+        // Stable: keeps the random order within each group: nodes that can
+        // take the job now, then loaded or busy ones, then too small ones.
+        let want = job.cpus_wanted();
+        drawn.sort_by_key(|id| {
+            self.members.get(*id).map_or((false, false), |e| {
+                let small = e.state.cpu_count() < want;
+                let taken = match job.mode {
+                    Mode::Exclusive => e.state.running_jobs > 0,
+                    Mode::Balance => e.state.free_cpus.min(e.state.cpu_count()) < want,
+                };
+                (small, taken)
+            })
+        });
         drawn.truncate(k);
         drawn
             .iter()
@@ -2208,6 +2240,7 @@ impl Member {
 
 fn clamp_state(mut s: NodeState) -> NodeState {
     s.cpu_load = s.cpu_load.min(MAX_CPU_LOAD);
+    s.free_cpus = s.free_cpus.min(s.cpus);
     s
 }
 
@@ -2534,6 +2567,7 @@ mod tests {
             program_size: 1,
             memory: 1,
             mode: Mode::Exclusive,
+            cpus: 1,
         };
         let now = Instant::from_millis(2);
         let id = a.start_placement(now, job, Weights::default());
@@ -2602,6 +2636,18 @@ mod tests {
         placement: u32,
         mode: Mode,
     ) -> Verdict {
+        verdict_for_cpus(node, now, requester, placement, mode, 1)
+    }
+
+    /// [`verdict_for`] a job asking for `cpus` CPUs.
+    fn verdict_for_cpus(
+        node: &mut Member,
+        now: Instant,
+        requester: u64,
+        placement: u32,
+        mode: Mode,
+        cpus: u8,
+    ) -> Verdict {
         drain(node);
         let msg = Message::TaskRequest {
             requester: NodeId::from_u64(requester),
@@ -2611,6 +2657,7 @@ mod tests {
                 program_size: 1,
                 memory: 1,
                 mode,
+                cpus,
             },
         };
         node.handle_message(now, Addr::new([10, 0, 0, 99], 7070), &msg);
@@ -2776,6 +2823,171 @@ mod tests {
         assert_eq!(m.gaps(), [(21, 29)]);
         m.cover(21, 29);
         assert!(m.gaps().is_empty());
+    }
+
+    /// A node of `cpus` CPUs running `jobs` jobs, as the node's driver reports it.
+    fn smp_state(cpus: u8, jobs: u16) -> NodeState {
+        NodeState {
+            free_mem: 1 << 30,
+            running_jobs: jobs,
+            cpus,
+            free_cpus: NodeState::free_cpus_for(cpus, jobs),
+            ..NodeState::default()
+        }
+    }
+
+    /// The update about `m` itself it gossips, if any.
+    fn own_gossip(m: &Member) -> Option<Announce> {
+        match m.gossip.get(&m.id()).map(|g| &g.update) {
+            Some(Update::Alive(a)) => Some(a.clone()),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn an_exclusive_job_takes_every_cpu_until_it_ends() {
+        let mut n = member(1, Instant::ZERO);
+        let at = Instant::from_millis;
+        n.set_local_state(smp_state(4, 0));
+        assert_eq!(n.local().state.free_cpus, 4);
+        // Exclusive placement permitted, the job arrives: no CPU is free,
+        // though the driver counts 3.
+        assert_eq!(
+            verdict_for(&mut n, at(10), 7, 1, Mode::Exclusive),
+            Verdict::Permit
+        );
+        n.set_local_state(smp_state(4, 1));
+        assert_eq!(n.local().state.free_cpus, 0);
+        assert_eq!(n.local().state.cpus, 4);
+        // So a balance job asking for two is denied, and one asking for one
+        // still waits there (permitted) as on a one-CPU node.
+        assert_eq!(
+            verdict_for_cpus(&mut n, at(20), 8, 1, Mode::Balance, 2),
+            Verdict::Deny(crate::DenyReason::NoFreeCpus)
+        );
+        assert_eq!(
+            verdict_for_cpus(&mut n, at(30), 8, 2, Mode::Balance, 1),
+            Verdict::Permit
+        );
+        // Still owned while it runs (state refreshed every second).
+        n.set_local_state(smp_state(4, 1));
+        assert_eq!(n.local().state.free_cpus, 0);
+        // The job ends: every CPU is free again, and balance jobs now count
+        // one CPU each.
+        n.set_local_state(smp_state(4, 0));
+        assert_eq!(n.local().state.free_cpus, 4);
+        n.set_local_state(smp_state(4, 1));
+        assert_eq!(n.local().state.free_cpus, 3, "a job without a hold");
+        assert_eq!(
+            verdict_for_cpus(&mut n, at(40), 9, 1, Mode::Balance, 3),
+            Verdict::Permit
+        );
+        assert_eq!(
+            verdict_for_cpus(&mut n, at(50), 9, 2, Mode::Balance, 5),
+            Verdict::Deny(crate::DenyReason::TooFewCpus)
+        );
+    }
+
+    #[test]
+    fn free_cpus_are_published_when_they_change() {
+        let mut n = member(1, Instant::ZERO);
+        drain(&mut n);
+        let seq = |n: &Member| announce_of(n).seq;
+        let before = seq(&n);
+        n.set_local_state(smp_state(2, 0));
+        assert_eq!(seq(&n), before + 1, "cpus 0 -> 2 is published");
+        let g = own_gossip(&n).expect("gossiped");
+        assert_eq!((g.state.cpus, g.state.free_cpus), (2, 2));
+        // The same state again publishes nothing; a job does.
+        n.set_local_state(smp_state(2, 0));
+        assert_eq!(seq(&n), before + 1);
+        n.set_local_state(smp_state(2, 1));
+        assert_eq!(seq(&n), before + 2);
+        assert_eq!(own_gossip(&n).unwrap().state.free_cpus, 1);
+        // Only the load changing publishes nothing.
+        n.set_local_state(NodeState {
+            cpu_load: 500,
+            ..smp_state(2, 1)
+        });
+        assert_eq!(seq(&n), before + 2);
+        // A driver's free count above the CPUs is clamped, so every
+        // datagram stays valid.
+        n.set_local_state(NodeState {
+            free_cpus: 9,
+            ..smp_state(2, 0)
+        });
+        assert_eq!(n.local().state.free_cpus, 2);
+        assert!(Message::Join(announce_of(&n)).encode().is_ok());
+    }
+
+    #[test]
+    fn candidates_with_free_cpus_are_asked_first() {
+        // Three nodes with enough free CPUs and four without, in a view of
+        // 7 (all drawn): a job asking for 2 CPUs asks the three.
+        let mut a = member(1, Instant::ZERO);
+        drain(&mut a);
+        let states = [
+            smp_state(4, 0),
+            smp_state(1, 0),
+            smp_state(2, 0),
+            smp_state(4, 3),
+            smp_state(8, 6),
+            smp_state(2, 1),
+            smp_state(1, 1),
+        ];
+        let mut others = Vec::new();
+        for (i, st) in states.iter().enumerate() {
+            let mut b = member(2 + i as u8, Instant::ZERO);
+            b.set_local_state(*st);
+            a.handle_message(
+                Instant::from_millis(1),
+                b.local().addr,
+                &Message::Join(announce_of(&b)),
+            );
+            others.push(b);
+        }
+        drain(&mut a);
+        let asked = |a: &mut Member| -> Vec<usize> {
+            let mut v: Vec<usize> = drain(a)
+                .iter()
+                .filter_map(|t| match (Message::decode(&t.bytes), t.dest) {
+                    (Ok(Message::TaskRequest { .. }), Dest::Unicast(addr)) => {
+                        others.iter().position(|b| b.local().addr == addr)
+                    }
+                    _ => None,
+                })
+                .collect();
+            v.sort_unstable();
+            v
+        };
+        let job = |mode, cpus| JobSpec {
+            program_size: 1,
+            memory: 1,
+            mode,
+            cpus,
+        };
+        let k = Config::default().placement_candidates;
+        assert_eq!(k, 3);
+        a.start_placement(
+            Instant::from_millis(2),
+            job(Mode::Balance, 2),
+            Weights::default(),
+        );
+        // 4 CPUs idle, 2 CPUs idle, 8 CPUs with 2 free.
+        assert_eq!(asked(&mut a), [0, 2, 4]);
+        // Exclusive: idle nodes first, those big enough before the others.
+        a.start_placement(
+            Instant::from_millis(3),
+            job(Mode::Exclusive, 2),
+            Weights::default(),
+        );
+        let ex = asked(&mut a);
+        assert_eq!(ex.len(), 3);
+        assert!(ex.contains(&0) && ex.contains(&2), "{ex:?}");
+        assert!(
+            ex.iter().all(|i| [0, 2, 3, 4, 5].contains(i)),
+            "one-CPU nodes are asked last: {ex:?}"
+        );
     }
 
     #[test]

@@ -240,11 +240,40 @@ pub struct NodeState {
     pub cpu_speed: u32,
     /// Applications running (or waiting) on the member.
     pub running_jobs: u16,
+    /// Processors the node's kernel runs jobs on (`sion_abi::SysInfo::cpus`),
+    /// saturated at 255. A [`Role::Host`] reports 0; a node reports at least
+    /// 1, and 0 from a node counts as 1 ([`NodeState::cpu_count`]).
+    pub cpus: u8,
+    /// Of [`cpus`](NodeState::cpus), how many no job holds: `cpus` minus the
+    /// node's running jobs, each job counted as one CPU (the node does not
+    /// count a job's threads), and 0 while a job placed in
+    /// [`Mode::Exclusive`](crate::Mode::Exclusive) owns the node. Never above
+    /// `cpus` (a datagram that says otherwise is invalid). Made by
+    /// [`NodeState::free_cpus_for`]; the [`Member`](crate::Member) zeroes it
+    /// while an exclusive job runs.
+    pub free_cpus: u8,
 }
 
 impl NodeState {
     pub(crate) fn is_valid(&self) -> bool {
-        self.cpu_load <= MAX_CPU_LOAD
+        self.cpu_load <= MAX_CPU_LOAD && self.free_cpus <= self.cpus
+    }
+
+    /// The node's processors for placement: [`cpus`](NodeState::cpus), or 1
+    /// when it says 0 (a state made without a CPU count).
+    pub const fn cpu_count(&self) -> u8 {
+        if self.cpus == 0 { 1 } else { self.cpus }
+    }
+
+    /// Free CPUs of a node with `cpus` processors running `running_jobs`
+    /// jobs: `cpus - running_jobs`, 0 when the jobs are as many as the CPUs or
+    /// more (each job is counted as one CPU).
+    pub const fn free_cpus_for(cpus: u8, running_jobs: u16) -> u8 {
+        if running_jobs >= cpus as u16 {
+            0
+        } else {
+            cpus - running_jobs as u8
+        }
     }
 }
 

@@ -515,8 +515,10 @@ mod tests {
 
     #[test]
     fn entries_stay_small() {
+        // 56 bytes until the node's CPU counts (two bytes) joined its state,
+        // which the alignment of its `free_mem` rounds up to eight.
         assert!(
-            core::mem::size_of::<Entry>() <= 56,
+            core::mem::size_of::<Entry>() <= 64,
             "{}",
             core::mem::size_of::<Entry>()
         );

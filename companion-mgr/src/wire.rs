@@ -26,9 +26,15 @@ use crate::node::{Addr, Name, NodeId, NodeState, Role};
 use crate::placement::{JobSpec, PlacementId, Verdict};
 
 /// The protocol version this crate speaks: the first byte of every datagram.
-/// Version 2 is the SWIM-style protocol (probes, indirect probes, piggybacked
-/// updates); version 1 (heartbeat broadcasts) members ignore it and are ignored.
-pub const PROTOCOL_VERSION: u8 = 2;
+/// Version 3 adds the node's processors to every [`NodeState`]
+/// ([`NodeState::cpus`], [`NodeState::free_cpus`]) and the CPUs a job asks
+/// for to every [`JobSpec`] ([`JobSpec::cpus`]). Version 2 was the same
+/// SWIM-style protocol (probes, indirect probes, piggybacked updates) without
+/// them, and version 1 used heartbeat broadcasts. Postcard has no optional
+/// fields, so members of different versions cannot read each other's
+/// datagrams: they ignore each other (each counts the other's datagrams as
+/// [`DecodeError::UnsupportedVersion`]), and a group must boot one image.
+pub const PROTOCOL_VERSION: u8 = 3;
 
 /// Most member entries in one [`Message::JoinReply`]; a longer view is split over
 /// several replies.
@@ -283,6 +289,8 @@ pub enum InvalidField {
     Name,
     /// `cpu_load` above 1000.
     CpuLoad,
+    /// `free_cpus` above `cpus` in a [`NodeState`].
+    Cpus,
     /// A join reply with no entries or more than [`MAX_VIEW_CHUNK`], or a message
     /// with more than [`MAX_UPDATES`] updates.
     ViewLength,
@@ -528,7 +536,9 @@ fn check_updates(updates: &[Update]) -> Result<(), InvalidField> {
 }
 
 fn check_state(s: &NodeState) -> Result<(), InvalidField> {
-    if s.is_valid() {
+    if s.free_cpus > s.cpus {
+        Err(InvalidField::Cpus)
+    } else if s.is_valid() {
         Ok(())
     } else {
         Err(InvalidField::CpuLoad)

@@ -34,6 +34,8 @@ fn announce(i: u64, name: &str, big: bool) -> Announce {
             free_mem: max(u64::MAX),
             cpu_speed: max(u64::from(u32::MAX)) as u32,
             running_jobs: max(u64::from(u16::MAX)) as u16,
+            cpus: if big { u8::MAX } else { (i % 16 + 1) as u8 },
+            free_cpus: if big { u8::MAX } else { (i % 16 + 1) as u8 / 2 },
         },
     }
 }
@@ -54,6 +56,7 @@ fn samples() -> Vec<Message> {
         program_size: 1 << 20,
         memory: 64 << 20,
         mode: Mode::Exclusive,
+        cpus: 1,
     };
     let mut v = vec![
         Message::Join(announce(1, "amber-otter-0001", false)),
@@ -134,6 +137,7 @@ fn samples() -> Vec<Message> {
                 program_size: u64::MAX,
                 memory: u64::MAX,
                 mode: Mode::Balance,
+                cpus: u8::MAX,
             },
         },
         Message::TaskReply {
@@ -155,6 +159,8 @@ fn samples() -> Vec<Message> {
         DenyReason::ShuttingDown,
         DenyReason::NotAccepting,
         DenyReason::Reserved,
+        DenyReason::TooFewCpus,
+        DenyReason::NoFreeCpus,
     ] {
         v.push(Message::TaskReply {
             responder: NodeId::from_u64(8),
@@ -318,7 +324,8 @@ fn other_versions_are_rejected() {
     let m = &samples()[0];
     let body = &m.encode().unwrap()[1..];
     let body = &body[..body.len() - 4];
-    for v in [0u8, 1, 3, 0x7f, 0xff] {
+    // 2: the protocol before nodes counted CPUs, whose states are shorter.
+    for v in [0u8, 1, 2, 4, 0x7f, 0xff] {
         assert_eq!(
             Message::decode(&frame(v, body)),
             Err(DecodeError::UnsupportedVersion(v))
@@ -354,6 +361,32 @@ fn out_of_range_fields_are_rejected_on_both_sides() {
         Message::decode(&raw(&m)),
         Err(DecodeError::Invalid(InvalidField::CpuLoad))
     );
+    // More free CPUs than CPUs, in an announce and in a task reply.
+    let mut a = announce(1, "n", false);
+    a.state.cpus = 2;
+    a.state.free_cpus = 3;
+    for m in [
+        Message::Join(a.clone()),
+        Message::TaskReply {
+            responder: a.id,
+            placement: PlacementId(1),
+            attempt: 0,
+            verdict: Verdict::Permit,
+            state: a.state,
+        },
+    ] {
+        assert!(m.encode().is_err());
+        assert_eq!(
+            Message::decode(&raw(&m)),
+            Err(DecodeError::Invalid(InvalidField::Cpus))
+        );
+    }
+    // As many free as there are, and a host's none of none, are fine.
+    a.state.free_cpus = 2;
+    assert!(Message::Join(a.clone()).encode().is_ok());
+    a.state.cpus = 0;
+    a.state.free_cpus = 0;
+    assert!(Message::Join(a).encode().is_ok());
     // A join reply longer than MAX_VIEW_CHUNK, and an empty one.
     for n in [0, MAX_VIEW_CHUNK + 1] {
         let m = Message::JoinReply {

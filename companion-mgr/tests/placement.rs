@@ -22,6 +22,8 @@ struct N {
     mem_mib: u64,
     speed: u32,
     jobs: u16,
+    /// Processors.
+    cpus: u8,
     /// Extra one-way delay, microseconds.
     lag_us: u64,
     role: Role,
@@ -33,6 +35,7 @@ const fn node(load: u16, mem_mib: u64, speed: u32) -> N {
         mem_mib,
         speed,
         jobs: 0,
+        cpus: 1,
         lag_us: 0,
         role: Role::Node,
     }
@@ -42,6 +45,14 @@ impl N {
     const fn jobs(mut self, jobs: u16) -> N {
         self.jobs = jobs;
         self
+    }
+    const fn cpus(mut self, cpus: u8) -> N {
+        self.cpus = cpus;
+        self
+    }
+    /// Free CPUs as the node reports them: one per job taken.
+    const fn free(&self) -> u8 {
+        NodeState::free_cpus_for(self.cpus, self.jobs)
     }
     const fn lag(mut self, us: u64) -> N {
         self.lag_us = us;
@@ -57,6 +68,8 @@ impl N {
             free_mem: self.mem_mib * MIB,
             cpu_speed: self.speed,
             running_jobs: self.jobs,
+            cpus: self.cpus,
+            free_cpus: self.free(),
         }
     }
 }
@@ -71,10 +84,15 @@ const fn w(cpu_load: u16, free_mem: u16, cpu_speed: u16, network: u16) -> Weight
 }
 
 const fn job(mem_mib: u64, mode: Mode) -> JobSpec {
+    job_cpus(mem_mib, mode, 1)
+}
+
+const fn job_cpus(mem_mib: u64, mode: Mode, cpus: u8) -> JobSpec {
     JobSpec {
         program_size: MIB,
         memory: mem_mib * MIB,
         mode,
+        cpus,
     }
 }
 
@@ -229,12 +247,51 @@ const CASES: &[Case] = &[
         denied: &[(1, DenyReason::Busy)],
     },
     Case {
-        name: "balance: the busy best node is still chosen",
+        // Node 1 has no free CPU, so its CPU part is 0: 0 + 2*1000 + 3*1000 +
+        // 1000 = 6000; node 2: 4000 + 500 + 1500 + 1000 = 7000; node 3: 6250.
+        name: "balance: a busy node still permits, behind the nodes with a free CPU",
         nodes: &[node(0, 2048, 4000).jobs(1), IDLE, node(0, 512, 1000)],
         job: job(64, Mode::Balance),
         weights: w(4, 2, 3, 1),
-        order: &[1, 2, 3],
+        order: &[2, 3, 1],
         denied: &[],
+    },
+    Case {
+        name: "balance: a 2-CPU node with one job has a CPU free, a busy 1-CPU node none",
+        nodes: &[IDLE.jobs(1), node(500, 512, 2000).cpus(2).jobs(1)],
+        job: job(64, Mode::Balance),
+        weights: w(4, 2, 3, 1),
+        order: &[2, 1],
+        denied: &[],
+    },
+    Case {
+        name: "more free CPUs score higher",
+        nodes: &[IDLE, IDLE.cpus(4), IDLE.cpus(2), IDLE.cpus(8).jobs(5)],
+        job: job(64, Mode::Balance),
+        weights: w(1, 0, 0, 0),
+        order: &[2, 4, 3, 1],
+        denied: &[],
+    },
+    Case {
+        name: "balance, 2 CPUs asked: too small and too busy nodes deny",
+        nodes: &[
+            IDLE,
+            IDLE.cpus(4).jobs(3),
+            IDLE.cpus(2),
+            IDLE.cpus(4).jobs(2),
+        ],
+        job: job_cpus(64, Mode::Balance, 2),
+        weights: w(4, 2, 3, 1),
+        order: &[3, 4],
+        denied: &[(1, DenyReason::TooFewCpus), (2, DenyReason::NoFreeCpus)],
+    },
+    Case {
+        name: "exclusive, 4 CPUs asked: an idle node big enough, whatever its free CPUs elsewhere",
+        nodes: &[IDLE.cpus(2), IDLE.cpus(4), IDLE.cpus(8).jobs(1)],
+        job: job_cpus(64, Mode::Exclusive, 4),
+        weights: w(4, 2, 3, 1),
+        order: &[2],
+        denied: &[(1, DenyReason::TooFewCpus), (3, DenyReason::Busy)],
     },
     Case {
         name: "not enough memory denies",
@@ -288,7 +345,15 @@ fn placement_picks_what_the_weights_say() {
             assert_eq!(x.score, x.parts.score(&c.weights), "{}", c.name);
             let n = &c.nodes[idx(x.node) - 1];
             assert_eq!(x.state, n.state(), "{}", c.name);
-            assert_eq!(x.parts.cpu_load, 1000 - n.load, "{}", c.name);
+            // The idle permille, scaled by free CPUs relative to the
+            // permitting candidate with the most.
+            let max_free = r.ranked.iter().map(|y| y.state.free_cpus).max().unwrap();
+            let cpu = if max_free == 0 {
+                1000 - n.load
+            } else {
+                ((1000 - u32::from(n.load)) * u32::from(n.free()) / u32::from(max_free)) as u16
+            };
+            assert_eq!(x.parts.cpu_load, cpu, "{}", c.name);
             // Round trip: both ways through the base delay and the node's lag.
             let rtt = 2 * (ONE_WAY + Duration::from_micros(n.lag_us));
             assert_eq!(x.rtt, rtt, "{}", c.name);

@@ -8,7 +8,7 @@
 //! ```
 //!
 //! - `0xA2` ([`SEALED_VERSION`]) tells it from an open group's datagram,
-//!   whose first byte is [`PROTOCOL_VERSION`](crate::wire::PROTOCOL_VERSION) (2);
+//!   whose first byte is [`PROTOCOL_VERSION`](crate::wire::PROTOCOL_VERSION) (3);
 //! - `key id` names the cluster key that sealed it (the sender's first key);
 //! - `epoch` is a random number the sender draws when it starts, `counter`
 //!   counts its datagrams from 0 (every destination shares one counter);

@@ -199,6 +199,8 @@ pub fn idle_state() -> NodeState {
         free_mem: 512 << 20,
         cpu_speed: 2000,
         running_jobs: 0,
+        cpus: 1,
+        free_cpus: 1,
     }
 }
 
