@@ -1,9 +1,16 @@
 //! The Companion Manager process of a SiON node (SiON paper §3.2.2, §4.2.1):
 //! it drives the sans-IO [`sion_companion_mgr::Member`] with the node's clock
 //! and SiON network IPC (service [`COMPANION_MANAGER_SERVICE`]), measures the
-//! CPU speed once at boot, reports the node's load and free memory in its
-//! pings and acks, answers placement requests, and shows the group table on the
-//! node's console and screen whenever it changes.
+//! CPU speed once at boot, reports the node's load, free memory and CPUs in
+//! its pings and acks, answers placement requests, and shows the group table on
+//! the node's console and screen whenever it changes.
+//!
+//! CPUs: `cpus` is the kernel's count of processors it runs on
+//! (`sion_abi::SysInfo::cpus`, read at start: the count does not change while
+//! the node runs); free CPUs are `cpus` minus the jobs the App-Program
+//! Manager says run, each job counted as one CPU
+//! ([`NodeState::free_cpus_for`]; the library reports none free while an
+//! exclusive job owns the node).
 //!
 //! With a cluster key (its argument after init's 8-byte pid; see
 //! `sion_companion_mgr::auth`) every datagram it sends is sealed and every
@@ -70,6 +77,7 @@ fn main(arg: &[u8]) -> i32 {
         [b[2], b[3], b[4], b[5], b[6], b[7]]
     };
     let speed = cpu_speed();
+    let cpus = cpu_count();
     let mut load = LoadMeter::new();
     let mut local = LocalNode::new(NodeId::from_mac(mac), Role::Node, Addr::new(ip, IPC_PORT));
     local.state = NodeState {
@@ -77,6 +85,8 @@ fn main(arg: &[u8]) -> i32 {
         free_mem: free_memory(),
         cpu_speed: speed,
         running_jobs: 0,
+        cpus,
+        free_cpus: cpus,
     };
     let entropy = sion_rt::entropy::gather();
     let mut nonces = NonceGen::new(&entropy.bytes);
@@ -104,7 +114,7 @@ fn main(arg: &[u8]) -> i32 {
         None => println!("cm: {OPEN_GROUP}"),
     }
     println!(
-        "cm: joining the group as {} ({}) at {}.{}.{}.{}; cpu speed {speed} Mops/s, free memory {} MiB",
+        "cm: joining the group as {} ({}) at {}.{}.{}.{}; {cpus} CPU(s), cpu speed {speed} Mops/s, free memory {} MiB",
         me.name,
         me.id,
         ip[0],
@@ -191,6 +201,8 @@ fn main(arg: &[u8]) -> i32 {
                 free_mem: free_memory(),
                 cpu_speed: speed,
                 running_jobs,
+                cpus,
+                free_cpus: NodeState::free_cpus_for(cpus, running_jobs),
             };
             member.set_local_state(state);
             next_state_update = now_ns + 1_000_000_000;
@@ -361,8 +373,16 @@ fn free_memory() -> u64 {
     sys::sysinfo().map_or(0, |s| s.free_bytes)
 }
 
-/// CPU load in permille over the last interval: the share of time the CPU was
-/// not idle (from the kernel's idle counter).
+/// Processors the kernel runs on (`SysInfo::cpus`), at least 1 and
+/// saturated at 255 (what [`NodeState::cpus`] holds).
+fn cpu_count() -> u8 {
+    let n = sys::sysinfo().map_or(1, |s| s.cpus);
+    u8::try_from(n.max(1)).unwrap_or(u8::MAX)
+}
+
+/// CPU load in permille over the last interval: the share of the node's CPU
+/// time (elapsed time times the CPUs) that was not idle, from the kernel's
+/// idle counter, which sums the halted time of every CPU.
 struct LoadMeter {
     last_uptime: u64,
     last_idle: u64,
@@ -379,7 +399,11 @@ impl LoadMeter {
 
     fn sample(&mut self) -> u16 {
         let s = sys::sysinfo().unwrap_or_default();
-        let total = s.uptime_ns.saturating_sub(self.last_uptime).max(1);
+        let total = s
+            .uptime_ns
+            .saturating_sub(self.last_uptime)
+            .saturating_mul(s.cpus.max(1))
+            .max(1);
         let idle = s.idle_ns.saturating_sub(self.last_idle).min(total);
         self.last_uptime = s.uptime_ns;
         self.last_idle = s.idle_ns;
@@ -409,8 +433,8 @@ fn show_table(member: &Member, job: Option<&(String, u64)>, auth: Option<AuthSta
     let _ = writeln!(out, "cm: group of {} members", member.view_len());
     let _ = writeln!(
         out,
-        "  {:<17} {:<16} {:<5} {:<15} {:<7} {:>5} {:>8} {:>6} {:>6}",
-        "id", "name", "role", "address", "state", "load", "free MiB", "speed", "heard"
+        "  {:<17} {:<16} {:<5} {:<15} {:<7} {:>5} {:>5} {:>8} {:>6} {:>6}",
+        "id", "name", "role", "address", "state", "load", "cpus", "free MiB", "speed", "heard"
     );
     for m in member.view() {
         let status = match m.status {
@@ -421,13 +445,18 @@ fn show_table(member: &Member, job: Option<&(String, u64)>, auth: Option<AuthSta
         let heard = now.saturating_duration_since(m.last_heard).as_millis();
         let _ = writeln!(
             out,
-            "  {:<17} {:<16} {:<5} {:<15} {:<7} {:>4}% {:>8} {:>6} {:>5}s",
+            "  {:<17} {:<16} {:<5} {:<15} {:<7} {:>4}% {:>5} {:>8} {:>6} {:>5}s",
             alloc::format!("{}", m.id),
             m.name.as_str(),
             alloc::format!("{}", m.role),
             alloc::format!("{a}.{b}.{c}.{d}"),
             status,
             m.state.cpu_load / 10,
+            if m.role == Role::Host {
+                String::from("-")
+            } else {
+                alloc::format!("{}/{}", m.state.free_cpus, m.state.cpu_count())
+            },
             m.state.free_mem >> 20,
             m.state.cpu_speed,
             heard / 1000
