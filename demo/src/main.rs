@@ -314,7 +314,8 @@ fn main() -> Result<()> {
             .lines()
             .find(|l| l.starts_with("52:54:00:53:4e:02"))
             .unwrap_or("");
-        if busy_row.split_whitespace().nth(8) == Some("1") {
+        // ID NAME ROLE ADDRESS STATUS CPU CPUS FREE-MiB SPEED JOBS HEARD
+        if busy_row.split_whitespace().nth(9) == Some("1") {
             break;
         }
         ensure!(

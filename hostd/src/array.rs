@@ -159,6 +159,7 @@ pub fn task_args(socket: &Path, a: &SubmitArgs, value: &str) -> Vec<OsString> {
     };
     opt("--mode", mode.into());
     opt("--memory", a.memory.to_string());
+    opt("--cpus", a.cpus.to_string());
     opt("--max-procs", a.max_procs.to_string());
     for p in &a.ro {
         opt("--ro", p.display().to_string());
@@ -516,6 +517,8 @@ mod tests {
             "cpu=1,mem=2,speed=3,net=4",
             "--mode",
             "balance",
+            "--cpus",
+            "2",
             "--env",
             "K=V",
             "--timeout",
@@ -538,6 +541,7 @@ mod tests {
         assert_eq!((b.array, b.parallel, b.json), (None, None, true));
         assert_eq!(b.args, ["--x=7", "77"]);
         assert_eq!(b.weights, a.weights);
+        assert_eq!(b.cpus, 2);
         assert_eq!(
             (b.mode, b.timeout, b.env),
             (ModeArg::Balance, Some(2.5), vec!["K=V".to_string()])

@@ -71,7 +71,8 @@ pub enum Command {
         force: bool,
     },
     /// Print the group table: every node (and host) with its address, status,
-    /// CPU load, free memory, CPU speed, running jobs and when it was last heard.
+    /// CPU load, CPUs (free/total), free memory, CPU speed, running jobs and
+    /// when it was last heard.
     Nodes {
         /// Print JSON instead of a table.
         #[arg(long)]
@@ -94,6 +95,9 @@ pub enum Command {
         /// Memory the job needs besides its program, in MiB.
         #[arg(long, value_name = "MB", default_value_t = 0)]
         memory: u64,
+        /// CPUs the job needs (as `hostd submit --cpus`).
+        #[arg(long, value_name = "N", default_value_t = 1, value_parser = crate::placement::parse_cpus)]
+        cpus: u8,
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
@@ -269,6 +273,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             weights,
             mode,
             memory,
+            cpus,
             json,
             find,
         } => {
@@ -278,6 +283,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                     .checked_mul(1 << 20)
                     .context("--memory is too large")?,
                 mode: mode.into(),
+                cpus,
             };
             let report = place_job(
                 &socket,
@@ -372,6 +378,30 @@ mod tests {
     }
 
     #[test]
+    fn submit_takes_cpus_one_by_default_and_refuses_bad_values() {
+        let parse = |extra: &[&str]| {
+            let mut argv = vec!["hostd", "submit"];
+            argv.extend_from_slice(extra);
+            argv.push("./prog");
+            Cli::try_parse_from(argv)
+        };
+        let cpus = |cli: Cli| match cli.command {
+            Command::Submit(a) => a.cpus,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(cpus(parse(&[]).unwrap()), 1);
+        assert_eq!(cpus(parse(&["--cpus", "4"]).unwrap()), 4);
+        for (bad, says) in [
+            ("0", "at least one CPU"),
+            ("256", "255"),
+            ("many", "not a whole number"),
+        ] {
+            let e = parse(&["--cpus", bad]).unwrap_err().to_string();
+            assert!(e.contains("--cpus") && e.contains(says), "{bad}: {e}");
+        }
+    }
+
+    #[test]
     fn parses_place_arguments() {
         let cli = Cli::try_parse_from([
             "hostd",
@@ -382,6 +412,8 @@ mod tests {
             "balance",
             "--memory",
             "64",
+            "--cpus",
+            "3",
             "--iface",
             "br0",
             "--discover-ms",
@@ -394,9 +426,11 @@ mod tests {
                 weights,
                 mode,
                 memory,
+                cpus,
                 json,
                 find,
             } => {
+                assert_eq!(cpus, 3);
                 assert_eq!(
                     weights,
                     Some(Weights {

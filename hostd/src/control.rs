@@ -7,14 +7,15 @@
 //! ```text
 //! {"op":"hello"}
 //! {"op":"nodes"}
-//! {"op":"place","job":{"program_size":0,"memory":67108864,"mode":"Exclusive"},
+//! {"op":"place","job":{"program_size":0,"memory":67108864,"mode":"Exclusive","cpus":1},
 //!  "weights":{"cpu_load":4,"free_mem":2,"cpu_speed":3,"network":1},
 //!  "exclude":["10.0.0.3"],"take":true,"wait":true}
 //! ```
 //!
 //! (`job` and `weights` are the Companion Manager library's `JobSpec` and
 //! `Weights` in their serde form; memory in bytes, mode `Exclusive` or
-//! `Balance`; `exclude`, `take` and `wait` may be left out.) Responses are
+//! `Balance`, `cpus` the CPUs the job asks for; `cpus` (then 1), `exclude`,
+//! `take` and `wait` may be left out.) Responses are
 //! externally tagged: `{"hello":{..DaemonInfo..}}`, `{"nodes":{..NodesReport..}}`,
 //! `{"placement":{..PlacementReport..}}` or `{"error":"message"}` (also for a
 //! line that is not a valid request). A waiting placement is answered with
@@ -251,6 +252,7 @@ mod tests {
                 program_size: 0,
                 memory: 64 << 20,
                 mode: Mode::Balance,
+                cpus: 2,
             },
             weights: Weights::default(),
             exclude: vec![Ipv4Addr::new(10, 0, 0, 3)],
@@ -260,19 +262,23 @@ mod tests {
         let j = serde_json::to_string(&place).unwrap();
         assert_eq!(
             j,
-            r#"{"op":"place","job":{"program_size":0,"memory":67108864,"mode":"Balance"},"weights":{"cpu_load":4,"free_mem":2,"cpu_speed":3,"network":1},"exclude":["10.0.0.3"],"take":true,"wait":false}"#
+            r#"{"op":"place","job":{"program_size":0,"memory":67108864,"mode":"Balance","cpus":2},"weights":{"cpu_load":4,"free_mem":2,"cpu_speed":3,"network":1},"exclude":["10.0.0.3"],"take":true,"wait":false}"#
         );
         assert_eq!(serde_json::from_str::<Request>(&j).unwrap(), place);
-        // Older clients leave the new fields out: nothing excluded, taken or
-        // waited for.
+        // Older clients leave the new fields out: one CPU, nothing excluded,
+        // taken or waited for.
         let old = r#"{"op":"place","job":{"program_size":0,"memory":67108864,"mode":"Balance"},"weights":{"cpu_load":4,"free_mem":2,"cpu_speed":3,"network":1}}"#;
         match serde_json::from_str::<Request>(old).unwrap() {
             Request::Place {
+                job,
                 exclude,
                 take,
                 wait,
                 ..
-            } => assert!(exclude.is_empty() && !take && !wait),
+            } => {
+                assert_eq!(job.cpus, 1);
+                assert!(exclude.is_empty() && !take && !wait);
+            }
             other => panic!("{other:?}"),
         }
         assert!(serde_json::from_str::<Request>(r#"{"op":"reboot"}"#).is_err());

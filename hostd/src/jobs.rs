@@ -263,6 +263,8 @@ mod tests {
             free_mem_mib: 100,
             cpu_speed: 1,
             running_jobs: 1,
+            cpus: 1,
+            free_cpus: 0,
             last_heard_s: 0.1,
             this_host: false,
         };

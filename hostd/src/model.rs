@@ -41,6 +41,14 @@ pub struct NodeRow {
     pub cpu_speed: u32,
     /// Jobs running or waiting on it.
     pub running_jobs: u16,
+    /// Processors it runs jobs on (0 for a host; absent in answers of
+    /// daemons older than CPU counts: 0).
+    #[serde(default)]
+    pub cpus: u8,
+    /// Of those, how many no job holds (`cpus` minus its running jobs,
+    /// each counted as one CPU; 0 while an exclusive job owns it).
+    #[serde(default)]
+    pub free_cpus: u8,
     /// Seconds since it was last heard from (one decimal).
     pub last_heard_s: f64,
     /// True for the `hostd` that produced the table.
@@ -138,6 +146,12 @@ pub struct RankedRow {
     pub cpu_speed: u32,
     /// Reported running jobs.
     pub running_jobs: u16,
+    /// Reported processors (0 in answers of daemons older than CPU counts).
+    #[serde(default)]
+    pub cpus: u8,
+    /// Reported free processors.
+    #[serde(default)]
+    pub free_cpus: u8,
     /// Measured round trip of its answer, microseconds.
     pub rtt_us: u64,
 }
@@ -175,6 +189,9 @@ pub struct PlacementReport {
     pub mode: Mode,
     /// Memory asked for, MiB.
     pub memory_mib: u64,
+    /// CPUs asked for (absent in answers of daemons older than CPU counts: 1).
+    #[serde(default = "one_cpu")]
+    pub cpus: u8,
     /// Program size, bytes (0 until `hostd submit`).
     pub program_size: u64,
     /// Weights used (JSON: `cpu`, `mem`, `speed`, `net`, like `--weights`).
@@ -188,6 +205,10 @@ pub struct PlacementReport {
     pub unanswered: Vec<PeerRef>,
 }
 
+fn one_cpu() -> u8 {
+    1
+}
+
 impl PlacementReport {
     /// Number of candidates asked.
     pub fn asked(&self) -> usize {
@@ -195,14 +216,17 @@ impl PlacementReport {
     }
 
     /// May a placement that found no node succeed later? True when a
-    /// candidate is busy, held for another job or silent: those change as
-    /// jobs end; a job too large for every node's memory never fits.
+    /// candidate is busy, held for another job, short of free CPUs or
+    /// silent: those change as jobs end; a job too large for every node's
+    /// memory or asking for more CPUs than any node has never fits.
     pub fn may_free_up(&self) -> bool {
         !self.unanswered.is_empty()
-            || self
-                .denied
-                .iter()
-                .any(|d| matches!(d.reason, DenyReason::Busy | DenyReason::Reserved))
+            || self.denied.iter().any(|d| {
+                matches!(
+                    d.reason,
+                    DenyReason::Busy | DenyReason::Reserved | DenyReason::NoFreeCpus
+                )
+            })
     }
 
     /// "3 asked: 2 busy, 1 held for another job", for the lines that say
@@ -213,7 +237,9 @@ impl PlacementReport {
         for (reason, word) in [
             (DenyReason::Busy, "busy"),
             (DenyReason::Reserved, "held for another job"),
+            (DenyReason::NoFreeCpus, "without enough free CPUs"),
             (DenyReason::NotEnoughMemory, "short of memory"),
+            (DenyReason::TooFewCpus, "with fewer CPUs than asked"),
             (DenyReason::NotAccepting, "not accepting jobs"),
             (DenyReason::ShuttingDown, "leaving"),
         ] {

@@ -54,6 +54,23 @@ impl From<ModeArg> for Mode {
     }
 }
 
+/// `--cpus N` for clap: the processors a job asks for, a whole number
+/// `1..=255` (a node's CPU count is a byte on the wire).
+///
+/// # Errors
+/// Anything else, with the accepted range in the message.
+pub fn parse_cpus(s: &str) -> Result<u8, String> {
+    let why = match s.trim().parse::<u64>() {
+        Ok(n @ 1..=255) => return Ok(n as u8),
+        Ok(0) => "a job needs at least one CPU",
+        Ok(_) => "more than any node can have (255)",
+        Err(_) => "not a whole number",
+    };
+    Err(format!(
+        "`{s}`: {why}; --cpus takes the number of CPUs the job needs free on its node, 1 to 255"
+    ))
+}
+
 /// `--weights` for clap: [`parse_weights`], its error as text.
 ///
 /// # Errors
@@ -458,6 +475,26 @@ fn member_rows(socket: &Path, find: &FindArgs, choice: &NodeChoice) -> Result<Ve
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cpus_parse_with_clear_errors() {
+        assert_eq!(parse_cpus("1"), Ok(1));
+        assert_eq!(parse_cpus(" 16 "), Ok(16));
+        assert_eq!(parse_cpus("255"), Ok(255));
+        let e = parse_cpus("0").unwrap_err();
+        assert!(
+            e.contains("at least one CPU") && e.contains("1 to 255"),
+            "{e}"
+        );
+        assert!(parse_cpus("256").unwrap_err().contains("255"));
+        assert!(
+            parse_cpus("two")
+                .unwrap_err()
+                .contains("not a whole number")
+        );
+        assert!(parse_cpus("-1").unwrap_err().contains("not a whole number"));
+        assert!(parse_cpus("").is_err());
+    }
 
     #[test]
     fn node_choices_parse() {

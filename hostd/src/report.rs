@@ -92,17 +92,20 @@ fn percent(permille: u16) -> String {
 /// The group table of `hostd nodes`, e.g.
 ///
 /// ```text
-/// ID                 NAME              ROLE  ADDRESS      STATUS  CPU   FREE MiB  SPEED  JOBS  HEARD
-/// 52:54:00:12:34:56  amber-otter-3456  node  169.254.3.4  alive   2.5%       480   1234     0  0.3s ago
+/// ID                 NAME              ROLE  ADDRESS      STATUS  CPU   CPUS  FREE MiB  SPEED  JOBS  HEARD
+/// 52:54:00:12:34:56  amber-otter-3456  node  169.254.3.4  alive   2.5%   3/4       480   1234     1  0.3s ago
 /// ```
 ///
-/// Hosts report no load (`-`); the producing host is marked `*`.
+/// `CPUS` is free/total: the processors no job holds and all of them
+/// ([`cpus_text`]). Hosts report no load (`-`); the producing host is marked
+/// `*`.
 pub fn format_nodes(rows: &[NodeRow]) -> String {
     let headers = [
-        "ID", "NAME", "ROLE", "ADDRESS", "STATUS", "CPU", "FREE MiB", "SPEED", "JOBS", "HEARD",
+        "ID", "NAME", "ROLE", "ADDRESS", "STATUS", "CPU", "CPUS", "FREE MiB", "SPEED", "JOBS",
+        "HEARD",
     ];
     let right = [
-        false, false, false, false, false, true, true, true, true, false,
+        false, false, false, false, false, true, true, true, true, true, false,
     ];
     let cells: Vec<Vec<String>> = rows
         .iter()
@@ -120,6 +123,7 @@ pub fn format_nodes(rows: &[NodeRow]) -> String {
                 r.address.to_string(),
                 status_text(r.status).to_string(),
                 load(percent(r.cpu_load_permille)),
+                load(cpus_text(r.free_cpus, r.cpus)),
                 load(r.free_mem_mib.to_string()),
                 load(r.cpu_speed.to_string()),
                 load(r.running_jobs.to_string()),
@@ -132,6 +136,16 @@ pub fn format_nodes(rows: &[NodeRow]) -> String {
         })
         .collect();
     render_table(&headers, &right, &cells)
+}
+
+/// A node's CPUs as `free/total`, e.g. `3/4`; `?` when it reported no
+/// count (a daemon older than CPU counts answered).
+pub fn cpus_text(free: u8, total: u8) -> String {
+    if total == 0 {
+        "?".into()
+    } else {
+        format!("{free}/{total}")
+    }
 }
 
 /// One summary line under the group table: `3 nodes, 1 host (* = this host)`.
@@ -222,11 +236,13 @@ pub fn key_hint(g: &GroupAuth) -> Option<String> {
 pub fn format_placement(r: &PlacementReport) -> String {
     let w = r.weights;
     let mut out = format!(
-        "placement #{}: {} mode, {} MiB wanted, weights cpu={},mem={},speed={},net={}; \
+        "placement #{}: {} mode, {} MiB and {} CPU{} wanted, weights cpu={},mem={},speed={},net={}; \
          {} asked, {} permitted, {} denied, {} silent\n",
         r.placement,
         mode_text(r.mode),
         r.memory_mib,
+        r.cpus,
+        if r.cpus == 1 { "" } else { "s" },
         w.cpu_load,
         w.free_mem,
         w.cpu_speed,
@@ -238,14 +254,16 @@ pub fn format_placement(r: &PlacementReport) -> String {
     );
     if !r.ranked.is_empty() {
         out.push_str(
-            "score = cpu*w.cpu + mem*w.mem + speed*w.speed + net*w.net, parts 0..1000 relative to the best answer\n",
+            "score = cpu*w.cpu + mem*w.mem + speed*w.speed + net*w.net, parts 0..1000 relative to the best answer \
+             (cpu: idle share scaled by free CPUs)\n",
         );
         let headers = [
-            "RANK", "ID", "NAME", "ADDRESS", "SCORE", "cpu", "mem", "speed", "net", "LOAD",
+            "RANK", "ID", "NAME", "ADDRESS", "SCORE", "cpu", "mem", "speed", "net", "LOAD", "CPUS",
             "FREE MiB", "SPEED", "JOBS", "RTT",
         ];
         let right = [
             true, false, false, false, true, true, true, true, true, true, true, true, true, true,
+            true,
         ];
         let cells: Vec<Vec<String>> = r
             .ranked
@@ -262,6 +280,7 @@ pub fn format_placement(r: &PlacementReport) -> String {
                     c.parts.cpu_speed.to_string(),
                     c.parts.network.to_string(),
                     percent(c.cpu_load_permille),
+                    cpus_text(c.free_cpus, c.cpus),
                     c.free_mem_mib.to_string(),
                     c.cpu_speed.to_string(),
                     c.running_jobs.to_string(),
@@ -525,13 +544,15 @@ pub mod json {
 
     /// Every [`DenyReason`] with its JSON `code`: the variant's name (its
     /// `Debug` form, which encoding uses).
-    pub(crate) const DENY_CODES: [(&str, DenyReason); 6] = [
+    pub(crate) const DENY_CODES: [(&str, DenyReason); 8] = [
         ("Busy", DenyReason::Busy),
         ("NotEnoughMemory", DenyReason::NotEnoughMemory),
         ("Host", DenyReason::Host),
         ("ShuttingDown", DenyReason::ShuttingDown),
         ("NotAccepting", DenyReason::NotAccepting),
         ("Reserved", DenyReason::Reserved),
+        ("TooFewCpus", DenyReason::TooFewCpus),
+        ("NoFreeCpus", DenyReason::NoFreeCpus),
     ];
 
     /// The JSON form of a [`DeniedRow`]: the reason twice, in words
@@ -546,7 +567,8 @@ pub mod json {
         /// Why, in words (ignored when decoding: `code` says it).
         pub reason: String,
         /// Why, as the [`DenyReason`] variant's name (`Busy`,
-        /// `NotEnoughMemory`, `Host`, `ShuttingDown`, `NotAccepting`, `Reserved`).
+        /// `NotEnoughMemory`, `Host`, `ShuttingDown`, `NotAccepting`, `Reserved`,
+        /// `TooFewCpus`, `NoFreeCpus`).
         pub code: String,
     }
 
@@ -635,7 +657,9 @@ mod tests {
             cpu_load_permille: load,
             free_mem_mib: 480,
             cpu_speed: 1234,
-            running_jobs: 0,
+            running_jobs: 1,
+            cpus: if role == Role::Host { 0 } else { 4 },
+            free_cpus: if role == Role::Host { 0 } else { 3 },
             last_heard_s: heard,
             this_host: me,
         }
@@ -671,12 +695,17 @@ mod tests {
         let end = |l: &str, needle: &str| col(l, needle) + needle.chars().count();
         assert_eq!(end(lines[0], "CPU"), end(lines[1], "2.5%"));
         assert_eq!(end(lines[0], "CPU"), end(lines[2], "100.0%"));
+        // CPUs free/total, right-aligned under their header.
+        assert_eq!(end(lines[0], "CPUS"), end(lines[1], "3/4"));
+        assert_eq!(end(lines[0], "CPUS"), end(lines[2], "3/4"));
         assert!(lines[2].contains("suspect"));
         assert!(lines[1].ends_with("0.3s ago"), "{t}");
         // The host: marked, no load figures.
         assert!(lines[3].starts_with("0a:00:00:00:00:01 *"), "{t}");
         assert!(lines[3].contains("  host  "), "{t}");
-        assert_eq!(lines[3].matches(" -").count(), 5, "{t}");
+        assert_eq!(lines[3].matches(" -").count(), 6, "{t}");
+        assert_eq!(cpus_text(0, 0), "?", "a node's count unknown");
+        assert_eq!(cpus_text(0, 2), "0/2");
         assert!(!t.lines().any(|l| l.ends_with(' ')));
     }
 
@@ -751,6 +780,7 @@ mod tests {
             placement: 3,
             mode: Mode::Exclusive,
             memory_mib: 64,
+            cpus: 1,
             program_size: 0,
             weights: Weights::default(),
             ranked: vec![
@@ -770,6 +800,8 @@ mod tests {
                     free_mem_mib: 400,
                     cpu_speed: 2000,
                     running_jobs: 0,
+                    cpus: 2,
+                    free_cpus: 2,
                     rtt_us: 100,
                 },
                 RankedRow {
@@ -788,6 +820,8 @@ mod tests {
                     free_mem_mib: 100,
                     cpu_speed: 500,
                     running_jobs: 0,
+                    cpus: 1,
+                    free_cpus: 1,
                     rtt_us: 200,
                 },
             ],
@@ -809,7 +843,7 @@ mod tests {
         assert_eq!(r.asked(), 4);
         let t = format_placement(&r);
         let lines: Vec<&str> = t.lines().collect();
-        assert!(lines[0].starts_with("placement #3: exclusive mode, 64 MiB wanted, weights cpu=4,mem=2,speed=3,net=1; 4 asked, 2 permitted, 1 denied, 1 silent"), "{t}");
+        assert!(lines[0].starts_with("placement #3: exclusive mode, 64 MiB and 1 CPU wanted, weights cpu=4,mem=2,speed=3,net=1; 4 asked, 2 permitted, 1 denied, 1 silent"), "{t}");
         let header = lines.iter().position(|l| l.starts_with("RANK")).unwrap();
         assert!(
             lines[header + 1]
@@ -822,6 +856,8 @@ mod tests {
         assert!(lines[header + 2].contains("4750"));
         let row: Vec<&str> = lines[header + 2].split_whitespace().collect();
         assert_eq!(&row[4..9], &["4750", "750", "250", "250", "500"], "{t}");
+        assert_eq!(row[10], "1/1", "{t}");
+        assert!(lines[header].contains(" CPUS "), "{t}");
         assert!(t.contains("denied:\n  ID "), "{t}");
         assert!(
             t.contains("busy-one  busy (exclusive mode, a job is running)"),
@@ -862,9 +898,9 @@ mod json_shape {
         parse_node_id,
     };
 
-    const NODES: &str = r#"{"interface":"br0","address":"169.254.0.1","via":"discovery","listened_ms":1500,"nodes":[{"id":"52:54:00:12:34:56","name":"amber-otter-3456","role":"node","address":"169.254.3.4","status":"suspect","cpu_load_permille":25,"free_mem_mib":480,"cpu_speed":1234,"running_jobs":1,"last_heard_s":3.4,"this_host":false},{"id":"0a:00:00:00:00:01","name":"pc","role":"host","address":"169.254.0.1","status":"alive","cpu_load_permille":0,"free_mem_mib":0,"cpu_speed":0,"running_jobs":0,"last_heard_s":0.0,"this_host":true}],"group":{"key_id":"1a2b3c4d","dropped_unauthenticated":3,"dropped_unsealed":1,"dropped_unknown_key":1,"dropped_bad_tag":0,"dropped_replayed":1,"sealed_unopened":0}}"#;
+    const NODES: &str = r#"{"interface":"br0","address":"169.254.0.1","via":"discovery","listened_ms":1500,"nodes":[{"id":"52:54:00:12:34:56","name":"amber-otter-3456","role":"node","address":"169.254.3.4","status":"suspect","cpu_load_permille":25,"free_mem_mib":480,"cpu_speed":1234,"running_jobs":1,"cpus":2,"free_cpus":1,"last_heard_s":3.4,"this_host":false},{"id":"0a:00:00:00:00:01","name":"pc","role":"host","address":"169.254.0.1","status":"alive","cpu_load_permille":0,"free_mem_mib":0,"cpu_speed":0,"running_jobs":0,"cpus":0,"free_cpus":0,"last_heard_s":0.0,"this_host":true}],"group":{"key_id":"1a2b3c4d","dropped_unauthenticated":3,"dropped_unsealed":1,"dropped_unknown_key":1,"dropped_bad_tag":0,"dropped_replayed":1,"sealed_unopened":0}}"#;
 
-    const PLACE: &str = r#"{"placement":3,"mode":"balance","memory_mib":64,"program_size":10,"weights":{"cpu":4,"mem":2,"speed":3,"net":1},"ranked":[{"rank":1,"id":"52:54:00:00:00:02","name":"fast","address":"169.254.0.2","score":6000,"parts":{"cpu":1,"mem":2,"speed":3,"net":4},"cpu_load_permille":1000,"free_mem_mib":400,"cpu_speed":2000,"running_jobs":0,"rtt_us":100}],"denied":[{"id":"52:54:00:00:00:09","name":"busy-one","reason":"not enough free memory","code":"NotEnoughMemory"}],"unanswered":[{"id":"52:54:00:00:00:0a","name":""}]}"#;
+    const PLACE: &str = r#"{"placement":3,"mode":"balance","memory_mib":64,"cpus":2,"program_size":10,"weights":{"cpu":4,"mem":2,"speed":3,"net":1},"ranked":[{"rank":1,"id":"52:54:00:00:00:02","name":"fast","address":"169.254.0.2","score":6000,"parts":{"cpu":1,"mem":2,"speed":3,"net":4},"cpu_load_permille":1000,"free_mem_mib":400,"cpu_speed":2000,"running_jobs":0,"cpus":4,"free_cpus":4,"rtt_us":100}],"denied":[{"id":"52:54:00:00:00:09","name":"busy-one","reason":"not enough free memory","code":"NotEnoughMemory"}],"unanswered":[{"id":"52:54:00:00:00:0a","name":""}]}"#;
 
     fn nodes() -> NodesReport {
         NodesReport {
@@ -883,6 +919,8 @@ mod json_shape {
                     free_mem_mib: 480,
                     cpu_speed: 1234,
                     running_jobs: 1,
+                    cpus: 2,
+                    free_cpus: 1,
                     last_heard_s: 3.4,
                     this_host: false,
                 },
@@ -896,6 +934,8 @@ mod json_shape {
                     free_mem_mib: 0,
                     cpu_speed: 0,
                     running_jobs: 0,
+                    cpus: 0,
+                    free_cpus: 0,
                     last_heard_s: 0.0,
                     this_host: true,
                 },
@@ -917,6 +957,7 @@ mod json_shape {
             placement: 3,
             mode: Mode::Balance,
             memory_mib: 64,
+            cpus: 2,
             program_size: 10,
             weights: Weights::default(),
             ranked: vec![RankedRow {
@@ -935,6 +976,8 @@ mod json_shape {
                 free_mem_mib: 400,
                 cpu_speed: 2000,
                 running_jobs: 0,
+                cpus: 4,
+                free_cpus: 4,
                 rtt_us: 100,
             }],
             denied: vec![DeniedRow {
@@ -962,6 +1005,23 @@ mod json_shape {
             serde_json::from_str::<PlacementReport>(PLACE).unwrap(),
             placement()
         );
+    }
+
+    #[test]
+    fn json_of_daemons_older_than_cpu_counts_still_reads() {
+        let old_nodes = NODES
+            .replace(r#""cpus":2,"free_cpus":1,"#, "")
+            .replace(r#""cpus":0,"free_cpus":0,"#, "");
+        assert!(!old_nodes.contains("cpus"));
+        let n = serde_json::from_str::<NodesReport>(&old_nodes).unwrap();
+        assert_eq!((n.nodes[0].cpus, n.nodes[0].free_cpus), (0, 0));
+        let old_place = PLACE
+            .replace(r#""cpus":2,"#, "")
+            .replace(r#""cpus":4,"free_cpus":4,"#, "");
+        assert!(!old_place.contains("cpus"));
+        let p = serde_json::from_str::<PlacementReport>(&old_place).unwrap();
+        assert_eq!(p.cpus, 1, "a job of an older daemon asked for one CPU");
+        assert_eq!(p.ranked[0].cpus, 0);
     }
 
     #[test]

@@ -464,6 +464,8 @@ impl Session {
                 free_mem_mib: m.state.free_mem >> 20,
                 cpu_speed: m.state.cpu_speed,
                 running_jobs: m.state.running_jobs,
+                cpus: m.state.cpus,
+                free_cpus: m.state.free_cpus,
                 last_heard_s: if m.id == me {
                     0.0
                 } else {
@@ -492,6 +494,7 @@ impl Session {
             placement: r.id.0,
             mode: r.job.mode,
             memory_mib: r.job.memory >> 20,
+            cpus: r.job.cpus_wanted(),
             program_size: r.job.program_size,
             weights: r.weights,
             ranked: r
@@ -509,6 +512,8 @@ impl Session {
                     free_mem_mib: c.state.free_mem >> 20,
                     cpu_speed: c.state.cpu_speed,
                     running_jobs: c.state.running_jobs,
+                    cpus: c.state.cpus,
+                    free_cpus: c.state.free_cpus,
                     rtt_us: c.rtt.as_micros() as u64,
                 })
                 .collect(),

@@ -78,6 +78,14 @@ pub struct SubmitArgs {
     /// Give up waiting for a node after this many seconds (exit status 1).
     #[arg(long, value_name = "S", conflicts_with = "no_wait", value_parser = parse_seconds)]
     pub wait_timeout: Option<f64>,
+    /// CPUs the job needs (its threads that compute at once), 1 to 255. A
+    /// node with fewer CPUs is never chosen; in balance mode a job asking
+    /// for more than one also needs that many free (not taken by other
+    /// jobs) and otherwise waits for such a node, while a one-CPU job may
+    /// wait on a node whose CPUs are all taken. In exclusive mode the job
+    /// owns all of its node's CPUs anyway.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = placement::parse_cpus)]
+    pub cpus: u8,
     /// Memory the job needs besides its program, in MiB; also its memory
     /// limit on the node (0: what the node can spare).
     #[arg(long, value_name = "MB", default_value_t = 0)]
@@ -763,6 +771,7 @@ fn choose_node(
             .checked_mul(1 << 20)
             .context("--memory is too large")?,
         mode: a.mode.into(),
+        cpus: a.cpus,
     };
     let opts = PlaceOpts {
         exclude: excluded.to_vec(),
@@ -784,7 +793,7 @@ fn choose_node(
         let hint = if outcome.may_free_up() {
             "; try again later, or without --no-wait to wait for a node"
         } else {
-            "; no node has room for it (see --memory)"
+            "; no node has room for it (see --memory and --cpus)"
         };
         bail!(
             "no node can take this job now ({}){hint}",

@@ -475,6 +475,8 @@ fn fake_node(netns: String, stop: Arc<AtomicBool>) -> FakeReport {
         free_mem: 1 << 40,
         cpu_speed: 1_000_000,
         running_jobs: 0,
+        cpus: 1,
+        free_cpus: 1,
     };
     let origin = Instant::now();
     let now = || CmInstant::from_nanos(origin.elapsed().as_nanos() as u64);

@@ -136,6 +136,8 @@ fn state(load: u16, free_mib: u64, speed: u32, jobs: u16) -> NodeState {
         free_mem: free_mib * MIB,
         cpu_speed: speed,
         running_jobs: jobs,
+        cpus: 1,
+        free_cpus: NodeState::free_cpus_for(1, jobs),
     }
 }
 
@@ -319,6 +321,7 @@ fn placement_ranks_nodes_never_hosts_and_reports_denials() {
             program_size: 0,
             memory: 64 * MIB,
             mode: Mode::Exclusive,
+            cpus: 1,
         };
         let r = place(&mut a, job, mem_only).unwrap();
         let ranked: Vec<NodeId> = r.ranked.iter().map(|c| c.node).collect();
@@ -544,6 +547,7 @@ fn daemon_serves_hello_nodes_and_place_over_its_socket() {
             program_size: 0,
             memory: 64 * MIB,
             mode: Mode::Exclusive,
+            cpus: 1,
         },
         weights: Weights {
             cpu_load: 0,
