@@ -95,6 +95,8 @@ pub mod datagram {
                 free_mem: 256 << 20,
                 cpu_speed: 400,
                 running_jobs: 0,
+                cpus: 2 + i,
+                free_cpus: 2,
             },
         }
     }
@@ -183,6 +185,7 @@ pub mod datagram {
                     program_size: 1 << 20,
                     memory: 64 << 20,
                     mode: Mode::Balance,
+                    cpus: 2,
                 },
             },
             Message::TaskReply {

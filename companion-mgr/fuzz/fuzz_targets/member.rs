@@ -60,6 +60,7 @@ fuzz_target!(|data: &[u8]| {
                 program_size: 1,
                 memory: 1,
                 mode: Mode::Balance,
+                cpus: 1,
             };
             m.start_placement(now, job, Weights::default());
         }
