@@ -1,0 +1,187 @@
+//! Every core of a node (issue 12), on one-node qemu-net LANs booted from
+//! `target/sion.img` with 2 and with 4 processors (QEMU `-smp`, one host
+//! thread per processor).
+//!
+//! Threads run in parallel and stay correct: `tests/programs/smp.c` built
+//! with glibc (dynamic) and musl (static) gives the host's output for a
+//! futex-mutex counter (exact total), a shared-memory ping-pong that only
+//! finishes when both threads run at the same moment, per-thread FPU state
+//! in four rounding modes under preemption, and a TLB shootdown (a thread
+//! reading a page faults on its first read after another thread unmapped
+//! it, as on Linux); `tests/programs/threads.c` and the OpenMP program
+//! (libgomp) give their exact sums.
+//!
+//! Jobs: on the 2-processor node two CPU-bound jobs submitted in balance
+//! mode are both placed on it and run at the same time (each starts before
+//! either ends) while the node keeps answering heartbeats (`hostd nodes`
+//! lists it alive during the run, with its processors).
+//!
+//! Needs root, QEMU, gcc and musl-gcc (CI has them); otherwise it prints why
+//! and passes, unless `SION_REQUIRE_ALL=1`.
+
+mod common;
+
+use common::BootedLan;
+use qemu_net::prereq::{GCC, MUSL_GCC, QEMU, must_skip};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const HOSTD: &str = env!("CARGO_BIN_EXE_hostd");
+
+/// A one-node LAN whose node has `cpus` processors and 512 MiB.
+fn boot(prefix: &str, cpus: u32) -> BootedLan {
+    let image = sion_image::build(sion_image::Flavor::Node)
+        .expect("building target/sion.img")
+        .path;
+    BootedLan::boot_options(
+        prefix,
+        &qemu_net::lan::UpOptions {
+            nodes: 1,
+            cpus: vec![cpus],
+            memory: vec![512],
+            nics: Vec::new(),
+            firmware: Vec::new(),
+            cmdline: String::new(),
+            image,
+            wait: Some(Duration::from_secs(120)),
+            foreground: false,
+            userns: false,
+            first_mac: 0,
+        },
+    )
+}
+
+/// The job directory with the test programs built.
+fn programs(prefix: &str) -> PathBuf {
+    let dir = common::job_dir(prefix);
+    common::build_linked(&dir, "gcc", &["-O2", "-pthread"], "smp.c", "smp-glibc", &["-lm"]);
+    common::build_program(&dir, "musl-gcc", &["-static", "-O2"], "smp.c", "smp-musl");
+    common::build_program(&dir, "gcc", &["-O2", "-pthread"], "threads.c", "threads-glibc");
+    common::build_program(&dir, "gcc", &["-O2", "-fopenmp"], "omp.c", "omp");
+    dir
+}
+
+#[test]
+fn threads_run_in_parallel_on_2_and_4_cpus() {
+    if must_skip(true, &[QEMU, GCC, MUSL_GCC]) {
+        return;
+    }
+    let dir = programs("smpthreads");
+    let cases: &[&[&str]] = &[
+        &["./smp-glibc", "counter"],
+        &["./smp-musl", "counter"],
+        &["./smp-glibc", "pingpong"],
+        &["./smp-musl", "pingpong"],
+        &["./smp-glibc", "fpu"],
+        &["./smp-glibc", "unmap"],
+        &["./smp-musl", "unmap"],
+        &["./threads-glibc"],
+        &["./omp"],
+    ];
+    for cpus in [2, 4] {
+        let booted = boot(&format!("smp{cpus}"), cpus);
+        let log = booted.log(0);
+        assert!(
+            log.contains(&format!("SiON runs on {cpus};")),
+            "the node did not start its {cpus} processors:\n{log}"
+        );
+        for case in cases {
+            let host = Command::new(case[0])
+                .args(&case[1..])
+                .current_dir(&dir)
+                .output()
+                .unwrap();
+            let cmd = common::submit_cmd(HOSTD, case);
+            let node = booted.run(&cmd, &dir, b"", &[]);
+            common::assert_as_on_host(
+                &format!("{case:?} on {cpus} CPUs"),
+                &node,
+                &host,
+                &booted.log(0),
+            );
+        }
+    }
+}
+
+/// Lines `apm: job N from …` (start) and `apm: job N exited …` (end), in
+/// log order, as (job number, is start).
+fn job_events(log: &str) -> Vec<(u64, bool)> {
+    log.lines()
+        .filter_map(|l| {
+            let rest = l.split("apm: job ").nth(1)?;
+            let number: u64 = rest.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()?;
+            let tail = &rest[number.to_string().len()..];
+            if tail.starts_with(" from ") {
+                Some((number, true))
+            } else if tail.starts_with(" exited ") {
+                Some((number, false))
+            } else {
+                None
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn two_jobs_run_at_once_while_heartbeats_answer() {
+    if must_skip(true, &[QEMU, GCC, MUSL_GCC]) {
+        return;
+    }
+    let dir = common::job_dir("smpjobs");
+    common::build_program(&dir, "musl-gcc", &["-static", "-O2"], "smp.c", "smp-musl");
+    let booted = boot("smpjobs", 2);
+    let submit = common::submit_cmd(HOSTD, &["--mode", "balance", "./smp-musl", "spin", "12"]);
+    let jobs: Vec<_> = (0..2)
+        .map(|_| {
+            let mut c = booted.lan.command(&submit).expect("a command inside the LAN");
+            c.env(sion_hostd::keys::KEY_ENV, "none")
+                .current_dir(&dir)
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped());
+            c.spawn().expect("hostd submit")
+        })
+        .collect();
+    // While both spin, the node answers heartbeats: `hostd nodes` lists it
+    // alive, with its processors.
+    std::thread::sleep(Duration::from_secs(6));
+    let nodes = booted.run(
+        &[HOSTD.to_string(), "nodes".into(), "--json".into()],
+        Path::new("/"),
+        b"",
+        &[],
+    );
+    let report: sion_hostd::model::NodesReport = serde_json::from_slice(&nodes.stdout)
+        .unwrap_or_else(|e| panic!("hostd nodes --json: {e}: {}", String::from_utf8_lossy(&nodes.stderr)));
+    assert_eq!(
+        common::alive_nodes(&report).len(),
+        1,
+        "the busy node stopped answering heartbeats: {report:?}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(120);
+    for mut job in jobs {
+        while job.try_wait().unwrap().is_none() {
+            if Instant::now() > deadline {
+                let _ = job.kill();
+                panic!("a spin job did not end in 120 s\n{}", booted.log(0));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let out = job.wait_with_output().unwrap();
+        assert!(
+            out.status.success() && String::from_utf8_lossy(&out.stdout) == "spun for 12 s\n",
+            "a spin job failed: {out:?}\n{}",
+            booted.log(0)
+        );
+    }
+    let log = booted.log(0);
+    let events = job_events(&log);
+    let starts: Vec<_> = events.iter().filter(|e| e.1).collect();
+    let first_end = events.iter().position(|e| !e.1);
+    assert_eq!(starts.len(), 2, "two jobs started on the node: {events:?}\n{log}");
+    assert!(
+        first_end.is_some_and(|end| events[..end].iter().filter(|e| e.1).count() == 2),
+        "both jobs were running at the same time (each started before either ended): {events:?}\n{log}"
+    );
+}
