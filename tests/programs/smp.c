@@ -12,7 +12,8 @@
  *   unmap    — a thread keeps reading a page; main unmaps it; the reader's
  *              next read after it saw the unmap faults (SIGSEGV), as Linux
  *              does: no CPU keeps using a stale TLB entry.
- *   spin S   — one CPU busy for S seconds (a CPU-bound job). */
+ *   spin S [T] — T threads (1 by default) each keep a CPU busy for S
+ *              seconds (a CPU-bound job). */
 #define _GNU_SOURCE
 #include <fenv.h>
 #include <pthread.h>
@@ -108,6 +109,21 @@ static void *reader(void *arg) {
     return NULL;
 }
 
+static double spin_seconds;
+
+static void *spin(void *arg) {
+    (void)arg;
+    struct timespec start, now;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    volatile unsigned long x = 0;
+    do {
+        for (int i = 0; i < 1000000; i++)
+            x += i;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+    } while ((now.tv_sec - start.tv_sec) + (now.tv_nsec - start.tv_nsec) / 1e9 < spin_seconds);
+    return NULL;
+}
+
 int main(int argc, char **argv) {
     const char *mode = argc > 1 ? argv[1] : "";
     pthread_t t[4];
@@ -155,18 +171,18 @@ int main(int argc, char **argv) {
         return 0;
     }
     if (!strcmp(mode, "spin") && argc > 2) {
-        struct timespec start, now;
-        clock_gettime(CLOCK_MONOTONIC, &start);
-        double seconds = atof(argv[2]);
-        volatile unsigned long x = 0;
-        do {
-            for (int i = 0; i < 1000000; i++)
-                x += i;
-            clock_gettime(CLOCK_MONOTONIC, &now);
-        } while ((now.tv_sec - start.tv_sec) + (now.tv_nsec - start.tv_nsec) / 1e9 < seconds);
-        printf("spun for %s s\n", argv[2]);
+        spin_seconds = atof(argv[2]);
+        int threads = argc > 3 ? atoi(argv[3]) : 1;
+        if (threads < 1 || threads > 4)
+            return 2;
+        for (int i = 1; i < threads; i++)
+            pthread_create(&t[i], NULL, spin, NULL);
+        spin(NULL);
+        for (int i = 1; i < threads; i++)
+            pthread_join(t[i], NULL);
+        printf("%d thread(s) spun for %s s\n", threads, argv[2]);
         return 0;
     }
-    fprintf(stderr, "usage: smp counter|pingpong|fpu|unmap|spin SECONDS\n");
+    fprintf(stderr, "usage: smp counter|pingpong|fpu|unmap|spin SECONDS [THREADS]\n");
     return 2;
 }
