@@ -4,8 +4,8 @@
 //! network, the system calls and the Linux application calls.
 #![forbid(unsafe_code)]
 
-use crate::arch::{apic, percpu, pic, smp};
 use crate::arch::trap::{LINUX_INT80, SYSCALL_COMPAT, SYSCALL_INSTRUCTION, TrapFrame};
+use crate::arch::{apic, percpu, pic, smp};
 use sion_abi::Signal;
 use sion_abi::exception::CpuException;
 

@@ -53,12 +53,7 @@ impl Node {
         Node::boot_with(name, cmdline, monitor, 1)
     }
 
-    fn boot_with(
-        name: &str,
-        cmdline: &str,
-        monitor: Option<&std::path::Path>,
-        cpus: u32,
-    ) -> Node {
+    fn boot_with(name: &str, cmdline: &str, monitor: Option<&std::path::Path>, cpus: u32) -> Node {
         let image = test_image();
         let mut args = sion_image::qemu_args(&image, NODE_MEMORY_MB, cmdline, false);
         if cpus > 1 {

@@ -146,7 +146,10 @@ pub fn calibrate_timer(hz: u32, tsc_hz: u64) {
 pub fn start_timer() {
     write(reg::XAPIC_TIMER_DIV_CONF, DIVIDE_BY_16);
     write(reg::XAPIC_LVT_TIMER, LVT_PERIODIC | u32::from(TIMER_VECTOR));
-    write(reg::XAPIC_TIMER_INIT_COUNT, TICK_COUNT.load(Ordering::Relaxed).max(1));
+    write(
+        reg::XAPIC_TIMER_INIT_COUNT,
+        TICK_COUNT.load(Ordering::Relaxed).max(1),
+    );
 }
 
 /// Acknowledges the interrupt being handled (not for spurious ones, nor for
@@ -158,7 +161,11 @@ pub fn end_of_interrupt() {
 /// This CPU's local APIC id.
 pub fn id() -> u32 {
     let raw = read(reg::XAPIC_ID);
-    if X2APIC.load(Ordering::Relaxed) { raw } else { raw >> 24 }
+    if X2APIC.load(Ordering::Relaxed) {
+        raw
+    } else {
+        raw >> 24
+    }
 }
 
 fn icr(vector: u8, apic_id: u32, mode: DeliveryMode, level: Level, trigger: TriggerMode) -> Icr {
@@ -191,7 +198,12 @@ fn send(icr: Icr) {
     if X2APIC.load(Ordering::Relaxed) {
         // SAFETY: writing the ICR sends the interrupt it describes; every
         // vector sent has a handler on every CPU.
-        unsafe { wrmsr(X2APIC_MSR_BASE + reg::XAPIC_ICR0 / 16, (u64::from(icr.upper()) << 32) | u64::from(icr.lower())) };
+        unsafe {
+            wrmsr(
+                X2APIC_MSR_BASE + reg::XAPIC_ICR0 / 16,
+                (u64::from(icr.upper()) << 32) | u64::from(icr.lower()),
+            )
+        };
     } else {
         write(reg::XAPIC_ICR1, icr.upper());
         write(reg::XAPIC_ICR0, icr.lower());
@@ -204,17 +216,35 @@ fn send(icr: Icr) {
 
 /// Sends the fixed interrupt `vector` to the CPU whose local APIC id is `apic_id`.
 pub fn send_ipi(apic_id: u32, vector: u8) {
-    send(icr(vector, apic_id, DeliveryMode::Fixed, Level::Assert, TriggerMode::Edge));
+    send(icr(
+        vector,
+        apic_id,
+        DeliveryMode::Fixed,
+        Level::Assert,
+        TriggerMode::Edge,
+    ));
 }
 
 /// Sends INIT (assert, level-triggered), which resets `apic_id`'s CPU to
 /// wait for a STARTUP (SDM §8.4.4.1).
 pub fn send_init(apic_id: u32) {
-    send(icr(0, apic_id, DeliveryMode::Init, Level::Assert, TriggerMode::Level));
+    send(icr(
+        0,
+        apic_id,
+        DeliveryMode::Init,
+        Level::Assert,
+        TriggerMode::Level,
+    ));
 }
 
 /// Sends STARTUP: `apic_id`'s CPU starts in real mode at physical address
 /// `page * 4096`.
 pub fn send_startup(apic_id: u32, page: u8) {
-    send(icr(page, apic_id, DeliveryMode::StartUp, Level::Assert, TriggerMode::Edge));
+    send(icr(
+        page,
+        apic_id,
+        DeliveryMode::StartUp,
+        Level::Assert,
+        TriggerMode::Edge,
+    ));
 }

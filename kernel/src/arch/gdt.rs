@@ -72,7 +72,8 @@ pub fn init() {
         gdt[3] = DescriptorFlags::USER_CODE32.bits();
         gdt[4] = user_segment(Descriptor::user_data_segment());
         gdt[5] = user_segment(Descriptor::user_code_segment());
-        let Descriptor::SystemSegment(low, high) = Descriptor::tss_segment(&*addr_of_mut!(TSS[cpu]))
+        let Descriptor::SystemSegment(low, high) =
+            Descriptor::tss_segment(&*addr_of_mut!(TSS[cpu]))
         else {
             unreachable!("a TSS is a system segment")
         };

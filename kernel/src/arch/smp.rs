@@ -53,7 +53,11 @@ static APIC_IN_USE: AtomicBool = AtomicBool::new(false);
 /// answering flush requests meanwhile.
 pub fn lock_kernel() {
     let me = percpu::index();
-    debug_assert_ne!(HOLDER.load(Ordering::Relaxed), me, "kernel lock taken twice");
+    debug_assert_ne!(
+        HOLDER.load(Ordering::Relaxed),
+        me,
+        "kernel lock taken twice"
+    );
     let ticket = NEXT_TICKET.fetch_add(1, Ordering::Relaxed);
     while SERVING.load(Ordering::Acquire) != ticket {
         take_flush_request();
@@ -278,7 +282,13 @@ pub fn start_processors(apic_ids: &[u32], boot: &Boot, timer_hz: u32, tsc_hz: u6
     APIC_IN_USE.store(true, Ordering::Relaxed);
     let me = apic::id();
     APIC_IDS[0].store(me, Ordering::Relaxed);
-    LOADED[0].store(x86_64::registers::control::Cr3::read().0.start_address().as_u64(), Ordering::Relaxed);
+    LOADED[0].store(
+        x86_64::registers::control::Cr3::read()
+            .0
+            .start_address()
+            .as_u64(),
+        Ordering::Relaxed,
+    );
     log::info!("smp: local APIC in {mode} mode; bootstrap CPU has APIC id {me}");
     let code = boot.low_frames;
     let page = |n: u64| crate::mem::PHYS_OFFSET + code + n * 4096;
@@ -291,8 +301,14 @@ pub fn start_processors(apic_ids: &[u32], boot: &Boot, timer_hz: u32, tsc_hz: u6
         let put32 = |label: *const u8, v: u32| {
             ((page(0) + offset_of(label)) as *mut u32).write_unaligned(v)
         };
-        put32(&raw const sion_ap_gdtr_base, (code + offset_of(&raw const sion_ap_gdt)) as u32);
-        put32(&raw const sion_ap_far_offset, (code + offset_of(&raw const sion_ap_long_mode)) as u32);
+        put32(
+            &raw const sion_ap_gdtr_base,
+            (code + offset_of(&raw const sion_ap_gdt)) as u32,
+        );
+        put32(
+            &raw const sion_ap_far_offset,
+            (code + offset_of(&raw const sion_ap_long_mode)) as u32,
+        );
         let cr3_at = (page(0) + offset_of(&raw const sion_ap_cr3)) as *mut u64;
         cr3_at.write(code + 4096);
         // PML4: entry 0 → PDPT; the upper half as in the kernel's table.
@@ -333,7 +349,9 @@ pub fn start_processors(apic_ids: &[u32], boot: &Boot, timer_hz: u32, tsc_hz: u6
 fn start_one(apic_id: u32, index: usize, boot: &Boot, code: u64) -> bool {
     let stack = alloc::vec![0u8; AP_STACK_SIZE].leak();
     let top = (stack.as_ptr() as u64 + AP_STACK_SIZE as u64) & !15;
-    let field = |label: *const u8, n: u64| (crate::mem::PHYS_OFFSET + code + offset_of(label) + n * 8) as *mut u64;
+    let field = |label: *const u8, n: u64| {
+        (crate::mem::PHYS_OFFSET + code + offset_of(label) + n * 8) as *mut u64
+    };
     // SAFETY: the stack, entry and argument fields follow `sion_ap_cr3` in
     // the copied trampoline (see the assembly), which no CPU runs now.
     unsafe {

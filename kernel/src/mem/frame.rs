@@ -78,7 +78,12 @@ pub fn low_frames(count: u64) -> Option<u64> {
     regions
         .iter()
         .filter(|r| r.kind == MemoryRegionKind::Usable)
-        .map(|r| (align_up(r.start.max(START)), sion_abi::page::page_down(r.end.min(LOW_MEMORY_END))))
+        .map(|r| {
+            (
+                align_up(r.start.max(START)),
+                sion_abi::page::page_down(r.end.min(LOW_MEMORY_END)),
+            )
+        })
         .find(|(s, e)| e.saturating_sub(*s) >= count * PAGE_SIZE)
         .map(|(s, _)| s)
 }
