@@ -21,6 +21,7 @@ mod linux;
 mod parse;
 mod report;
 mod sion;
+mod smp;
 mod stats;
 
 use anyhow::{Context, Result, bail, ensure};
@@ -51,6 +52,10 @@ struct Cli {
     /// compare with a full run).
     #[arg(long)]
     quick: bool,
+    /// Only the SMP figures (issue 12): OpenMP with 1 and 2 threads, two
+    /// jobs at once against one, IPC on 1 and 2 CPUs, on a 2-vCPU node.
+    #[arg(long)]
+    smp: bool,
     /// Minutes of the lossy-LAN run: three nodes with 5% of the frames
     /// between them dropped (nftables on the LAN's bridge), counting false
     /// deaths, then a failure detection under that loss. 0 skips it; the
@@ -237,6 +242,9 @@ fn main() -> Result<()> {
     ] {
         progs.insert(name, compile(&root.join(src), &bin)?);
     }
+    if cli.smp {
+        return smp::run(cli.rounds, cli.memory, &progs["nthprime"], &hostd, &root, &bin);
+    }
     // The job directory of the SiON runs: the same binaries, the file
     // syscost reads, and a 32 MiB program for the upload figure (exitcode
     // with data appended after its segments: loaded as exitcode).
@@ -328,6 +336,7 @@ fn main() -> Result<()> {
             &format!("round-{}", round + 1),
             &node_image.path,
             &[cli.memory],
+            &[],
             &hostd,
         )?;
         let boot = cluster.wait_each("boot", Duration::from_secs(120), |_, log| {
@@ -441,7 +450,7 @@ fn main() -> Result<()> {
             round + 1,
             cli.rounds
         ));
-        let console = sion::ipc_round(&test_image.path, cli.memory, Duration::from_secs(600))?;
+        let console = sion::ipc_round(&test_image.path, cli.memory, 1, Duration::from_secs(600))?;
         let bench = parse::bench_lines(&console);
         let mut line = String::new();
         for (k, v) in &bench {
@@ -480,6 +489,7 @@ fn main() -> Result<()> {
             &format!("three-{}", run + 1),
             &node_image.path,
             &[cli.memory; 3],
+            &[],
             &hostd,
         )?;
         let joined = cluster.wait_each("boot", Duration::from_secs(120), |_, log| {
@@ -527,7 +537,8 @@ fn main() -> Result<()> {
         p.step(&format!(
             "three nodes, {LOSS_PERCENT}% of the frames between them dropped for {loss_minutes} min: false deaths, then a kill"
         ));
-        let cluster = sion::Cluster::up(&lan, "loss", &node_image.path, &[cli.memory; 3], &hostd)?;
+        let cluster =
+            sion::Cluster::up(&lan, "loss", &node_image.path, &[cli.memory; 3], &[], &hostd)?;
         loss = lossy_run(&cluster, loss_minutes)?;
         p.note(&format!(
             "{} frames dropped; {} false deaths and {} suspicions in {loss_minutes} min; node 1 declared dead by both others {:.2} s after its QEMU was killed",

@@ -30,12 +30,14 @@ pub struct Cluster {
 impl Cluster {
     /// Starts `memory.len()` nodes booting `image` on LAN `name`, its logs
     /// kept in `target/bench/lan/TAG`; returns at once (QEMU started), with
-    /// the clock of the boot measurements running.
+    /// the clock of the boot measurements running. `cpus` gives the nodes'
+    /// processors as `qemu-net up --cpus` does (empty: one each).
     pub fn up(
         name: &str,
         tag: &str,
         image: &Path,
         memory: &[u32],
+        cpus: &[u32],
         hostd: &Path,
     ) -> Result<Cluster> {
         let run_dir = sion_image::target_dir().join("bench").join("lan").join(tag);
@@ -44,7 +46,7 @@ impl Cluster {
         let _ = lan.down(); // a run left over from an interrupted bench
         let opts = UpOptions {
             nodes: memory.len(),
-            cpus: Vec::new(),
+            cpus: cpus.to_vec(),
             memory: memory.to_vec(),
             nics: Vec::new(),
             firmware: Vec::new(),
@@ -164,6 +166,18 @@ impl Cluster {
         all.extend(args);
         run_timeout(&mut self.hostd_cmd(dir, &all)?, timeout)
     }
+
+    /// `hostd submit ARGS…` from `dir` started at once (not waited for).
+    pub fn spawn_submit(&self, dir: &Path, args: &[&str]) -> Result<Child> {
+        let mut all = vec!["submit"];
+        all.extend(args);
+        Ok(self
+            .hostd_cmd(dir, &all)?
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()?)
+    }
 }
 
 impl Drop for Cluster {
@@ -200,10 +214,13 @@ pub fn node_id(log: &str) -> Option<String> {
 }
 
 /// Boots the test image with `init=t-ipcbench` (same memory, CPU and
-/// accelerator as a node, no network card) and returns its console once it
-/// printed `BENCH done`, at most `timeout`.
-pub fn ipc_round(test_image: &Path, memory: u32, timeout: Duration) -> Result<String> {
+/// accelerator as a node, `cpus` processors, no network card) and returns
+/// its console once it printed `BENCH done`, at most `timeout`.
+pub fn ipc_round(test_image: &Path, memory: u32, cpus: u32, timeout: Duration) -> Result<String> {
     let mut args = sion_image::qemu_args(test_image, memory, "init=t-ipcbench", false);
+    if cpus > 1 {
+        args.extend(["-smp".to_string(), cpus.to_string()]);
+    }
     args.extend(
         [
             "-snapshot",
