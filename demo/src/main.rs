@@ -6,7 +6,11 @@
 //! 10000, checked against the same binary run here; busybox applets over a file
 //! of this machine, checked against busybox run here; a busybox shell
 //! pipeline, this machine's dynamically linked `sort` and a threaded program,
-//! each checked against the same run here; and two exclusive jobs
+//! each checked against the same run here; threads running at once on the
+//! 384 MiB node, which has 2 processors (`tests/programs/smp.c`: a
+//! shared-memory ping-pong that only finishes when both threads run at the
+//! same moment, and a futex-mutex counter), checked against the host; and
+//! two exclusive jobs
 //! submitted at once, which must land on two different nodes. For each job it
 //! prints the chosen node, the score table, the program's output, its exit
 //! status and the timings. Then it takes the cluster down (or, with `--keep`,
@@ -37,6 +41,8 @@ struct Cli {
 
 /// Memory of the three nodes, MiB.
 const MEMORY: [u32; 3] = [256, 384, 512];
+/// The node with 2 processors (node 1, QEMU `-smp 2`): its id.
+const SMP_NODE: &str = "52:54:00:53:4e:01";
 /// The n-th prime inputs of the paper's benchmark.
 const PRIMES: [u32; 3] = [1000, 5000, 10000];
 /// The long job that keeps the biggest node busy (several seconds under TCG).
@@ -196,6 +202,19 @@ fn prepare(work: &Path) -> Result<(PathBuf, PathBuf)> {
         "musl-gcc could not build {}",
         threads_src.display()
     );
+    // The SMP corners program (issue 12), for the 2-processor node.
+    let smp_src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/programs/smp.c");
+    let status = Command::new("musl-gcc")
+        .args(["-static", "-O2", "-o"])
+        .arg(work.join("smp"))
+        .arg(&smp_src)
+        .status()
+        .context("running musl-gcc")?;
+    ensure!(
+        status.success(),
+        "musl-gcc could not build {}",
+        smp_src.display()
+    );
     let busybox = work.join("busybox");
     std::fs::copy(find_busybox()?, &busybox)?;
     // A file of this machine for the busybox jobs.
@@ -238,13 +257,13 @@ fn main() -> Result<()> {
     step("building the sample programs (musl-gcc -static) and the host file");
     let (nthprime, busybox) = prepare(&work)?;
 
-    step("booting 3 SiON nodes (256, 384, 512 MiB) on a private LAN");
+    step("booting 3 SiON nodes (256, 384 with 2 CPUs, 512 MiB) on a private LAN");
     let run_dir = qemu_net::lan::default_run_dir(&cli.name);
     let lan = Lan::new(&cli.name, Some(run_dir.clone()))?;
     let _ = lan.down(); // a run left over from an earlier demo
     let opts = UpOptions {
         nodes: 3,
-        cpus: Vec::new(),
+        cpus: vec![1, 2, 1],
         memory: MEMORY.to_vec(),
         nics: Vec::new(),
         firmware: Vec::new(),
@@ -400,6 +419,18 @@ fn main() -> Result<()> {
         demo.show(&format!("hostd submit {}", args.join(" ")), &job);
         demo.check(
             format!("{} matches the host", args.join(" ")),
+            job.status == 0 && job.stdout == expected,
+        );
+    }
+
+    step("threads in parallel on the 2-CPU node");
+    for mode in ["pingpong", "counter"] {
+        let args = ["--node", SMP_NODE, "./smp", mode];
+        let expected = host_output(Command::new(work.join("smp")).arg(mode))?;
+        let job = demo.submit(&args)?;
+        demo.show(&format!("hostd submit {}", args.join(" ")), &job);
+        demo.check(
+            format!("smp {mode} on the 2-CPU node matches the host"),
             job.status == 0 && job.stdout == expected,
         );
     }
