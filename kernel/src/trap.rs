@@ -15,11 +15,16 @@ pub fn init() {
 }
 
 /// Routes a trap: exceptions, the timers and other interrupts, system calls.
-/// A process killed from another CPU meanwhile ends on its way in.
+/// A process killed from another CPU meanwhile ends on its way back to user
+/// mode (after every interrupt was acknowledged).
 fn dispatch(frame: &mut TrapFrame) {
+    route(frame);
     if frame.is_from_user() {
         crate::proc::take_pending_kill();
     }
+}
+
+fn route(frame: &mut TrapFrame) {
     match frame.vector {
         0..=31 => exception(frame),
         v if v == u64::from(pic::TIMER_VECTOR) || v == u64::from(apic::TIMER_VECTOR) => {
@@ -41,7 +46,7 @@ fn dispatch(frame: &mut TrapFrame) {
             }
         }
         // A halted CPU woken to run a process, or a running one to end its
-        // process: both happen on the way in and out.
+        // process (`take_pending_kill`, on the way out).
         v if v == u64::from(apic::WAKE_VECTOR) => apic::end_of_interrupt(),
         v @ 33..=47 => {
             let nic = crate::net::irq().map(|irq| u64::from(irq + pic::PIC1_OFFSET));
