@@ -243,7 +243,14 @@ fn main() -> Result<()> {
         progs.insert(name, compile(&root.join(src), &bin)?);
     }
     if cli.smp {
-        return smp::run(cli.rounds, cli.memory, &progs["nthprime"], &hostd, &root, &bin);
+        return smp::run(
+            cli.rounds,
+            cli.memory,
+            &progs["nthprime"],
+            &hostd,
+            &root,
+            &bin,
+        );
     }
     // The job directory of the SiON runs: the same binaries, the file
     // syscost reads, and a 32 MiB program for the upload figure (exitcode
@@ -537,8 +544,14 @@ fn main() -> Result<()> {
         p.step(&format!(
             "three nodes, {LOSS_PERCENT}% of the frames between them dropped for {loss_minutes} min: false deaths, then a kill"
         ));
-        let cluster =
-            sion::Cluster::up(&lan, "loss", &node_image.path, &[cli.memory; 3], &[], &hostd)?;
+        let cluster = sion::Cluster::up(
+            &lan,
+            "loss",
+            &node_image.path,
+            &[cli.memory; 3],
+            &[],
+            &hostd,
+        )?;
         loss = lossy_run(&cluster, loss_minutes)?;
         p.note(&format!(
             "{} frames dropped; {} false deaths and {} suspicions in {loss_minutes} min; node 1 declared dead by both others {:.2} s after its QEMU was killed",

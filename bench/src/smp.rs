@@ -87,8 +87,10 @@ pub fn run(
     for round in 0..rounds {
         eprintln!("smp round {}/{rounds}: host", round + 1);
         for (k, threads) in ["1", "2"].iter().enumerate() {
-            let (code, out, err) =
-                run_timeout(Command::new(&omp).args([OMP_N, threads]), Duration::from_secs(300))?;
+            let (code, out, err) = run_timeout(
+                Command::new(&omp).args([OMP_N, threads]),
+                Duration::from_secs(300),
+            )?;
             ensure!(code == 0, "ompprime on the host: {out}{err}");
             host[k].push(omp_seconds(&out).context("ompprime printed no time")?);
         }
@@ -101,7 +103,9 @@ pub fn run(
             &[2],
             hostd,
         )?;
-        cluster.wait_each("boot", Duration::from_secs(120), |_, log| log.contains(sion::JOINING))?;
+        cluster.wait_each("boot", Duration::from_secs(120), |_, log| {
+            log.contains(sion::JOINING)
+        })?;
         cluster.start_daemon(Duration::from_secs(60))?;
         for (k, threads) in ["1", "2"].iter().enumerate() {
             let (code, out, err) = cluster.submit(
@@ -118,7 +122,10 @@ pub fn run(
             &["--mode", "balance", "./nthprime", NTH],
             Duration::from_secs(600),
         )?;
-        ensure!(code == 0 && parse::nthprime(&out).is_some(), "nthprime: {out}{err}");
+        ensure!(
+            code == 0 && parse::nthprime(&out).is_some(),
+            "nthprime: {out}{err}"
+        );
         one_job.push(t.elapsed().as_secs_f64());
         let t = Instant::now();
         let jobs = [
@@ -151,7 +158,13 @@ pub fn run(
     let n = [median(&mut node[0]), median(&mut node[1])];
     let (one, two) = (median(&mut one_job), median(&mut two_jobs));
     let i = [median(&mut ipc[0]), median(&mut ipc[1])];
-    let verdict = |x: f64| if x >= GOAL { "goal met" } else { "goal not met" };
+    let verdict = |x: f64| {
+        if x >= GOAL {
+            "goal met"
+        } else {
+            "goal not met"
+        }
+    };
     let report = format!(
         "SiON SMP figures (medians of {rounds} round(s); 2-vCPU node, QEMU TCG, this {}-core host)\n\
          OpenMP ompprime {OMP_N}: node 1 thread {:.3} s, 2 threads {:.3} s: speed-up {:.2} ({}, goal {GOAL})\n\

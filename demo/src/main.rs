@@ -174,13 +174,13 @@ fn find_busybox() -> Result<PathBuf> {
     bail!("no static busybox found: install it with `apt-get install busybox-static`")
 }
 
-fn prepare(work: &Path) -> Result<(PathBuf, PathBuf)> {
-    std::fs::create_dir_all(work)?;
-    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("nthprime.c");
-    let nthprime = work.join("nthprime");
+/// Builds `source` (relative to this crate) with `musl-gcc -static -O2`
+/// into `out`.
+fn musl_static(source: &str, out: &Path) -> Result<()> {
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join(source);
     let status = Command::new("musl-gcc")
         .args(["-static", "-O2", "-o"])
-        .arg(&nthprime)
+        .arg(out)
         .arg(&source)
         .status()
         .context("running musl-gcc: install it with `apt-get install musl-tools`")?;
@@ -189,32 +189,17 @@ fn prepare(work: &Path) -> Result<(PathBuf, PathBuf)> {
         "musl-gcc could not build {}",
         source.display()
     );
+    Ok(())
+}
+
+fn prepare(work: &Path) -> Result<(PathBuf, PathBuf)> {
+    std::fs::create_dir_all(work)?;
+    let nthprime = work.join("nthprime");
+    musl_static("nthprime.c", &nthprime)?;
     // A threaded program (pthreads, musl, static), from the tests' sources.
-    let threads_src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/programs/threads.c");
-    let status = Command::new("musl-gcc")
-        .args(["-static", "-O2", "-o"])
-        .arg(work.join("threads"))
-        .arg(&threads_src)
-        .status()
-        .context("running musl-gcc")?;
-    ensure!(
-        status.success(),
-        "musl-gcc could not build {}",
-        threads_src.display()
-    );
+    musl_static("../tests/programs/threads.c", &work.join("threads"))?;
     // The SMP corners program (issue 12), for the 2-processor node.
-    let smp_src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/programs/smp.c");
-    let status = Command::new("musl-gcc")
-        .args(["-static", "-O2", "-o"])
-        .arg(work.join("smp"))
-        .arg(&smp_src)
-        .status()
-        .context("running musl-gcc")?;
-    ensure!(
-        status.success(),
-        "musl-gcc could not build {}",
-        smp_src.display()
-    );
+    musl_static("../tests/programs/smp.c", &work.join("smp"))?;
     let busybox = work.join("busybox");
     std::fs::copy(find_busybox()?, &busybox)?;
     // A file of this machine for the busybox jobs.

@@ -171,15 +171,9 @@ fn a_cpu_bound_job_on_every_cpu_while_heartbeats_answer() {
         report.nodes.iter().any(|n| n.cpus == 2),
         "hostd nodes shows the node's 2 CPUs: {report:?}"
     );
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while job.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = job.kill();
-            panic!("the spin job did not end in 120 s\n{}", booted.log(0));
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let out = job.wait_with_output().unwrap();
+    let out = common::wait_output(job, Duration::from_secs(120), "the spin job", || {
+        booted.log(0)
+    });
     assert!(
         out.status.success()
             && String::from_utf8_lossy(&out.stdout) == "2 thread(s) spun for 15 s\n",

@@ -178,7 +178,7 @@ impl BootedLan {
     ) -> std::process::Output {
         use std::io::Write;
         use std::process::Stdio;
-        use std::time::{Duration, Instant};
+        use std::time::Duration;
         let mut c = self.lan.command(command).expect("a command inside the LAN");
         // An open group unless the test says otherwise (`--key` or `env`):
         // a key in the developer's ~/.config/sion does not leak in.
@@ -194,15 +194,12 @@ impl BootedLan {
         let mut input = child.stdin.take().unwrap();
         let _ = input.write_all(stdin);
         drop(input);
-        let deadline = Instant::now() + Duration::from_secs(120);
-        while child.try_wait().unwrap().is_none() {
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                panic!("{command:?} did not finish in 120 s\n{}", self.log(0));
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        child.wait_with_output().unwrap()
+        wait_output(
+            child,
+            Duration::from_secs(120),
+            &format!("{command:?}"),
+            || self.log(0),
+        )
     }
 }
 
@@ -350,4 +347,23 @@ pub fn assert_as_on_host(
         text(&host.stdout),
         text(&node.stderr),
     );
+}
+
+/// Waits at most `timeout` for `child` (`what` names it) and returns its
+/// output; past that, kills it and panics with `log()` (a node's log).
+pub fn wait_output(
+    mut child: std::process::Child,
+    timeout: std::time::Duration,
+    what: &str,
+    log: impl Fn() -> String,
+) -> std::process::Output {
+    let deadline = std::time::Instant::now() + timeout;
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("{what} did not finish in {timeout:?}\n{}", log());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
 }

@@ -169,29 +169,24 @@ pub fn id() -> u32 {
 }
 
 fn icr(vector: u8, apic_id: u32, mode: DeliveryMode, level: Level, trigger: TriggerMode) -> Icr {
-    if X2APIC.load(Ordering::Relaxed) {
-        Icr::for_x2apic(
-            vector,
-            ApicId::X2Apic(apic_id),
-            DestinationShorthand::NoShorthand,
-            mode,
-            DestinationMode::Physical,
-            DeliveryStatus::Idle,
-            level,
-            trigger,
-        )
-    } else {
-        Icr::for_xapic(
-            vector,
-            ApicId::XApic(apic_id as u8),
-            DestinationShorthand::NoShorthand,
-            mode,
-            DestinationMode::Physical,
-            DeliveryStatus::Idle,
-            level,
-            trigger,
-        )
-    }
+    // The two modes encode the destination differently (SDM §11.6.1,
+    // §11.12.9); everything else is the same.
+    let (encode, destination): (fn(_, _, _, _, _, _, _, _) -> Icr, _) =
+        if X2APIC.load(Ordering::Relaxed) {
+            (Icr::for_x2apic, ApicId::X2Apic(apic_id))
+        } else {
+            (Icr::for_xapic, ApicId::XApic(apic_id as u8))
+        };
+    encode(
+        vector,
+        destination,
+        DestinationShorthand::NoShorthand,
+        mode,
+        DestinationMode::Physical,
+        DeliveryStatus::Idle,
+        level,
+        trigger,
+    )
 }
 
 fn send(icr: Icr) {
