@@ -123,16 +123,36 @@ pub fn idle_others() -> usize {
         .count()
 }
 
-/// Halts this CPU until an interrupt, with the kernel lock released and the
-/// CPU marked idle meanwhile; retakes the lock before returning. The caller
-/// found nothing to run and holds the lock.
+/// Halts this CPU, with the kernel lock released and the CPU marked idle
+/// meanwhile, until there may be work; retakes the lock before returning.
+/// The caller found nothing to run and holds the lock.
+///
+/// The first CPU returns after every interrupt (its timer tick polls the
+/// network and wakes expired timeouts). The others go back to sleep until a
+/// process became ready for them ([`wake_an_idle_cpu`] clears their idle
+/// mark): their own timer ticks while idle are answered without the lock
+/// ([`idle_tick`]), so idle CPUs do not contend for it.
 pub fn idle_until_interrupt() {
     let me = percpu::index();
-    IDLE[me].store(true, Ordering::Relaxed);
+    IDLE[me].store(true, Ordering::Release);
     unlock_kernel();
-    super::wait_for_interrupt();
+    loop {
+        super::wait_for_interrupt();
+        if me == 0 || !IDLE[me].load(Ordering::Acquire) {
+            break;
+        }
+    }
     lock_kernel();
     IDLE[me].store(false, Ordering::Relaxed);
+}
+
+/// True for an interrupt that an idle CPU other than the first answers
+/// without the kernel lock: its timer tick and a wake-up, which only end
+/// its halt ([`idle_until_interrupt`] looks at its idle mark).
+pub fn idle_tick(vector: u8, from_user: bool) -> bool {
+    !from_user
+        && percpu::index() != 0
+        && (vector == apic::TIMER_VECTOR || vector == WAKE_VECTOR)
 }
 
 /// A process became ready: wakes one idle CPU, if there is one, to run it.

@@ -327,6 +327,10 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
             return;
         }
         v if v == u64::from(super::apic::SPURIOUS_VECTOR) => return,
+        v if v < 256 && super::smp::idle_tick(v as u8, frame.is_from_user()) => {
+            super::apic::end_of_interrupt();
+            return;
+        }
         _ => {}
     }
     // A CPU exception in kernel mode is a kernel fault: the handler reports
