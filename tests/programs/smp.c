@@ -45,7 +45,7 @@ static _Atomic int gave_up;
 #define TRIPS 20000
 /* Spins a thread may wait in all: ample when both run at once, used up
  * within a few hundred hand-overs when each waits for a time slice. */
-#define BUDGET 400000000L
+#define BUDGET 1500000000L
 
 static void *pong(void *arg) {
     int me = (int)(long)arg;
