@@ -28,6 +28,11 @@ use std::time::{Duration, Instant};
 
 const HOSTD: &str = env!("CARGO_BIN_EXE_hostd");
 
+/// Held by each test for its whole run: the tests of this file boot nodes
+/// with several processors each, which two at once on a 2-core machine
+/// (under TCG) starve each other; and each builds the node image.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// A one-node LAN whose node has `cpus` processors and 512 MiB.
 fn boot(prefix: &str, cpus: u32) -> BootedLan {
     let image = sion_image::build(sion_image::Flavor::Node)
@@ -79,6 +84,7 @@ fn threads_run_in_parallel_on_2_and_4_cpus() {
     if must_skip(true, &[QEMU, GCC, MUSL_GCC]) {
         return;
     }
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let dir = programs("smpthreads");
     let cases: &[&[&str]] = &[
         &["./smp-glibc", "counter"],
@@ -121,6 +127,7 @@ fn a_cpu_bound_job_on_every_cpu_while_heartbeats_answer() {
     if must_skip(true, &[QEMU, GCC, MUSL_GCC]) {
         return;
     }
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let dir = common::job_dir("smpbusy");
     common::build_program(&dir, "musl-gcc", &["-static", "-O2"], "smp.c", "smp-musl");
     let booted = boot("smpbusy", 2);

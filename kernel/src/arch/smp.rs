@@ -150,9 +150,7 @@ pub fn idle_until_interrupt() {
 /// without the kernel lock: its timer tick and a wake-up, which only end
 /// its halt ([`idle_until_interrupt`] looks at its idle mark).
 pub fn idle_tick(vector: u8, from_user: bool) -> bool {
-    !from_user
-        && percpu::index() != 0
-        && (vector == apic::TIMER_VECTOR || vector == WAKE_VECTOR)
+    !from_user && percpu::index() != 0 && (vector == apic::TIMER_VECTOR || vector == WAKE_VECTOR)
 }
 
 /// A process became ready: wakes one idle CPU, if there is one, to run it.
