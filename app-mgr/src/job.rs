@@ -49,7 +49,7 @@ use serde::{Deserialize, Serialize};
 use crate::exit::WaitStatus;
 
 /// Version of this protocol; a node refuses a [`Start`] with another.
-pub const PROTOCOL_VERSION: u32 = 5;
+pub const PROTOCOL_VERSION: u32 = 6;
 
 /// Largest frame body in bytes (68 KiB): a [`CHUNK`] of data plus room for the
 /// message around it. Larger length prefixes are errors.
@@ -152,6 +152,11 @@ pub struct Start {
     /// (`hostd submit --node`, balance mode), `false` gets [`NodeMsg::Busy`]
     /// at once so `hostd` can place the job elsewhere (exclusive mode).
     pub queue: bool,
+    /// The job owns the node (`hostd submit --mode exclusive`): it starts
+    /// only on an idle node and no other job starts beside it. `false`
+    /// (balance mode): it runs beside other balance jobs, up to one per
+    /// CPU of the node.
+    pub exclusive: bool,
     /// The bytes that follow are not a program but a checkpoint image
     /// ([`crate::checkpoint`]) that a node sent earlier: the job continues
     /// from it (`hostd submit --checkpoint`, after its node was lost).
@@ -902,6 +907,7 @@ mod tests {
                 from: "user@pc".to_string(),
                 exe: b"/home/u/job/hello".to_vec(),
                 queue: true,
+                exclusive: false,
                 restore: false,
             }),
             HostMsg::Start(Start::default()),

@@ -99,6 +99,7 @@ fn host_msgs() -> Vec<HostMsg> {
             from: "u@host".into(),
             exe: b"/home/u/job/prog".to_vec(),
             queue: true,
+            exclusive: false,
             restore: false,
         }),
         HostMsg::Program(b"\x7fELF\x02\x01\x01".to_vec()),

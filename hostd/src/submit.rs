@@ -861,6 +861,7 @@ fn start_message(a: &SubmitArgs, program: &[u8], dir: &[u8]) -> Result<Start> {
         gid: nix::unistd::getgid().as_raw(),
         from: format!("{user}@{host}"),
         queue: true,
+        exclusive: a.mode == ModeArg::Exclusive,
         restore: false,
         exe: std::fs::canonicalize(&a.program)
             .map(|p| p.into_os_string().into_vec())

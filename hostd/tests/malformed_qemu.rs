@@ -267,6 +267,7 @@ fn abuse_job_port(netns: String, node: SocketAddrV4) -> Vec<Answer> {
         program_len: 64,
         cwd: b"/".to_vec(),
         queue: true,
+        exclusive: false,
         restore: false,
         ..Start::default()
     }))

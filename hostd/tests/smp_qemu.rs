@@ -15,6 +15,12 @@
 //! leaves the node answering heartbeats (`hostd nodes` lists it alive during
 //! the run, with its 2 processors).
 //!
+//! Two CPU-bound single-threaded balance-mode jobs submitted at once to the
+//! 2-processor node both run on it at the same time (the App-Program
+//! Manager starts the second while the first runs: both `apm: job N from`
+//! lines come before either `apm: job N exited`), and both give the host's
+//! output.
+//!
 //! Needs root, QEMU, gcc and musl-gcc (CI has them); otherwise it prints why
 //! and passes, unless `SION_REQUIRE_ALL=1`.
 
@@ -187,4 +193,103 @@ fn a_cpu_bound_job_on_every_cpu_while_heartbeats_answer() {
         "the spin job failed: {out:?}\n{}",
         booted.log(0)
     );
+}
+
+/// The job numbers of the node log's `apm: job N <what>` lines, in order.
+fn job_lines(log: &str, what: &str) -> Vec<(usize, u64)> {
+    log.lines()
+        .enumerate()
+        .filter_map(|(i, l)| {
+            let rest = l.split("apm: job ").nth(1)?;
+            let (n, tail) = rest.split_once(' ')?;
+            if !tail.starts_with(what) {
+                return None;
+            }
+            Some((i, n.parse().ok()?))
+        })
+        .collect()
+}
+
+#[test]
+fn two_balance_jobs_run_at_once_on_a_2_cpu_node() {
+    if must_skip(true, &[QEMU, GCC, MUSL_GCC]) {
+        return;
+    }
+    let dir = common::job_dir("smptwo");
+    common::build_program(&dir, "musl-gcc", &["-static", "-O2"], "smp.c", "smp-musl");
+    let booted = boot("smptwo", 2);
+    // Through a daemon: one-shot submits would each join the group on the
+    // same port.
+    let daemon = booted.start_daemon(HOSTD);
+    let socket = daemon.socket.display().to_string();
+    booted.wait_alive(HOSTD, &socket, &dir, 1, Duration::from_secs(30));
+    // The same program on the host, meanwhile, for its output.
+    let host = Command::new("./smp-musl")
+        .args(["spin", "12"])
+        .current_dir(&dir)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let submit: Vec<String> = [
+        HOSTD,
+        "--socket",
+        &socket,
+        "submit",
+        "--mode",
+        "balance",
+        "./smp-musl",
+        "spin",
+        "12",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let mut jobs: Vec<_> = (0..2)
+        .map(|_| {
+            let mut c = booted
+                .lan
+                .command(&submit)
+                .expect("a command inside the LAN");
+            c.env(sion_hostd::keys::KEY_ENV, "none")
+                .current_dir(&dir)
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped());
+            c.spawn().expect("hostd submit")
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(180);
+    while jobs.iter_mut().any(|j| j.try_wait().unwrap().is_none()) {
+        if Instant::now() > deadline {
+            for j in &mut jobs {
+                let _ = j.kill();
+            }
+            panic!("the spin jobs did not end in 180 s\n{}", booted.log(0));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // The node logs a job's end just after telling its hostd.
+    let logged = Instant::now();
+    while job_lines(&booted.log(0), "exited ").len() < 2
+        && logged.elapsed() < Duration::from_secs(10)
+    {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let log = booted.log(0);
+    let host = host.wait_with_output().unwrap();
+    assert_eq!(host.stdout, b"1 thread(s) spun for 12 s\n");
+    for (i, job) in jobs.into_iter().enumerate() {
+        let out = job.wait_with_output().unwrap();
+        common::assert_as_on_host(&format!("spin job {i}"), &out, &host, &log);
+    }
+    let started = job_lines(&log, "from ");
+    let exited = job_lines(&log, "exited ");
+    assert_eq!(started.len(), 2, "two jobs ran on the node:\n{log}");
+    assert_eq!(exited.len(), 2, "two jobs ended on the node:\n{log}");
+    assert_ne!(started[0].1, started[1].1, "two different jobs:\n{log}");
+    assert!(
+        started[1].0 < exited[0].0,
+        "the second job started only after the first ended (not at once):\n{log}"
+    );
+    drop(daemon);
 }

@@ -106,6 +106,7 @@ fn hold(netns: String, node: SocketAddrV4, idle: usize, stop: Arc<AtomicBool>) -
         program_len: 4096,
         cwd: b"/".to_vec(),
         queue: true,
+        exclusive: false,
         restore: false,
         ..Start::default()
     };

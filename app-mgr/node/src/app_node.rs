@@ -1,11 +1,20 @@
 //! What this node provides to a running job's applications
 //! ([`sion_app_mgr::process::Node`]): their memory and mappings through the
 //! kernel's application calls, their system calls as kernel messages, the
-//! connection to `hostd`, the clock and randomness. Every wait also serves the
-//! job port through the [`Lobby`].
+//! connection to `hostd`, the clock and randomness.
+//!
+//! Several jobs run at once (one per CPU in balance mode), all served by
+//! this one process: what they share — the job port's [`Lobby`], the
+//! [`FileCache`] and the routing of the process's messages — is the
+//! [`Hub`]. Every wait of any job goes through [`Hub::wait`], which serves
+//! the job port and hands each message to the job it belongs to (by the
+//! sending application, or by the connection a readable notice names), so
+//! no job's event is lost while another job waits for its `hostd`.
 
-use alloc::collections::{BTreeSet, VecDeque};
+use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
+use alloc::rc::Rc;
 use alloc::vec::Vec;
+use core::cell::RefCell;
 use core::fmt;
 
 use sion_abi::app::{
@@ -25,17 +34,20 @@ use crate::conn::Conn;
 use crate::lobby::Lobby;
 use crate::rng::Rng;
 
-/// The job's applications as the node sees them: which are alive, and the
-/// events of theirs that came while the manager waited for something else.
+/// One job's applications as the node sees them: which are alive, and
+/// their events (and its connection's readable notices) not yet served.
 pub struct Apps {
     /// The job's first application (its end ends a wait for `hostd`).
     pub leader: Pid,
     /// Every application of the job that has not ended (forks add theirs).
     pub live: BTreeSet<Pid>,
-    /// Their events that came while waiting for `hostd`, in order.
+    /// The kernel handle of the job's connection to `hostd`.
+    pub conn: u64,
+    /// Events that came and are not served yet, in order.
     pub queued: VecDeque<Event>,
-    /// The first application's end was seen while waiting for `hostd`
-    /// (it was killed from outside the job: `hostd cancel`).
+    /// The first application's end was seen (it was killed from outside
+    /// the job: `hostd cancel`, or it ended while the job waited for
+    /// `hostd`).
     pub leader_ended: bool,
 }
 
@@ -87,55 +99,120 @@ impl Apps {
             _ => None,
         }
     }
+}
 
-    /// Keeps the event a message received during another wait is, for
-    /// [`Node::next_event`]: none is lost.
-    fn keep(&mut self, info: &MessageInfo, buf: &[u8]) {
-        if let Some(e) = self.event(info, buf) {
-            self.queued.push_back(e);
+/// What the jobs of this manager share: the job port, the file cache, and
+/// each running job's [`Apps`] (by job number), to which [`Hub::wait`]
+/// routes the process's messages.
+pub struct Hub {
+    /// The job port.
+    pub lobby: Lobby,
+    /// The node's file cache.
+    pub cache: FileCache,
+    /// The running jobs' applications and pending events, by job number.
+    pub jobs: BTreeMap<u64, Apps>,
+}
+
+/// The [`Hub`] as every job's node holds it (one process, one thread:
+/// each use borrows it only for the call, never across a job's handler).
+pub type SharedHub = Rc<RefCell<Hub>>;
+
+impl Hub {
+    /// Waits once — at most `timeout_ns` (`NO_TIMEOUT`: no limit), or
+    /// until the next deadline of a job-port connection — serving the job
+    /// port, and queues what came for the job it belongs to. Returns that
+    /// job's number; `None` if nothing came for a job (a timeout, the job
+    /// port's own notices, a message of an application that has ended).
+    pub fn wait(&mut self, timeout_ns: u64) -> Option<u64> {
+        let mut buf = [0u8; 128];
+        let deadline = if timeout_ns == NO_TIMEOUT {
+            u64::MAX
+        } else {
+            sys::clock_ns().saturating_add(timeout_ns)
+        };
+        let info = match self.lobby.step(&mut buf, deadline)? {
+            Ok(info) => info,
+            Err(_) => return None,
+        };
+        if info.tag == TAG_TCP_READABLE && info.is_kernel_notice() {
+            let handle = u64::from_le_bytes(buf[..8].try_into().unwrap_or([0; 8]));
+            let (&number, apps) = self.jobs.iter_mut().find(|(_, a)| a.conn == handle)?;
+            apps.queued.push_back(Event::HostReadable);
+            return Some(number);
         }
+        for (&number, apps) in &mut self.jobs {
+            if apps.live.contains(&info.sender) {
+                let event = apps.event(&info, &buf)?;
+                apps.queued.push_back(event);
+                return Some(number);
+            }
+        }
+        None
+    }
+
+    /// The next queued event of job `number`, if any.
+    pub fn take_event(&mut self, number: u64) -> Option<Event> {
+        self.jobs.get_mut(&number)?.queued.pop_front()
     }
 }
 
 /// The node side of one job's applications.
-pub struct AppNode<'a> {
-    /// The job's applications.
-    pub apps: Apps,
+pub struct AppNode {
+    /// The job's number (its entry in the hub's jobs).
+    pub job: u64,
+    /// What the jobs share.
+    pub hub: SharedHub,
     /// The connection to `hostd`.
     pub conn: Conn,
-    /// The job port, served whenever the application's manager waits.
-    pub lobby: &'a mut Lobby,
     /// This node.
-    pub me: &'a ThisNode,
+    pub me: Rc<ThisNode>,
     /// Random bytes.
     pub rng: Rng,
-    /// The node's file cache.
-    pub cache: &'a mut FileCache,
 }
 
-impl<'a> AppNode<'a> {
-    /// The node side of a job whose first application is `pid`.
-    pub fn new(
-        pid: Pid,
-        conn: Conn,
-        lobby: &'a mut Lobby,
-        me: &'a ThisNode,
-        rng: Rng,
-        cache: &'a mut FileCache,
-    ) -> Self {
-        AppNode {
-            cache,
-            apps: Apps {
+impl AppNode {
+    /// The node side of job `job` whose first application is `pid`, talking
+    /// to `hostd` over `conn`: registers the job in `hub`, so its
+    /// applications' messages come to it from now on (until
+    /// [`AppNode`] is dropped).
+    pub fn new(job: u64, pid: Pid, conn: Conn, hub: SharedHub, me: Rc<ThisNode>, rng: Rng) -> Self {
+        hub.borrow_mut().jobs.insert(
+            job,
+            Apps {
                 leader: pid,
                 live: BTreeSet::from([pid]),
+                conn: conn.handle(),
                 queued: VecDeque::new(),
                 leader_ended: false,
             },
+        );
+        AppNode {
+            job,
+            hub,
             conn,
-            lobby,
             me,
             rng,
         }
+    }
+
+    /// Waits once for anything (see [`Hub::wait`]), at most `timeout_ns`.
+    fn wait(&mut self, timeout_ns: u64) {
+        let _ = self.hub.borrow_mut().wait(timeout_ns);
+    }
+
+    /// Whether the job's first application has ended.
+    fn leader_ended(&self) -> bool {
+        self.hub
+            .borrow()
+            .jobs
+            .get(&self.job)
+            .is_none_or(|a| a.leader_ended)
+    }
+}
+
+impl Drop for AppNode {
+    fn drop(&mut self) {
+        self.hub.borrow_mut().jobs.remove(&self.job);
     }
 }
 
@@ -151,7 +228,7 @@ fn kernel_prot(prot: Prot) -> u64 {
     p
 }
 
-impl Node for AppNode<'_> {
+impl Node for AppNode {
     fn read(&mut self, pid: u64, addr: u64, buf: &mut [u8]) -> Result<(), Errno> {
         app::read(pid, addr, buf).map_err(|_| Errno::EFAULT)
     }
@@ -200,21 +277,24 @@ impl Node for AppNode<'_> {
     }
 
     fn cache_find(&mut self, key: &FileKey) -> Option<(u64, u64)> {
-        self.cache.find(key)
+        self.hub.borrow_mut().cache.find(key)
     }
 
     fn cache_reserve(&mut self, key: &FileKey) -> Option<(u64, u64)> {
-        self.cache.reserve(key, crate::load::spare_memory())
+        let spare = crate::load::spare_memory();
+        self.hub.borrow_mut().cache.reserve(key, spare)
     }
 
     fn cache_abandon(&mut self, key: &FileKey) {
-        self.cache.abandon(key);
+        self.hub.borrow_mut().cache.abandon(key);
     }
 
     fn fork(&mut self, pid: u64, child_sp: u64, share: bool) -> Result<u64, Errno> {
         let flags = if share { kapp::FORK_SHARE_SPACE } else { 0 };
         let child = app::fork(pid, child_sp, flags).map_err(|_| Errno::ENOMEM)?;
-        self.apps.live.insert(child);
+        if let Some(apps) = self.hub.borrow_mut().jobs.get_mut(&self.job) {
+            apps.live.insert(child);
+        }
         Ok(child)
     }
 
@@ -231,11 +311,10 @@ impl Node for AppNode<'_> {
     }
 
     fn next_event(&mut self, deadline_ns: Option<u64>) -> Event {
-        if let Some(e) = self.apps.queued.pop_front() {
-            return e;
-        }
-        let mut buf = [0u8; 128];
         loop {
+            if let Some(e) = self.hub.borrow_mut().take_event(self.job) {
+                return e;
+            }
             let timeout = match deadline_ns {
                 None => NO_TIMEOUT,
                 Some(d) => {
@@ -246,20 +325,7 @@ impl Node for AppNode<'_> {
                     d - now
                 }
             };
-            let info = match self.lobby.receive(&mut buf, timeout) {
-                Ok(info) => info,
-                Err(sion_abi::Error::TimedOut) if deadline_ns.is_some() => return Event::Timeout,
-                Err(_) => continue,
-            };
-            if info.tag == TAG_TCP_READABLE
-                && info.is_kernel_notice()
-                && buf[..8] == self.conn.handle().to_le_bytes()[..]
-            {
-                return Event::HostReadable;
-            }
-            if let Some(e) = self.apps.event(&info, &buf) {
-                return e;
-            }
+            self.wait(timeout);
         }
     }
 
@@ -296,24 +362,18 @@ impl Node for AppNode<'_> {
     }
 
     fn send(&mut self, msg: &NodeMsg) -> Result<(), HostGone> {
-        let apps = &mut self.apps;
+        let hub = &self.hub;
         self.conn
-            .send(msg, self.lobby, |info, buf| apps.keep(info, buf))
+            .send(msg, |ns| {
+                let _ = hub.borrow_mut().wait(ns);
+            })
             .map_err(|_| HostGone)
     }
 
     fn recv(&mut self, deadline_ns: Option<u64>) -> Result<Option<HostMsg>, WaitEnd> {
-        let mut notice = [0u8; 128];
-        let mut armed = false;
         loop {
             match self.conn.next_msg() {
-                Ok(Some(m)) => {
-                    if armed {
-                        // The wait below may have taken the job loop's notice.
-                        self.conn.arm();
-                    }
-                    return Ok(Some(m));
-                }
+                Ok(Some(m)) => return Ok(Some(m)),
                 Ok(None) => {}
                 Err(_) => return Err(WaitEnd::HostGone),
             }
@@ -323,7 +383,7 @@ impl Node for AppNode<'_> {
             if self.conn.read_some() {
                 continue;
             }
-            if self.apps.leader_ended {
+            if self.leader_ended() {
                 return Err(WaitEnd::AppEnded);
             }
             let now = sys::clock_ns();
@@ -332,13 +392,11 @@ impl Node for AppNode<'_> {
                 Some(d) => d - now,
                 None => NO_TIMEOUT,
             };
+            // The notice comes to the job's queue as `HostReadable` (the
+            // job loop then finds nothing new, and asks for the next); the
+            // applications' events are kept there too.
             self.conn.arm();
-            armed = true;
-            // Any wake-up leads to another look; the applications' events
-            // are kept for the job loop.
-            if let Ok(info) = self.lobby.receive(&mut notice, timeout) {
-                self.apps.keep(&info, &notice);
-            }
+            self.wait(timeout);
         }
     }
 
@@ -355,7 +413,9 @@ impl Node for AppNode<'_> {
     }
 
     fn leaving(&mut self) -> Option<alloc::string::String> {
-        self.lobby
+        self.hub
+            .borrow()
+            .lobby
             .leaving()
             .map(|by| alloc::format!("the node leaves the group (asked by {by})"))
     }

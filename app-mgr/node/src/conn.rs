@@ -1,6 +1,7 @@
 //! The job's TCP connection to `hostd`: framed messages of
 //! [`sion_app_mgr::job`] over a [`TcpStream`], read without waiting (the
-//! waits are [`crate::app_node`]'s, which serve the [`Lobby`] meanwhile).
+//! waits are [`crate::app_node`]'s, which serve the job port and the other
+//! jobs meanwhile).
 //!
 //! On a node with a cluster key the connection first runs the node end of
 //! the authenticated channel (`sion_companion_mgr::auth::channel`): nothing
@@ -9,12 +10,10 @@
 
 use alloc::vec::Vec;
 
-use sion_abi::{Error, MessageInfo};
+use sion_abi::Error;
 use sion_app_mgr::job::{self, Decoder, HostMsg, NodeMsg};
 use sion_companion_mgr::auth::{Channel, ChannelError};
 use sion_rt::sys::TcpStream;
-
-use crate::lobby::Lobby;
 
 /// Why the connection cannot be used any more.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -119,20 +118,13 @@ impl Conn {
         self.closed
     }
 
-    /// Sends one message; while `hostd` is slow to take it, `lobby` serves
-    /// the job port, and any other message received meanwhile (a system
-    /// call or the end of one of the job's applications) is given to
-    /// `keep`. Errors: [`ConnError::Closed`], also when `hostd` took nothing
-    /// for 60 s.
-    pub fn send(
-        &mut self,
-        msg: &NodeMsg,
-        lobby: &mut Lobby,
-        mut keep: impl FnMut(&MessageInfo, &[u8]),
-    ) -> Result<(), ConnError> {
+    /// Sends one message; while `hostd` is slow to take it, `serve(ns)` is
+    /// called to serve the node (the job port, the other jobs) for at most
+    /// that many nanoseconds, keeping whatever comes. Errors:
+    /// [`ConnError::Closed`], also when `hostd` took nothing for 60 s.
+    pub fn send(&mut self, msg: &NodeMsg, mut serve: impl FnMut(u64)) -> Result<(), ConnError> {
         let frame = self.wire_frame(msg)?;
         let mut rest = &frame[..];
-        let mut notice = [0u8; 128];
         let mut stalled_since = None;
         let mut waited = false;
         while !rest.is_empty() {
@@ -160,9 +152,7 @@ impl Conn {
                         Err(_) => return Err(ConnError::Closed),
                     }
                     // Still no room: serve the job port a moment.
-                    if let Ok(info) = lobby.receive(&mut notice, LOBBY_SLICE_NS) {
-                        keep(&info, &notice);
-                    }
+                    serve(LOBBY_SLICE_NS);
                     waited = true;
                 }
                 Err(_) => return Err(ConnError::Closed),

@@ -1,6 +1,8 @@
-//! Running a job whose program has arrived: checking the ELF file, building
-//! the application (segments, stack with argv/envp/auxv) and running it to
-//! its end.
+//! Starting a job whose program has arrived — checking the ELF file,
+//! building the application (segments, stack with argv/envp/auxv) and
+//! starting it ([`start`]) — and ending it ([`Running::finish`]). The
+//! manager's loop (`main`) serves the events of every [`Running`] job in
+//! between.
 //!
 //! The program is not kept in this process's small heap: the [`Lobby`]
 //! receives it straight into a staging area of the new application's own
@@ -9,7 +11,9 @@
 //! ([`sion_app_mgr::elf_load::load_plan_sparse`]), the segments are copied to
 //! their places, and the staging pages are unmapped before the program starts.
 
+use alloc::boxed::Box;
 use alloc::format;
+use alloc::rc::Rc;
 use alloc::string::{String, ToString};
 use alloc::vec;
 use alloc::vec::Vec;
@@ -21,29 +25,47 @@ use sion_app_mgr::abi::page_up;
 use sion_app_mgr::checkpoint::{self, Resume};
 use sion_app_mgr::elf_load::{self, LoadConfig};
 use sion_app_mgr::job::{HostMsg, NodeMsg, Start, shell_status};
-use sion_app_mgr::process::Process;
+use sion_app_mgr::process::{NodeRef, Process};
 use sion_app_mgr::syscall::exec::Image;
 use sion_app_mgr::vm::AddressSpace;
 use sion_rt::sys::{self, app};
 
 use crate::ThisNode;
-use crate::app_node::AppNode;
-use crate::cache::FileCache;
-use crate::lobby::{Lobby, Ready, refuse};
+use crate::app_node::{AppNode, SharedHub};
+use crate::lobby::{Ready, refuse};
 use crate::rng::Rng;
 
 pub use sion_app_mgr::syscall::exec::STAGING;
 
-/// Loads and runs a job whose program has arrived (see [`Lobby`]), to its
-/// end. `job_state(n, what)` tells the Companion Manager how many jobs run
-/// and what runs.
-pub fn run(
-    ready: Ready,
-    lobby: &mut Lobby,
-    me: &ThisNode,
-    cache: &mut FileCache,
-    mut job_state: impl FnMut(u16, &str),
-) {
+/// A job that runs: its [`Process`] (which owns its [`AppNode`]) and what
+/// its end-of-job log line needs.
+pub struct Running {
+    /// Job number on this node.
+    pub number: u64,
+    /// The job as the library serves it.
+    pub process: Process<'static>,
+    /// When its program started (node clock, ns).
+    t0: u64,
+    /// The file cache's hits and misses at its start.
+    cache_at_start: (u64, u64),
+    /// What is shared with the other jobs.
+    hub: SharedHub,
+}
+
+/// Loads a job whose program has arrived (taken from the [`crate::lobby::Lobby`]
+/// with `take_ready`) and starts its application: the running job, or
+/// `None` if it was refused or its submitter gave up (then the lobby has
+/// been told, [`crate::lobby::Lobby::job_dropped`]).
+pub fn start(ready: Ready, hub: &SharedHub, me: &Rc<ThisNode>) -> Option<Running> {
+    let number = ready.number;
+    let running = start_inner(ready, hub, me);
+    if running.is_none() {
+        hub.borrow_mut().lobby.job_dropped(number);
+    }
+    running
+}
+
+fn start_inner(ready: Ready, hub: &SharedHub, me: &Rc<ThisNode>) -> Option<Running> {
     let Ready {
         number,
         mut conn,
@@ -58,7 +80,7 @@ pub fn run(
         .memory_limit
         .is_some_and(|m| m > spare_memory() + staged)
     {
-        cache.clear();
+        hub.borrow_mut().cache.clear();
     }
     // The staging area is freed once the program is loaded.
     let spare = spare_memory() + staged;
@@ -82,7 +104,7 @@ pub fn run(
             Err(e) => {
                 let _ = app::kill(pid, 9);
                 refuse(conn, number, &e.to_string());
-                return;
+                return None;
             }
         };
         if plan
@@ -98,7 +120,7 @@ pub fn run(
                     "the program loads at {STAGING:#x}, where this node stages programs; relink it elsewhere"
                 ),
             );
-            return;
+            return None;
         }
         Some(plan)
     };
@@ -111,17 +133,19 @@ pub fn run(
     if conn.is_closed() || pending.is_err() || killed {
         sion_rt::println!("apm: job {number}: hostd gave up before the start");
         let _ = app::kill(pid, 9);
-        return;
+        return None;
     }
 
     // Checkpoints are of x86_64 jobs only (sion_app_mgr::checkpoint).
     let abi = plan.as_ref().map_or(Abi::X86_64, |p| p.abi);
     let layout = *config.layout(abi);
-    let (hits, misses) = (cache.hits, cache.misses);
-    let mut node = AppNode::new(pid, conn, lobby, me, Rng::new(number), cache);
-    node.lobby.job_started(number, pid, &start);
-    let mut process = Process::new(
-        &mut node,
+    let cache_at_start = {
+        let h = hub.borrow();
+        (h.cache.hits, h.cache.misses)
+    };
+    let node = AppNode::new(number, pid, conn, hub.clone(), me.clone(), Rng::new(number));
+    let mut process = Process::with_node(
+        NodeRef::Owned(Box::new(node)),
         number,
         pid,
         abi,
@@ -154,9 +178,9 @@ pub fn run(
         Ok(v) => v,
         Err(why) => {
             let _ = app::kill(pid, 9);
-            drop(process);
-            refuse(node.conn, number, &why);
-            return;
+            sion_rt::println!("apm: job {number} refused: {why}");
+            let _ = process.send(&NodeMsg::Refused { reason: why });
+            return None;
         }
     };
     let accepted = NodeMsg::Accepted {
@@ -167,7 +191,7 @@ pub fn run(
     };
     if process.send(&accepted).is_err() {
         let _ = app::kill(pid, 9);
-        return;
+        return None;
     }
     sion_rt::println!(
         "apm: job {number} from {}: {} -> {}",
@@ -178,18 +202,6 @@ pub fn run(
         },
         command_line(&start.argv),
         me.name
-    );
-    job_state(
-        1,
-        &format!(
-            "job {number}: {} from {}",
-            command_line(&start.argv),
-            if start.from.is_empty() {
-                "?"
-            } else {
-                &start.from
-            }
-        ),
     );
     // Faults come to this manager, which delivers them to the program's
     // handler or ends the job with the signal.
@@ -216,38 +228,56 @@ pub fn run(
     if let Boot::Restored(_) = boot {
         sion_rt::println!("apm: job {number}: continues from a checkpoint");
     }
-    let status = match started {
-        Ok(()) => process.run(),
-        Err(e) => {
-            sion_rt::println!("apm: job {number}: cannot start: {e}");
-            let _ = app::kill(pid, 9);
-            9
-        }
+    let running = Running {
+        number,
+        process,
+        t0,
+        cache_at_start,
+        hub: hub.clone(),
     };
-    let ms = (sys::clock_ns() - t0) / 1_000_000;
-    // The node is free again before hostd hears of the end, so a placement
-    // that follows at once is not denied as busy.
-    job_state(0, "");
-    let killed = process.killed_at_end;
-    let unsupported = core::mem::take(&mut process.unsupported);
-    let _ = process.send(&NodeMsg::Exited {
-        status,
-        killed,
-        unsupported,
-    });
-    let stats = process.stats;
-    drop(process);
-    node.lobby.job_ended(status);
-    sion_rt::println!(
-        "apm: job {number} exited with status {} ({} ms, {} system calls, {} forwarded; file cache: {} hits, {} misses, {} KiB held)",
-        shell_status(status),
-        ms,
-        stats.calls,
-        stats.forwarded,
-        node.cache.hits - hits,
-        node.cache.misses - misses,
-        node.cache.bytes() >> 10
-    );
+    if let Err(e) = started {
+        sion_rt::println!("apm: job {number}: cannot start: {e}");
+        let _ = app::kill(pid, 9);
+        running.finish(9);
+        return None;
+    }
+    Some(running)
+}
+
+impl Running {
+    /// The job has ended with wait status `status` (from
+    /// [`Process::handle`]): tells `hostd`, frees its place in the lobby
+    /// (remembered for `hostd jobs`, its room given to waiting jobs), and
+    /// logs its figures. The caller tells the Companion Manager.
+    pub fn finish(mut self, status: i32) {
+        let number = self.number;
+        let ms = (sys::clock_ns() - self.t0) / 1_000_000;
+        // The node has room again before hostd hears of the end, so a
+        // placement that follows at once is not denied as busy.
+        self.hub.borrow_mut().lobby.job_ended(number, status);
+        self.hub.borrow().lobby.report_jobs();
+        let killed = self.process.killed_at_end;
+        let unsupported = core::mem::take(&mut self.process.unsupported);
+        let _ = self.process.send(&NodeMsg::Exited {
+            status,
+            killed,
+            unsupported,
+        });
+        let stats = self.process.stats;
+        // Closes the connection and leaves the hub.
+        drop(self.process);
+        let h = self.hub.borrow();
+        sion_rt::println!(
+            "apm: job {number} exited with status {} ({} ms, {} system calls, {} forwarded; file cache: {} hits, {} misses, {} KiB held)",
+            shell_status(status),
+            ms,
+            stats.calls,
+            stats.forwarded,
+            h.cache.hits - self.cache_at_start.0,
+            h.cache.misses - self.cache_at_start.1,
+            h.cache.bytes() >> 10
+        );
+    }
 }
 
 /// How a job's application starts.

@@ -7,17 +7,24 @@
 //! 1. **Arriving**: accepted at once (the listener notifies the lobby); it
 //!    must send [`Start`] within [`START_TIMEOUT_NS`]. At most
 //!    [`MAX_ARRIVING`] wait; a new one evicts the oldest.
-//! 2. **Uploading**: while no job runs, up to [`MAX_UPLOADS`] programs arrive
+//! 2. **Uploading**: while the node has room for the job (see below), up
+//!    to [`MAX_UPLOADS`] programs arrive
 //!    side by side, each into the staging area of its own new application
 //!    (see [`crate::load`]), so a slow sender delays nobody else. Bytes may
 //!    not stop for [`STEP_TIMEOUT_NS`], and after a grace of
 //!    [`UPLOAD_BASE_NS`] they must keep up at least 1 MiB per [`NS_PER_MIB`],
 //!    so a trickle cannot hold the memory it was given for long.
-//! 3. **Ready**: the program is complete; the job waits for the node.
+//! 3. **Ready**: the program is complete; the job waits for room on the
+//!    node, and the manager takes it ([`Lobby::take_ready`]) to run beside
+//!    the others.
 //!
-//! While a job runs, a new `Start` gets [`NodeMsg::Busy`] unless it asks to
-//! wait ([`Start::queue`]); waiting ones (at most [`MAX_WAITING`]) upload
-//! when the node is free again. Connections dropped for missing a deadline
+//! **Room**: a balance-mode job runs beside other balance-mode jobs, up to
+//! one job per CPU of the node (`sysinfo().cpus`); an exclusive-mode job
+//! ([`Start::exclusive`]) needs an idle node and keeps every other job out
+//! until it ends. Jobs start in the order they became ready. When the node
+//! has no room, a new `Start` gets [`NodeMsg::Busy`] unless it asks to wait
+//! ([`Start::queue`]); waiting ones (at most [`MAX_WAITING`]) upload when
+//! there is room again. Connections dropped for missing a deadline
 //! are reset and counted ([`LobbyStats`]).
 
 use alloc::collections::VecDeque;
@@ -26,7 +33,7 @@ use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 
 use sion_abi::app as kapp;
-use sion_abi::net::TAG_LEAVE;
+use sion_abi::net::{TAG_JOB_STATE, TAG_LEAVE};
 use sion_abi::{ANY_SENDER, Error, MessageInfo, NO_TIMEOUT, Pid, TAG_TCP_READABLE};
 use sion_app_mgr::abi::page_up;
 use sion_app_mgr::elf_load::SparseFile;
@@ -113,11 +120,13 @@ pub struct Ready {
     pub program: SparseFile,
 }
 
-/// The job port and every connection not yet running a job.
-/// The job that runs, for `hostd jobs` and `hostd cancel`.
+/// A job taken to run (loading or running), for `hostd jobs`, `hostd
+/// cancel` and the room left on the node.
 struct Current {
     number: u64,
     pid: Pid,
+    /// It owns the node (exclusive mode).
+    exclusive: bool,
     program: String,
     from: String,
     started_ns: u64,
@@ -127,16 +136,18 @@ struct Current {
 /// Ended jobs kept for `hostd jobs`.
 const RECENT: usize = 16;
 
+/// The job port and every connection not yet running a job.
 pub struct Lobby {
     listener: TcpListener,
-    current: Option<Current>,
+    /// The jobs taken to run, in the order they were taken.
+    current: Vec<Current>,
+    /// Balance-mode jobs that may run at once: the node's CPUs (at least 1).
+    slots: usize,
     recent: VecDeque<JobInfo>,
     arriving: VecDeque<Arriving>,
     uploads: Vec<Upload>,
     waiting: VecDeque<Waiting>,
     ready: VecDeque<Ready>,
-    /// A job has been taken and not finished.
-    busy: bool,
     last_number: u64,
     /// The cluster keys (a keyed node) and the nonce source of its
     /// handshakes; `None` in an open group.
@@ -155,15 +166,16 @@ impl Lobby {
     /// `cm` is the Companion Manager's pid (0: none).
     pub fn new(listener: TcpListener, auth: Option<(Keyring, NonceGen)>, cm: Pid) -> Lobby {
         let _ = listener.notify_acceptable();
+        let cpus = sys::sysinfo().map_or(1, |i| i.cpus);
         Lobby {
             listener,
-            current: None,
+            current: Vec::new(),
+            slots: usize::try_from(cpus).unwrap_or(1).max(1),
             recent: VecDeque::new(),
             arriving: VecDeque::new(),
             uploads: Vec::new(),
             waiting: VecDeque::new(),
             ready: VecDeque::new(),
-            busy: false,
             last_number: 0,
             auth,
             cm,
@@ -208,44 +220,81 @@ impl Lobby {
         }
     }
 
-    /// Waits until a job is ready for the node and takes it; the node is busy
-    /// until [`Lobby::job_done`].
-    pub fn next_ready(&mut self) -> Ready {
-        let mut buf = [0u8; 128];
-        loop {
-            if let Some(r) = self.ready.pop_front() {
-                self.busy = true;
-                return r;
-            }
-            // Messages that are not the lobby's (a notice left from an ended
-            // job, an application's end) are of no use now.
-            let _ = self.step(&mut buf, u64::MAX);
+    /// Balance-mode jobs that may run at once (the node's CPUs).
+    pub fn slots(&self) -> usize {
+        self.slots
+    }
+
+    /// Whether a job (`exclusive`: in exclusive mode) has room to start
+    /// beside the jobs taken now.
+    fn fits(&self, exclusive: bool) -> bool {
+        if self.current.is_empty() {
+            return true;
         }
+        !exclusive && self.current.len() < self.slots && !self.current.iter().any(|c| c.exclusive)
     }
 
-    /// The job taken by [`Lobby::next_ready`] has ended: the node is free
-    /// for waiting jobs, which start their uploads.
-    pub fn job_done(&mut self) {
-        self.busy = false;
-        self.current = None;
-        self.promote();
-    }
-
-    /// Job `number` (application `pid`) starts running.
-    pub fn job_started(&mut self, number: u64, pid: Pid, start: &Start) {
-        self.current = Some(Current {
-            number,
-            pid,
-            program: program_name(start),
-            from: start.from.clone(),
+    /// Takes the job that has waited longest among those whose programs
+    /// have arrived, if it has room on the node now (jobs start in order:
+    /// one without room keeps those behind it waiting). The job counts as
+    /// running until [`Lobby::job_ended`] or [`Lobby::job_dropped`].
+    pub fn take_ready(&mut self) -> Option<Ready> {
+        let exclusive = self.ready.front()?.start.exclusive;
+        if !self.fits(exclusive) {
+            return None;
+        }
+        let r = self.ready.pop_front()?;
+        self.current.push(Current {
+            number: r.number,
+            pid: r.pid,
+            exclusive,
+            program: program_name(&r.start),
+            from: r.start.from.clone(),
             started_ns: sys::clock_ns(),
             cancelled: false,
         });
+        Some(r)
     }
 
-    /// The running job ended with wait status `status`.
-    pub fn job_ended(&mut self, status: i32) {
-        if let Some(c) = self.current.take() {
+    /// How many jobs are taken (loading or running), and one line saying
+    /// what runs (`job N: PROGRAM from USER@HOST`, joined by `; `), for the
+    /// Companion Manager.
+    pub fn running(&self) -> (u16, String) {
+        let mut what = String::new();
+        for c in &self.current {
+            if !what.is_empty() {
+                what.push_str("; ");
+            }
+            what.push_str(&format!(
+                "job {}: {} from {}",
+                c.number,
+                c.program,
+                if c.from.is_empty() { "?" } else { &c.from }
+            ));
+        }
+        (u16::try_from(self.current.len()).unwrap_or(u16::MAX), what)
+    }
+
+    /// Tells the Companion Manager what [`Lobby::running`] says (as
+    /// [`TAG_JOB_STATE`]: the count, `u16` little-endian, then the line),
+    /// so placement sees the node's free CPUs.
+    pub fn report_jobs(&self) {
+        if self.cm == 0 {
+            return;
+        }
+        let (count, what) = self.running();
+        let mut msg = Vec::with_capacity(2 + what.len());
+        msg.extend_from_slice(&count.to_le_bytes());
+        msg.extend_from_slice(what.as_bytes());
+        let _ = sys::send(self.cm, TAG_JOB_STATE, &msg);
+    }
+
+    /// Job `number` ended with wait status `status`: it is remembered for
+    /// `hostd jobs`, and its room goes to waiting jobs, which start their
+    /// uploads.
+    pub fn job_ended(&mut self, number: u64, status: i32) {
+        if let Some(i) = self.current.iter().position(|c| c.number == number) {
+            let c = self.current.remove(i);
             let state = if c.cancelled {
                 JobState::Cancelled
             } else {
@@ -253,6 +302,14 @@ impl Lobby {
             };
             self.remember(c.number, c.program, c.from, state, c.started_ns);
         }
+        self.promote();
+    }
+
+    /// Job `number` was taken but never ran (refused at loading, or its
+    /// submitter gave up): its room goes to waiting jobs.
+    pub fn job_dropped(&mut self, number: u64) {
+        self.current.retain(|c| c.number != number);
+        self.promote();
     }
 
     fn remember(&mut self, job: u64, program: String, from: String, state: JobState, since: u64) {
@@ -273,7 +330,7 @@ impl Lobby {
         let now = sys::clock_ns();
         let ms = |since: u64| now.saturating_sub(since) / 1_000_000;
         let mut v = Vec::new();
-        if let Some(c) = &self.current {
+        for c in &self.current {
             v.push(JobInfo {
                 job: c.number,
                 program: c.program.clone(),
@@ -313,12 +370,10 @@ impl Lobby {
         v
     }
 
-    /// Ends job `job`: the running one is killed, a waiting or uploading one
+    /// Ends job `job`: a running one is killed, a waiting or uploading one
     /// dropped with a refusal. False if the node has no such job.
     fn cancel(&mut self, job: u64, by: &str) -> bool {
-        if let Some(c) = self.current.as_mut()
-            && c.number == job
-        {
+        if let Some(c) = self.current.iter_mut().find(|c| c.number == job) {
             if !c.cancelled {
                 c.cancelled = true;
                 sion_rt::println!("apm: job {job} cancelled by {by}");
@@ -368,22 +423,12 @@ impl Lobby {
         false
     }
 
-    /// Receives the next message for the caller, as `sys::receive(buf,
-    /// ANY_SENDER, timeout_ns)` does, serving the job port meanwhile: its
-    /// notices and deadlines are handled here and never returned.
-    /// Errors: [`Error::TimedOut`].
-    pub fn receive(&mut self, buf: &mut [u8], timeout_ns: u64) -> Result<MessageInfo, Error> {
-        let deadline = sys::clock_ns().saturating_add(timeout_ns);
-        loop {
-            if let Some(result) = self.step(buf, deadline) {
-                return result;
-            }
-        }
-    }
-
     /// Waits once, until `deadline_ns` (`u64::MAX`: no deadline) or the next
-    /// deadline of a connection; `None` if what came was the lobby's.
-    fn step(&mut self, buf: &mut [u8], deadline_ns: u64) -> Option<Result<MessageInfo, Error>> {
+    /// deadline of a connection; `None` if what came was the lobby's (or a
+    /// connection's deadline passed), `Some(Err(TimedOut))` at
+    /// `deadline_ns`, else the message for the caller (`buf` holds its
+    /// payload).
+    pub fn step(&mut self, buf: &mut [u8], deadline_ns: u64) -> Option<Result<MessageInfo, Error>> {
         let now = sys::clock_ns();
         self.expire(now);
         if now >= deadline_ns {
@@ -487,7 +532,8 @@ impl Lobby {
             }
             Ok(Some(HostMsg::Leave { by, .. })) => {
                 self.leave(by);
-                let running = self.current.as_ref().map(|c| c.number);
+                // The oldest running job (each moves or ends, as one would).
+                let running = self.current.first().map(|c| c.number);
                 a.conn.send_now(&NodeMsg::Leaving { running });
             }
             Ok(Some(_)) => refuse(
@@ -531,7 +577,8 @@ impl Lobby {
             });
             return;
         }
-        if !self.busy && self.uploads.len() < MAX_UPLOADS && self.waiting.is_empty() {
+        if self.fits(start.exclusive) && self.uploads.len() < MAX_UPLOADS && self.waiting.is_empty()
+        {
             self.begin_upload(number, conn, start);
             return;
         }
@@ -547,8 +594,8 @@ impl Lobby {
         }
         let reason = if start.queue {
             format!("{waiting} jobs already wait for this node")
-        } else if self.busy {
-            String::from("another job is running")
+        } else if !self.fits(start.exclusive) {
+            self.no_room()
         } else {
             format!("{MAX_UPLOADS} other programs are arriving")
         };
@@ -667,11 +714,11 @@ impl Lobby {
     /// A complete upload: ready, unless a job now runs and the submitter
     /// would rather go elsewhere.
     fn uploaded(&mut self, mut u: Upload) {
-        if self.busy && !u.start.queue {
+        if !self.fits(u.start.exclusive) && !u.start.queue {
             let _ = app::kill(u.pid, 9);
             self.stats.busy += 1;
             u.conn.send_now(&NodeMsg::Busy {
-                reason: String::from("another job started while the program arrived"),
+                reason: format!("{} (it started while the program arrived)", self.no_room()),
             });
             return;
         }
@@ -718,9 +765,26 @@ impl Lobby {
         }
     }
 
-    /// Starts the uploads of waiting jobs while the node is free.
+    /// Why a job has no room now: one line for `Busy`.
+    fn no_room(&self) -> String {
+        if self.current.iter().any(|c| c.exclusive) {
+            String::from("another job owns the node (exclusive mode)")
+        } else if self.current.len() < self.slots {
+            String::from("another job is running (an exclusive job needs an idle node)")
+        } else if self.slots == 1 {
+            String::from("another job is running")
+        } else {
+            format!("{} jobs run, one on each CPU", self.current.len())
+        }
+    }
+
+    /// Starts the uploads of waiting jobs, in order, while they have room.
     fn promote(&mut self) {
-        while !self.busy && self.uploads.len() < MAX_UPLOADS {
+        while self.uploads.len() < MAX_UPLOADS {
+            match self.waiting.front() {
+                Some(w) if self.fits(w.start.exclusive) => {}
+                _ => break,
+            }
             let Some(w) = self.waiting.pop_front() else {
                 break;
             };

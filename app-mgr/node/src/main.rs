@@ -1,15 +1,22 @@
 //! The App-Program Manager process of a SiON node (SiON paper §3.2.3, §4.2.2;
 //! docs/ARCHITECTURE.md "App-Program Manager"): it listens on the job port
-//! ([`JOB_PORT`], TCP 7421) for `hostd submit`, runs one job at a time to
-//! completion (the paper's single-task virtual machine) while its [`lobby`]
-//! keeps serving the port (later submitters wait or hear "busy"; idle and
-//! slow connections are dropped), checks and loads the static Linux program
-//! it is sent, runs it as an application, and serves its Linux system calls —
-//! on the node, or forwarded to the submitting `hostd` for file I/O.
+//! ([`JOB_PORT`], TCP 7421) for `hostd submit`, runs jobs to completion —
+//! in balance mode up to one per CPU of the node side by side, in exclusive
+//! mode one that owns the node (the paper's single-task virtual machine) —
+//! while its [`lobby`] keeps serving the port (later submitters wait or hear
+//! "busy"; idle and slow connections are dropped), checks and loads the
+//! static Linux program it is sent, runs it as an application, and serves
+//! its Linux system calls — on the node, or forwarded to the submitting
+//! `hostd` for file I/O.
+//!
+//! One loop serves every running job ([`serve`]): each job is a library
+//! `Process` fed one event at a time, and every wait routes what comes to
+//! the job it belongs to ([`app_node::Hub`]). The jobs' applications run on
+//! the node's CPUs at once; this manager only serves their system calls.
 //!
 //! Its spawn argument is the Companion Manager's pid (`u64` little-endian,
 //! from `init`), which is told the number of running jobs
-//! ([`TAG_JOB_STATE`]) when a job starts and ends, so placement sees it.
+//! (`TAG_JOB_STATE`, [`lobby::Lobby::report_jobs`]) when a job starts and ends, so placement sees it.
 //!
 //! The memory limit of a job is what the node can spare: free physical memory
 //! (from `sysinfo`) at the job's start minus [`RESERVED_MEMORY`] (16 MiB kept
@@ -20,6 +27,11 @@
 
 extern crate alloc;
 
+use alloc::collections::BTreeMap;
+use alloc::rc::Rc;
+use alloc::vec::Vec;
+use core::cell::RefCell;
+
 mod app_node;
 mod cache;
 mod conn;
@@ -27,11 +39,15 @@ mod load;
 mod lobby;
 mod rng;
 
-use sion_abi::net::{APP_MANAGER_SERVICE, JOB_PORT, TAG_JOB_STATE};
-use sion_abi::{Error, Pid};
+use sion_abi::net::{APP_MANAGER_SERVICE, JOB_PORT};
+use sion_abi::{Error, NO_TIMEOUT, Pid};
+use sion_app_mgr::process::Event;
 use sion_companion_mgr::auth::{Keyring, NonceGen};
 use sion_companion_mgr::{Name, NodeId};
 use sion_rt::sys::{self, TcpListener};
+
+use app_node::SharedHub;
+use load::Running;
 
 sion_rt::entry!(main);
 
@@ -88,28 +104,63 @@ fn main(arg: &[u8]) -> i32 {
         "OPEN: no cluster key, anyone on the LAN may submit"
     };
     sion_rt::println!("apm: taking jobs on port {JOB_PORT} as {} ({how})", me.name);
+    let hub = Rc::new(RefCell::new(app_node::Hub {
+        lobby: lobby::Lobby::new(listener, auth, cm),
+        cache: cache::FileCache::new(),
+        jobs: BTreeMap::new(),
+    }));
     // A manager `init` restarted after it ended mid-job: the Companion
-    // Manager still counts that job until told otherwise.
-    job_state(cm, 0, "");
-    let mut lobby = lobby::Lobby::new(listener, auth, cm);
-    let mut cache = cache::FileCache::new();
-    loop {
-        let ready = lobby.next_ready();
-        load::run(ready, &mut lobby, &me, &mut cache, |running, what| {
-            job_state(cm, running, what)
-        });
-        lobby.job_done();
-    }
+    // Manager still counts those jobs until told otherwise (none run).
+    hub.borrow().lobby.report_jobs();
+    sion_rt::println!(
+        "apm: up to {} balance-mode jobs at once (one per CPU)",
+        hub.borrow().lobby.slots()
+    );
+    serve(&hub, &Rc::new(me))
 }
 
-/// Tells the Companion Manager how many jobs run (0 or 1) and, for its
-/// screen, what runs (`what`, one line).
-fn job_state(cm: Pid, running: u16, what: &str) {
-    if cm != 0 {
-        let mut msg = alloc::vec::Vec::with_capacity(2 + what.len());
-        msg.extend_from_slice(&running.to_le_bytes());
-        msg.extend_from_slice(what.as_bytes());
-        let _ = sys::send(cm, TAG_JOB_STATE, &msg);
+/// Serves the job port and every running job, forever: starts the jobs the
+/// lobby has room for, hands each job its next event in turn (one per job
+/// per round, so no job waits behind another's burst), and waits for the
+/// next message or the earliest deadline of any job.
+fn serve(hub: &SharedHub, me: &Rc<ThisNode>) -> ! {
+    let mut jobs: Vec<Running> = Vec::new();
+    loop {
+        loop {
+            let ready = hub.borrow_mut().lobby.take_ready();
+            let Some(ready) = ready else { break };
+            if let Some(r) = load::start(ready, hub, me) {
+                jobs.push(r);
+            }
+            hub.borrow().lobby.report_jobs();
+        }
+        let mut served = false;
+        let mut i = 0;
+        while i < jobs.len() {
+            let number = jobs[i].number;
+            let queued = hub.borrow_mut().take_event(number);
+            let event = queued.or_else(|| {
+                let due = jobs[i].process.next_deadline()?;
+                (due <= sys::clock_ns()).then_some(Event::Timeout)
+            });
+            let Some(event) = event else {
+                i += 1;
+                continue;
+            };
+            served = true;
+            match jobs[i].process.handle(event) {
+                Some(status) => jobs.remove(i).finish(status),
+                None => i += 1,
+            }
+        }
+        if served {
+            // Handlers may have queued events (theirs or other jobs') and
+            // made room: look again before waiting.
+            continue;
+        }
+        let due = jobs.iter().filter_map(|j| j.process.next_deadline()).min();
+        let timeout = due.map_or(NO_TIMEOUT, |d| d.saturating_sub(sys::clock_ns()));
+        let _ = hub.borrow_mut().wait(timeout);
     }
 }
 

@@ -522,11 +522,41 @@ pub struct WriteBehind {
 /// The default cap on a job's processes (`hostd submit --max-procs`).
 pub const DEFAULT_MAX_PROCS: usize = 64;
 
+/// The [`Node`] a [`Process`] is served through: borrowed (a job served
+/// by one loop that outlives it, and the host tests, which look at their
+/// fake node afterwards) or owned (a manager that keeps several jobs side
+/// by side, each with its own node).
+pub enum NodeRef<'n> {
+    /// Borrowed for the job's life.
+    Borrowed(&'n mut dyn Node),
+    /// Owned by the job, dropped with it.
+    Owned(alloc::boxed::Box<dyn Node + 'n>),
+}
+
+impl<'n> core::ops::Deref for NodeRef<'n> {
+    type Target = dyn Node + 'n;
+    fn deref(&self) -> &Self::Target {
+        match self {
+            NodeRef::Borrowed(n) => &**n,
+            NodeRef::Owned(n) => &**n,
+        }
+    }
+}
+
+impl core::ops::DerefMut for NodeRef<'_> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        match self {
+            NodeRef::Borrowed(n) => &mut **n,
+            NodeRef::Owned(n) => &mut **n,
+        }
+    }
+}
+
 /// A running job: its Linux processes ([`Task`]s), what they share, and
 /// what their system calls need.
 pub struct Process<'n> {
     /// What the node provides.
-    pub node: &'n mut dyn Node,
+    pub node: NodeRef<'n>,
     /// Job number on this node.
     pub number: u64,
     /// The task being served now (the handlers' `p.task`).
@@ -617,6 +647,17 @@ impl<'n> Process<'n> {
     /// the loader sets it from the job's `Start`.
     pub fn new(
         node: &'n mut dyn Node,
+        number: u64,
+        pid: u64,
+        abi: Abi,
+        vm: AddressSpace,
+    ) -> Process<'n> {
+        Process::with_node(NodeRef::Borrowed(node), number, pid, abi, vm)
+    }
+
+    /// As [`Process::new`], served through `node`, borrowed or owned.
+    pub fn with_node(
+        node: NodeRef<'n>,
         number: u64,
         pid: u64,
         abi: Abi,
@@ -869,9 +910,12 @@ impl<'n> Process<'n> {
         }
     }
 
-    /// When the loop must look again at the latest: the next timer of any
-    /// task, or the deadline of a waiting call.
-    fn next_deadline(&self) -> Option<u64> {
+    /// When the loop must look again at the latest (node clock, ns): the
+    /// next timer of any task, or the deadline of a waiting call; `None`:
+    /// only an event moves the job on. A loop serving the job itself (not
+    /// through [`Process::run`]) hands it [`Event::Timeout`] once this has
+    /// passed, as [`Node::next_event`] would.
+    pub fn next_deadline(&self) -> Option<u64> {
         core::iter::once(&self.task)
             .chain(self.others.values())
             .filter(|t| t.alive())
