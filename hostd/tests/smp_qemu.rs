@@ -257,7 +257,7 @@ fn two_balance_jobs_run_at_once(booted: &BootedLan, dir: &Path) {
     booted.wait_alive(HOSTD, &socket, dir, 1, Duration::from_secs(30));
     // The same program on the host, meanwhile, for its output.
     let host = Command::new("./smp-musl")
-        .args(["spin", "12"])
+        .args(["spin", "20"])
         .current_dir(dir)
         .stdout(std::process::Stdio::piped())
         .spawn()
@@ -271,7 +271,7 @@ fn two_balance_jobs_run_at_once(booted: &BootedLan, dir: &Path) {
         "balance",
         "./smp-musl",
         "spin",
-        "12",
+        "20",
     ]
     .iter()
     .map(|s| s.to_string())
@@ -313,10 +313,10 @@ fn two_balance_jobs_run_at_once(booted: &BootedLan, dir: &Path) {
             // a job comes: it is submitted again, as a user would. The
             // node log below still has to show both running at once.
             let unplaced = err.contains("no SiON node found") || err.contains("no node can take");
-            if !out.status.success() && unplaced && retries < 5 {
+            if !out.status.success() && unplaced && retries < 10 {
                 retries += 1;
                 eprintln!("smp_qemu: submitted again: {err}");
-                std::thread::sleep(Duration::from_millis(500));
+                std::thread::sleep(Duration::from_secs(1));
                 children[k] = Some(spawn());
             } else {
                 outs[k] = Some(out);
@@ -332,7 +332,7 @@ fn two_balance_jobs_run_at_once(booted: &BootedLan, dir: &Path) {
     }
     let log = booted.log(0);
     let host = host.wait_with_output().unwrap();
-    assert_eq!(host.stdout, b"1 thread(s) spun for 12 s\n");
+    assert_eq!(host.stdout, b"1 thread(s) spun for 20 s\n");
     for (i, out) in outs.into_iter().flatten().enumerate() {
         common::assert_as_on_host(&format!("spin job {i}"), &out, &host, &log);
     }
