@@ -19,7 +19,8 @@
 //! to the same 2-processor node both run on it at the same time (the App-Program
 //! Manager starts the second while the first runs: both `apm: job N from`
 //! lines come before either `apm: job N exited`), and both give the host's
-//! output.
+//! output; an exclusive-mode job owns the node: a balance-mode job that
+//! comes while it runs starts after it ends.
 //!
 //! Needs root, QEMU, gcc and musl-gcc (CI has them); otherwise it prints why
 //! and passes, unless `SION_REQUIRE_ALL=1`.
@@ -208,9 +209,18 @@ fn cpu_bound_jobs_fill_a_2_cpu_node_while_heartbeats_answer() {
         "the spin job failed: {out:?}\n{}",
         booted.log(0)
     );
-    // The same node then takes two one-CPU jobs side by side (one LAN for
-    // both parts: fewer QEMU processors on the test machine at once).
-    two_balance_jobs_run_at_once(&booted, &dir);
+    // The same node then takes two one-CPU jobs side by side, and keeps a
+    // balance job out while an exclusive job runs (one LAN for every part:
+    // fewer QEMU processors on the test machine at once).
+    let daemon = daemon_for(&booted, &dir);
+    let sub = Submitter {
+        booted: &booted,
+        dir: &dir,
+        socket: daemon.socket.display().to_string(),
+    };
+    two_balance_jobs_run_at_once(&sub);
+    an_exclusive_job_keeps_the_node(&sub);
+    drop(daemon);
 }
 
 /// The job numbers of the node log's `apm: job N <what>` lines, in order.
@@ -228,22 +238,112 @@ fn job_lines(log: &str, what: &str) -> Vec<(usize, u64)> {
         .collect()
 }
 
-/// Two CPU-bound one-thread balance-mode jobs submitted at once (through a
-/// daemon) to `booted`'s 2-CPU node, whose job directory `dir` holds
-/// `smp-musl`, both run there at the same time and give the host's output.
-fn two_balance_jobs_run_at_once(booted: &BootedLan, dir: &Path) {
-    // The node log's lines from here on are this part's.
-    let skip = booted.log(0).lines().count();
-    let lines = |log: &str, what: &str| -> Vec<(usize, u64)> {
-        job_lines(log, what)
-            .into_iter()
-            .filter(|&(i, _)| i >= skip)
+/// `hostd submit`s inside a LAN, through its daemon.
+struct Submitter<'a> {
+    booted: &'a BootedLan,
+    /// The job directory.
+    dir: &'a Path,
+    /// The daemon's control socket.
+    socket: String,
+}
+
+impl Submitter<'_> {
+    /// `hostd --socket SOCKET submit ARGS…`.
+    fn command(&self, args: &[&str]) -> Vec<String> {
+        [HOSTD, "--socket", &self.socket, "submit"]
+            .iter()
+            .chain(args)
+            .map(|s| s.to_string())
             .collect()
-    };
-    // Through a daemon: one-shot submits would each join the group on the
-    // same port.
+    }
+
+    /// Starts `command` inside the LAN, in the job directory.
+    fn spawn(&self, command: &[String]) -> std::process::Child {
+        let mut c = self
+            .booted
+            .lan
+            .command(command)
+            .expect("a command inside the LAN");
+        c.env(sion_hostd::keys::KEY_ENV, "none")
+            .current_dir(self.dir)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        c.spawn().expect("hostd submit")
+    }
+
+    /// Waits (up to 180 s) for every job — its command and its running
+    /// `hostd submit` — and returns their outputs in order. On a loaded test
+    /// machine (QEMU's processors are host threads) the daemon may lose the
+    /// node for a moment just as a job comes: such a job is submitted again
+    /// a second later, as a user would, 10 times at most in all; the
+    /// callers' checks of the node log still have to hold.
+    fn wait_all(
+        &self,
+        mut jobs: Vec<(Vec<String>, Option<std::process::Child>)>,
+    ) -> Vec<std::process::Output> {
+        let mut outs: Vec<Option<std::process::Output>> = jobs.iter().map(|_| None).collect();
+        let mut retries = 0;
+        let deadline = Instant::now() + Duration::from_secs(180);
+        while outs.iter().any(Option::is_none) {
+            if Instant::now() > deadline {
+                for c in jobs.iter_mut().filter_map(|j| j.1.as_mut()) {
+                    let _ = c.kill();
+                }
+                panic!("the jobs did not end in 180 s\n{}", self.booted.log(0));
+            }
+            for (k, (command, child)) in jobs.iter_mut().enumerate() {
+                let Some(c) = child.as_mut() else {
+                    continue;
+                };
+                if c.try_wait().unwrap().is_none() {
+                    continue;
+                }
+                let out = child.take().unwrap().wait_with_output().unwrap();
+                let err = String::from_utf8_lossy(&out.stderr);
+                let unplaced =
+                    err.contains("no SiON node found") || err.contains("no node can take");
+                if !out.status.success() && unplaced && retries < 10 {
+                    retries += 1;
+                    eprintln!("smp_qemu: submitted again: {err}");
+                    std::thread::sleep(Duration::from_secs(1));
+                    *child = Some(self.spawn(command));
+                } else {
+                    outs[k] = Some(out);
+                }
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        outs.into_iter().flatten().collect()
+    }
+}
+
+/// The `apm: job N <what>` lines of `booted`'s node log from its line
+/// `skip` on: (line index, job number).
+fn lines_from(booted: &BootedLan, skip: usize, what: &str) -> Vec<(usize, u64)> {
+    job_lines(&booted.log(0), what)
+        .into_iter()
+        .filter(|&(i, _)| i >= skip)
+        .collect()
+}
+
+/// Waits (up to 10 s) until the node has logged the end of job `job`: it
+/// does so just after telling the job's `hostd`.
+fn wait_logged_end(booted: &BootedLan, job: u64) {
+    let since = Instant::now();
+    while !job_lines(&booted.log(0), "exited ")
+        .iter()
+        .any(|e| e.1 == job)
+        && since.elapsed() < Duration::from_secs(10)
+    {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Starts a `hostd daemon` inside `booted`'s LAN and waits until it sees
+/// the node. One-shot submits would each join the group on the same port.
+fn daemon_for(booted: &BootedLan, dir: &Path) -> common::Daemon {
     let daemon = booted.start_daemon(HOSTD);
-    let socket = daemon.socket.display().to_string();
     // Until its control socket exists, `hostd nodes` would find the node
     // itself, not through the daemon.
     let since = Instant::now();
@@ -254,91 +354,40 @@ fn two_balance_jobs_run_at_once(booted: &BootedLan, dir: &Path) {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+    let socket = daemon.socket.display().to_string();
     booted.wait_alive(HOSTD, &socket, dir, 1, Duration::from_secs(30));
+    daemon
+}
+
+/// Two CPU-bound one-thread balance-mode jobs submitted at once to the
+/// 2-CPU node both run there at the same time (both `apm: job N from` lines
+/// before either `exited`) and give the host's output.
+fn two_balance_jobs_run_at_once(sub: &Submitter<'_>) {
+    let skip = sub.booted.log(0).lines().count();
     // The same program on the host, meanwhile, for its output.
     let host = Command::new("./smp-musl")
         .args(["spin", "20"])
-        .current_dir(dir)
+        .current_dir(sub.dir)
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let submit: Vec<String> = [
-        HOSTD,
-        "--socket",
-        &socket,
-        "submit",
-        "--mode",
-        "balance",
-        "./smp-musl",
-        "spin",
-        "20",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let spawn = || {
-        let mut c = booted
-            .lan
-            .command(&submit)
-            .expect("a command inside the LAN");
-        c.env(sion_hostd::keys::KEY_ENV, "none")
-            .current_dir(dir)
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped());
-        c.spawn().expect("hostd submit")
-    };
-    let mut children: Vec<Option<std::process::Child>> = vec![Some(spawn()), Some(spawn())];
-    let mut outs: Vec<Option<std::process::Output>> = vec![None, None];
-    let mut retries = 0;
-    let deadline = Instant::now() + Duration::from_secs(180);
-    while outs.iter().any(Option::is_none) {
-        if Instant::now() > deadline {
-            for c in children.iter_mut().flatten() {
-                let _ = c.kill();
-            }
-            panic!("the spin jobs did not end in 180 s\n{}", booted.log(0));
-        }
-        for k in 0..2 {
-            let Some(c) = children[k].as_mut() else {
-                continue;
-            };
-            if c.try_wait().unwrap().is_none() {
-                continue;
-            }
-            let out = children[k].take().unwrap().wait_with_output().unwrap();
-            let err = String::from_utf8_lossy(&out.stderr);
-            // On a loaded test machine (QEMU's processors are host
-            // threads) the daemon may lose the node for a moment just as
-            // a job comes: it is submitted again, as a user would. The
-            // node log below still has to show both running at once.
-            let unplaced = err.contains("no SiON node found") || err.contains("no node can take");
-            if !out.status.success() && unplaced && retries < 10 {
-                retries += 1;
-                eprintln!("smp_qemu: submitted again: {err}");
-                std::thread::sleep(Duration::from_secs(1));
-                children[k] = Some(spawn());
-            } else {
-                outs[k] = Some(out);
-            }
-        }
-        std::thread::sleep(Duration::from_millis(100));
+    let command = sub.command(&["--mode", "balance", "./smp-musl", "spin", "20"]);
+    let jobs = vec![
+        (command.clone(), Some(sub.spawn(&command))),
+        (command.clone(), Some(sub.spawn(&command))),
+    ];
+    let outs = sub.wait_all(jobs);
+    let started = lines_from(sub.booted, skip, "from ");
+    for s in &started {
+        wait_logged_end(sub.booted, s.1);
     }
-    // The node logs a job's end just after telling its hostd (this part's
-    // two, and the first part's if it came late).
-    let logged = Instant::now();
-    while lines(&booted.log(0), "exited ").len() < 3 && logged.elapsed() < Duration::from_secs(10) {
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let log = booted.log(0);
+    let log = sub.booted.log(0);
     let host = host.wait_with_output().unwrap();
     assert_eq!(host.stdout, b"1 thread(s) spun for 20 s\n");
-    for (i, out) in outs.into_iter().flatten().enumerate() {
-        common::assert_as_on_host(&format!("spin job {i}"), &out, &host, &log);
+    for (i, out) in outs.iter().enumerate() {
+        common::assert_as_on_host(&format!("spin job {i}"), out, &host, &log);
     }
-    let started = lines(&log, "from ");
-    // The first part's job may log its end after `skip` too.
-    let exited: Vec<(usize, u64)> = lines(&log, "exited ")
+    let exited: Vec<(usize, u64)> = lines_from(sub.booted, skip, "exited ")
         .into_iter()
         .filter(|e| started.iter().any(|s| s.1 == e.1))
         .collect();
@@ -349,5 +398,45 @@ fn two_balance_jobs_run_at_once(booted: &BootedLan, dir: &Path) {
         started[1].0 < exited[0].0,
         "the second job started only after the first ended (not at once):\n{log}"
     );
-    drop(daemon);
+}
+
+/// An exclusive-mode job owns the 2-CPU node: a balance-mode job that comes
+/// while it runs starts only after it has ended, though a CPU is idle.
+fn an_exclusive_job_keeps_the_node(sub: &Submitter<'_>) {
+    let skip = sub.booted.log(0).lines().count();
+    let exclusive = sub.command(&["--mode", "exclusive", "./smp-musl", "spin", "8"]);
+    let balance = sub.command(&["--mode", "balance", "./smp-musl", "spin", "1"]);
+    let first = sub.spawn(&exclusive);
+    let since = Instant::now();
+    while lines_from(sub.booted, skip, "from ").is_empty() {
+        assert!(
+            since.elapsed() < Duration::from_secs(60),
+            "the exclusive job did not start\n{}",
+            sub.booted.log(0)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let second = sub.spawn(&balance);
+    let outs = sub.wait_all(vec![(exclusive, Some(first)), (balance, Some(second))]);
+    let started = lines_from(sub.booted, skip, "from ");
+    for s in &started {
+        wait_logged_end(sub.booted, s.1);
+    }
+    let log = sub.booted.log(0);
+    let expected: [&[u8]; 2] = [b"1 thread(s) spun for 8 s\n", b"1 thread(s) spun for 1 s\n"];
+    for (out, want) in outs.iter().zip(expected) {
+        assert!(
+            out.status.success() && out.stdout == want,
+            "a job failed: {out:?}\n{log}"
+        );
+    }
+    assert_eq!(started.len(), 2, "two jobs ran on the node:\n{log}");
+    let end_of_first = lines_from(sub.booted, skip, "exited ")
+        .into_iter()
+        .find(|e| e.1 == started[0].1)
+        .unwrap_or_else(|| panic!("the exclusive job's end is logged:\n{log}"));
+    assert!(
+        end_of_first.0 < started[1].0,
+        "the balance job started beside the exclusive one:\n{log}"
+    );
 }
