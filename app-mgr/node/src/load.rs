@@ -4,9 +4,9 @@
 //! manager's loop (`main`) serves the events of every [`Running`] job in
 //! between.
 //!
-//! The program is not kept in this process's small heap: the [`Lobby`]
-//! receives it straight into a staging area of the new application's own
-//! address space ([`STAGING`], above every address a program can use while
+//! The program is not kept in this process's small heap: the
+//! [`crate::lobby::Lobby`] receives it straight into a staging area of the
+//! new application's own address space ([`STAGING`], above every address a program can use while
 //! it loads), the loader reads the headers it needs from there
 //! ([`sion_app_mgr::elf_load::load_plan_sparse`]), the segments are copied to
 //! their places, and the staging pages are unmapped before the program starts.
@@ -46,7 +46,8 @@ pub struct Running {
     pub process: Process<'static>,
     /// When its program started (node clock, ns).
     t0: u64,
-    /// The file cache's hits and misses at its start.
+    /// The file cache's hits and misses at its start (its end line counts
+    /// from there, so jobs running side by side count each other's too).
     cache_at_start: (u64, u64),
     /// What is shared with the other jobs.
     hub: SharedHub,

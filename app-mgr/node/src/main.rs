@@ -15,8 +15,9 @@
 //! the node's CPUs at once; this manager only serves their system calls.
 //!
 //! Its spawn argument is the Companion Manager's pid (`u64` little-endian,
-//! from `init`), which is told the number of running jobs
-//! (`TAG_JOB_STATE`, [`lobby::Lobby::report_jobs`]) when a job starts and ends, so placement sees it.
+//! from `init`), which is told the number of running jobs (`TAG_JOB_STATE`,
+//! [`lobby::Lobby::report_jobs`]) when a job starts and ends, so placement
+//! sees it.
 //!
 //! The memory limit of a job is what the node can spare: free physical memory
 //! (from `sysinfo`) at the job's start minus [`RESERVED_MEMORY`] (16 MiB kept
