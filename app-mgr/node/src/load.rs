@@ -6,10 +6,11 @@
 //!
 //! The program is not kept in this process's small heap: the
 //! [`crate::lobby::Lobby`] receives it straight into a staging area of the
-//! new application's own address space ([`STAGING`], above every address a program can use while
-//! it loads), the loader reads the headers it needs from there
-//! ([`sion_app_mgr::elf_load::load_plan_sparse`]), the segments are copied to
-//! their places, and the staging pages are unmapped before the program starts.
+//! new application's own address space ([`STAGING`], above every address a
+//! program can use while it loads), the loader reads the headers it needs
+//! from there ([`sion_app_mgr::elf_load::load_plan_sparse`]), the segments
+//! are copied to their places, and the staging pages are unmapped before the
+//! program starts.
 
 use alloc::boxed::Box;
 use alloc::format;
