@@ -9,8 +9,10 @@
 //! each checked against the same run here; threads running at once on the
 //! 384 MiB node, which has 2 processors (`tests/programs/smp.c`: a
 //! shared-memory ping-pong that only finishes when both threads run at the
-//! same moment, and a futex-mutex counter), checked against the host; and
-//! two exclusive jobs
+//! same moment, and a futex-mutex counter), checked against the host; two
+//! balance-mode jobs sent to that node at once, which run side by side, one
+//! per processor (the node's log shows the second start before the first
+//! end); and two exclusive jobs
 //! submitted at once, which must land on two different nodes. For each job it
 //! prints the chosen node, the score table, the program's output, its exit
 //! status and the timings. Then it takes the cluster down (or, with `--keep`,
@@ -47,6 +49,10 @@ const SMP_NODE: &str = "52:54:00:53:4e:01";
 const PRIMES: [u32; 3] = [1000, 5000, 10000];
 /// The long job that keeps the biggest node busy (several seconds under TCG).
 const BUSY_N: &str = "300000";
+/// The two balance-mode jobs run at once on the 2-CPU node (a few seconds
+/// each under TCG).
+const TWO_N: &str = "150000";
+const TWO_N_NEXT: &str = "150001";
 /// The busybox applets run over the host file (name, arguments after `busybox`).
 const APPLETS: [&[&str]; 5] = [
     &["wc", "-l", "words.txt"],
@@ -62,6 +68,8 @@ fn step(text: &str) {
 
 struct Demo {
     lan: Lan,
+    /// The LAN's run directory (node logs `node-N.log`).
+    run_dir: PathBuf,
     hostd: PathBuf,
     socket: PathBuf,
     work: PathBuf,
@@ -93,6 +101,14 @@ struct Job {
 }
 
 impl Job {
+    fn from_output(out: Output) -> Job {
+        Job {
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            status: out.status.code().unwrap_or(-1),
+        }
+    }
+
     /// The node that ran the job ("name (id, address)"), from hostd's
     /// --verbose output: the last node chosen (an earlier choice may have been
     /// busy and given up).
@@ -119,17 +135,24 @@ impl Demo {
     }
 
     fn submit(&self, args: &[&str]) -> Result<Job> {
+        let child = self.spawn_submit(args)?;
+        Ok(Job::from_output(child.wait_with_output()?))
+    }
+
+    /// Starts `hostd submit --verbose ARGS…` without waiting for it.
+    fn spawn_submit(&self, args: &[&str]) -> Result<Child> {
         let mut all = vec!["submit", "--verbose"];
         all.extend(args);
-        let out: Output = self
-            .hostd_cmd(&all)
-            .output()
-            .context("running hostd submit")?;
-        Ok(Job {
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-            status: out.status.code().unwrap_or(-1),
-        })
+        self.hostd_cmd(&all)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("running hostd submit")
+    }
+
+    /// The serial log of node `index` so far.
+    fn node_log(&self, index: usize) -> String {
+        std::fs::read_to_string(self.run_dir.join(format!("node-{index}.log"))).unwrap_or_default()
     }
 
     fn show(&self, title: &str, job: &Job) {
@@ -151,6 +174,33 @@ impl Demo {
         println!("    check: {what}: {}", if ok { "ok" } else { "FAILED" });
         self.checks.push((what, ok));
     }
+}
+
+/// "prime N = P" of nthprime's output line "prime N = P (… s)".
+fn prime_value(stdout: &str) -> String {
+    stdout.split(" (").next().unwrap_or("").trim().to_string()
+}
+
+/// Whether the node log, from line `skip` on, shows two jobs that ran at
+/// the same time: two `apm: job N from …` lines (their starts), the second
+/// before the first job's `apm: job N exited …` line.
+fn jobs_overlapped(log: &str, skip: usize) -> bool {
+    let lines: Vec<&str> = log.lines().skip(skip).collect();
+    let job_line = |what: &str| -> Vec<(usize, String)> {
+        lines
+            .iter()
+            .enumerate()
+            .filter_map(|(i, l)| {
+                let (n, tail) = l.split("apm: job ").nth(1)?.split_once(' ')?;
+                tail.starts_with(what).then(|| (i, n.to_string()))
+            })
+            .collect()
+    };
+    let (starts, ends) = (job_line("from "), job_line("exited "));
+    let [(_, first), (second_start, _)] = starts.as_slice() else {
+        return false;
+    };
+    ends.iter().any(|(i, n)| n == first && second_start < i)
 }
 
 fn host_output(cmd: &mut Command) -> Result<String> {
@@ -261,6 +311,7 @@ fn main() -> Result<()> {
     };
     let mut demo = Demo {
         lan,
+        run_dir: run_dir.clone(),
         hostd,
         socket: run_dir.join("hostd.sock"),
         work: work.clone(),
@@ -335,13 +386,12 @@ fn main() -> Result<()> {
         let expected = host_output(Command::new(&nthprime).arg(&arg))?;
         let job = demo.submit(&["./nthprime", &arg])?;
         demo.show(&format!("hostd submit ./nthprime {n}"), &job);
-        let value = |s: &str| s.split(" (").next().unwrap_or("").trim().to_string();
-        let ok = job.status == 0 && value(&job.stdout) == value(&expected);
+        let ok = job.status == 0 && prime_value(&job.stdout) == prime_value(&expected);
         demo.check(
             format!(
                 "nthprime {n}: {} (host: {})",
-                value(&job.stdout),
-                value(&expected)
+                prime_value(&job.stdout),
+                prime_value(&expected)
             ),
             ok,
         );
@@ -420,37 +470,65 @@ fn main() -> Result<()> {
         );
     }
 
+    step("two balance-mode jobs at once on the 2-CPU node, one per CPU");
+    let skip = demo.node_log(1).lines().count();
+    let pair = [TWO_N, TWO_N_NEXT];
+    let children = pair
+        .iter()
+        .map(|n| demo.spawn_submit(&["--node", SMP_NODE, "--mode", "balance", "./nthprime", n]))
+        .collect::<Result<Vec<_>>>()?;
+    for (n, child) in pair.iter().zip(children) {
+        let job = Job::from_output(child.wait_with_output()?);
+        demo.show(
+            &format!("hostd submit --node {SMP_NODE} ./nthprime {n} (concurrent)"),
+            &job,
+        );
+        let expected = host_output(Command::new(&nthprime).arg(n))?;
+        demo.check(
+            format!("balance nthprime {n} = {}", prime_value(&job.stdout)),
+            job.status == 0 && prime_value(&job.stdout) == prime_value(&expected),
+        );
+    }
+    // The node logs a job's end just after telling its hostd.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let ended = |log: &str| {
+        log.lines()
+            .skip(skip)
+            .filter(|l| l.contains(" exited "))
+            .count()
+    };
+    while ended(&demo.node_log(1)) < 2 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let log = demo.node_log(1);
+    let overlap = jobs_overlapped(&log, skip);
+    println!("    the 2-CPU node's log of the two jobs:");
+    for line in log.lines().skip(skip).filter(|l| l.contains("apm: job ")) {
+        println!("    | {line}");
+    }
+    demo.check(
+        "both jobs ran on the 2-CPU node at the same time (the second started before the first ended)".into(),
+        overlap,
+    );
+
     // Long enough (a few seconds each) that they really overlap.
     step("two exclusive jobs submitted at once");
-    let spawn = |n: &str| -> Result<Child> {
-        let mut cmd = demo.hostd_cmd(&[
-            "submit",
-            "--verbose",
-            "--mode",
-            "exclusive",
-            "./nthprime",
-            n,
-        ]);
-        Ok(cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?)
-    };
-    let (a, b) = (spawn("400000")?, spawn("400001")?);
+    let pair = ["400000", "400001"];
+    let children = pair
+        .iter()
+        .map(|n| demo.spawn_submit(&["--mode", "exclusive", "./nthprime", n]))
+        .collect::<Result<Vec<_>>>()?;
     let mut nodes = Vec::new();
-    for (n, child) in [("400000", a), ("400001", b)] {
-        let out = child.wait_with_output()?;
-        let job = Job {
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-            status: out.status.code().unwrap_or(-1),
-        };
+    for (n, child) in pair.iter().zip(children) {
+        let job = Job::from_output(child.wait_with_output()?);
         demo.show(
             &format!("hostd submit --mode exclusive ./nthprime {n} (concurrent)"),
             &job,
         );
         let expected = host_output(Command::new(&nthprime).arg(n))?;
-        let value = |s: &str| s.split(" (").next().unwrap_or("").trim().to_string();
         demo.check(
-            format!("concurrent nthprime {n} = {}", value(&job.stdout)),
-            job.status == 0 && value(&job.stdout) == value(&expected),
+            format!("concurrent nthprime {n} = {}", prime_value(&job.stdout)),
+            job.status == 0 && prime_value(&job.stdout) == prime_value(&expected),
         );
         nodes.push(job.node().unwrap_or("?").to_string());
     }
@@ -497,4 +575,26 @@ fn main() -> Result<()> {
         bail!("{failed} demo check(s) failed");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::jobs_overlapped;
+
+    const START_1: &str = "apm: job 7 from 169.254.0.1: ./nthprime -> pid 3";
+    const START_2: &str = "apm: job 8 from 169.254.0.1: ./nthprime -> pid 4";
+    const END_1: &str = "apm: job 7 exited with status 0 (5000 ms, 9 system calls)";
+    const END_2: &str = "apm: job 8 exited with status 0 (5000 ms, 9 system calls)";
+
+    #[test]
+    fn overlap_needs_the_second_start_before_the_first_end() {
+        let at_once = [START_1, "cm: heartbeat", START_2, END_1, END_2].join("\n");
+        assert!(jobs_overlapped(&at_once, 0));
+        let one_after_another = [START_1, END_1, START_2, END_2].join("\n");
+        assert!(!jobs_overlapped(&one_after_another, 0));
+        // Lines before `skip` are an earlier part of the log.
+        let earlier = [START_1, START_2, END_1, END_2].join("\n");
+        assert!(!jobs_overlapped(&earlier, 1));
+        assert!(!jobs_overlapped(START_1, 0));
+    }
 }

@@ -3,8 +3,8 @@
 //! submit`; this test checks its outputs — the n-th primes, busybox output
 //! equal to the host's, a shell pipeline, a dynamic and a threaded program as
 //! on the host, threads running at once on the 2-processor node as on the
-//! host, exit statuses, and two concurrent exclusive jobs on two
-//! distinct nodes. Needs root, QEMU, musl-gcc and busybox-static (CI has
+//! host, two balance jobs running side by side on that node, exit statuses,
+//! and two concurrent exclusive jobs on two distinct nodes. Needs root, QEMU, musl-gcc and busybox-static (CI has
 //! them); otherwise it prints why and passes, unless `SION_REQUIRE_ALL=1`.
 //!
 //! `sion-demo` drives the `hostd` binary beside it: run this test with the
@@ -39,6 +39,9 @@ fn the_demo_runs_real_programs_on_the_cluster() {
         "check: busybox expr 6 * 7 matches the host: ok",
         "check: smp pingpong on the 2-CPU node matches the host: ok",
         "check: smp counter on the 2-CPU node matches the host: ok",
+        "check: balance nthprime 150000 = prime 150000 = 2015177: ok",
+        "check: balance nthprime 150001 = prime 150001 = 2015179: ok",
+        "check: both jobs ran on the 2-CPU node at the same time (the second started before the first ended): ok",
         "check: concurrent nthprime 400000 = prime 400000 = 5800079: ok",
         "check: concurrent nthprime 400001 = prime 400001 = 5800139: ok",
     ] {
@@ -54,12 +57,12 @@ fn the_demo_runs_real_programs_on_the_cluster() {
         .lines()
         .filter(|l| l.trim_start().starts_with("exit status:"))
         .collect();
-    assert_eq!(statuses.len(), 15, "{context}");
+    assert_eq!(statuses.len(), 17, "{context}");
     assert!(
         statuses.iter().all(|l| l.trim() == "exit status: 0"),
         "{statuses:?}"
     );
-    assert!(stdout.contains("19 passed, 0 failed"), "{context}");
+    assert!(stdout.contains("22 passed, 0 failed"), "{context}");
     // The busy node was visibly denied in the score tables.
     assert!(
         stdout.contains("busy (exclusive mode, a job is running)"),
