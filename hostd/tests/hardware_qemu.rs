@@ -9,7 +9,8 @@
 //!
 //! Checked: each node logs the firmware path and driver it took and the
 //! processors the firmware's ACPI tables list and that it runs on all of
-//! them, under both firmwares; `hostd nodes`
+//! them, under both firmwares; its NIC interrupts the first CPU through the
+//! 8259 PIC (one CPU) or the I/O APIC (two); `hostd nodes`
 //! lists all three alive; `hostd submit --node` runs a static busybox on each
 //! (uploaded through that node's card) with the host's output.
 //!
@@ -174,5 +175,33 @@ fn uefi_and_e1000_nodes_join_a_bios_virtio_node_and_run_jobs() {
             booted.log(i)
         );
         eprintln!("job on node {i}: {:?}", t.elapsed());
+    }
+    // Device interrupts: through the 8259 PIC on the one-CPU node, through
+    // the I/O APIC on the others (a PCI line: level-triggered, as the
+    // MADT's override or the PCI bus says), under both firmwares and with
+    // both cards; each NIC keeps interrupting the first CPU.
+    for (i, controller) in [
+        (0, "the 8259 PIC"),
+        (1, "the I/O APIC"),
+        (2, "the I/O APIC"),
+    ] {
+        let log = booted.log(i);
+        let route = log
+            .lines()
+            .find(|l| l.contains("irq: line "))
+            .unwrap_or_else(|| panic!("node {i} logged no interrupt route:\n{log}"));
+        assert!(
+            route.contains(&format!("through {controller}")),
+            "node {i}: {route}\n{log}"
+        );
+        if i > 0 {
+            assert!(route.contains("(level, active "), "node {i}: {route}");
+            assert!(log.contains("ioapic: I/O APIC "), "node {i}:\n{log}");
+        }
+        // A line whose end of interrupt failed would interrupt once only.
+        assert!(
+            log.contains("net: NIC interrupt 100, on cpu 0"),
+            "node {i}'s NIC did not interrupt 100 times:\n{log}"
+        );
     }
 }

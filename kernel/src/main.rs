@@ -58,9 +58,12 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     trap::init();
     log::info!("cpu: {protections}");
     mem::init(&boot_info.memory_regions);
-    let processors = drivers::acpi::processors(boot_info.rsdp_addr.into_option());
+    let platform = drivers::acpi::platform(boot_info.rsdp_addr.into_option());
     time::init();
-    let cpus = start_processors(&processors);
+    let cpus = start_processors(&platform.processors);
+    if cpus > 1 {
+        arch::use_io_apic(&platform.io_apics, &platform.overrides);
+    }
     let ramdisk = mem::boot_ramdisk(boot_info.ramdisk_addr.into_option(), boot_info.ramdisk_len);
     ramdisk::init(ramdisk);
     net::init(drivers::probe_nic());
@@ -71,7 +74,7 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
         "memory: {} MiB free; clock: {} MHz TSC; cpus: {} found, SiON runs on {cpus}; ramdisk: {} process images",
         mem::frame::free_bytes() / (1024 * 1024),
         time::tsc_hz() / 1_000_000,
-        processors.len(),
+        platform.processors.len(),
         ramdisk::count(),
     );
     let mut init_arg = crash_hook(&args);

@@ -53,7 +53,7 @@ fn route(frame: &mut TrapFrame) {
             if nic == Some(v) {
                 crate::net::on_interrupt();
             }
-            pic::end_of_interrupt(v as u8);
+            crate::arch::end_of_line_interrupt(v as u8);
         }
         v if v == u64::from(sion_abi::SYSCALL_VECTOR) => crate::syscall::dispatch(frame),
         LINUX_INT80 | SYSCALL_INSTRUCTION => crate::app::linux_syscall(frame),

@@ -98,8 +98,8 @@ pub fn init() -> &'static str {
 
 /// Enables this CPU's local APIC in the chosen mode: spurious vector, task
 /// priority 0, errors masked. On the bootstrap processor LINT0 stays the
-/// 8259 PIC's line (ExtINT, "virtual wire", which the NIC's interrupts
-/// still take) and LINT1 the NMI; on the others both are masked.
+/// 8259 PIC's line (ExtINT, "virtual wire", until device interrupts move
+/// to the I/O APIC, [`mask_virtual_wire`]) and LINT1 the NMI; on the others both are masked.
 pub fn init_this_cpu(bootstrap: bool) {
     // SAFETY: enabling the APIC (and x2APIC mode, chosen by `init` because
     // the CPU has it) only changes how this CPU receives interrupts; every
@@ -121,6 +121,12 @@ pub fn init_this_cpu(bootstrap: bool) {
         write(reg::XAPIC_LVT_LINT0, LVT_MASKED);
         write(reg::XAPIC_LVT_LINT1, LVT_MASKED);
     }
+}
+
+/// Masks this (the bootstrap) CPU's LINT0, the 8259 PIC's virtual wire:
+/// device interrupts come through the I/O APIC instead.
+pub fn mask_virtual_wire() {
+    write(reg::XAPIC_LVT_LINT0, LVT_MASKED);
 }
 
 /// Measures how many timer counts (divided by 16) make one scheduler tick

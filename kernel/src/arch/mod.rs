@@ -7,6 +7,7 @@ pub mod fpu;
 pub mod fw_cfg;
 pub mod gdt;
 pub mod idt;
+pub mod ioapic;
 pub mod percpu;
 pub mod pic;
 pub mod protect;
@@ -47,6 +48,48 @@ pub fn init_application_processor(index: usize) {
     smp::arrived();
     smp::lock_kernel();
     smp::start_this_cpu_timer();
+}
+
+/// Lets device interrupt line `line` (0–15, the line the firmware assigned
+/// a PCI function) interrupt the first CPU, on vector `pic::PIC1_OFFSET +
+/// line`: through the I/O APIC on a node that uses one ([`use_io_apic`]),
+/// else through the 8259 PIC. The route is logged; a line the I/O APIC
+/// cannot route stays masked (logged), and its device is then served only
+/// when the first CPU's timer ticks.
+pub fn enable_pci_line(line: u8) {
+    let vector = pic::PIC1_OFFSET + line;
+    if !ioapic::in_use() {
+        pic::unmask(line);
+        log::info!("irq: line {line} through the 8259 PIC, vector {vector}");
+        return;
+    }
+    match ioapic::route_pci_line(line, smp::bootstrap_apic_id(), vector) {
+        Ok(route) => log::info!("irq: line {line} through the I/O APIC: {route}"),
+        Err(why) => log::warn!(
+            "irq: line {line} cannot go through the I/O APIC ({why}); its device is polled at each tick"
+        ),
+    }
+}
+
+/// Ends the interrupt of a device line (vector 32 + line), at the
+/// controller that delivered it ([`enable_pci_line`]).
+pub fn end_of_line_interrupt(vector: u8) {
+    if ioapic::in_use() {
+        apic::end_of_interrupt();
+    } else {
+        pic::end_of_interrupt(vector);
+    }
+}
+
+/// Moves device interrupts from the 8259 PIC to the I/O APICs the MADT
+/// lists, on a node whose CPUs use their local APICs ([`smp`]): masks the
+/// PIC and the bootstrap CPU's virtual-wire input (LINT0). Without an I/O
+/// APIC nothing changes. Before any line is enabled.
+pub fn use_io_apic(io_apics: &[ioapic::IoApicInfo], overrides: &[ioapic::LineOverride]) {
+    if ioapic::init(io_apics, overrides) {
+        pic::mask_all();
+        apic::mask_virtual_wire();
+    }
 }
 
 /// Disables maskable interrupts.

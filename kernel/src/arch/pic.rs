@@ -42,7 +42,7 @@ pub fn init() {
     }
 }
 
-/// Unmasks PIC line `irq` (0–15), e.g. for the NIC.
+/// Unmasks PIC line `irq` (0–15), e.g. for the NIC ([`super::enable_pci_line`]).
 pub fn unmask(irq: u8) {
     let mut pics = PICS.lock();
     // SAFETY: reading and writing the PICs' mask registers only changes which
@@ -68,6 +68,13 @@ pub fn mask_timer() {
         let [m1, m2] = pics.read_masks();
         pics.write_masks(m1 | 1, m2);
     }
+}
+
+/// Masks every line of both PICs: device interrupts then come through the
+/// I/O APIC ([`super::use_io_apic`]).
+pub fn mask_all() {
+    // SAFETY: masking lines only stops interrupts from the PICs.
+    unsafe { PICS.lock().write_masks(0xff, 0xff) };
 }
 
 /// Signals the end of interrupt `vector` to the PIC(s).

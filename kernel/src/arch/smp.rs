@@ -174,7 +174,12 @@ pub fn poke(cpu: usize) {
     }
 }
 
-/// The local APIC drives interrupts on this node (it has several CPUs).
+/// The local APIC id of the bootstrap CPU (CPU 0).
+pub fn bootstrap_apic_id() -> u32 {
+    APIC_IDS[0].load(Ordering::Relaxed)
+}
+
+/// Whether the CPUs use their local APICs (a node with several CPUs).
 pub fn apic_in_use() -> bool {
     APIC_IN_USE.load(Ordering::Relaxed)
 }

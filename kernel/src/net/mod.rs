@@ -46,7 +46,7 @@ static NET: Mutex<Option<NetStack>> = Mutex::new(None);
 /// Received frames handled in one pass of [`poll`] before the rest wait for
 /// the next (a flood cannot keep the CPU in the network stack).
 const MAX_FRAMES_PER_POLL: usize = 256;
-/// The PIC line of the NIC's interrupt, once known.
+/// The interrupt line of the NIC (0–15), once known.
 static NIC_IRQ: Mutex<Option<u8>> = Mutex::new(None);
 
 /// The smoltcp timestamp for now.
@@ -54,7 +54,7 @@ fn now() -> Instant {
     Instant::from_micros((crate::time::now_ns() / 1000) as i64)
 }
 
-/// Brings up the stack on `nic` (probed by the caller; its PIC line `irq`,
+/// Brings up the stack on `nic` (probed by the caller; its interrupt line `irq`,
 /// 16 or more for none) and starts address configuration. A node without a
 /// NIC (`None`) runs on without a network (logged).
 pub fn init(nic: Option<(Box<dyn Nic>, u8)>) {
@@ -75,6 +75,16 @@ pub fn init(nic: Option<(Box<dyn Nic>, u8)>) {
         "net: NIC {} (node {node_id:012x}), IRQ {irq}; configuring an address",
         EthernetAddress(mac)
     );
+    if irq < 16 {
+        *NIC_IRQ.lock() = Some(irq);
+        crate::arch::enable_pci_line(irq);
+        // An interrupt the card raised before its line was enabled is
+        // cleared, so the next one is a new edge on the line: an I/O APIC
+        // entry that was masked and edge-triggered then does not see a line
+        // that is already high (QEMU's does not), and the card would wait
+        // for an acknowledgement that never comes.
+        device.nic.ack_interrupt();
+    }
     *NET.lock() = Some(NetStack {
         device,
         iface,
@@ -85,13 +95,9 @@ pub fn init(nic: Option<(Box<dyn Nic>, u8)>) {
         node_id,
         mac,
     });
-    if irq < 16 {
-        *NIC_IRQ.lock() = Some(irq);
-        crate::arch::pic::unmask(irq);
-    }
 }
 
-/// The NIC's PIC line, if the NIC uses one.
+/// The NIC's interrupt line, if the NIC uses one.
 pub fn irq() -> Option<u8> {
     *NIC_IRQ.lock()
 }
@@ -151,8 +157,20 @@ pub fn poll() {
     notify_readable(readable);
 }
 
-/// The NIC's interrupt: acknowledge it and poll.
+/// Interrupts from the NIC so far.
+static INTERRUPTS: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// The NIC's interrupt: acknowledge it and poll. The 1st, 10th, 100th, …
+/// are logged with the CPU they came to (tests check that device
+/// interrupts keep arriving).
 pub fn on_interrupt() {
+    let n = INTERRUPTS.fetch_add(1, core::sync::atomic::Ordering::Relaxed) + 1;
+    if n == 10u64.pow(n.ilog10()) {
+        log::info!(
+            "net: NIC interrupt {n}, on cpu {}",
+            crate::arch::percpu::index()
+        );
+    }
     if let Some(mut guard) = NET.try_lock()
         && let Some(net) = guard.as_mut()
     {
