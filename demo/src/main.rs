@@ -150,6 +150,43 @@ impl Demo {
             .context("running hostd submit")
     }
 
+    /// Submits `./nthprime N` with `options` for each N of `ns` at once,
+    /// waits for every one, shows it and checks its answer against
+    /// `nthprime` run here (the check is named `KIND nthprime N = …`);
+    /// returns the jobs in the order of `ns`.
+    fn nthprime_at_once(
+        &mut self,
+        nthprime: &Path,
+        options: &[&str],
+        ns: &[&str],
+        kind: &str,
+    ) -> Result<Vec<Job>> {
+        let children = ns
+            .iter()
+            .map(|n| {
+                let mut args = options.to_vec();
+                args.extend(["./nthprime", n]);
+                self.spawn_submit(&args)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let mut jobs = Vec::new();
+        for (n, child) in ns.iter().zip(children) {
+            let job = Job::from_output(child.wait_with_output()?);
+            let title = format!(
+                "hostd submit {} ./nthprime {n} (concurrent)",
+                options.join(" ")
+            );
+            self.show(&title, &job);
+            let expected = host_output(Command::new(nthprime).arg(n))?;
+            self.check(
+                format!("{kind} nthprime {n} = {}", prime_value(&job.stdout)),
+                job.status == 0 && prime_value(&job.stdout) == prime_value(&expected),
+            );
+            jobs.push(job);
+        }
+        Ok(jobs)
+    }
+
     /// The serial log of node `index` so far.
     fn node_log(&self, index: usize) -> String {
         std::fs::read_to_string(self.run_dir.join(format!("node-{index}.log"))).unwrap_or_default()
@@ -472,23 +509,12 @@ fn main() -> Result<()> {
 
     step("two balance-mode jobs at once on the 2-CPU node, one per CPU");
     let skip = demo.node_log(1).lines().count();
-    let pair = [TWO_N, TWO_N_NEXT];
-    let children = pair
-        .iter()
-        .map(|n| demo.spawn_submit(&["--node", SMP_NODE, "--mode", "balance", "./nthprime", n]))
-        .collect::<Result<Vec<_>>>()?;
-    for (n, child) in pair.iter().zip(children) {
-        let job = Job::from_output(child.wait_with_output()?);
-        demo.show(
-            &format!("hostd submit --node {SMP_NODE} ./nthprime {n} (concurrent)"),
-            &job,
-        );
-        let expected = host_output(Command::new(&nthprime).arg(n))?;
-        demo.check(
-            format!("balance nthprime {n} = {}", prime_value(&job.stdout)),
-            job.status == 0 && prime_value(&job.stdout) == prime_value(&expected),
-        );
-    }
+    demo.nthprime_at_once(
+        &nthprime,
+        &["--node", SMP_NODE, "--mode", "balance"],
+        &[TWO_N, TWO_N_NEXT],
+        "balance",
+    )?;
     // The node logs a job's end just after telling its hostd.
     let deadline = Instant::now() + Duration::from_secs(10);
     let ended = |log: &str| {
@@ -513,25 +539,16 @@ fn main() -> Result<()> {
 
     // Long enough (a few seconds each) that they really overlap.
     step("two exclusive jobs submitted at once");
-    let pair = ["400000", "400001"];
-    let children = pair
+    let jobs = demo.nthprime_at_once(
+        &nthprime,
+        &["--mode", "exclusive"],
+        &["400000", "400001"],
+        "concurrent",
+    )?;
+    let nodes: Vec<String> = jobs
         .iter()
-        .map(|n| demo.spawn_submit(&["--mode", "exclusive", "./nthprime", n]))
-        .collect::<Result<Vec<_>>>()?;
-    let mut nodes = Vec::new();
-    for (n, child) in pair.iter().zip(children) {
-        let job = Job::from_output(child.wait_with_output()?);
-        demo.show(
-            &format!("hostd submit --mode exclusive ./nthprime {n} (concurrent)"),
-            &job,
-        );
-        let expected = host_output(Command::new(&nthprime).arg(n))?;
-        demo.check(
-            format!("concurrent nthprime {n} = {}", prime_value(&job.stdout)),
-            job.status == 0 && prime_value(&job.stdout) == prime_value(&expected),
-        );
-        nodes.push(job.node().unwrap_or("?").to_string());
-    }
+        .map(|job| job.node().unwrap_or("?").to_string())
+        .collect();
     demo.check(
         format!(
             "the two concurrent jobs ran on different nodes ({} / {})",

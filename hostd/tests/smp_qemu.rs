@@ -66,15 +66,9 @@ fn boot(prefix: &str, cpus: u32) -> BootedLan {
             first_mac: 0,
         },
     );
-    let since = Instant::now();
-    while !booted.log(0).contains("apm: up to ") {
-        assert!(
-            since.elapsed() < Duration::from_secs(60),
-            "the node's services did not start\n{}",
-            booted.log(0)
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    booted.wait_log(0, "the node's services did not start", |log| {
+        log.contains("apm: up to ")
+    });
     booted
 }
 
@@ -166,15 +160,9 @@ fn cpu_bound_jobs_fill_a_2_cpu_node_while_heartbeats_answer() {
     let mut job = c.spawn().expect("hostd submit");
     // While both CPUs spin, the node answers heartbeats: `hostd nodes`
     // lists it alive, with its two processors.
-    let started = Instant::now();
-    while !booted.log(0).contains("apm: job 1 from ") {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "the job did not start\n{}",
-            booted.log(0)
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    booted.wait_log(0, "the job did not start", |log| {
+        log.contains("apm: job 1 from ")
+    });
     std::thread::sleep(Duration::from_secs(4));
     let nodes = booted.run(
         &[HOSTD.to_string(), "nodes".into(), "--json".into()],
@@ -407,15 +395,10 @@ fn an_exclusive_job_keeps_the_node(sub: &Submitter<'_>) {
     let exclusive = sub.command(&["--mode", "exclusive", "./smp-musl", "spin", "8"]);
     let balance = sub.command(&["--mode", "balance", "./smp-musl", "spin", "1"]);
     let first = sub.spawn(&exclusive);
-    let since = Instant::now();
-    while lines_from(sub.booted, skip, "from ").is_empty() {
-        assert!(
-            since.elapsed() < Duration::from_secs(60),
-            "the exclusive job did not start\n{}",
-            sub.booted.log(0)
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    sub.booted
+        .wait_log(0, "the exclusive job did not start", |log| {
+            job_lines(log, "from ").iter().any(|&(i, _)| i >= skip)
+        });
     let second = sub.spawn(&balance);
     let outs = sub.wait_all(vec![(exclusive, Some(first)), (balance, Some(second))]);
     let started = lines_from(sub.booted, skip, "from ");

@@ -165,6 +165,20 @@ impl BootedLan {
         std::fs::read_to_string(self.run_dir.join(format!("node-{index}.log"))).unwrap_or_default()
     }
 
+    /// Waits (up to 60 s, polling every 100 ms) until node `index`'s log
+    /// satisfies `ready`; panics with `what` and the log otherwise.
+    pub fn wait_log(&self, index: usize, what: &str, ready: impl Fn(&str) -> bool) {
+        let since = std::time::Instant::now();
+        while !ready(&self.log(index)) {
+            assert!(
+                since.elapsed() < std::time::Duration::from_secs(60),
+                "{what} within 60 s\n{}",
+                self.log(index)
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+
     /// Runs `command` inside the LAN in `dir` with `stdin` and extra
     /// environment (`SION_KEY_FILE=none`, an open group, unless `env` says
     /// otherwise); its output. Panics (with node 0's log) if it takes more
